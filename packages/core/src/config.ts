@@ -1,0 +1,159 @@
+// The one place bullpen reads its environment and files. Pure apart from reading the named files.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors';
+import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
+import { parseApiKeys, type ApiKeyEntry } from './api-keys';
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The repo's shipped lanes file; the same path from src/ and dist/. */
+export const DEFAULT_LANES_PATH = path.resolve(__dirname, '../../../config/lanes.json');
+
+export interface BullpenConfig {
+  /** REDIS_URL; default redis://127.0.0.1:6379. */
+  readonly redisUrl: string;
+  /** BULLPEN_PREFIX: BullMQ key prefix; default "bullpen". */
+  readonly prefix: string;
+  /** PORT of the API; default 3000. */
+  readonly port: number;
+  /** HOST the API and metrics servers bind; default 0.0.0.0. */
+  readonly host: string;
+  /** LANES_FILE; default config/lanes.json of this repo. */
+  readonly lanesFile: string;
+  readonly lanes: Readonly<Record<string, LanePolicy>>;
+  readonly laneNames: readonly string[];
+  /** From the lanes file, or WORKER_MAX_HANDLERS; default 32. */
+  readonly maxHandlersPerProcess: number;
+  /** API_KEYS / API_KEYS_FILE. */
+  readonly apiKeys: readonly ApiKeyEntry[];
+  /** AUTH_DISABLED=true turns authentication off (logged as a warning); default false. */
+  readonly authDisabled: boolean;
+  /** WORKER_LANES: lanes this worker serves; default all. */
+  readonly workerLanes: readonly string[];
+  /** LOG_LEVEL; default info. */
+  readonly logLevel: LogLevel;
+  /** API_BODY_LIMIT_BYTES; default 1 MiB. */
+  readonly bodyLimitBytes: number;
+  /** SHUTDOWN_GRACE_MS: how long active jobs may finish after SIGTERM; default 30000. */
+  readonly shutdownGraceMs: number;
+  /** EXPORTER_PORT; default 9400. */
+  readonly exporterPort: number;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+export interface LoadConfigOptions {
+  readFile?: (file: string) => string;
+}
+
+function fail(source: string, expected: string, got?: string): never {
+  throw new ConfigError(`${source}: expected ${expected}${got === undefined ? '' : `, got ${JSON.stringify(got)}`}`);
+}
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) fail(name, `an integer from ${min} to ${max}`, raw);
+  const value = Number(raw.trim());
+  if (value < min || value > max) fail(name, `an integer from ${min} to ${max}`, raw);
+  return value;
+}
+
+function boolVar(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = raw.trim().toLowerCase();
+  if (v === 'true' || v === '1' || v === 'yes') return true;
+  if (v === 'false' || v === '0' || v === 'no') return false;
+  return fail(name, 'true or false', raw);
+}
+
+function formatIssues(source: string, error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${source}: field "${issue.path.join('.') || '(root)'}": ${issue.message}`)
+    .join('; ');
+}
+
+function readLanes(env: Env, readFile: (file: string) => string): { file: string; parsed: z.infer<typeof lanesFileSchema> } {
+  const file = env.LANES_FILE ? path.resolve(env.LANES_FILE) : DEFAULT_LANES_PATH;
+  const source = env.LANES_FILE ? `LANES_FILE (${file})` : `lanes file ${file}`;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFile(file));
+  } catch (err) {
+    if (!env.LANES_FILE && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+      // No file shipped beside this build (e.g. a trimmed image): the documented defaults apply.
+      raw = DEFAULT_LANES_FILE;
+    } else {
+      throw new ConfigError(`${source}: expected a readable JSON file (${(err as Error).message})`);
+    }
+  }
+  const result = lanesFileSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(formatIssues(source, result.error));
+  return { file, parsed: result.data };
+}
+
+export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): BullpenConfig {
+  const readFile = options.readFile ?? ((file: string) => readFileSync(file, 'utf8'));
+
+  const redisUrl = env.REDIS_URL || 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\//.test(redisUrl)) fail('REDIS_URL', 'a redis:// or rediss:// URL', redisUrl);
+  try {
+    new URL(redisUrl);
+  } catch {
+    fail('REDIS_URL', 'a valid URL', redisUrl);
+  }
+
+  const prefix = env.BULLPEN_PREFIX || 'bullpen';
+  if (!/^[A-Za-z0-9_{}.-]{1,64}$/.test(prefix)) fail('BULLPEN_PREFIX', 'letters, digits, _ . - { } (1-64 chars)', prefix);
+
+  const { file: lanesFile, parsed } = readLanes(env, readFile);
+  const laneNames = Object.keys(parsed.lanes);
+
+  const logLevel = (env.LOG_LEVEL || 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('LOG_LEVEL', LOG_LEVELS.join(' | '), env.LOG_LEVEL);
+
+  let workerLanes = laneNames;
+  if (env.WORKER_LANES && env.WORKER_LANES.trim() !== '' && env.WORKER_LANES.trim() !== '*') {
+    workerLanes = env.WORKER_LANES.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const lane of workerLanes) {
+      if (!LANE_NAME.test(lane) || !parsed.lanes[lane]) {
+        fail('WORKER_LANES', `lanes from ${lanesFile} (${laneNames.join(', ')})`, lane);
+      }
+    }
+  }
+
+  let keysText = env.API_KEYS ?? '';
+  let keysSource = 'API_KEYS';
+  if (env.API_KEYS_FILE) {
+    if (env.API_KEYS) fail('API_KEYS_FILE', 'API_KEYS or API_KEYS_FILE, not both');
+    keysSource = `API_KEYS_FILE (${env.API_KEYS_FILE})`;
+    try {
+      keysText = readFile(path.resolve(env.API_KEYS_FILE));
+    } catch (err) {
+      throw new ConfigError(`${keysSource}: expected a readable file (${(err as Error).message})`);
+    }
+  }
+  const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames));
+
+  const config: BullpenConfig = {
+    redisUrl,
+    prefix,
+    port: intVar(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    lanesFile,
+    lanes: Object.freeze({ ...parsed.lanes }),
+    laneNames: Object.freeze([...laneNames]),
+    maxHandlersPerProcess: intVar(env, 'WORKER_MAX_HANDLERS', parsed.maxHandlersPerProcess, 1, 10_000),
+    apiKeys: Object.freeze(apiKeys),
+    authDisabled: boolVar(env, 'AUTH_DISABLED', false),
+    workerLanes: Object.freeze([...workerLanes]),
+    logLevel: logLevel as LogLevel,
+    bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    shutdownGraceMs: intVar(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
+    exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
+  };
+  return Object.freeze(config);
+}

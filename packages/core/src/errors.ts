@@ -1,0 +1,159 @@
+// Error classes shared by the apps and their classification into a small, bounded set.
+
+/** Bounded error classes: fit for a metric label. */
+export const ERROR_CLASSES = [
+  'timeout',
+  'network',
+  'http_5xx',
+  'http_4xx',
+  'rate_limited',
+  'validation',
+  'unknown_handler',
+  'deadline_exceeded',
+  'cancelled',
+  'stalled',
+  'handler',
+  'unknown',
+] as const;
+export type ErrorClass = (typeof ERROR_CLASSES)[number];
+
+export abstract class BullpenError extends Error {
+  abstract readonly code: string;
+  /** Whether another attempt may succeed. */
+  abstract readonly retryable: boolean;
+  /** The bounded class recorded for metrics and attempt history. */
+  abstract readonly errorClass: ErrorClass;
+}
+
+/** Never retried: the job fails at once (maps to BullMQ's UnrecoverableError). */
+export class PermanentError extends BullpenError {
+  override readonly name = 'PermanentError';
+  readonly code = 'permanent';
+  readonly retryable = false;
+  readonly errorClass: ErrorClass;
+  constructor(message: string, errorClass: ErrorClass = 'handler', options?: { cause?: unknown }) {
+    super(message, options);
+    this.errorClass = errorClass;
+  }
+}
+
+export class RetryableError extends BullpenError {
+  override readonly name = 'RetryableError';
+  readonly code = 'retryable';
+  readonly retryable = true;
+  readonly errorClass: ErrorClass;
+  constructor(message: string, errorClass: ErrorClass = 'handler', options?: { cause?: unknown }) {
+    super(message, options);
+    this.errorClass = errorClass;
+  }
+}
+
+/** The dependency asked us to slow down; the next attempt waits at least retryAfterMs. */
+export class RateLimitedError extends BullpenError {
+  override readonly name = 'RateLimitedError';
+  readonly code = 'rate_limited';
+  readonly retryable = true;
+  readonly errorClass: ErrorClass = 'rate_limited';
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class TimeoutError extends BullpenError {
+  override readonly name = 'TimeoutError';
+  readonly code = 'timeout';
+  readonly retryable = true;
+  readonly errorClass: ErrorClass = 'timeout';
+}
+
+/** Raised by the producer side when Redis cannot be reached in time. */
+export class UnavailableError extends Error {
+  override readonly name = 'UnavailableError';
+  readonly code = 'redis_unavailable';
+}
+
+/** A configuration file or variable is wrong; the message names it, the field and what was expected. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'config_invalid';
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+export interface Classification {
+  errorClass: ErrorClass;
+  retryable: boolean;
+  retryAfterMs?: number;
+}
+
+/** Per-lane override: errors with this code or HTTP status are classified as given. */
+export interface ClassificationRule {
+  code?: string;
+  status?: number;
+  retryable: boolean;
+  errorClass?: ErrorClass;
+}
+
+function fieldOf(err: unknown, key: string): unknown {
+  return typeof err === 'object' && err !== null ? (err as Record<string, unknown>)[key] : undefined;
+}
+
+/** HTTP status carried by an error, as common clients attach it. */
+function statusOf(err: unknown): number | undefined {
+  const direct = fieldOf(err, 'status') ?? fieldOf(err, 'statusCode');
+  if (typeof direct === 'number') return direct;
+  const response = fieldOf(err, 'response');
+  const nested = fieldOf(response, 'status');
+  return typeof nested === 'number' ? nested : undefined;
+}
+
+export function classifyHttpStatus(status: number): Classification {
+  if (status === 429) return { errorClass: 'rate_limited', retryable: true };
+  if (status === 408) return { errorClass: 'timeout', retryable: true };
+  if (status >= 500) return { errorClass: 'http_5xx', retryable: true };
+  return { errorClass: 'http_4xx', retryable: false };
+}
+
+/**
+ * Classifies any thrown value. Typed bullpen errors speak for themselves; others are judged by
+ * their `code` (network errors) or HTTP status, never by message text. Rules come first.
+ */
+export function classifyError(err: unknown, rules: readonly ClassificationRule[] = []): Classification {
+  const code = fieldOf(err, 'code');
+  const status = statusOf(err);
+  for (const rule of rules) {
+    if ((rule.code !== undefined && rule.code === code) || (rule.status !== undefined && rule.status === status)) {
+      return { errorClass: rule.errorClass ?? 'handler', retryable: rule.retryable };
+    }
+  }
+  if (err instanceof RateLimitedError) {
+    return err.retryAfterMs === undefined
+      ? { errorClass: 'rate_limited', retryable: true }
+      : { errorClass: 'rate_limited', retryable: true, retryAfterMs: err.retryAfterMs };
+  }
+  if (err instanceof BullpenError) return { errorClass: err.errorClass, retryable: err.retryable };
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return { errorClass: 'network', retryable: true };
+  if (status !== undefined && status >= 400) return classifyHttpStatus(status);
+  if (fieldOf(err, 'name') === 'AbortError' || fieldOf(err, 'name') === 'TimeoutError') {
+    return { errorClass: 'timeout', retryable: true };
+  }
+  return { errorClass: 'handler', retryable: true };
+}

@@ -1,0 +1,99 @@
+// Lane policies: the schema of the lanes file, its defaults, and the built-in default lanes.
+import { z } from 'zod';
+
+/** Lane names become BullMQ queue names, Redis key parts and URL segments: keep them plain. */
+export const LANE_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+/** Job names are metric labels and handler registry keys. */
+export const JOB_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,127}$/;
+
+export const BACKOFF_STRATEGIES = ['exponential', 'decorrelated', 'fixed', 'linear'] as const;
+export type BackoffStrategyName = (typeof BACKOFF_STRATEGIES)[number];
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+
+export const backoffSchema = z
+  .object({
+    /** Strategy name; default exponential (capped full jitter). */
+    strategy: z.enum(BACKOFF_STRATEGIES).default('exponential'),
+    /** Base delay; default 1000 ms. */
+    baseMs: nonNegativeInt.default(1000),
+    /** Upper bound of any delay; default 60000 ms. Every strategy is capped. */
+    capMs: positiveInt.default(60_000),
+    /** For `fixed`: ± fraction of jitter (0 = none); default 0. */
+    jitter: z.number().min(0).max(1).default(0),
+  })
+  .strict();
+export type BackoffPolicy = z.infer<typeof backoffSchema>;
+
+const keepJobsSchema = z
+  .object({
+    /** Keep at most this many seconds; BullMQ removes older jobs when new ones finish. */
+    ageSeconds: positiveInt,
+    /** Keep at most this many jobs. */
+    count: nonNegativeInt,
+  })
+  .strict();
+
+export const retentionSchema = z
+  .object({
+    /** Completed jobs: default 1 hour or 1,000 jobs, whichever first. */
+    completed: keepJobsSchema.default({ ageSeconds: 3600, count: 1000 }),
+    /** Failed jobs (the dead letters): default 7 days or 10,000 jobs, whichever first. */
+    failed: keepJobsSchema.default({ ageSeconds: 7 * 24 * 3600, count: 10_000 }),
+  })
+  .strict();
+
+export const laneSchema = z
+  .object({
+    /** Handlers of this lane one worker process runs at once; required. */
+    concurrency: positiveInt.max(1000),
+    /** Cluster-wide cap across all worker replicas (BullMQ global concurrency); default none. */
+    globalConcurrency: positiveInt.max(100_000).optional(),
+    /** Admission limit on waiting + delayed + prioritized + paused jobs; default 1000. */
+    maxQueueSize: positiveInt.default(1000),
+    /** Attempts per job including the first; default 3. */
+    attempts: positiveInt.max(100).default(3),
+    backoff: backoffSchema.default({ strategy: 'exponential', baseMs: 1000, capMs: 60_000, jitter: 0 }),
+    /** Per-attempt timeout; default 30000 ms. */
+    timeoutMs: positiveInt.default(30_000),
+    /** The attempt is failed at timeoutMs × this factor if the handler ignores its abort signal; default 1.5. */
+    timeoutEscalationFactor: z.number().min(1).max(10).default(1.5),
+    /** Total budget from enqueue (schedule-to-close); default none. */
+    deadlineMs: positiveInt.optional(),
+    /** Allowed job names; default any name. */
+    jobNames: z.array(z.string().regex(JOB_NAME)).min(1).optional(),
+    /** How long an idempotency key is remembered; default 24 hours. */
+    idempotencyTtlMs: positiveInt.default(24 * 3600 * 1000),
+    /** BullMQ lock duration; a stalled job is reclaimed after it; default 30000 ms. */
+    lockDurationMs: positiveInt.min(1000).default(30_000),
+    retention: retentionSchema.default({
+      completed: { ageSeconds: 3600, count: 1000 },
+      failed: { ageSeconds: 7 * 24 * 3600, count: 10_000 },
+    }),
+  })
+  .strict();
+export type LanePolicy = z.infer<typeof laneSchema>;
+
+export const lanesFileSchema = z
+  .object({
+    /** Process-wide cap on handlers running at once in one worker; default 32. */
+    maxHandlersPerProcess: positiveInt.max(10_000).default(32),
+    lanes: z
+      .record(z.string().regex(LANE_NAME, 'lane names match ^[a-z][a-z0-9_-]{0,62}$'), laneSchema)
+      .refine((lanes) => Object.keys(lanes).length > 0, 'at least one lane'),
+  })
+  .strict();
+export type LanesFile = z.infer<typeof lanesFileSchema>;
+
+/** The default lanes mirror a mixed workload of tool calls, file I/O, review and slow models. */
+export const DEFAULT_LANES_FILE: z.input<typeof lanesFileSchema> = {
+  maxHandlersPerProcess: 32,
+  lanes: {
+    tool_call: { concurrency: 8 },
+    file_read: { concurrency: 16 },
+    file_write: { concurrency: 4 },
+    critic: { concurrency: 3 },
+    forecast_model: { concurrency: 1, timeoutMs: 120_000 },
+  },
+};

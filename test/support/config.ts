@@ -1,0 +1,42 @@
+// Builds a real BullpenConfig for a test through loadConfig, with its own prefix and lanes.
+import IORedis from 'ioredis';
+import { loadConfig, type BullpenConfig } from '@bullpen/core';
+import { redisUrl, testPrefix } from './wait';
+
+export interface TestConfigOptions {
+  /** Lanes file contents (defaults to the shipped default lanes). */
+  lanesFile?: unknown;
+  env?: Record<string, string>;
+  prefix?: string;
+}
+
+export function testConfig(options: TestConfigOptions = {}): BullpenConfig {
+  const env: Record<string, string> = {
+    REDIS_URL: redisUrl(),
+    BULLPEN_PREFIX: options.prefix ?? testPrefix(),
+    LOG_LEVEL: 'error',
+    ...(options.lanesFile ? { LANES_FILE: '/virtual/lanes.json' } : {}),
+    ...options.env,
+  };
+  return loadConfig(env, {
+    readFile: (file) => {
+      if (options.lanesFile && file === '/virtual/lanes.json') return JSON.stringify(options.lanesFile);
+      return require('node:fs').readFileSync(file, 'utf8');
+    },
+  });
+}
+
+/** Removes every key under a test's prefix. */
+export async function cleanupPrefix(prefix: string, url = redisUrl()): Promise<void> {
+  const redis = new IORedis(url, { maxRetriesPerRequest: 3 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
