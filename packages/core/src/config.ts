@@ -1,5 +1,6 @@
 // The one place bullpen reads its environment and files. Pure apart from reading the named files.
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors';
@@ -41,6 +42,10 @@ export interface BullpenConfig {
   readonly shutdownGraceMs: number;
   /** EXPORTER_PORT; default 9400. */
   readonly exporterPort: number;
+  /** HANDLERS_DIR: a folder of user handler modules the worker loads; default none. */
+  readonly handlersDir: string | undefined;
+  /** WORKER_ID: names this worker in attempt history and logs; default host name and pid. */
+  readonly workerId: string;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -154,6 +159,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     shutdownGraceMs: intVar(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
+    handlersDir: env.HANDLERS_DIR ? path.resolve(env.HANDLERS_DIR) : undefined,
+    workerId: env.WORKER_ID || `${os.hostname()}:${process.pid}`,
   };
   return Object.freeze(config);
 }

@@ -7,3 +7,4 @@ export * from './lane-queues';
 export * from './lanes';
 export * from './logger';
 export * from './redis';
+export * from './lua';
