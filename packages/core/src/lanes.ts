@@ -79,9 +79,15 @@ export const lanesFileSchema = z
   .object({
     /** Process-wide cap on handlers running at once in one worker; default 32. */
     maxHandlersPerProcess: positiveInt.max(10_000).default(32),
-    lanes: z
-      .record(z.string().regex(LANE_NAME, 'lane names match ^[a-z][a-z0-9_-]{0,62}$'), laneSchema)
-      .refine((lanes) => Object.keys(lanes).length > 0, 'at least one lane'),
+    lanes: z.record(z.string(), laneSchema).superRefine((lanes, ctx) => {
+      const names = Object.keys(lanes);
+      if (names.length === 0) ctx.addIssue({ code: 'custom', message: 'expected at least one lane' });
+      for (const name of names) {
+        if (!LANE_NAME.test(name)) {
+          ctx.addIssue({ code: 'custom', path: [name], message: 'expected a lane name matching ^[a-z][a-z0-9_-]{0,62}$' });
+        }
+      }
+    }),
   })
   .strict();
 export type LanesFile = z.infer<typeof lanesFileSchema>;

@@ -1,0 +1,92 @@
+import { ConfigError } from './errors';
+import { loadConfig } from './config';
+import { findApiKey, hashApiKey } from './api-keys';
+
+const lanes = (body: unknown) => ({ readFile: () => JSON.stringify(body) });
+const defaultsEnv = {};
+
+describe('loadConfig', () => {
+  it('applies the documented defaults with the shipped lanes file', () => {
+    const config = loadConfig(defaultsEnv);
+    expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(config.prefix).toBe('bullpen');
+    expect(config.port).toBe(3000);
+    expect(config.maxHandlersPerProcess).toBe(32);
+    expect(config.laneNames).toEqual(['tool_call', 'file_read', 'file_write', 'critic', 'forecast_model']);
+    expect(config.lanes.tool_call).toMatchObject({ concurrency: 8, maxQueueSize: 1000, attempts: 3 });
+    expect(config.lanes.file_read?.concurrency).toBe(16);
+    expect(config.lanes.file_write?.concurrency).toBe(4);
+    expect(config.lanes.critic?.concurrency).toBe(3);
+    expect(config.lanes.forecast_model?.concurrency).toBe(1);
+    expect(config.lanes.tool_call?.retention.failed).toEqual({ ageSeconds: 604800, count: 10000 });
+    expect(config.workerLanes).toEqual(config.laneNames);
+    expect(config.authDisabled).toBe(false);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('names the variable and what was expected for a bad value', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT: expected an integer from 0 to 65535, got "eighty"/);
+    expect(() => loadConfig({ REDIS_URL: 'http://x' })).toThrow(/REDIS_URL: expected a redis:\/\//);
+    expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
+    expect(() => loadConfig({ AUTH_DISABLED: 'maybe' })).toThrow(/AUTH_DISABLED: expected true or false/);
+    expect(() => loadConfig({ WORKER_LANES: 'tool_call,nope' })).toThrow(/WORKER_LANES: expected lanes from .*got "nope"/);
+  });
+
+  it('does not read a malformed boolean as true', () => {
+    expect(loadConfig({ AUTH_DISABLED: 'false' }).authDisabled).toBe(false);
+    expect(loadConfig({ AUTH_DISABLED: '0' }).authDisabled).toBe(false);
+    expect(loadConfig({ AUTH_DISABLED: 'true' }).authDisabled).toBe(true);
+  });
+
+  it('names the lanes file and the field when a lane policy is invalid', () => {
+    const bad = { lanes: { tool_call: { concurrency: 0 } } };
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, lanes(bad))).toThrow(ConfigError);
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, lanes(bad))).toThrow(
+      /LANES_FILE \(\/x\/lanes.json\): field "lanes.tool_call.concurrency"/,
+    );
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, lanes({ lanes: { 'Bad Name': { concurrency: 1 } } }))).toThrow(
+      /field "lanes.Bad Name": expected a lane name matching/,
+    );
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, lanes({ lanes: { a: { concurrency: 1, typo: 1 } } }))).toThrow(
+      /typo/,
+    );
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, { readFile: () => '{not json' })).toThrow(
+      /LANES_FILE \(\/x\/lanes.json\): expected a readable JSON file/,
+    );
+  });
+
+  it('selects worker lanes from WORKER_LANES', () => {
+    expect(loadConfig({ WORKER_LANES: 'critic, tool_call' }).workerLanes).toEqual(['critic', 'tool_call']);
+  });
+
+  it('parses API keys with tenants, lane sets and hashed keys', () => {
+    const hashed = hashApiKey('secret-of-b').toString('hex');
+    const config = loadConfig({ API_KEYS: `acme:acme-key-1,beta:sha256=${hashed}:critic|tool_call` });
+    expect(config.apiKeys).toHaveLength(2);
+    expect(findApiKey(config.apiKeys, 'acme-key-1')?.tenant).toBe('acme');
+    const beta = findApiKey(config.apiKeys, 'secret-of-b');
+    expect(beta?.tenant).toBe('beta');
+    expect([...(beta?.lanes ?? [])]).toEqual(['critic', 'tool_call']);
+    expect(findApiKey(config.apiKeys, 'wrong-key')).toBeUndefined();
+  });
+
+  it('rejects API keys that name unknown lanes or are malformed, naming the entry', () => {
+    expect(() => loadConfig({ API_KEYS: 'acme:acme-key-1:nope' })).toThrow(/API_KEYS: entry 1: field "lanes": unknown lane "nope"/);
+    expect(() => loadConfig({ API_KEYS: 'acme' })).toThrow(/API_KEYS: entry 1: expected tenant:key/);
+    expect(() => loadConfig({ API_KEYS: 'acme:short' })).toThrow(/at least 8 characters/);
+    expect(() => loadConfig({ API_KEYS: 'a:b', API_KEYS_FILE: '/k' })).toThrow(/API_KEYS_FILE: expected API_KEYS or API_KEYS_FILE/);
+  });
+
+  it('reads API keys from API_KEYS_FILE, one per line with comments', () => {
+    const config = loadConfig(
+      { API_KEYS_FILE: '/keys.txt' },
+      {
+        readFile: (file) => {
+          if (file === '/keys.txt') return '# keys\nacme:acme-key-1\n\nbeta:beta-key-22\n';
+          return require('node:fs').readFileSync(file, 'utf8');
+        },
+      },
+    );
+    expect(config.apiKeys.map((k) => k.tenant)).toEqual(['acme', 'beta']);
+  });
+});
