@@ -46,6 +46,11 @@ export interface BullpenConfig {
   readonly handlersDir: string | undefined;
   /** WORKER_ID: names this worker in attempt history and logs; default host name and pid. */
   readonly workerId: string;
+  /**
+   * EVENTS_MAX_LEN: approximate length each lane's event stream is kept at; default 300000,
+   * about a minute of events at 5,000 jobs/s, so an exporter restart loses nothing.
+   */
+  readonly eventsMaxLen: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -161,6 +166,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
     handlersDir: env.HANDLERS_DIR ? path.resolve(env.HANDLERS_DIR) : undefined,
     workerId: env.WORKER_ID || `${os.hostname()}:${process.pid}`,
+    eventsMaxLen: intVar(env, 'EVENTS_MAX_LEN', 300_000, 1000, 100_000_000),
   };
   return Object.freeze(config);
 }

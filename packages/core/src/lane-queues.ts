@@ -20,5 +20,10 @@ export function laneJobOptions(policy: LanePolicy): JobsOptions {
 export function createLaneQueue(config: BullpenConfig, lane: string, connection: IORedis): Queue {
   const policy = config.lanes[lane];
   if (!policy) throw new Error(`unknown lane ${lane}`);
-  return new Queue(lane, { connection, prefix: config.prefix, defaultJobOptions: laneJobOptions(policy) });
+  return new Queue(lane, {
+    connection,
+    prefix: config.prefix,
+    defaultJobOptions: laneJobOptions(policy),
+    streams: { events: { maxLen: config.eventsMaxLen } },
+  });
 }
