@@ -26,3 +26,8 @@ export function admissionKey(prefix: string, lane: string): string {
 export function cancelChannel(prefix: string): string {
   return `${prefix}:bp:cancel`;
 }
+
+/** One second's retry-budget bucket of a lane: hash {f: first attempts, r: retries}. */
+export function retryBudgetBucketKey(prefix: string, lane: string, epochSecond: number): string {
+  return `${laneQualifiedName(prefix, lane)}:bp:budget:${epochSecond}`;
+}

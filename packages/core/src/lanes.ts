@@ -44,6 +44,42 @@ export const retentionSchema = z
   })
   .strict();
 
+export const retryBudgetSchema = z
+  .object({
+    /** Retries allowed per first attempt in the window; default 0.2 (20%). */
+    ratio: z.number().min(0).max(10).default(0.2),
+    /** Retries always allowed per second regardless of traffic; default 10. */
+    minRetriesPerSecond: z.number().min(0).max(100_000).default(10),
+    /** Sliding window length; default 10 s. */
+    windowSeconds: positiveInt.max(300).default(10),
+    /** What happens to a retry over budget: deferred to the lane's backoff cap, or failed; default defer. */
+    onExhausted: z.enum(['defer', 'fail']).default('defer'),
+  })
+  .strict();
+export type RetryBudgetPolicy = z.infer<typeof retryBudgetSchema>;
+
+const ERROR_CLASS_NAMES = [
+  'timeout',
+  'network',
+  'http_5xx',
+  'http_4xx',
+  'rate_limited',
+  'validation',
+  'handler',
+  'unknown',
+] as const;
+
+/** A per-lane classification rule: errors with this code or HTTP status are (not) retried. */
+export const errorRuleSchema = z
+  .object({
+    code: z.string().min(1).optional(),
+    status: z.number().int().min(100).max(599).optional(),
+    retryable: z.boolean(),
+    errorClass: z.enum(ERROR_CLASS_NAMES).optional(),
+  })
+  .strict()
+  .refine((rule) => rule.code !== undefined || rule.status !== undefined, 'expected code or status');
+
 export const laneSchema = z
   .object({
     /** Handlers of this lane one worker process runs at once; required. */
@@ -67,6 +103,11 @@ export const laneSchema = z
     idempotencyTtlMs: positiveInt.default(24 * 3600 * 1000),
     /** BullMQ lock duration; a stalled job is reclaimed after it; default 30000 ms. */
     lockDurationMs: positiveInt.min(1000).default(30_000),
+    retryBudget: retryBudgetSchema.default({ ratio: 0.2, minRetriesPerSecond: 10, windowSeconds: 10, onExhausted: 'defer' }),
+    /** Whether a rate-limited (429 / Retry-After) retry uses up one of the job's attempts; default true. */
+    rateLimitedConsumesAttempt: z.boolean().default(true),
+    /** Classification rules checked before the defaults; default none. */
+    errorRules: z.array(errorRuleSchema).default([]),
     retention: retentionSchema.default({
       completed: { ageSeconds: 3600, count: 1000 },
       failed: { ageSeconds: 7 * 24 * 3600, count: 10_000 },
