@@ -8,3 +8,4 @@ export * from './lanes';
 export * from './logger';
 export * from './redis';
 export * from './lua';
+export * from './retry-budget';
