@@ -1,0 +1,91 @@
+// Stops a worker from taking new jobs while its RSS is over the limit, and lets it take jobs
+// again once RSS is back under a fraction of the limit (hysteresis, so it does not flap).
+import { EventEmitter } from 'node:events';
+
+export interface MemoryUsageSample {
+  rss: number;
+  heapUsed: number;
+}
+
+export interface MemoryGuardOptions {
+  /** RSS above which intake stops; default 512 MiB. */
+  maxRssBytes?: number;
+  /** Intake resumes below maxRssBytes × this; default 0.9. */
+  resumeFraction?: number;
+  /** Heap used above which a warning is raised; default 400 MiB. */
+  heapWarnBytes?: number;
+  /** How often memory is sampled; default 1000 ms. */
+  intervalMs?: number;
+  /** Memory reader, for tests; default process.memoryUsage. */
+  sample?: () => MemoryUsageSample;
+}
+
+export interface MemoryGuardEvents {
+  'memory:over-limit': [MemoryUsageSample];
+  'memory:recovered': [MemoryUsageSample];
+  'memory:heap-warning': [MemoryUsageSample];
+}
+
+const MiB = 1024 * 1024;
+
+export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
+  readonly maxRssBytes: number;
+  readonly resumeBelowBytes: number;
+  readonly heapWarnBytes: number;
+  private readonly intervalMs: number;
+  private readonly sample: () => MemoryUsageSample;
+  private timer: NodeJS.Timeout | undefined;
+  private overLimit = false;
+  private heapWarned = false;
+  private last: MemoryUsageSample = { rss: 0, heapUsed: 0 };
+
+  constructor(options: MemoryGuardOptions = {}) {
+    super();
+    this.maxRssBytes = options.maxRssBytes ?? 512 * MiB;
+    this.resumeBelowBytes = this.maxRssBytes * (options.resumeFraction ?? 0.9);
+    this.heapWarnBytes = options.heapWarnBytes ?? 400 * MiB;
+    this.intervalMs = options.intervalMs ?? 1000;
+    this.sample = options.sample ?? (() => process.memoryUsage());
+  }
+
+  /** True while intake is stopped. */
+  get paused(): boolean {
+    return this.overLimit;
+  }
+
+  get heapWarning(): boolean {
+    return this.heapWarned;
+  }
+
+  get lastSample(): MemoryUsageSample {
+    return this.last;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.check();
+    this.timer = setInterval(() => this.check(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Samples memory once and changes state when a threshold is crossed. */
+  check(): void {
+    const { rss, heapUsed } = this.sample();
+    this.last = { rss, heapUsed };
+    if (!this.overLimit && rss > this.maxRssBytes) {
+      this.overLimit = true;
+      this.emit('memory:over-limit', this.last);
+    } else if (this.overLimit && rss < this.resumeBelowBytes) {
+      this.overLimit = false;
+      this.emit('memory:recovered', this.last);
+    }
+    const heapHigh = heapUsed > this.heapWarnBytes;
+    if (heapHigh && !this.heapWarned) this.emit('memory:heap-warning', this.last);
+    this.heapWarned = heapHigh;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
