@@ -1,0 +1,176 @@
+// `bullpen report`: per lane and tenant figures from lifecycle event logs, streamed line by line
+// so a log of any size is read in constant memory apart from the run times kept for percentiles.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+export interface ReportWindow {
+  /** Epoch ms, inclusive. */
+  from: number;
+  /** Epoch ms, exclusive. */
+  to: number;
+}
+
+export interface GroupReport {
+  lane: string;
+  tenant: string;
+  started: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  /** failed / (succeeded + failed); 0 when nothing finished. */
+  errorRate: number;
+  runMs: { mean: number; p50: number; p95: number; p99: number } | null;
+}
+
+export interface Report {
+  window: { from: string; to: string };
+  linesRead: number;
+  corruptLines: number;
+  outsideWindow: number;
+  groups: GroupReport[];
+}
+
+interface Group {
+  lane: string;
+  tenant: string;
+  started: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  runMs: number[];
+}
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] ?? 0;
+}
+
+export class ReportBuilder {
+  private readonly groups = new Map<string, Group>();
+  linesRead = 0;
+  corruptLines = 0;
+  outsideWindow = 0;
+
+  constructor(private readonly window: ReportWindow) {}
+
+  addLine(line: string): void {
+    if (line.trim() === '') return;
+    this.linesRead += 1;
+    let event: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      event = parsed as Record<string, unknown>;
+    } catch {
+      this.corruptLines += 1;
+      return;
+    }
+    const ts = typeof event.ts === 'string' ? Date.parse(event.ts) : typeof event.ts === 'number' ? event.ts : NaN;
+    if (!Number.isFinite(ts) || typeof event.event !== 'string' || typeof event.lane !== 'string') {
+      this.corruptLines += 1;
+      return;
+    }
+    if (ts < this.window.from || ts >= this.window.to) {
+      this.outsideWindow += 1;
+      return;
+    }
+    const tenant = typeof event.tenant === 'string' && event.tenant !== '' ? event.tenant : '-';
+    const key = `${event.lane}\u0000${tenant}`;
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { lane: event.lane, tenant, started: 0, succeeded: 0, failed: 0, retried: 0, runMs: [] };
+      this.groups.set(key, group);
+    }
+    switch (event.event) {
+      case 'lease_created':
+        if (event.attempt === 1 || event.attempt === undefined) group.started += 1;
+        break;
+      case 'completed':
+        group.succeeded += 1;
+        if (typeof event.run_ms === 'number' && Number.isFinite(event.run_ms)) group.runMs.push(event.run_ms);
+        break;
+      case 'failed':
+        if (event.final === true) group.failed += 1;
+        break;
+      case 'retry_scheduled':
+        group.retried += 1;
+        break;
+      default:
+        break;
+    }
+  }
+
+  build(): Report {
+    const groups = [...this.groups.values()]
+      .sort((a, b) => a.lane.localeCompare(b.lane) || a.tenant.localeCompare(b.tenant))
+      .map((g): GroupReport => {
+        const sorted = Float64Array.from(g.runMs).sort();
+        const values = Array.from(sorted);
+        const finished = g.succeeded + g.failed;
+        return {
+          lane: g.lane,
+          tenant: g.tenant,
+          started: g.started,
+          succeeded: g.succeeded,
+          failed: g.failed,
+          retried: g.retried,
+          errorRate: finished === 0 ? 0 : g.failed / finished,
+          runMs:
+            values.length === 0
+              ? null
+              : {
+                  mean: values.reduce((s, v) => s + v, 0) / values.length,
+                  p50: percentile(values, 50),
+                  p95: percentile(values, 95),
+                  p99: percentile(values, 99),
+                },
+        };
+      });
+    return {
+      window: { from: new Date(this.window.from).toISOString(), to: new Date(this.window.to).toISOString() },
+      linesRead: this.linesRead,
+      corruptLines: this.corruptLines,
+      outsideWindow: this.outsideWindow,
+      groups,
+    };
+  }
+}
+
+export async function buildReport(files: readonly string[], window: ReportWindow): Promise<Report> {
+  const builder = new ReportBuilder(window);
+  for (const file of files) {
+    const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+    for await (const line of lines) builder.addLine(line);
+  }
+  return builder.build();
+}
+
+function ms(value: number): string {
+  return value >= 1000 ? `${(value / 1000).toFixed(2)}s` : `${Math.round(value)}ms`;
+}
+
+export function formatReport(report: Report): string {
+  const header = ['lane', 'tenant', 'started', 'succeeded', 'failed', 'retried', 'error%', 'mean', 'p50', 'p95', 'p99'];
+  const rows = report.groups.map((g) => [
+    g.lane,
+    g.tenant,
+    String(g.started),
+    String(g.succeeded),
+    String(g.failed),
+    String(g.retried),
+    (g.errorRate * 100).toFixed(1),
+    g.runMs ? ms(g.runMs.mean) : '-',
+    g.runMs ? ms(g.runMs.p50) : '-',
+    g.runMs ? ms(g.runMs.p95) : '-',
+    g.runMs ? ms(g.runMs.p99) : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [
+    `window ${report.window.from} .. ${report.window.to}: ${report.linesRead} lines, ${report.corruptLines} corrupt (skipped), ${report.outsideWindow} outside the window`,
+    fmt(header),
+    ...rows.map(fmt),
+  ].join('\n');
+}
