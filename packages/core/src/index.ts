@@ -9,3 +9,6 @@ export * from './logger';
 export * from './redis';
 export * from './lua';
 export * from './retry-budget';
+export * from './cancelled-error';
+export * from './attempt-log';
+export * from './event-log';

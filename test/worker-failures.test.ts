@@ -1,0 +1,216 @@
+// What the worker does with failures: unknown handlers, permanent and retryable errors with the
+// lane's backoff, deadlines, timeouts with escalation, cancellation, and throwing listeners.
+import { cancelChannel, createRedis } from '@bullpen/core';
+import { defineHandler } from '../apps/worker/src/handler';
+import { abortableSleep } from '../apps/worker/src/handlers/sleep';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { deferred } from './support/wait';
+import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
+
+describe('worker failure handling', () => {
+  let harness: WorkerHarness | undefined;
+  afterEach(async () => {
+    await harness?.close();
+    harness = undefined;
+  });
+
+  it('fails a job whose name has no handler once, permanently, with a reason that says so', async () => {
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 2, attempts: 5 } } } });
+    const id = await harness.add('work', 'no_such_job', { x: 1 });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(job!.failedReason).toBe('no handler registered for job name "no_such_job" in lane "work"');
+    expect(job!.attemptsMade).toBe(1);
+    expect(await job!.getState()).toBe('failed');
+    expect(dead).toMatchObject({ errorClass: 'unknown_handler', attemptsMade: 1 });
+    expect(await harness.attemptRows('work', id)).toEqual([
+      {
+        type: 'attempt',
+        attempt: 1,
+        errorClass: 'unknown_handler',
+        message: 'no handler registered for job name "no_such_job" in lane "work"',
+        delayMs: null,
+        worker: harness.config.workerId,
+        ts: expect.any(Number),
+      },
+    ]);
+    expect(harness.events['job:retrying']).toHaveLength(0);
+  });
+
+  it('does not retry a permanent error even when attempts remain', async () => {
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1, attempts: 4 } } } });
+    const id = await harness.add('work', 'fail', { kind: 'permanent', message: 'bad input' });
+    await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(job!.attemptsMade).toBe(1);
+    expect(job!.failedReason).toBe('bad input');
+    expect(harness.events['job:started'].filter((e) => e.jobId === id)).toHaveLength(1);
+  });
+
+  it('retries a retryable error up to the lane attempts, waiting the backoff between attempts', async () => {
+    const baseMs = 300;
+    harness = await startWorkerHarness({
+      lanesFile: { lanes: { work: { concurrency: 1, attempts: 3, backoff: { strategy: 'linear', baseMs, capMs: 10_000 } } } },
+    });
+    const id = await harness.add('work', 'fail', { kind: 'retryable', message: 'flaky' });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(dead).toMatchObject({ errorClass: 'handler', attemptsMade: 3 });
+    expect(job!.attemptsMade).toBe(3);
+    const rows = await harness.attemptRows('work', id);
+    expect(rows.map((r) => [r.attempt, r.errorClass, r.delayMs])).toEqual([
+      [1, 'handler', 300],
+      [2, 'handler', 600],
+      [3, 'handler', null],
+    ]);
+    const starts = harness.events['job:started'].filter((e) => e.jobId === id).map((e) => e.at);
+    expect(starts).toHaveLength(3);
+    // Each retry really waited its linear backoff (base × retry number).
+    expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(baseMs - 20);
+    expect(starts[2]! - starts[1]!).toBeGreaterThanOrEqual(2 * baseMs - 20);
+    expect(harness.events['job:retrying'].filter((e) => e.jobId === id).map((e) => [e.nextAttempt, e.delayMs])).toEqual([
+      [2, 300],
+      [3, 600],
+    ]);
+  });
+
+  it('fails a job permanently with deadline_exceeded when its deadline has passed before an attempt starts', async () => {
+    const ran = jest.fn();
+    const late = defineHandler({ name: 'late', run: ran });
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1, attempts: 3 } } }, handlers: [late] });
+    const id = await harness.add('work', 'late', {}, { meta: { deadlineAt: Date.now() - 1 } });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(job!.failedReason).toBe('deadline_exceeded');
+    expect(job!.attemptsMade).toBe(1);
+    expect(dead.errorClass).toBe('deadline_exceeded');
+    expect(ran).not.toHaveBeenCalled();
+  });
+
+  it('fails a handler that ignores its AbortSignal with a TimeoutError at about 1.5 × timeout and reuses its slot', async () => {
+    const release = deferred<void>();
+    const stubbornStarted = deferred<void>();
+    const stubborn = defineHandler({
+      name: 'stubborn',
+      run: async () => {
+        stubbornStarted.resolve();
+        await release.promise; // ignores ctx.signal on purpose
+        return 'too late';
+      },
+    });
+    harness = await startWorkerHarness({
+      // One slot in the whole process: the noop job can only run once the stubborn one's slot is freed.
+      lanesFile: { maxHandlersPerProcess: 1, lanes: { work: { concurrency: 2, attempts: 1, timeoutMs: 30_000 } } },
+      handlers: [stubborn],
+    });
+    const timeoutMs = 400;
+    const id = await harness.add('work', 'stubborn', {}, { meta: { timeoutMs } });
+    await stubbornStarted.promise;
+    const noopId = await harness.add('work', 'noop', {});
+
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const warning = await harness.waitForEvent('handler:timeout-warning', (e) => e.jobId === id);
+    const escalated = await harness.waitForEvent('handler:timeout-escalated', (e) => e.jobId === id);
+    const noopDone = await harness.waitForEvent('job:completed', (e) => e.jobId === noopId);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(warning.timeoutMs).toBe(timeoutMs);
+    expect(warning.elapsedMs).toBeGreaterThanOrEqual(timeoutMs - 5);
+    expect(escalated).toMatchObject({ cause: 'timeout', ignoredSignalTotal: 1 });
+    expect(escalated.elapsedMs).toBeGreaterThanOrEqual(1.5 * timeoutMs - 5);
+    expect(escalated.elapsedMs).toBeLessThan(1.5 * timeoutMs + 1000);
+    expect(dead.errorClass).toBe('timeout');
+    expect(job!.failedReason).toMatch(/handler "stubborn" ignored its abort signal and was still running at 1.5 × its 400 ms timeout/);
+    expect(await harness.attemptRows('work', id)).toEqual([expect.objectContaining({ errorClass: 'timeout' })]);
+    // The noop job got the only slot once the stubborn one was abandoned, while it still ran.
+    expect(noopDone.at).toBeGreaterThanOrEqual(escalated.at);
+    expect(noopDone.slotWaitMs).toBeGreaterThan(0);
+    expect(harness.runtime.stats()).toMatchObject({ ignoredSignalTotal: 1, activeHandlers: 0 });
+    release.resolve();
+  });
+
+  it('retries a cooperative handler that stops at its timeout with a TimeoutError', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: { lanes: { work: { concurrency: 1, attempts: 2, timeoutMs: 200, backoff: { strategy: 'fixed', baseMs: 10 } } } },
+    });
+    const id = await harness.add('work', 'sleep', { ms: 60_000 });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(dead).toMatchObject({ errorClass: 'timeout', attemptsMade: 2 });
+    expect(job!.failedReason).toBe('handler "sleep" timed out after 200 ms');
+    expect(harness.events['handler:timeout-escalated']).toHaveLength(0);
+  });
+
+  it('aborts an active job when a cancel message for it arrives on the cancel channel, and does not retry it', async () => {
+    const running = deferred<void>();
+    const sawAbort = deferred<unknown>();
+    const waiter = defineHandler({
+      name: 'waiter',
+      run: async (_data, { signal }) => {
+        running.resolve();
+        signal.addEventListener('abort', () => sawAbort.resolve(signal.reason), { once: true });
+        await abortableSleep(60_000, signal);
+      },
+    });
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1, attempts: 3 } } }, handlers: [waiter] });
+    const id = await harness.add('work', 'waiter', {});
+    await running.promise;
+
+    const publisher = createRedis(harness.config.redisUrl, 'worker');
+    try {
+      await publisher.publish(cancelChannel(harness.config.prefix), JSON.stringify({ lane: 'work', jobId: id }));
+    } finally {
+      await publisher.quit();
+    }
+    const reason = await sawAbort.promise;
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(reason).toMatchObject({ name: 'CancelledError' });
+    expect(dead.errorClass).toBe('cancelled');
+    expect(job!.attemptsMade).toBe(1);
+    expect(job!.failedReason).toBe('job cancelled while active: cancel requested');
+    expect(await job!.getState()).toBe('failed');
+    expect(await harness.attemptRows('work', id)).toEqual([expect.objectContaining({ errorClass: 'cancelled', delayMs: null })]);
+  });
+
+  it('keeps running jobs when a lifecycle listener throws', async () => {
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1 } } } });
+    const logged = captureLogs(harness);
+    harness.runtime.on('job:started', () => {
+      throw new Error('listener bug');
+    });
+    harness.runtime.on('job:completed', async () => {
+      throw new Error('async listener bug');
+    });
+    const first = await harness.add('work', 'noop', {});
+    const second = await harness.add('work', 'noop', {});
+    await harness.waitForEvent('job:completed', (e) => e.jobId === second);
+
+    expect(await harness.queue('work').getJobState(first)).toBe('completed');
+    expect(await harness.queue('work').getJobState(second)).toBe('completed');
+    expect(logged).toContainEqual(expect.objectContaining({ msg: 'a worker event listener threw', event: 'job:started', error: 'listener bug' }));
+    expect(logged).toContainEqual(
+      expect.objectContaining({ msg: 'a worker event listener threw', event: 'job:completed', error: 'async listener bug' }),
+    );
+  });
+});
+
+/** Sends the harness logger's lines to an array instead of the console. */
+function captureLogs(harness: WorkerHarness): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  harness.logger.clear().add(new winston.transports.Stream({ stream }));
+  return lines;
+}

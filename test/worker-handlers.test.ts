@@ -1,0 +1,203 @@
+// Each built-in handler run by a real worker against real Redis; `http` against a local server.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { freePort } from './support/redis-server';
+import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
+
+const lanesFile = {
+  maxHandlersPerProcess: 8,
+  lanes: {
+    // One attempt: a failure is final at once, so its class and reason can be checked directly.
+    once: { concurrency: 4, attempts: 1 },
+    twice: { concurrency: 4, attempts: 2, backoff: { strategy: 'fixed', baseMs: 50, capMs: 5000 } },
+    thrice: { concurrency: 2, attempts: 3, backoff: { strategy: 'fixed', baseMs: 20, capMs: 1000 } },
+  },
+};
+
+describe('built-in handlers', () => {
+  let harness: WorkerHarness;
+  beforeAll(async () => {
+    harness = await startWorkerHarness({ lanesFile });
+  });
+  afterAll(async () => {
+    await harness.close();
+  });
+
+  async function finished(lane: string, id: string) {
+    await harness.waitForEvent('job:completed', (e) => e.jobId === id && e.lane === lane).catch(async (err) => {
+      const dead = harness.events['job:dead'].find((e) => e.jobId === id && e.lane === lane);
+      throw dead ? new Error(`job ${id} failed: ${dead.reason}`) : err;
+    });
+    const job = await harness.queue(lane).getJob(id);
+    return job!;
+  }
+
+  async function dead(lane: string, id: string) {
+    const event = await harness.waitForEvent('job:dead', (e) => e.jobId === id && e.lane === lane);
+    const job = await harness.queue(lane).getJob(id);
+    return { event, job: job!, rows: await harness.attemptRows(lane, id) };
+  }
+
+  it('completes noop, sleep and cpu jobs with their return values', async () => {
+    const noop = await harness.add('once', 'noop', {});
+    const sleep = await harness.add('once', 'sleep', { ms: 30 });
+    const cpu = await harness.add('once', 'cpu', { ms: 30 });
+    expect((await finished('once', noop)).returnvalue).toEqual({ ok: true });
+    expect((await finished('once', sleep)).returnvalue).toEqual({ sleptMs: 30 });
+    const cpuJob = await finished('once', cpu);
+    expect(cpuJob.returnvalue).toMatchObject({ busyMs: 30 });
+    expect((cpuJob.returnvalue as { iterations: number }).iterations).toBeGreaterThan(0);
+    expect(await harness.queue('once').getJobState(cpu)).toBe('completed');
+  });
+
+  it.each([
+    ['permanent', 'handler', false],
+    ['retryable', 'handler', true],
+    ['timeout', 'timeout', true],
+    ['rate_limited', 'rate_limited', true],
+  ])('fails a fail job of kind %s with error class %s', async (kind, errorClass, retryable) => {
+    const id = await harness.add('once', 'fail', { kind, message: `boom ${kind}` });
+    const { job, rows } = await dead('once', id);
+    expect(job.failedReason).toBe(`boom ${kind}`);
+    expect(job.attemptsMade).toBe(1);
+    expect(rows).toEqual([expect.objectContaining({ type: 'attempt', attempt: 1, errorClass, message: `boom ${kind}`, delayMs: null })]);
+    const failed = harness.events['job:failed'].find((e) => e.jobId === id && e.lane === 'once');
+    expect(failed).toMatchObject({ errorClass, retryable, willRetry: false });
+  });
+
+  it('succeeds a fail job from attempt succeedOnAttempt on', async () => {
+    const id = await harness.add('thrice', 'fail', { kind: 'retryable', succeedOnAttempt: 3 });
+    const job = await finished('thrice', id);
+    expect(job.returnvalue).toEqual({ succeededOnAttempt: 3 });
+    expect((await harness.attemptRows('thrice', id)).map((r) => r.attempt)).toEqual([1, 2]);
+  });
+
+  it('fails a built-in job with a bad payload permanently, naming the field, without retries', async () => {
+    const id = await harness.add('thrice', 'sleep', { ms: 'soon' });
+    const { job, rows } = await dead('thrice', id);
+    expect(job.failedReason).toMatch(/^invalid payload for job "sleep": field "ms": .*expected number, received string/);
+    expect(job.attemptsMade).toBe(1);
+    expect(rows).toEqual([expect.objectContaining({ errorClass: 'validation', delayMs: null })]);
+  });
+
+  describe('http', () => {
+    let server: http.Server;
+    let base: string;
+    beforeAll(async () => {
+      server = http.createServer((req, res) => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        const status = Number(url.searchParams.get('status') ?? 200);
+        if (url.pathname === '/hang') return; // never answers
+        if (url.pathname === '/echo') {
+          let body = '';
+          req.on('data', (chunk) => (body += chunk));
+          req.on('end', () => {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ method: req.method, contentType: req.headers['content-type'], token: req.headers['x-token'], body }));
+          });
+          return;
+        }
+        const headers: http.OutgoingHttpHeaders = { 'content-type': 'text/plain' };
+        const retryAfter = url.searchParams.get('retryAfter');
+        if (retryAfter) headers['retry-after'] = retryAfter;
+        res.writeHead(status, headers);
+        res.end(`status ${status}`);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+
+    it('returns the status and the parsed JSON body, sending a JSON body with its headers', async () => {
+      const id = await harness.add('once', 'http', {
+        url: `${base}/echo`,
+        method: 'POST',
+        headers: { 'x-token': 't1' },
+        body: { a: 1 },
+      });
+      const job = await finished('once', id);
+      expect(job.returnvalue).toEqual({
+        status: 200,
+        body: { method: 'POST', contentType: 'application/json', token: 't1', body: '{"a":1}' },
+        truncated: false,
+      });
+    });
+
+    it('returns a text body as text', async () => {
+      const id = await harness.add('once', 'http', { url: `${base}/plain?status=201` });
+      expect((await finished('once', id)).returnvalue).toEqual({ status: 201, body: 'status 201', truncated: false });
+    });
+
+    it('fails a 404 permanently with error class http_4xx', async () => {
+      const id = await harness.add('twice', 'http', { url: `${base}/missing?status=404` });
+      const { job, rows } = await dead('twice', id);
+      expect(job.attemptsMade).toBe(1);
+      expect(job.failedReason).toMatch(/HTTP 404/);
+      expect(rows).toEqual([expect.objectContaining({ errorClass: 'http_4xx', delayMs: null })]);
+    });
+
+    it('retries a 500 as http_5xx', async () => {
+      const id = await harness.add('twice', 'http', { url: `${base}/broken?status=500` });
+      const { job, rows } = await dead('twice', id);
+      expect(job.attemptsMade).toBe(2);
+      expect(rows).toEqual([
+        expect.objectContaining({ attempt: 1, errorClass: 'http_5xx', delayMs: 50 }),
+        expect.objectContaining({ attempt: 2, errorClass: 'http_5xx', delayMs: null }),
+      ]);
+    });
+
+    it('retries a 408 as a timeout', async () => {
+      const id = await harness.add('once', 'http', { url: `${base}/slow?status=408` });
+      const { rows } = await dead('once', id);
+      expect(rows).toEqual([expect.objectContaining({ errorClass: 'timeout' })]);
+      expect(harness.events['job:failed'].find((e) => e.jobId === id && e.lane === 'once')?.retryable).toBe(true);
+    });
+
+    it.each([
+      ['429', 429],
+      ['503', 503],
+    ])('delays the retry of a %s by its Retry-After', async (_label, status) => {
+      const id = await harness.add('twice', 'http', { url: `${base}/limited?status=${status}&retryAfter=2` });
+      const retrying = await harness.waitForEvent('job:retrying', (e) => e.jobId === id && e.lane === 'twice');
+      expect(retrying).toMatchObject({ errorClass: 'rate_limited', delayMs: 2000 });
+      const job = await harness.queue('twice').getJob(id);
+      expect(await job!.getState()).toBe('delayed');
+      expect(job!.delay).toBe(2000);
+      await job!.remove();
+    });
+
+    it('treats a 503 without Retry-After as an ordinary retryable http_5xx', async () => {
+      const id = await harness.add('once', 'http', { url: `${base}/down?status=503` });
+      const { rows } = await dead('once', id);
+      expect(rows).toEqual([expect.objectContaining({ errorClass: 'http_5xx' })]);
+    });
+
+    it('fails a refused connection as a retryable network error', async () => {
+      const closedPort = await freePort();
+      const id = await harness.add('once', 'http', { url: `http://127.0.0.1:${closedPort}/` });
+      const { job, rows } = await dead('once', id);
+      expect(job.failedReason).toMatch(/ECONNREFUSED/);
+      expect(rows).toEqual([expect.objectContaining({ errorClass: 'network' })]);
+      expect(harness.events['job:failed'].find((e) => e.jobId === id && e.lane === 'once')?.retryable).toBe(true);
+    });
+
+    it('gives up on a server that does not answer within connectTimeoutMs', async () => {
+      const started = Date.now();
+      const id = await harness.add('once', 'http', { url: `${base}/hang`, connectTimeoutMs: 200 });
+      const { job, rows } = await dead('once', id);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(job.failedReason).toMatch(/no response within connectTimeoutMs \(200 ms\)/);
+      expect(rows).toEqual([expect.objectContaining({ errorClass: 'network' })]);
+    });
+
+    it('fails a request that runs past timeoutMs as a timeout', async () => {
+      const id = await harness.add('once', 'http', { url: `${base}/hang`, timeoutMs: 200 });
+      const { job, rows } = await dead('once', id);
+      expect(job.failedReason).toMatch(/not finished within timeoutMs \(200 ms\)/);
+      expect(rows).toEqual([expect.objectContaining({ errorClass: 'timeout' })]);
+    });
+  });
+});

@@ -1,0 +1,127 @@
+// The worker as a process: `node apps/worker/dist/main.js` (build it first: npx tsc -b apps/worker).
+// A cluster-wide lane cap across two processes, graceful shutdown on SIGTERM, and a startup
+// configuration error.
+import { existsSync } from 'node:fs';
+import { createLaneQueue, createRedis, loadConfig, wrapJobData, type BullpenConfig } from '@bullpen/core';
+import type { Queue } from 'bullmq';
+import type IORedis from 'ioredis';
+import { cleanupPrefix } from './support/config';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
+import { FIXTURE_HANDLERS_DIR, WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
+
+describe('the worker process', () => {
+  const workers: WorkerProcess[] = [];
+  const cleanups: Array<() => void | Promise<void>> = [];
+
+  beforeAll(() => {
+    if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run npx tsc -b apps/worker first`);
+  });
+
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop('SIGKILL')));
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  /** A lanes file, the env a worker process needs, and a producer queue for `lane`. */
+  function setup(lanes: unknown, lane: string, extraEnv: Record<string, string> = {}) {
+    const prefix = testPrefix('wp');
+    const lanesFile = writeLanesFile(lanes);
+    const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file, ...extraEnv };
+    const config: BullpenConfig = loadConfig(env);
+    const redis: IORedis = createRedis(config.redisUrl, 'worker', 'bullpen:test');
+    const queue: Queue = createLaneQueue(config, lane, redis);
+    cleanups.push(lanesFile.cleanup, async () => {
+      await queue.close();
+      await redis.quit();
+      await cleanupPrefix(prefix);
+    });
+    const start = (more: Record<string, string> = {}) => {
+      const worker = spawnWorker({ ...env, ...more });
+      workers.push(worker);
+      return worker;
+    };
+    return { prefix, env, queue, redis, start };
+  }
+
+  it('holds a lane global concurrency cap across two worker processes', async () => {
+    const { prefix, queue, redis, start } = setup(
+      { maxHandlersPerProcess: 16, lanes: { shared: { concurrency: 4, globalConcurrency: 3 } } },
+      'shared',
+      { HANDLERS_DIR: FIXTURE_HANDLERS_DIR },
+    );
+    const a = start({ WORKER_ID: 'a' });
+    const b = start({ WORKER_ID: 'b' });
+    await Promise.all([a.started(), b.started()]);
+
+    const key = `${prefix}:probe`;
+    const total = 18;
+    await queue.addBulk(Array.from({ length: total }, () => ({ name: 'probe', data: wrapJobData({ ms: 150, key }, { v: 1, tenant: 't' }) })));
+    await waitUntil(async () => (await queue.getJobCounts('completed')).completed === total, {
+      timeoutMs: 30_000,
+      what: 'all probe jobs to complete',
+    });
+
+    const max = Number(await redis.get(`${key}:max`));
+    const byProcess = await redis.hgetall(`${key}:by-process`);
+    // Each process alone would run 4 at once, two of them 8; the lane's cluster-wide cap is 3.
+    expect(max).toBe(3);
+    expect(Object.keys(byProcess)).toHaveLength(2);
+    expect(Object.values(byProcess).reduce((sum, n) => sum + Number(n), 0)).toBe(total);
+    expect(await queue.getGlobalConcurrency()).toBe(3);
+  });
+
+  it('lets active jobs finish on SIGTERM, takes no new ones, and exits 0', async () => {
+    const { queue, start } = setup({ lanes: { work: { concurrency: 3 } } }, 'work', { SHUTDOWN_GRACE_MS: '20000' });
+    const worker = start();
+    await worker.started();
+
+    const active = await Promise.all(
+      [0, 1, 2].map(async () => (await queue.add('sleep', wrapJobData({ ms: 1500 }, { v: 1, tenant: 't' }))).id!),
+    );
+    await waitUntil(async () => (await queue.getActiveCount()) === 3, { what: 'three active jobs' });
+    const waiting = (await queue.add('sleep', wrapJobData({ ms: 10 }, { v: 1, tenant: 't' }))).id!;
+
+    const signalledAt = Date.now();
+    expect(await worker.stop('SIGTERM')).toBe(0);
+
+    for (const id of active) {
+      const job = await queue.getJob(id);
+      expect(await job!.getState()).toBe('completed');
+      expect(job!.finishedOn).toBeGreaterThanOrEqual(signalledAt);
+    }
+    expect(await queue.getJobState(waiting)).toBe('waiting');
+    expect(worker.stdout()).toContain('"msg":"shutting down: no new jobs; waiting for active ones"');
+    expect(worker.stdout()).toContain('"msg":"worker stopped"');
+  });
+
+  it('exits 0 after the grace period even when a job is still running, leaving it to be reclaimed', async () => {
+    const { queue, start } = setup({ lanes: { work: { concurrency: 1, lockDurationMs: 5000 } } }, 'work', {
+      SHUTDOWN_GRACE_MS: '300',
+    });
+    const worker = start();
+    await worker.started();
+    const id = (await queue.add('sleep', wrapJobData({ ms: 60_000 }, { v: 1, tenant: 't' }))).id!;
+    await waitUntil(async () => (await queue.getJobState(id)) === 'active', { what: 'the job to be active' });
+
+    const signalledAt = Date.now();
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(5000);
+    // Not failed: the job stays active until its lock expires and a worker reclaims it.
+    expect(await queue.getJobState(id)).toBe('active');
+    expect(worker.stdout()).toContain('shutdown grace period ended with handlers still running');
+  });
+
+  it('prints a configuration error and exits 1', async () => {
+    const worker = spawnWorker({ REDIS_URL: redisUrl(), LANES_FILE: '/nonexistent/lanes.json' });
+    workers.push(worker);
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr()).toMatch(/^bullpen worker: LANES_FILE \(\/nonexistent\/lanes.json\): expected a readable JSON file/);
+  });
+
+  it('refuses to start when a HANDLERS_DIR handler reuses a built-in name', async () => {
+    const worker = spawnWorker({ REDIS_URL: redisUrl(), HANDLERS_DIR: `${FIXTURE_HANDLERS_DIR}/../bad-handlers` });
+    workers.push(worker);
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr()).toMatch(/HANDLERS_DIR .*handler name "sleep" is registered twice: by the built-in handlers and by .*sleep-again\.js/);
+  });
+});
