@@ -51,6 +51,10 @@ export interface BullpenConfig {
    * about a minute of events at 5,000 jobs/s, so an exporter restart loses nothing.
    */
   readonly eventsMaxLen: number;
+  /** WORKER_MAX_RSS_MB: the worker stops taking jobs above this RSS and resumes below 90%; default 512. */
+  readonly workerMaxRssMb: number;
+  /** WORKER_HEAP_WARN_MB: heap used above this logs a warning; default 400. */
+  readonly workerHeapWarnMb: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -167,6 +171,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     handlersDir: env.HANDLERS_DIR ? path.resolve(env.HANDLERS_DIR) : undefined,
     workerId: env.WORKER_ID || `${os.hostname()}:${process.pid}`,
     eventsMaxLen: intVar(env, 'EVENTS_MAX_LEN', 300_000, 1000, 100_000_000),
+    workerMaxRssMb: intVar(env, 'WORKER_MAX_RSS_MB', 512, 16, 1_048_576),
+    workerHeapWarnMb: intVar(env, 'WORKER_HEAP_WARN_MB', 400, 16, 1_048_576),
   };
   return Object.freeze(config);
 }

@@ -95,6 +95,11 @@ export const laneSchema = z
     timeoutMs: positiveInt.default(30_000),
     /** The attempt is failed at timeoutMs × this factor if the handler ignores its abort signal; default 1.5. */
     timeoutEscalationFactor: z.number().min(1).max(10).default(1.5),
+    /**
+     * Run handlers isolated in worker threads, so that a handler still running at
+     * timeoutMs × timeoutEscalationFactor is really terminated; default false (in-process).
+     */
+    isolated: z.boolean().default(false),
     /** Total budget from enqueue (schedule-to-close); default none. */
     deadlineMs: positiveInt.optional(),
     /** Allowed job names; default any name. */
