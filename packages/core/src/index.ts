@@ -12,3 +12,4 @@ export * from './retry-budget';
 export * from './cancelled-error';
 export * from './attempt-log';
 export * from './event-log';
+export * from './admission';

@@ -31,3 +31,37 @@ export function cancelChannel(prefix: string): string {
 export function retryBudgetBucketKey(prefix: string, lane: string, epochSecond: number): string {
   return `${laneQualifiedName(prefix, lane)}:bp:budget:${epochSecond}`;
 }
+
+/** A lane's BullMQ event stream; bullpen's own processes add their `bp:` events to it too. */
+export function laneEventsKey(prefix: string, lane: string): string {
+  return `${laneQualifiedName(prefix, lane)}:events`;
+}
+
+/** BullMQ's keys of a lane by job state, its meta hash, and the prefix of its job hashes. */
+export function laneStateKeys(prefix: string, lane: string) {
+  const q = laneQualifiedName(prefix, lane);
+  return {
+    wait: `${q}:wait`,
+    paused: `${q}:paused`,
+    delayed: `${q}:delayed`,
+    prioritized: `${q}:prioritized`,
+    active: `${q}:active`,
+    completed: `${q}:completed`,
+    failed: `${q}:failed`,
+    waitingChildren: `${q}:waiting-children`,
+    meta: `${q}:meta`,
+    /** A job's hash is this prefix followed by its id. */
+    jobPrefix: `${q}:`,
+  } as const;
+}
+
+/** A job's hash and its BullMQ log list (where the worker appends attempt rows). */
+export function jobKeys(prefix: string, lane: string, jobId: string) {
+  const job = `${laneQualifiedName(prefix, lane)}:${jobId}`;
+  return { job, logs: `${job}:logs` } as const;
+}
+
+/** The exporter's persisted totals and stream position for one lane (a hash). */
+export function exporterStateKey(prefix: string, lane: string): string {
+  return `${laneQualifiedName(prefix, lane)}:bp:exporter`;
+}

@@ -1,0 +1,68 @@
+// The producer API as an Express app over one shared producer Redis connection. Building it
+// starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
+import express, { type Express } from 'express';
+import type IORedis from 'ioredis';
+import type { BullpenConfig, Logger } from '@bullpen/core';
+import { assertAuthConfigured, authenticate } from './auth';
+import { JobAccess } from './job-access';
+import { LaneRegistry } from './lane-registry';
+import { buildOpenApiDocument } from './openapi';
+import { errorHandler, notFoundHandler, sendProblem, unavailableProblem } from './problem';
+import { JobProducer } from './producer';
+import { RedisGuard } from './redis-guard';
+import { jobRoutes } from './routes/jobs';
+import { laneRoutes } from './routes/lanes';
+
+export interface ApiAppOptions {
+  config: BullpenConfig;
+  /** The producer connection (createRedis(url, 'producer')): fails fast, never queues offline. */
+  redis: IORedis;
+  logger: Logger;
+}
+
+export interface ApiApp {
+  app: Express;
+  /** Closes the BullMQ handles; the HTTP server and the Redis connection belong to the caller. */
+  close(): Promise<void>;
+}
+
+/** Throws ConfigError when authentication is on but no API key is configured. */
+export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
+  assertAuthConfigured(config);
+  if (config.authDisabled) {
+    logger.warn('authentication is disabled (AUTH_DISABLED=true): every request acts as tenant "default"');
+  }
+
+  const guard = new RedisGuard(redis);
+  const lanes = new LaneRegistry(config, redis, logger);
+  const producer = new JobProducer({ config, redis, guard, lanes });
+  const access = new JobAccess({ config, redis, guard, lanes });
+  let openApi: string | undefined;
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_req, res) => {
+    res.status(200).json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    if (await guard.ping()) res.status(200).json({ status: 'ready' });
+    else sendProblem(res, unavailableProblem('Redis did not answer PING within 1 s'));
+  });
+  app.get('/openapi.json', (_req, res) => {
+    openApi ??= JSON.stringify(buildOpenApiDocument(config));
+    res.status(200).type('application/json').send(openApi);
+  });
+
+  const v1 = express.Router();
+  v1.use(authenticate(config));
+  v1.use(jobRoutes({ config, producer, access }));
+  v1.use(laneRoutes({ config, guard, lanes }));
+  app.use('/v1', v1);
+
+  app.use(notFoundHandler());
+  app.use(errorHandler(logger, config.bodyLimitBytes));
+
+  return { app, close: () => lanes.close() };
+}

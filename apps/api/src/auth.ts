@@ -1,0 +1,96 @@
+// Who is calling: a Bearer key from configuration binds the request to a tenant and, optionally,
+// to a set of lanes. With AUTH_DISABLED every request is the tenant "default".
+import type { RequestHandler, Response } from 'express';
+import { ConfigError, findApiKey, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { ProblemError } from './problem';
+
+export const DEFAULT_TENANT = 'default';
+
+export interface Principal {
+  readonly tenant: string;
+  /** Lanes the key may use; undefined = all. */
+  readonly lanes?: ReadonlySet<string>;
+}
+
+/** Refuses to start an API nobody could call, unless authentication is explicitly off. */
+export function assertAuthConfigured(config: BullpenConfig): void {
+  if (!config.authDisabled && config.apiKeys.length === 0) {
+    throw new ConfigError(
+      'API_KEYS: expected at least one tenant:key entry (or API_KEYS_FILE); set AUTH_DISABLED=true to run without authentication',
+    );
+  }
+}
+
+const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
+
+function unauthorized(detail: string, challenge: string): ProblemError {
+  return new ProblemError('unauthorized', detail, { headers: { 'WWW-Authenticate': challenge } });
+}
+
+export function authenticate(config: BullpenConfig): RequestHandler {
+  if (config.authDisabled) {
+    const anonymous: Principal = { tenant: DEFAULT_TENANT };
+    return (_req, res, next) => {
+      res.locals.principal = anonymous;
+      next();
+    };
+  }
+  return (req, res, next) => {
+    const match = BEARER.exec(req.headers.authorization ?? '');
+    if (!match?.[1]) {
+      next(unauthorized('Send Authorization: Bearer <key>', 'Bearer realm="bullpen"'));
+      return;
+    }
+    const entry = findApiKey(config.apiKeys, match[1]);
+    if (!entry) {
+      next(unauthorized('The API key is not valid', 'Bearer realm="bullpen", error="invalid_token"'));
+      return;
+    }
+    const principal: Principal = entry.lanes ? { tenant: entry.tenant, lanes: entry.lanes } : { tenant: entry.tenant };
+    res.locals.principal = principal;
+    next();
+  };
+}
+
+export function principalOf(res: Response): Principal {
+  const principal = res.locals.principal as Principal | undefined;
+  if (!principal) throw new Error('principalOf: authenticate() did not run for this route');
+  return principal;
+}
+
+export function mayUseLane(principal: Principal, lane: string): boolean {
+  return principal.lanes === undefined || principal.lanes.has(lane);
+}
+
+export interface LaneContext {
+  readonly lane: string;
+  readonly policy: LanePolicy;
+}
+
+/**
+ * Resolves `:lane` for the routes under it: 404 for a lane that is not configured, 403 for one
+ * the key may not use. Runs before any body is read.
+ */
+export function laneAccess(config: BullpenConfig): RequestHandler<{ lane: string }> {
+  return (req, res, next) => {
+    const lane = req.params.lane;
+    const policy = Object.hasOwn(config.lanes, lane) ? config.lanes[lane] : undefined;
+    if (!policy) {
+      next(new ProblemError('lane_not_found', `No lane named ${JSON.stringify(lane)}`));
+      return;
+    }
+    if (!mayUseLane(principalOf(res), lane)) {
+      next(new ProblemError('lane_forbidden', `This API key may not use lane ${lane}`));
+      return;
+    }
+    const context: LaneContext = { lane, policy };
+    res.locals.lane = context;
+    next();
+  };
+}
+
+export function laneOf(res: Response): LaneContext {
+  const context = res.locals.lane as LaneContext | undefined;
+  if (!context) throw new Error('laneOf: laneAccess() did not run for this route');
+  return context;
+}

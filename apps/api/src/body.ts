@@ -1,0 +1,31 @@
+// Reads a JSON request body: 415 for another content type, 413 past the limit, 400 for bad JSON
+// (the error handler maps body-parser's error types). Mounted after auth and lane checks, so a
+// body is never read for a request that is refused anyway.
+import express, { type RequestHandler } from 'express';
+import { ProblemError } from './problem';
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+export function jsonBody(limitBytes: number): RequestHandler[] {
+  const requireJson: RequestHandler = (req, _res, next) => {
+    const type = req.is(JSON_TYPES);
+    const noBody = type === null || (req.headers['content-length'] === '0' && !req.headers['content-type']);
+    if (noBody) {
+      next(
+        new ProblemError('validation_failed', 'A JSON request body is required', {
+          errors: [{ field: 'body', message: 'required' }],
+        }),
+      );
+      return;
+    }
+    if (type === false) {
+      const got = req.headers['content-type'] ?? 'none';
+      next(new ProblemError('unsupported_media_type', `Expected Content-Type: application/json, got ${got}`));
+      return;
+    }
+    next();
+  };
+  // strict: false lets any JSON value through, so that `"x"` is a schema error, not malformed JSON.
+  const parse = express.json({ limit: limitBytes, strict: false, type: () => true });
+  return [requireJson, parse];
+}

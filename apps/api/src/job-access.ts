@@ -1,0 +1,82 @@
+// Reading and cancelling one job, as its tenant sees it: a job of another tenant, or one that is
+// not a job at all, is "not found" exactly like a job that does not exist.
+import { Job, type Queue } from 'bullmq';
+import type IORedis from 'ioredis';
+import { cancelChannel, unwrapJobData, type BullpenConfig } from '@bullpen/core';
+import type { LaneRegistry } from './lane-registry';
+import { ProblemError } from './problem';
+import type { RedisGuard } from './redis-guard';
+import { jobStatusView, type JobStateView, type JobStatus } from './views';
+
+/** Attempt history is read from the newest log rows; more attempts than this are not kept. */
+const MAX_LOG_ROWS = 200;
+/** Ids a job may have; anything else (a colon, a BullMQ key name) cannot name a job hash. */
+const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
+
+export interface JobAccessDeps {
+  config: BullpenConfig;
+  redis: IORedis;
+  guard: RedisGuard;
+  lanes: LaneRegistry;
+}
+
+export type CancelOutcome =
+  | { kind: 'removed'; body: { id: string; lane: string; state: 'removed'; previousState: JobStateView } }
+  | { kind: 'cancel_requested'; body: { id: string; lane: string; state: 'active'; cancelRequested: true } };
+
+/** The message workers receive on cancelChannel(prefix) to abort an active job. */
+export interface CancelMessage {
+  lane: string;
+  jobId: string;
+}
+
+function notFound(lane: string, id: string): ProblemError {
+  return new ProblemError('job_not_found', `No job ${JSON.stringify(id)} in lane ${lane}`);
+}
+
+export class JobAccess {
+  constructor(private readonly deps: JobAccessDeps) {}
+
+  async status(lane: string, id: string, tenant: string): Promise<JobStatus> {
+    const { guard } = this.deps;
+    const queue = this.deps.lanes.queue(lane);
+    const job = await this.findVisible(queue, lane, id, tenant);
+    const [state, logs] = await guard.run(() =>
+      Promise.all([queue.getJobState(id), queue.getJobLogs(id, 0, MAX_LOG_ROWS - 1, false)]),
+    );
+    if (state === 'unknown') throw notFound(lane, id);
+    // Newest first from BullMQ; the history reads oldest first.
+    return jobStatusView(job, lane, state, [...logs.logs].reverse());
+  }
+
+  /**
+   * Removes a job that is not running. A running job cannot be removed (its worker holds the
+   * lock), so its worker is asked to abort it; the job then fails or completes as usual.
+   */
+  async cancel(lane: string, id: string, tenant: string): Promise<CancelOutcome> {
+    const { guard } = this.deps;
+    const queue = this.deps.lanes.queue(lane);
+    await this.findVisible(queue, lane, id, tenant);
+    const state = (await guard.run(() => queue.getJobState(id))) as JobStateView;
+    if (state === 'unknown') throw notFound(lane, id);
+    if (state !== 'active') {
+      const removed = await guard.run(() => queue.remove(id));
+      if (removed === 1) return { kind: 'removed', body: { id, lane, state: 'removed', previousState: state } };
+      // 0: locked, so a worker took it between the two calls.
+    }
+    const message: CancelMessage = { lane, jobId: id };
+    await guard.run(() => this.deps.redis.publish(cancelChannel(this.deps.config.prefix), JSON.stringify(message)));
+    return { kind: 'cancel_requested', body: { id, lane, state: 'active', cancelRequested: true } };
+  }
+
+  private async findVisible(queue: Queue, lane: string, id: string, tenant: string): Promise<Job> {
+    if (!JOB_ID.test(id) || Object.hasOwn(queue.keys, id)) throw notFound(lane, id);
+    const job = await this.deps.guard.run(() => Job.fromId(queue, id));
+    if (!job || typeof job.name !== 'string' || !Number.isFinite(job.timestamp)) throw notFound(lane, id);
+    const { meta } = unwrapJobData(job.data);
+    // Jobs added by plain BullMQ producers carry no tenant: only visible without authentication.
+    const visible = meta ? meta.tenant === tenant : this.deps.config.authDisabled;
+    if (!visible) throw notFound(lane, id);
+    return job;
+  }
+}

@@ -1,0 +1,59 @@
+// The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
+import { ConfigError, createLogger, createRedis, loadConfig } from '@bullpen/core';
+import { createApiApp, type ApiApp } from './app';
+import { listen } from './server';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger('api', config.logLevel);
+  const redis = createRedis(config.redisUrl, 'producer', 'bullpen-api');
+  // Transitions only: ioredis emits 'close' on every failed reconnect attempt.
+  let redisUp = false;
+  redis.on('ready', () => {
+    redisUp = true;
+    logger.info('redis ready', { url: redactedUrl(config.redisUrl) });
+  });
+  redis.on('close', () => {
+    if (!redisUp) return;
+    redisUp = false;
+    logger.warn('redis connection lost; requests answer 503 until it is back');
+  });
+
+  let api: ApiApp;
+  try {
+    api = createApiApp({ config, redis, logger });
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  const server = await listen(api.app, config.host, config.port);
+  logger.info('api listening', { url: server.url, lanes: config.laneNames });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    await server.close();
+    await api.close();
+    await redis.quit().catch(() => redis.disconnect());
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+function redactedUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`bullpen api: ${err.message}\n`);
+  } else {
+    process.stderr.write(`bullpen api: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exit(1);
+});

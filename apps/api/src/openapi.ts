@@ -1,0 +1,160 @@
+// The OpenAPI 3.1 document, generated from the zod schemas the API validates requests with
+// (schemas.ts) and describes its answers with (views.ts).
+import { z } from 'zod';
+import type { BullpenConfig } from '@bullpen/core';
+import { MAX_BULK_JOBS, requestDocs } from './schemas';
+import { responseDocs } from './views';
+
+type JsonObject = Record<string, unknown>;
+
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+const json = (schemaId: string) => ({ 'application/json': { schema: ref(schemaId) } });
+const problem = (description: string, headers?: JsonObject) => ({
+  description,
+  content: { 'application/problem+json': { schema: ref('Problem') } },
+  ...(headers ? { headers } : {}),
+});
+const retryAfter = { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } } };
+
+const common = {
+  '401': problem('unauthorized: missing or wrong API key (WWW-Authenticate: Bearer).'),
+  '403': problem('lane_forbidden: the key may not use this lane.'),
+  '404': problem('lane_not_found, or job_not_found (also for another tenant\'s job).'),
+  '503': problem('redis_unavailable: Redis is down or did not answer within 1 s.', retryAfter),
+};
+const bodyErrors = {
+  '400': problem('malformed_json, validation_failed (one message per field) or job_name_not_allowed.'),
+  '413': problem('payload_too_large: the body exceeds API_BODY_LIMIT_BYTES.'),
+  '415': problem('unsupported_media_type: send Content-Type: application/json.'),
+};
+
+/** Component schemas of a registry; `io` is "input" for requests (defaults make fields optional). */
+function componentSchemas(registry: typeof requestDocs, io: 'input' | 'output'): Record<string, JsonObject> {
+  const { schemas } = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io,
+    metadata: registry,
+    uri: (id) => `#/components/schemas/${id}`,
+    // A construct JSON Schema cannot express (say, a transform in a lane policy) becomes "any":
+    // the document degrades instead of the endpoint failing.
+    unrepresentable: 'any',
+  });
+  const out: Record<string, JsonObject> = {};
+  for (const [id, schema] of Object.entries(schemas)) {
+    // Components are embedded in the document: their own $schema/$id would only confuse tools.
+    const { $schema: _schema, $id: _id, ...rest } = schema as JsonObject;
+    out[id] = rest;
+  }
+  return out;
+}
+
+export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
+  const laneParam = {
+    name: 'lane',
+    in: 'path',
+    required: true,
+    schema: { type: 'string', enum: [...config.laneNames] },
+  };
+  const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  const noAuth: unknown[] = [];
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'bullpen producer API',
+      version: '1',
+      description:
+        'Submit jobs to lanes (BullMQ queues), read and cancel them, inspect and pause lanes. ' +
+        'Every error is application/problem+json with a stable `code`.',
+    },
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key from API_KEYS.' } },
+      schemas: { ...componentSchemas(requestDocs, 'input'), ...componentSchemas(responseDocs, 'output') },
+    },
+    paths: {
+      '/v1/lanes/{lane}/jobs': {
+        post: {
+          summary: 'Submit a job',
+          parameters: [laneParam],
+          requestBody: { required: true, content: json('JobSubmission') },
+          responses: {
+            '201': { description: 'Added.', content: json('JobCreated') },
+            '200': {
+              description: 'The idempotency key was seen before: the original job, nothing added.',
+              headers: { 'Idempotent-Replayed': { schema: { type: 'string', const: 'true' } } },
+              content: json('JobCreated'),
+            },
+            ...bodyErrors,
+            ...common,
+            '429': problem('queue_full: the lane holds maxQueueSize jobs not yet started.', retryAfter),
+          },
+        },
+      },
+      '/v1/lanes/{lane}/jobs/bulk': {
+        post: {
+          summary: `Submit up to ${MAX_BULK_JOBS} jobs`,
+          description:
+            'Items are validated one by one; valid items are admitted in order while the lane has room and added ' +
+            'atomically (all admitted items or, with a 503, none). Each result says whether its item was taken ' +
+            '(created, replayed) or not (rejected: lane full, invalid). Retry-After is set when any item was rejected.',
+          parameters: [laneParam],
+          requestBody: { required: true, content: json('BulkSubmission') },
+          responses: { '200': { description: 'Per-item results.', content: json('BulkResult') }, ...bodyErrors, ...common },
+        },
+      },
+      '/v1/lanes/{lane}/jobs/{id}': {
+        get: {
+          summary: 'Read a job: state, attempts, timestamps, failure and return value',
+          parameters: [laneParam, idParam],
+          responses: { '200': { description: 'The job.', content: json('JobStatus') }, ...common },
+        },
+        delete: {
+          summary: 'Cancel a job',
+          description:
+            'A job that is not running (waiting, delayed, prioritized, completed, failed) is removed: 200. ' +
+            'A running job cannot be removed: its worker is asked to abort it (the handler\'s AbortSignal fires): 202.',
+          parameters: [laneParam, idParam],
+          responses: {
+            '200': { description: 'Removed.', content: json('JobRemoved') },
+            '202': { description: 'Running: cancellation requested.', content: json('JobCancelRequested') },
+            ...common,
+          },
+        },
+      },
+      '/v1/lanes': {
+        get: {
+          summary: "Each lane's policy, live counts and paused flag (the lanes this key may use)",
+          responses: { '200': { description: 'Lanes.', content: json('LaneList') }, ...common },
+        },
+      },
+      '/v1/lanes/{lane}/pause': {
+        post: {
+          summary: 'Pause a lane: workers take no new jobs from it; submissions are still accepted',
+          parameters: [laneParam],
+          responses: { '200': { description: 'Paused.', content: json('LanePaused') }, ...common },
+        },
+      },
+      '/v1/lanes/{lane}/resume': {
+        post: {
+          summary: 'Resume a paused lane',
+          parameters: [laneParam],
+          responses: { '200': { description: 'Resumed.', content: json('LanePaused') }, ...common },
+        },
+      },
+      '/healthz': {
+        get: { summary: 'The process is alive', security: noAuth, responses: { '200': { description: 'Alive.' } } },
+      },
+      '/readyz': {
+        get: {
+          summary: 'Redis answers PING within 1 s',
+          security: noAuth,
+          responses: { '200': { description: 'Ready.' }, '503': problem('redis_unavailable.') },
+        },
+      },
+      '/openapi.json': {
+        get: { summary: 'This document', security: noAuth, responses: { '200': { description: 'OpenAPI 3.1.' } } },
+      },
+    },
+  };
+}

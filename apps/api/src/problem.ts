@@ -1,0 +1,144 @@
+// Every error the API answers is an RFC 9457 problem document with a stable `code`.
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { UnavailableError, type Logger } from '@bullpen/core';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** One message per offending field; `field` is a path such as `body.priority` or `body.jobs[3].name`. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  errors?: FieldError[];
+}
+
+/** Stable codes, their HTTP status and title. */
+export const PROBLEMS = {
+  unauthorized: { status: 401, title: 'Unauthorized' },
+  lane_forbidden: { status: 403, title: 'Lane not allowed for this key' },
+  lane_not_found: { status: 404, title: 'Lane not found' },
+  job_not_found: { status: 404, title: 'Job not found' },
+  route_not_found: { status: 404, title: 'Route not found' },
+  bad_request: { status: 400, title: 'Bad request' },
+  malformed_json: { status: 400, title: 'Malformed JSON' },
+  validation_failed: { status: 400, title: 'Validation failed' },
+  job_name_not_allowed: { status: 400, title: 'Job name not allowed in this lane' },
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  queue_full: { status: 429, title: 'Lane is full' },
+  redis_unavailable: { status: 503, title: 'Redis unavailable' },
+  internal: { status: 500, title: 'Internal error' },
+} as const;
+export type ProblemCode = keyof typeof PROBLEMS;
+
+export function problemType(code: string): string {
+  return `urn:bullpen:problem:${code}`;
+}
+
+/** Thrown by handlers and middleware; the error handler turns it into the response. */
+export class ProblemError extends Error {
+  override readonly name = 'ProblemError';
+  readonly status: number;
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string,
+    readonly options: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+    this.status = PROBLEMS[code].status;
+  }
+
+  toProblem(): Problem {
+    const problem: Problem = {
+      type: problemType(this.code),
+      title: PROBLEMS[this.code].title,
+      status: this.status,
+      code: this.code,
+      detail: this.detail,
+    };
+    if (this.options.errors) problem.errors = this.options.errors;
+    return problem;
+  }
+}
+
+export function sendProblem(res: Response, error: ProblemError): void {
+  for (const [name, value] of Object.entries(error.options.headers ?? {})) res.setHeader(name, value);
+  res.status(error.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(error.toProblem()));
+}
+
+/** Seconds a client should wait before retrying after a 503 from an outage. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
+
+export function unavailableProblem(detail = 'Redis is unavailable; retry shortly'): ProblemError {
+  return new ProblemError('redis_unavailable', detail, {
+    headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
+  });
+}
+
+/** The `type` field body-parser sets on its errors: a stable code, unlike the message. */
+function bodyParserType(err: unknown): string | undefined {
+  const type = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
+  return typeof type === 'string' ? type : undefined;
+}
+
+/** Maps anything thrown to a problem; undefined means an unexpected failure (a 500). */
+export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemError | undefined {
+  if (err instanceof ProblemError) return err;
+  if (err instanceof UnavailableError) return unavailableProblem(err.message);
+  switch (bodyParserType(err)) {
+    case 'entity.parse.failed':
+      return new ProblemError('malformed_json', 'The request body is not valid JSON');
+    case 'entity.too.large':
+      return new ProblemError('payload_too_large', `The request body exceeds ${bodyLimitBytes} bytes`);
+    case 'encoding.unsupported':
+      return new ProblemError('unsupported_media_type', 'Unsupported content encoding');
+    case 'charset.unsupported':
+      return new ProblemError('unsupported_media_type', 'Unsupported charset; send UTF-8 JSON');
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return new ProblemError('malformed_json', 'The request body ended early or had the wrong length');
+    default:
+      break;
+  }
+  // Express itself flags client errors (a path that does not decode, say) with a 4xx status.
+  const status = typeof err === 'object' && err !== null ? (err as { status?: unknown }).status : undefined;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new ProblemError('bad_request', 'The request could not be understood');
+  }
+  return undefined;
+}
+
+export function notFoundHandler(): RequestHandler {
+  return (req, _res, next) => {
+    next(new ProblemError('route_not_found', `No route for ${req.method} ${req.path}`));
+  };
+}
+
+export function errorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    const problem = toProblemError(err, bodyLimitBytes);
+    if (problem) {
+      // Client errors and outages are expected traffic: keep them out of the info log.
+      logger.debug('request failed', { method: req.method, path: req.path, status: problem.status, code: problem.code });
+      sendProblem(res, problem);
+      return;
+    }
+    logger.error('request failed unexpectedly', {
+      method: req.method,
+      path: req.path,
+      error: err instanceof Error ? err.stack ?? err.message : String(err),
+    });
+    sendProblem(res, new ProblemError('internal', 'An unexpected error occurred; it has been logged'));
+  };
+}

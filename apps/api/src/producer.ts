@@ -1,0 +1,181 @@
+// Adds jobs to lanes: admission (one round trip that reserves room), the BullMQ add (one round
+// trip, deduplicating idempotency keys atomically in BullMQ's script), then the reservation is
+// released without waiting. A replayed idempotency key returns the original job.
+import { randomUUID } from 'node:crypto';
+import { Job, type FlowJob, type Queue } from 'bullmq';
+import type IORedis from 'ioredis';
+import { laneJobOptions, releaseAdmission, reserveAdmission, type BullpenConfig } from '@bullpen/core';
+import type { LaneContext } from './auth';
+import type { LaneRegistry } from './lane-registry';
+import { ProblemError } from './problem';
+import type { RedisGuard } from './redis-guard';
+import { jobSubmissionSchema, parseWith, type JobSubmission } from './schemas';
+import { checkSubmission, deduplicationId, prepareJob, type PreparedJob } from './submission';
+import { jobCreatedView, type BulkItemResult, type BulkResult, type JobCreated, type JobStateView } from './views';
+
+/** What a client is told to wait after a 429; lanes drain at worker speed, unknown here. */
+export const QUEUE_FULL_RETRY_AFTER_SECONDS = 1;
+
+export interface SubmitOutcome {
+  replayed: boolean;
+  job: JobCreated;
+}
+
+export interface BulkOutcome {
+  result: BulkResult;
+  /** Set when some item was refused because the lane is full. */
+  retryAfterSeconds?: number;
+}
+
+export interface ProducerDeps {
+  config: BullpenConfig;
+  redis: IORedis;
+  guard: RedisGuard;
+  lanes: LaneRegistry;
+}
+
+interface ValidItem {
+  index: number;
+  prepared: PreparedJob;
+}
+
+function queueFull(lane: string, backlog: number, maxQueueSize: number): ProblemError {
+  return new ProblemError('queue_full', `Lane ${lane} holds ${backlog} of at most ${maxQueueSize} jobs; retry later`, {
+    headers: { 'Retry-After': String(QUEUE_FULL_RETRY_AFTER_SECONDS) },
+  });
+}
+
+export class JobProducer {
+  constructor(private readonly deps: ProducerDeps) {}
+
+  async submit({ lane, policy }: LaneContext, tenant: string, input: JobSubmission): Promise<SubmitOutcome> {
+    const { config, redis, guard, lanes } = this.deps;
+    const prepared = prepareJob(input, { tenant, policy, jobId: randomUUID(), nowMs: Date.now() });
+    const queue = lanes.queue(lane);
+    const ids = [prepared.jobId];
+
+    const decision = await guard.run(() =>
+      reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids }),
+    );
+    if (decision.granted === 0) {
+      // A full lane still answers a repeated idempotency key with its job.
+      const dedupId = prepared.opts.deduplication?.id;
+      const existing = dedupId ? await guard.run(() => queue.getDeduplicationJobId(dedupId)) : null;
+      if (existing) return { replayed: true, job: await this.describe(queue, lane, existing, input.name) };
+      throw queueFull(lane, decision.backlog, policy.maxQueueSize);
+    }
+
+    try {
+      const job = await guard.run(() => queue.add(prepared.name, prepared.data, prepared.opts));
+      if (job.id !== prepared.jobId) {
+        return { replayed: true, job: await this.describe(queue, lane, String(job.id), input.name) };
+      }
+      return { replayed: false, job: jobCreatedView(job, lane, prepared.initialState) };
+    } finally {
+      releaseAdmission(redis, config.prefix, lane, ids);
+    }
+  }
+
+  /**
+   * Validates each item alone, admits as many valid items as the lane has room for (in request
+   * order), and adds them in one MULTI/EXEC (BullMQ's FlowProducer), which Redis applies whole or
+   * not at all: if Redis fails, no item was taken and the whole call is a 503.
+   */
+  async submitBulk({ lane, policy }: LaneContext, tenant: string, items: readonly unknown[]): Promise<BulkOutcome> {
+    const { config, redis, guard, lanes } = this.deps;
+    const results: BulkItemResult[] = new Array(items.length);
+    const valid: ValidItem[] = [];
+    const nowMs = Date.now();
+    items.forEach((item, index) => {
+      const base = `body.jobs[${index}]`;
+      const parsed = parseWith(jobSubmissionSchema, item, base);
+      if (!parsed.ok) {
+        results[index] = { index, status: 'invalid', code: 'validation_failed', errors: parsed.errors };
+        return;
+      }
+      const rejection = checkSubmission(parsed.value, policy, base);
+      if (rejection) {
+        results[index] = { index, status: 'invalid', code: rejection.code, errors: rejection.errors };
+        return;
+      }
+      const prepared = prepareJob(parsed.value, { tenant, policy, jobId: randomUUID(), nowMs });
+      valid.push({ index, prepared });
+    });
+
+    let refused: ValidItem[] = [];
+    if (valid.length > 0) {
+      const ids = valid.map((item) => item.prepared.jobId);
+      const decision = await guard.run(() =>
+        reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids }),
+      );
+      const admitted = valid.slice(0, decision.granted);
+      refused = valid.slice(decision.granted);
+      try {
+        if (admitted.length > 0) await this.addAtomically({ lane, policy }, admitted, results);
+      } finally {
+        releaseAdmission(redis, config.prefix, lane, ids.slice(0, decision.granted));
+      }
+    }
+    if (refused.length > 0) await this.settleRefused(lane, refused, results);
+
+    const count = (status: BulkItemResult['status']) => results.filter((r) => r.status === status).length;
+    const result: BulkResult = {
+      lane,
+      created: count('created'),
+      replayed: count('replayed'),
+      rejected: count('rejected'),
+      invalid: count('invalid'),
+      results,
+    };
+    return result.rejected > 0 ? { result, retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS } : { result };
+  }
+
+  private async addAtomically(
+    { lane, policy }: LaneContext,
+    admitted: readonly ValidItem[],
+    results: BulkItemResult[],
+  ): Promise<void> {
+    const { config, guard, lanes } = this.deps;
+    // FlowProducer does not apply a Queue's defaultJobOptions: the lane's defaults go in here.
+    const defaults = laneJobOptions(policy);
+    const flows: FlowJob[] = admitted.map(({ prepared }) => ({
+      name: prepared.name,
+      queueName: lane,
+      prefix: config.prefix,
+      data: prepared.data,
+      opts: { ...defaults, ...prepared.opts },
+    }));
+    const producer = lanes.flowProducer();
+    const nodes = await guard.run(() => producer.addBulk(flows));
+    admitted.forEach(({ index, prepared }, i) => {
+      const id = nodes[i]?.job.id;
+      if (id === undefined) throw new Error(`FlowProducer.addBulk returned no job for item ${index}`);
+      results[index] = { index, status: id === prepared.jobId ? 'created' : 'replayed', id: String(id) };
+    });
+  }
+
+  /** Items without room: a known idempotency key is answered as a replay, the rest as queue_full. */
+  private async settleRefused(lane: string, refused: readonly ValidItem[], results: BulkItemResult[]): Promise<void> {
+    const { guard, lanes } = this.deps;
+    const queue = lanes.queue(lane);
+    const existing = await guard.run(() =>
+      Promise.all(
+        refused.map(({ prepared }) => {
+          const dedupId = prepared.opts.deduplication?.id;
+          return dedupId ? queue.getDeduplicationJobId(dedupId) : Promise.resolve(null);
+        }),
+      ),
+    );
+    refused.forEach(({ index }, i) => {
+      const id = existing[i];
+      results[index] = id ? { index, status: 'replayed', id } : { index, status: 'rejected', code: 'queue_full' };
+    });
+  }
+
+  /** The original job of a replay. If retention already removed it, what is known of it. */
+  private async describe(queue: Queue, lane: string, id: string, name: string): Promise<JobCreated> {
+    const [job, state] = await this.deps.guard.run(() => Promise.all([Job.fromId(queue, id), queue.getJobState(id)]));
+    if (!job) return { id, lane, name, state: 'unknown', createdAt: null };
+    return jobCreatedView(job, lane, state as JobStateView);
+  }
+}

@@ -1,0 +1,68 @@
+// Bounds every Redis call a request makes, so that an outage answers 503 at once (or within the
+// timeout when Redis hangs) instead of holding the request: the producer connection does not
+// queue commands offline, and BullMQ's own waits on its client are cut short here.
+import type IORedis from 'ioredis';
+import { ReplyError } from 'ioredis';
+import { UnavailableError } from '@bullpen/core';
+
+/** Default per-call bound; the proof asks for a 503 within 2 s. */
+export const REDIS_CALL_TIMEOUT_MS = 1000;
+
+/**
+ * ioredis reports a lost or unwritable connection and a command timeout as plain Errors, so the
+ * failure is classified by what it is not: neither a reply from Redis (a script error, a wrong
+ * type) nor a programming error. Those are bugs and must surface as such, not as an outage.
+ */
+function isConnectionFailure(err: unknown): boolean {
+  return !(
+    err instanceof ReplyError ||
+    err instanceof TypeError ||
+    err instanceof RangeError ||
+    err instanceof ReferenceError ||
+    err instanceof SyntaxError
+  );
+}
+
+export class RedisGuard {
+  constructor(
+    private readonly redis: IORedis,
+    private readonly timeoutMs = REDIS_CALL_TIMEOUT_MS,
+  ) {}
+
+  /** Whether the connection is up now; cheap, no I/O. */
+  get ready(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  /**
+   * Runs one Redis call. Throws UnavailableError when the connection is down, when the call
+   * fails for want of a connection, or when it takes longer than the bound.
+   */
+  async run<T>(call: () => Promise<T>): Promise<T> {
+    if (!this.ready) throw new UnavailableError(`Redis is ${this.redis.status}; retry shortly`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new UnavailableError(`Redis did not answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([call(), timeout]);
+    } catch (err) {
+      if (err instanceof UnavailableError || !isConnectionFailure(err)) throw err;
+      throw new UnavailableError('Redis connection failed; retry shortly', { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** PING within the bound; false instead of throwing. */
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.run(() => this.redis.ping())) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,120 @@
+// Request schemas: the zod schemas that validate request bodies are the ones /openapi.json is
+// generated from, so the document cannot drift from what the API accepts.
+import { z } from 'zod';
+import { JOB_NAME } from '@bullpen/core';
+import type { FieldError } from './problem';
+
+/** Documentation of the request schemas: ids name them in /openapi.json, descriptions explain fields. */
+export interface DocMeta {
+  id?: string;
+  description?: string;
+}
+export const requestDocs = z.registry<DocMeta>();
+const doc = (description: string): DocMeta => ({ description });
+
+export const MAX_BULK_JOBS = 1000;
+export const MAX_PRIORITY = 2_097_152;
+export const MAX_DELAY_MS = 365 * 24 * 3600 * 1000;
+
+/** One message whether the value is missing, of the wrong type or out of range. */
+function integer(min: number, max?: number) {
+  const expected = max === undefined ? `expected an integer of at least ${min}` : `expected an integer from ${min} to ${max}`;
+  const schema = z.int({ error: expected }).min(min, { error: expected });
+  return max === undefined ? schema : schema.max(max, { error: expected });
+}
+
+const jobNameMessage = 'expected a job name: a letter, then up to 127 letters, digits, _ . or -';
+const idempotencyKeyMessage = 'expected a string of 1 to 200 characters';
+
+export const jobSubmissionSchema = z
+  .strictObject({
+    name: z
+      .string({ error: (issue) => (issue.input === undefined ? 'required' : jobNameMessage) })
+      .regex(JOB_NAME, { error: jobNameMessage })
+      .register(requestDocs, doc('Job name: selects the handler; the lane may restrict the names it accepts.')),
+    data: z
+      .unknown()
+      .default(() => ({}))
+      .register(requestDocs, doc('Any JSON value, passed to the handler as its payload; default {}.')),
+    idempotencyKey: z
+      .string({ error: idempotencyKeyMessage })
+      .min(1, { error: idempotencyKeyMessage })
+      .max(200, { error: idempotencyKeyMessage })
+      .optional()
+      .register(
+        requestDocs,
+        doc(
+          "Repeating a key (per tenant and lane, within the lane's idempotencyTtlMs) returns the original job " +
+            'with 200 and Idempotent-Replayed: true instead of adding another.',
+        ),
+      ),
+    priority: integer(1, MAX_PRIORITY)
+      .optional()
+      .register(requestDocs, doc('1 is the highest priority; jobs without a priority run before prioritized ones.')),
+    delayMs: integer(0, MAX_DELAY_MS)
+      .optional()
+      .register(requestDocs, doc('Wait this long before the job may start; default 0.')),
+    attempts: integer(1, 100)
+      .optional()
+      .register(requestDocs, doc("Attempts including the first; default the lane's attempts.")),
+    deadlineMs: integer(1)
+      .optional()
+      .register(requestDocs, doc("No attempt starts later than this after submission; default the lane's deadlineMs, if any.")),
+    timeoutMs: integer(1)
+      .optional()
+      .register(requestDocs, doc("Per-attempt timeout; default the lane's timeoutMs.")),
+  })
+  .register(requestDocs, { id: 'JobSubmission', description: 'A job to add to a lane.' });
+export type JobSubmission = z.output<typeof jobSubmissionSchema>;
+
+/**
+ * The bulk envelope. Its items are validated one by one with jobSubmissionSchema so that a bad
+ * item is rejected alone; the documented form (bulkSubmissionDocSchema) names that schema.
+ */
+const jobsArray = <T extends z.ZodType>(item: T) =>
+  z
+    .array(item, { error: `expected an array of 1 to ${MAX_BULK_JOBS} jobs` })
+    .min(1, { error: `expected an array of 1 to ${MAX_BULK_JOBS} jobs` })
+    .max(MAX_BULK_JOBS, { error: `expected an array of 1 to ${MAX_BULK_JOBS} jobs` });
+
+export const bulkSubmissionSchema = z.strictObject({ jobs: jobsArray(z.unknown()) });
+export const bulkSubmissionDocSchema = z
+  .strictObject({ jobs: jobsArray(jobSubmissionSchema) })
+  .register(requestDocs, { id: 'BulkSubmission', description: `Up to ${MAX_BULK_JOBS} jobs for one lane.` });
+
+function formatPath(base: string, path: readonly PropertyKey[]): string {
+  let out = base;
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$]*$/.test(segment)) out += `.${segment}`;
+    else out += `[${JSON.stringify(String(segment))}]`;
+  }
+  return out;
+}
+
+/** One message per offending field, in the order zod found them. */
+export function fieldErrors(error: z.ZodError, base: string): FieldError[] {
+  const byField = new Map<string, string>();
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const field = formatPath(base, [...issue.path, key]);
+        if (!byField.has(field)) byField.set(field, 'unknown field');
+      }
+      continue;
+    }
+    const field = formatPath(base, issue.path);
+    if (!byField.has(field)) byField.set(field, issue.message);
+  }
+  return [...byField].map(([field, message]) => ({ field, message }));
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown, base: string): Parsed<z.output<S>> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return { ok: false, errors: [{ field: base, message: 'expected a JSON object' }] };
+  }
+  const result = schema.safeParse(input);
+  return result.success ? { ok: true, value: result.data } : { ok: false, errors: fieldErrors(result.error, base) };
+}

@@ -1,0 +1,172 @@
+// What the API answers: response schemas (documented in /openapi.json) and the mapping from
+// BullMQ jobs to them.
+import type { Job } from 'bullmq';
+import { z } from 'zod';
+import { ERROR_CLASSES, laneSchema, parseAttemptLogRow } from '@bullpen/core';
+import type { DocMeta } from './schemas';
+
+/** Documentation of the response schemas: ids name them in /openapi.json. */
+export const responseDocs = z.registry<DocMeta>();
+const doc = (description: string): DocMeta => ({ description });
+
+const timestamp = z.iso.datetime().nullable();
+
+export const JOB_STATES = [
+  'waiting',
+  'delayed',
+  'prioritized',
+  'active',
+  'completed',
+  'failed',
+  'waiting-children',
+  'unknown',
+] as const;
+export type JobStateView = (typeof JOB_STATES)[number];
+const jobState = z.enum(JOB_STATES);
+
+export const fieldErrorSchema = z
+  .object({ field: z.string(), message: z.string() })
+  .register(responseDocs, { id: 'FieldError' });
+
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.int(),
+    code: z.string().register(responseDocs, doc('Stable machine-readable code, e.g. queue_full, validation_failed.')),
+    detail: z.string(),
+    errors: z.array(fieldErrorSchema).optional().register(responseDocs, doc('For validation: one message per offending field.')),
+  })
+  .register(responseDocs, { id: 'Problem', description: 'RFC 9457 problem details.' });
+
+export const jobCreatedSchema = z
+  .object({ id: z.string(), lane: z.string(), name: z.string(), state: jobState, createdAt: timestamp })
+  .register(responseDocs, { id: 'JobCreated' });
+export type JobCreated = z.infer<typeof jobCreatedSchema>;
+
+export const attemptSchema = z
+  .object({
+    attempt: z.int(),
+    errorClass: z.enum(ERROR_CLASSES),
+    message: z.string(),
+    delayMs: z.number().nullable().register(responseDocs, doc('Delay before the next attempt; null when none followed.')),
+    worker: z.string().nullable(),
+    at: timestamp,
+  })
+  .register(responseDocs, { id: 'Attempt', description: 'A failed attempt, as the worker recorded it.' });
+export type AttemptView = z.infer<typeof attemptSchema>;
+
+export const jobStatusSchema = z
+  .object({
+    id: z.string(),
+    lane: z.string(),
+    name: z.string(),
+    state: jobState,
+    attemptsMade: z.int(),
+    createdAt: timestamp,
+    processedAt: timestamp,
+    finishedAt: timestamp,
+    failedReason: z.string().nullable(),
+    errorClass: z.enum(ERROR_CLASSES).nullable().register(responseDocs, doc('Error class of the last failed attempt.')),
+    returnValue: z.unknown(),
+    progress: z.unknown(),
+    attempts: z.array(attemptSchema),
+  })
+  .register(responseDocs, { id: 'JobStatus' });
+export type JobStatus = z.infer<typeof jobStatusSchema>;
+
+export const jobRemovedSchema = z
+  .object({ id: z.string(), lane: z.string(), state: z.literal('removed'), previousState: jobState })
+  .register(responseDocs, { id: 'JobRemoved' });
+
+export const jobCancelRequestedSchema = z
+  .object({ id: z.string(), lane: z.string(), state: z.literal('active'), cancelRequested: z.literal(true) })
+  .register(responseDocs, { id: 'JobCancelRequested' });
+
+export const BULK_ITEM_STATUSES = ['created', 'replayed', 'rejected', 'invalid'] as const;
+export const bulkItemResultSchema = z
+  .object({
+    index: z.int().register(responseDocs, doc('Position of the item in the request.')),
+    status: z
+      .enum(BULK_ITEM_STATUSES)
+      .register(responseDocs, doc('created and replayed items were taken; rejected (lane full) and invalid items were not.')),
+    id: z.string().optional().register(responseDocs, doc('The job id, for created and replayed items.')),
+    code: z.string().optional().register(responseDocs, doc('queue_full, validation_failed or job_name_not_allowed.')),
+    errors: z.array(fieldErrorSchema).optional(),
+  })
+  .register(responseDocs, { id: 'BulkItemResult' });
+export type BulkItemResult = z.infer<typeof bulkItemResultSchema>;
+
+export const bulkResultSchema = z
+  .object({
+    lane: z.string(),
+    created: z.int(),
+    replayed: z.int(),
+    rejected: z.int(),
+    invalid: z.int(),
+    results: z.array(bulkItemResultSchema),
+  })
+  .register(responseDocs, { id: 'BulkResult' });
+export type BulkResult = z.infer<typeof bulkResultSchema>;
+
+export const LANE_COUNT_TYPES = ['waiting', 'active', 'delayed', 'prioritized', 'paused', 'completed', 'failed'] as const;
+export const laneStatusSchema = z
+  .object({
+    name: z.string(),
+    paused: z.boolean(),
+    counts: z.object(Object.fromEntries(LANE_COUNT_TYPES.map((t) => [t, z.int()])) as Record<(typeof LANE_COUNT_TYPES)[number], z.ZodInt>),
+    policy: laneSchema,
+  })
+  .register(responseDocs, { id: 'LaneStatus' });
+export type LaneStatus = z.infer<typeof laneStatusSchema>;
+
+export const laneListSchema = z.object({ lanes: z.array(laneStatusSchema) }).register(responseDocs, { id: 'LaneList' });
+
+export const lanePausedSchema = z
+  .object({ lane: z.string(), paused: z.boolean() })
+  .register(responseDocs, { id: 'LanePaused' });
+
+function iso(ms: number | undefined | null): string | null {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : null;
+}
+
+export function jobCreatedView(job: Job, lane: string, state: JobStateView): JobCreated {
+  return { id: String(job.id), lane, name: job.name, state, createdAt: iso(job.timestamp) };
+}
+
+/** Attempt history from the job's log rows (core's attempt-log format), oldest first; other log lines are skipped. */
+export function parseAttempts(rows: readonly string[]): AttemptView[] {
+  const attempts: AttemptView[] = [];
+  for (const line of rows) {
+    const row = parseAttemptLogRow(line);
+    if (!row) continue;
+    attempts.push({
+      attempt: row.attempt,
+      errorClass: row.errorClass,
+      message: row.message,
+      delayMs: row.delayMs,
+      worker: row.worker || null,
+      at: iso(row.ts),
+    });
+  }
+  return attempts;
+}
+
+export function jobStatusView(job: Job, lane: string, state: JobStateView, logRows: readonly string[]): JobStatus {
+  const attempts = parseAttempts(logRows);
+  return {
+    id: String(job.id),
+    lane,
+    name: job.name,
+    state,
+    attemptsMade: job.attemptsMade ?? 0,
+    createdAt: iso(job.timestamp),
+    processedAt: iso(job.processedOn),
+    finishedAt: iso(job.finishedOn),
+    failedReason: job.failedReason || null,
+    errorClass: attempts.at(-1)?.errorClass ?? null,
+    returnValue: job.returnvalue ?? null,
+    progress: job.progress ?? 0,
+    attempts,
+  };
+}

@@ -1,0 +1,76 @@
+--[[
+  Admission control for one lane: grants reservations for as many of the candidate job ids as
+  fit under the lane's limit, atomically with counting, so that concurrent submitters and API
+  replicas can never push the backlog past maxQueueSize.
+
+  The backlog is every job not yet started (wait + paused + delayed + prioritized) plus the
+  reservations still in flight: granted but whose job has not landed yet. A reservation is
+  dropped when it expires, when its job exists (it is then counted in the lists above, or it
+  has already started), or when the producer releases it (ZREM) after the add.
+
+  Time is the Redis server's, so API replicas with skewed clocks agree on expiry.
+
+    KEYS[1] the lane's wait list, "<prefix>:<lane>:wait"; a job's hash is "<prefix>:<lane>:<id>"
+    KEYS[2] the lane's paused list
+    KEYS[3] the lane's delayed zset
+    KEYS[4] the lane's prioritized zset
+    KEYS[5] the lane's admission zset (member = reservation id = job id, score = expiry ms)
+
+    ARGV[1] maxQueueSize
+    ARGV[2] reservation time to live, ms
+    ARGV[3..] reservation ids in order of preference: the job ids about to be added
+
+  Returns { granted, backlog }:
+    granted  how many of the leading ids were reserved (0 .. #ids); the rest must not be added
+    backlog  the count the decision was made on (jobs + live reservations, before this call)
+]]
+local rcall = redis.call
+
+local maxQueueSize = tonumber(ARGV[1])
+local ttlMs = tonumber(ARGV[2])
+local jobKeyPrefix = string.sub(KEYS[1], 1, -5) -- "<prefix>:<lane>:wait" without "wait"
+local wanted = #ARGV - 2
+
+local time = rcall("TIME")
+local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+rcall("ZREMRANGEBYSCORE", KEYS[5], "-inf", nowMs)
+
+local jobs = rcall("LLEN", KEYS[1]) + rcall("LLEN", KEYS[2]) + rcall("ZCARD", KEYS[3]) + rcall("ZCARD", KEYS[4])
+local reserved = rcall("ZCARD", KEYS[5])
+
+-- A reservation whose job has landed is counted twice until its producer releases it. That only
+-- errs on the safe side, so the sweep (one EXISTS per live reservation) is paid only when the
+-- decision is close enough for the double count to matter.
+if reserved > 0 and jobs + reserved + wanted > maxQueueSize then
+  local live = rcall("ZRANGE", KEYS[5], 0, -1)
+  for i = 1, #live do
+    if rcall("EXISTS", jobKeyPrefix .. live[i]) == 1 then
+      rcall("ZREM", KEYS[5], live[i])
+      reserved = reserved - 1
+    end
+  end
+end
+
+local backlog = jobs + reserved
+local granted = maxQueueSize - backlog
+if granted > wanted then granted = wanted end
+if granted < 0 then granted = 0 end
+
+if granted > 0 then
+  local expiresAt = nowMs + ttlMs
+  -- ZADD in chunks: unpack() of thousands of arguments can overflow the Lua stack.
+  local chunk = {}
+  for i = 1, granted do
+    chunk[#chunk + 1] = expiresAt
+    chunk[#chunk + 1] = ARGV[2 + i]
+    if #chunk >= 1000 or i == granted then
+      rcall("ZADD", KEYS[5], unpack(chunk))
+      chunk = {}
+    end
+  end
+  -- The whole set disappears once its last reservation would have expired.
+  rcall("PEXPIRE", KEYS[5], ttlMs)
+end
+
+return { granted, backlog }

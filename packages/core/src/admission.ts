@@ -1,0 +1,65 @@
+// Admission control: reserve room in a lane before adding jobs, atomically across every producer
+// (lua/admission.lua), so that a lane's backlog never exceeds its maxQueueSize.
+import type IORedis from 'ioredis';
+import { admissionKey, laneBacklogKeys } from './keys';
+import { luaScript } from './lua';
+
+/** How long a reservation holds room if its producer never adds the job nor releases it. */
+export const RESERVATION_TTL_MS = 10_000;
+
+const COMMAND = 'bullpenAdmission';
+
+export interface AdmissionDecision {
+  /** How many of the leading ids were granted; only those may be added. */
+  granted: number;
+  /** Jobs not yet started plus live reservations, as counted for the decision. */
+  backlog: number;
+}
+
+interface AdmissionClient {
+  [COMMAND](...args: (string | number)[]): Promise<[number, number]>;
+}
+
+function ensureCommand(redis: IORedis): AdmissionClient {
+  const client = redis as unknown as Partial<AdmissionClient>;
+  if (typeof client[COMMAND] !== 'function') {
+    redis.defineCommand(COMMAND, { numberOfKeys: 5, lua: luaScript('admission') });
+  }
+  return redis as unknown as AdmissionClient;
+}
+
+export interface ReserveOptions {
+  prefix: string;
+  lane: string;
+  maxQueueSize: number;
+  /** Reservation ids, in order of preference; use the ids of the jobs about to be added. */
+  ids: readonly string[];
+  /** Default RESERVATION_TTL_MS. */
+  ttlMs?: number;
+}
+
+/** Grants room for up to `ids.length` jobs, as many as fit; one round trip. */
+export async function reserveAdmission(redis: IORedis, options: ReserveOptions): Promise<AdmissionDecision> {
+  const { prefix, lane, maxQueueSize, ids, ttlMs = RESERVATION_TTL_MS } = options;
+  const backlog = laneBacklogKeys(prefix, lane);
+  const [granted, counted] = await ensureCommand(redis)[COMMAND](
+    backlog.wait,
+    backlog.paused,
+    backlog.delayed,
+    backlog.prioritized,
+    admissionKey(prefix, lane),
+    maxQueueSize,
+    ttlMs,
+    ...ids,
+  );
+  return { granted, backlog: counted };
+}
+
+/**
+ * Gives back reservations once their jobs have landed (or will not be added). Fire and forget:
+ * a release that fails leaves reservations that expire on their own within the TTL.
+ */
+export function releaseAdmission(redis: IORedis, prefix: string, lane: string, ids: readonly string[]): void {
+  if (ids.length === 0) return;
+  redis.zrem(admissionKey(prefix, lane), ...ids).catch(() => undefined);
+}

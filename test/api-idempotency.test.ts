@@ -1,0 +1,104 @@
+// Idempotency keys: a repeated key returns the original job, never a second one, also when the
+// duplicates arrive at the same instant; keys are scoped per tenant and lane.
+import { Worker } from 'bullmq';
+import { createRedis } from '@bullpen/core';
+import { startLatencyProxy, startTestApi, KEYS, type TestApi } from '../apps/api/test/harness';
+import { redisUrl, waitUntil } from './support/wait';
+
+const LANE = 'tool_call';
+
+describe('producer API: idempotency', () => {
+  let api: TestApi;
+
+  beforeEach(async () => {
+    api = await startTestApi();
+  });
+
+  afterEach(async () => {
+    await api.stop();
+  });
+
+  const submit = (body: unknown, key: string = KEYS.acme, lane = LANE) =>
+    api.request('POST', `/v1/lanes/${lane}/jobs`, { body, key });
+
+  it('creates exactly one job from 20 concurrent duplicate submissions', async () => {
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () => submit({ name: 'noop', data: { order: 7 }, idempotencyKey: 'order-7' })),
+    );
+    const created = replies.filter((r) => r.status === 201);
+    const replayed = replies.filter((r) => r.status === 200);
+    expect(created).toHaveLength(1);
+    expect(replayed).toHaveLength(19);
+    const id = created[0]?.body.id;
+    for (const reply of replayed) {
+      expect(reply.headers.get('idempotent-replayed')).toBe('true');
+      expect(reply.body).toEqual({ id, lane: LANE, name: 'noop', state: 'waiting', createdAt: created[0]?.body.createdAt });
+    }
+    expect(created[0]?.headers.get('idempotent-replayed')).toBeNull();
+    expect(await api.backlog(LANE)).toBe(1);
+  });
+
+  it('creates exactly one job from 20 concurrent duplicates even over a slow link to Redis', async () => {
+    // Every duplicate is in flight before the first add lands: a check-then-add would create many.
+    const proxy = await startLatencyProxy(new URL(redisUrl()), 15);
+    const slow = await startTestApi({ env: { REDIS_URL: proxy.url } });
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          slow.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', idempotencyKey: 'slow-1' } }),
+        ),
+      );
+      expect(replies.filter((r) => r.status === 201)).toHaveLength(1);
+      expect(replies.filter((r) => r.status === 200)).toHaveLength(19);
+      expect(new Set(replies.map((r) => r.body.id)).size).toBe(1);
+      expect(await slow.backlog(LANE)).toBe(1);
+    } finally {
+      await slow.stop();
+      await proxy.close();
+    }
+  });
+
+  it('returns the original job, not a new one, when the key is repeated with a different payload', async () => {
+    const first = await submit({ name: 'noop', data: { v: 1 }, idempotencyKey: 'k' });
+    const second = await submit({ name: 'noop', data: { v: 2 }, idempotencyKey: 'k' });
+    expect(second.status).toBe(200);
+    expect(second.body.id).toBe(first.body.id);
+    expect(await api.backlog(LANE)).toBe(1);
+  });
+
+  it('keeps keys apart per tenant and per lane', async () => {
+    const acme = await submit({ name: 'noop', idempotencyKey: 'shared' });
+    const beta = await submit({ name: 'noop', idempotencyKey: 'shared' }, KEYS.beta);
+    const otherLane = await submit({ name: 'noop', idempotencyKey: 'shared' }, KEYS.acme, 'critic');
+    expect([acme.status, beta.status, otherLane.status]).toEqual([201, 201, 201]);
+    expect(new Set([acme.body.id, beta.body.id, otherLane.body.id]).size).toBe(3);
+  });
+
+  it('replays a key whose job has already completed, with its current state', async () => {
+    const first = await submit({ name: 'noop', idempotencyKey: 'done-once' });
+    const connection = createRedis(api.config.redisUrl, 'worker');
+    const worker = new Worker(LANE, async () => 'ok', { connection, prefix: api.config.prefix });
+    worker.on('error', () => undefined);
+    try {
+      await waitUntil(
+        async () => (await api.request('GET', `/v1/lanes/${LANE}/jobs/${first.body.id}`)).body.state === 'completed',
+        { what: 'the job to complete' },
+      );
+    } finally {
+      await worker.close();
+      connection.disconnect();
+    }
+    const again = await submit({ name: 'noop', idempotencyKey: 'done-once' });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id: first.body.id, state: 'completed' });
+    expect(await api.backlog(LANE)).toBe(0);
+  });
+
+  it('takes a key again once its job was deleted', async () => {
+    const first = await submit({ name: 'noop', idempotencyKey: 'again' });
+    expect((await api.request('DELETE', `/v1/lanes/${LANE}/jobs/${first.body.id}`)).status).toBe(200);
+    const second = await submit({ name: 'noop', idempotencyKey: 'again' });
+    expect(second.status).toBe(201);
+    expect(second.body.id).not.toBe(first.body.id);
+  });
+});

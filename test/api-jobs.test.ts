@@ -1,0 +1,220 @@
+// Submitting, reading and cancelling jobs over REST against a real Redis; a plain BullMQ Worker
+// stands in for bullpen's worker where a job has to run.
+import { Job, Queue, Worker } from 'bullmq';
+import type IORedis from 'ioredis';
+import { cancelChannel, createRedis, formatAttemptLogRow, laneStateKeys, unwrapJobData } from '@bullpen/core';
+import { startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
+import { deferred, waitUntil } from './support/wait';
+
+const LANE = 'tool_call';
+
+describe('producer API: jobs', () => {
+  let api: TestApi;
+  const workers: Worker[] = [];
+  const connections: IORedis[] = [];
+
+  beforeEach(async () => {
+    api = await startTestApi();
+  });
+
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+    connections.splice(0).forEach((c) => c.disconnect());
+    await api.stop();
+  });
+
+  function startWorker(processor: (job: Job) => Promise<unknown>): Worker {
+    const connection = createRedis(api.config.redisUrl, 'worker');
+    connections.push(connection);
+    const worker = new Worker(LANE, processor, { connection, prefix: api.config.prefix });
+    worker.on('error', () => undefined);
+    workers.push(worker);
+    return worker;
+  }
+
+  it('answers a submission with 201 and the job, which GET then shows waiting', async () => {
+    const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', data: { n: 1 } } });
+    expect(created.status).toBe(201);
+    expect(created.body).toEqual({ id: expect.any(String), lane: LANE, name: 'noop', state: 'waiting', createdAt: expect.any(String) });
+
+    const read = await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({
+      id: created.body.id,
+      lane: LANE,
+      name: 'noop',
+      state: 'waiting',
+      attemptsMade: 0,
+      createdAt: created.body.createdAt,
+      processedAt: null,
+      finishedAt: null,
+      failedReason: null,
+      errorClass: null,
+      returnValue: null,
+      attempts: [],
+    });
+    expect(await api.backlog(LANE)).toBe(1);
+  });
+
+  it('stores the payload in the envelope with the tenant, deadline, timeout and job options', async () => {
+    const before = Date.now();
+    const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, {
+      body: { name: 'noop', data: { x: [1] }, priority: 5, attempts: 7, deadlineMs: 60_000, timeoutMs: 500 },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.state).toBe('prioritized');
+    const queue = new Queue(LANE, { connection: api.redis, prefix: api.config.prefix });
+    try {
+      const job = await Job.fromId(queue, created.body.id);
+      const { data, meta } = unwrapJobData(job?.data);
+      expect(data).toEqual({ x: [1] });
+      expect(meta).toMatchObject({ v: 1, tenant: 'acme', timeoutMs: 500 });
+      expect(meta?.deadlineAt).toBeGreaterThanOrEqual(before + 60_000);
+      expect(job?.opts).toMatchObject({ attempts: 7, priority: 5, backoff: { type: 'bullpen' } });
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('shows a completed job with its return value after a worker ran it', async () => {
+    const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'echo', data: { say: 'hi' } } });
+    startWorker(async (job) => ({ echoed: unwrapJobData(job.data).data }));
+
+    const done = await waitUntil(
+      async () => {
+        const reply = await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+        return reply.body.state === 'completed' ? reply : undefined;
+      },
+      { what: 'the job to complete' },
+    );
+    expect(done.body).toMatchObject({
+      state: 'completed',
+      attemptsMade: 1,
+      returnValue: { echoed: { say: 'hi' } },
+      processedAt: expect.any(String),
+      finishedAt: expect.any(String),
+    });
+  });
+
+  it('shows a failed job with its reason, attempt history and the last error class', async () => {
+    const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'flaky', attempts: 1 } });
+    startWorker(async (job) => {
+      await job.log(formatAttemptLogRow({ attempt: 1, errorClass: 'http_5xx', message: 'upstream 502', delayMs: null, worker: 'w-1', ts: Date.now() }));
+      throw new Error('upstream 502');
+    });
+
+    const failed = await waitUntil(
+      async () => {
+        const reply = await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+        return reply.body.state === 'failed' ? reply : undefined;
+      },
+      { what: 'the job to fail' },
+    );
+    expect(failed.body).toMatchObject({
+      state: 'failed',
+      failedReason: 'upstream 502',
+      errorClass: 'http_5xx',
+      attempts: [{ attempt: 1, errorClass: 'http_5xx', message: 'upstream 502', delayMs: null, worker: 'w-1', at: expect.any(String) }],
+    });
+  });
+
+  it('removes a waiting job on DELETE, after which it is not found', async () => {
+    const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', delayMs: 60_000 } });
+    const removed = await api.request('DELETE', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+    expect(removed.status).toBe(200);
+    expect(removed.body).toEqual({ id: created.body.id, lane: LANE, state: 'removed', previousState: 'delayed' });
+    expect(await api.backlog(LANE)).toBe(0);
+    const read = await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+    expect(read.status).toBe(404);
+    expect(read.body.code).toBe('job_not_found');
+  });
+
+  it('asks workers to abort an active job on DELETE by publishing on the cancel channel', async () => {
+    const subscriber = createRedis(api.config.redisUrl, 'events');
+    try {
+      await whenReady(subscriber);
+      const received = deferred<string>();
+      subscriber.on('message', (_channel, message) => received.resolve(message));
+      await subscriber.subscribe(cancelChannel(api.config.prefix));
+
+      const started = deferred<string>();
+      const release = deferred();
+      startWorker(async (job) => {
+        started.resolve(String(job.id));
+        await release.promise;
+      });
+      const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'slow' } });
+      expect(await started.promise).toBe(created.body.id);
+
+      const cancel = await api.request('DELETE', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+      expect(cancel.status).toBe(202);
+      expect(cancel.body).toEqual({ id: created.body.id, lane: LANE, state: 'active', cancelRequested: true });
+      expect(JSON.parse(await received.promise)).toEqual({ lane: LANE, jobId: created.body.id });
+      release.resolve();
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('answers 404 for a job that does not exist or whose id names a BullMQ key', async () => {
+    await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } });
+    // The lane's meta hash exists, so GET .../jobs/meta would find a hash if ids were not checked.
+    await waitUntil(() => api.redis.exists(laneStateKeys(api.config.prefix, LANE).meta), { what: 'the lane meta hash' });
+    for (const id of ['no-such-job', 'meta', 'id', 'wait', 'a:b']) {
+      const reply = await api.request('GET', `/v1/lanes/${LANE}/jobs/${encodeURIComponent(id)}`);
+      expect([id, reply.status, reply.body.code]).toEqual([id, 404, 'job_not_found']);
+      const cancel = await api.request('DELETE', `/v1/lanes/${LANE}/jobs/${encodeURIComponent(id)}`);
+      expect([id, cancel.status, cancel.body.code]).toEqual([id, 404, 'job_not_found']);
+    }
+    expect(await api.redis.exists(laneStateKeys(api.config.prefix, LANE).meta)).toBe(1);
+    expect(await api.backlog(LANE)).toBe(1);
+  });
+
+  it('pauses and resumes a lane, and lists every lane with its policy and counts', async () => {
+    await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } });
+    const paused = await api.request('POST', `/v1/lanes/${LANE}/pause`);
+    expect(paused.status).toBe(200);
+    expect(paused.body).toEqual({ lane: LANE, paused: true });
+    expect(await api.redis.hget(laneStateKeys(api.config.prefix, LANE).meta, 'paused')).toBe('1');
+    await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', delayMs: 60_000 } });
+
+    const lanes = await api.request('GET', '/v1/lanes');
+    expect(lanes.status).toBe(200);
+    expect(lanes.body.lanes.map((l: { name: string }) => l.name)).toEqual(api.config.laneNames);
+    const lane = lanes.body.lanes.find((l: { name: string }) => l.name === LANE);
+    expect(lane).toMatchObject({
+      paused: true,
+      // BullMQ 6 keeps a paused lane's jobs in its wait list; the flag is what stops workers.
+      counts: { waiting: 1, paused: 0, delayed: 1, active: 0, prioritized: 0, completed: 0, failed: 0 },
+      policy: { concurrency: 8, maxQueueSize: 1000 },
+    });
+
+    const resumed = await api.request('POST', `/v1/lanes/${LANE}/resume`);
+    expect(resumed.body).toEqual({ lane: LANE, paused: false });
+    const after = await api.request('GET', '/v1/lanes');
+    expect(after.body.lanes.find((l: { name: string }) => l.name === LANE)).toMatchObject({
+      paused: false,
+      counts: { waiting: 1, delayed: 1 },
+    });
+  });
+
+  it('serves an OpenAPI 3.1 document built from the request schemas, without authentication', async () => {
+    const reply = await api.request('GET', '/openapi.json', { key: null });
+    expect(reply.status).toBe(200);
+    expect(reply.body.openapi).toBe('3.1.0');
+    const job = reply.body.components.schemas.JobSubmission;
+    expect(Object.keys(job.properties).sort()).toEqual(
+      ['attempts', 'data', 'deadlineMs', 'delayMs', 'idempotencyKey', 'name', 'priority', 'timeoutMs'].sort(),
+    );
+    expect(job.required).toEqual(['name']);
+    expect(job.additionalProperties).toBe(false);
+    expect(job.properties.priority).toMatchObject({ type: 'integer', minimum: 1, maximum: 2097152 });
+    expect(reply.body.components.schemas.BulkSubmission.properties.jobs.items).toEqual({ $ref: '#/components/schemas/JobSubmission' });
+    expect(reply.body.paths['/v1/lanes/{lane}/jobs'].post.responses['429']).toBeDefined();
+  });
+
+  it('answers /healthz and /readyz without authentication', async () => {
+    expect((await api.request('GET', '/healthz', { key: null })).status).toBe(200);
+    expect((await api.request('GET', '/readyz', { key: null })).status).toBe(200);
+  });
+});

@@ -1,0 +1,126 @@
+// Bad input: every kind gets its 4xx and stable code, as application/problem+json, and leaves
+// Redis untouched: nothing enqueued, not even a reservation.
+import { startTestApi, type RequestOptions, type TestApi } from '../apps/api/test/harness';
+
+const lanesFile = {
+  lanes: {
+    tool_call: { concurrency: 1 },
+    restricted: { concurrency: 1, jobNames: ['noop', 'sleep'] },
+    critic: { concurrency: 1 },
+  },
+};
+
+interface Case {
+  what: string;
+  method?: string;
+  path: string;
+  request: RequestOptions;
+  status: number;
+  code: string;
+  errors?: { field: string; message: string | RegExp }[];
+}
+
+const jobs = '/v1/lanes/tool_call/jobs';
+
+const cases: Case[] = [
+  { what: 'an unknown lane', path: '/v1/lanes/nope/jobs', request: { body: { name: 'noop' } }, status: 404, code: 'lane_not_found' },
+  { what: 'a lane name that is an object property', path: '/v1/lanes/constructor/jobs', request: { body: { name: 'noop' } }, status: 404, code: 'lane_not_found' },
+  { what: 'an unknown route', path: '/v1/nothing-here', request: {}, status: 404, code: 'route_not_found' },
+  { what: 'an unknown route outside /v1', method: 'GET', path: '/v2/lanes', request: { key: null }, status: 404, code: 'route_not_found' },
+  { what: 'a path that does not decode', path: '/v1/lanes/%E0%A4%A/jobs', request: { body: { name: 'noop' } }, status: 400, code: 'bad_request' },
+  { what: 'malformed JSON', path: jobs, request: { raw: '{"name": "noop",' }, status: 400, code: 'malformed_json' },
+  { what: 'a wrong content type', path: jobs, request: { raw: 'name=noop', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, status: 415, code: 'unsupported_media_type' },
+  { what: 'a missing body', path: jobs, request: {}, status: 400, code: 'validation_failed', errors: [{ field: 'body', message: 'required' }] },
+  { what: 'a body that is not an object', path: jobs, request: { body: ['noop'] }, status: 400, code: 'validation_failed', errors: [{ field: 'body', message: 'expected a JSON object' }] },
+  {
+    what: 'schema violations, one message per field',
+    path: jobs,
+    request: { body: { name: '', priority: 0, delayMs: 'later', attempts: 101, surprise: true } },
+    status: 400,
+    code: 'validation_failed',
+    errors: [
+      { field: 'body.name', message: /job name/ },
+      { field: 'body.priority', message: 'expected an integer from 1 to 2097152' },
+      { field: 'body.delayMs', message: 'expected an integer from 0 to 31536000000' },
+      { field: 'body.attempts', message: 'expected an integer from 1 to 100' },
+      { field: 'body.surprise', message: 'unknown field' },
+    ],
+  },
+  {
+    what: 'a prototype-pollution key',
+    path: jobs,
+    request: { raw: '{"name":"noop","__proto__":{"isAdmin":true}}' },
+    status: 400,
+    code: 'validation_failed',
+    errors: [{ field: 'body.__proto__', message: 'unknown field' }],
+  },
+  {
+    what: 'a deadline shorter than the delay',
+    path: jobs,
+    request: { body: { name: 'noop', delayMs: 5000, deadlineMs: 1000 } },
+    status: 400,
+    code: 'validation_failed',
+    errors: [{ field: 'body.deadlineMs', message: /delayMs/ }],
+  },
+  {
+    what: 'a job name the lane does not allow',
+    path: '/v1/lanes/restricted/jobs',
+    request: { body: { name: 'cpu' } },
+    status: 400,
+    code: 'job_name_not_allowed',
+    errors: [{ field: 'body.name', message: 'expected one of noop, sleep' }],
+  },
+  { what: 'a body over the limit', path: jobs, request: { body: { name: 'noop', data: 'x'.repeat(4096) } }, status: 413, code: 'payload_too_large' },
+  { what: 'a bulk body over the limit', path: `${jobs}/bulk`, request: { body: { jobs: [{ name: 'noop', data: 'x'.repeat(4096) }] } }, status: 413, code: 'payload_too_large' },
+  { what: 'an empty batch', path: `${jobs}/bulk`, request: { body: { jobs: [] } }, status: 400, code: 'validation_failed', errors: [{ field: 'body.jobs', message: /1 to 1000/ }] },
+  { what: 'a batch that is not an array', path: `${jobs}/bulk`, request: { body: { jobs: { name: 'noop' } } }, status: 400, code: 'validation_failed' },
+  { what: 'malformed JSON in a batch', path: `${jobs}/bulk`, request: { raw: '{"jobs": [' }, status: 400, code: 'malformed_json' },
+];
+
+describe('producer API: bad input', () => {
+  let api: TestApi;
+
+  beforeAll(async () => {
+    api = await startTestApi({ lanesFile, env: { API_BODY_LIMIT_BYTES: '2048' } });
+  });
+
+  afterAll(async () => {
+    await api.stop();
+  });
+
+  it.each(cases)('answers $what with $status $code', async ({ method = 'POST', path, request, status, code, errors }) => {
+    const reply = await api.request(method, path, request);
+    expect(reply.status).toBe(status);
+    expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(reply.body).toMatchObject({ type: `urn:bullpen:problem:${code}`, status, code, title: expect.any(String), detail: expect.any(String) });
+    if (errors) {
+      expect(reply.body.errors).toHaveLength(errors.length);
+      errors.forEach((expected, i) => {
+        expect(reply.body.errors[i].field).toBe(expected.field);
+        if (typeof expected.message === 'string') expect(reply.body.errors[i].message).toBe(expected.message);
+        else expect(reply.body.errors[i].message).toMatch(expected.message);
+      });
+    }
+  });
+
+  it('rejects a batch of more than 1000 jobs as a whole', async () => {
+    const big = await startTestApi({ lanesFile, env: { API_BODY_LIMIT_BYTES: String(1024 * 1024) } });
+    try {
+      const reply = await big.request('POST', `${jobs}/bulk`, { body: { jobs: Array.from({ length: 1001 }, () => ({ name: 'noop' })) } });
+      expect(reply.status).toBe(400);
+      expect(reply.body.errors).toEqual([{ field: 'body.jobs', message: 'expected an array of 1 to 1000 jobs' }]);
+      expect(await big.backlog('tool_call')).toBe(0);
+    } finally {
+      await big.stop();
+    }
+  });
+
+  it('did not pollute any prototype', () => {
+    expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+  });
+
+  it('wrote nothing to Redis for any of the rejected requests', async () => {
+    const keys = await api.redis.keys(`${api.config.prefix}:*`);
+    expect(keys).toEqual([]);
+  });
+});
