@@ -13,6 +13,15 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** The repo's shipped lanes file; the same path from src/ and dist/. */
 export const DEFAULT_LANES_PATH = path.resolve(__dirname, '../../../config/lanes.json');
 
+export interface TracingConfig {
+  /** On when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) and OTEL_SDK_DISABLED is not true. */
+  readonly enabled: boolean;
+  /** OTEL_SERVICE_NAME; default bullpen-<app>. */
+  readonly serviceName: string | undefined;
+  /** OTEL_TRACES_SAMPLER_ARG: parent-based ratio for root spans, 0..1; default 1. */
+  readonly sampleRatio: number;
+}
+
 export interface BullpenConfig {
   /** REDIS_URL; default redis://127.0.0.1:6379. */
   readonly redisUrl: string;
@@ -55,6 +64,7 @@ export interface BullpenConfig {
   readonly workerMaxRssMb: number;
   /** WORKER_HEAP_WARN_MB: heap used above this logs a warning; default 400. */
   readonly workerHeapWarnMb: number;
+  readonly tracing: TracingConfig;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -82,6 +92,25 @@ function boolVar(env: Env, name: string, fallback: boolean): boolean {
   if (v === 'true' || v === '1' || v === 'yes') return true;
   if (v === 'false' || v === '0' || v === 'no') return false;
   return fail(name, 'true or false', raw);
+}
+
+function tracingConfig(env: Env): TracingConfig {
+  const disabled = boolVar(env, 'OTEL_SDK_DISABLED', false);
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (endpoint) {
+    try {
+      new URL(endpoint);
+    } catch {
+      fail(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT', 'an http(s) URL', endpoint);
+    }
+  }
+  let sampleRatio = 1;
+  const arg = env.OTEL_TRACES_SAMPLER_ARG;
+  if (arg !== undefined && arg !== '') {
+    sampleRatio = Number(arg);
+    if (!Number.isFinite(sampleRatio) || sampleRatio < 0 || sampleRatio > 1) fail('OTEL_TRACES_SAMPLER_ARG', 'a number from 0 to 1', arg);
+  }
+  return { enabled: !disabled && Boolean(endpoint), serviceName: env.OTEL_SERVICE_NAME || undefined, sampleRatio };
 }
 
 function formatIssues(source: string, error: z.ZodError): string {
@@ -173,6 +202,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     eventsMaxLen: intVar(env, 'EVENTS_MAX_LEN', 300_000, 1000, 100_000_000),
     workerMaxRssMb: intVar(env, 'WORKER_MAX_RSS_MB', 512, 16, 1_048_576),
     workerHeapWarnMb: intVar(env, 'WORKER_HEAP_WARN_MB', 400, 16, 1_048_576),
+    tracing: Object.freeze(tracingConfig(env)),
   };
   return Object.freeze(config);
 }

@@ -13,3 +13,4 @@ export * from './cancelled-error';
 export * from './attempt-log';
 export * from './event-log';
 export * from './admission';
+export * from './tracing';

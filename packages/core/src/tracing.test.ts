@@ -1,0 +1,31 @@
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { SpanKind, context, trace } from '@opentelemetry/api';
+import { loadConfig } from './config';
+import { extractTraceContext, injectTraceContext, startTracing, tracer } from './tracing';
+
+describe('tracing', () => {
+  it('is off without an endpoint and on with one, unless OTEL_SDK_DISABLED', () => {
+    expect(loadConfig({}).tracing.enabled).toBe(false);
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing.enabled).toBe(true);
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing.enabled,
+    ).toBe(false);
+    expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(/OTEL_TRACES_SAMPLER_ARG: expected a number from 0 to 1/);
+  });
+
+  it('records spans and carries their context through a plain object', async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracing = startTracing(loadConfig({}).tracing, 'bullpen-test', { exporter });
+    const parent = tracer().startSpan('request', { kind: SpanKind.SERVER });
+    const carrier = injectTraceContext(trace.setSpan(context.active(), parent));
+    expect(carrier.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const child = tracer().startSpan('attempt', { kind: SpanKind.CONSUMER }, extractTraceContext(carrier));
+    child.end();
+    parent.end();
+    const spans = exporter.getFinishedSpans();
+    expect(spans.map((s) => s.name)).toEqual(['attempt', 'request']);
+    expect(spans[0]?.spanContext().traceId).toBe(parent.spanContext().traceId);
+    expect(spans[0]?.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
+    await tracing.shutdown();
+  });
+});

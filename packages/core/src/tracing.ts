@@ -1,0 +1,60 @@
+// OpenTelemetry for every app: the SDK with the OTLP/HTTP trace exporter, configured by the
+// standard OTEL_* variables. With no endpoint, or OTEL_SDK_DISABLED=true, the SDK is never
+// started: the global tracer stays OpenTelemetry's no-op one, so no span is created, no
+// exporter retries and nothing is logged.
+import { context, propagation, trace, type Context, type Tracer } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import {
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
+import type { TracingConfig } from './config';
+
+export const TRACER_NAME = 'bullpen';
+
+export interface Tracing {
+  readonly enabled: boolean;
+  shutdown(): Promise<void>;
+}
+
+export interface StartTracingOptions {
+  /** Export here instead of OTLP (tests use an in-memory exporter); spans are exported one by one. */
+  exporter?: SpanExporter;
+}
+
+const OFF: Tracing = { enabled: false, shutdown: async () => undefined };
+
+export function startTracing(settings: TracingConfig, serviceName: string, options: StartTracingOptions = {}): Tracing {
+  if (!settings.enabled && !options.exporter) return OFF;
+  const exporter = options.exporter ?? new OTLPTraceExporter();
+  const processor = options.exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter);
+  const sdk = new NodeSDK({
+    resource: resourceFromAttributes({ 'service.name': settings.serviceName ?? serviceName }),
+    autoDetectResources: false,
+    spanProcessors: [processor],
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+    instrumentations: [],
+  });
+  sdk.start();
+  return { enabled: true, shutdown: () => sdk.shutdown() };
+}
+
+export function tracer(): Tracer {
+  return trace.getTracer(TRACER_NAME);
+}
+
+/** W3C trace context of `ctx` as a plain object, for storing with a job. Empty when tracing is off. */
+export function injectTraceContext(ctx: Context = context.active()): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return carrier;
+}
+
+export function extractTraceContext(carrier: Record<string, string> | undefined, base: Context = context.active()): Context {
+  return carrier ? propagation.extract(base, carrier) : base;
+}
