@@ -90,3 +90,14 @@ describe('loadConfig', () => {
     expect(config.apiKeys.map((k) => k.tenant)).toEqual(['acme', 'beta']);
   });
 });
+
+describe('describeConfig', () => {
+  it('masks the Redis password and API keys', () => {
+    const { describeConfig } = require('./config') as typeof import('./config');
+    const config = loadConfig({ REDIS_URL: 'redis://user:hunter2@redis:6379', API_KEYS: 'acme:acme-key-1' });
+    const text = JSON.stringify(describeConfig(config));
+    expect(text).not.toContain('hunter2');
+    expect(text).not.toContain('acme-key-1');
+    expect(text).toContain('acme');
+  });
+});

@@ -65,6 +65,16 @@ export interface BullpenConfig {
   /** WORKER_HEAP_WARN_MB: heap used above this logs a warning; default 400. */
   readonly workerHeapWarnMb: number;
   readonly tracing: TracingConfig;
+  /** LOG_JOB_PAYLOADS=true logs job payloads and results at debug level, redacted; default false. */
+  readonly logJobPayloads: boolean;
+  /** LOG_REDACT_KEYS: comma-separated keys whose values are redacted in logged payloads; default password,token,secret,authorization,apikey,api_key. */
+  readonly logRedactKeys: ReadonlySet<string>;
+  /** EVENT_LOG_FILE: lifecycle event log (JSON lines); default off. */
+  readonly eventLogFile: string | undefined;
+  /** EVENT_LOG_MAX_BYTES: rotate the event log at this size; default 50 MiB. */
+  readonly eventLogMaxBytes: number;
+  /** EVENT_LOG_MAX_FILES: rotated event logs kept; default 5. */
+  readonly eventLogMaxFiles: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -203,6 +213,45 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     workerMaxRssMb: intVar(env, 'WORKER_MAX_RSS_MB', 512, 16, 1_048_576),
     workerHeapWarnMb: intVar(env, 'WORKER_HEAP_WARN_MB', 400, 16, 1_048_576),
     tracing: Object.freeze(tracingConfig(env)),
+    logJobPayloads: boolVar(env, 'LOG_JOB_PAYLOADS', false),
+    logRedactKeys: new Set(
+      (env.LOG_REDACT_KEYS ?? 'password,token,secret,authorization,apikey,api_key')
+        .split(',')
+        .map((k) => k.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+    eventLogFile: env.EVENT_LOG_FILE ? path.resolve(env.EVENT_LOG_FILE) : undefined,
+    eventLogMaxBytes: intVar(env, 'EVENT_LOG_MAX_BYTES', 50 * 1024 * 1024, 1024, 1024 ** 4),
+    eventLogMaxFiles: intVar(env, 'EVENT_LOG_MAX_FILES', 5, 0, 1000),
   };
   return Object.freeze(config);
+}
+
+/** The effective configuration for a startup log line, with secrets masked. */
+export function describeConfig(config: BullpenConfig): Record<string, unknown> {
+  const url = new URL(config.redisUrl);
+  if (url.password) url.password = '***';
+  return {
+    redisUrl: url.toString(),
+    prefix: config.prefix,
+    port: config.port,
+    lanesFile: config.lanesFile,
+    lanes: config.laneNames,
+    workerLanes: config.workerLanes,
+    maxHandlersPerProcess: config.maxHandlersPerProcess,
+    authDisabled: config.authDisabled,
+    apiKeys: config.apiKeys.map((k) => ({ tenant: k.tenant, key: '***', lanes: k.lanes ? [...k.lanes] : 'all' })),
+    logLevel: config.logLevel,
+    bodyLimitBytes: config.bodyLimitBytes,
+    shutdownGraceMs: config.shutdownGraceMs,
+    exporterPort: config.exporterPort,
+    handlersDir: config.handlersDir ?? null,
+    workerId: config.workerId,
+    eventsMaxLen: config.eventsMaxLen,
+    workerMaxRssMb: config.workerMaxRssMb,
+    workerHeapWarnMb: config.workerHeapWarnMb,
+    tracing: config.tracing,
+    logJobPayloads: config.logJobPayloads,
+    eventLogFile: config.eventLogFile ?? null,
+  };
 }

@@ -1,0 +1,41 @@
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { createLogger, redact } from './logger';
+
+function capture(level: 'info' | 'debug' = 'info') {
+  const lines: string[] = [];
+  const logger = createLogger('api', level);
+  logger.clear();
+  logger.add(
+    new winston.transports.Stream({
+      stream: new Writable({
+        write(chunk, _enc, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    }),
+  );
+  return { logger, lines };
+}
+
+describe('logger', () => {
+  it('writes one JSON object per line with ts, level, service and msg', () => {
+    const { logger, lines } = capture();
+    logger.info('job accepted', { lane: 'critic', job_id: '7', attempt: 1 });
+    logger.debug('not at info');
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0] ?? '{}');
+    expect(line).toEqual({ ts: expect.any(String), level: 'info', service: 'api', msg: 'job accepted', lane: 'critic', job_id: '7', attempt: 1 });
+    expect(Number.isNaN(Date.parse(line.ts))).toBe(false);
+  });
+
+  it('redacts configured keys at any depth', () => {
+    const keys = new Set(['password', 'token']);
+    expect(redact({ user: 'a', Password: 'p', nested: [{ token: 't', ok: 1 }] }, keys)).toEqual({
+      user: 'a',
+      Password: '[redacted]',
+      nested: [{ token: '[redacted]', ok: 1 }],
+    });
+  });
+});
