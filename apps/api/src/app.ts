@@ -4,12 +4,14 @@ import express, { type Express } from 'express';
 import type IORedis from 'ioredis';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { assertAuthConfigured, authenticate } from './auth';
+import { DeadLetters } from './dead-letters';
 import { JobAccess } from './job-access';
 import { LaneRegistry } from './lane-registry';
 import { buildOpenApiDocument } from './openapi';
 import { errorHandler, notFoundHandler, sendProblem, unavailableProblem } from './problem';
 import { JobProducer } from './producer';
 import { RedisGuard } from './redis-guard';
+import { deadLetterRoutes } from './routes/dead';
 import { jobRoutes } from './routes/jobs';
 import { laneRoutes } from './routes/lanes';
 
@@ -37,6 +39,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const lanes = new LaneRegistry(config, redis, logger);
   const producer = new JobProducer({ config, redis, guard, lanes });
   const access = new JobAccess({ config, redis, guard, lanes });
+  const deadLetters = new DeadLetters({ config, redis, guard, lanes });
   let openApi: string | undefined;
 
   const app = express();
@@ -59,6 +62,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   v1.use(authenticate(config));
   v1.use(jobRoutes({ config, producer, access }));
   v1.use(laneRoutes({ config, guard, lanes }));
+  v1.use(deadLetterRoutes({ config, deadLetters }));
   app.use('/v1', v1);
 
   app.use(notFoundHandler());

@@ -2,7 +2,7 @@
 // (schemas.ts) and describes its answers with (views.ts).
 import { z } from 'zod';
 import type { BullpenConfig } from '@bullpen/core';
-import { MAX_BULK_JOBS, requestDocs } from './schemas';
+import { DEAD_PAGE_MAX, deadLetterQuerySchema, MAX_BULK_JOBS, MAX_DEAD_IDS, requestDocs } from './schemas';
 import { responseDocs } from './views';
 
 type JsonObject = Record<string, unknown>;
@@ -28,6 +28,11 @@ const bodyErrors = {
   '415': problem('unsupported_media_type: send Content-Type: application/json.'),
 };
 
+const selectionErrors = {
+  ...bodyErrors,
+  '400': problem('malformed_json, or validation_failed naming each bad field (e.g. body.ids[3]).'),
+};
+
 /** Component schemas of a registry; `io` is "input" for requests (defaults make fields optional). */
 function componentSchemas(registry: typeof requestDocs, io: 'input' | 'output'): Record<string, JsonObject> {
   const { schemas } = z.toJSONSchema(registry, {
@@ -48,6 +53,24 @@ function componentSchemas(registry: typeof requestDocs, io: 'input' | 'output'):
   return out;
 }
 
+/** Query parameters from the zod schema that validates the query, so the two cannot drift. */
+function queryParameters(schema: z.ZodObject): JsonObject[] {
+  const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', metadata: requestDocs, unrepresentable: 'any' }) as {
+    properties?: Record<string, JsonObject>;
+    required?: string[];
+  };
+  return Object.entries(json.properties ?? {}).map(([name, property]) => {
+    const { description, ...rest } = property;
+    return {
+      name,
+      in: 'query',
+      required: json.required?.includes(name) ?? false,
+      ...(typeof description === 'string' ? { description } : {}),
+      schema: rest,
+    };
+  });
+}
+
 export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
   const laneParam = {
     name: 'lane',
@@ -64,7 +87,8 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
       title: 'bullpen producer API',
       version: '1',
       description:
-        'Submit jobs to lanes (BullMQ queues), read and cancel them, inspect and pause lanes. ' +
+        'Submit jobs to lanes (BullMQ queues), read and cancel them, inspect and pause lanes, ' +
+        'list, redrive and purge dead letters. ' +
         'Every error is application/problem+json with a stable `code`.',
     },
     security: [{ bearer: [] }],
@@ -120,6 +144,49 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
             '202': { description: 'Running: cancellation requested.', content: json('JobCancelRequested') },
             ...common,
           },
+        },
+      },
+      '/v1/lanes/{lane}/dead': {
+        get: {
+          summary: "List the lane's dead letters (this tenant's), newest first",
+          description:
+            'Dead letters are the jobs in the lane\'s failed set: attempts exhausted, permanent error, ' +
+            'deadline_exceeded or retry budget exhausted. They are kept per the lane\'s retention.failed ' +
+            '(default 7 days or 10,000 jobs). Pages follow an opaque cursor that stays correct while new ' +
+            'failures arrive. A page scans a bounded number of dead letters of all tenants, so it may hold ' +
+            'fewer than `limit` items while `nextCursor` is not null: read on until `nextCursor` is null.',
+          parameters: [laneParam, ...queryParameters(deadLetterQuerySchema)],
+          responses: {
+            '200': { description: 'A page of dead letters.', content: json('DeadLetterPage') },
+            '400': problem(`validation_failed: query.limit (1 to ${DEAD_PAGE_MAX}) or query.cursor is invalid.`),
+            ...common,
+          },
+        },
+        delete: {
+          summary: 'Purge dead letters: all of this tenant\'s in the lane, or the listed ids',
+          description:
+            `Send \`{}\` or no body at all for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` ` +
+            `(1 to ${MAX_DEAD_IDS}). Purged jobs are removed with their history. Each id gets a result: purged, ` +
+            'not_found (no such job for this tenant) or not_dead (the job exists but is not dead). ' +
+            'The whole body is validated before anything is removed.',
+          parameters: [laneParam],
+          requestBody: { required: false, content: json('DeadLetterSelection') },
+          responses: { '200': { description: 'Per-id results.', content: json('PurgeResult') }, ...selectionErrors, ...common },
+        },
+      },
+      '/v1/lanes/{lane}/dead/redrive': {
+        post: {
+          summary: 'Redrive dead letters: all of this tenant\'s in the lane, or the listed ids',
+          description:
+            `Send \`{}\` for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). ` +
+            'Each redriven job goes back to the lane with fresh attempts (attemptsMade 0) and a fresh deadline ' +
+            '(as long from now as it first had from its enqueue); its attempt history is kept. Admission control ' +
+            '(maxQueueSize) does not apply: a redrive is an operator\'s action and is never refused with 429. ' +
+            'Each id gets a result: redriven, not_found (no such job for this tenant) or not_dead. ' +
+            'The whole body is validated before anything is redriven.',
+          parameters: [laneParam],
+          requestBody: { required: true, content: json('DeadLetterSelection') },
+          responses: { '200': { description: 'Per-id results.', content: json('RedriveResult') }, ...selectionErrors, ...common },
         },
       },
       '/v1/lanes': {

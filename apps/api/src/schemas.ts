@@ -2,6 +2,7 @@
 // generated from, so the document cannot drift from what the API accepts.
 import { z } from 'zod';
 import { JOB_NAME } from '@bullpen/core';
+import { decodeDeadCursor } from './dead-letters';
 import type { FieldError } from './problem';
 
 /** Documentation of the request schemas: ids name them in /openapi.json, descriptions explain fields. */
@@ -81,6 +82,69 @@ export const bulkSubmissionSchema = z.strictObject({ jobs: jobsArray(z.unknown()
 export const bulkSubmissionDocSchema = z
   .strictObject({ jobs: jobsArray(jobSubmissionSchema) })
   .register(requestDocs, { id: 'BulkSubmission', description: `Up to ${MAX_BULK_JOBS} jobs for one lane.` });
+
+export const DEAD_PAGE_DEFAULT = 50;
+export const DEAD_PAGE_MAX = 500;
+export const MAX_DEAD_IDS = 1000;
+/** Longest job id accepted in a list of ids; BullMQ ids are far shorter. */
+export const MAX_JOB_ID_CHARS = 256;
+const CURSOR_MAX_CHARS = 1024;
+
+const limitMessage = `expected an integer from 1 to ${DEAD_PAGE_MAX}`;
+const cursorMessage = 'expected the nextCursor of a previous page';
+
+/** Query of GET /v1/lanes/:lane/dead. Query values arrive as strings; limit is coerced. */
+export const deadLetterQuerySchema = z.strictObject({
+  limit: z.coerce
+    .number({ error: limitMessage })
+    .int({ error: limitMessage })
+    .min(1, { error: limitMessage })
+    .max(DEAD_PAGE_MAX, { error: limitMessage })
+    .default(DEAD_PAGE_DEFAULT)
+    .register(requestDocs, doc(`Dead letters per page, 1 to ${DEAD_PAGE_MAX}; default ${DEAD_PAGE_DEFAULT}.`)),
+  cursor: z
+    .string({ error: cursorMessage })
+    .max(CURSOR_MAX_CHARS, { error: cursorMessage })
+    .transform((value, ctx) => {
+      const cursor = decodeDeadCursor(value);
+      if (cursor) return cursor;
+      ctx.addIssue({ code: 'custom', message: cursorMessage });
+      return z.NEVER;
+    })
+    .optional()
+    .register(requestDocs, doc("The previous page's nextCursor (opaque); omit for the newest dead letters.")),
+});
+export type DeadLetterQuery = z.output<typeof deadLetterQuerySchema>;
+
+const idsMessage = `expected an array of 1 to ${MAX_DEAD_IDS} job ids`;
+const idMessage = `expected a job id: a string of 1 to ${MAX_JOB_ID_CHARS} characters`;
+
+/** Body of redrive and purge: `{}` selects all of the caller's dead letters in the lane. */
+export const deadLetterSelectionSchema = z
+  .strictObject({
+    ids: z
+      .array(z.string({ error: idMessage }).min(1, { error: idMessage }).max(MAX_JOB_ID_CHARS, { error: idMessage }), {
+        error: idsMessage,
+      })
+      .min(1, { error: idsMessage })
+      .max(MAX_DEAD_IDS, { error: idsMessage })
+      .superRefine((ids, ctx) => {
+        // The same id twice would race against itself and answer twice; it is almost surely a mistake.
+        const first = new Map<string, number>();
+        ids.forEach((id, index) => {
+          const seen = first.get(id);
+          if (seen === undefined) first.set(id, index);
+          else ctx.addIssue({ code: 'custom', path: [index], message: `duplicate of ids[${seen}]` });
+        });
+      })
+      .optional()
+      .register(requestDocs, doc(`Up to ${MAX_DEAD_IDS} job ids, each at most once; omit for all of this tenant's dead letters in the lane.`)),
+  })
+  .register(requestDocs, {
+    id: 'DeadLetterSelection',
+    description: "Which dead letters: `{}` for all of this tenant's dead letters in the lane, or `{\"ids\": [...]}`.",
+  });
+export type DeadLetterSelection = z.output<typeof deadLetterSelectionSchema>;
 
 function formatPath(base: string, path: readonly PropertyKey[]): string {
   let out = base;

@@ -126,6 +126,64 @@ export const lanePausedSchema = z
   .object({ lane: z.string(), paused: z.boolean() })
   .register(responseDocs, { id: 'LanePaused' });
 
+export const deadLetterSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    failedReason: z.string().nullable(),
+    errorClass: z.enum(ERROR_CLASSES).nullable().register(responseDocs, doc('Error class of the last failed attempt.')),
+    attemptsMade: z.int(),
+    createdAt: timestamp,
+    finishedAt: z.iso
+      .datetime()
+      .nullable()
+      .register(responseDocs, doc('When the job failed for good; the list is ordered by it, newest first.')),
+    attempts: z.array(attemptSchema),
+  })
+  .register(responseDocs, { id: 'DeadLetter', description: 'A job that ended without success, with its attempt history.' });
+export type DeadLetter = z.infer<typeof deadLetterSchema>;
+
+export const deadLetterPageSchema = z
+  .object({
+    items: z.array(deadLetterSchema),
+    nextCursor: z
+      .string()
+      .nullable()
+      .register(responseDocs, doc('Pass as `cursor` for the next page; null when there are no more dead letters.')),
+  })
+  .register(responseDocs, { id: 'DeadLetterPage' });
+export type DeadLetterPage = z.infer<typeof deadLetterPageSchema>;
+
+export const REDRIVE_STATUSES = ['redriven', 'not_found', 'not_dead'] as const;
+export type RedriveStatus = (typeof REDRIVE_STATUSES)[number];
+export const PURGE_STATUSES = ['purged', 'not_found', 'not_dead'] as const;
+export type PurgeStatus = (typeof PURGE_STATUSES)[number];
+
+const notFoundCount = z.int().register(responseDocs, doc("Ids that name no job of this tenant in the lane (another tenant's job included)."));
+const notDeadCount = z.int().register(responseDocs, doc('Ids of jobs that exist but are not dead (waiting, active, completed, ...).'));
+
+export const redriveResultSchema = z
+  .object({
+    lane: z.string(),
+    redriven: z.int(),
+    notFound: notFoundCount,
+    notDead: notDeadCount,
+    results: z.array(z.object({ id: z.string(), status: z.enum(REDRIVE_STATUSES) })),
+  })
+  .register(responseDocs, { id: 'RedriveResult', description: 'One result per id, in request order (for "all": per dead letter found).' });
+export type RedriveResult = z.infer<typeof redriveResultSchema>;
+
+export const purgeResultSchema = z
+  .object({
+    lane: z.string(),
+    purged: z.int(),
+    notFound: notFoundCount,
+    notDead: notDeadCount,
+    results: z.array(z.object({ id: z.string(), status: z.enum(PURGE_STATUSES) })),
+  })
+  .register(responseDocs, { id: 'PurgeResult', description: 'One result per id, in request order (for "all": per dead letter found).' });
+export type PurgeResult = z.infer<typeof purgeResultSchema>;
+
 function iso(ms: number | undefined | null): string | null {
   return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? new Date(ms).toISOString() : null;
 }
@@ -167,6 +225,21 @@ export function jobStatusView(job: Job, lane: string, state: JobStateView, logRo
     errorClass: attempts.at(-1)?.errorClass ?? null,
     returnValue: job.returnvalue ?? null,
     progress: job.progress ?? 0,
+    attempts,
+  };
+}
+
+/** A dead letter as its tenant sees it; `logRows` are the job's log lines, oldest first. */
+export function deadLetterView(job: Job, logRows: readonly string[]): DeadLetter {
+  const attempts = parseAttempts(logRows);
+  return {
+    id: String(job.id),
+    name: job.name,
+    failedReason: job.failedReason || null,
+    errorClass: attempts.at(-1)?.errorClass ?? null,
+    attemptsMade: job.attemptsMade ?? 0,
+    createdAt: iso(job.timestamp),
+    finishedAt: iso(job.finishedOn),
     attempts,
   };
 }

@@ -1,0 +1,41 @@
+import { decodeDeadCursor, encodeDeadCursor, freshDeadline } from './dead-letters';
+
+describe('dead-letter cursor', () => {
+  it('decodes what it encodes, ids with any characters included', () => {
+    for (const cursor of [
+      { score: 1_700_000_000_123, id: 'a1b2-c3' },
+      { score: 0, id: 'id with spaces/and:colons' },
+    ]) {
+      const text = encodeDeadCursor(cursor);
+      expect(text).toMatch(/^[A-Za-z0-9_-]+$/);
+      expect(decodeDeadCursor(text)).toEqual(cursor);
+    }
+  });
+
+  it('rejects text that is not a cursor it made', () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    for (const text of ['', 'not a cursor', '%%%', b64({ score: 1, id: 'x' }), b64([1]), b64(['1', 'x']), b64([1, '']), b64([1, 2]), 'eyJ']) {
+      expect([text, decodeDeadCursor(text)]).toEqual([text, undefined]);
+    }
+  });
+});
+
+describe('freshDeadline', () => {
+  const job = { timestamp: 1_000 };
+  const meta = { v: 1 as const, tenant: 'acme' };
+
+  it('gives the job as long from now as it first had from its enqueue', () => {
+    expect(freshDeadline(job, { ...meta, deadlineAt: 61_000 }, {}, 500_000)).toBe(560_000);
+    // The lane's deadline does not override the job's own.
+    expect(freshDeadline(job, { ...meta, deadlineAt: 61_000 }, { deadlineMs: 5_000 }, 500_000)).toBe(560_000);
+  });
+
+  it("gives a job without its own deadline the lane's, counted from now", () => {
+    expect(freshDeadline(job, meta, { deadlineMs: 5_000 }, 500_000)).toBe(505_000);
+  });
+
+  it('leaves jobs without a deadline, or without an envelope, as they are', () => {
+    expect(freshDeadline(job, meta, {}, 500_000)).toBeUndefined();
+    expect(freshDeadline(job, undefined, { deadlineMs: 5_000 }, 500_000)).toBeUndefined();
+  });
+});

@@ -1,0 +1,289 @@
+// A lane's dead letters: the jobs in its BullMQ failed set, which bullpen's worker fills with
+// terminal failures. Each tenant lists, redrives and purges only its own; another tenant's job is
+// "not found", exactly as in job-access.ts.
+import { ErrorCode, Job, type Queue } from 'bullmq';
+import type IORedis from 'ioredis';
+import { laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import type { LaneRegistry } from './lane-registry';
+import type { RedisGuard } from './redis-guard';
+import {
+  deadLetterView,
+  type DeadLetter,
+  type DeadLetterPage,
+  type PurgeResult,
+  type PurgeStatus,
+  type RedriveResult,
+  type RedriveStatus,
+} from './views';
+
+/** Attempt history is read from the newest log rows, as for GET /jobs/:id. */
+const MAX_LOG_ROWS = 200;
+/** Ids a job may have; anything else (a colon, say) cannot name a job hash (as in job-access.ts). */
+const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
+
+/** A position in the failed set, which is ordered by (finish time, id), both descending here. */
+export interface DeadCursor {
+  /** The failed set's score: the epoch ms at which the job failed. */
+  score: number;
+  id: string;
+}
+
+/** The cursor is opaque to clients; it is the position of the last dead letter they were given. */
+export function encodeDeadCursor(cursor: DeadCursor): string {
+  return Buffer.from(JSON.stringify([cursor.score, cursor.id]), 'utf8').toString('base64url');
+}
+
+export function decodeDeadCursor(text: string): DeadCursor | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(value) || value.length !== 2) return undefined;
+  const [score, id] = value as unknown[];
+  if (typeof score !== 'number' || !Number.isFinite(score) || typeof id !== 'string' || id.length === 0) return undefined;
+  return { score, id };
+}
+
+export interface DeadLettersOptions {
+  /** Failed-set entries read per round trip, and jobs redriven or purged at once; default 200. */
+  batchSize?: number;
+  /**
+   * Entries of all tenants one page may scan before it answers with fewer than `limit` items and
+   * a cursor, so that a tenant with few dead letters among many cannot make one request slow;
+   * default 2,000.
+   */
+  maxScannedPerPage?: number;
+}
+
+export interface DeadLettersDeps {
+  config: BullpenConfig;
+  redis: IORedis;
+  guard: RedisGuard;
+  lanes: LaneRegistry;
+}
+
+type Entry = DeadCursor;
+
+interface EntryBatch {
+  entries: Entry[];
+  /** No entry follows the last one of this batch (as of this read). */
+  last: boolean;
+}
+
+/** What a per-id action found; `act` only runs on jobs that are this tenant's and dead. */
+type Selected = { id: string; job: Job } | { id: string; status: 'not_found' | 'not_dead' };
+
+/** Redis orders members of equal score by their bytes. */
+function compareIds(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** Whether `entry` comes after `position` in newest-first order. */
+function isAfter(entry: Entry, position: DeadCursor): boolean {
+  return entry.score < position.score || (entry.score === position.score && compareIds(entry.id, position.id) < 0);
+}
+
+function errorCode(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+}
+
+export class DeadLetters {
+  private readonly batchSize: number;
+  private readonly maxScannedPerPage: number;
+
+  constructor(
+    private readonly deps: DeadLettersDeps,
+    options: DeadLettersOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 200;
+    this.maxScannedPerPage = options.maxScannedPerPage ?? 2000;
+  }
+
+  /** Newest first, from just after `cursor`; only `tenant`'s jobs. */
+  async list(lane: string, tenant: string, { limit, cursor }: { limit: number; cursor?: DeadCursor }): Promise<DeadLetterPage> {
+    const queue = this.deps.lanes.queue(lane);
+    const items: DeadLetter[] = [];
+    let scanned = 0;
+    for await (const { entries, last } of this.scan(lane, cursor)) {
+      const budget = entries.slice(0, this.maxScannedPerPage - scanned);
+      const jobs = await this.load(queue, budget.map((entry) => entry.id));
+      // Take visible jobs in order until the page is full; the page ends at the last entry looked at.
+      const taken: Job[] = [];
+      let end = 0;
+      while (end < budget.length && items.length + taken.length < limit) {
+        const job = jobs[end];
+        if (job && this.visible(job, tenant)) taken.push(job);
+        end += 1;
+      }
+      const logs = await this.deps.guard.run(() =>
+        Promise.all(taken.map((job) => queue.getJobLogs(String(job.id), 0, MAX_LOG_ROWS - 1, false))),
+      );
+      // Newest first from BullMQ; the history reads oldest first.
+      taken.forEach((job, i) => items.push(deadLetterView(job, [...(logs[i]?.logs ?? [])].reverse())));
+      scanned += end;
+      const stop = items.length >= limit || scanned >= this.maxScannedPerPage;
+      if (!stop) continue;
+      const through = budget[end - 1];
+      const more = !(last && end === entries.length);
+      return { items, nextCursor: more && through ? encodeDeadCursor(through) : null };
+    }
+    return { items, nextCursor: null };
+  }
+
+  /**
+   * Puts dead jobs back in the lane with fresh attempts and a fresh deadline; their attempt
+   * history stays. Admission (maxQueueSize) does not apply: this is an operator's action.
+   * Without `ids`, every dead letter of `tenant` present when the call starts.
+   */
+  async redrive(lane: string, tenant: string, ids?: readonly string[]): Promise<RedriveResult> {
+    const policy = this.deps.config.lanes[lane];
+    if (!policy) throw new Error(`unknown lane ${lane}`);
+    const results = await this.apply<RedriveStatus>(lane, tenant, ids, (job) => this.redriveOne(job, policy));
+    const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
+    return { lane, redriven: count('redriven'), notFound: count('not_found'), notDead: count('not_dead'), results };
+  }
+
+  /** Removes dead jobs with their history. Without `ids`, every dead letter of `tenant`. */
+  async purge(lane: string, tenant: string, ids?: readonly string[]): Promise<PurgeResult> {
+    const queue = this.deps.lanes.queue(lane);
+    const results = await this.apply<PurgeStatus>(lane, tenant, ids, async (job) =>
+      // 0: locked, so the job was redriven and taken by a worker since it was found dead.
+      (await queue.remove(String(job.id))) === 1 ? 'purged' : 'not_dead',
+    );
+    const count = (status: PurgeStatus) => results.filter((r) => r.status === status).length;
+    return { lane, purged: count('purged'), notFound: count('not_found'), notDead: count('not_dead'), results };
+  }
+
+  /**
+   * The failed set newest first, in batches, from just after `after`. Positions are (score, id),
+   * not offsets, so entries added (newer) or removed (already passed) meanwhile shift nothing.
+   */
+  private async *scan(lane: string, after: DeadCursor | undefined): AsyncGenerator<EntryBatch> {
+    const { redis, guard, config } = this.deps;
+    const key = laneStateKeys(config.prefix, lane).failed;
+    let position = after;
+    // Entries tied with `position` on score that it already passed come first in a batch; when a
+    // whole batch is such ties, the next read skips them by offset.
+    let skip = 0;
+    for (;;) {
+      const max = position ? String(position.score) : '+inf';
+      const raw = await guard.run(() =>
+        redis.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', skip, this.batchSize),
+      );
+      const read: Entry[] = [];
+      for (let i = 0; i + 1 < raw.length; i += 2) read.push({ id: raw[i] as string, score: Number(raw[i + 1]) });
+      const last = read.length < this.batchSize;
+      const entries = position ? read.filter((entry) => isAfter(entry, position as DeadCursor)) : read;
+      if (entries.length === 0) {
+        if (last) return;
+        skip += read.length;
+        continue;
+      }
+      skip = 0;
+      yield { entries, last };
+      if (last) return;
+      position = entries[entries.length - 1];
+    }
+  }
+
+  /** The jobs of `ids`, in order; undefined where there is no job hash. */
+  private load(queue: Queue, ids: readonly string[]): Promise<(Job | undefined)[]> {
+    // Issued together, the reads share one round trip on the connection.
+    return this.deps.guard.run(() => Promise.all(ids.map((id) => Job.fromId(queue, id))));
+  }
+
+  private visible(job: Job, tenant: string): boolean {
+    if (typeof job.name !== 'string' || !Number.isFinite(job.timestamp)) return false;
+    const { meta } = unwrapJobData(job.data);
+    // Jobs added by plain BullMQ producers carry no tenant: only visible without authentication.
+    return meta ? meta.tenant === tenant : this.deps.config.authDisabled;
+  }
+
+  /** Runs `act` on each selected job, a batch at a time; one result per id (or per dead letter found). */
+  private async apply<S extends string>(
+    lane: string,
+    tenant: string,
+    ids: readonly string[] | undefined,
+    act: (job: Job) => Promise<S | 'not_found' | 'not_dead'>,
+  ): Promise<{ id: string; status: S | 'not_found' | 'not_dead' }[]> {
+    const results: { id: string; status: S | 'not_found' | 'not_dead' }[] = [];
+    const run = async (selected: readonly Selected[]) => {
+      const outcomes = await this.deps.guard.run(() =>
+        Promise.all(selected.map(async (item) => ({ id: item.id, status: 'job' in item ? await act(item.job) : item.status }))),
+      );
+      results.push(...outcomes);
+    };
+    if (ids) {
+      for (let start = 0; start < ids.length; start += this.batchSize) {
+        await run(await this.select(lane, tenant, ids.slice(start, start + this.batchSize)));
+      }
+      return results;
+    }
+    const queue = this.deps.lanes.queue(lane);
+    for await (const { entries } of this.scan(lane, undefined)) {
+      const jobs = await this.load(queue, entries.map((entry) => entry.id));
+      const selected: Selected[] = [];
+      for (const job of jobs) if (job && this.visible(job, tenant)) selected.push({ id: String(job.id), job });
+      await run(selected);
+    }
+    return results;
+  }
+
+  /** Classifies listed ids: another tenant's job, or no job, is not_found; a live job is not_dead. */
+  private async select(lane: string, tenant: string, ids: readonly string[]): Promise<Selected[]> {
+    const { redis, guard, config } = this.deps;
+    const queue = this.deps.lanes.queue(lane);
+    const failedKey = laneStateKeys(config.prefix, lane).failed;
+    // An id that names one of the lane's own keys (meta, wait, ...) is no job.
+    const candidates = ids.map((id) => JOB_ID.test(id) && !Object.hasOwn(queue.keys, id));
+    const found = await guard.run(() =>
+      Promise.all(
+        ids.map((id, i) =>
+          candidates[i] ? Promise.all([Job.fromId(queue, id), redis.zscore(failedKey, id)]) : Promise.resolve(undefined),
+        ),
+      ),
+    );
+    return ids.map((id, i): Selected => {
+      const [job, score] = found[i] ?? [undefined, null];
+      if (!job || !this.visible(job, tenant)) return { id, status: 'not_found' };
+      if (score === null) return { id, status: 'not_dead' };
+      return { id, job };
+    });
+  }
+
+  private async redriveOne(job: Job, policy: LanePolicy): Promise<RedriveStatus> {
+    try {
+      const { data, meta } = unwrapJobData(job.data);
+      const deadlineAt = freshDeadline(job, meta, policy, Date.now());
+      // Before the retry, so that no worker can take the job with its spent deadline.
+      if (meta && deadlineAt !== undefined) await job.updateData(wrapJobData(data, { ...meta, deadlineAt }));
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      return 'redriven';
+    } catch (err) {
+      // Redriven or purged by another call since it was found dead.
+      if (errorCode(err) === ErrorCode.JobNotExist) return 'not_found';
+      if (errorCode(err) === ErrorCode.JobNotInState) return 'not_dead';
+      throw err;
+    }
+  }
+}
+
+/**
+ * The deadline a redriven job gets: as long from now as it first had from its enqueue. A job
+ * without one in its envelope, in a lane with deadlineMs, would have the lane's deadline counted
+ * from its original enqueue by the worker (and fail at once), so it gets the lane's from now.
+ * Jobs without an envelope (plain BullMQ producers) are left as they are.
+ */
+export function freshDeadline(
+  job: Pick<Job, 'timestamp'>,
+  meta: ReturnType<typeof unwrapJobData>['meta'],
+  policy: Pick<LanePolicy, 'deadlineMs'>,
+  nowMs: number,
+): number | undefined {
+  if (!meta) return undefined;
+  if (meta.deadlineAt !== undefined) return nowMs + Math.max(0, meta.deadlineAt - job.timestamp);
+  return policy.deadlineMs !== undefined ? nowMs + policy.deadlineMs : undefined;
+}

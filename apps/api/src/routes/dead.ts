@@ -1,0 +1,61 @@
+// /v1/lanes/:lane/dead: list a lane's dead letters, redrive them, purge them.
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { BullpenConfig } from '@bullpen/core';
+import { laneAccess, laneOf, principalOf } from '../auth';
+import { jsonBody } from '../body';
+import type { DeadLetters } from '../dead-letters';
+import { ProblemError } from '../problem';
+import { deadLetterQuerySchema, deadLetterSelectionSchema, parseWith, type DeadLetterSelection } from '../schemas';
+
+export interface DeadLetterRoutesDeps {
+  config: BullpenConfig;
+  deadLetters: DeadLetters;
+}
+
+type LaneRequest = Request<{ lane: string }>;
+
+/** No body at all (curl -X DELETE): neither a length nor chunked encoding, or an empty one. */
+function hasNoBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return length === '0' || (length === undefined && req.headers['transfer-encoding'] === undefined);
+}
+
+/** The JSON body readers, skipped when the request has no body: DELETE without one means "all". */
+function optionalJsonBody(limitBytes: number): RequestHandler[] {
+  return jsonBody(limitBytes).map(
+    (handler): RequestHandler =>
+      (req, res, next) => {
+        if (hasNoBody(req)) next();
+        else void handler(req, res, next);
+      },
+  );
+}
+
+function selection(body: unknown): DeadLetterSelection {
+  const parsed = parseWith(deadLetterSelectionSchema, body, 'body');
+  if (!parsed.ok) throw new ProblemError('validation_failed', 'The selection is invalid', { errors: parsed.errors });
+  return parsed.value;
+}
+
+export function deadLetterRoutes({ config, deadLetters }: DeadLetterRoutesDeps): Router {
+  const router = Router();
+  const lane = laneAccess(config);
+
+  router.get('/lanes/:lane/dead', lane, async (req: LaneRequest, res: Response) => {
+    const parsed = parseWith(deadLetterQuerySchema, req.query, 'query');
+    if (!parsed.ok) throw new ProblemError('validation_failed', 'The query is invalid', { errors: parsed.errors });
+    res.status(200).json(await deadLetters.list(laneOf(res).lane, principalOf(res).tenant, parsed.value));
+  });
+
+  router.post('/lanes/:lane/dead/redrive', lane, ...jsonBody(config.bodyLimitBytes), async (req: LaneRequest, res: Response) => {
+    const { ids } = selection(req.body);
+    res.status(200).json(await deadLetters.redrive(laneOf(res).lane, principalOf(res).tenant, ids));
+  });
+
+  router.delete('/lanes/:lane/dead', lane, ...optionalJsonBody(config.bodyLimitBytes), async (req: LaneRequest, res: Response) => {
+    const { ids } = selection(req.body ?? {});
+    res.status(200).json(await deadLetters.purge(laneOf(res).lane, principalOf(res).tenant, ids));
+  });
+
+  return router;
+}

@@ -1,0 +1,447 @@
+// Dead letters over REST against a real Redis: listing (tenant-filtered, newest first, cursor
+// paging), redrive and purge. A plain BullMQ Worker stands in for bullpen's worker: it records an
+// attempt row the way bullpen's does and fails the job permanently, which puts it in the failed set.
+import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import type IORedis from 'ioredis';
+import { createLogger, createRedis, formatAttemptLogRow, jobKeys, laneStateKeys, unwrapJobData } from '@bullpen/core';
+import { DeadLetters, decodeDeadCursor, type DeadCursor } from '../apps/api/src/dead-letters';
+import { LaneRegistry } from '../apps/api/src/lane-registry';
+import { RedisGuard } from '../apps/api/src/redis-guard';
+import { KEYS, startTestApi, type TestApi } from '../apps/api/test/harness';
+import type { TestConfigOptions } from './support/config';
+import { waitUntil } from './support/wait';
+
+const LANE = 'tool_call';
+const DEAD = `/v1/lanes/${LANE}/dead`;
+const REDRIVE = `${DEAD}/redrive`;
+
+describe('producer API: dead letters', () => {
+  let api: TestApi;
+  let queue: Queue;
+  const connections: IORedis[] = [];
+
+  async function useApi(options: TestConfigOptions = {}): Promise<void> {
+    api = await startTestApi(options);
+    queue = new Queue(LANE, { connection: api.redis, prefix: api.config.prefix });
+  }
+
+  async function stopApi(): Promise<void> {
+    await queue.close();
+    await api.stop();
+  }
+
+  beforeEach(() => useApi());
+
+  afterEach(async () => {
+    connections.splice(0).forEach((c) => c.disconnect());
+    await stopApi();
+  });
+
+  async function submit(key: string, body: Record<string, unknown> = {}): Promise<string> {
+    const reply = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { key, body: { name: 'flaky', ...body } });
+    expect(reply.status).toBe(201);
+    return reply.body.id as string;
+  }
+
+  async function states(ids: readonly string[]): Promise<string[]> {
+    return Promise.all(ids.map((id) => queue.getJobState(id)));
+  }
+
+  /** Runs every waiting job of the lane through a worker with `processor` until `ids` are in `state`. */
+  async function runUntil(ids: readonly string[], state: 'failed' | 'completed', processor: (job: Job) => Promise<unknown>): Promise<void> {
+    const connection = createRedis(api.config.redisUrl, 'worker');
+    connections.push(connection);
+    const worker = new Worker(LANE, processor, { connection, prefix: api.config.prefix });
+    worker.on('error', () => undefined);
+    try {
+      await waitUntil(async () => (await states(ids)).every((s) => s === state), { what: `jobs ${ids.join(', ')} to be ${state}` });
+    } finally {
+      await worker.close();
+    }
+  }
+
+  /** Fails the lane's waiting jobs permanently, each with one attempt row, as bullpen's worker would. */
+  function kill(ids: readonly string[]): Promise<void> {
+    return runUntil(ids, 'failed', async (job) => {
+      const message = `boom ${job.id}`;
+      await job.log(
+        formatAttemptLogRow({ attempt: job.attemptsMade + 1, errorClass: 'validation', message, delayMs: null, worker: 'test-worker', ts: Date.now() }),
+      );
+      throw new UnrecoverableError(message);
+    });
+  }
+
+  function complete(ids: readonly string[]): Promise<void> {
+    return runUntil(ids, 'completed', async () => 'ok');
+  }
+
+  async function jobOf(id: string): Promise<Job> {
+    const job = await Job.fromId(queue, id);
+    if (!job) throw new Error(`job ${id} is gone`);
+    return job;
+  }
+
+  /** Newest first as Redis orders the failed set: by finish time, ties by id, both descending. */
+  async function newestFirst(ids: readonly string[]): Promise<string[]> {
+    const finished = new Map(await Promise.all(ids.map(async (id) => [id, (await jobOf(id)).finishedOn ?? 0] as const)));
+    return [...ids].sort((a, b) => (finished.get(b) ?? 0) - (finished.get(a) ?? 0) || Buffer.compare(Buffer.from(b), Buffer.from(a)));
+  }
+
+  async function listAll(key: string, limit: number): Promise<{ ids: string[]; pages: number }> {
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = cursor ? `?limit=${limit}&cursor=${encodeURIComponent(cursor)}` : `?limit=${limit}`;
+      const reply = await api.request('GET', `${DEAD}${query}`, { key });
+      expect(reply.status).toBe(200);
+      ids.push(...reply.body.items.map((item: { id: string }) => item.id));
+      cursor = reply.body.nextCursor;
+      pages += 1;
+    } while (cursor);
+    return { ids, pages };
+  }
+
+  it("lists only the caller's dead jobs, newest first, with their reason, error class and attempt history", async () => {
+    const acme = [await submit(KEYS.acme), await submit(KEYS.acme), await submit(KEYS.acme)];
+    const beta = [await submit(KEYS.beta), await submit(KEYS.beta)];
+    await kill([...acme, ...beta]);
+    await submit(KEYS.acme); // waiting: not a dead letter
+
+    const reply = await api.request('GET', DEAD);
+    expect(reply.status).toBe(200);
+    expect(reply.body.nextCursor).toBeNull();
+    expect(reply.body.items.map((item: { id: string }) => item.id)).toEqual(await newestFirst(acme));
+    const [first] = reply.body.items;
+    const finishedOn = (await jobOf(first.id)).finishedOn ?? 0;
+    expect(first).toEqual({
+      id: first.id,
+      name: 'flaky',
+      failedReason: `boom ${first.id}`,
+      errorClass: 'validation',
+      attemptsMade: 1,
+      createdAt: expect.any(String),
+      finishedAt: new Date(finishedOn).toISOString(),
+      attempts: [{ attempt: 1, errorClass: 'validation', message: `boom ${first.id}`, delayMs: null, worker: 'test-worker', at: expect.any(String) }],
+    });
+
+    const asBeta = await api.request('GET', DEAD, { key: KEYS.beta });
+    expect(asBeta.body.items.map((item: { id: string }) => item.id)).toEqual(await newestFirst(beta));
+  });
+
+  it('pages through dead jobs with the cursor, skipping and repeating none while a new failure arrives between pages', async () => {
+    const acme: string[] = [];
+    for (const key of [KEYS.acme, KEYS.beta, KEYS.acme, KEYS.beta, KEYS.acme, KEYS.beta, KEYS.acme, KEYS.acme]) {
+      const id = await submit(key);
+      if (key === KEYS.acme) acme.push(id);
+    }
+    await kill(await queue.getWaiting().then((jobs) => jobs.map((job) => String(job.id))));
+    const expected = await newestFirst(acme);
+
+    const first = await api.request('GET', `${DEAD}?limit=2`);
+    expect(first.body.items.map((item: { id: string }) => item.id)).toEqual(expected.slice(0, 2));
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+
+    const late = await submit(KEYS.acme);
+    await kill([late]);
+
+    const seen: string[] = first.body.items.map((item: { id: string }) => item.id);
+    let cursor: string | null = first.body.nextCursor;
+    while (cursor) {
+      const page = await api.request('GET', `${DEAD}?limit=2&cursor=${encodeURIComponent(cursor)}`);
+      expect(page.status).toBe(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.body.items.map((item: { id: string }) => item.id));
+      cursor = page.body.nextCursor;
+    }
+    expect(seen).toEqual(expected);
+
+    // The failure that arrived meanwhile is newer than the first page: a fresh listing starts with it.
+    const fresh = await listAll(KEYS.acme, 500);
+    expect(fresh).toEqual({ ids: [late, ...expected], pages: 1 });
+  });
+
+  it('pages correctly through dead jobs that failed in the same millisecond, across batches and the per-page scan bound', async () => {
+    const acme: string[] = [];
+    for (const key of [KEYS.acme, KEYS.beta, KEYS.beta, KEYS.acme, KEYS.beta, KEYS.acme, KEYS.beta, KEYS.acme]) {
+      const id = await submit(key);
+      if (key === KEYS.acme) acme.push(id);
+    }
+    await kill(await queue.getWaiting().then((jobs) => jobs.map((job) => String(job.id))));
+    // Jobs failing in the same millisecond share a score; force that for all of them.
+    const failedKey = laneStateKeys(api.config.prefix, LANE).failed;
+    const members = await api.redis.zrange(failedKey, 0, -1);
+    expect(members).toHaveLength(8);
+    await api.redis.zadd(failedKey, 'XX', ...members.flatMap((member) => [1_700_000_000_000, member]));
+    const expected = [...acme].sort((a, b) => Buffer.compare(Buffer.from(b), Buffer.from(a)));
+
+    // Through the API (batches of 200, no scan bound in play): one page per item, and an empty last
+    // page when beta's jobs follow acme's last one (the cursor cannot know they are not acme's).
+    const viaApi = await listAll(KEYS.acme, 1);
+    expect(viaApi.ids).toEqual(expected);
+    expect([4, 5]).toContain(viaApi.pages);
+
+    const guard = new RedisGuard(api.producer);
+    const lanes = new LaneRegistry(api.config, api.producer, createLogger('api', 'error'));
+    try {
+      // Batches of 2 over 8 tied entries, and a page scans at most 3 entries of all tenants.
+      const dead = new DeadLetters({ config: api.config, redis: api.producer, guard, lanes }, { batchSize: 2, maxScannedPerPage: 3 });
+      for (const limit of [1, 2, 10]) {
+        const ids: string[] = [];
+        let pages = 0;
+        let cursor: DeadCursor | undefined;
+        do {
+          const page = await dead.list(LANE, 'acme', cursor ? { limit, cursor } : { limit });
+          expect(page.items.length).toBeLessThanOrEqual(limit);
+          ids.push(...page.items.map((item) => item.id));
+          cursor = page.nextCursor === null ? undefined : decodeDeadCursor(page.nextCursor);
+          pages += 1;
+        } while (cursor);
+        expect([limit, ids]).toEqual([limit, expected]);
+        // Every entry is scanned once, at most 3 per page: at least 3 pages however large the limit.
+        if (limit === 10) expect(pages).toBe(3);
+        else expect(pages).toBeGreaterThanOrEqual(Math.max(3, expected.length / limit));
+      }
+    } finally {
+      await lanes.close();
+    }
+  });
+
+  it('redrives listed dead jobs with fresh attempts and a later deadline, answers not_found and not_dead for the rest, and they then complete', async () => {
+    const [a, b, c] = [
+      await submit(KEYS.acme, { deadlineMs: 60_000 }),
+      await submit(KEYS.acme, { deadlineMs: 60_000 }),
+      await submit(KEYS.acme, { deadlineMs: 60_000 }),
+    ] as [string, string, string];
+    const other = await submit(KEYS.beta);
+    await kill([a, b, c, other]);
+    const waiting = await submit(KEYS.acme);
+    const before = new Map(await Promise.all([a, b].map(async (id) => [id, await jobOf(id)] as const)));
+
+    const startedAt = Date.now();
+    const reply = await api.request('POST', REDRIVE, { body: { ids: [a, other, waiting, 'no-such-job', b] } });
+    const endedAt = Date.now();
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({
+      lane: LANE,
+      redriven: 2,
+      notFound: 2,
+      notDead: 1,
+      results: [
+        { id: a, status: 'redriven' },
+        { id: other, status: 'not_found' },
+        { id: waiting, status: 'not_dead' },
+        { id: 'no-such-job', status: 'not_found' },
+        { id: b, status: 'redriven' },
+      ],
+    });
+
+    expect(await states([a, b, c, other, waiting])).toEqual(['waiting', 'waiting', 'failed', 'failed', 'waiting']);
+    for (const id of [a, b]) {
+      const old = before.get(id) as Job;
+      const oldDeadline = unwrapJobData(old.data).meta?.deadlineAt as number;
+      const window = oldDeadline - old.timestamp;
+      const job = await jobOf(id);
+      const deadlineAt = unwrapJobData(job.data).meta?.deadlineAt as number;
+      expect(job.attemptsMade).toBe(0);
+      expect(deadlineAt).toBeGreaterThan(oldDeadline);
+      expect(deadlineAt).toBeGreaterThanOrEqual(startedAt + window);
+      expect(deadlineAt).toBeLessThanOrEqual(endedAt + window);
+      expect(unwrapJobData(job.data)).toEqual({ data: unwrapJobData(old.data).data, meta: { ...unwrapJobData(old.data).meta, deadlineAt } });
+      // The attempt history stays with the job.
+      const status = await api.request('GET', `/v1/lanes/${LANE}/jobs/${id}`);
+      expect(status.body).toMatchObject({ state: 'waiting', attemptsMade: 0, failedReason: null, attempts: [{ attempt: 1, message: `boom ${id}` }] });
+    }
+    expect((await jobOf(c)).attemptsMade).toBe(1);
+    expect((await jobOf(other)).attemptsMade).toBe(1);
+
+    await complete([a, b]);
+    expect(await states([c, other])).toEqual(['failed', 'failed']);
+    expect((await jobOf(a)).attemptsMade).toBe(1);
+  });
+
+  it("redrives all of the caller's dead jobs with {}, leaving other tenants' dead jobs dead", async () => {
+    const a = await submit(KEYS.acme, { deadlineMs: 30_000 });
+    const b = await submit(KEYS.acme);
+    const other = await submit(KEYS.beta);
+    await kill([a, b, other]);
+    const oldDeadline = unwrapJobData((await jobOf(a)).data).meta?.deadlineAt as number;
+
+    const reply = await api.request('POST', REDRIVE, { body: {} });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ lane: LANE, redriven: 2, notFound: 0, notDead: 0 });
+    expect(reply.body.results).toEqual(
+      expect.arrayContaining([
+        { id: a, status: 'redriven' },
+        { id: b, status: 'redriven' },
+      ]),
+    );
+    expect(reply.body.results).toHaveLength(2);
+
+    expect(await states([a, b, other])).toEqual(['waiting', 'waiting', 'failed']);
+    expect((await jobOf(a)).attemptsMade).toBe(0);
+    expect((await jobOf(b)).attemptsMade).toBe(0);
+    expect(unwrapJobData((await jobOf(a)).data).meta?.deadlineAt).toBeGreaterThan(oldDeadline);
+    expect(unwrapJobData((await jobOf(b)).data).meta?.deadlineAt).toBeUndefined();
+    expect((await jobOf(other)).attemptsMade).toBe(1);
+
+    await complete([a, b]);
+    expect(await states([other])).toEqual(['failed']);
+    expect((await api.request('GET', DEAD)).body).toEqual({ items: [], nextCursor: null });
+  });
+
+  it('redrives even when the lane is full: admission does not apply to an operator action', async () => {
+    await stopApi();
+    await useApi({ lanesFile: { lanes: { [LANE]: { concurrency: 1, maxQueueSize: 1 }, critic: { concurrency: 1 } } } });
+    const a = await submit(KEYS.acme);
+    await kill([a]);
+    await submit(KEYS.acme);
+    const full = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'flaky' } });
+    expect(full.status).toBe(429);
+
+    const reply = await api.request('POST', REDRIVE, { body: { ids: [a] } });
+    expect(reply.body.results).toEqual([{ id: a, status: 'redriven' }]);
+    expect(await api.backlog(LANE)).toBe(2);
+  });
+
+  it("purges listed dead jobs with their history, answering not_found for another tenant's and not_dead for a waiting job", async () => {
+    const [a, b] = [await submit(KEYS.acme), await submit(KEYS.acme)];
+    const other = await submit(KEYS.beta);
+    await kill([a, b, other]);
+    const waiting = await submit(KEYS.acme);
+
+    const reply = await api.request('DELETE', DEAD, { body: { ids: [a, other, waiting, 'missing'] } });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({
+      lane: LANE,
+      purged: 1,
+      notFound: 2,
+      notDead: 1,
+      results: [
+        { id: a, status: 'purged' },
+        { id: other, status: 'not_found' },
+        { id: waiting, status: 'not_dead' },
+        { id: 'missing', status: 'not_found' },
+      ],
+    });
+    expect(await Job.fromId(queue, a)).toBeUndefined();
+    expect(await api.redis.exists(jobKeys(api.config.prefix, LANE, a).logs)).toBe(0);
+    expect(await states([b, other, waiting])).toEqual(['failed', 'failed', 'waiting']);
+  });
+
+  it("purges all of the caller's dead jobs on DELETE without a body or with {}, and no one else's", async () => {
+    const [a, b] = [await submit(KEYS.acme), await submit(KEYS.acme)];
+    const other = await submit(KEYS.beta);
+    await kill([a, b, other]);
+
+    const all = await api.request('DELETE', DEAD);
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ lane: LANE, purged: 2, notFound: 0, notDead: 0 });
+    expect(all.body.results).toEqual(expect.arrayContaining([{ id: a, status: 'purged' }, { id: b, status: 'purged' }]));
+    expect(await states([a, b, other])).toEqual(['unknown', 'unknown', 'failed']);
+
+    const c = await submit(KEYS.acme);
+    await kill([c]);
+    const empty = await api.request('DELETE', DEAD, { body: {} });
+    expect(empty.body).toEqual({ lane: LANE, purged: 1, notFound: 0, notDead: 0, results: [{ id: c, status: 'purged' }] });
+    expect(await api.redis.zrange(laneStateKeys(api.config.prefix, LANE).failed, 0, -1)).toEqual([other]);
+  });
+
+  it("lets another tenant neither list, redrive nor purge a tenant's dead jobs", async () => {
+    const [a, b] = [await submit(KEYS.acme), await submit(KEYS.acme)];
+    const other = await submit(KEYS.beta);
+    await kill([a, b, other]);
+
+    const list = await api.request('GET', DEAD, { key: KEYS.beta });
+    expect(list.body.items.map((item: { id: string }) => item.id)).toEqual([other]);
+    const redrive = await api.request('POST', REDRIVE, { key: KEYS.beta, body: { ids: [a, b] } });
+    expect(redrive.body).toEqual({
+      lane: LANE,
+      redriven: 0,
+      notFound: 2,
+      notDead: 0,
+      results: [
+        { id: a, status: 'not_found' },
+        { id: b, status: 'not_found' },
+      ],
+    });
+    const purge = await api.request('DELETE', DEAD, { key: KEYS.beta, body: { ids: [a] } });
+    expect(purge.body.results).toEqual([{ id: a, status: 'not_found' }]);
+    // "All" means all of the caller's own.
+    const redriveAll = await api.request('POST', REDRIVE, { key: KEYS.beta, body: {} });
+    expect(redriveAll.body.results).toEqual([{ id: other, status: 'redriven' }]);
+    const purgeAll = await api.request('DELETE', DEAD, { key: KEYS.beta });
+    expect(purgeAll.body).toEqual({ lane: LANE, purged: 0, notFound: 0, notDead: 0, results: [] });
+
+    expect(await states([a, b])).toEqual(['failed', 'failed']);
+    for (const id of [a, b]) {
+      expect(await jobOf(id)).toMatchObject({ attemptsMade: 1, failedReason: `boom ${id}` });
+    }
+    expect((await listAll(KEYS.acme, 50)).ids).toEqual(await newestFirst([a, b]));
+  });
+
+  it('answers bad input with 400 naming the field, 415, 404, 401 and 403, and changes nothing', async () => {
+    const a = await submit(KEYS.acme);
+    await kill([a]);
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const tooMany = Array.from({ length: 1001 }, (_, i) => `job-${i}`);
+    const cases: [string, string, Parameters<TestApi['request']>[2], number, string, string?][] = [
+      ['GET', `${DEAD}?limit=0`, {}, 400, 'validation_failed', 'query.limit'],
+      ['GET', `${DEAD}?limit=501`, {}, 400, 'validation_failed', 'query.limit'],
+      ['GET', `${DEAD}?limit=ten`, {}, 400, 'validation_failed', 'query.limit'],
+      ['GET', `${DEAD}?limit=1&limit=2`, {}, 400, 'validation_failed', 'query.limit'],
+      ['GET', `${DEAD}?cursor=not*a*cursor`, {}, 400, 'validation_failed', 'query.cursor'],
+      ['GET', `${DEAD}?cursor=${json({ score: 1, id: 'x' })}`, {}, 400, 'validation_failed', 'query.cursor'],
+      ['GET', `${DEAD}?cursor=${json([1, ''])}`, {}, 400, 'validation_failed', 'query.cursor'],
+      ['GET', `${DEAD}?page=2`, {}, 400, 'validation_failed', 'query.page'],
+      ['POST', REDRIVE, { body: { ids: [] } }, 400, 'validation_failed', 'body.ids'],
+      ['POST', REDRIVE, { body: { ids: [a, 'b', 'c', 42] } }, 400, 'validation_failed', 'body.ids[3]'],
+      ['POST', REDRIVE, { body: { ids: [a, 'b', a] } }, 400, 'validation_failed', 'body.ids[2]'],
+      ['POST', REDRIVE, { body: { ids: [a, ...tooMany] } }, 400, 'validation_failed', 'body.ids'],
+      ['POST', REDRIVE, { body: { ids: [a], all: true } }, 400, 'validation_failed', 'body.all'],
+      ['POST', REDRIVE, { body: [a] }, 400, 'validation_failed', 'body'],
+      ['POST', REDRIVE, {}, 400, 'validation_failed', 'body'],
+      ['POST', REDRIVE, { raw: '{"ids": [' }, 400, 'malformed_json'],
+      ['POST', REDRIVE, { raw: `ids=${a}`, headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type'],
+      ['DELETE', DEAD, { body: { ids: [a, ''] } }, 400, 'validation_failed', 'body.ids[1]'],
+      ['DELETE', DEAD, { body: { ids: a } }, 400, 'validation_failed', 'body.ids'],
+      ['DELETE', DEAD, { raw: '{"ids":' }, 400, 'malformed_json'],
+      ['DELETE', DEAD, { raw: `ids=${a}`, headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type'],
+      ['GET', '/v1/lanes/nope/dead', {}, 404, 'lane_not_found'],
+      ['POST', '/v1/lanes/nope/dead/redrive', { body: {} }, 404, 'lane_not_found'],
+      ['DELETE', '/v1/lanes/nope/dead', {}, 404, 'lane_not_found'],
+      ['GET', DEAD, { key: null }, 401, 'unauthorized'],
+      ['POST', REDRIVE, { key: 'wrong-key', body: {} }, 401, 'unauthorized'],
+      ['DELETE', DEAD, { key: null }, 401, 'unauthorized'],
+      ['GET', DEAD, { key: KEYS.acmeCriticOnly }, 403, 'lane_forbidden'],
+      ['POST', REDRIVE, { key: KEYS.acmeCriticOnly, body: {} }, 403, 'lane_forbidden'],
+      ['DELETE', DEAD, { key: KEYS.acmeCriticOnly }, 403, 'lane_forbidden'],
+    ];
+    for (const [method, path, options, status, code, field] of cases) {
+      const reply = await api.request(method, path, options);
+      const label = `${method} ${path.slice(0, 80)} ${JSON.stringify(options).slice(0, 80)}`;
+      expect([label, reply.status, reply.body.code]).toEqual([label, status, code]);
+      expect(reply.headers.get('content-type')).toContain('application/problem+json');
+      if (field) expect([label, reply.body.errors.map((e: { field: string }) => e.field)]).toEqual([label, [field]]);
+    }
+    // Validated before anything changed: the listed valid id is still dead, as it was.
+    expect(await states([a])).toEqual(['failed']);
+    expect((await jobOf(a)).attemptsMade).toBe(1);
+  });
+
+  it('documents the three dead-letter routes in /openapi.json', async () => {
+    const reply = await api.request('GET', '/openapi.json', { key: null });
+    const { paths, components } = reply.body;
+    expect(Object.keys(paths[`/v1/lanes/{lane}/dead`])).toEqual(expect.arrayContaining(['get', 'delete']));
+    expect(paths['/v1/lanes/{lane}/dead/redrive'].post.requestBody.content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/DeadLetterSelection',
+    });
+    expect(paths['/v1/lanes/{lane}/dead/redrive'].post.description).toMatch(/maxQueueSize\) does not apply/);
+    expect(paths['/v1/lanes/{lane}/dead'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['lane', 'limit', 'cursor']);
+    expect(paths['/v1/lanes/{lane}/dead'].get.parameters[1].schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500, default: 50 });
+    for (const id of ['DeadLetter', 'DeadLetterPage', 'DeadLetterSelection', 'RedriveResult', 'PurgeResult']) {
+      expect([id, typeof components.schemas[id]]).toEqual([id, 'object']);
+    }
+    expect(components.schemas.DeadLetterSelection.properties.ids).toMatchObject({ maxItems: 1000, minItems: 1 });
+  });
+});
