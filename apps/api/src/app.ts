@@ -3,6 +3,7 @@
 import express, { type Express } from 'express';
 import type IORedis from 'ioredis';
 import type { BullpenConfig, Logger } from '@bullpen/core';
+import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
 import { DeadLetters } from './dead-letters';
 import { JobAccess } from './job-access';
@@ -64,9 +65,15 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   v1.use(laneRoutes({ config, guard, lanes }));
   v1.use(deadLetterRoutes({ config, deadLetters }));
   app.use('/v1', v1);
+  const adminQueues = mountAdminUi(app, config, redis);
 
   app.use(notFoundHandler());
   app.use(errorHandler(logger, config.bodyLimitBytes));
 
-  return { app, close: () => lanes.close() };
+  return {
+    app,
+    close: async () => {
+      await Promise.all([lanes.close(), ...adminQueues.map((q) => q.close().catch(() => undefined))]);
+    },
+  };
 }

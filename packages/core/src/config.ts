@@ -75,6 +75,10 @@ export interface BullpenConfig {
   readonly eventLogMaxBytes: number;
   /** EVENT_LOG_MAX_FILES: rotated event logs kept; default 5. */
   readonly eventLogMaxFiles: number;
+  /** ADMIN_UI_PASSWORD: enables bull-board at /admin/queues behind HTTP Basic auth; default off. */
+  readonly adminUiPassword: string | undefined;
+  /** ADMIN_UI_USER: the Basic auth user of the admin UI; default admin. */
+  readonly adminUiUser: string;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -121,6 +125,13 @@ function tracingConfig(env: Env): TracingConfig {
     if (!Number.isFinite(sampleRatio) || sampleRatio < 0 || sampleRatio > 1) fail('OTEL_TRACES_SAMPLER_ARG', 'a number from 0 to 1', arg);
   }
   return { enabled: !disabled && Boolean(endpoint), serviceName: env.OTEL_SERVICE_NAME || undefined, sampleRatio };
+}
+
+function adminPassword(env: Env): string | undefined {
+  const password = env.ADMIN_UI_PASSWORD;
+  if (password === undefined || password === '') return undefined;
+  if (password.length < 12) fail('ADMIN_UI_PASSWORD', 'at least 12 characters');
+  return password;
 }
 
 function formatIssues(source: string, error: z.ZodError): string {
@@ -223,6 +234,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     eventLogFile: env.EVENT_LOG_FILE ? path.resolve(env.EVENT_LOG_FILE) : undefined,
     eventLogMaxBytes: intVar(env, 'EVENT_LOG_MAX_BYTES', 50 * 1024 * 1024, 1024, 1024 ** 4),
     eventLogMaxFiles: intVar(env, 'EVENT_LOG_MAX_FILES', 5, 0, 1000),
+    adminUiPassword: adminPassword(env),
+    adminUiUser: env.ADMIN_UI_USER || 'admin',
   };
   return Object.freeze(config);
 }
@@ -253,5 +266,6 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     tracing: config.tracing,
     logJobPayloads: config.logJobPayloads,
     eventLogFile: config.eventLogFile ?? null,
+    adminUi: config.adminUiPassword ? { user: config.adminUiUser, password: '***' } : 'off',
   };
 }

@@ -1,0 +1,43 @@
+// bull-board, the queue UI BullMQ users know, at /admin/queues. It shows every lane of every
+// tenant, so it sits behind its own credential (HTTP Basic, ADMIN_UI_USER/ADMIN_UI_PASSWORD),
+// never an API key, and is not mounted at all unless a password is configured.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Queue } from 'bullmq';
+import type { Express, RequestHandler } from 'express';
+import type IORedis from 'ioredis';
+import { createLaneQueue, type BullpenConfig } from '@bullpen/core';
+
+export const ADMIN_UI_PATH = '/admin/queues';
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+function basicAuth(user: string, password: string): RequestHandler {
+  const expected = digest(`${user}:${password}`);
+  return (req, res, next) => {
+    const header = req.headers.authorization ?? '';
+    const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
+    const given = match ? Buffer.from(match[1] ?? '', 'base64').toString('utf8') : '';
+    if (match && timingSafeEqual(digest(given), expected)) return next();
+    res.setHeader('WWW-Authenticate', 'Basic realm="bullpen admin", charset="UTF-8"');
+    res.status(401).type('text/plain').send('authentication required');
+  };
+}
+
+/** Mounts the UI when configured; returns the queues it opened so the app can close them. */
+export function mountAdminUi(app: Express, config: BullpenConfig, redis: IORedis): Queue[] {
+  if (!config.adminUiPassword) return [];
+  const queues = config.laneNames.map((lane) => createLaneQueue(config, lane, redis));
+  for (const queue of queues) queue.on('error', () => undefined);
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath(ADMIN_UI_PATH);
+  createBullBoard({
+    queues: queues.map((queue) => new BullMQAdapter(queue, { readOnlyMode: false })),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'bullpen' } },
+  });
+  app.use(ADMIN_UI_PATH, basicAuth(config.adminUiUser, config.adminUiPassword), serverAdapter.getRouter());
+  return queues;
+}
