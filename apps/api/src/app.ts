@@ -8,6 +8,7 @@ import { assertAuthConfigured, authenticate } from './auth';
 import { DeadLetters } from './dead-letters';
 import { JobAccess } from './job-access';
 import { LaneRegistry } from './lane-registry';
+import { createApiMetrics, markMount, metricsHandler, observe } from './observability';
 import { buildOpenApiDocument } from './openapi';
 import { errorHandler, notFoundHandler, sendProblem, unavailableProblem } from './problem';
 import { JobProducer } from './producer';
@@ -38,7 +39,8 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
 
   const guard = new RedisGuard(redis);
   const lanes = new LaneRegistry(config, redis, logger);
-  const producer = new JobProducer({ config, redis, guard, lanes });
+  const metrics = createApiMetrics();
+  const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger });
   const access = new JobAccess({ config, redis, guard, lanes });
   const deadLetters = new DeadLetters({ config, redis, guard, lanes });
   let openApi: string | undefined;
@@ -46,6 +48,8 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(observe(metrics));
+  app.get('/metrics', metricsHandler(metrics));
 
   app.get('/healthz', (_req, res) => {
     res.status(200).json({ status: 'ok' });
@@ -60,6 +64,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   });
 
   const v1 = express.Router();
+  v1.use(markMount());
   v1.use(authenticate(config));
   v1.use(jobRoutes({ config, producer, access }));
   v1.use(laneRoutes({ config, guard, lanes }));

@@ -1,11 +1,13 @@
 // The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, createLogger, createRedis, loadConfig } from '@bullpen/core';
+import { ConfigError, createLogger, createRedis, describeConfig, loadConfig, startTracing } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
 import { listen } from './server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api', config.logLevel);
+  const tracing = startTracing(config.tracing, 'bullpen-api');
+  logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
   const redis = createRedis(config.redisUrl, 'producer', 'bullpen-api');
   // Transitions only: ioredis emits 'close' on every failed reconnect attempt.
   let redisUp = false;
@@ -37,6 +39,7 @@ async function main(): Promise<void> {
     await server.close();
     await api.close();
     await redis.quit().catch(() => redis.disconnect());
+    await tracing.shutdown().catch(() => undefined);
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));

@@ -4,7 +4,19 @@
 import { randomUUID } from 'node:crypto';
 import { Job, type FlowJob, type Queue } from 'bullmq';
 import type IORedis from 'ioredis';
-import { laneJobOptions, releaseAdmission, reserveAdmission, type BullpenConfig } from '@bullpen/core';
+import { SpanKind, SpanStatusCode, context, trace, type Link, type Span } from '@opentelemetry/api';
+import {
+  LANE_EVENT,
+  injectTraceContext,
+  laneJobOptions,
+  publishLaneEvent,
+  releaseAdmission,
+  reserveAdmission,
+  tracer,
+  type BullpenConfig,
+  type Logger,
+  type MetricSet,
+} from '@bullpen/core';
 import type { LaneContext } from './auth';
 import type { LaneRegistry } from './lane-registry';
 import { ProblemError } from './problem';
@@ -32,6 +44,44 @@ export interface ProducerDeps {
   redis: IORedis;
   guard: RedisGuard;
   lanes: LaneRegistry;
+  /** The API's metrics; admission rejections are counted here. */
+  metrics?: MetricSet;
+  logger?: Logger;
+}
+
+/**
+ * A PRODUCER span for one job, following OpenTelemetry's messaging conventions; its context
+ * travels with the job (envelope `trace`) so that every attempt joins the same trace.
+ */
+function startProducerSpan(lane: string, prepared: PreparedJob, links?: Link[]): Span {
+  const span = tracer().startSpan(
+    `send ${lane}`,
+    {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        'messaging.system': 'bullmq',
+        'messaging.destination.name': lane,
+        'messaging.operation.type': 'send',
+        'messaging.operation.name': 'send',
+        'messaging.message.id': prepared.jobId,
+        'bullpen.job.name': prepared.name,
+      },
+      ...(links ? { links, root: true } : {}),
+    },
+  );
+  if (span.isRecording()) {
+    const carrier = injectTraceContext(trace.setSpan(context.active(), span));
+    if (Object.keys(carrier).length > 0) prepared.data.bullpen.trace = carrier;
+  }
+  return span;
+}
+
+function endSpan(span: Span, err?: unknown): void {
+  if (err !== undefined) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+    span.setAttribute('error.type', (err as { code?: string })?.code ?? 'error');
+  }
+  span.end();
 }
 
 interface ValidItem {
@@ -62,18 +112,39 @@ export class JobProducer {
       const dedupId = prepared.opts.deduplication?.id;
       const existing = dedupId ? await guard.run(() => queue.getDeduplicationJobId(dedupId)) : null;
       if (existing) return { replayed: true, job: await this.describe(queue, lane, existing, input.name) };
+      this.recordRejections(lane, 1);
       throw queueFull(lane, decision.backlog, policy.maxQueueSize);
     }
 
+    const span = startProducerSpan(lane, prepared);
+    let failure: unknown;
     try {
       const job = await guard.run(() => queue.add(prepared.name, prepared.data, prepared.opts));
       if (job.id !== prepared.jobId) {
+        span.setAttribute('messaging.message.id', String(job.id));
+        span.setAttribute('bullpen.idempotent_replay', true);
         return { replayed: true, job: await this.describe(queue, lane, String(job.id), input.name) };
       }
       return { replayed: false, job: jobCreatedView(job, lane, prepared.initialState) };
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
+      endSpan(span, failure);
       releaseAdmission(redis, config.prefix, lane, ids);
     }
+  }
+
+  /**
+   * Counts refused submissions in this process's metrics and tells the exporter through the
+   * lane's event stream. Best effort: a lost event must not turn a 429 into a 503.
+   */
+  private recordRejections(lane: string, count: number): void {
+    const { config, redis, metrics, logger } = this.deps;
+    metrics?.counter('bullpen_api_admission_rejected_total').inc({ lane, reason: 'queue_full' }, count);
+    publishLaneEvent(redis, config.prefix, lane, { event: LANE_EVENT.rejected, count, reason: 'queue_full' }, config.eventsMaxLen).catch(
+      (err: unknown) => logger?.debug('could not publish the rejection event', { lane, error: (err as Error).message }),
+    );
   }
 
   /**
@@ -117,6 +188,8 @@ export class JobProducer {
       }
     }
     if (refused.length > 0) await this.settleRefused(lane, refused, results);
+    const rejectedCount = results.filter((r) => r.status === 'rejected').length;
+    if (rejectedCount > 0) this.recordRejections(lane, rejectedCount);
 
     const count = (status: BulkItemResult['status']) => results.filter((r) => r.status === status).length;
     const result: BulkResult = {
@@ -145,8 +218,19 @@ export class JobProducer {
       data: prepared.data,
       opts: { ...defaults, ...prepared.opts },
     }));
+    // One producer span per job, each the root of its job's trace and linked to the request.
+    const request = trace.getActiveSpan()?.spanContext();
+    const links = request ? [{ context: request }] : [];
+    const spans = admitted.map(({ prepared }) => startProducerSpan(lane, prepared, links));
     const producer = lanes.flowProducer();
-    const nodes = await guard.run(() => producer.addBulk(flows));
+    let nodes: Awaited<ReturnType<typeof producer.addBulk>>;
+    try {
+      nodes = await guard.run(() => producer.addBulk(flows));
+    } catch (err) {
+      spans.forEach((span) => endSpan(span, err));
+      throw err;
+    }
+    spans.forEach((span) => endSpan(span));
     admitted.forEach(({ index, prepared }, i) => {
       const id = nodes[i]?.job.id;
       if (id === undefined) throw new Error(`FlowProducer.addBulk returned no job for item ${index}`);

@@ -1,0 +1,84 @@
+// The API's own metrics (request rate, errors and duration by route template; admission
+// rejections) and its OpenTelemetry server span, in one middleware at the front of the app.
+import { SpanKind, SpanStatusCode, context, propagation, trace, type Span } from '@opentelemetry/api';
+import type { Request, RequestHandler, Response } from 'express';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { METRIC_CATALOGUE, createMetrics, tracer, type MetricSet } from '@bullpen/core';
+
+export function createApiMetrics(): MetricSet {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return createMetrics(
+    registry,
+    METRIC_CATALOGUE.filter((def) => def.origin === 'api'),
+  );
+}
+
+const mountKey = Symbol('bullpen.mount');
+
+/**
+ * Remembers where a router is mounted: Express restores req.baseUrl when an error leaves the
+ * router, so by the time an error answer finishes the mount path would be lost.
+ */
+export function markMount(): RequestHandler {
+  return (req, res, next) => {
+    (res.locals as Record<symbol, string>)[mountKey] = req.baseUrl;
+    next();
+  };
+}
+
+/** The route template a request matched (never its raw path: ids must not become labels). */
+function routeOf(req: Request, res: Response): string {
+  const mount = (res.locals as Record<symbol, string | undefined>)[mountKey];
+  const route = (req as Request & { route?: { path?: unknown } }).route;
+  if (route && typeof route.path === 'string') return `${mount ?? req.baseUrl}${route.path}`;
+  return mount ? `${mount}/*` : 'unmatched';
+}
+
+const spanKey = Symbol('bullpen.serverSpan');
+
+/** The request's server span, for code that links to it (bulk producer spans). */
+export function serverSpanOf(res: Response): Span | undefined {
+  return (res.locals as Record<symbol, Span | undefined>)[spanKey];
+}
+
+export function observe(metrics: MetricSet): RequestHandler {
+  const requests = metrics.counter('bullpen_api_requests_total');
+  const duration = metrics.histogram('bullpen_api_request_duration_seconds');
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    const parent = propagation.extract(context.active(), req.headers);
+    const span = tracer().startSpan(
+      `${req.method}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'http.request.method': req.method, 'url.path': req.path, 'url.scheme': 'http' },
+      },
+      parent,
+    );
+    (res.locals as Record<symbol, Span>)[spanKey] = span;
+    res.once('finish', () => {
+      const route = routeOf(req, res);
+      const status = String(res.statusCode);
+      const labels = { route, method: req.method, status };
+      requests.inc(labels);
+      duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      if (span.isRecording()) {
+        span.updateName(route === 'unmatched' ? req.method : `${req.method} ${route}`);
+        span.setAttribute('http.route', route);
+        span.setAttribute('http.response.status_code', res.statusCode);
+        if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    });
+    context.with(trace.setSpan(parent, span), next);
+  };
+}
+
+/** GET /metrics: this process's registry in the Prometheus text format. */
+export function metricsHandler(metrics: MetricSet): RequestHandler {
+  return async (_req, res) => {
+    res.setHeader('content-type', metrics.registry.contentType);
+    res.status(200).send(await metrics.registry.metrics());
+  };
+}

@@ -1,0 +1,41 @@
+// The API's own metrics: requests by route template and status, admission rejections, and the
+// rejection event the exporter counts.
+import { decodeLaneEvent, laneEventsKey } from '@bullpen/core';
+import { startTestApi, type TestApi } from '../apps/api/test/harness';
+
+function sample(text: string, metric: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    const ok = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
+    if (ok) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+describe('API metrics', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi({ lanesFile: { lanes: { tiny: { concurrency: 1, maxQueueSize: 1 }, critic: { concurrency: 1 } } } });
+  });
+  afterAll(() => api.stop());
+
+  it('counts requests by route template and status, never by raw path', async () => {
+    expect((await api.request('POST', '/v1/lanes/tiny/jobs', { body: { name: 'noop' } })).status).toBe(201);
+    const created = await api.request('POST', '/v1/lanes/tiny/jobs', { body: { name: 'noop' } });
+    expect(created.status).toBe(429);
+    await api.request('GET', '/v1/lanes/tiny/jobs/does-not-exist');
+    const text = String((await api.request('GET', '/metrics', { key: null })).body);
+    expect(sample(text, 'bullpen_api_requests_total', { route: '/v1/lanes/:lane/jobs', method: 'POST', status: '201' })).toBe(1);
+    expect(sample(text, 'bullpen_api_requests_total', { route: '/v1/lanes/:lane/jobs', method: 'POST', status: '429' })).toBe(1);
+    expect(sample(text, 'bullpen_api_requests_total', { route: '/v1/lanes/:lane/jobs/:id', method: 'GET', status: '404' })).toBe(1);
+    expect(text).not.toContain('does-not-exist');
+    expect(sample(text, 'bullpen_api_request_duration_seconds_count', { route: '/v1/lanes/:lane/jobs', status: '201' })).toBe(1);
+    expect(sample(text, 'bullpen_api_admission_rejected_total', { lane: 'tiny', reason: 'queue_full' })).toBe(1);
+  });
+
+  it('publishes admission rejections to the lane event stream for the exporter', async () => {
+    const entries = await api.redis.xrange(laneEventsKey(api.config.prefix, 'tiny'), '-', '+');
+    const rejected = entries.map(([, fields]) => decodeLaneEvent(fields)).filter((e) => e.event === 'bp:rejected');
+    expect(rejected).toEqual([{ event: 'bp:rejected', count: 1, reason: 'queue_full' }]);
+  });
+});
