@@ -2,12 +2,12 @@
 // rejections) and its OpenTelemetry server span, in one middleware at the front of the app.
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Span } from '@opentelemetry/api';
 import type { Request, RequestHandler, Response } from 'express';
-import { collectDefaultMetrics, Registry } from 'prom-client';
-import { METRIC_CATALOGUE, createMetrics, tracer, type MetricSet } from '@bullpen/core';
+import { Registry } from 'prom-client';
+import { METRIC_CATALOGUE, collectProcessMetrics, createMetrics, tracer, type MetricSet } from '@bullpen/core';
 
 export function createApiMetrics(): MetricSet {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   return createMetrics(
     registry,
     METRIC_CATALOGUE.filter((def) => def.origin === 'api'),

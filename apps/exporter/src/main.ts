@@ -1,30 +1,33 @@
-// The metrics sidecar. For now it only proves liveness and Redis reachability on EXPORTER_PORT;
-// the metrics pipeline (event streams → counters and histograms) is built on this process.
-import http from 'node:http';
-import { ConfigError, createLogger, createRedis, loadConfig } from '@bullpen/core';
+// The metrics sidecar: counts every lane's event stream into Prometheus counters and histograms
+// that survive restarts, and reads queue state at scrape time. Wiring only.
+import { ConfigError, createLogger } from '@bullpen/core';
+import { loadExporterConfig } from './config';
+import { Exporter } from './exporter';
 
 async function main(): Promise<void> {
-  const config = loadConfig(process.env);
-  const logger = createLogger('exporter', config.logLevel);
-  const redis = createRedis(config.redisUrl, 'events', 'bullpen-exporter');
-
-  const server = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/healthz') {
-      const body = JSON.stringify({ status: 'ok', redis: redis.status });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 404 }));
+  const config = loadExporterConfig(process.env);
+  const logger = createLogger('exporter', config.core.logLevel);
+  const exporter = new Exporter(config, logger);
+  const port = await exporter.start();
+  logger.info('exporter listening', {
+    port,
+    metrics: `http://${config.core.host}:${port}/metrics`,
+    lanes: config.core.laneNames,
+    prefix: config.core.prefix,
   });
-  await new Promise<void>((resolve) => server.listen(config.exporterPort, config.host, resolve));
-  const address = server.address();
-  logger.info('exporter listening', { port: typeof address === 'object' && address ? address.port : config.exporterPort });
 
+  let stopping = false;
   const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     logger.info('exporter stopping', { signal });
-    server.close();
-    redis.disconnect();
-    process.exit(0);
+    exporter.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error('exporter did not close cleanly', { err: String(err) });
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

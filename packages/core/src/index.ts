@@ -14,3 +14,8 @@ export * from './attempt-log';
 export * from './event-log';
 export * from './admission';
 export * from './tracing';
+export * from './metrics-catalogue';
+export * from './metrics-registry';
+export * from './metrics-labels';
+export * from './lane-events';
+export * from './process-metrics';

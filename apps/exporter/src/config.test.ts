@@ -1,0 +1,22 @@
+import { loadExporterConfig } from './config';
+
+describe('loadExporterConfig', () => {
+  it('allows the lanes job names and the built-in handlers as job_name values by default', () => {
+    const config = loadExporterConfig({});
+    expect([...config.jobNames].sort()).toEqual(['cpu', 'fail', 'http', 'noop', 'sleep']);
+    expect(config.batchSize).toBe(1000);
+    expect(config.core.exporterPort).toBe(9400);
+  });
+
+  it('takes the job_name allow-list from EXPORTER_JOB_NAMES and tenants from the API keys', () => {
+    const config = loadExporterConfig({ EXPORTER_JOB_NAMES: 'resize, ocr,resize', API_KEYS: 'acme:acme-key-1,beta:beta-key-22' });
+    expect(config.jobNames).toEqual(['resize', 'ocr']);
+    expect(config.tenants).toEqual(['acme', 'beta']);
+  });
+
+  it('names the variable and what was expected for a bad value', () => {
+    expect(() => loadExporterConfig({ EXPORTER_JOB_NAMES: 'ok,not ok' })).toThrow(/EXPORTER_JOB_NAMES: expected job names .*got "not ok"/);
+    expect(() => loadExporterConfig({ EXPORTER_BATCH_SIZE: '0' })).toThrow(/EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000/);
+    expect(() => loadExporterConfig({ EXPORTER_PORT: 'x' })).toThrow(/EXPORTER_PORT/);
+  });
+});

@@ -1,0 +1,46 @@
+// The exporter's configuration: bullpen's shared settings (loadConfig) plus its own variables.
+// The one place the exporter reads its environment.
+import { configuredTenants, ConfigError, defaultMetricJobNames, JOB_NAME, loadConfig, type BullpenConfig } from '@bullpen/core';
+
+export interface ExporterConfig {
+  readonly core: BullpenConfig;
+  /**
+   * EXPORTER_JOB_NAMES: comma-separated job names that appear as `job_name` label values; any
+   * other name is counted as `other`. Default: the lanes' jobNames plus the built-in handlers.
+   */
+  readonly jobNames: readonly string[];
+  /** Tenants that appear as `tenant` label values: those of API_KEYS / API_KEYS_FILE. */
+  readonly tenants: readonly string[];
+  /** EXPORTER_BATCH_SIZE: stream entries read per lane per XREAD; default 1000. */
+  readonly batchSize: number;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadExporterConfig(env: Env, options?: Parameters<typeof loadConfig>[1]): ExporterConfig {
+  const core = loadConfig(env, options);
+  let jobNames = defaultMetricJobNames(core);
+  const rawNames = env.EXPORTER_JOB_NAMES;
+  if (rawNames !== undefined && rawNames.trim() !== '') {
+    jobNames = [...new Set(rawNames.split(',').map((s) => s.trim()).filter(Boolean))];
+    for (const name of jobNames) {
+      if (!JOB_NAME.test(name)) {
+        throw new ConfigError(`EXPORTER_JOB_NAMES: expected job names matching ${JOB_NAME.source}, got ${JSON.stringify(name)}`);
+      }
+    }
+  }
+  let batchSize = 1000;
+  const rawBatch = env.EXPORTER_BATCH_SIZE;
+  if (rawBatch !== undefined && rawBatch.trim() !== '') {
+    batchSize = Number(rawBatch.trim());
+    if (!/^\d+$/.test(rawBatch.trim()) || batchSize < 1 || batchSize > 100_000) {
+      throw new ConfigError(`EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000, got ${JSON.stringify(rawBatch)}`);
+    }
+  }
+  return Object.freeze({
+    core,
+    jobNames: Object.freeze(jobNames),
+    tenants: Object.freeze(configuredTenants(core)),
+    batchSize,
+  });
+}

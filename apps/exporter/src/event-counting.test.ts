@@ -1,0 +1,102 @@
+import { decodeLaneEvent, encodeLaneEvent, LANE_EVENT, MetricLabels, metricsOf, type AttemptEvent } from '@bullpen/core';
+import { countFailures, countLaneBatch } from './event-counting';
+import { SeriesStore } from './stored-series';
+
+const labels = new MetricLabels({ jobNames: ['noop', 'http'], tenants: ['acme'] });
+const attempt = (over: Partial<AttemptEvent>): string[] =>
+  encodeLaneEvent({
+    event: LANE_EVENT.attempt,
+    jobId: '1',
+    name: 'noop',
+    tenant: 'acme',
+    attempt: 1,
+    outcome: 'completed',
+    willRetry: false,
+    runMs: 20,
+    waitMs: 5,
+    worker: 'w',
+    ...over,
+  });
+
+function count(entries: string[][], classes: Parameters<typeof countFailures>[2] = []) {
+  const result = countLaneBatch('a', entries.map(decodeLaneEvent), labels);
+  countFailures('a', result.delta, classes);
+  const store = new SeriesStore(metricsOf('exporter-events'));
+  store.apply('a', result.delta);
+  return { store, failedJobIds: result.failedJobIds, get: (name: string, l: Record<string, string>) => store.counterValue('a', name, { lane: 'a', ...l }) };
+}
+
+describe('counting a lane batch', () => {
+  it('counts enqueued, completed and stalled from native events, by allow-listed job name', () => {
+    const { get } = count([
+      ['event', 'added', 'jobId', '1', 'name', 'noop'],
+      ['event', 'added', 'jobId', '2', 'name', 'user-secret-name'],
+      ['event', 'waiting', 'jobId', '1'],
+      ['event', 'completed', 'jobId', '1', 'returnvalue', 'null'],
+      ['event', 'stalled', 'jobId', '2'],
+    ]);
+    expect(get('bullpen_jobs_enqueued_total', { job_name: 'noop' })).toBe(1);
+    expect(get('bullpen_jobs_enqueued_total', { job_name: 'other' })).toBe(1);
+    expect(get('bullpen_jobs_completed_total', {})).toBe(1);
+    expect(get('bullpen_jobs_stalled_total', {})).toBe(1);
+    expect(get('bullpen_exporter_events_processed_total', { event: 'other' })).toBe(1);
+    expect(get('bullpen_exporter_events_processed_total', { event: 'added' })).toBe(2);
+  });
+
+  it('counts terminal failures and dead letters by the error class looked up for each failed job', () => {
+    const { get, failedJobIds } = count(
+      [
+        ['event', 'failed', 'jobId', '7', 'failedReason', 'x'],
+        ['event', 'failed', 'jobId', '8', 'failedReason', 'y'],
+      ],
+      ['validation', 'unknown'],
+    );
+    expect(failedJobIds).toEqual(['7', '8']);
+    expect(get('bullpen_jobs_failed_total', { error_class: 'validation' })).toBe(1);
+    expect(get('bullpen_jobs_failed_total', { error_class: 'unknown' })).toBe(1);
+    expect(get('bullpen_jobs_dead_lettered_total', { error_class: 'validation' })).toBe(1);
+  });
+
+  it('counts attempts, failed attempts, retries and the three histograms from bp:attempt', () => {
+    const { get, store } = count([
+      attempt({ outcome: 'completed', runMs: 20 }),
+      attempt({ outcome: 'failed', errorClass: 'network', willRetry: true, delayMs: 1500, runMs: 3000 }),
+      attempt({ outcome: 'failed', errorClass: 'http_5xx', willRetry: false, tenant: 'stranger', name: 'mystery' }),
+    ]);
+    expect(get('bullpen_job_attempts_total', { job_name: 'noop', tenant: 'acme', outcome: 'completed' })).toBe(1);
+    expect(get('bullpen_job_attempts_total', { job_name: 'other', tenant: 'other', outcome: 'failed' })).toBe(1);
+    expect(get('bullpen_job_attempts_failed_total', { error_class: 'network' })).toBe(1);
+    expect(get('bullpen_job_attempts_failed_total', { error_class: 'http_5xx' })).toBe(1);
+    expect(get('bullpen_jobs_retried_total', { error_class: 'network' })).toBe(1);
+    expect(get('bullpen_jobs_retried_total', { error_class: 'http_5xx' })).toBe(0);
+    // Terminal failures are not counted from bp:attempt: only from BullMQ's failed event.
+    expect(get('bullpen_jobs_failed_total', { error_class: 'http_5xx' })).toBe(0);
+    const backoff = store.values('bullpen_job_backoff_delay_seconds');
+    expect(backoff.find((v) => v.metricName?.endsWith('_sum'))?.value).toBe(1.5);
+    const run = store.values('bullpen_job_run_duration_seconds').filter((v) => v.metricName?.endsWith('_count'));
+    expect(run.map((v) => v.value).reduce((a, b) => a + b)).toBe(3);
+    const wait = store.values('bullpen_job_wait_duration_seconds').find((v) => v.metricName?.endsWith('_sum'));
+    expect(wait?.value).toBeCloseTo(0.01);
+  });
+
+  it('counts budget exhaustion by action and rejections by their count', () => {
+    const { get } = count([
+      encodeLaneEvent({ event: LANE_EVENT.retryBudgetExhausted, jobId: '1', action: 'defer' }),
+      encodeLaneEvent({ event: LANE_EVENT.retryBudgetExhausted, jobId: '2', action: 'fail' }),
+      encodeLaneEvent({ event: LANE_EVENT.rejected, count: 25, reason: 'queue_full' }),
+      encodeLaneEvent({ event: LANE_EVENT.dead, jobId: '3', name: 'noop', errorClass: 'handler', reason: 'attempts' }),
+    ]);
+    expect(get('bullpen_retry_budget_exhausted_total', { action: 'defer' })).toBe(1);
+    expect(get('bullpen_retry_budget_exhausted_total', { action: 'fail' })).toBe(1);
+    expect(get('bullpen_jobs_rejected_total', { reason: 'queue_full' })).toBe(25);
+    expect(get('bullpen_jobs_dead_lettered_total', { error_class: 'handler' })).toBe(0);
+    expect(get('bullpen_exporter_events_processed_total', { event: 'bp:dead' })).toBe(1);
+  });
+
+  it('counts malformed entries as processed and nothing else', () => {
+    const { get, store } = count([['event', 'completed'], ['no-event', 'x']]);
+    expect(get('bullpen_exporter_events_processed_total', { event: 'malformed' })).toBe(2);
+    expect(get('bullpen_jobs_completed_total', {})).toBe(0);
+    expect(store.values('bullpen_jobs_completed_total')).toEqual([]);
+  });
+});

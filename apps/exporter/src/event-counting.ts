@@ -1,0 +1,110 @@
+// Turns one lane's batch of decoded stream entries into counter and histogram deltas. Pure: the
+// one thing it cannot know from the entries, the error class of a terminal failure, is passed in
+// by the caller after reading the job's last attempt row.
+import {
+  DECODED_EVENT_NAMES,
+  LANE_EVENT,
+  metricDefinition,
+  type DecodedLaneEvent,
+  type ErrorClass,
+  type MetricDefinition,
+  type MetricLabels,
+  type MetricName,
+} from '@bullpen/core';
+import { LaneDelta } from './stored-series';
+
+function def(name: MetricName): MetricDefinition {
+  const found = metricDefinition(name);
+  if (!found) throw new Error(`metric ${name} is not in the catalogue`);
+  return found;
+}
+
+const M = {
+  enqueued: def('bullpen_jobs_enqueued_total'),
+  completed: def('bullpen_jobs_completed_total'),
+  failed: def('bullpen_jobs_failed_total'),
+  deadLettered: def('bullpen_jobs_dead_lettered_total'),
+  attempts: def('bullpen_job_attempts_total'),
+  attemptsFailed: def('bullpen_job_attempts_failed_total'),
+  retried: def('bullpen_jobs_retried_total'),
+  stalled: def('bullpen_jobs_stalled_total'),
+  budgetExhausted: def('bullpen_retry_budget_exhausted_total'),
+  rejected: def('bullpen_jobs_rejected_total'),
+  runDuration: def('bullpen_job_run_duration_seconds'),
+  waitDuration: def('bullpen_job_wait_duration_seconds'),
+  backoffDelay: def('bullpen_job_backoff_delay_seconds'),
+  processed: def('bullpen_exporter_events_processed_total'),
+  lost: def('bullpen_exporter_events_lost_total'),
+} as const;
+export const EVENT_METRICS = M;
+
+const COUNTED_EVENTS: ReadonlySet<string> = new Set(DECODED_EVENT_NAMES);
+
+/** Values of the exporter's `event` label: the decoded event names, `other` and `malformed`. */
+export const EVENT_LABEL_VALUES = [...DECODED_EVENT_NAMES, 'other', 'malformed'] as const;
+
+export interface BatchCount {
+  delta: LaneDelta;
+  /** Jobs that failed terminally in this batch, in order; their error class is looked up next. */
+  failedJobIds: string[];
+}
+
+export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[], labels: MetricLabels): BatchCount {
+  const delta = new LaneDelta();
+  const failedJobIds: string[] = [];
+  for (const ev of events) {
+    const eventLabel = ev.event === 'other' || ev.event === 'malformed' || COUNTED_EVENTS.has(ev.event) ? ev.event : 'other';
+    delta.inc(M.processed, { lane, event: eventLabel });
+    switch (ev.event) {
+      case 'added':
+        delta.inc(M.enqueued, { lane, job_name: labels.jobName(ev.name) });
+        break;
+      case 'completed':
+        delta.inc(M.completed, { lane });
+        break;
+      case 'failed':
+        failedJobIds.push(ev.jobId);
+        break;
+      case 'stalled':
+        delta.inc(M.stalled, { lane });
+        break;
+      case LANE_EVENT.attempt: {
+        const jobName = labels.jobName(ev.name);
+        delta.inc(M.attempts, { lane, job_name: jobName, tenant: labels.tenant(ev.tenant), outcome: ev.outcome });
+        delta.observe(M.runDuration, { lane, job_name: jobName, outcome: ev.outcome }, ev.runMs / 1000);
+        delta.observe(M.waitDuration, { lane, job_name: jobName }, ev.waitMs / 1000);
+        if (ev.outcome === 'failed') {
+          const errorClass = labels.errorClass(ev.errorClass);
+          delta.inc(M.attemptsFailed, { lane, error_class: errorClass });
+          if (ev.willRetry) {
+            delta.inc(M.retried, { lane, error_class: errorClass });
+            if (ev.delayMs !== undefined) delta.observe(M.backoffDelay, { lane }, ev.delayMs / 1000);
+          }
+        }
+        break;
+      }
+      case LANE_EVENT.retryBudgetExhausted:
+        delta.inc(M.budgetExhausted, { lane, action: ev.action });
+        break;
+      case LANE_EVENT.rejected:
+        delta.inc(M.rejected, { lane, reason: ev.reason }, ev.count);
+        break;
+      case LANE_EVENT.dead:
+        // Dead letters are counted from BullMQ's terminal `failed` event, which every dead job
+        // has; bp:dead carries the reason for readers of the stream (tracing, audits).
+        break;
+      case 'other':
+      case 'malformed':
+        break;
+    }
+  }
+  return { delta, failedJobIds };
+}
+
+/** Adds the terminal failures of a batch, once their error classes are known. */
+export function countFailures(lane: string, delta: LaneDelta, errorClasses: readonly ErrorClass[]): void {
+  for (const errorClass of errorClasses) {
+    delta.inc(M.failed, { lane, error_class: errorClass });
+    delta.inc(M.deadLettered, { lane, error_class: errorClass });
+  }
+}

@@ -1,0 +1,365 @@
+// Reads every lane's event stream with one blocking XREAD on a dedicated connection, counts each
+// batch, and commits the counts with the new position before showing them (lane-state-store.ts).
+// A batch whose commit fails is retried; one that conflicts (another exporter got there first)
+// is dropped and the lane's state reloaded, so a count is never applied twice.
+import type IORedis from 'ioredis';
+import {
+  createRedis,
+  decodeLaneEvent,
+  jobKeys,
+  laneEventsKey,
+  parseAttemptLogRow,
+  type ErrorClass,
+  type Logger,
+  type MetricLabels,
+} from '@bullpen/core';
+import { countFailures, countLaneBatch, EVENT_METRICS } from './event-counting';
+import { isNoSuchKey, LaneStateStore, type LaneCommit } from './lane-state-store';
+import { LaneDelta, type SeriesStore } from './stored-series';
+import { stopSignal } from './stop-signal';
+import { assessLoss, compareStreamIds, parseStreamInfo, START_POSITION, type StreamInfo } from './stream-loss';
+
+export interface EventReaderOptions {
+  redisUrl: string;
+  prefix: string;
+  lanes: readonly string[];
+  labels: MetricLabels;
+  store: SeriesStore;
+  logger: Logger;
+  /** Entries read per lane per XREAD; default 1000. */
+  batchSize?: number;
+  /** How long one XREAD blocks when nothing arrives; default 1000 ms. */
+  blockMs?: number;
+  /** How long to wait before retrying after a Redis error; default 500 ms. */
+  retryDelayMs?: number;
+  /** Called after the lane's state was (re)loaded, to pre-initialise its zero series. */
+  onLaneLoaded?: (lane: string) => void;
+  /** Called when a commit lost to another exporter. */
+  onConflict?: (lane: string) => void;
+}
+
+interface Cursor {
+  lane: string;
+  key: string;
+  /** Entries up to here are counted. */
+  position: string;
+  /** The position as saved in Redis ('' when nothing was saved), expected by the next commit. */
+  saved: string;
+  read: number;
+}
+
+/** How long close() lets a batch in flight finish before abandoning it. */
+const CLOSE_GRACE_MS = 2000;
+
+type StreamEntry = [id: string, fields: string[]];
+type XReadReply = Array<[key: string, entries: StreamEntry[]]>;
+
+interface LaneWork {
+  cursor: Cursor;
+  entries: StreamEntry[];
+  delta: LaneDelta;
+  failedJobIds: string[];
+}
+
+export class EventReader {
+  private readonly cursors: Cursor[];
+  private readonly byKey: Map<string, Cursor>;
+  private readonly batchSize: number;
+  private readonly blockMs: number;
+  private readonly retryDelayMs: number;
+  private reader: IORedis | undefined;
+  private writer: IORedis | undefined;
+  private state: LaneStateStore | undefined;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  /** Settles when close() is called: abandons a blocking XREAD or a retry pause. */
+  private readonly stopped = stopSignal();
+  /** Settles when close() gives up waiting: abandons Redis calls stuck behind an outage. */
+  private readonly abandoned = stopSignal();
+  private loaded = false;
+  private failed = false;
+  private lossUnsupportedLogged = false;
+
+  constructor(private readonly options: EventReaderOptions) {
+    this.batchSize = options.batchSize ?? 1000;
+    this.blockMs = options.blockMs ?? 1000;
+    this.retryDelayMs = options.retryDelayMs ?? 500;
+    this.cursors = options.lanes.map((lane) => ({
+      lane,
+      key: laneEventsKey(options.prefix, lane),
+      position: START_POSITION,
+      saved: '',
+      read: 0,
+    }));
+    this.byKey = new Map(this.cursors.map((c) => [c.key, c]));
+  }
+
+  /** True once every lane's state is loaded and the read loop runs. */
+  get up(): boolean {
+    return this.loaded && !this.failed && !this.stopping;
+  }
+
+  /** False only when the read loop died of an unexpected error (the process should be restarted). */
+  get healthy(): boolean {
+    return !this.failed;
+  }
+
+  /** The position up to which a lane is counted. */
+  position(lane: string): string {
+    return this.cursors.find((c) => c.lane === lane)?.position ?? START_POSITION;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.reader = createRedis(this.options.redisUrl, 'events', 'bullpen-exporter-reader');
+    this.writer = createRedis(this.options.redisUrl, 'events', 'bullpen-exporter');
+    this.state = new LaneStateStore(this.writer, this.options.prefix);
+    this.running = this.run().catch((err: unknown) => {
+      this.failed = true;
+      this.options.logger.error('event reader stopped', { err: String((err as Error).stack ?? err) });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.stopping = true;
+    this.stopped.fire();
+    // A batch being counted and committed may finish...
+    const timer = setTimeout(() => this.abandoned.fire(), CLOSE_GRACE_MS);
+    await this.running;
+    clearTimeout(timer);
+    // ...unless Redis is away and its commands wait for it: they are then abandoned, which is
+    // safe, as nothing uncommitted was shown and the next start resumes from the saved state.
+    // (ioredis never settles commands queued while reconnecting when disconnected, hence the
+    // signals rather than waiting for the rejections.)
+    this.reader?.disconnect();
+    this.writer?.disconnect();
+  }
+
+  private async run(): Promise<void> {
+    for (const cursor of this.cursors) {
+      await this.retrying(`loading the state of lane ${cursor.lane}`, () => this.loadLane(cursor));
+      if (this.stopping) return;
+    }
+    this.loaded = true;
+    this.options.logger.info('reading lane event streams', {
+      lanes: this.cursors.map((c) => ({ lane: c.lane, position: c.position, read: c.read })),
+    });
+    while (!this.stopping) {
+      let reply: XReadReply | null;
+      try {
+        reply = (await this.stopped.race(this.reader!.xread(
+          'COUNT',
+          this.batchSize,
+          'BLOCK',
+          this.blockMs,
+          'STREAMS',
+          ...this.cursors.map((c) => c.key),
+          ...this.cursors.map((c) => c.position),
+        ))) as XReadReply | null;
+      } catch (err) {
+        if (this.stopping) return;
+        this.options.logger.warn('reading lane streams failed; retrying', { err: (err as Error).message });
+        await this.pause();
+        continue;
+      }
+      if (reply) await this.retrying('counting a batch', () => this.processBatch(reply));
+    }
+  }
+
+  /** Runs `step` until it succeeds or the reader stops; Redis errors are logged and retried. */
+  private async retrying(what: string, step: () => Promise<void>): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await this.abandoned.race(step());
+        return;
+      } catch (err) {
+        if (this.stopping) return;
+        this.options.logger.warn(`${what} failed; retrying`, { err: (err as Error).message });
+        await this.pause();
+      }
+    }
+  }
+
+  private async pause(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const delay = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.retryDelayMs)));
+    await this.stopped.race(delay).catch(() => undefined);
+    clearTimeout(timer);
+  }
+
+  private async loadLane(cursor: Cursor): Promise<void> {
+    const state = this.state!;
+    for (;;) {
+      const saved = await state.load(cursor.lane);
+      if (saved.position === undefined) {
+        // First start for this lane: count every entry still in the stream; entries trimmed
+        // before the exporter ever ran are not "lost" by it.
+        const info = await state.streamInfo(cursor.key);
+        const baseline = info?.entriesAdded !== undefined ? Math.max(0, info.entriesAdded - info.length) : 0;
+        const [ok] = await state.commit([
+          { lane: cursor.lane, expected: '', position: START_POSITION, readDelta: baseline, delta: undefined },
+        ]);
+        if (!ok) continue;
+        Object.assign(cursor, { position: START_POSITION, saved: START_POSITION, read: baseline });
+        this.options.store.loadLane(cursor.lane, {});
+        this.options.logger.info('no saved state: counting the lane stream from its start', {
+          lane: cursor.lane,
+          entries: info?.length ?? 0,
+        });
+      } else {
+        Object.assign(cursor, { position: saved.position, saved: saved.position, read: saved.read });
+        const unknown = this.options.store.loadLane(cursor.lane, saved.series);
+        if (unknown.length > 0) {
+          this.options.logger.warn('ignoring saved fields of metrics no longer in the catalogue', {
+            lane: cursor.lane,
+            fields: unknown.slice(0, 10),
+          });
+        }
+      }
+      this.options.onLaneLoaded?.(cursor.lane);
+      const checked = await this.checkLoss(cursor, await state.streamInfo(cursor.key), []);
+      if (checked.conflict) continue;
+      return;
+    }
+  }
+
+  /**
+   * Compares the stream with the cursor and commits what was lost (with the new position when
+   * the stream was recreated). `delta` receives the lost count when the caller commits itself.
+   */
+  private async checkLoss(
+    cursor: Cursor,
+    info: StreamInfo | undefined,
+    heldIds: readonly string[],
+    delta?: LaneDelta,
+  ): Promise<{ lost: number; reset: boolean; conflict: boolean }> {
+    const verdict = assessLoss(info, cursor.position, cursor.read, heldIds);
+    const logger = this.options.logger;
+    if (verdict.kind === 'unknown') {
+      if (!this.lossUnsupportedLogged) {
+        this.lossUnsupportedLogged = true;
+        logger.warn('this Redis does not report entries-added (Redis 7+): trimmed events cannot be detected');
+      }
+      return { lost: 0, reset: false, conflict: false };
+    }
+    if (verdict.kind === 'none') return { lost: 0, reset: false, conflict: false };
+    if (verdict.kind === 'lost' && delta) {
+      logger.warn('events lost: the lane stream was trimmed past the saved position', {
+        lane: cursor.lane,
+        lost: verdict.lost,
+        position: cursor.position,
+        firstEntry: info?.firstEntryId,
+      });
+      delta.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
+      return { lost: verdict.lost, reset: false, conflict: false };
+    }
+    const own = new LaneDelta();
+    own.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
+    const position = verdict.kind === 'recreated' ? START_POSITION : cursor.position;
+    const read = verdict.kind === 'recreated' ? verdict.read : cursor.read + verdict.lost;
+    if (verdict.kind === 'recreated') {
+      logger.warn('the lane stream was deleted or recreated: counting it again from its start', {
+        lane: cursor.lane,
+        position: cursor.position,
+        lost: verdict.lost,
+      });
+    } else {
+      logger.warn('events lost: the lane stream was trimmed past the saved position', {
+        lane: cursor.lane,
+        lost: verdict.lost,
+        position: cursor.position,
+        firstEntry: info?.firstEntryId,
+      });
+    }
+    const [ok] = await this.state!.commit([
+      { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
+    ]);
+    if (!ok) {
+      await this.reload(cursor);
+      return { lost: 0, reset: true, conflict: true };
+    }
+    this.options.store.apply(cursor.lane, own);
+    Object.assign(cursor, { position, saved: position, read });
+    return { lost: verdict.lost, reset: verdict.kind === 'recreated', conflict: false };
+  }
+
+  private async reload(cursor: Cursor): Promise<void> {
+    this.options.onConflict?.(cursor.lane);
+    const saved = await this.state!.load(cursor.lane);
+    Object.assign(cursor, {
+      position: saved.position ?? START_POSITION,
+      saved: saved.position ?? '',
+      read: saved.read,
+    });
+    this.options.store.loadLane(cursor.lane, saved.series);
+    this.options.onLaneLoaded?.(cursor.lane);
+  }
+
+  private async processBatch(reply: XReadReply): Promise<void> {
+    const work: LaneWork[] = [];
+    for (const [key, all] of reply) {
+      const cursor = this.byKey.get(key);
+      if (!cursor) continue;
+      // After a retried batch, lanes already committed have moved on: skip what they counted.
+      const first = all[0];
+      const entries =
+        first && compareStreamIds(first[0], cursor.position) > 0
+          ? all
+          : all.filter(([id]) => compareStreamIds(id, cursor.position) > 0);
+      if (entries.length === 0) continue;
+      const events = entries.map(([, fields]) => decodeLaneEvent(fields));
+      const { delta, failedJobIds } = countLaneBatch(cursor.lane, events, this.options.labels);
+      work.push({ cursor, entries, delta, failedJobIds });
+    }
+    if (work.length === 0) return;
+
+    // One round trip for every lane's stream info (loss check) and every failure's last attempt row.
+    const pipeline = this.writer!.pipeline();
+    for (const w of work) pipeline.xinfo('STREAM', w.cursor.key);
+    for (const w of work) {
+      for (const jobId of w.failedJobIds) pipeline.lindex(jobKeys(this.options.prefix, w.cursor.lane, jobId).logs, -1);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    let next = work.length;
+
+    const commits: LaneCommit[] = [];
+    const committed: LaneWork[] = [];
+    for (const [i, w] of work.entries()) {
+      const [infoErr, infoReply] = results[i] ?? [new Error('no reply'), null];
+      if (infoErr && !isNoSuchKey(infoErr)) throw infoErr;
+      const info = infoErr ? undefined : parseStreamInfo(infoReply);
+      const classes: ErrorClass[] = [];
+      for (let k = 0; k < w.failedJobIds.length; k += 1) {
+        const [rowErr, row] = results[next++] ?? [new Error('no reply'), null];
+        if (rowErr) throw rowErr;
+        const parsed = typeof row === 'string' ? parseAttemptLogRow(row) : undefined;
+        classes.push(this.options.labels.errorClass(parsed?.errorClass));
+      }
+      const ids = w.entries.map(([id]) => id);
+      const loss = await this.checkLoss(w.cursor, info, ids, w.delta);
+      if (loss.reset) continue; // the batch belongs to a stream that is gone; read again
+      countFailures(w.cursor.lane, w.delta, classes);
+      const last = ids[ids.length - 1] as string;
+      commits.push({
+        lane: w.cursor.lane,
+        expected: w.cursor.saved,
+        position: last,
+        readDelta: ids.length + loss.lost,
+        delta: w.delta,
+      });
+      committed.push(w);
+    }
+
+    const outcomes = await this.state!.commit(commits);
+    for (const [i, w] of committed.entries()) {
+      const commit = commits[i] as LaneCommit;
+      if (outcomes[i]) {
+        this.options.store.apply(w.cursor.lane, w.delta);
+        Object.assign(w.cursor, { position: commit.position, saved: commit.position, read: w.cursor.read + commit.readDelta });
+      } else {
+        this.options.logger.warn('another exporter committed this lane first; reloading its state', { lane: w.cursor.lane });
+        await this.reload(w.cursor);
+      }
+    }
+  }
+}

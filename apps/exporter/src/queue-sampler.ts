@@ -1,0 +1,139 @@
+// Reads the scrape-time view of every lane from Redis in one round trip (lua/lane-snapshot.lua per
+// lane plus one CLIENT LIST), at a cost independent of how many jobs wait. Concurrent callers
+// share one read, so the gauges of one scrape all see the same snapshot.
+import type IORedis from 'ioredis';
+import { laneEventsKey, laneStateKeys, luaScript, QUEUE_JOB_STATES, type QueueJobState } from '@bullpen/core';
+
+const SNAPSHOT = 'bullpenLaneSnapshot';
+/** How long a scrape waits for a connection in progress; Prometheus' timeout is longer. */
+const READY_WAIT_MS = 1000;
+interface SnapshotCommand {
+  [SNAPSHOT](...args: (string | number)[]): unknown;
+}
+
+export interface LaneSnapshot {
+  jobs: Record<QueueJobState, number>;
+  paused: boolean;
+  /** Enqueue time of the job next in line that waited longest; 0 when nothing waits. */
+  oldestWaitingMs: number;
+  /** The first stream entry after the exporter's position, if any. */
+  firstUnreadId: string | undefined;
+  workers: number;
+}
+
+export interface QueueSnapshot {
+  lanes: Map<string, LaneSnapshot>;
+  takenAtMs: number;
+  durationSeconds: number;
+}
+
+/** BullMQ names a worker's blocking connection `<prefix>:<base64 queue name>`, plus `:w:<name>` when named. */
+export function workerConnectionName(prefix: string, lane: string): string {
+  return `${prefix}:${Buffer.from(lane).toString('base64')}`;
+}
+
+export function countWorkers(clientList: string, prefix: string, lanes: readonly string[]): Map<string, number> {
+  const byName = new Map(lanes.map((lane) => [workerConnectionName(prefix, lane), lane]));
+  const counts = new Map(lanes.map((lane) => [lane, 0]));
+  for (const line of clientList.split('\n')) {
+    const match = / name=(\S*)/.exec(line);
+    const name = match?.[1];
+    if (!name) continue;
+    const marker = name.indexOf(':w:');
+    const lane = byName.get(marker >= 0 ? name.slice(0, marker) : name);
+    if (lane !== undefined) counts.set(lane, (counts.get(lane) ?? 0) + 1);
+  }
+  return counts;
+}
+
+export class QueueSampler {
+  private inFlight: Promise<QueueSnapshot> | undefined;
+
+  constructor(
+    private readonly redis: IORedis,
+    private readonly prefix: string,
+    private readonly lanes: readonly string[],
+    private readonly positionOf: (lane: string) => string,
+  ) {
+    if (typeof (redis as unknown as Partial<SnapshotCommand>)[SNAPSHOT] !== 'function') {
+      redis.defineCommand(SNAPSHOT, { numberOfKeys: 10, lua: luaScript('lane-snapshot') });
+    }
+  }
+
+  /** A snapshot; joins the read in flight if there is one. */
+  sample(): Promise<QueueSnapshot> {
+    if (!this.inFlight) {
+      this.inFlight = this.read().finally(() => {
+        this.inFlight = undefined;
+      });
+    }
+    return this.inFlight;
+  }
+
+  /** The scrape connection fails fast by design; right after a (re)connect, give it a moment. */
+  private async ready(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    if (this.redis.status !== 'connecting' && this.redis.status !== 'connect' && this.redis.status !== 'reconnecting') {
+      throw new Error(`Redis connection is ${this.redis.status}`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.redis.off('ready', onReady);
+        reject(new Error('Redis not ready'));
+      }, READY_WAIT_MS);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.redis.once('ready', onReady);
+    });
+  }
+
+  private async read(): Promise<QueueSnapshot> {
+    const started = process.hrtime.bigint();
+    await this.ready();
+    const pipeline = this.redis.pipeline();
+    for (const lane of this.lanes) {
+      const k = laneStateKeys(this.prefix, lane);
+      (pipeline as unknown as SnapshotCommand)[SNAPSHOT](
+        k.wait,
+        k.paused,
+        k.delayed,
+        k.prioritized,
+        k.active,
+        k.completed,
+        k.failed,
+        k.waitingChildren,
+        k.meta,
+        laneEventsKey(this.prefix, lane),
+        k.jobPrefix,
+        this.positionOf(lane),
+      );
+    }
+    pipeline.client('LIST');
+    const results = (await pipeline.exec()) ?? [];
+    const takenAtMs = Date.now();
+    const [listErr, list] = results[this.lanes.length] ?? [new Error('no reply'), null];
+    if (listErr) throw listErr;
+    const workers = countWorkers(String(list), this.prefix, this.lanes);
+
+    const lanes = new Map<string, LaneSnapshot>();
+    this.lanes.forEach((lane, i) => {
+      const [err, reply] = results[i] ?? [new Error('no reply'), null];
+      if (err) throw err;
+      const values = reply as Array<number | string>;
+      const jobs = {} as Record<QueueJobState, number>;
+      QUEUE_JOB_STATES.forEach((state, s) => (jobs[state] = Number(values[s] ?? 0)));
+      const firstUnread = String(values[10] ?? '');
+      lanes.set(lane, {
+        jobs,
+        paused: Number(values[8]) === 1,
+        oldestWaitingMs: Number(values[9] ?? 0),
+        firstUnreadId: firstUnread === '' ? undefined : firstUnread,
+        workers: workers.get(lane) ?? 0,
+      });
+    });
+    const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { lanes, takenAtMs, durationSeconds };
+  }
+}

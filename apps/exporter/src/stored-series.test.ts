@@ -1,0 +1,85 @@
+import { metricDefinition, type MetricDefinition } from '@bullpen/core';
+import { bucketIndex, LaneDelta, SeriesStore } from './stored-series';
+
+const def = (name: string): MetricDefinition => {
+  const found = metricDefinition(name);
+  if (!found) throw new Error(name);
+  return found;
+};
+const completed = def('bullpen_jobs_completed_total');
+const failed = def('bullpen_jobs_failed_total');
+const run = def('bullpen_job_run_duration_seconds');
+
+describe('stored series', () => {
+  it('puts an observation in the first bucket whose bound is at least the value, or +Inf', () => {
+    const b = [0.1, 1, 10];
+    expect(bucketIndex(b, 0)).toBe(0);
+    expect(bucketIndex(b, 0.1)).toBe(0);
+    expect(bucketIndex(b, 0.11)).toBe(1);
+    expect(bucketIndex(b, 10)).toBe(2);
+    expect(bucketIndex(b, 11)).toBe(3);
+  });
+
+  it('encodes deltas as the fields persisted in Redis: counters, per-bucket counts and float sums', () => {
+    const delta = new LaneDelta();
+    delta.inc(completed, { lane: 'a' });
+    delta.inc(completed, { lane: 'a' }, 2);
+    delta.inc(failed, { lane: 'a', error_class: 'network' });
+    delta.observe(run, { lane: 'a', job_name: 'noop', outcome: 'completed' }, 0.003);
+    delta.observe(run, { lane: 'a', job_name: 'noop', outcome: 'completed' }, 400);
+    expect(Object.fromEntries(delta.ints)).toEqual({
+      'bullpen_jobs_completed_total|a': 3,
+      'bullpen_jobs_failed_total|a|network': 1,
+      'bullpen_job_run_duration_seconds|b0|a|noop|completed': 1,
+      'bullpen_job_run_duration_seconds|b16|a|noop|completed': 1,
+    });
+    expect(Object.fromEntries(delta.floats)).toEqual({ 'bullpen_job_run_duration_seconds|sum|a|noop|completed': 400.003 });
+  });
+
+  it('exports cumulative buckets, sum and count, and loads back exactly what it saved', async () => {
+    const store = new SeriesStore([completed, failed, run]);
+    const delta = new LaneDelta();
+    delta.inc(completed, { lane: 'a' }, 5);
+    for (const v of [0.004, 0.2, 0.2, 3]) delta.observe(run, { lane: 'a', job_name: 'noop', outcome: 'completed' }, v);
+    store.apply('a', delta);
+    const buckets = store.values('bullpen_job_run_duration_seconds').filter((v) => v.metricName?.endsWith('_bucket'));
+    const le = (bound: number | string) => buckets.find((v) => v.labels.le === bound)?.value;
+    expect([le(0.005), le(0.1), le(0.25), le(2.5), le(5), le('+Inf')]).toEqual([1, 1, 3, 3, 4, 4]);
+    const count = store.values('bullpen_job_run_duration_seconds').find((v) => v.metricName?.endsWith('_count'));
+    expect(count?.value).toBe(4);
+
+    const persisted: Record<string, string> = {};
+    for (const [f, v] of [...delta.ints, ...delta.floats]) persisted[f] = String(v);
+    const reloaded = new SeriesStore([completed, failed, run]);
+    expect(reloaded.loadLane('a', persisted)).toEqual([]);
+    expect(reloaded.values('bullpen_job_run_duration_seconds')).toEqual(store.values('bullpen_job_run_duration_seconds'));
+    expect(reloaded.counterValue('a', 'bullpen_jobs_completed_total', { lane: 'a' })).toBe(5);
+  });
+
+  it('ignores saved fields of metrics or label sets that are no longer in the catalogue', () => {
+    const store = new SeriesStore([completed]);
+    const unknown = store.loadLane('a', {
+      'bullpen_jobs_completed_total|a': '2',
+      'bullpen_jobs_completed_total|a|extra': '1',
+      'bullpen_gone_total|a': '9',
+      'bullpen_jobs_completed_total|a|': 'NaN',
+    });
+    expect(unknown.sort()).toEqual(['bullpen_gone_total|a', 'bullpen_jobs_completed_total|a|', 'bullpen_jobs_completed_total|a|extra']);
+    expect(store.counterValue('a', 'bullpen_jobs_completed_total', { lane: 'a' })).toBe(2);
+  });
+
+  it('pre-initialises series at zero, and a reload of one lane leaves the others alone', () => {
+    const store = new SeriesStore([completed]);
+    store.ensure('a', completed, { lane: 'a' });
+    const delta = new LaneDelta();
+    delta.inc(completed, { lane: 'b' }, 4);
+    store.apply('b', delta);
+    expect(store.values('bullpen_jobs_completed_total')).toEqual([
+      { labels: { lane: 'a' }, value: 0 },
+      { labels: { lane: 'b' }, value: 4 },
+    ]);
+    store.loadLane('a', { 'bullpen_jobs_completed_total|a': '7' });
+    expect(store.counterValue('a', 'bullpen_jobs_completed_total', { lane: 'a' })).toBe(7);
+    expect(store.counterValue('b', 'bullpen_jobs_completed_total', { lane: 'b' })).toBe(4);
+  });
+});

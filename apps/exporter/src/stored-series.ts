@@ -1,0 +1,181 @@
+// The exporter's event-derived counters and histograms, held as plain numbers keyed by the same
+// field names they are persisted under in Redis (one hash per lane), so that a batch's deltas can
+// be committed atomically with the stream position and loaded back after a restart.
+//
+// Field encoding, one field per number:
+//   counter    `<name>|<label values in catalogue order, joined by |>`
+//   histogram  `<name>|b<i>|<label values>`   observations in bucket i (not cumulative; i =
+//                                              buckets.length is the +Inf overflow)
+//              `<name>|sum|<label values>`     sum of observations
+// Label values are bounded (lanes, allow-listed names, error classes) and never contain `|`.
+import type { MetricDefinition } from '@bullpen/core';
+
+type Labels = Record<string, string>;
+
+interface CounterSeries {
+  labels: Labels;
+  value: number;
+}
+interface HistogramSeries {
+  labels: Labels;
+  buckets: number[];
+  sum: number;
+}
+
+const SEP = '|';
+
+function labelValues(def: MetricDefinition, labels: Labels): string[] {
+  return def.labelNames.map((name) => {
+    const value = labels[name];
+    if (value === undefined) throw new Error(`metric ${def.name}: label ${name} missing`);
+    return value;
+  });
+}
+
+/** Index of the bucket an observation falls in (`le` semantics); buckets.length for +Inf. */
+export function bucketIndex(buckets: readonly number[], value: number): number {
+  for (let i = 0; i < buckets.length; i += 1) if (value <= (buckets[i] as number)) return i;
+  return buckets.length;
+}
+
+/** A batch's changes for one lane: integer deltas (counts) and float deltas (histogram sums). */
+export class LaneDelta {
+  readonly ints = new Map<string, number>();
+  readonly floats = new Map<string, number>();
+
+  inc(def: MetricDefinition, labels: Labels, by = 1): void {
+    if (by === 0) return;
+    const field = [def.name, ...labelValues(def, labels)].join(SEP);
+    this.ints.set(field, (this.ints.get(field) ?? 0) + by);
+  }
+
+  observe(def: MetricDefinition, labels: Labels, value: number): void {
+    const buckets = def.buckets ?? [];
+    const values = labelValues(def, labels);
+    const bucket = [def.name, `b${bucketIndex(buckets, value)}`, ...values].join(SEP);
+    const sum = [def.name, 'sum', ...values].join(SEP);
+    this.ints.set(bucket, (this.ints.get(bucket) ?? 0) + 1);
+    this.floats.set(sum, (this.floats.get(sum) ?? 0) + value);
+  }
+
+  get empty(): boolean {
+    return this.ints.size === 0 && this.floats.size === 0;
+  }
+}
+
+/** Totals of every event-derived series, across lanes; what the stored metrics export. */
+export class SeriesStore {
+  private readonly defs: ReadonlyMap<string, MetricDefinition>;
+  /** Per lane (so one lane can be reloaded alone), per metric, per label key. */
+  private readonly lanes = new Map<string, Map<string, Map<string, CounterSeries | HistogramSeries>>>();
+
+  constructor(definitions: readonly MetricDefinition[]) {
+    this.defs = new Map(definitions.map((d) => [d.name, d]));
+  }
+
+  /** Replaces a lane's totals with persisted fields; returns the fields it did not recognise. */
+  loadLane(lane: string, fields: Readonly<Record<string, string>>): string[] {
+    this.lanes.set(lane, new Map());
+    const delta = new LaneDelta();
+    const unknown: string[] = [];
+    for (const [field, raw] of Object.entries(fields)) {
+      const value = Number(raw);
+      if (!this.parseField(field) || !Number.isFinite(value)) {
+        unknown.push(field);
+        continue;
+      }
+      if (field.split(SEP)[1] === 'sum') delta.floats.set(field, value);
+      else delta.ints.set(field, value);
+    }
+    this.apply(lane, delta);
+    return unknown;
+  }
+
+  /** Makes sure a series exists (at 0), so that alerts and rate() see it before its first event. */
+  ensure(lane: string, def: MetricDefinition, labels: Labels): void {
+    this.series(lane, def, labelValues(def, labels));
+  }
+
+  apply(lane: string, delta: LaneDelta): void {
+    for (const [field, by] of delta.ints) this.add(lane, field, by);
+    for (const [field, by] of delta.floats) this.add(lane, field, by);
+  }
+
+  /** Current value of a counter series (tests and logs). */
+  counterValue(lane: string, name: string, labels: Labels): number {
+    const def = this.defs.get(name);
+    if (!def) return 0;
+    const series = this.lanes.get(lane)?.get(name)?.get(labelValues(def, labels).join(SEP));
+    return series && 'value' in series ? series.value : 0;
+  }
+
+  /** Values in prom-client's shape for one metric, with histogram buckets made cumulative. */
+  values(name: string): Array<{ labels: Record<string, string | number>; value: number; metricName?: string }> {
+    const def = this.defs.get(name);
+    if (!def) return [];
+    const out: Array<{ labels: Record<string, string | number>; value: number; metricName?: string }> = [];
+    for (const metrics of this.lanes.values()) {
+      for (const series of metrics.get(name)?.values() ?? []) {
+        if ('value' in series) {
+          out.push({ labels: series.labels, value: series.value });
+          continue;
+        }
+        const bounds = def.buckets ?? [];
+        let cumulative = 0;
+        series.buckets.forEach((count, i) => {
+          cumulative += count;
+          const le = i < bounds.length ? (bounds[i] as number) : '+Inf';
+          out.push({ metricName: `${name}_bucket`, labels: { ...series.labels, le }, value: cumulative });
+        });
+        out.push({ metricName: `${name}_sum`, labels: series.labels, value: series.sum });
+        out.push({ metricName: `${name}_count`, labels: series.labels, value: cumulative });
+      }
+    }
+    return out;
+  }
+
+  private parseField(field: string): { def: MetricDefinition; part?: string; values: string[] } | undefined {
+    const [name = '', ...rest] = field.split(SEP);
+    const def = this.defs.get(name);
+    if (!def) return undefined;
+    if (def.type === 'histogram') {
+      const [part = '', ...values] = rest;
+      const buckets = def.buckets?.length ?? 0;
+      const index = /^b(\d+)$/.exec(part);
+      if (part !== 'sum' && (!index || Number(index[1]) > buckets)) return undefined;
+      return values.length === def.labelNames.length ? { def, part, values } : undefined;
+    }
+    return rest.length === def.labelNames.length ? { def, values: rest } : undefined;
+  }
+
+  private add(lane: string, field: string, by: number): void {
+    const parsed = this.parseField(field);
+    if (!parsed) throw new Error(`unknown series field ${field}`);
+    const series = this.series(lane, parsed.def, parsed.values);
+    if ('value' in series) series.value += by;
+    else if (parsed.part === 'sum') series.sum += by;
+    else {
+      const i = Number(parsed.part?.slice(1));
+      series.buckets[i] = (series.buckets[i] ?? 0) + by;
+    }
+  }
+
+  private series(lane: string, def: MetricDefinition, values: string[]): CounterSeries | HistogramSeries {
+    let metrics = this.lanes.get(lane);
+    if (!metrics) this.lanes.set(lane, (metrics = new Map()));
+    let byLabels = metrics.get(def.name);
+    if (!byLabels) metrics.set(def.name, (byLabels = new Map()));
+    const key = values.join(SEP);
+    let series = byLabels.get(key);
+    if (!series) {
+      const labels: Labels = {};
+      def.labelNames.forEach((name, i) => (labels[name] = values[i] as string));
+      series =
+        def.type === 'histogram'
+          ? { labels, buckets: new Array<number>((def.buckets?.length ?? 0) + 1).fill(0), sum: 0 }
+          : { labels, value: 0 };
+      byLabels.set(key, series);
+    }
+    return series;
+  }
+}

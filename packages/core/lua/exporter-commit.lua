@@ -1,0 +1,41 @@
+--[[
+  Commits one batch of the exporter's counting for a lane: adds the batch's deltas to the
+  persisted totals and moves the saved stream position, atomically, and only if the saved
+  position is still the one the batch was read from. After a crash the exporter resumes from
+  the saved position with the saved totals, so no entry is counted twice or skipped; a second
+  exporter racing on the same lane gets a conflict instead of counting the batch again.
+
+    KEYS[1] the lane's exporter state hash, "<prefix>:<lane>:bp:exporter"
+
+    ARGV[1] the position the batch was read after ("" when no state was saved yet)
+    ARGV[2] the new position: the id of the batch's last entry
+    ARGV[3] entries accounted for by the batch (read, plus any found lost)
+    ARGV[4] n, the number of integer field/delta pairs that follow
+    ARGV[5 .. 4+2n] integer field, delta pairs (HINCRBY)
+    ARGV[5+2n ..] float field, delta pairs (HINCRBYFLOAT)
+
+  Returns 1 when committed, 0 when the saved position had moved (nothing written).
+]]
+local rcall = redis.call
+local key = KEYS[1]
+
+local saved = rcall("HGET", key, "pos")
+if (saved or "") ~= ARGV[1] then
+  return 0
+end
+
+rcall("HSET", key, "pos", ARGV[2])
+rcall("HINCRBY", key, "read", ARGV[3])
+
+local n = tonumber(ARGV[4])
+local i = 5
+local lastInt = 4 + 2 * n
+while i < lastInt do
+  rcall("HINCRBY", key, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i < #ARGV do
+  rcall("HINCRBYFLOAT", key, ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return 1

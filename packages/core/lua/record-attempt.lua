@@ -1,0 +1,34 @@
+--[[
+  Records one finished attempt of a job in one atomic step: appends its row to the job's
+  attempt history (the BullMQ log list; failed attempts only) and adds a bp:attempt entry to
+  the lane's event stream, so no reader sees the event without the row.
+
+  The row is appended only while the job exists, as BullMQ's own addLog does, so that a job
+  removed meanwhile leaves no orphan log list behind.
+
+    KEYS[1] the job hash, "<prefix>:<lane>:<id>"
+    KEYS[2] the job's log list, "<prefix>:<lane>:<id>:logs"
+    KEYS[3] the lane's event stream, "<prefix>:<lane>:events"
+
+    ARGV[1] approximate maximum length of the stream (XADD MAXLEN ~)
+    ARGV[2] the log row (JSON), or "" for none
+    ARGV[3] keep at most this many log rows; 0 keeps all
+    ARGV[4..] the event's fields and values, flat
+
+  Returns the id of the stream entry added.
+]]
+local rcall = redis.call
+
+if ARGV[2] ~= "" and rcall("EXISTS", KEYS[1]) == 1 then
+  rcall("RPUSH", KEYS[2], ARGV[2])
+  local keep = tonumber(ARGV[3])
+  if keep > 0 then
+    rcall("LTRIM", KEYS[2], -keep, -1)
+  end
+end
+
+local fields = {}
+for i = 4, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+return rcall("XADD", KEYS[3], "MAXLEN", "~", ARGV[1], "*", unpack(fields))

@@ -1,0 +1,87 @@
+import { parseAttemptLogRow } from './attempt-log';
+import { decodeLaneEvent, encodeLaneEvent, LANE_EVENT, type BullpenLaneEvent } from './lane-events';
+
+describe('lane events', () => {
+  const attempt: BullpenLaneEvent = {
+    event: LANE_EVENT.attempt,
+    jobId: '42',
+    name: 'http',
+    tenant: 'acme',
+    attempt: 2,
+    outcome: 'failed',
+    errorClass: 'http_5xx',
+    willRetry: true,
+    runMs: 120.5,
+    waitMs: 7,
+    delayMs: 2000,
+    worker: 'host:1',
+  };
+
+  it('encodes each bullpen event as flat string pairs and decodes it back unchanged', () => {
+    const events: BullpenLaneEvent[] = [
+      attempt,
+      { ...attempt, outcome: 'completed', errorClass: undefined, willRetry: false, delayMs: undefined },
+      { event: LANE_EVENT.retryBudgetExhausted, jobId: '7', action: 'defer' },
+      { event: LANE_EVENT.dead, jobId: '9', name: 'fail', errorClass: 'deadline_exceeded', reason: 'deadline_exceeded' },
+      { event: LANE_EVENT.rejected, count: 3, reason: 'queue_full' },
+    ];
+    for (const ev of events) {
+      const fields = encodeLaneEvent(ev);
+      expect(fields.length % 2).toBe(0);
+      for (const f of fields) expect(typeof f).toBe('string');
+      const decoded = decodeLaneEvent(fields) as unknown as Record<string, unknown>;
+      const expected = Object.fromEntries(Object.entries(ev).filter(([, v]) => v !== undefined));
+      expect(decoded).toEqual(expected);
+    }
+  });
+
+  it('puts errorClass only on failed attempts and delayMs only when a retry follows', () => {
+    const completed = encodeLaneEvent({ ...attempt, outcome: 'completed', willRetry: false });
+    expect(completed).not.toContain('errorClass');
+    expect(completed).not.toContain('delayMs');
+    expect(encodeLaneEvent({ ...attempt, willRetry: false })).not.toContain('delayMs');
+  });
+
+  it('decodes the native BullMQ events the exporter counts, with their fields', () => {
+    expect(decodeLaneEvent(['event', 'added', 'jobId', '1', 'name', 'noop'])).toEqual({ event: 'added', jobId: '1', name: 'noop' });
+    expect(decodeLaneEvent(['event', 'completed', 'jobId', '1', 'returnvalue', '{}', 'prev', 'active'])).toEqual({
+      event: 'completed',
+      jobId: '1',
+    });
+    expect(decodeLaneEvent(['event', 'failed', 'jobId', '2', 'failedReason', 'boom', 'prev', 'active'])).toEqual({
+      event: 'failed',
+      jobId: '2',
+      failedReason: 'boom',
+    });
+    expect(decodeLaneEvent(['event', 'stalled', 'jobId', '3'])).toEqual({ event: 'stalled', jobId: '3' });
+  });
+
+  it('reads other BullMQ events and unknown bp: events as other, without throwing', () => {
+    expect(decodeLaneEvent(['event', 'waiting', 'jobId', '1'])).toEqual({ event: 'other', name: 'waiting' });
+    expect(decodeLaneEvent(['event', 'bp:from_the_future', 'x', '1'])).toEqual({ event: 'other', name: 'bp:from_the_future' });
+  });
+
+  it('reads malformed entries as malformed, naming the problem', () => {
+    expect(decodeLaneEvent([])).toMatchObject({ event: 'malformed', problem: 'no event field' });
+    expect(decodeLaneEvent(['event', 'completed'])).toMatchObject({ event: 'malformed', name: 'completed', problem: 'missing jobId' });
+    const bad = encodeLaneEvent(attempt).map((v, i, a) => (a[i - 1] === 'runMs' ? 'fast' : v));
+    expect(decodeLaneEvent(bad)).toMatchObject({ event: 'malformed', problem: 'runMs is not a non-negative number' });
+    expect(decodeLaneEvent(['event', 'bp:rejected', 'count', '-1', 'reason', 'queue_full'])).toMatchObject({ event: 'malformed' });
+    expect(decodeLaneEvent(['event', 'bp:retry_budget_exhausted', 'jobId', '1', 'action', 'explode'])).toMatchObject({
+      event: 'malformed',
+    });
+    // An odd trailing field is ignored rather than misread.
+    expect(decodeLaneEvent(['event', 'stalled', 'jobId', '3', 'dangling'])).toEqual({ event: 'stalled', jobId: '3' });
+  });
+
+  it('folds an error class outside the bounded set into unknown', () => {
+    const fields = encodeLaneEvent(attempt).map((v, i, a) => (a[i - 1] === 'errorClass' ? 'ENOTCOOL' : v));
+    expect(decodeLaneEvent(fields)).toMatchObject({ errorClass: 'unknown' });
+  });
+
+  it('writes attempt rows the API and the exporter read back with the shared parser', () => {
+    // recordAttempt writes rows with formatAttemptLogRow; the exporter reads them with parseAttemptLogRow.
+    expect(parseAttemptLogRow('{"type":"attempt","attempt":1,"errorClass":"network"}')?.errorClass).toBe('network');
+    expect(parseAttemptLogRow('not json')).toBeUndefined();
+  });
+});

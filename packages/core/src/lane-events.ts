@@ -1,0 +1,293 @@
+// The lane event contract. Every lane's BullMQ event stream (`<prefix>:<lane>:events`) carries
+// BullMQ's native events; bullpen's processes add their own entries to the same stream with
+// `bp:`-prefixed names, encoded as flat string pairs. The exporter decodes both kinds from here,
+// tolerating entries it does not know and entries that are malformed.
+import type IORedis from 'ioredis';
+import { formatAttemptLogRow } from './attempt-log';
+import { ERROR_CLASSES, type ErrorClass } from './errors';
+import { jobKeys, laneEventsKey } from './keys';
+import { luaScript } from './lua';
+
+export const LANE_EVENT = {
+  attempt: 'bp:attempt',
+  retryBudgetExhausted: 'bp:retry_budget_exhausted',
+  dead: 'bp:dead',
+  rejected: 'bp:rejected',
+} as const;
+
+/** One finished attempt, published by the worker before BullMQ records the job's outcome. */
+export interface AttemptEvent {
+  event: typeof LANE_EVENT.attempt;
+  jobId: string;
+  name: string;
+  tenant: string;
+  /** 1-based number of this attempt. */
+  attempt: number;
+  outcome: 'completed' | 'failed';
+  /** Failed attempts only. */
+  errorClass?: ErrorClass;
+  /** Whether a retry was scheduled after this (failed) attempt. */
+  willRetry: boolean;
+  runMs: number;
+  /** From eligible to run (enqueue, or the end of its delay/backoff) to start. */
+  waitMs: number;
+  /** The backoff chosen before the retry; only when willRetry. */
+  delayMs?: number;
+  /** WORKER_ID of the worker that ran the attempt. */
+  worker: string;
+}
+
+/** The lane retry budget refused a retry; the worker deferred it or failed the job instead. */
+export interface RetryBudgetExhaustedEvent {
+  event: typeof LANE_EVENT.retryBudgetExhausted;
+  jobId: string;
+  action: 'defer' | 'fail';
+}
+
+/** A job ended without success and stays in the dead letters. */
+export interface DeadEvent {
+  event: typeof LANE_EVENT.dead;
+  jobId: string;
+  name: string;
+  errorClass: ErrorClass;
+  reason: string;
+}
+
+/** The API refused `count` submissions to the lane at admission. */
+export interface RejectedEvent {
+  event: typeof LANE_EVENT.rejected;
+  count: number;
+  reason: 'queue_full';
+}
+
+export type BullpenLaneEvent = AttemptEvent | RetryBudgetExhaustedEvent | DeadEvent | RejectedEvent;
+
+/** The native BullMQ events the exporter counts (fields as BullMQ's scripts write them). */
+export type NativeLaneEvent =
+  | { event: 'added'; jobId: string; name: string }
+  | { event: 'completed'; jobId: string }
+  /** Terminal failures only: a retried attempt produces `delayed` or `waiting` instead. */
+  | { event: 'failed'; jobId: string; failedReason: string }
+  | { event: 'stalled'; jobId: string };
+
+/** Any other entry: BullMQ events not counted (waiting, active, ...) or `bp:` events of a newer version. */
+export interface UnhandledLaneEvent {
+  event: 'other';
+  name: string;
+}
+
+/** An entry with a known name whose fields do not parse. */
+export interface MalformedLaneEvent {
+  event: 'malformed';
+  name: string;
+  problem: string;
+}
+
+export type DecodedLaneEvent = BullpenLaneEvent | NativeLaneEvent | UnhandledLaneEvent | MalformedLaneEvent;
+
+/** Event names with a decoder: the bounded values of the exporter's `event` label besides other/malformed. */
+export const DECODED_EVENT_NAMES = [
+  'added',
+  'completed',
+  'failed',
+  'stalled',
+  LANE_EVENT.attempt,
+  LANE_EVENT.retryBudgetExhausted,
+  LANE_EVENT.dead,
+  LANE_EVENT.rejected,
+] as const;
+
+const num = (n: number): string => String(n);
+
+/** Flat field/value pairs for XADD. */
+export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
+  switch (ev.event) {
+    case LANE_EVENT.attempt: {
+      const fields = ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'tenant', ev.tenant];
+      fields.push('attempt', num(ev.attempt), 'outcome', ev.outcome);
+      if (ev.outcome === 'failed') fields.push('errorClass', ev.errorClass ?? 'unknown');
+      fields.push('willRetry', ev.willRetry ? '1' : '0', 'runMs', num(ev.runMs), 'waitMs', num(ev.waitMs));
+      if (ev.willRetry && ev.delayMs !== undefined) fields.push('delayMs', num(ev.delayMs));
+      fields.push('worker', ev.worker);
+      return fields;
+    }
+    case LANE_EVENT.retryBudgetExhausted:
+      return ['event', ev.event, 'jobId', ev.jobId, 'action', ev.action];
+    case LANE_EVENT.dead:
+      return ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'errorClass', ev.errorClass, 'reason', ev.reason];
+    case LANE_EVENT.rejected:
+      return ['event', ev.event, 'count', num(ev.count), 'reason', ev.reason];
+  }
+}
+
+const ERROR_CLASS_SET: ReadonlySet<string> = new Set(ERROR_CLASSES);
+
+class Malformed extends Error {}
+
+function fieldMap(fields: readonly string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
+  return map;
+}
+
+function str(map: Map<string, string>, key: string): string {
+  const value = map.get(key);
+  if (value === undefined || value === '') throw new Malformed(`missing ${key}`);
+  return value;
+}
+
+function nonNegative(map: Map<string, string>, key: string): number {
+  const value = Number(str(map, key));
+  if (!Number.isFinite(value) || value < 0) throw new Malformed(`${key} is not a non-negative number`);
+  return value;
+}
+
+function errorClassOf(map: Map<string, string>): ErrorClass {
+  const value = map.get('errorClass');
+  return value !== undefined && ERROR_CLASS_SET.has(value) ? (value as ErrorClass) : 'unknown';
+}
+
+function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
+  switch (name) {
+    case 'added':
+      return { event: 'added', jobId: str(map, 'jobId'), name: map.get('name') ?? '' };
+    case 'completed':
+      return { event: 'completed', jobId: str(map, 'jobId') };
+    case 'failed':
+      return { event: 'failed', jobId: str(map, 'jobId'), failedReason: map.get('failedReason') ?? '' };
+    case 'stalled':
+      return { event: 'stalled', jobId: str(map, 'jobId') };
+    case LANE_EVENT.attempt: {
+      const outcome = str(map, 'outcome');
+      if (outcome !== 'completed' && outcome !== 'failed') throw new Malformed('outcome is not completed|failed');
+      const willRetry = map.get('willRetry') === '1';
+      const ev: AttemptEvent = {
+        event: LANE_EVENT.attempt,
+        jobId: str(map, 'jobId'),
+        name: map.get('name') ?? '',
+        tenant: map.get('tenant') ?? '',
+        attempt: nonNegative(map, 'attempt'),
+        outcome,
+        willRetry,
+        runMs: nonNegative(map, 'runMs'),
+        waitMs: nonNegative(map, 'waitMs'),
+        worker: map.get('worker') ?? '',
+      };
+      if (outcome === 'failed') ev.errorClass = errorClassOf(map);
+      if (willRetry && map.has('delayMs')) ev.delayMs = nonNegative(map, 'delayMs');
+      return ev;
+    }
+    case LANE_EVENT.retryBudgetExhausted: {
+      const action = str(map, 'action');
+      if (action !== 'defer' && action !== 'fail') throw new Malformed('action is not defer|fail');
+      return { event: LANE_EVENT.retryBudgetExhausted, jobId: str(map, 'jobId'), action };
+    }
+    case LANE_EVENT.dead:
+      return {
+        event: LANE_EVENT.dead,
+        jobId: str(map, 'jobId'),
+        name: map.get('name') ?? '',
+        errorClass: errorClassOf(map),
+        reason: map.get('reason') ?? '',
+      };
+    case LANE_EVENT.rejected: {
+      const count = nonNegative(map, 'count');
+      if (!Number.isInteger(count)) throw new Malformed('count is not an integer');
+      const reason = str(map, 'reason');
+      if (reason !== 'queue_full') throw new Malformed('reason is not queue_full');
+      return { event: LANE_EVENT.rejected, count, reason };
+    }
+    default:
+      return { event: 'other', name };
+  }
+}
+
+/** Decodes one stream entry's flat fields. Never throws. */
+export function decodeLaneEvent(fields: readonly string[]): DecodedLaneEvent {
+  const map = fieldMap(fields);
+  const name = map.get('event');
+  if (name === undefined) return { event: 'malformed', name: '', problem: 'no event field' };
+  try {
+    return decodeKnown(name, map);
+  } catch (err) {
+    if (err instanceof Malformed) return { event: 'malformed', name, problem: err.message };
+    throw err;
+  }
+}
+
+/** XADD arguments for one bullpen event, for callers that batch it into their own pipeline. */
+export function laneEventXaddArgs(prefix: string, lane: string, ev: BullpenLaneEvent, maxLen: number): string[] {
+  return [laneEventsKey(prefix, lane), 'MAXLEN', '~', String(maxLen), '*', ...encodeLaneEvent(ev)];
+}
+
+/** Adds one bullpen event to the lane's stream (XADD MAXLEN ~ maxLen); resolves to its id. */
+export async function publishLaneEvent(
+  redis: IORedis,
+  prefix: string,
+  lane: string,
+  ev: BullpenLaneEvent,
+  maxLen: number,
+): Promise<string> {
+  const id = await redis.xadd(laneEventsKey(prefix, lane), 'MAXLEN', '~', maxLen, '*', ...encodeLaneEvent(ev));
+  if (id === null) throw new Error('XADD returned no id');
+  return id;
+}
+
+const RECORD_ATTEMPT = 'bullpenRecordAttempt';
+interface RecordAttemptClient {
+  [RECORD_ATTEMPT](...args: (string | number)[]): Promise<string>;
+}
+
+function recordAttemptClient(redis: IORedis): RecordAttemptClient {
+  if (typeof (redis as unknown as Partial<RecordAttemptClient>)[RECORD_ATTEMPT] !== 'function') {
+    redis.defineCommand(RECORD_ATTEMPT, { numberOfKeys: 3, lua: luaScript('record-attempt') });
+  }
+  return redis as unknown as RecordAttemptClient;
+}
+
+export interface RecordAttemptOptions {
+  prefix: string;
+  lane: string;
+  /** The lane stream's approximate maximum length (config.eventsMaxLen). */
+  maxLen: number;
+  attempt: Omit<AttemptEvent, 'event'>;
+  /** Failed attempts: the error message kept in the attempt history. */
+  message?: string;
+  /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
+  keepLogs?: number;
+  /** When the attempt ended; default now. */
+  ts?: number;
+}
+
+/**
+ * Records one finished attempt in one atomic step: for a failed attempt its row in the job's
+ * attempt history (the BullMQ log, read by the API and by the exporter for terminal failures),
+ * and a `bp:attempt` entry in the lane stream. Call it before the job's outcome is recorded in
+ * BullMQ (before returning or throwing from the processor), so that the row exists when the
+ * native `failed` event is read. Resolves to the stream entry id.
+ */
+export async function recordAttempt(redis: IORedis, options: RecordAttemptOptions): Promise<string> {
+  const { prefix, lane, maxLen, attempt, keepLogs = 0 } = options;
+  const ev: AttemptEvent = { event: LANE_EVENT.attempt, ...attempt };
+  const row =
+    attempt.outcome === 'failed'
+      ? formatAttemptLogRow({
+          attempt: attempt.attempt,
+          errorClass: attempt.errorClass ?? 'unknown',
+          message: options.message ?? '',
+          delayMs: attempt.willRetry ? (attempt.delayMs ?? null) : null,
+          worker: attempt.worker,
+          ts: options.ts ?? Date.now(),
+        })
+      : '';
+  const keys = jobKeys(prefix, lane, attempt.jobId);
+  return recordAttemptClient(redis)[RECORD_ATTEMPT](
+    keys.job,
+    keys.logs,
+    laneEventsKey(prefix, lane),
+    maxLen,
+    row,
+    keepLogs,
+    ...encodeLaneEvent(ev),
+  );
+}

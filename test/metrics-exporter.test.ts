@@ -1,0 +1,289 @@
+// The exporter process against a real Redis: series at 0 before any event, scrape-time queue
+// state, events lost to a trimmed stream (metric and log line), two exporters on one prefix
+// counting exactly once, and a Redis outage. (metrics-pipeline.test.ts drives a full workload.)
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import IORedis from 'ioredis';
+import { ERROR_CLASSES, laneEventsKey, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
+import { cleanupPrefix } from './support/config';
+import { spawnExporter, total, type ExporterProcess, type Sample } from './support/prometheus';
+import { startRedis, type RedisProcess } from './support/redis-server';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
+
+const LANES = {
+  lanes: {
+    alpha: { concurrency: 4, maxQueueSize: 500, globalConcurrency: 6 },
+    beta: { concurrency: 2 },
+  },
+};
+
+describe('the exporter process', () => {
+  let dir: string;
+  let lanesFile: string;
+  let prefix: string;
+  let redis: IORedis;
+  const exporters: ExporterProcess[] = [];
+  const closers: Array<() => Promise<unknown>> = [];
+
+  const env = (extra: Record<string, string> = {}) => ({
+    REDIS_URL: redisUrl(),
+    BULLPEN_PREFIX: prefix,
+    LANES_FILE: lanesFile,
+    ...extra,
+  });
+  const start = async (extra: Record<string, string> = {}) => {
+    const exporter = await spawnExporter(env(extra));
+    exporters.push(exporter);
+    return exporter;
+  };
+  const queue = (lane: string, maxLen?: number) => {
+    const q = new Queue(lane, {
+      connection: { url: redisUrl() } as never,
+      prefix,
+      ...(maxLen ? { streams: { events: { maxLen } } } : {}),
+    });
+    closers.push(() => q.close());
+    return q;
+  };
+  const entriesAdded = async (lane: string): Promise<number> => {
+    const info = (await redis.xinfo('STREAM', laneEventsKey(prefix, lane))) as unknown[];
+    return Number(info[info.indexOf('entries-added') + 1]);
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-exporter-test-'));
+    lanesFile = path.join(dir, 'lanes.json');
+    writeFileSync(lanesFile, JSON.stringify(LANES));
+    prefix = testPrefix('mx');
+    redis = new IORedis(redisUrl(), { maxRetriesPerRequest: 3 });
+  });
+
+  afterEach(async () => {
+    await Promise.all(exporters.splice(0).map((e) => e.kill('SIGKILL')));
+    for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+    await cleanupPrefix(prefix);
+    redis.disconnect();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exports every series alerts rely on at 0 before the first event, and the lane limits', async () => {
+    const exporter = await start();
+    const samples = await exporter.samples();
+    const has = (name: string, labels: Record<string, string>, value: number) => {
+      const found = samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+      expect(`${name}${JSON.stringify(labels)} = ${found?.value}`).toBe(`${name}${JSON.stringify(labels)} = ${value}`);
+    };
+    for (const lane of ['alpha', 'beta']) {
+      has('bullpen_jobs_completed_total', { lane }, 0);
+      has('bullpen_jobs_stalled_total', { lane }, 0);
+      has('bullpen_exporter_events_lost_total', { lane }, 0);
+      has('bullpen_jobs_rejected_total', { lane, reason: 'queue_full' }, 0);
+      has('bullpen_retry_budget_exhausted_total', { lane, action: 'defer' }, 0);
+      has('bullpen_retry_budget_exhausted_total', { lane, action: 'fail' }, 0);
+      has('bullpen_jobs_enqueued_total', { lane, job_name: 'noop' }, 0);
+      has('bullpen_jobs_enqueued_total', { lane, job_name: 'other' }, 0);
+      for (const error_class of ERROR_CLASSES) {
+        has('bullpen_jobs_failed_total', { lane, error_class }, 0);
+        has('bullpen_jobs_dead_lettered_total', { lane, error_class }, 0);
+        has('bullpen_job_attempts_failed_total', { lane, error_class }, 0);
+        has('bullpen_jobs_retried_total', { lane, error_class }, 0);
+      }
+      for (const state of QUEUE_JOB_STATES) has('bullpen_queue_jobs', { lane, state }, 0);
+      has('bullpen_queue_oldest_waiting_timestamp_seconds', { lane }, 0);
+      has('bullpen_queue_paused', { lane }, 0);
+      has('bullpen_queue_workers', { lane }, 0);
+      has('bullpen_exporter_event_lag_seconds', { lane }, 0);
+    }
+    has('bullpen_lane_concurrency', { lane: 'alpha' }, 4);
+    has('bullpen_lane_concurrency', { lane: 'beta' }, 2);
+    has('bullpen_lane_max_queue_size', { lane: 'alpha' }, 500);
+    has('bullpen_lane_max_queue_size', { lane: 'beta' }, 1000);
+    has('bullpen_lane_global_concurrency', { lane: 'alpha' }, 6);
+    expect(samples.some((s) => s.name === 'bullpen_lane_global_concurrency' && s.labels.lane === 'beta')).toBe(false);
+    has('bullpen_exporter_up', {}, 1);
+    has('bullpen_exporter_redis_up', {}, 1);
+    const health = (await (await fetch(`${exporter.url}/healthz`)).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ ok: true, reading: true, redis: 'ready' });
+  });
+
+  it('reads jobs per state, the oldest waiting enqueue time, paused and workers from Redis at scrape time', async () => {
+    const exporter = await start();
+    const alpha = queue('alpha');
+    const taker = new Worker('alpha', null, { connection: { url: redisUrl() } as never, prefix, autorun: false });
+    closers.push(() => taker.close(true));
+    const take = async () => {
+      const job = await taker.getNextJob('token-1');
+      if (!job) throw new Error('no job to take');
+      return job;
+    };
+    await alpha.add('noop', wrapJobData({}, { v: 1, tenant: 'acme' }), { attempts: 1 });
+    await (await take()).moveToCompleted('done', 'token-1', false);
+    await alpha.add('noop', wrapJobData({}, { v: 1, tenant: 'acme' }), { attempts: 1 });
+    await (await take()).moveToFailed(new Error('boom'), 'token-1', false);
+    await alpha.add('noop', wrapJobData({}, { v: 1, tenant: 'acme' }), { attempts: 1 });
+    await take(); // stays active
+    await taker.close(true); // its connection would count as a worker of the lane
+
+    const now = Date.now();
+    await alpha.add('noop', {}, { timestamp: now - 60_000 }); // the oldest at the tail of wait
+    await alpha.add('noop', {}, { timestamp: now - 30_000 });
+    await alpha.add('noop', {}, { timestamp: now - 10_000 });
+    await alpha.add('noop', {}, { delay: 1_800_000, timestamp: now - 900_000 }); // older, but delayed: not waiting
+    await alpha.add('noop', {}, { delay: 600_000 });
+    await alpha.add('noop', {}, { priority: 5, timestamp: now - 90_000 }); // next in the prioritized set
+    await alpha.pause();
+    const serving = new Worker('alpha', async () => undefined, { connection: { url: redisUrl() } as never, prefix, name: 'w1' });
+    serving.on('error', () => undefined);
+    closers.push(() => serving.close(true));
+
+    const lane = (samples: Sample[], name: string, extra: Record<string, string> = {}) => total(samples, name, { lane: 'alpha', ...extra });
+    const samples = await waitUntil(
+      async () => {
+        const s = await exporter.samples();
+        return lane(s, 'bullpen_queue_workers') === 1 ? s : undefined;
+      },
+      { what: 'the worker connection to be counted' },
+    );
+    const states = Object.fromEntries(QUEUE_JOB_STATES.map((state) => [state, lane(samples, 'bullpen_queue_jobs', { state })]));
+    expect(states).toEqual({
+      waiting: 3,
+      paused: 0,
+      delayed: 2,
+      prioritized: 1,
+      active: 1,
+      completed: 1,
+      failed: 1,
+      'waiting-children': 0,
+    });
+    expect(lane(samples, 'bullpen_queue_oldest_waiting_timestamp_seconds')).toBe((now - 90_000) / 1000);
+    expect(lane(samples, 'bullpen_queue_paused')).toBe(1);
+    expect(total(samples, 'bullpen_queue_workers', { lane: 'beta' })).toBe(0);
+    expect(await alpha.getWorkersCount()).toBe(1); // BullMQ's own count agrees
+
+    await alpha.resume();
+    await alpha.obliterate({ force: true });
+    const after = await exporter.samples();
+    expect(lane(after, 'bullpen_queue_paused')).toBe(0);
+    expect(lane(after, 'bullpen_queue_jobs', { state: 'waiting' })).toBe(0);
+    expect(lane(after, 'bullpen_queue_oldest_waiting_timestamp_seconds')).toBe(0);
+  });
+
+  it('counts events trimmed from a stream before it read them as lost, says so in a log line, and loses nothing else', async () => {
+    const alpha = queue('alpha', 200);
+    let exporter = await start();
+    await alpha.addBulk(Array.from({ length: 10 }, () => ({ name: 'noop', data: {} })));
+    await waitUntil(async () => total(await exporter.samples(), 'bullpen_jobs_enqueued_total', { lane: 'alpha' }) === 10, {
+      what: 'the first 10 jobs to be counted',
+    });
+    await exporter.kill('SIGTERM');
+
+    // While the exporter is away, 2,000 entries are added to a stream kept at about 200.
+    for (let i = 0; i < 10; i += 1) await alpha.addBulk(Array.from({ length: 100 }, () => ({ name: 'noop', data: {} })));
+    expect(await redis.xlen(laneEventsKey(prefix, 'alpha'))).toBeLessThan(1000);
+
+    exporter = await start();
+    const added = await entriesAdded('alpha');
+    const samples = await waitUntil(
+      async () => {
+        const s = await exporter.samples();
+        const processed = total(s, 'bullpen_exporter_events_processed_total', { lane: 'alpha' });
+        return processed + total(s, 'bullpen_exporter_events_lost_total', { lane: 'alpha' }) === added ? s : undefined;
+      },
+      { what: 'every entry to be counted or declared lost' },
+    );
+    const lost = total(samples, 'bullpen_exporter_events_lost_total', { lane: 'alpha' });
+    expect(lost).toBeGreaterThan(1000);
+    const enqueued = total(samples, 'bullpen_jobs_enqueued_total', { lane: 'alpha' });
+    expect(enqueued).toBeGreaterThan(10);
+    expect(enqueued).toBeLessThan(1010);
+    const warning = exporter.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('events lost'));
+    expect(warning).toMatchObject({ level: 'warn', lane: 'alpha', lost });
+    expect(total(samples, 'bullpen_exporter_events_lost_total', { lane: 'beta' })).toBe(0);
+  });
+
+  it('counts every event exactly once when two exporters share a prefix', async () => {
+    const [a, b] = await Promise.all([start(), start()]);
+    const alpha = queue('alpha');
+    const beta = queue('beta');
+    for (let i = 0; i < 10; i += 1) {
+      await alpha.addBulk(Array.from({ length: 30 }, () => ({ name: 'noop', data: {} })));
+      await beta.addBulk(Array.from({ length: 20 }, () => ({ name: 'http', data: {} })));
+    }
+    const added = { alpha: await entriesAdded('alpha'), beta: await entriesAdded('beta') };
+    for (const exporter of [a, b] as ExporterProcess[]) {
+      await waitUntil(
+        async () => {
+          const s = await exporter.samples();
+          return (
+            total(s, 'bullpen_exporter_events_processed_total', { lane: 'alpha' }) === added.alpha &&
+            total(s, 'bullpen_exporter_events_processed_total', { lane: 'beta' }) === added.beta
+          );
+        },
+        { what: `exporter on ${exporter.port} to count every entry once` },
+      );
+      const s = await exporter.samples();
+      expect(total(s, 'bullpen_jobs_enqueued_total', { lane: 'alpha', job_name: 'noop' })).toBe(300);
+      expect(total(s, 'bullpen_jobs_enqueued_total', { lane: 'beta', job_name: 'http' })).toBe(200);
+    }
+    const conflicts = total(await a!.samples(), 'bullpen_exporter_commit_conflicts_total') +
+      total(await b!.samples(), 'bullpen_exporter_commit_conflicts_total');
+    expect(conflicts).toBeGreaterThan(0);
+  });
+
+  describe('with a Redis that goes away', () => {
+    let own: RedisProcess;
+    beforeEach(async () => {
+      own = await startRedis(['--appendonly', 'yes', '--appendfsync', 'always']);
+    });
+    afterEach(async () => {
+      await own.stop();
+      rmSync(own.dir, { recursive: true, force: true });
+    });
+
+    it('exits promptly and cleanly on SIGTERM while Redis is away', async () => {
+      const exporter = await start({ REDIS_URL: own.url });
+      await own.stop();
+      await waitUntil(async () => total(await exporter.samples(), 'bullpen_exporter_redis_up') === 0, { what: 'redis_up to drop' });
+      const started = Date.now();
+      await exporter.kill('SIGTERM');
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(exporter.logs().some((l) => l.msg === 'exporter stopping')).toBe(true);
+      expect(exporter.exitCode()).toBe(0);
+    });
+
+    it('still answers /metrics, with redis_up 0 and no queue gauges, and counts what happens after Redis is back', async () => {
+      const exporter = await start({ REDIS_URL: own.url });
+      const q = new Queue('alpha', { connection: { url: own.url } as never, prefix });
+      q.on('error', () => undefined);
+      await q.addBulk(Array.from({ length: 5 }, () => ({ name: 'noop', data: {} })));
+      await waitUntil(async () => total(await exporter.samples(), 'bullpen_jobs_enqueued_total', { lane: 'alpha' }) === 5, {
+        what: 'the first jobs to be counted',
+      });
+
+      await own.stop();
+      const down = await waitUntil(
+        async () => {
+          const started = Date.now();
+          const s = await exporter.samples();
+          expect(Date.now() - started).toBeLessThan(3000);
+          return total(s, 'bullpen_exporter_redis_up') === 0 ? s : undefined;
+        },
+        { what: 'redis_up to drop to 0' },
+      );
+      expect(down.some((s) => s.name === 'bullpen_queue_jobs')).toBe(false);
+      expect(total(down, 'bullpen_jobs_enqueued_total', { lane: 'alpha' })).toBe(5);
+      expect((await fetch(`${exporter.url}/healthz`)).status).toBe(200);
+
+      await own.restart();
+      await waitUntil(async () => total(await exporter.samples(), 'bullpen_exporter_redis_up') === 1, { what: 'redis_up to return' });
+      await q.addBulk(Array.from({ length: 5 }, () => ({ name: 'noop', data: {} })));
+      await waitUntil(async () => total(await exporter.samples(), 'bullpen_jobs_enqueued_total', { lane: 'alpha' }) === 10, {
+        what: 'jobs added after the outage to be counted',
+      });
+      await q.close();
+      await cleanupPrefix(prefix, own.url);
+    });
+  });
+});

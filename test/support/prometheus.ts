@@ -1,0 +1,293 @@
+// A real Prometheus for tests: started on a free loopback port with a generated configuration
+// that scrapes the test's processes every second and loads the repository's rule files, its
+// TSDB in a temp directory; plus a query helper, promtool, the exporter process Prometheus
+// scrapes, and a parser for the text exposition format.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from './redis-server';
+import { waitUntil } from './wait';
+
+export const NO_PROMETHEUS_MESSAGE =
+  'The metrics tests need Prometheus and promtool: apt-get install prometheus ' +
+  '(Debian package; .ci/run installs it when absent).';
+
+export const REPO_ROOT = path.resolve(__dirname, '../..');
+export const RULE_FILES = [
+  path.join(REPO_ROOT, 'prometheus/rules/recording.yml'),
+  path.join(REPO_ROOT, 'prometheus/rules/alerts.yml'),
+];
+
+export function hasPrometheus(): boolean {
+  const ok = (cmd: string) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
+  return ok('prometheus') && ok('promtool');
+}
+
+export function requirePrometheus(): void {
+  if (!hasPrometheus()) throw new Error(NO_PROMETHEUS_MESSAGE);
+}
+
+export interface PromtoolResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function promtool(args: string[], input?: string): PromtoolResult {
+  requirePrometheus();
+  const result = spawnSync('promtool', args, { input, encoding: 'utf8', cwd: REPO_ROOT });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+export interface ScrapeJob {
+  /** Prometheus job name, e.g. bullpen-exporter (as in prometheus/prometheus.yml). */
+  job: string;
+  /** host:port targets. */
+  targets: string[];
+}
+
+export interface QueryResult {
+  status: 'success' | 'error';
+  errorType?: string;
+  error?: string;
+  data?: { resultType: string; result: Array<{ metric: Record<string, string>; value?: [number, string] }> };
+}
+
+export interface PrometheusProcess {
+  url: string;
+  port: number;
+  /** GET /api/v1/query; resolves to the parsed body whether the query succeeded or not. */
+  query(expr: string): Promise<QueryResult>;
+  /** The instant vector of a query that must succeed. */
+  vector(expr: string): Promise<Array<{ metric: Record<string, string>; value: number }>>;
+  /** GET an API path (e.g. /api/v1/rules) and parse its JSON. */
+  api<T = unknown>(pathAndQuery: string): Promise<T>;
+  stop(): Promise<void>;
+}
+
+export interface StartPrometheusOptions {
+  jobs: ScrapeJob[];
+  ruleFiles?: string[];
+  scrapeIntervalSeconds?: number;
+}
+
+function yamlList(items: string[]): string {
+  return `[${items.map((s) => JSON.stringify(s)).join(', ')}]`;
+}
+
+export async function startPrometheus(options: StartPrometheusOptions): Promise<PrometheusProcess> {
+  requirePrometheus();
+  const interval = `${options.scrapeIntervalSeconds ?? 1}s`;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-prometheus-'));
+  const config = [
+    'global:',
+    `  scrape_interval: ${interval}`,
+    `  scrape_timeout: ${interval}`,
+    `  evaluation_interval: ${interval}`,
+    `rule_files: ${yamlList(options.ruleFiles ?? RULE_FILES)}`,
+    options.jobs.length === 0 ? 'scrape_configs: []' : 'scrape_configs:',
+    ...options.jobs.flatMap((j) => [`  - job_name: ${j.job}`, '    static_configs:', `      - targets: ${yamlList(j.targets)}`]),
+    '',
+  ].join('\n');
+  const configFile = path.join(dir, 'prometheus.yml');
+  writeFileSync(configFile, config);
+  const check = promtool(['check', 'config', configFile]);
+  if (check.status !== 0) throw new Error(`generated Prometheus config is invalid:\n${check.stdout}${check.stderr}`);
+
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let output = '';
+  const child: ChildProcess = spawn(
+    'prometheus',
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const api = async <T>(pathAndQuery: string): Promise<T> => {
+    const res = await fetch(`${url}${pathAndQuery}`);
+    return (await res.json()) as T;
+  };
+  const query = (expr: string) => api<QueryResult>(`/api/v1/query?query=${encodeURIComponent(expr)}`);
+
+  try {
+    await waitUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`prometheus exited: ${output}`);
+        const res = await fetch(`${url}/-/ready`).catch(() => undefined);
+        return res?.ok;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'prometheus to be ready' },
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  return {
+    url,
+    port,
+    query,
+    api,
+    async vector(expr) {
+      const result = await query(expr);
+      if (result.status !== 'success' || !result.data) throw new Error(`query ${expr} failed: ${result.error}`);
+      return result.data.result.map((r) => ({ metric: r.metric, value: Number(r.value?.[1]) }));
+    },
+    stop,
+  };
+}
+
+// ── The exporter as a process ──────────────────────────────────────────────────────────────
+
+export const EXPORTER_MAIN = path.join(REPO_ROOT, 'apps/exporter/dist/main.js');
+
+export interface ExporterProcess {
+  port: number;
+  url: string;
+  /** Everything it wrote to stdout and stderr so far (JSON log lines). */
+  output(): string;
+  /** Its log lines, parsed. */
+  logs(): Array<Record<string, unknown>>;
+  /** GET /metrics as text. */
+  scrape(): Promise<string>;
+  /** Parsed samples of GET /metrics. */
+  samples(): Promise<Sample[]>;
+  /** Sends a signal and waits for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Its exit code once it has exited (null while running or when killed by a signal). */
+  exitCode(): number | null;
+}
+
+/**
+ * Starts `node apps/exporter/dist/main.js` (build it first: npx tsc -b apps/exporter) with the
+ * given environment, on `port` (a free one when omitted), and waits until it reads the streams.
+ */
+export async function spawnExporter(env: Record<string, string>, port?: number): Promise<ExporterProcess> {
+  if (!require('node:fs').existsSync(EXPORTER_MAIN)) {
+    throw new Error(`${EXPORTER_MAIN} is missing: build the exporter first (npx tsc -b apps/exporter, or npm run build)`);
+  }
+  const listenPort = port ?? (await freePort());
+  let output = '';
+  const child = spawn(process.execPath, [EXPORTER_MAIN], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env, EXPORTER_PORT: String(listenPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `http://127.0.0.1:${listenPort}`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const proc: ExporterProcess = {
+    port: listenPort,
+    url,
+    output: () => output,
+    logs: () =>
+      output
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    async scrape() {
+      const res = await fetch(`${url}/metrics`);
+      if (!res.ok) throw new Error(`GET /metrics: ${res.status}`);
+      return res.text();
+    },
+    async samples() {
+      return parseExposition(await proc.scrape());
+    },
+    exitCode: () => child.exitCode,
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+  try {
+    await waitUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`exporter exited with ${child.exitCode}: ${output}`);
+        const res = await fetch(`${url}/healthz`).catch(() => undefined);
+        return res?.ok && ((await res.json()) as { reading?: boolean }).reading === true;
+      },
+      { timeoutMs: 20_000, intervalMs: 50, what: 'the exporter to read its streams' },
+    );
+  } catch (err) {
+    await proc.kill('SIGKILL');
+    throw err;
+  }
+  return proc;
+}
+
+// ── The text exposition format ─────────────────────────────────────────────────────────────
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) throw new Error(`unparsable exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, '$1');
+    }
+    const raw = match[3] as string;
+    samples.push({ name: match[1] as string, labels, value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw) });
+  }
+  return samples;
+}
+
+/** The metric families a scrape declares (# TYPE lines), with or without samples. */
+export function declaredMetrics(text: string): Set<string> {
+  return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] as string));
+}
+
+/** Sum of the samples of one series name whose labels include `where`. */
+export function total(samples: readonly Sample[], name: string, where: Record<string, string> = {}): number {
+  return samples
+    .filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v))
+    .reduce((sum, s) => sum + s.value, 0);
+}
+
+// ── Reading PromQL and Markdown ────────────────────────────────────────────────────────────
+
+/** bullpen_* metric names and bullpen:* recording rule names in a PromQL expression. */
+export function namesIn(expr: string): { metrics: string[]; recorded: string[] } {
+  return {
+    metrics: [...new Set([...expr.matchAll(/\bbullpen_[a-z0-9_]+\b/g)].map((m) => m[0]))],
+    recorded: [...new Set([...expr.matchAll(/\bbullpen:[a-z0-9_:]+/g)].map((m) => m[0]))],
+  };
+}
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
+export function markdownAnchors(markdown: string): Set<string> {
+  return new Set(
+    [...markdown.matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) =>
+      (m[1] as string)
+        .trim()
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/\s/g, '-'),
+    ),
+  );
+}
