@@ -1,25 +1,41 @@
 // One attempt of one job, from lease to outcome: find the handler, check the payload, take a slot
 // under the process-wide cap, check the deadline, run the handler under its timeout, and on
-// failure classify the error, decide the retry and append the attempt row to the job's log.
+// failure classify the error, plan the retry (deadline, retry budget), and record the attempt row
+// and its event in one Redis call before BullMQ records the outcome.
 import {
   CancelledError,
   PermanentError,
   classifyError,
-  formatAttemptLogRow,
+  publishLaneEvent,
+  recordAttempt,
   unwrapJobData,
+  LANE_EVENT,
+  type BackoffStrategyName,
   type BullpenConfig,
   type Classification,
   type LanePolicy,
   type Logger,
+  type RetryBudgetDecision,
 } from '@bullpen/core';
-import { Backoffs, UnrecoverableError, type Job } from 'bullmq';
+import { Backoffs, DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import type IORedis from 'ioredis';
 import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
-import type { Handler, HandlerContext } from './handler';
+import { emitFailure } from './failure-events';
+import { callHandler, type HandlerCallDeps } from './handler-call';
+import type { ThreadPool } from './isolation/thread-pool';
+import {
+  countUncountedStart,
+  eligibleAt,
+  isFirstStart,
+  lostStarts,
+  previousWorker,
+  readStartHistory,
+  type StartHistory,
+} from './job-history';
 import type { RandomSource } from './random';
 import type { HandlerRegistry } from './registry';
-import { decideRetry, type RetryDecision } from './retry-decision';
+import { planRetry, type RetryPlan } from './retry-plan';
 import type { Semaphore } from './semaphore';
-import { runGuarded } from './timeout';
 
 export interface AttemptDeps {
   config: BullpenConfig;
@@ -30,22 +46,36 @@ export interface AttemptDeps {
   slots: Semaphore;
   logger: Logger;
   random: RandomSource;
+  /** A non-blocking connection for bullpen's own writes (attempt rows, events, budget). */
+  redis: IORedis;
+  budget: { recordFirstAttempt(): void; tryRetry(): Promise<RetryBudgetDecision> };
+  /** The lane's handler threads when it is isolated. */
+  pool: ThreadPool | undefined;
   emit<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void;
-  /** Counts a handler abandoned for ignoring its signal; returns the process total. */
-  countIgnoredSignal(): number;
+  /** Counts an in-process handler abandoned for ignoring its signal; returns the process total. */
+  abandon(stillRunning: Promise<unknown>): number;
+  ignoredSignalTotal(): number;
+  /** Whether leases must be handed back (memory guard over its limit, or shutting down). */
+  intakeStopped(): boolean;
+  /** A start began / ended: for the lease records. */
+  onStart(jobId: string, attemptsStarted: number, leasedAt: number): void;
+  onEnd(jobId: string): void;
 }
 
 export interface FailedAttempt {
   ref: AttemptRef;
   timings: AttemptTimings;
   classification: Classification;
-  decision: RetryDecision;
+  plan: RetryPlan;
   message: string;
+  /** The lane's backoff strategy. */
+  strategy: BackoffStrategyName;
 }
 
 export interface CompletedAttempt {
   ref: AttemptRef;
   timings: AttemptTimings;
+  waitMs: number;
 }
 
 type AnyJob = Job<unknown, unknown, string>;
@@ -57,7 +87,12 @@ export class AttemptRunner {
   /** Keyed by the Job object, which BullMQ passes to the 'completed' event. */
   private readonly completions = new WeakMap<object, CompletedAttempt>();
 
-  constructor(private readonly deps: AttemptDeps) {}
+  private readonly callDeps: HandlerCallDeps;
+
+  constructor(private readonly deps: AttemptDeps) {
+    const { logger, policy, pool, emit, abandon, ignoredSignalTotal } = deps;
+    this.callDeps = { logger, escalationFactor: policy.timeoutEscalationFactor, pool, emit, abandon, ignoredSignalTotal };
+  }
 
   failureOf(err: unknown): FailedAttempt | undefined {
     return typeof err === 'object' && err !== null ? this.failures.get(err) : undefined;
@@ -67,10 +102,16 @@ export class AttemptRunner {
     return this.completions.get(job);
   }
 
-  /** The BullMQ processor. `cancelSignal` is BullMQ's per-job signal (Worker.cancelJob). */
-  async process(job: AnyJob, cancelSignal: AbortSignal | undefined): Promise<unknown> {
+  /** The BullMQ processor. `token` is the job's lock token; `cancelSignal` BullMQ's per-job
+   * signal (Worker.cancelJob). */
+  async process(job: AnyJob, token: string | undefined, cancelSignal: AbortSignal | undefined): Promise<unknown> {
     const { config, lane, policy, registry, slots } = this.deps;
+    if (this.deps.intakeStopped()) {
+      const handedBack = await this.handBack(job, token);
+      if (handedBack) throw handedBack;
+    }
     const leasedAt = Date.now();
+    const startedAt = job.processedOn ?? leasedAt;
     const { data, meta } = unwrapJobData(job.data);
     const ref: AttemptRef = {
       lane,
@@ -81,7 +122,14 @@ export class AttemptRunner {
       maxAttempts: Math.max(1, job.opts.attempts ?? 1),
       workerId: config.workerId,
     };
-    this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt });
+    const first = isFirstStart(job);
+    if (first) this.deps.budget.recordFirstAttempt();
+    // Read while the handler runs; awaited only when the attempt is recorded.
+    const history = first ? undefined : this.readHistory(ref.jobId);
+    this.deps.onStart(ref.jobId, job.attemptsStarted, leasedAt);
+    this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
+    if (history) void history.then((h) => this.detectReclaim(job, ref, h));
+
     const timings: AttemptTimings = { durationMs: 0, slotWaitMs: null, handlerMs: null };
     try {
       const handler = registry.get(job.name);
@@ -94,14 +142,15 @@ export class AttemptRunner {
       });
       timings.slotWaitMs = Date.now() - leasedAt;
       try {
-        const deadlineAt = meta?.deadlineAt ?? (policy.deadlineMs !== undefined ? job.timestamp + policy.deadlineMs : undefined);
+        const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
         if (deadlineAt !== undefined && Date.now() >= deadlineAt) throw new PermanentError('deadline_exceeded', 'deadline_exceeded');
         const handlerStart = Date.now();
         try {
-          const result = await this.runHandler(job, handler, payload, ref, meta?.timeoutMs ?? policy.timeoutMs, cancelSignal);
+          const result = await callHandler(this.callDeps, job, handler, payload, ref, meta?.timeoutMs ?? policy.timeoutMs, cancelSignal);
           timings.handlerMs = Date.now() - handlerStart;
           timings.durationMs = Date.now() - leasedAt;
-          this.completions.set(job, { ref, timings });
+          const waitMs = Math.max(0, startedAt - eligibleAt(job, history ? await history : undefined));
+          this.completions.set(job, { ref, timings, waitMs });
           return result;
         } finally {
           timings.handlerMs ??= Date.now() - handlerStart;
@@ -111,143 +160,198 @@ export class AttemptRunner {
       }
     } catch (err) {
       timings.durationMs = Date.now() - leasedAt;
-      throw await this.recordFailure(job, ref, timings, err);
-    }
-  }
-
-  /** Runs the handler under its timeout, with escalation and cancellation (see timeout.ts). */
-  private async runHandler(
-    job: AnyJob,
-    handler: Handler,
-    payload: unknown,
-    ref: AttemptRef,
-    timeoutMs: number,
-    cancelSignal: AbortSignal | undefined,
-  ): Promise<unknown> {
-    const logger = this.deps.logger.child({ jobId: ref.jobId, attempt: ref.attempt });
-    const startedAt = Date.now();
-    let attemptOver = false;
-    try {
-      return await runGuarded(
-        (signal) => {
-          const ctx: HandlerContext = {
-            jobId: ref.jobId,
-            jobName: ref.jobName,
-            lane: ref.lane,
-            attempt: ref.attempt,
-            maxAttempts: ref.maxAttempts,
-            tenant: ref.tenant,
-            signal,
-            logger,
-            // A handler abandoned after its timeout must not write to a job it no longer owns.
-            progress: (value) => (attemptOver ? Promise.resolve() : job.updateProgress(value)),
-          };
-          return handler.run(payload, ctx);
-        },
-        {
-          timeoutMs,
-          escalationFactor: this.deps.policy.timeoutEscalationFactor,
-          label: `handler "${job.name}"`,
-          ...(cancelSignal ? { cancelSignal } : {}),
-          onTimeout: () => {
-            const elapsedMs = Date.now() - startedAt;
-            logger.warn('handler timed out; its abort signal was fired', { jobName: job.name, timeoutMs, elapsedMs });
-            this.deps.emit('handler:timeout-warning', { ...ref, timeoutMs, elapsedMs });
-          },
-          onEscalated: (cause, elapsedMs) => {
-            const ignoredSignalTotal = this.deps.countIgnoredSignal();
-            logger.warn('handler ignored its abort signal; attempt failed and its slot freed', {
-              jobName: job.name,
-              cause,
-              timeoutMs,
-              elapsedMs,
-              ignoredSignalTotal,
-            });
-            this.deps.emit('handler:timeout-escalated', { ...ref, timeoutMs, elapsedMs, cause, ignoredSignalTotal });
-          },
-        },
-      );
+      throw await this.recordFailure(job, token, ref, timings, startedAt, history, meta?.deadlineAt, err);
     } finally {
-      attemptOver = true;
+      this.deps.onEnd(ref.jobId);
     }
   }
 
   /** BullMQ's `settings.backoffStrategy`: the delay was decided when the attempt failed. */
-  delayFor(attemptsMade: number, err: unknown): number {
-    const decided = this.failureOf(err)?.decision.delayMs;
-    if (decided !== undefined && decided !== null) return decided;
-    // Not an error this runner threw; fall back to the lane policy.
-    return decideRetry({
-      classification: { errorClass: 'unknown', retryable: true },
-      attemptsMade: Math.max(0, attemptsMade - 1),
-      maxAttempts: Number.POSITIVE_INFINITY,
-      backoff: this.deps.policy.backoff,
-      random: this.deps.random,
-    }).delayMs ?? 0;
+  delayFor(err: unknown): number {
+    const plan = this.failureOf(err)?.plan;
+    if (plan?.kind === 'retry') return plan.delayMs;
+    // Not an error this runner threw (BullMQ never calls this for jobs that will not retry).
+    return 0;
   }
 
-  /** Classifies the failure, decides the retry, appends the attempt row (one Redis call) and
-   * returns the error to hand to BullMQ: UnrecoverableError when no retry may follow. */
-  private async recordFailure(job: AnyJob, ref: AttemptRef, timings: AttemptTimings, err: unknown): Promise<Error> {
-    const classification = classifyError(err, this.deps.policy.errorRules);
-    const message = messageOf(err);
-    const decision = this.decide(job, ref, classification, err);
-    try {
-      await job.log(
-        formatAttemptLogRow({
-          attempt: ref.attempt,
-          errorClass: classification.errorClass,
-          message,
-          delayMs: decision.delayMs,
-          worker: ref.workerId,
-          ts: Date.now(),
-        }),
-      );
-    } catch (logErr) {
-      this.deps.logger.warn('could not append the attempt row to the job log', {
-        jobId: ref.jobId,
-        error: (logErr as Error).message,
-      });
-    }
-    let thrown: Error;
-    if (classification.retryable) {
-      thrown = err instanceof Error ? err : new Error(message);
-    } else {
-      thrown = new UnrecoverableError(message);
-      if (err instanceof Error && err.stack) thrown.stack = err.stack;
-    }
-    this.failures.set(thrown, { ref, timings, classification, decision, message });
-    this.deps.logger.debug('attempt failed', {
-      jobId: ref.jobId,
-      attempt: ref.attempt,
-      errorClass: classification.errorClass,
-      willRetry: decision.willRetry,
-      delayMs: decision.delayMs,
+  private deadlineOf(job: AnyJob, metaDeadlineAt: number | undefined): number | undefined {
+    const { deadlineMs } = this.deps.policy;
+    return metaDeadlineAt ?? (deadlineMs !== undefined ? job.timestamp + deadlineMs : undefined);
+  }
+
+  private readHistory(jobId: string): Promise<StartHistory | undefined> {
+    const { redis, config, lane, logger } = this.deps;
+    return readStartHistory(redis, config.prefix, lane, jobId).catch((err: unknown) => {
+      logger.warn('could not read the job history', { job_id: jobId, error: (err as Error).message });
+      return undefined;
     });
-    return thrown;
   }
 
-  private decide(job: AnyJob, ref: AttemptRef, classification: Classification, err: unknown): RetryDecision {
-    const decision = decideRetry({
+  private detectReclaim(job: AnyJob, ref: AttemptRef, history: StartHistory | undefined): void {
+    const lost = lostStarts(job, history);
+    if (lost === 0 || !history) return;
+    const previous = previousWorker(job, history);
+    this.deps.logger.warn('reclaimed a job whose earlier start never finished', {
+      job_id: ref.jobId,
+      previousWorker: previous,
+      lostStarts: lost,
+    });
+    this.deps.emit('job:reclaimed', { ...ref, previousWorker: previous, lostStarts: lost });
+  }
+
+  /**
+   * Puts a job leased while intake is stopped back at the head of the wait list. BullMQ may hand a
+   * paused worker one more job (a fetch already blocked in Redis when the pause began); it must not
+   * run here. The start is counted as using no attempt, so that it is not mistaken for a crash.
+   */
+  private async handBack(job: AnyJob, token: string | undefined): Promise<Error | undefined> {
+    const { redis, config, lane, logger } = this.deps;
+    try {
+      await countUncountedStart(redis, config.prefix, lane, job.id ?? '');
+      await job.moveToWait(token);
+      return new WaitingError();
+    } catch (err) {
+      logger.warn('could not hand a job back while intake is stopped; running it', { job_id: job.id, error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  /** Classifies the failure, plans the retry, records the attempt row and its event (one Redis
+   * call) and returns the error to hand to BullMQ. */
+  private async recordFailure(
+    job: AnyJob,
+    token: string | undefined,
+    ref: AttemptRef,
+    timings: AttemptTimings,
+    startedAt: number,
+    pendingHistory: Promise<StartHistory | undefined> | undefined,
+    metaDeadlineAt: number | undefined,
+    err: unknown,
+  ): Promise<Error> {
+    const { policy, config, lane, redis, logger } = this.deps;
+    const classification = classifyError(err, policy.errorRules);
+    const message = messageOf(err);
+    const history = pendingHistory ? await pendingHistory : undefined;
+    const deadlineAt = this.deadlineOf(job, metaDeadlineAt);
+    const bullmqDelayMs = this.bullmqDelay(job, err);
+    const plan = await planRetry({
       classification,
       attemptsMade: job.attemptsMade,
       maxAttempts: ref.maxAttempts,
-      backoff: this.deps.policy.backoff,
-      // The job hash's delay is the one chosen before this attempt (BullMQ stores it on retry).
-      ...(job.attemptsMade > 0 && job.delay > 0 ? { previousDelayMs: job.delay } : {}),
+      retry: job.attemptsMade + (history?.uncountedStarts ?? 0),
+      policy,
+      ...(previousDelayOf(job, history) !== undefined ? { previousDelayMs: previousDelayOf(job, history) } : {}),
+      ...(deadlineAt !== undefined ? { deadlineAt } : {}),
+      ...(bullmqDelayMs !== undefined ? { bullmqDelayMs } : {}),
+      now: Date.now(),
       random: this.deps.random,
+      tryRetry: () => this.tryRetry(ref),
     });
-    if (!decision.willRetry) return decision;
+    const errorClass = plan.kind === 'dead' ? plan.errorClass : classification.errorClass;
+    const willRetry = plan.kind === 'retry';
+    const consumesAttempt = plan.kind === 'retry' ? plan.consumesAttempt : true;
+    const waitMs = Math.max(0, startedAt - eligibleAt(job, history));
+    const writes: Array<Promise<unknown>> = [
+      recordAttempt(redis, {
+        prefix: config.prefix,
+        lane,
+        maxLen: config.eventsMaxLen,
+        attempt: {
+          jobId: ref.jobId,
+          name: ref.jobName,
+          tenant: ref.tenant ?? '',
+          attempt: ref.attempt,
+          outcome: 'failed',
+          errorClass,
+          willRetry,
+          runMs: timings.durationMs,
+          waitMs,
+          ...(plan.kind === 'retry' ? { delayMs: plan.delayMs } : {}),
+          worker: ref.workerId,
+        },
+        message,
+        ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
+      }),
+    ];
+    if (plan.budget) {
+      this.deps.emit('job:retry-budget-exhausted', { ...ref, action: plan.budget.action, errorClass: classification.errorClass, retriesInWindow: plan.budget.retriesInWindow, allowedInWindow: plan.budget.allowedInWindow });
+      writes.push(publishLaneEvent(redis, config.prefix, lane, { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, action: plan.budget.action }, config.eventsMaxLen));
+    }
+    if (!consumesAttempt) writes.push(countUncountedStart(redis, config.prefix, lane, ref.jobId));
+    // Issued together, so they share one round trip; the row and its event are one script call.
+    const results = await Promise.allSettled(writes);
+    for (const result of results) {
+      if (result.status === 'rejected') {
+        logger.warn('could not record the failed attempt', { job_id: ref.jobId, error: (result.reason as Error)?.message });
+      }
+    }
+    const failed: FailedAttempt = { ref, timings, classification, plan, message, strategy: policy.backoff.strategy };
+    logger.debug('attempt failed', { job_id: ref.jobId, attempt: ref.attempt, errorClass, plan: plan.kind, delayMs: willRetry ? plan.delayMs : null });
+
+    if (plan.kind === 'retry' && !plan.consumesAttempt) {
+      const delayed = await this.delayWithoutAttempt(job, token, plan.delayMs);
+      if (delayed) {
+        // BullMQ emits no 'failed' event for a DelayedError: the attempt's events are emitted here.
+        emitFailure(this.deps.emit, failed);
+        return delayed;
+      }
+    }
+    let thrown: Error;
+    if (plan.kind === 'retry' || plan.reason === 'attempts_exhausted') {
+      thrown = err instanceof Error ? err : new Error(message);
+    } else {
+      thrown = new UnrecoverableError(plan.failedReason ?? message);
+      if (err instanceof Error && err.stack) thrown.stack = err.stack;
+    }
+    this.failures.set(thrown, failed);
+    return thrown;
+  }
+
+  /** Asks the budget; Redis trouble lets the retry through rather than failing healthy jobs. */
+  private async tryRetry(ref: AttemptRef): Promise<RetryBudgetDecision> {
+    try {
+      return await this.deps.budget.tryRetry();
+    } catch (err) {
+      this.deps.logger.warn('retry budget unavailable; allowing the retry', { job_id: ref.jobId, error: (err as Error).message });
+      return { granted: true, retriesInWindow: 0, allowedInWindow: 0 };
+    }
+  }
+
+  /**
+   * A rate-limited retry that uses no attempt: the job goes to the delayed set itself and BullMQ is
+   * told so with a DelayedError, which it neither counts as an attempt nor reports as 'failed'.
+   * Returns undefined when that fails (lost lock, Redis away); the failure then takes BullMQ's
+   * ordinary retry path and uses an attempt.
+   */
+  private async delayWithoutAttempt(job: AnyJob, token: string | undefined, delayMs: number): Promise<Error | undefined> {
+    try {
+      await job.moveToDelayed(Date.now() + delayMs, token);
+      return new DelayedError();
+    } catch (err) {
+      this.deps.logger.warn('could not delay a rate-limited job without using an attempt', { job_id: job.id, error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  /** The delay BullMQ itself will use, for jobs that do not carry bullpen's backoff. */
+  private bullmqDelay(job: AnyJob, err: unknown): number | undefined {
     // Jobs added by plain BullMQ clients may carry no backoff (BullMQ retries at once) or one of
-    // BullMQ's built-in strategies, which never reach our strategy: record what BullMQ will do.
+    // BullMQ's built-in strategies, which never reach our strategy.
     const backoff = job.opts.backoff === undefined ? undefined : Backoffs.normalize(job.opts.backoff);
-    if (!backoff) return { willRetry: true, delayMs: 0 };
+    if (!backoff) return 0;
     if (backoff.type in Backoffs.builtinStrategies) {
       const delay = Backoffs.calculate(backoff, job.attemptsMade + 1, err as Error, job);
-      return { willRetry: true, delayMs: typeof delay === 'number' ? delay : 0 };
+      return typeof delay === 'number' ? delay : 0;
     }
-    return decision;
+    return undefined;
   }
+}
+
+function previousDelayOf(job: AnyJob, history: StartHistory | undefined): number | undefined {
+  const fromRow = history?.lastRow?.delayMs;
+  if (fromRow !== undefined && fromRow !== null) return fromRow;
+  // The job hash's delay is the one chosen before this attempt (BullMQ stores it on retry).
+  return job.attemptsMade > 0 && job.delay > 0 ? job.delay : undefined;
 }
 
 function messageOf(err: unknown): string {

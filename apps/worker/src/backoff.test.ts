@@ -85,7 +85,7 @@ describe('decideRetry', () => {
 
   it('retries a retryable failure while attempts remain, with the backoff delay', () => {
     const decision = decideRetry({ classification: { errorClass: 'network', retryable: true }, attemptsMade: 0, maxAttempts: 3, backoff });
-    expect(decision).toEqual({ willRetry: true, delayMs: 250 });
+    expect(decision).toEqual({ willRetry: true, delayMs: 250, source: 'strategy' });
   });
 
   it('does not retry after the last attempt', () => {
@@ -105,6 +105,22 @@ describe('decideRetry', () => {
       maxAttempts: 2,
       backoff,
     });
-    expect(decision.delayMs).toBe(2000);
+    expect(decision).toEqual({ willRetry: true, delayMs: 2000, source: 'retry_after' });
+  });
+
+  it('retries a failure that uses no attempt even after the last attempt', () => {
+    const classification = { errorClass: 'rate_limited' as const, retryable: true };
+    expect(decideRetry({ classification, attemptsMade: 2, maxAttempts: 3, backoff })).toMatchObject({ willRetry: false });
+    expect(decideRetry({ classification, attemptsMade: 2, maxAttempts: 3, backoff, countsAgainstAttempts: false })).toMatchObject({
+      willRetry: true,
+      delayMs: 250,
+    });
+  });
+
+  it('grows the backoff by the retry number, which may run ahead of the attempts made', () => {
+    const linear = policy({ strategy: 'linear', baseMs: 100, capMs: 10_000 });
+    const classification = { errorClass: 'rate_limited' as const, retryable: true };
+    expect(decideRetry({ classification, attemptsMade: 0, maxAttempts: 2, backoff: linear }).delayMs).toBe(100);
+    expect(decideRetry({ classification, attemptsMade: 0, maxAttempts: 2, backoff: linear, retry: 3 }).delayMs).toBe(400);
   });
 });

@@ -62,8 +62,11 @@ export function backoffDelay(policy: BackoffPolicy, input: BackoffInput, random:
       delay = linearDelay(policy, input.retry);
       break;
   }
-  if (input.retryAfterMs !== undefined && input.retryAfterMs > 0) {
-    delay = Math.max(delay, Math.min(input.retryAfterMs, policy.capMs));
-  }
-  return Math.max(0, Math.min(policy.capMs, Math.floor(delay)));
+  return withRetryAfter(Math.max(0, Math.min(policy.capMs, Math.floor(delay))), input.retryAfterMs, policy.capMs);
+}
+
+/** A strategy's delay raised to at least a Retry-After hint, the hint itself clamped to capMs. */
+export function withRetryAfter(delayMs: number, retryAfterMs: number | undefined, capMs: number): number {
+  if (retryAfterMs === undefined || retryAfterMs <= 0) return delayMs;
+  return Math.max(delayMs, Math.min(Math.floor(retryAfterMs), capMs));
 }

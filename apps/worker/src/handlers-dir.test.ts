@@ -9,7 +9,10 @@ const fixtures = path.resolve(__dirname, '../../../test/fixtures');
 describe('loadHandlersDir', () => {
   it('loads every handler exported by the .js files of the folder', () => {
     const loaded = loadHandlersDir(path.join(fixtures, 'handlers'));
-    expect(loaded.map(({ handler, file }) => [handler.name, path.basename(file)])).toEqual([['probe', 'probe.js']]);
+    expect(loaded.map(({ handler, file }) => [handler.name, path.basename(file)])).toEqual([
+      ['probe', 'probe.js'],
+      ['report_progress', 'report-progress.js'],
+    ]);
     expect(isHandler(loaded[0]!.handler)).toBe(true);
   });
 

@@ -1,11 +1,23 @@
 // The worker package's public surface: what a handler module or an embedding program imports.
 export { defineHandler, isHandler, HANDLER_BRAND, type Handler, type HandlerContext, type HandlerDefinition } from './handler';
 export { HandlerRegistry } from './registry';
+export { buildRegistry } from './default-registry';
 export { loadHandlersDir, type LoadedHandler } from './handlers-dir';
 export { builtinHandlers, cpuHandler, failHandler, httpHandler, noopHandler, sleepHandler } from './handlers';
 export { WorkerRuntime, type WorkerRuntimeOptions, type WorkerRuntimeStats } from './runtime';
-export type { AttemptRef, AttemptTimings, WorkerEventMap, WorkerEventName } from './events';
-export { backoffDelay, type BackoffInput } from './backoff';
+export type {
+  AttemptRef,
+  AttemptTimings,
+  DeadReason,
+  DelaySource,
+  MemoryState,
+  RetryReason,
+  WorkerEventMap,
+  WorkerEventName,
+} from './events';
+export { backoffDelay, withRetryAfter, type BackoffInput } from './backoff';
 export { decideRetry, type RetryDecision, type RetryDecisionInput } from './retry-decision';
+export { planRetry, DEADLINE_EXCEEDED, RETRY_BUDGET_EXHAUSTED, type RetryPlan, type RetryPlanInput } from './retry-plan';
 export { seededRandom, type RandomSource } from './random';
 export { Semaphore, type Release } from './semaphore';
+export { MemoryGuard, type MemoryGuardOptions, type MemoryUsageSample } from './memory-guard';

@@ -1,44 +1,111 @@
 // One lane served by this process: a BullMQ Worker on the lane's queue, with the lane's
-// concurrency and lock duration, running each job through an AttemptRunner, and turning BullMQ's
-// worker events into the runtime's lifecycle events.
-import { redisOptions } from '@bullpen/core';
+// concurrency and lock duration, its share of the lane's retry budget, its lease records and, for
+// an isolated lane, its handler threads; it runs each job through an AttemptRunner and turns
+// BullMQ's worker events into the runtime's lifecycle events.
+import {
+  JOB_FIELD,
+  LANE_EVENT,
+  RetryBudget,
+  jobKeys,
+  parseLeaseRecord,
+  publishLaneEvent,
+  redisOptions,
+  type BullpenLaneEvent,
+  type ErrorClass,
+} from '@bullpen/core';
 import { Worker, type Job, type RedisOptions } from 'bullmq';
 import { AttemptRunner, type AttemptDeps } from './attempt';
+import type { AttemptEventBuffer } from './attempt-event-buffer';
+import type { AttemptRef, DeadReason } from './events';
+import { emitFailure } from './failure-events';
+import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
+import { LeaseRecorder } from './lease-recorder';
+
+/** A start is recorded as a lease once it has run this long (at most half the lock duration). */
+export const LEASE_RECORD_AFTER_MS = 1000;
+
+export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd'> & {
+  completedEvents: AttemptEventBuffer;
+};
 
 export class LaneWorker {
   private worker: Worker | undefined;
   private readonly runner: AttemptRunner;
+  private readonly budget: RetryBudget;
+  private readonly leases: LeaseRecorder;
+  private readonly pool: ThreadPool | undefined;
+  private readonly writes = new Set<Promise<unknown>>();
+  /** The jobs this lane runs now, with BullMQ's attemptsStarted of their current start. */
+  private readonly starts = new Map<string, number>();
+  private intakePaused = false;
+  private draining = false;
 
-  constructor(private readonly deps: AttemptDeps) {
-    this.runner = new AttemptRunner(deps);
+  constructor(private readonly deps: LaneWorkerDeps) {
+    const { config, lane, policy, redis, logger } = deps;
+    this.budget = new RetryBudget(redis, config.prefix, lane, policy.retryBudget);
+    this.leases = new LeaseRecorder({
+      redis,
+      prefix: config.prefix,
+      lane,
+      workerId: config.workerId,
+      recordAfterMs: Math.min(LEASE_RECORD_AFTER_MS, Math.floor(policy.lockDurationMs / 2)),
+      logger,
+    });
+    this.pool = policy.isolated
+      ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, logLevel: config.logLevel }, logger })
+      : undefined;
+    this.runner = new AttemptRunner({
+      ...deps,
+      budget: this.budget,
+      pool: this.pool,
+      intakeStopped: () => this.intakePaused || this.draining,
+      onStart: (jobId, attemptsStarted, leasedAt) => {
+        this.starts.set(jobId, attemptsStarted);
+        this.leases.track(jobId, attemptsStarted, leasedAt);
+      },
+      onEnd: (jobId) => {
+        this.starts.delete(jobId);
+        this.leases.untrack(jobId);
+      },
+    });
   }
 
   get lane(): string {
     return this.deps.lane;
   }
 
+  threadStats(): ThreadPoolStats | undefined {
+    return this.pool?.stats();
+  }
+
   /** Creates the BullMQ Worker, which starts fetching jobs, and waits until it is connected. */
   async start(): Promise<void> {
     const { config, lane, policy, logger } = this.deps;
+    this.budget.start();
+    this.leases.start();
     const worker = new Worker(
       lane,
       // Three parameters: BullMQ passes a per-job AbortSignal (for cancelJob) only to processors
       // that declare the third one.
-      (job: Job, _token: string | undefined, signal: AbortSignal | undefined) => this.runner.process(job, signal),
+      (job: Job, token: string | undefined, signal: AbortSignal | undefined) => this.runner.process(job, token, signal),
       {
         connection: workerConnection(config.redisUrl, `bullpen:worker:${lane}`),
         prefix: config.prefix,
         concurrency: policy.concurrency,
         lockDuration: policy.lockDurationMs,
+        // A stalled job is found within two intervals of its lock expiring (BullMQ's defaults are
+        // both 30 s); a short test lock gets a correspondingly quick check.
+        stalledInterval: policy.lockDurationMs,
+        // BullMQ stores it as the job's processedBy.
         name: config.workerId,
-        settings: { backoffStrategy: (attemptsMade, _type, err) => this.runner.delayFor(attemptsMade, err) },
+        settings: { backoffStrategy: (_attemptsMade, _type, err) => this.runner.delayFor(err) },
       },
     );
     this.worker = worker;
     worker.on('error', (err) => logger.error('lane worker error', { error: err.message }));
     worker.on('completed', (job) => this.onCompleted(job));
     worker.on('failed', (job, err) => this.onFailed(job, err));
-    worker.on('stalled', (jobId) => this.deps.emit('job:stalled', { lane, jobId, workerId: config.workerId }));
+    worker.on('stalled', (jobId) => this.track(this.onStalled(jobId)));
     await worker.waitUntilReady();
   }
 
@@ -47,27 +114,67 @@ export class LaneWorker {
     return this.worker?.cancelJob(jobId, reason) ?? false;
   }
 
-  /** Stops taking jobs and resolves once the active ones have finished and been recorded. */
-  async drain(): Promise<void> {
-    await this.worker?.pause();
+  /** Stops taking new jobs; active ones continue (the memory guard). */
+  async pauseIntake(): Promise<void> {
+    this.intakePaused = true;
+    // BullMQ keeps running active jobs but fetches no more; a fetch already blocked in Redis may
+    // still deliver one job, which the runner hands back.
+    await this.worker?.pause(true);
   }
 
-  /** Closes the worker and its connections; `force` does not wait for active jobs. */
+  async resumeIntake(): Promise<void> {
+    this.intakePaused = false;
+    if (this.draining) return;
+    await this.worker?.resume();
+  }
+
+  /** Stops taking jobs and resolves once the active ones have finished and been recorded. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    const worker = this.worker;
+    if (!worker) return;
+    // pause() waits for active jobs only when it is the call that pauses: a worker the memory
+    // guard paused is resumed first (anything it fetches meanwhile is handed back).
+    if (worker.isPaused()) await worker.resume();
+    await worker.pause();
+  }
+
+  /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
   async close(force: boolean): Promise<void> {
     await this.worker?.close(force);
+    await this.leases.close();
+    await this.pool?.close();
+    await this.budget.close();
+    await Promise.allSettled([...this.writes]);
   }
 
   private onCompleted(job: Job): void {
     const done = this.runner.completionOf(job);
-    if (done) this.deps.emit('job:completed', { ...done.ref, ...done.timings });
+    if (!done) return;
+    const { ref, timings, waitMs } = done;
+    this.deps.emit('job:completed', { ...ref, ...timings, waitMs });
+    this.deps.completedEvents.push(this.deps.lane, {
+      jobId: ref.jobId,
+      name: ref.jobName,
+      tenant: ref.tenant ?? '',
+      attempt: ref.attempt,
+      outcome: 'completed',
+      willRetry: false,
+      runMs: timings.durationMs,
+      waitMs,
+      worker: ref.workerId,
+    });
   }
 
   private onFailed(job: Job | undefined, err: Error): void {
     const failed = this.runner.failureOf(err);
-    if (!job || !failed) {
-      // BullMQ failed the job without running our processor (e.g. a deferred failure).
-      if (job) {
-        this.deps.emit('job:dead', {
+    if (!job) return;
+    if (!failed) {
+      // BullMQ failed the job without running our processor: a deferred failure, set when the job
+      // stalled more often than allowed.
+      const stalled = Boolean(job.deferredFailure);
+      this.dead(job, {
+        ref: {
           lane: this.deps.lane,
           jobId: job.id ?? '',
           jobName: job.name,
@@ -75,33 +182,63 @@ export class LaneWorker {
           attempt: job.attemptsMade,
           maxAttempts: Math.max(1, job.opts.attempts ?? 1),
           workerId: this.deps.config.workerId,
-          errorClass: 'unknown',
-          reason: err.message,
-          attemptsMade: job.attemptsMade,
-        });
-      }
+        },
+        errorClass: stalled ? 'stalled' : 'unknown',
+        reason: stalled ? 'stalled' : 'permanent_error',
+        message: err.message,
+      });
       return;
     }
-    const { ref, timings, classification, decision, message } = failed;
-    this.deps.emit('job:failed', {
-      ...ref,
-      ...timings,
-      errorClass: classification.errorClass,
-      message,
-      retryable: classification.retryable,
-      willRetry: decision.willRetry,
-      delayMs: decision.delayMs,
-    });
-    if (decision.willRetry) {
-      this.deps.emit('job:retrying', {
-        ...ref,
-        errorClass: classification.errorClass,
-        delayMs: decision.delayMs ?? 0,
-        nextAttempt: ref.attempt + 1,
-      });
-    } else {
-      this.deps.emit('job:dead', { ...ref, errorClass: classification.errorClass, reason: message, attemptsMade: ref.attempt });
+    emitFailure(this.deps.emit, failed);
+    const { plan, ref, message } = failed;
+    if (plan.kind === 'dead') {
+      this.dead(job, { ref, errorClass: plan.errorClass, reason: plan.reason, message: plan.failedReason ?? message });
     }
+  }
+
+  /** The job ended without success: it stays in the failed set (the dead letters). */
+  private dead(job: Job, d: { ref: AttemptRef; errorClass: ErrorClass; reason: DeadReason; message: string }): void {
+    this.deps.emit('job:dead', { ...d.ref, errorClass: d.errorClass, reason: d.reason, message: d.message, attemptsMade: job.attemptsMade });
+    this.publish({ event: LANE_EVENT.dead, jobId: d.ref.jobId, name: d.ref.jobName, errorClass: d.errorClass, reason: d.reason });
+  }
+
+  /**
+   * Names the worker that held a stalled job, from its lease record. The job may have been leased
+   * again before the record is read: by this worker (its start is known here, so the stalled start
+   * is the one before) or by another one (attemptsStarted has moved on and the record no longer
+   * fits: unknown).
+   */
+  private async onStalled(jobId: string): Promise<void> {
+    const { config, lane, redis, logger } = this.deps;
+    let previousWorker: string | undefined;
+    try {
+      const [ats, lease] = await redis.hmget(jobKeys(config.prefix, lane, jobId).job, 'ats', JOB_FIELD.lease);
+      const record = parseLeaseRecord(lease);
+      const current = Number(ats);
+      const stalledStart = this.starts.get(jobId) === current ? current - 1 : current;
+      if (record && record.ats === stalledStart) previousWorker = record.worker;
+    } catch (err) {
+      logger.debug('could not read the lease of a stalled job', { job_id: jobId, error: (err as Error).message });
+    }
+    logger.warn('job stalled: its lock expired and it was moved back to wait', { job_id: jobId, previousWorker });
+    this.deps.emit('job:stalled', { lane, jobId, workerId: config.workerId, previousWorker });
+  }
+
+  private publish(ev: BullpenLaneEvent): void {
+    const { config, lane, redis, logger } = this.deps;
+    this.track(
+      publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen).catch((err: unknown) =>
+        logger.warn('could not publish a lane event', { event: ev.event, error: (err as Error).message }),
+      ),
+    );
+  }
+
+  private track(write: Promise<unknown>): void {
+    this.writes.add(write);
+    const done = () => {
+      this.writes.delete(write);
+    };
+    write.then(done, done);
   }
 }
 
@@ -111,3 +248,4 @@ function workerConnection(url: string, name: string): RedisOptions {
   const { retryStrategy, ...rest } = redisOptions('worker', name);
   return { ...rest, ...(retryStrategy ? { retryStrategy: (times: number) => retryStrategy(times) ?? null } : {}), url };
 }
+

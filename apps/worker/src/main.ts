@@ -1,31 +1,16 @@
 // The worker process: read config, build the handler registry (built-ins plus HANDLERS_DIR), run
 // the lanes, and shut down gracefully on SIGTERM/SIGINT.
 import { ConfigError, createLogger, loadConfig, type BullpenConfig } from '@bullpen/core';
-import { builtinHandlers } from './handlers';
-import { loadHandlersDir } from './handlers-dir';
-import { HandlerRegistry } from './registry';
+import { buildRegistry } from './default-registry';
+import type { HandlerRegistry } from './registry';
 import { WorkerRuntime } from './runtime';
-
-function buildRegistry(config: BullpenConfig): HandlerRegistry {
-  const registry = new HandlerRegistry().registerAll(builtinHandlers(), 'the built-in handlers');
-  if (config.handlersDir) {
-    for (const { handler, file } of loadHandlersDir(config.handlersDir)) {
-      try {
-        registry.register(handler, file);
-      } catch (err) {
-        throw new ConfigError(`HANDLERS_DIR (${config.handlersDir}): ${(err as Error).message}`);
-      }
-    }
-  }
-  return registry;
-}
 
 async function main(): Promise<void> {
   let config: BullpenConfig;
   let registry: HandlerRegistry;
   try {
     config = loadConfig();
-    registry = buildRegistry(config);
+    registry = buildRegistry(config.handlersDir);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`bullpen worker: ${err.message}\n`);

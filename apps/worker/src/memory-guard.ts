@@ -80,8 +80,10 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
       this.emit('memory:recovered', this.last);
     }
     const heapHigh = heapUsed > this.heapWarnBytes;
-    if (heapHigh && !this.heapWarned) this.emit('memory:heap-warning', this.last);
+    const warnedBefore = this.heapWarned;
+    // State first, so that listeners see the state they are told about.
     this.heapWarned = heapHigh;
+    if (heapHigh && !warnedBefore) this.emit('memory:heap-warning', this.last);
   }
 
   close(): void {

@@ -1,8 +1,8 @@
-// What happens after a failed attempt: whether another attempt follows and after how long.
-// Pure, so the rules (and the retry budget and deadline checks that build on them) are testable
-// without Redis.
+// What happens after a failed attempt, by the job's own rules: whether another attempt may follow
+// and after how long. Pure, so that the rules are testable without Redis; the lane-wide rules
+// that build on it (deadline, retry budget) are in retry-plan.ts.
 import type { BackoffPolicy, Classification } from '@bullpen/core';
-import { backoffDelay } from './backoff';
+import { backoffDelay, withRetryAfter } from './backoff';
 import type { RandomSource } from './random';
 
 export interface RetryDecisionInput {
@@ -12,6 +12,12 @@ export interface RetryDecisionInput {
   /** The job's attempts, including the first. */
   maxAttempts: number;
   backoff: BackoffPolicy;
+  /** The backoff's retry number (0 for the first retry); default attemptsMade. Differs when some
+   * earlier retries used no attempt. */
+  retry?: number;
+  /** Whether this failure uses one of the job's attempts; default true. A failure that does not
+   * is retried even after the last attempt. */
+  countsAgainstAttempts?: boolean;
   /** The delay chosen before the previous retry, if there was one. */
   previousDelayMs?: number;
   random?: RandomSource;
@@ -21,21 +27,23 @@ export interface RetryDecision {
   willRetry: boolean;
   /** Delay before the next attempt; null when none follows. */
   delayMs: number | null;
+  /** 'retry_after' when a Retry-After hint made the delay longer than the strategy's. */
+  source?: 'strategy' | 'retry_after';
 }
 
 export function decideRetry(input: RetryDecisionInput): RetryDecision {
   const { classification } = input;
   // Same rule as BullMQ's Job.shouldRetryJob, so that what we record matches what it does.
-  const attemptsLeft = input.attemptsMade + 1 < input.maxAttempts;
+  const attemptsLeft = input.countsAgainstAttempts === false || input.attemptsMade + 1 < input.maxAttempts;
   if (!classification.retryable || !attemptsLeft) return { willRetry: false, delayMs: null };
-  const delayMs = backoffDelay(
+  const strategyDelay = backoffDelay(
     input.backoff,
     {
-      retry: input.attemptsMade,
+      retry: input.retry ?? input.attemptsMade,
       ...(input.previousDelayMs !== undefined ? { previousDelayMs: input.previousDelayMs } : {}),
-      ...(classification.retryAfterMs !== undefined ? { retryAfterMs: classification.retryAfterMs } : {}),
     },
     input.random,
   );
-  return { willRetry: true, delayMs };
+  const delayMs = withRetryAfter(strategyDelay, classification.retryAfterMs, input.backoff.capMs);
+  return { willRetry: true, delayMs, source: delayMs > strategyDelay ? 'retry_after' : 'strategy' };
 }

@@ -1,12 +1,14 @@
 // The worker runtime: one LaneWorker per served lane, a process-wide handler cap shared by all of
-// them, the cluster-wide lane caps (BullMQ global concurrency), cancellation, and the typed
-// lifecycle events. The constructor does no I/O; start() and close() are explicit.
+// them, the cluster-wide lane caps (BullMQ global concurrency), cancellation, the memory guard,
+// and the typed lifecycle events. The constructor does no I/O; start() and close() are explicit.
 import { createLaneQueue, createRedis, type BullpenConfig, type Logger } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
+import { AttemptEventBuffer } from './attempt-event-buffer';
 import { CancellationListener } from './cancellation';
-import type { WorkerEventMap } from './events';
+import type { MemoryState, WorkerEventMap } from './events';
 import { LaneWorker } from './lane-worker';
+import { MemoryGuard, type MemoryUsageSample } from './memory-guard';
 import type { RandomSource } from './random';
 import type { HandlerRegistry } from './registry';
 import { Semaphore } from './semaphore';
@@ -20,6 +22,9 @@ export interface WorkerRuntimeOptions {
   lanes?: readonly string[];
   /** Random source for backoff jitter; default Math.random. */
   random?: RandomSource;
+  /** Memory guard overrides, for tests: the memory reader (default process.memoryUsage) and how
+   * often it is sampled (default 1000 ms). Limits come from config. */
+  memory?: { sample?: () => MemoryUsageSample; intervalMs?: number };
 }
 
 export interface WorkerRuntimeStats {
@@ -27,9 +32,19 @@ export interface WorkerRuntimeStats {
   activeHandlers: number;
   /** Leased jobs waiting for a slot. */
   waitingForSlot: number;
-  /** Handlers abandoned because they ignored their aborted signal. */
+  /** In-process handlers abandoned because they ignored their aborted signal. */
   ignoredSignalTotal: number;
+  /** Of those, the ones still running (an abandoned handler cannot be stopped in process). */
+  abandonedHandlersRunning: number;
+  /** Handler threads of isolated lanes alive now. */
+  isolatedThreads: number;
+  /** Handler threads terminated because their handler ignored its aborted signal. */
+  isolatedThreadsTerminatedTotal: number;
+  /** Completed-attempt events lost because Redis refused a flush. */
+  attemptEventsDroppedTotal: number;
 }
+
+const MiB = 1024 * 1024;
 
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -44,7 +59,10 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private readonly queues: Queue[] = [];
   private connection: IORedis | undefined;
   private cancellation: CancellationListener | undefined;
+  private completedEvents: AttemptEventBuffer | undefined;
+  private readonly memoryGuard: MemoryGuard;
   private ignoredSignalTotal = 0;
+  private abandonedRunning = 0;
   private state: State = 'new';
   private closing: Promise<void> | undefined;
 
@@ -61,17 +79,59 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       if (!this.config.lanes[lane]) throw new Error(`unknown lane "${lane}"`);
     }
     this.slots = new Semaphore(this.config.maxHandlersPerProcess);
+    this.memoryGuard = new MemoryGuard({
+      maxRssBytes: this.config.workerMaxRssMb * MiB,
+      heapWarnBytes: this.config.workerHeapWarnMb * MiB,
+      ...(options.memory?.sample ? { sample: options.memory.sample } : {}),
+      ...(options.memory?.intervalMs !== undefined ? { intervalMs: options.memory.intervalMs } : {}),
+    });
   }
 
   stats(): WorkerRuntimeStats {
-    return { activeHandlers: this.slots.inUse, waitingForSlot: this.slots.waiting, ignoredSignalTotal: this.ignoredSignalTotal };
+    let isolatedThreads = 0;
+    let isolatedThreadsTerminatedTotal = 0;
+    for (const laneWorker of this.laneWorkers.values()) {
+      const threads = laneWorker.threadStats();
+      isolatedThreads += threads?.alive ?? 0;
+      isolatedThreadsTerminatedTotal += threads?.terminatedTotal ?? 0;
+    }
+    return {
+      activeHandlers: this.slots.inUse,
+      waitingForSlot: this.slots.waiting,
+      ignoredSignalTotal: this.ignoredSignalTotal,
+      abandonedHandlersRunning: this.abandonedRunning,
+      isolatedThreads,
+      isolatedThreadsTerminatedTotal,
+      attemptEventsDroppedTotal: this.completedEvents?.droppedTotal ?? 0,
+    };
+  }
+
+  /** The memory guard's view: whether intake is paused, and the last sample against its limits. */
+  get memoryState(): MemoryState {
+    const guard = this.memoryGuard;
+    return {
+      paused: guard.paused,
+      rssBytes: guard.lastSample.rss,
+      heapUsedBytes: guard.lastSample.heapUsed,
+      maxRssBytes: guard.maxRssBytes,
+      resumeBelowBytes: guard.resumeBelowBytes,
+      heapWarnBytes: guard.heapWarnBytes,
+      heapWarning: guard.heapWarning,
+    };
   }
 
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`WorkerRuntime.start() called twice`);
     this.state = 'starting';
     const { config } = this;
+    // Not blocking: bullpen's own writes (attempt rows, lane events, retry budget, leases) share it.
     this.connection = createRedis(config.redisUrl, 'worker', 'bullpen:worker:admin');
+    this.completedEvents = new AttemptEventBuffer({
+      redis: this.connection,
+      prefix: config.prefix,
+      maxLen: config.eventsMaxLen,
+      logger: this.logger,
+    });
     // The cluster-wide cap lives in the queue's metadata in Redis, so it binds every replica.
     for (const lane of this.lanes) {
       const queue = createLaneQueue(config, lane, this.connection);
@@ -95,13 +155,61 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         slots: this.slots,
         logger: this.logger.child({ lane }),
         random: this.random,
+        redis: this.connection,
+        completedEvents: this.completedEvents,
         emit: (event, payload) => this.emit(event, payload),
-        countIgnoredSignal: () => ++this.ignoredSignalTotal,
+        abandon: (stillRunning) => this.abandon(stillRunning),
+        ignoredSignalTotal: () => this.ignoredSignalTotal,
       });
       this.laneWorkers.set(lane, laneWorker);
     }
     await Promise.all([...this.laneWorkers.values()].map((w) => w.start()));
+    this.startMemoryGuard();
     this.state = 'running';
+  }
+
+  private abandon(stillRunning: Promise<unknown>): number {
+    this.ignoredSignalTotal += 1;
+    this.abandonedRunning += 1;
+    const settled = () => {
+      this.abandonedRunning -= 1;
+    };
+    stillRunning.then(settled, settled);
+    return this.ignoredSignalTotal;
+  }
+
+  /** Over the RSS limit every lane stops taking jobs (active ones continue); below 90% of it they
+   * take jobs again. */
+  private startMemoryGuard(): void {
+    const guard = this.memoryGuard;
+    const workers = () => [...this.laneWorkers.values()];
+    guard.on('memory:over-limit', () => {
+      const state = this.memoryState;
+      this.logger.warn('memory over the limit: intake paused on all lanes; active jobs continue', {
+        rssMb: Math.round(state.rssBytes / MiB),
+        maxRssMb: this.config.workerMaxRssMb,
+      });
+      void Promise.all(workers().map((w) => w.pauseIntake())).then(
+        () => this.emit('memory:paused', this.memoryState),
+        (err: unknown) => this.logger.error('could not pause intake', { error: (err as Error).message }),
+      );
+    });
+    guard.on('memory:recovered', () => {
+      if (this.state === 'closing' || this.state === 'closed') return;
+      this.logger.info('memory back under 90% of the limit: intake resumed', { rssMb: Math.round(guard.lastSample.rss / MiB) });
+      void Promise.all(workers().map((w) => w.resumeIntake())).then(
+        () => this.emit('memory:resumed', this.memoryState),
+        (err: unknown) => this.logger.error('could not resume intake', { error: (err as Error).message }),
+      );
+    });
+    guard.on('memory:heap-warning', (sample) => {
+      this.logger.warn('heap used above the warning threshold', {
+        heapUsedMb: Math.round(sample.heapUsed / MiB),
+        heapWarnMb: this.config.workerHeapWarnMb,
+      });
+      this.emit('memory:heap-warning', this.memoryState);
+    });
+    guard.start();
   }
 
   /**
@@ -116,6 +224,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
 
   private async doClose(graceMs: number): Promise<void> {
     this.state = 'closing';
+    this.memoryGuard.close();
     const workers = [...this.laneWorkers.values()];
     const drained = Promise.all(workers.map((w) => w.drain()));
     const inTime = await settlesWithin(drained, graceMs);
@@ -126,6 +235,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       });
     }
     await Promise.all(workers.map((w) => w.close(!inTime)));
+    await this.completedEvents?.close();
     await this.cancellation?.close();
     await Promise.all(this.queues.map((q) => q.close()));
     if (this.connection) {

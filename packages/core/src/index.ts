@@ -19,3 +19,4 @@ export * from './metrics-registry';
 export * from './metrics-labels';
 export * from './lane-events';
 export * from './process-metrics';
+export * from './job-fields';

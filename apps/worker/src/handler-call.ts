@@ -1,0 +1,111 @@
+// One call of a job's handler under its attempt's timeout, with escalation and cancellation (see
+// timeout.ts): in process, or in a thread of the lane's pool when the lane is isolated. At the hard
+// stage an in-process handler can only be abandoned (and keeps running until it stops by itself);
+// an isolated one is really stopped by terminating its thread.
+import type { Logger } from '@bullpen/core';
+import type { Job } from 'bullmq';
+import type { AttemptRef, WorkerEventMap } from './events';
+import type { Handler, HandlerContext } from './handler';
+import type { IsolatedRun, ThreadPool } from './isolation/thread-pool';
+import { runGuarded } from './timeout';
+
+export interface HandlerCallDeps {
+  logger: Logger;
+  escalationFactor: number;
+  /** The lane's thread pool when it is isolated. */
+  pool: ThreadPool | undefined;
+  emit<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void;
+  /** Counts an in-process handler abandoned for ignoring its signal; `stillRunning` settles when it
+   * finally stops. Returns the process total of abandoned handlers. */
+  abandon(stillRunning: Promise<unknown>): number;
+  /** The process total of abandoned handlers. */
+  ignoredSignalTotal(): number;
+}
+
+export async function callHandler(
+  deps: HandlerCallDeps,
+  job: Job<unknown, unknown, string>,
+  handler: Handler,
+  payload: unknown,
+  ref: AttemptRef,
+  timeoutMs: number,
+  cancelSignal: AbortSignal | undefined,
+): Promise<unknown> {
+  // A child logger costs an allocation per job; most attempts never log, so it is made on first use.
+  let childLogger: Logger | undefined;
+  const log = (): Logger => (childLogger ??= deps.logger.child({ job_id: ref.jobId, attempt: ref.attempt }));
+  const isolated = deps.pool !== undefined;
+  const startedAt = Date.now();
+  let attemptOver = false;
+  // A handler abandoned after its timeout must not write to a job it no longer owns.
+  const progress = (value: Parameters<HandlerContext['progress']>[0]) =>
+    attemptOver ? Promise.resolve() : job.updateProgress(value);
+  let running: Promise<unknown> = Promise.resolve();
+  let isolatedRun: IsolatedRun | undefined;
+  try {
+    return await runGuarded(
+      (signal) => {
+        if (deps.pool) {
+          const ctx = { jobId: ref.jobId, jobName: ref.jobName, lane: ref.lane, attempt: ref.attempt, maxAttempts: ref.maxAttempts, tenant: ref.tenant };
+          isolatedRun = deps.pool.run({ name: handler.name, payload, ctx }, signal, (value) => {
+            progress(value).catch((err: unknown) => log().debug('progress update failed', { error: (err as Error).message }));
+          });
+          running = isolatedRun.result;
+          return running;
+        }
+        const ctx: HandlerContext = {
+          jobId: ref.jobId,
+          jobName: ref.jobName,
+          lane: ref.lane,
+          attempt: ref.attempt,
+          maxAttempts: ref.maxAttempts,
+          tenant: ref.tenant,
+          signal,
+          get logger() {
+            return log();
+          },
+          progress,
+        };
+        running = Promise.resolve().then(() => handler.run(payload, ctx));
+        return running;
+      },
+      {
+        timeoutMs,
+        escalationFactor: deps.escalationFactor,
+        label: `handler "${job.name}"`,
+        ...(cancelSignal ? { cancelSignal } : {}),
+        onTimeout: () => {
+          const elapsedMs = Date.now() - startedAt;
+          log().warn('handler timed out; its abort signal was fired', { jobName: job.name, timeoutMs, elapsedMs });
+          deps.emit('handler:timeout-warning', { ...ref, timeoutMs, elapsedMs, isolated });
+        },
+        onEscalated: (cause, elapsedMs) => {
+          if (isolatedRun) {
+            void isolatedRun.terminate().catch((err: unknown) =>
+              log().error('could not terminate an isolated handler thread', { error: (err as Error).message }),
+            );
+            log().warn('handler ignored its abort signal; its thread was terminated and its slot freed', {
+              jobName: job.name,
+              cause,
+              timeoutMs,
+              elapsedMs,
+            });
+            deps.emit('handler:timeout-escalated', { ...ref, timeoutMs, elapsedMs, cause, ignoredSignalTotal: deps.ignoredSignalTotal(), isolated, terminated: true });
+            return;
+          }
+          const ignoredSignalTotal = deps.abandon(running);
+          log().warn('handler ignored its abort signal; attempt failed and its slot freed', {
+            jobName: job.name,
+            cause,
+            timeoutMs,
+            elapsedMs,
+            ignoredSignalTotal,
+          });
+          deps.emit('handler:timeout-escalated', { ...ref, timeoutMs, elapsedMs, cause, ignoredSignalTotal, isolated, terminated: false });
+        },
+      },
+    );
+  } finally {
+    attemptOver = true;
+  }
+}

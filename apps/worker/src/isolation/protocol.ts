@@ -1,0 +1,95 @@
+// Messages between an isolated lane's pool (main thread) and its handler threads, and how errors
+// cross the boundary: structured clone keeps only plain data, so an error travels as its fields and
+// is rebuilt as the same bullpen error class, which its classification depends on.
+import {
+  BullpenError,
+  CancelledError,
+  PermanentError,
+  RateLimitedError,
+  RetryableError,
+  TimeoutError,
+  type ErrorClass,
+  type LogLevel,
+} from '@bullpen/core';
+import type { JobProgress } from 'bullmq';
+
+/** What a handler thread is started with. */
+export interface ThreadData {
+  /** HANDLERS_DIR, loaded by the thread as the worker process loads it. */
+  handlersDir: string | undefined;
+  logLevel: LogLevel;
+}
+
+/** The handler context fields that are plain data; the thread adds signal, logger and progress. */
+export interface ThreadTaskContext {
+  jobId: string;
+  jobName: string;
+  lane: string;
+  attempt: number;
+  maxAttempts: number;
+  tenant: string | undefined;
+}
+
+export type ToThread =
+  | { type: 'run'; taskId: number; name: string; payload: unknown; ctx: ThreadTaskContext }
+  | { type: 'abort'; taskId: number; reason: SerializedError };
+
+export type FromThread =
+  | { type: 'fatal'; error: SerializedError }
+  | { type: 'progress'; taskId: number; value: JobProgress }
+  | { type: 'done'; taskId: number; ok: true; value: unknown }
+  | { type: 'done'; taskId: number; ok: false; error: SerializedError };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  errorClass?: ErrorClass;
+  retryAfterMs?: number;
+  status?: number;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (!(err instanceof Error)) return { name: 'Error', message: typeof err === 'string' ? err : String(err) };
+  const fields = err as Error & Record<string, unknown>;
+  const out: SerializedError = { name: err.name, message: err.message };
+  if (err.stack) out.stack = err.stack;
+  if (typeof fields.code === 'string') out.code = fields.code;
+  if (err instanceof BullpenError) out.errorClass = err.errorClass;
+  if (err instanceof RateLimitedError && err.retryAfterMs !== undefined) out.retryAfterMs = err.retryAfterMs;
+  const status = fields.status ?? fields.statusCode;
+  if (typeof status === 'number') out.status = status;
+  return out;
+}
+
+/** Rebuilds the error a handler threw, as the class the classification knows. */
+export function deserializeError(s: SerializedError): Error {
+  let err: Error;
+  switch (s.name) {
+    case 'PermanentError':
+      err = new PermanentError(s.message, s.errorClass ?? 'handler');
+      break;
+    case 'RetryableError':
+      err = new RetryableError(s.message, s.errorClass ?? 'handler');
+      break;
+    case 'RateLimitedError':
+      err = new RateLimitedError(s.message, s.retryAfterMs);
+      break;
+    case 'TimeoutError':
+      err = new TimeoutError(s.message);
+      break;
+    case 'CancelledError':
+      err = new CancelledError(s.message);
+      break;
+    default: {
+      err = new Error(s.message);
+      err.name = s.name;
+      const fields = err as Error & Record<string, unknown>;
+      if (s.code !== undefined) fields.code = s.code;
+      if (s.status !== undefined) fields.status = s.status;
+    }
+  }
+  if (s.stack) err.stack = s.stack;
+  return err;
+}

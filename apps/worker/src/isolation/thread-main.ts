@@ -1,0 +1,66 @@
+// The entry point of a handler thread of an isolated lane. It builds the same handler registry as
+// the worker process (built-ins plus HANDLERS_DIR), then runs one handler call at a time as the
+// pool asks: the payload arrives already validated, the AbortSignal is driven by `abort` messages,
+// progress is forwarded, and the result or error is sent back. The pool terminates the thread when
+// a handler ignores its aborted signal for too long.
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { PermanentError, createLogger } from '@bullpen/core';
+import { buildRegistry } from '../default-registry';
+import type { HandlerContext } from '../handler';
+import type { HandlerRegistry } from '../registry';
+import { deserializeError, serializeError, type FromThread, type ThreadData, type ToThread } from './protocol';
+
+const port = parentPort;
+if (!port) throw new Error('thread-main must run in a worker thread');
+const data = workerData as ThreadData;
+const post = (message: FromThread) => port.postMessage(message);
+
+let registry: HandlerRegistry | undefined;
+try {
+  registry = buildRegistry(data.handlersDir);
+} catch (err) {
+  post({ type: 'fatal', error: serializeError(err) });
+}
+const logger = createLogger('worker', data.logLevel).child({ thread: threadId });
+const running = new Map<number, AbortController>();
+
+port.on('message', (message: ToThread) => {
+  if (message.type === 'abort') {
+    running.get(message.taskId)?.abort(deserializeError(message.reason));
+    return;
+  }
+  if (!registry) return; // 'fatal' was sent; the pool stops this thread
+  const { taskId, name, payload, ctx } = message;
+  const handler = registry.get(name);
+  if (!handler) {
+    const err = new PermanentError(`no handler named "${name}" in isolated threads (built-ins and HANDLERS_DIR)`, 'unknown_handler');
+    post({ type: 'done', taskId, ok: false, error: serializeError(err) });
+    return;
+  }
+  const controller = new AbortController();
+  running.set(taskId, controller);
+  const context: HandlerContext = {
+    ...ctx,
+    signal: controller.signal,
+    logger: logger.child({ lane: ctx.lane, job_id: ctx.jobId, attempt: ctx.attempt }),
+    progress: (value) => {
+      post({ type: 'progress', taskId, value });
+      return Promise.resolve();
+    },
+  };
+  Promise.resolve()
+    .then(() => handler.run(payload, context))
+    .then(
+      (value: unknown) => {
+        try {
+          post({ type: 'done', taskId, ok: true, value });
+        } catch (err) {
+          // Not structured-cloneable: retrying would not change that.
+          const reason = new PermanentError(`handler "${name}" returned a value that cannot leave its thread: ${(err as Error).message}`);
+          post({ type: 'done', taskId, ok: false, error: serializeError(reason) });
+        }
+      },
+      (err: unknown) => post({ type: 'done', taskId, ok: false, error: serializeError(err) }),
+    )
+    .finally(() => running.delete(taskId));
+});

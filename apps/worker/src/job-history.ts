@@ -1,0 +1,85 @@
+// What a worker needs to know about a job's earlier starts when it starts it again: how many starts
+// used no attempt, who held the last lease, and how the last attempt ended. Read in one pipelined
+// call, only for jobs started before (first starts, the common case, read nothing).
+import {
+  JOB_FIELD,
+  jobKeys,
+  parseAttemptLogRow,
+  parseLeaseRecord,
+  type AttemptLogRow,
+  type LeaseRecord,
+} from '@bullpen/core';
+import type IORedis from 'ioredis';
+
+export interface StartHistory {
+  /** Starts that ended without using an attempt (see JOB_FIELD.uncountedStarts). */
+  uncountedStarts: number;
+  lease: LeaseRecord | undefined;
+  /** The job's last attempt row, if its last log line is one. */
+  lastRow: AttemptLogRow | undefined;
+}
+
+/** The BullMQ job fields these rules read. */
+export interface JobStarts {
+  attemptsStarted: number;
+  attemptsMade: number;
+  timestamp: number;
+  opts: { delay?: number };
+}
+
+/** Whether this is the job's first start: nothing to read, and a first attempt for the retry budget. */
+export function isFirstStart(job: JobStarts): boolean {
+  return job.attemptsStarted <= 1 && job.attemptsMade === 0;
+}
+
+export async function readStartHistory(redis: IORedis, prefix: string, lane: string, jobId: string): Promise<StartHistory> {
+  const keys = jobKeys(prefix, lane, jobId);
+  const results = await redis
+    .pipeline()
+    .hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease)
+    .lrange(keys.logs, -1, -1)
+    .exec();
+  const [fieldsResult, rowsResult] = results ?? [];
+  if (fieldsResult?.[0]) throw fieldsResult[0];
+  if (rowsResult?.[0]) throw rowsResult[0];
+  const [uncounted, lease] = (fieldsResult?.[1] ?? []) as Array<string | null>;
+  const [lastLine] = (rowsResult?.[1] ?? []) as string[];
+  return {
+    uncountedStarts: Number(uncounted ?? 0) || 0,
+    lease: parseLeaseRecord(lease),
+    lastRow: lastLine === undefined ? undefined : parseAttemptLogRow(lastLine),
+  };
+}
+
+/** Counts one start that used no attempt. Call it before the job leaves the active state, so that
+ * a crash in between can only hide a reclaim, never report one that did not happen. */
+export async function countUncountedStart(redis: IORedis, prefix: string, lane: string, jobId: string): Promise<void> {
+  await redis.hincrby(jobKeys(prefix, lane, jobId).job, JOB_FIELD.uncountedStarts, 1);
+}
+
+/**
+ * Earlier starts of the job that never finished: BullMQ counts a start when a worker leases the
+ * job, and an attempt when the worker records its outcome; starts that used no attempt are counted
+ * by bullpen. Whatever is left over was lost with its worker or its lock.
+ */
+export function lostStarts(job: JobStarts, history: StartHistory | undefined): number {
+  return Math.max(0, job.attemptsStarted - 1 - job.attemptsMade - (history?.uncountedStarts ?? 0));
+}
+
+/** The worker that held the previous start, when it recorded its lease. */
+export function previousWorker(job: JobStarts, history: StartHistory | undefined): string | undefined {
+  const lease = history?.lease;
+  return lease && lease.ats === job.attemptsStarted - 1 ? lease.worker : undefined;
+}
+
+/**
+ * When the job could first have started this time: at enqueue plus its delay, or at the end of the
+ * backoff chosen after its last failed attempt (the row's time plus its delay; the row is written
+ * just before BullMQ schedules the retry, so this is early by that gap, a millisecond or so). For a
+ * reclaimed start the wait includes the lost lease and the lock expiry, which is when it waited.
+ */
+export function eligibleAt(job: JobStarts, history: StartHistory | undefined): number {
+  const afterEnqueue = job.timestamp + (job.opts.delay ?? 0);
+  const row = history?.lastRow;
+  return row ? Math.max(afterEnqueue, row.ts + (row.delayMs ?? 0)) : afterEnqueue;
+}

@@ -1,0 +1,123 @@
+// The verdict on a failed attempt, lane rules included: the job's own rules (retry-decision.ts),
+// then the job's deadline (no retry may start after it), then the lane's retry budget shared by all
+// replicas (a refused retry is deferred to the backoff cap or fails the job). Pure apart from the
+// one budget call it is handed.
+import type { Classification, ErrorClass, LanePolicy, RetryBudgetDecision } from '@bullpen/core';
+import type { DeadReason, DelaySource, RetryReason } from './events';
+import type { RandomSource } from './random';
+import { decideRetry } from './retry-decision';
+
+/** The failedReason of a job whose next retry would have started after its deadline. */
+export const DEADLINE_EXCEEDED = 'deadline_exceeded';
+/** The failedReason of a job whose retry the budget refused on a lane with `onExhausted: fail`. */
+export const RETRY_BUDGET_EXHAUSTED = 'retry_budget_exhausted';
+
+export interface BudgetRefusal {
+  action: 'defer' | 'fail';
+  retriesInWindow: number;
+  allowedInWindow: number;
+}
+
+export type RetryPlan =
+  | {
+      kind: 'retry';
+      delayMs: number;
+      reason: RetryReason;
+      source: DelaySource;
+      /** False for a rate-limited failure on a lane with `rateLimitedConsumesAttempt: false`. */
+      consumesAttempt: boolean;
+      /** Set when the budget refused the retry and it was deferred. */
+      budget?: BudgetRefusal;
+    }
+  | {
+      kind: 'dead';
+      reason: DeadReason;
+      /** The error class recorded for the attempt (deadline_exceeded for a deadline stop). */
+      errorClass: ErrorClass;
+      /** The job's failedReason when it is not the error's message. */
+      failedReason?: string;
+      /** Set when the budget refused the retry and the lane fails such jobs. */
+      budget?: BudgetRefusal;
+    };
+
+export interface RetryPlanInput {
+  classification: Classification;
+  /** BullMQ's job.attemptsMade before this attempt. */
+  attemptsMade: number;
+  maxAttempts: number;
+  /** The backoff's retry number: retries so far, including those that used no attempt. */
+  retry: number;
+  policy: Pick<LanePolicy, 'backoff' | 'retryBudget' | 'rateLimitedConsumesAttempt'>;
+  previousDelayMs?: number;
+  /** Epoch ms after which no attempt may start. */
+  deadlineAt?: number;
+  now: number;
+  random: RandomSource;
+  /**
+   * The delay BullMQ will use whatever is decided here: jobs added by plain BullMQ clients with one
+   * of BullMQ's own backoffs (or none, which retries at once) never reach bullpen's strategy.
+   */
+  bullmqDelayMs?: number;
+  /** Asks the lane's retry budget for one retry (called only when a retry is otherwise due). */
+  tryRetry(): Promise<RetryBudgetDecision>;
+}
+
+export async function planRetry(input: RetryPlanInput): Promise<RetryPlan> {
+  const { classification, policy } = input;
+  const rateLimited = classification.errorClass === 'rate_limited';
+  const consumesAttempt = !(rateLimited && !policy.rateLimitedConsumesAttempt);
+  const decision = decideRetry({
+    classification,
+    attemptsMade: input.attemptsMade,
+    maxAttempts: input.maxAttempts,
+    backoff: policy.backoff,
+    retry: input.retry,
+    countsAgainstAttempts: consumesAttempt,
+    ...(input.previousDelayMs !== undefined ? { previousDelayMs: input.previousDelayMs } : {}),
+    random: input.random,
+  });
+  if (!decision.willRetry) {
+    return { kind: 'dead', reason: deadReasonOf(classification), errorClass: classification.errorClass };
+  }
+
+  let delayMs = input.bullmqDelayMs ?? decision.delayMs ?? 0;
+  let source: DelaySource = input.bullmqDelayMs !== undefined ? 'bullmq' : (decision.source ?? 'strategy');
+  const pastDeadline = () => input.deadlineAt !== undefined && input.now + delayMs > input.deadlineAt;
+  // Checked before the budget, so that a retry that cannot happen does not spend it.
+  if (pastDeadline()) return deadlineStop();
+
+  const budget = await input.tryRetry();
+  let refusal: BudgetRefusal | undefined;
+  if (!budget.granted) {
+    const action = policy.retryBudget.onExhausted;
+    refusal = { action, retriesInWindow: budget.retriesInWindow, allowedInWindow: budget.allowedInWindow };
+    if (action === 'fail') {
+      return {
+        kind: 'dead',
+        reason: 'retry_budget_exhausted',
+        errorClass: classification.errorClass,
+        failedReason: RETRY_BUDGET_EXHAUSTED,
+        budget: refusal,
+      };
+    }
+    // BullMQ's own backoffs cannot be lengthened from here; such jobs keep BullMQ's delay.
+    if (input.bullmqDelayMs === undefined) {
+      delayMs = policy.backoff.capMs;
+      source = 'budget_cap';
+    }
+    if (pastDeadline()) return { ...deadlineStop(), budget: refusal };
+  }
+  const reason: RetryReason = refusal ? 'budget_deferred' : rateLimited ? 'rate_limited' : 'backoff';
+  return { kind: 'retry', delayMs, reason, source, consumesAttempt, ...(refusal ? { budget: refusal } : {}) };
+}
+
+function deadlineStop(): Extract<RetryPlan, { kind: 'dead' }> {
+  return { kind: 'dead', reason: 'deadline_exceeded', errorClass: 'deadline_exceeded', failedReason: DEADLINE_EXCEEDED };
+}
+
+function deadReasonOf(classification: Classification): DeadReason {
+  if (classification.retryable) return 'attempts_exhausted';
+  if (classification.errorClass === 'cancelled') return 'cancelled';
+  if (classification.errorClass === 'deadline_exceeded') return 'deadline_exceeded';
+  return 'permanent_error';
+}

@@ -1,0 +1,38 @@
+// Fields bullpen's workers add to a BullMQ job hash, beside BullMQ's own (BullMQ ignores fields it
+// does not know). Named here so that every app reads and clears them the same way.
+
+export const JOB_FIELD = {
+  /**
+   * Starts of the job that ended without using one of its attempts: rate-limited retries on a lane
+   * with `rateLimitedConsumesAttempt: false`, and leases handed back while a worker's intake was
+   * paused. BullMQ counts every start in `attemptsStarted`, so a worker needs this to tell a start
+   * that never finished (a crashed worker) from one that did. A redrive that resets BullMQ's
+   * attempt counters should delete it too.
+   */
+  uncountedStarts: 'bp:uncounted',
+  /** JSON `{ats, worker}`: which worker held start number `ats`, written once that start has run
+   * for a while, so that a worker reclaiming the job after a crash can name the one that crashed. */
+  lease: 'bp:lease',
+} as const;
+
+export interface LeaseRecord {
+  /** BullMQ's attemptsStarted of the start this record belongs to. */
+  ats: number;
+  /** WORKER_ID of the worker that held it. */
+  worker: string;
+}
+
+export function formatLeaseRecord(record: LeaseRecord): string {
+  return JSON.stringify({ ats: record.ats, worker: record.worker });
+}
+
+export function parseLeaseRecord(raw: string | null | undefined): LeaseRecord | undefined {
+  if (!raw) return undefined;
+  try {
+    const value = JSON.parse(raw) as Partial<LeaseRecord>;
+    if (typeof value.ats === 'number' && typeof value.worker === 'string') return { ats: value.ats, worker: value.worker };
+  } catch {
+    // fall through
+  }
+  return undefined;
+}

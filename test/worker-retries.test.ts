@@ -1,0 +1,261 @@
+// The retry engine run by a real worker against real Redis: each backoff strategy's delays, Retry-
+// After, rate-limited retries that use no attempt, deadlines, dead letters with their history, the
+// retry budget's defer and fail actions, and the bp: events that go with them.
+import { LANE_EVENT, RateLimitedError, type BackoffStrategyName, type DecodedLaneEvent } from '@bullpen/core';
+import { defineHandler } from '../apps/worker/src/handler';
+import { seededRandom } from '../apps/worker/src/random';
+import { decideRetry } from '../apps/worker/src/retry-decision';
+import { waitUntil } from './support/wait';
+import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
+
+const bp = <E extends DecodedLaneEvent['event']>(events: DecodedLaneEvent[], event: E, jobId?: string) =>
+  events.filter((e): e is Extract<DecodedLaneEvent, { event: E }> => e.event === event && (!jobId || (e as { jobId?: string }).jobId === jobId));
+
+describe('worker retries', () => {
+  let harness: WorkerHarness | undefined;
+  afterEach(async () => {
+    await harness?.close();
+    harness = undefined;
+  });
+
+  it.each<[BackoffStrategyName, number]>([
+    ['exponential', 0],
+    ['decorrelated', 0],
+    ['fixed', 0.2],
+    ['linear', 0],
+  ])('waits the %s backoff between real attempts, as its formula gives under a seeded random source, never past the cap', async (strategy, jitter) => {
+    const seed = 11;
+    const backoff = { strategy, baseMs: 150, capMs: 400, jitter };
+    harness = await startWorkerHarness({
+      lanesFile: { lanes: { work: { concurrency: 1, attempts: 4, backoff } } },
+      random: seededRandom(seed),
+    });
+    const id = await harness.add('work', 'fail', { kind: 'retryable' });
+    await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+
+    // The same source replayed through the same rules gives the delays the worker must have chosen.
+    const replay = seededRandom(seed);
+    const expected: number[] = [];
+    for (let retry = 0; retry < 3; retry += 1) {
+      const previous = expected[retry - 1];
+      const decision = decideRetry({
+        classification: { errorClass: 'handler', retryable: true },
+        attemptsMade: retry,
+        maxAttempts: 4,
+        backoff,
+        ...(previous !== undefined ? { previousDelayMs: previous } : {}),
+        random: replay,
+      });
+      expected.push(decision.delayMs!);
+    }
+    const rows = await harness.attemptRows('work', id);
+    expect(rows.map((r) => r.delayMs)).toEqual([...expected, null]);
+    for (const delay of expected) expect(delay).toBeLessThanOrEqual(400);
+    if (strategy === 'linear') expect(expected).toEqual([150, 300, 400]);
+
+    const starts = harness.events['job:started'].filter((e) => e.jobId === id).map((e) => e.at);
+    expect(starts).toHaveLength(4);
+    expected.forEach((delay, i) => {
+      const gap = starts[i + 1]! - starts[i]!;
+      expect(gap).toBeGreaterThanOrEqual(delay - 5);
+      expect(gap).toBeLessThan(delay + 500);
+    });
+    const applied = harness.events['job:backoff-applied'].filter((e) => e.jobId === id);
+    expect(applied.map((e) => [e.delayMs, e.strategy, e.source])).toEqual(expected.map((d) => [d, strategy, 'strategy']));
+  });
+
+  it('fails a permanent error after exactly one attempt and keeps the job in the failed set with its history', async () => {
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1, attempts: 5 } } } });
+    const id = await harness.add('work', 'fail', { kind: 'permanent', message: 'bad input' });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const queue = harness.queue('work');
+
+    expect(dead).toMatchObject({ reason: 'permanent_error', errorClass: 'handler', message: 'bad input', attemptsMade: 1 });
+    expect((await queue.getFailed()).map((j) => j.id)).toContain(id);
+    expect(harness.events['job:started'].filter((e) => e.jobId === id)).toHaveLength(1);
+    expect(await harness.attemptRows('work', id)).toEqual([
+      { type: 'attempt', attempt: 1, errorClass: 'handler', message: 'bad input', delayMs: null, worker: harness.config.workerId, ts: expect.any(Number) },
+    ]);
+    // The job keeps the lane's dead-letter retention.
+    const job = await queue.getJob(id);
+    expect(job!.opts.removeOnFail).toEqual({ age: 7 * 24 * 3600, count: 10_000 });
+    await waitUntil(async () => bp(await harness!.streamEvents('work'), LANE_EVENT.dead, id).length === 1, { what: 'bp:dead' });
+    const [attempt] = bp(await harness.streamEvents('work'), LANE_EVENT.attempt, id);
+    expect(attempt).toMatchObject({ outcome: 'failed', errorClass: 'handler', willRetry: false, worker: harness.config.workerId });
+    expect(bp(await harness.streamEvents('work'), LANE_EVENT.dead, id)).toEqual([
+      { event: LANE_EVENT.dead, jobId: id, name: 'fail', errorClass: 'handler', reason: 'permanent_error' },
+    ]);
+  });
+
+  it('honours Retry-After: the next attempt waits at least that long, clamped to the cap', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: { lanes: { work: { concurrency: 1, attempts: 2, backoff: { strategy: 'fixed', baseMs: 10, capMs: 5000 } } } },
+    });
+    const id = await harness.add('work', 'fail', { kind: 'rate_limited', retryAfterMs: 600 });
+    await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const [first, second] = harness.events['job:started'].filter((e) => e.jobId === id).map((e) => e.at);
+
+    expect(second! - first!).toBeGreaterThanOrEqual(595);
+    expect((await harness.attemptRows('work', id)).map((r) => [r.errorClass, r.delayMs])).toEqual([
+      ['rate_limited', 600],
+      ['rate_limited', null],
+    ]);
+    expect(harness.events['job:backoff-applied'].find((e) => e.jobId === id)).toMatchObject({ source: 'retry_after', retryAfterMs: 600, delayMs: 600 });
+  });
+
+  it('does not use up attempts on rate-limited retries when the lane says so, and records each of them', async () => {
+    let starts = 0;
+    const limitedThrice = defineHandler({
+      name: 'limited_thrice',
+      run: () => {
+        starts += 1;
+        if (starts <= 3) throw new RateLimitedError('429 from the dependency', 50);
+        return { starts };
+      },
+    });
+    const lane = (rateLimitedConsumesAttempt: boolean) => ({
+      concurrency: 1,
+      attempts: 2,
+      rateLimitedConsumesAttempt,
+      backoff: { strategy: 'fixed', baseMs: 10, capMs: 1000 },
+    });
+    harness = await startWorkerHarness({
+      lanesFile: { lanes: { free: lane(false), counted: lane(true) } },
+      handlers: [limitedThrice],
+    });
+
+    const freeId = await harness.add('free', 'limited_thrice', {});
+    await harness.waitForEvent('job:completed', (e) => e.jobId === freeId);
+    const job = await harness.queue('free').getJob(freeId);
+    expect(job!.returnvalue).toEqual({ starts: 4 });
+    expect(job!.attemptsMade).toBe(1); // three rate-limited retries, yet only the successful attempt counted
+    expect(job!.attemptsStarted).toBe(4);
+    expect((await harness.attemptRows('free', freeId)).map((r) => [r.attempt, r.errorClass, r.delayMs])).toEqual([
+      [1, 'rate_limited', 50],
+      [1, 'rate_limited', 50],
+      [1, 'rate_limited', 50],
+    ]);
+    expect(harness.events['job:retrying'].filter((e) => e.jobId === freeId).map((e) => [e.consumesAttempt, e.nextAttempt, e.reason])).toEqual([
+      [false, 1, 'rate_limited'],
+      [false, 1, 'rate_limited'],
+      [false, 1, 'rate_limited'],
+    ]);
+    // Starts that used no attempt are not mistaken for a crashed worker's.
+    expect(harness.events['job:reclaimed']).toHaveLength(0);
+    await waitUntil(async () => bp(await harness!.streamEvents('free'), LANE_EVENT.attempt, freeId).length === 4, {
+      what: 'four bp:attempt events',
+    });
+    const attempts = bp(await harness.streamEvents('free'), LANE_EVENT.attempt, freeId);
+    expect(attempts.map((e) => [e.outcome, e.willRetry])).toEqual([
+      ['failed', true],
+      ['failed', true],
+      ['failed', true],
+      ['completed', false],
+    ]);
+
+    // The same handler on a lane where rate limits count: two attempts, then the dead letters.
+    starts = 0;
+    const countedId = await harness.add('counted', 'limited_thrice', {});
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === countedId);
+    expect(dead).toMatchObject({ reason: 'attempts_exhausted', errorClass: 'rate_limited', attemptsMade: 2 });
+  });
+
+  it('stops retrying with deadline_exceeded when the next attempt would start after the deadline', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: {
+        lanes: { work: { concurrency: 1, attempts: 10, deadlineMs: 1000, backoff: { strategy: 'fixed', baseMs: 600, capMs: 1000 } } },
+      },
+    });
+    const id = await harness.add('work', 'fail', { kind: 'retryable', message: 'flaky' });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(job!.failedReason).toBe('deadline_exceeded');
+    expect(dead).toMatchObject({ reason: 'deadline_exceeded', errorClass: 'deadline_exceeded' });
+    // Attempt 1 fails at once and retries 600 ms later; attempt 2's retry would start after the
+    // 1000 ms deadline, so none is scheduled: the job fails then, not when the deadline passes.
+    expect((await harness.attemptRows('work', id)).map((r) => [r.attempt, r.errorClass, r.message, r.delayMs])).toEqual([
+      [1, 'handler', 'flaky', 600],
+      [2, 'deadline_exceeded', 'flaky', null],
+    ]);
+    expect(job!.finishedOn!).toBeLessThan(job!.timestamp + 1000);
+    expect(harness.events['job:retrying'].filter((e) => e.jobId === id)).toHaveLength(1);
+  });
+
+  it('defers a retry the budget refuses to the backoff cap, counting it as exhausted', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: {
+        lanes: {
+          work: {
+            concurrency: 1,
+            attempts: 2,
+            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
+            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
+          },
+        },
+      },
+    });
+    const id = await harness.add('work', 'fail', { kind: 'retryable' });
+    const exhausted = await harness.waitForEvent('job:retry-budget-exhausted', (e) => e.jobId === id);
+    const retrying = await harness.waitForEvent('job:retrying', (e) => e.jobId === id);
+    await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const [first, second] = harness.events['job:started'].filter((e) => e.jobId === id).map((e) => e.at);
+
+    expect(exhausted).toMatchObject({ action: 'defer', errorClass: 'handler', allowedInWindow: 0 });
+    expect(retrying).toMatchObject({ reason: 'budget_deferred', delayMs: 700 });
+    expect(second! - first!).toBeGreaterThanOrEqual(695);
+    expect(bp(await harness.streamEvents('work'), LANE_EVENT.retryBudgetExhausted, id)).toEqual([
+      { event: LANE_EVENT.retryBudgetExhausted, jobId: id, action: 'defer' },
+    ]);
+  });
+
+  it('fails a job whose retry the budget refuses with retry_budget_exhausted on a fail lane, keeping the error class in its row', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: {
+        lanes: {
+          work: {
+            concurrency: 1,
+            attempts: 5,
+            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
+            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'fail' },
+          },
+        },
+      },
+    });
+    const id = await harness.add('work', 'fail', { kind: 'retryable', message: 'upstream down' });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(job!.failedReason).toBe('retry_budget_exhausted');
+    expect(job!.attemptsMade).toBe(1);
+    expect(dead).toMatchObject({ reason: 'retry_budget_exhausted', errorClass: 'handler' });
+    expect(await harness.attemptRows('work', id)).toEqual([
+      expect.objectContaining({ errorClass: 'handler', message: 'upstream down', delayMs: null }),
+    ]);
+    await waitUntil(async () => bp(await harness!.streamEvents('work'), LANE_EVENT.dead, id).length === 1, { what: 'bp:dead' });
+    const events = await harness.streamEvents('work');
+    expect(bp(events, LANE_EVENT.retryBudgetExhausted, id)).toEqual([{ event: LANE_EVENT.retryBudgetExhausted, jobId: id, action: 'fail' }]);
+    expect(bp(events, LANE_EVENT.dead, id)).toEqual([
+      { event: LANE_EVENT.dead, jobId: id, name: 'fail', errorClass: 'handler', reason: 'retry_budget_exhausted' },
+    ]);
+  });
+
+  it('publishes a bp:attempt event for each completed attempt, batched, with its run and wait times', async () => {
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 4 } } } });
+    const ids = await Promise.all(Array.from({ length: 20 }, () => harness!.add('work', 'sleep', { ms: 20 })));
+    const delayed = await harness.add('work', 'noop', {}, { job: { delay: 300 } });
+    await waitUntil(async () => bp(await harness!.streamEvents('work'), LANE_EVENT.attempt).length === 21, { what: '21 bp:attempt events' });
+    const events = bp(await harness.streamEvents('work'), LANE_EVENT.attempt);
+
+    expect(new Set(events.map((e) => e.jobId))).toEqual(new Set([...ids, delayed]));
+    for (const e of events) {
+      expect(e).toMatchObject({ outcome: 'completed', willRetry: false, attempt: 1, tenant: 'acme', worker: harness.config.workerId });
+      expect(e.waitMs).toBeGreaterThanOrEqual(0);
+    }
+    for (const e of events.filter((e) => e.name === 'sleep')) expect(e.runMs).toBeGreaterThanOrEqual(19);
+    // The delayed job's wait counts from the end of its delay, not from its enqueue.
+    expect(events.find((e) => e.jobId === delayed)!.waitMs).toBeLessThan(250);
+    const completed = harness.events['job:completed'].find((e) => e.jobId === delayed);
+    expect(completed!.waitMs).toBe(events.find((e) => e.jobId === delayed)!.waitMs);
+  });
+});
