@@ -1,4 +1,5 @@
 // Builds a real BullpenConfig for a test through loadConfig, with its own prefix and lanes.
+import { readFileSync } from 'node:fs';
 import IORedis from 'ioredis';
 import { loadConfig, type BullpenConfig } from '@bullpen/core';
 import { redisUrl, testPrefix } from './wait';
@@ -15,13 +16,15 @@ export function testConfig(options: TestConfigOptions = {}): BullpenConfig {
     REDIS_URL: redisUrl(),
     BULLPEN_PREFIX: options.prefix ?? testPrefix(),
     LOG_LEVEL: 'error',
+    // A long-lived jest worker can pass the default 512 MiB; tests of the guard set their own.
+    WORKER_MAX_RSS_MB: '8192',
     ...(options.lanesFile ? { LANES_FILE: '/virtual/lanes.json' } : {}),
     ...options.env,
   };
   return loadConfig(env, {
     readFile: (file) => {
       if (options.lanesFile && file === '/virtual/lanes.json') return JSON.stringify(options.lanesFile);
-      return require('node:fs').readFileSync(file, 'utf8');
+      return readFileSync(file, 'utf8');
     },
   });
 }

@@ -3,7 +3,7 @@
 // "not found", exactly as in job-access.ts.
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type IORedis from 'ioredis';
-import { laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
 import {
@@ -260,6 +260,9 @@ export class DeadLetters {
       const deadlineAt = freshDeadline(job, meta, policy, Date.now());
       // Before the retry, so that no worker can take the job with its spent deadline.
       if (meta && deadlineAt !== undefined) await job.updateData(wrapJobData(data, { ...meta, deadlineAt }));
+      // The worker's own start bookkeeping goes with BullMQ's counters, or a stale lease would
+      // make the first new start look like a reclaim.
+      await this.deps.redis.hdel(jobKeys(this.deps.config.prefix, job.queueName, String(job.id)).job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease);
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       return 'redriven';
     } catch (err) {

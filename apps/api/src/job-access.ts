@@ -40,11 +40,13 @@ export class JobAccess {
   async status(lane: string, id: string, tenant: string): Promise<JobStatus> {
     const { guard } = this.deps;
     const queue = this.deps.lanes.queue(lane);
-    const job = await this.findVisible(queue, lane, id, tenant);
-    const [state, logs] = await guard.run(() =>
-      Promise.all([queue.getJobState(id), queue.getJobLogs(id, 0, MAX_LOG_ROWS - 1, false)]),
-    );
+    // The state first: BullMQ changes a job's state and its fields in one script, so fields read
+    // after a finished state are the final ones (read before, they could predate it).
+    if (!JOB_ID.test(id) || Object.hasOwn(queue.keys, id)) throw notFound(lane, id);
+    const state = await guard.run(() => queue.getJobState(id));
     if (state === 'unknown') throw notFound(lane, id);
+    const job = await this.findVisible(queue, lane, id, tenant);
+    const logs = await guard.run(() => queue.getJobLogs(id, 0, MAX_LOG_ROWS - 1, false));
     // Newest first from BullMQ; the history reads oldest first.
     return jobStatusView(job, lane, state, [...logs.logs].reverse());
   }
