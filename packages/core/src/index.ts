@@ -20,3 +20,4 @@ export * from './lane-events';
 export * from './job-fields';
 export * from './tracing';
 export * from './process-metrics';
+export * from './config-variables';

@@ -1,0 +1,50 @@
+// Every environment variable a bullpen app reads, by app. The compose file, .env.example and
+// the README's table are checked against this list, and loadConfig is checked to read nothing
+// outside it, so a misspelt or stale variable cannot pass unnoticed.
+
+export type AppName = 'api' | 'worker' | 'exporter' | 'cli';
+
+const ALL: readonly AppName[] = ['api', 'worker', 'exporter'];
+
+export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
+  REDIS_URL: ALL,
+  BULLPEN_PREFIX: ALL,
+  LANES_FILE: ALL,
+  LOG_LEVEL: ALL,
+  HOST: ALL,
+  PORT: ['api'],
+  API_KEYS: ['api', 'exporter'],
+  API_KEYS_FILE: ['api', 'exporter'],
+  AUTH_DISABLED: ['api'],
+  API_BODY_LIMIT_BYTES: ['api'],
+  ADMIN_UI_PASSWORD: ['api'],
+  ADMIN_UI_USER: ['api'],
+  WORKER_LANES: ['worker'],
+  WORKER_MAX_HANDLERS: ['worker'],
+  WORKER_ID: ['worker'],
+  WORKER_METRICS_PORT: ['worker'],
+  WORKER_MAX_RSS_MB: ['worker'],
+  WORKER_HEAP_WARN_MB: ['worker'],
+  HANDLERS_DIR: ['worker'],
+  SHUTDOWN_GRACE_MS: ['worker'],
+  EVENT_LOG_FILE: ['worker'],
+  EVENT_LOG_MAX_BYTES: ['worker'],
+  EVENT_LOG_MAX_FILES: ['worker'],
+  LOG_JOB_PAYLOADS: ['worker'],
+  LOG_REDACT_KEYS: ['worker'],
+  EVENTS_MAX_LEN: ALL,
+  EXPORTER_PORT: ['exporter'],
+  EXPORTER_JOB_NAMES: ['exporter'],
+  EXPORTER_BATCH_SIZE: ['exporter'],
+  OTEL_SDK_DISABLED: ALL,
+  OTEL_EXPORTER_OTLP_ENDPOINT: ALL,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: ALL,
+  OTEL_SERVICE_NAME: ALL,
+  OTEL_TRACES_SAMPLER_ARG: ALL,
+  BULLPEN_API_URL: ['cli'],
+  BULLPEN_API_KEY: ['cli'],
+};
+
+export function readsVariable(app: AppName, name: string): boolean {
+  return CONFIG_VARIABLES[name]?.includes(app) ?? false;
+}

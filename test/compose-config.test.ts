@@ -1,0 +1,171 @@
+// The compose stack's wiring, checked without a Docker engine: the file is valid, every app gets
+// only variables it reads, every address between services agrees, every mounted file exists.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { CONFIG_VARIABLES, loadConfig, readsVariable, type AppName } from '@bullpen/core';
+
+const ROOT = path.resolve(__dirname, '..');
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  container_name?: string;
+  depends_on?: Record<string, { condition: string }>;
+  deploy?: { replicas?: number };
+  healthcheck?: unknown;
+}
+
+/** The compose file as Compose itself resolves it (defaults interpolated). */
+function resolvedCompose(): { services: Record<string, Service> } {
+  const run = spawnSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '' },
+  });
+  if (run.error) throw new Error(`docker-compose is needed to validate the compose file (apt-get install -y docker-compose): ${run.error.message}`);
+  if (run.status !== 0) throw new Error(`docker-compose config failed:\n${run.stderr}`);
+  return parse(run.stdout) as { services: Record<string, Service> };
+}
+
+const compose = resolvedCompose();
+const services = compose.services;
+const APPS: AppName[] = ['api', 'worker', 'exporter'];
+const hostPort = (url: string) => {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port}`;
+};
+const env = (service: string): Record<string, string> => services[service]?.environment ?? {};
+const prometheus = parse(read('prometheus/prometheus.yml')) as {
+  scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[] }>; dns_sd_configs?: Array<{ names: string[]; port: number }> }>;
+  alerting?: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
+  rule_files: string[];
+};
+const targetsOf = (job: string) => prometheus.scrape_configs.find((j) => j.job_name === job);
+
+describe('docker-compose.yml', () => {
+  it('is valid for docker-compose and runs every service of the stack', () => {
+    expect(Object.keys(services).sort()).toEqual(
+      ['alertmanager', 'api', 'exporter', 'grafana', 'jaeger', 'otel-collector', 'prometheus', 'redis', 'worker'].sort(),
+    );
+  });
+
+  it('gives each app only variables its configuration reads, and a configuration that loads', () => {
+    for (const app of APPS) {
+      const vars = env(app);
+      for (const name of Object.keys(vars)) {
+        expect({ app, name, read: readsVariable(app, name) }).toEqual({ app, name, read: true });
+      }
+      expect(vars.REDIS_URL).toBeDefined();
+      // The configuration each app would start with (files resolved from the repo).
+      expect(() => loadConfig(vars)).not.toThrow();
+    }
+    expect(env('api').API_KEYS).toBeTruthy();
+  });
+
+  it('reads no variable that is not in the documented list', () => {
+    const seen = new Set<string>();
+    const spy = new Proxy({} as Record<string, string | undefined>, {
+      get: (_t, key) => {
+        if (typeof key === 'string') seen.add(key);
+        return undefined;
+      },
+    });
+    loadConfig(spy);
+    for (const name of seen) expect({ name, known: name in CONFIG_VARIABLES }).toEqual({ name, known: true });
+    const readme = read('README.md');
+    for (const name of Object.keys(CONFIG_VARIABLES)) {
+      expect({ name, documented: readme.includes(`\`${name}\``) }).toEqual({ name, documented: true });
+    }
+  });
+
+  it('documents every variable the compose file takes from the environment in .env.example', () => {
+    const raw = read('docker-compose.yml');
+    const used = new Set([...raw.matchAll(/\$\{([A-Z0-9_]+)(?::-[^}]*)?\}/g)].map((m) => m[1] as string));
+    const example = read('.env.example');
+    for (const name of used) expect({ name, documented: new RegExp(`^${name}=`, 'm').test(example) }).toEqual({ name, documented: true });
+  });
+
+  it('points every app at the redis service, which keeps an AOF and never evicts', () => {
+    for (const app of APPS) expect(hostPort(env(app).REDIS_URL ?? '')).toBe('redis:6379');
+    const command = (services.redis?.command ?? []).join(' ');
+    expect(command).toMatch(/--appendonly yes/);
+    expect(command).toMatch(/--appendfsync everysec/);
+    expect(command).toMatch(/--maxmemory-policy noeviction/);
+    expect(services.redis?.healthcheck).toBeDefined();
+    expect((services.redis?.volumes ?? []).join(' ')).toMatch(/:\/data/);
+  });
+
+  it('scrapes the api, the exporter and every worker replica on the ports the apps listen on', () => {
+    expect(targetsOf('bullpen-api')?.static_configs?.[0]?.targets).toEqual([`api:${env('api').PORT}`]);
+    expect(targetsOf('bullpen-exporter')?.static_configs?.[0]?.targets).toEqual([`exporter:${env('exporter').EXPORTER_PORT}`]);
+    const workers = targetsOf('bullpen-worker')?.dns_sd_configs?.[0];
+    expect(workers?.names).toEqual(['worker']);
+    expect(String(workers?.port)).toBe(env('worker').WORKER_METRICS_PORT);
+    expect(prometheus.alerting?.alertmanagers[0]?.static_configs[0]?.targets).toEqual(['alertmanager:9093']);
+  });
+
+  it('lets workers scale: no fixed names, no host ports, two replicas by default', () => {
+    expect(services.worker?.container_name).toBeUndefined();
+    expect(services.worker?.ports).toBeUndefined();
+    expect(services.worker?.deploy?.replicas).toBe(2);
+    for (const app of APPS) expect(services[app]?.depends_on?.redis?.condition).toBe('service_healthy');
+  });
+
+  it('sends every app’s traces to the collector, and the collector to Jaeger', () => {
+    const collector = parse(read('otel-collector/config.yaml')) as {
+      receivers: { otlp: { protocols: { http: { endpoint: string } } } };
+      exporters: Record<string, { endpoint: string }>;
+    };
+    const httpPort = collector.receivers.otlp.protocols.http.endpoint.split(':')[1];
+    for (const app of APPS) {
+      expect(hostPort(env(app).OTEL_EXPORTER_OTLP_ENDPOINT ?? '')).toBe(`otel-collector:${httpPort}`);
+      expect(env(app).OTEL_SERVICE_NAME).toBe(`bullpen-${app}`);
+    }
+    expect(collector.exporters['otlp/jaeger']?.endpoint).toBe('jaeger:4317');
+    expect(services.jaeger?.environment?.COLLECTOR_OTLP_ENABLED).toBe('true');
+  });
+
+  it('mounts only files that exist, where Prometheus and Grafana read them', () => {
+    for (const [name, service] of Object.entries(services)) {
+      for (const volume of service.volumes ?? []) {
+        const [source] = volume.split(':');
+        if (!source || !source.startsWith('/')) continue; // named volume
+        expect({ service: name, source, exists: existsSync(source) }).toEqual({ service: name, source, exists: true });
+      }
+    }
+    const grafana = services.grafana;
+    const mounts = new Map((grafana?.volumes ?? []).map((v) => {
+      const [source = '', target = ''] = v.split(':');
+      return [path.relative(ROOT, source), target] as const;
+    }));
+    const provider = parse(read('grafana/provisioning/dashboards/bullpen.yml')) as { providers: Array<{ options: { path: string } }> };
+    expect(mounts.get('grafana/dashboards')).toBe(provider.providers[0]?.options.path);
+    expect(mounts.get('grafana/provisioning')).toBe('/etc/grafana/provisioning');
+    const home = grafana?.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '';
+    expect(path.dirname(home)).toBe(provider.providers[0]?.options.path);
+    expect(existsSync(path.join(ROOT, 'grafana/dashboards', path.basename(home)))).toBe(true);
+    const datasource = parse(read('grafana/provisioning/datasources/prometheus.yml')) as { datasources: Array<{ url: string }> };
+    expect(hostPort(datasource.datasources[0]?.url ?? '')).toBe('prometheus:9090');
+    const promMount = (services.prometheus?.volumes ?? []).find((v) => v.includes('/etc/prometheus'));
+    expect(promMount && path.relative(ROOT, promMount.split(':')[0] ?? '')).toBe('prometheus');
+    for (const rule of prometheus.rule_files) expect(existsSync(path.join(ROOT, 'prometheus', rule))).toBe(true);
+    expect(grafana?.environment?.GF_SECURITY_ADMIN_PASSWORD).toBeTruthy();
+  });
+
+  it('builds one image with a non-root user, a health check and a small context', () => {
+    const dockerfile = read('Dockerfile');
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK /m);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    const ignore = read('.dockerignore');
+    for (const entry of ['**/node_modules', '.git', 'test']) expect(ignore).toContain(entry);
+    for (const app of APPS) expect(services[app]?.command).toEqual([app]);
+  });
+});
