@@ -64,7 +64,7 @@ async function* readJsonLines(file: string): AsyncGenerator<{ line: number; valu
 }
 
 interface BulkResult {
-  results: { index: number; status: number; id?: string; code?: string }[];
+  results: { index: number; status: 'created' | 'replayed' | 'rejected' | 'invalid'; id?: string; code?: string }[];
 }
 
 async function enqueueFile(client: ApiClient, lane: string, file: string, io: Out): Promise<void> {
@@ -77,10 +77,10 @@ async function enqueueFile(client: ApiClient, lane: string, file: string, io: Ou
     if (batch.length === 0) return;
     const { body } = await client.request<BulkResult>('POST', `/v1/lanes/${encodeURIComponent(lane)}/jobs/bulk`, { jobs: batch });
     for (const r of body.results) {
-      if (r.status === 200 || r.status === 201) accepted += 1;
+      if (r.status === 'created' || r.status === 'replayed') accepted += 1;
       else {
         rejected += 1;
-        const code = r.code ?? String(r.status);
+        const code = r.code ?? r.status;
         reasons.set(code, (reasons.get(code) ?? 0) + 1);
       }
     }

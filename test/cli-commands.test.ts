@@ -1,0 +1,127 @@
+// Each CLI command against a running API (and a worker, so that jobs finish and fail).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger } from '@bullpen/core';
+import { startTestApi, KEYS, type TestApi } from '../apps/api/test/harness';
+import { builtinHandlers } from '../apps/worker/src/handlers';
+import { HandlerRegistry } from '../apps/worker/src/registry';
+import { WorkerRuntime } from '../apps/worker/src/runtime';
+import { waitUntil } from './support/wait';
+
+const CLI = path.resolve(__dirname, '../apps/cli/dist/main.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function bullpen(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the bullpen CLI against a running API', () => {
+  let api: TestApi;
+  let runtime: WorkerRuntime;
+  let env: Record<string, string>;
+  let dir: string;
+
+  beforeAll(async () => {
+    api = await startTestApi({
+      lanesFile: { lanes: { tool_call: { concurrency: 2, attempts: 1 }, critic: { concurrency: 1, maxQueueSize: 3 } } },
+    });
+    runtime = new WorkerRuntime({
+      config: api.config,
+      logger: createLogger('worker', 'error'),
+      registry: new HandlerRegistry().registerAll(builtinHandlers()),
+      lanes: ['tool_call'],
+    });
+    await runtime.start();
+    env = { BULLPEN_API_URL: api.url, BULLPEN_API_KEY: KEYS.acme };
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-cli-'));
+  });
+  afterAll(async () => {
+    await runtime.close(2000);
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('enqueues a job, then shows it completed with `job`', async () => {
+    const run = await bullpen(['enqueue', 'tool_call', 'sleep', '--data', '{"ms":10}'], env);
+    expect(run.code).toBe(0);
+    const created = JSON.parse(run.stdout) as { id: string; lane: string };
+    expect(created.lane).toBe('tool_call');
+    const job = await waitUntil(async () => {
+      const shown = await bullpen(['job', 'tool_call', created.id], env);
+      const parsed = JSON.parse(shown.stdout) as { state: string; returnValue: unknown };
+      return parsed.state === 'completed' ? parsed : undefined;
+    });
+    expect(job.returnValue).toEqual({ sleptMs: 10 });
+  });
+
+  it('enqueues a file in bulk and sums up what was accepted and rejected', async () => {
+    const file = path.join(dir, 'jobs.jsonl');
+    writeFileSync(file, ['{"name":"noop"}', '{"name":"noop"}', 'not json', '{"name":"9bad"}', '{"name":"noop"}', '{"name":"noop"}'].join('\n'));
+    // critic holds at most 3 jobs and no worker serves it here: the fourth valid job is refused.
+    const run = await bullpen(['enqueue', 'critic', '--file', file], env);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/accepted 3, rejected 3 \(.*queue_full: 1.*\)/);
+    expect(run.stdout).toMatch(/malformed_line: 1/);
+    expect(run.stdout).toMatch(/validation_failed: 1/);
+    expect(run.stderr).toMatch(/6 sent|4 sent|5 sent/);
+  });
+
+  it('lists lanes with live counts', async () => {
+    const run = await bullpen(['lanes'], env);
+    expect(run.code).toBe(0);
+    const body = JSON.parse(run.stdout) as { lanes: Array<{ lane?: string; name?: string; counts: Record<string, number> }> };
+    const critic = body.lanes.find((l) => (l.lane ?? l.name) === 'critic');
+    expect(critic?.counts.waiting).toBe(3);
+  });
+
+  it('lists, redrives and purges dead letters', async () => {
+    const failed = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
+    const id = (JSON.parse(failed.stdout) as { id: string }).id;
+    await waitUntil(async () => {
+      const shown = JSON.parse((await bullpen(['job', 'tool_call', id], env)).stdout) as { state: string };
+      return shown.state === 'failed';
+    });
+    const listed = await bullpen(['dead', 'tool_call'], env);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { items: Array<{ id: string }> }).items.map((i) => i.id)).toContain(id);
+    const redriven = await bullpen(['dead', 'tool_call', '--redrive', '--ids', id], env);
+    expect(redriven.code).toBe(0);
+    expect(JSON.parse(redriven.stdout)).toMatchObject({ redriven: 1 });
+    // It runs again (with fresh attempts), fails again and is back among the dead.
+    await waitUntil(async () => {
+      const dead = JSON.parse((await bullpen(['dead', 'tool_call'], env)).stdout) as { items: Array<{ id: string }> };
+      const shown = JSON.parse((await bullpen(['job', 'tool_call', id], env)).stdout) as { state: string; attempts: unknown[] };
+      return dead.items.some((i) => i.id === id) && shown.state === 'failed' && shown.attempts.length === 2;
+    });
+    const purged = await bullpen(['dead', 'tool_call', '--purge', '--ids', id], env);
+    expect(purged.code).toBe(0);
+    expect(JSON.parse(purged.stdout)).toMatchObject({ purged: 1 });
+    const after = JSON.parse((await bullpen(['dead', 'tool_call'], env)).stdout) as { items: Array<{ id: string }> };
+    expect(after.items.map((i) => i.id)).not.toContain(id);
+  });
+
+  it('exits 4 on a wrong key, 1 on an API error and 3 when the API is unreachable', async () => {
+    const wrong = await bullpen(['lanes'], { ...env, BULLPEN_API_KEY: 'not-a-key-at-all' });
+    expect(wrong.code).toBe(4);
+    expect(wrong.stderr).toMatch(/401: unauthorized/);
+    const missing = await bullpen(['job', 'tool_call', 'no-such-job'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/404: job_not_found/);
+    const down = await bullpen(['lanes'], { ...env, BULLPEN_API_URL: 'http://127.0.0.1:9' });
+    expect(down.code).toBe(3);
+  });
+});
