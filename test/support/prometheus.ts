@@ -1,7 +1,7 @@
 // A real Prometheus for tests: started on a free loopback port with a generated configuration
 // that scrapes the test's processes every second and loads the repository's rule files, its
-// TSDB in a temp directory; plus a query helper, promtool, the exporter process Prometheus
-// scrapes, and a parser for the text exposition format.
+// TSDB in a temp directory; plus a query helper, promtool, the app processes Prometheus scrapes
+// (exporter, API, worker), and a parser for the text exposition format.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -155,11 +155,14 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
   };
 }
 
-// ── The exporter as a process ──────────────────────────────────────────────────────────────
+// ── The apps as processes ───────────────────────────────────────────────────────────────
 
 export const EXPORTER_MAIN = path.join(REPO_ROOT, 'apps/exporter/dist/main.js');
+export const API_MAIN = path.join(REPO_ROOT, 'apps/api/dist/main.js');
+export const WORKER_MAIN = path.join(REPO_ROOT, 'apps/worker/dist/main.js');
 
-export interface ExporterProcess {
+/** A bullpen app run as `node apps/<app>/dist/main.js`, serving /metrics on `port`. */
+export interface AppProcess {
   port: number;
   url: string;
   /** Everything it wrote to stdout and stderr so far (JSON log lines). */
@@ -176,26 +179,34 @@ export interface ExporterProcess {
   exitCode(): number | null;
 }
 
-/**
- * Starts `node apps/exporter/dist/main.js` (build it first: npx tsc -b apps/exporter) with the
- * given environment, on `port` (a free one when omitted), and waits until it reads the streams.
- */
-export async function spawnExporter(env: Record<string, string>, port?: number): Promise<ExporterProcess> {
-  if (!require('node:fs').existsSync(EXPORTER_MAIN)) {
-    throw new Error(`${EXPORTER_MAIN} is missing: build the exporter first (npx tsc -b apps/exporter, or npm run build)`);
+export type ExporterProcess = AppProcess;
+
+interface SpawnAppOptions {
+  /** e.g. 'exporter', for messages. */
+  app: string;
+  main: string;
+  /** Its environment besides PATH, HOST=127.0.0.1 and LOG_LEVEL=info (which it may override). */
+  env: Record<string, string>;
+  port: number;
+  /** Resolves truthy once the app is ready, given its base URL. */
+  ready(url: string): Promise<unknown>;
+}
+
+async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promise<AppProcess> {
+  if (!require('node:fs').existsSync(main)) {
+    throw new Error(`${main} is missing: build the ${app} first (npx tsc -b apps/${app}, or npm run build)`);
   }
-  const listenPort = port ?? (await freePort());
   let output = '';
-  const child = spawn(process.execPath, [EXPORTER_MAIN], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env, EXPORTER_PORT: String(listenPort) },
+  const child = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const url = `http://127.0.0.1:${listenPort}`;
+  const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const proc: ExporterProcess = {
-    port: listenPort,
+  const proc: AppProcess = {
+    port,
     url,
     output: () => output,
     logs: () =>
@@ -220,17 +231,61 @@ export async function spawnExporter(env: Record<string, string>, port?: number):
   try {
     await waitUntil(
       async () => {
-        if (child.exitCode !== null) throw new Error(`exporter exited with ${child.exitCode}: ${output}`);
-        const res = await fetch(`${url}/healthz`).catch(() => undefined);
-        return res?.ok && ((await res.json()) as { reading?: boolean }).reading === true;
+        if (child.exitCode !== null) throw new Error(`${app} exited with ${child.exitCode}: ${output}`);
+        return ready(url);
       },
-      { timeoutMs: 20_000, intervalMs: 50, what: 'the exporter to read its streams' },
+      { timeoutMs: 20_000, intervalMs: 50, what: `the ${app} to be ready` },
     );
   } catch (err) {
     await proc.kill('SIGKILL');
     throw err;
   }
   return proc;
+}
+
+/**
+ * Starts `node apps/exporter/dist/main.js` (build it first: npx tsc -b apps/exporter) with the
+ * given environment, on `port` (a free one when omitted), and waits until it reads the streams.
+ */
+export async function spawnExporter(env: Record<string, string>, port?: number): Promise<ExporterProcess> {
+  const listenPort = port ?? (await freePort());
+  return spawnApp({
+    app: 'exporter',
+    main: EXPORTER_MAIN,
+    env: { ...env, EXPORTER_PORT: String(listenPort) },
+    port: listenPort,
+    async ready(url) {
+      const res = await fetch(`${url}/healthz`).catch(() => undefined);
+      return res?.ok && ((await res.json()) as { reading?: boolean }).reading === true;
+    },
+  });
+}
+
+/** Starts `node apps/api/dist/main.js` on PORT `port` (free when omitted); ready once /readyz is. */
+export async function spawnApi(env: Record<string, string>, port?: number): Promise<AppProcess> {
+  const listenPort = port ?? (await freePort());
+  return spawnApp({
+    app: 'api',
+    main: API_MAIN,
+    env: { ...env, PORT: String(listenPort) },
+    port: listenPort,
+    ready: async (url) => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok,
+  });
+}
+
+/**
+ * Starts `node apps/worker/dist/main.js` with its metrics on WORKER_METRICS_PORT `port` (free when
+ * omitted); ready once /healthz says its lanes run.
+ */
+export async function spawnWorkerApp(env: Record<string, string>, port?: number): Promise<AppProcess> {
+  const listenPort = port ?? (await freePort());
+  return spawnApp({
+    app: 'worker',
+    main: WORKER_MAIN,
+    env: { ...env, WORKER_METRICS_PORT: String(listenPort) },
+    port: listenPort,
+    ready: async (url) => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok,
+  });
 }
 
 // ── The text exposition format ─────────────────────────────────────────────────────────────

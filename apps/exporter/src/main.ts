@@ -1,12 +1,20 @@
 // The metrics sidecar: counts every lane's event stream into Prometheus counters and histograms
 // that survive restarts, and reads queue state at scrape time. Wiring only.
-import { ConfigError, createLogger } from '@bullpen/core';
+import { ConfigError, createLogger, describeConfig, startTracing } from '@bullpen/core';
 import { loadExporterConfig } from './config';
 import { Exporter } from './exporter';
 
 async function main(): Promise<void> {
   const config = loadExporterConfig(process.env);
+  const tracing = startTracing(config.core.tracing, 'bullpen-exporter');
   const logger = createLogger('exporter', config.core.logLevel);
+  logger.info('starting', {
+    config: describeConfig(config.core),
+    jobNames: config.jobNames,
+    tenants: config.tenants,
+    batchSize: config.batchSize,
+    tracing: tracing.enabled,
+  });
   const exporter = new Exporter(config, logger);
   const port = await exporter.start();
   logger.info('exporter listening', {
@@ -21,13 +29,16 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info('exporter stopping', { signal });
-    exporter.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error('exporter did not close cleanly', { err: String(err) });
-        process.exit(1);
-      },
-    );
+    exporter
+      .close()
+      .then(() => tracing.shutdown().catch(() => undefined))
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error('exporter did not close cleanly', { err: String(err) });
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

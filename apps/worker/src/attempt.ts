@@ -1,7 +1,8 @@
 // One attempt of one job, from lease to outcome: find the handler, check the payload, take a slot
 // under the process-wide cap, check the deadline, run the handler under its timeout, and on
 // failure classify the error, plan the retry (deadline, retry budget), and record the attempt row
-// and its event in one Redis call before BullMQ records the outcome.
+// and its event in one Redis call before BullMQ records the outcome. The attempt runs inside its
+// CONSUMER span (attempt-trace.ts).
 import {
   CancelledError,
   PermanentError,
@@ -13,12 +14,15 @@ import {
   type BackoffStrategyName,
   type BullpenConfig,
   type Classification,
+  type JobMeta,
   type LanePolicy,
   type Logger,
   type RetryBudgetDecision,
 } from '@bullpen/core';
 import { Backoffs, DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type IORedis from 'ioredis';
+import { AttemptDebugLog } from './attempt-debug-log';
+import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
 import { emitFailure } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
@@ -88,10 +92,14 @@ export class AttemptRunner {
   private readonly completions = new WeakMap<object, CompletedAttempt>();
 
   private readonly callDeps: HandlerCallDeps;
+  private readonly debugLog: AttemptDebugLog;
+  /** Handlers of this lane holding a slot now. */
+  private active = 0;
 
   constructor(private readonly deps: AttemptDeps) {
-    const { logger, policy, pool, emit, abandon, ignoredSignalTotal } = deps;
+    const { config, logger, policy, pool, emit, abandon, ignoredSignalTotal } = deps;
     this.callDeps = { logger, escalationFactor: policy.timeoutEscalationFactor, pool, emit, abandon, ignoredSignalTotal };
+    this.debugLog = new AttemptDebugLog(logger, { include: config.logJobPayloads, redactKeys: config.logRedactKeys });
   }
 
   failureOf(err: unknown): FailedAttempt | undefined {
@@ -105,23 +113,44 @@ export class AttemptRunner {
   /** The BullMQ processor. `token` is the job's lock token; `cancelSignal` BullMQ's per-job
    * signal (Worker.cancelJob). */
   async process(job: AnyJob, token: string | undefined, cancelSignal: AbortSignal | undefined): Promise<unknown> {
-    const { config, lane, policy, registry, slots } = this.deps;
     if (this.deps.intakeStopped()) {
       const handedBack = await this.handBack(job, token);
       if (handedBack) throw handedBack;
     }
     const leasedAt = Date.now();
-    const startedAt = job.processedOn ?? leasedAt;
     const { data, meta } = unwrapJobData(job.data);
     const ref: AttemptRef = {
-      lane,
+      lane: this.deps.lane,
       jobId: job.id ?? '',
       jobName: job.name,
       tenant: meta?.tenant,
       attempt: job.attemptsMade + 1,
       maxAttempts: Math.max(1, job.opts.attempts ?? 1),
-      workerId: config.workerId,
+      workerId: this.deps.config.workerId,
     };
+    // Everything the attempt does runs inside its span: log lines carry its ids and the handler's
+    // outbound calls are its children.
+    const attemptTrace = AttemptTrace.start(ref, meta?.trace);
+    try {
+      return await attemptTrace.run(() => this.attempt(job, token, cancelSignal, { ref, data, meta, leasedAt, trace: attemptTrace }));
+    } finally {
+      attemptTrace.end();
+    }
+  }
+
+  /** Handlers of this lane holding a slot now. */
+  get activeHandlers(): number {
+    return this.active;
+  }
+
+  private async attempt(
+    job: AnyJob,
+    token: string | undefined,
+    cancelSignal: AbortSignal | undefined,
+    { ref, data, meta, leasedAt, trace }: { ref: AttemptRef; data: unknown; meta: JobMeta | undefined; leasedAt: number; trace: AttemptTrace },
+  ): Promise<unknown> {
+    const { policy, registry, slots } = this.deps;
+    const startedAt = job.processedOn ?? leasedAt;
     const first = isFirstStart(job);
     if (first) this.deps.budget.recordFirstAttempt();
     // Read while the handler runs; awaited only when the attempt is recorded.
@@ -129,38 +158,46 @@ export class AttemptRunner {
     this.deps.onStart(ref.jobId, job.attemptsStarted, leasedAt);
     this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
     if (history) void history.then((h) => this.detectReclaim(job, ref, h));
+    this.debugLog.started(ref, data);
 
     const timings: AttemptTimings = { durationMs: 0, slotWaitMs: null, handlerMs: null };
     try {
       const handler = registry.get(job.name);
       if (!handler) {
-        throw new PermanentError(`no handler registered for job name "${job.name}" in lane "${lane}"`, 'unknown_handler');
+        throw new PermanentError(`no handler registered for job name "${job.name}" in lane "${ref.lane}"`, 'unknown_handler');
       }
       const payload = handler.parse(data);
       const release = await slots.acquire(cancelSignal).catch(() => {
         throw new CancelledError('job cancelled while active: it was waiting for a handler slot');
       });
       timings.slotWaitMs = Date.now() - leasedAt;
+      trace.slotAcquired(timings.slotWaitMs);
+      this.active += 1;
       try {
         const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
         if (deadlineAt !== undefined && Date.now() >= deadlineAt) throw new PermanentError('deadline_exceeded', 'deadline_exceeded');
         const handlerStart = Date.now();
+        trace.executionStarted();
         try {
-          const result = await callHandler(this.callDeps, job, handler, payload, ref, meta?.timeoutMs ?? policy.timeoutMs, cancelSignal);
+          const timeoutMs = meta?.timeoutMs ?? policy.timeoutMs;
+          const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, cancelSignal, trace);
           timings.handlerMs = Date.now() - handlerStart;
           timings.durationMs = Date.now() - leasedAt;
+          trace.executionSucceeded(timings.handlerMs);
           const waitMs = Math.max(0, startedAt - eligibleAt(job, history ? await history : undefined));
           this.completions.set(job, { ref, timings, waitMs });
+          this.debugLog.succeeded(ref, timings, result);
           return result;
         } finally {
           timings.handlerMs ??= Date.now() - handlerStart;
         }
       } finally {
+        this.active -= 1;
         release();
       }
     } catch (err) {
       timings.durationMs = Date.now() - leasedAt;
-      throw await this.recordFailure(job, token, ref, timings, startedAt, history, meta?.deadlineAt, err);
+      throw await this.recordFailure(job, token, { ref, timings, startedAt, trace }, history, meta?.deadlineAt, err);
     } finally {
       this.deps.onEnd(ref.jobId);
     }
@@ -193,8 +230,9 @@ export class AttemptRunner {
     const previous = previousWorker(job, history);
     this.deps.logger.warn('reclaimed a job whose earlier start never finished', {
       job_id: ref.jobId,
-      previousWorker: previous,
-      lostStarts: lost,
+      attempt: ref.attempt,
+      previous_worker: previous,
+      lost_starts: lost,
     });
     this.deps.emit('job:reclaimed', { ...ref, previousWorker: previous, lostStarts: lost });
   }
@@ -221,9 +259,7 @@ export class AttemptRunner {
   private async recordFailure(
     job: AnyJob,
     token: string | undefined,
-    ref: AttemptRef,
-    timings: AttemptTimings,
-    startedAt: number,
+    { ref, timings, startedAt, trace }: { ref: AttemptRef; timings: AttemptTimings; startedAt: number; trace: AttemptTrace },
     pendingHistory: Promise<StartHistory | undefined> | undefined,
     metaDeadlineAt: number | undefined,
     err: unknown,
@@ -286,7 +322,11 @@ export class AttemptRunner {
       }
     }
     const failed: FailedAttempt = { ref, timings, classification, plan, message, strategy: policy.backoff.strategy };
-    logger.debug('attempt failed', { job_id: ref.jobId, attempt: ref.attempt, errorClass, plan: plan.kind, delayMs: willRetry ? plan.delayMs : null });
+    trace.failed(
+      { errorClass, message, executed: timings.handlerMs !== null },
+      plan.kind === 'retry' ? { delayMs: plan.delayMs, reason: plan.reason } : undefined,
+    );
+    this.debugLog.failed(ref, errorClass, plan);
 
     if (plan.kind === 'retry' && !plan.consumesAttempt) {
       const delayed = await this.delayWithoutAttempt(job, token, plan.delayMs);

@@ -166,6 +166,18 @@ export interface WorkerEventMap {
   'memory:resumed': MemoryState;
   /** Heap used passed its warning threshold. */
   'memory:heap-warning': MemoryState;
+  /** Lifecycle event log lines could not be written (disk full, permission denied): they were
+   * dropped. Jobs are not affected. Emitted after a write attempt that failed. */
+  'event-log:write-failed': {
+    /** File of the event log (EVENT_LOG_FILE). */
+    file: string;
+    /** Failed writes since the previous event. */
+    errors: number;
+    /** Failed writes so far. */
+    errorsTotal: number;
+    /** Lines dropped so far. */
+    droppedLinesTotal: number;
+  };
 }
 
 export type WorkerEventName = keyof WorkerEventMap;

@@ -4,6 +4,7 @@
 // an isolated one is really stopped by terminating its thread.
 import type { Logger } from '@bullpen/core';
 import type { Job } from 'bullmq';
+import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, WorkerEventMap } from './events';
 import type { Handler, HandlerContext } from './handler';
 import type { IsolatedRun, ThreadPool } from './isolation/thread-pool';
@@ -30,6 +31,7 @@ export async function callHandler(
   ref: AttemptRef,
   timeoutMs: number,
   cancelSignal: AbortSignal | undefined,
+  trace?: AttemptTrace,
 ): Promise<unknown> {
   // A child logger costs an allocation per job; most attempts never log, so it is made on first use.
   let childLogger: Logger | undefined;
@@ -76,30 +78,32 @@ export async function callHandler(
         ...(cancelSignal ? { cancelSignal } : {}),
         onTimeout: () => {
           const elapsedMs = Date.now() - startedAt;
-          log().warn('handler timed out; its abort signal was fired', { jobName: job.name, timeoutMs, elapsedMs });
+          log().warn('handler timed out; its abort signal was fired', { job_name: job.name, timeout_ms: timeoutMs, elapsed_ms: elapsedMs });
+          trace?.timeoutWarning(timeoutMs, elapsedMs);
           deps.emit('handler:timeout-warning', { ...ref, timeoutMs, elapsedMs, isolated });
         },
         onEscalated: (cause, elapsedMs) => {
+          trace?.timeoutEscalated(cause, elapsedMs, isolatedRun !== undefined);
           if (isolatedRun) {
             void isolatedRun.terminate().catch((err: unknown) =>
               log().error('could not terminate an isolated handler thread', { error: (err as Error).message }),
             );
             log().warn('handler ignored its abort signal; its thread was terminated and its slot freed', {
-              jobName: job.name,
+              job_name: job.name,
               cause,
-              timeoutMs,
-              elapsedMs,
+              timeout_ms: timeoutMs,
+              elapsed_ms: elapsedMs,
             });
             deps.emit('handler:timeout-escalated', { ...ref, timeoutMs, elapsedMs, cause, ignoredSignalTotal: deps.ignoredSignalTotal(), isolated, terminated: true });
             return;
           }
           const ignoredSignalTotal = deps.abandon(running);
           log().warn('handler ignored its abort signal; attempt failed and its slot freed', {
-            jobName: job.name,
+            job_name: job.name,
             cause,
-            timeoutMs,
-            elapsedMs,
-            ignoredSignalTotal,
+            timeout_ms: timeoutMs,
+            elapsed_ms: elapsedMs,
+            ignored_signal_total: ignoredSignalTotal,
           });
           deps.emit('handler:timeout-escalated', { ...ref, timeoutMs, elapsedMs, cause, ignoredSignalTotal, isolated, terminated: false });
         },

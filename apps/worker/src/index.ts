@@ -4,7 +4,10 @@ export { HandlerRegistry } from './registry';
 export { buildRegistry } from './default-registry';
 export { loadHandlersDir, type LoadedHandler } from './handlers-dir';
 export { builtinHandlers, cpuHandler, failHandler, httpHandler, noopHandler, sleepHandler } from './handlers';
-export { WorkerRuntime, type WorkerRuntimeOptions, type WorkerRuntimeStats } from './runtime';
+export { WorkerRuntime, type RuntimeStatus, type WorkerRuntimeOptions, type WorkerRuntimeStats } from './runtime';
+export { WorkerMetrics } from './worker-metrics';
+export { MetricsServer, type Health } from './metrics-server';
+export { LIFECYCLE_EVENT } from './lifecycle-log';
 export type {
   AttemptRef,
   AttemptTimings,

@@ -74,6 +74,11 @@ export class LaneWorker {
     return this.deps.lane;
   }
 
+  /** Handlers of this lane holding a slot now. */
+  get activeHandlers(): number {
+    return this.runner.activeHandlers;
+  }
+
   threadStats(): ThreadPoolStats | undefined {
     return this.pool?.stats();
   }
@@ -220,7 +225,7 @@ export class LaneWorker {
     } catch (err) {
       logger.debug('could not read the lease of a stalled job', { job_id: jobId, error: (err as Error).message });
     }
-    logger.warn('job stalled: its lock expired and it was moved back to wait', { job_id: jobId, previousWorker });
+    logger.warn('job stalled: its lock expired and it was moved back to wait', { job_id: jobId, previous_worker: previousWorker ?? null });
     this.deps.emit('job:stalled', { lane, jobId, workerId: config.workerId, previousWorker });
   }
 

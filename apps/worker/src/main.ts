@@ -1,25 +1,33 @@
-// The worker process: read config, build the handler registry (built-ins plus HANDLERS_DIR), run
-// the lanes, and shut down gracefully on SIGTERM/SIGINT.
-import { ConfigError, createLogger, loadConfig, type BullpenConfig } from '@bullpen/core';
+// The worker process: read config, start tracing, build the handler registry (built-ins plus
+// HANDLERS_DIR), serve /metrics and /healthz, run the lanes, and shut down gracefully on
+// SIGTERM/SIGINT.
+import { ConfigError, createLogger, describeConfig, loadConfig, startTracing, type BullpenConfig } from '@bullpen/core';
 import { buildRegistry } from './default-registry';
+import { MetricsServer } from './metrics-server';
 import type { HandlerRegistry } from './registry';
 import { WorkerRuntime } from './runtime';
+import { WorkerMetrics } from './worker-metrics';
 
 async function main(): Promise<void> {
   let config: BullpenConfig;
   let registry: HandlerRegistry;
   try {
     config = loadConfig();
+  } catch (err) {
+    exitOnConfigError(err);
+  }
+  // Before anything else is loaded, handler modules included.
+  const tracing = startTracing(config.tracing, 'bullpen-worker');
+  try {
     registry = buildRegistry(config.handlersDir);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`bullpen worker: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
+    exitOnConfigError(err);
   }
   const logger = createLogger('worker', config.logLevel);
+  logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
   const runtime = new WorkerRuntime({ config, logger, registry });
+  const metrics = new WorkerMetrics(runtime);
+  const server = new MetricsServer(metrics.registry, () => ({ ok: runtime.status === 'running', status: runtime.status }));
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -31,7 +39,10 @@ async function main(): Promise<void> {
     logger.info('shutting down: no new jobs; waiting for active ones', { signal, graceMs: config.shutdownGraceMs });
     runtime
       .close(config.shutdownGraceMs)
-      .then(() => {
+      .then(async () => {
+        metrics.close();
+        await server.close();
+        await tracing.shutdown().catch(() => undefined);
         logger.info('worker stopped');
         process.exit(0);
       })
@@ -43,6 +54,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
+  metrics.start();
+  const port = await server.listen(config.host, config.workerMetricsPort);
+  logger.info('metrics listening', { port, metrics: `http://${config.host}:${port}/metrics` });
   await runtime.start();
   logger.info('worker started', {
     workerId: config.workerId,
@@ -50,6 +64,14 @@ async function main(): Promise<void> {
     maxHandlersPerProcess: config.maxHandlersPerProcess,
     handlers: registry.names(),
   });
+}
+
+function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`bullpen worker: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
 }
 
 main().catch((err: unknown) => {

@@ -8,6 +8,7 @@ import { AttemptEventBuffer } from './attempt-event-buffer';
 import { CancellationListener } from './cancellation';
 import type { MemoryState, WorkerEventMap } from './events';
 import { LaneWorker } from './lane-worker';
+import { LifecycleLog } from './lifecycle-log';
 import { MemoryGuard, type MemoryUsageSample } from './memory-guard';
 import type { RandomSource } from './random';
 import type { HandlerRegistry } from './registry';
@@ -42,11 +43,16 @@ export interface WorkerRuntimeStats {
   isolatedThreadsTerminatedTotal: number;
   /** Completed-attempt events lost because Redis refused a flush. */
   attemptEventsDroppedTotal: number;
+  /** Per served lane: handlers holding a slot now, and the lane's concurrency in this process. */
+  lanes: Record<string, { activeHandlers: number; concurrency: number }>;
+  /** Lifecycle event log: failed writes and dropped lines (0 when EVENT_LOG_FILE is unset). */
+  eventLogErrorsTotal: number;
+  eventLogDroppedLinesTotal: number;
 }
 
 const MiB = 1024 * 1024;
 
-type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+export type RuntimeStatus = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
 export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   readonly config: BullpenConfig;
@@ -60,10 +66,11 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private connection: IORedis | undefined;
   private cancellation: CancellationListener | undefined;
   private completedEvents: AttemptEventBuffer | undefined;
+  private lifecycleLog: LifecycleLog | undefined;
   private readonly memoryGuard: MemoryGuard;
   private ignoredSignalTotal = 0;
   private abandonedRunning = 0;
-  private state: State = 'new';
+  private state: RuntimeStatus = 'new';
   private closing: Promise<void> | undefined;
 
   constructor(options: WorkerRuntimeOptions) {
@@ -90,8 +97,11 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   stats(): WorkerRuntimeStats {
     let isolatedThreads = 0;
     let isolatedThreadsTerminatedTotal = 0;
-    for (const laneWorker of this.laneWorkers.values()) {
-      const threads = laneWorker.threadStats();
+    const lanes: WorkerRuntimeStats['lanes'] = {};
+    for (const lane of this.lanes) {
+      const laneWorker = this.laneWorkers.get(lane);
+      lanes[lane] = { activeHandlers: laneWorker?.activeHandlers ?? 0, concurrency: this.config.lanes[lane]?.concurrency ?? 0 };
+      const threads = laneWorker?.threadStats();
       isolatedThreads += threads?.alive ?? 0;
       isolatedThreadsTerminatedTotal += threads?.terminatedTotal ?? 0;
     }
@@ -103,7 +113,15 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       isolatedThreads,
       isolatedThreadsTerminatedTotal,
       attemptEventsDroppedTotal: this.completedEvents?.droppedTotal ?? 0,
+      lanes,
+      eventLogErrorsTotal: this.lifecycleLog?.errorsTotal ?? 0,
+      eventLogDroppedLinesTotal: this.lifecycleLog?.droppedLinesTotal ?? 0,
     };
+  }
+
+  /** new → starting → running → closing → closed. */
+  get status(): RuntimeStatus {
+    return this.state;
   }
 
   /** The memory guard's view: whether intake is paused, and the last sample against its limits. */
@@ -124,6 +142,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     if (this.state !== 'new') throw new Error(`WorkerRuntime.start() called twice`);
     this.state = 'starting';
     const { config } = this;
+    this.startLifecycleLog();
     // Not blocking: bullpen's own writes (attempt rows, lane events, retry budget, leases) share it.
     this.connection = createRedis(config.redisUrl, 'worker', 'bullpen:worker:admin');
     this.completedEvents = new AttemptEventBuffer({
@@ -166,6 +185,20 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     await Promise.all([...this.laneWorkers.values()].map((w) => w.start()));
     this.startMemoryGuard();
     this.state = 'running';
+  }
+
+  /** The lifecycle event log, when EVENT_LOG_FILE is set: written from this runtime's events. */
+  private startLifecycleLog(): void {
+    const { eventLogFile: file, eventLogMaxBytes: maxBytes, eventLogMaxFiles: maxFiles } = this.config;
+    if (!file) return;
+    this.lifecycleLog = new LifecycleLog({
+      file,
+      maxBytes,
+      maxFiles,
+      logger: this.logger,
+      onWriteFailed: (failure) => this.emit('event-log:write-failed', { file, ...failure }),
+    });
+    this.lifecycleLog.start(this);
   }
 
   private abandon(stillRunning: Promise<unknown>): number {
@@ -236,6 +269,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     }
     await Promise.all(workers.map((w) => w.close(!inTime)));
     await this.completedEvents?.close();
+    await this.lifecycleLog?.close();
     await this.cancellation?.close();
     await Promise.all(this.queues.map((q) => q.close()));
     if (this.connection) {

@@ -51,6 +51,8 @@ export interface BullpenConfig {
   readonly shutdownGraceMs: number;
   /** EXPORTER_PORT; default 9400. */
   readonly exporterPort: number;
+  /** WORKER_METRICS_PORT: the worker's /metrics and /healthz; default 9464; 0 picks a free port. */
+  readonly workerMetricsPort: number;
   /** HANDLERS_DIR: a folder of user handler modules the worker loads; default none. */
   readonly handlersDir: string | undefined;
   /** WORKER_ID: names this worker in attempt history and logs; default host name and pid. */
@@ -218,6 +220,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     shutdownGraceMs: intVar(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
+    workerMetricsPort: intVar(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
     handlersDir: env.HANDLERS_DIR ? path.resolve(env.HANDLERS_DIR) : undefined,
     workerId: env.WORKER_ID || `${os.hostname()}:${process.pid}`,
     eventsMaxLen: intVar(env, 'EVENTS_MAX_LEN', 300_000, 1000, 100_000_000),
@@ -258,6 +261,7 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     bodyLimitBytes: config.bodyLimitBytes,
     shutdownGraceMs: config.shutdownGraceMs,
     exporterPort: config.exporterPort,
+    workerMetricsPort: config.workerMetricsPort,
     handlersDir: config.handlersDir ?? null,
     workerId: config.workerId,
     eventsMaxLen: config.eventsMaxLen,

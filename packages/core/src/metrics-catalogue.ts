@@ -351,6 +351,13 @@ export const METRIC_CATALOGUE = [
     labelNames: ['lane'],
     origin: 'worker',
   },
+  {
+    name: 'bullpen_worker_event_log_errors_total',
+    type: 'counter',
+    help: 'Failed writes of the lifecycle event log (disk full, permission denied); their lines are dropped and jobs go on.',
+    labelNames: [],
+    origin: 'worker',
+  },
 ] as const satisfies readonly MetricDefinition[];
 
 type Catalogue = (typeof METRIC_CATALOGUE)[number];

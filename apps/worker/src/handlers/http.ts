@@ -1,9 +1,11 @@
 // `http` {url, method?, headers?, body?, connectTimeoutMs?, timeoutMs?}: one request with global
 // fetch. Network errors and 5xx are retryable; 429, and 503 with Retry-After, are rate limits whose
-// Retry-After delays the next attempt; 408 is a retryable timeout; other 4xx are permanent.
+// Retry-After delays the next attempt; 408 is a retryable timeout; other 4xx are permanent. The call
+// is a CLIENT span under the attempt's span and sends traceparent downstream.
 import { PermanentError, RateLimitedError, RetryableError, type BullpenError } from '@bullpen/core';
 import { z } from 'zod';
 import { defineHandler } from '../handler';
+import { recordRequestError, recordResponse, startClientSpan } from './http-client-span';
 
 /** Response bodies longer than this are cut; the job's return value must stay small. */
 export const HTTP_BODY_MAX_BYTES = 64 * 1024;
@@ -64,14 +66,20 @@ export const httpHandler = defineHandler({
       () => new RetryableError(`${target}: not finished within timeoutMs (${request.timeoutMs} ms)`, 'timeout'),
     );
     const combined = AbortSignal.any([signal, local.signal]);
+    const init = requestBody(request);
+    // A child of the attempt's span (the handler runs in its context); sends traceparent.
+    const span = startClientSpan(request.method, request.url, init.headers);
+    let status: number | undefined;
     try {
       let response: Response;
       try {
-        response = await fetch(request.url, { method: request.method, ...requestBody(request), signal: combined });
+        response = await fetch(request.url, { method: request.method, ...init, signal: combined });
       } catch (err) {
         throw abortReason(signal, local.signal) ?? networkError(target, err);
       }
       clearTimeout(connectTimer);
+      status = response.status;
+      recordResponse(span, status);
       let body: { text: string; truncated: boolean };
       try {
         body = await readLimited(response, HTTP_BODY_MAX_BYTES);
@@ -80,19 +88,31 @@ export const httpHandler = defineHandler({
       }
       if (response.status >= 400) throw statusError(target, response, body.text);
       return { status: response.status, body: decodeBody(response, body), truncated: body.truncated };
+    } catch (err) {
+      // An error status is on the span already; what is left is a request that got no answer.
+      if (status === undefined || status < 400) recordRequestError(span, errorTypeOf(err), (err as Error)?.message ?? String(err));
+      throw err;
     } finally {
+      span.end();
       clearTimeout(connectTimer);
       clearTimeout(totalTimer);
     }
   },
 });
 
-function requestBody(request: z.output<typeof httpPayload>): { headers?: Headers; body?: string } {
+function requestBody(request: z.output<typeof httpPayload>): { headers: Headers; body?: string } {
   const headers = new Headers(request.headers);
   if (request.body === undefined) return { headers };
   if (typeof request.body === 'string') return { headers, body: request.body };
   if (!headers.has('content-type')) headers.set('content-type', 'application/json');
   return { headers, body: JSON.stringify(request.body) };
+}
+
+/** error.type of a request that failed: bullpen's error class, else the error's name. */
+function errorTypeOf(err: unknown): string {
+  const errorClass = (err as { errorClass?: unknown })?.errorClass;
+  if (typeof errorClass === 'string') return errorClass;
+  return (err as Error)?.name ?? 'Error';
 }
 
 function abortReason(...signals: AbortSignal[]): unknown {

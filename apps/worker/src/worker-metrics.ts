@@ -1,0 +1,90 @@
+// The worker process's own metrics, registered from the catalogue's 'worker' entries into a
+// registry of its own (plus prom-client's default process metrics). Gauges are read from the
+// runtime at scrape time; counters follow the runtime's events.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Registry } from 'prom-client';
+import { collectProcessMetrics, createMetrics, metricsOf, type MetricSet } from '@bullpen/core';
+import type { WorkerEventMap } from './events';
+import type { WorkerRuntime } from './runtime';
+
+/** Sampling resolution of the event-loop delay monitor. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
+
+export class WorkerMetrics {
+  readonly metrics: MetricSet;
+  private readonly loopDelay: IntervalHistogram;
+  private lastLoopLagSeconds = 0;
+  /** The monitor's count and total delay at the previous scrape. */
+  private loopWindow = { count: 0, totalNs: 0 };
+  private readonly listeners: Array<() => void> = [];
+
+  constructor(private readonly runtime: WorkerRuntime) {
+    const registry = new Registry();
+    collectProcessMetrics(registry);
+    this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+    this.metrics = createMetrics(registry, metricsOf('worker'), {
+      collectors: {
+        bullpen_worker_active_handlers: (gauge) => {
+          for (const [lane, stats] of Object.entries(runtime.stats().lanes)) gauge.set({ lane }, stats.activeHandlers);
+        },
+        bullpen_worker_concurrency_slots: (gauge) => {
+          for (const [lane, stats] of Object.entries(runtime.stats().lanes)) gauge.set({ lane }, stats.concurrency);
+        },
+        bullpen_worker_max_handlers: (gauge) => gauge.set(runtime.config.maxHandlersPerProcess),
+        bullpen_worker_memory_guard_active: (gauge) => gauge.set(runtime.memoryState.paused ? 1 : 0),
+        // Read now rather than at the guard's last sample: a scrape shows the present.
+        bullpen_worker_resident_memory_bytes: (gauge) => gauge.set(process.memoryUsage.rss()),
+        bullpen_worker_heap_used_bytes: (gauge) => gauge.set(process.memoryUsage().heapUsed),
+        bullpen_worker_event_loop_lag_seconds: (gauge) => gauge.set(this.readLoopLag()),
+      },
+    });
+    // Series alerts and dashboards use exist at 0 before the first event.
+    const abortIgnored = this.metrics.counter('bullpen_worker_abort_ignored_total');
+    for (const lane of runtime.lanes) abortIgnored.inc({ lane }, 0);
+    this.metrics.counter('bullpen_worker_event_log_errors_total').inc(0);
+  }
+
+  get registry(): Registry {
+    return this.metrics.registry;
+  }
+
+  /** Starts the event-loop delay monitor and follows the runtime's events. */
+  start(): void {
+    this.loopDelay.enable();
+    const abortIgnored = this.metrics.counter('bullpen_worker_abort_ignored_total');
+    const eventLogErrors = this.metrics.counter('bullpen_worker_event_log_errors_total');
+    this.listen('handler:timeout-escalated', (e) => {
+      // An isolated handler that ignores its signal is stopped (its thread terminated); only an
+      // in-process one keeps running, and holding memory, after its attempt was failed.
+      if (!e.terminated) abortIgnored.inc({ lane: e.lane });
+    });
+    this.listen('event-log:write-failed', (e) => eventLogErrors.inc(e.errors));
+  }
+
+  close(): void {
+    this.loopDelay.disable();
+    for (const off of this.listeners.splice(0)) off();
+  }
+
+  private listen<K extends keyof WorkerEventMap>(event: K, listener: (payload: WorkerEventMap[K]) => void): void {
+    this.runtime.on(event, listener);
+    this.listeners.push(() => this.runtime.off(event, listener));
+  }
+
+  /** Mean event-loop delay since the previous scrape, in seconds. */
+  private readLoopLag(): number {
+    const { loopDelay, loopWindow } = this;
+    // Never reset: the monitor drops the interval that spans a reset, so a block across a scrape
+    // would be lost. The window's mean comes from the change in count and total since last time.
+    const count = loopDelay.count;
+    const totalNs = loopDelay.mean * count;
+    // With no sample since the last scrape (two scrapes within one resolution), keep the last value.
+    if (count > loopWindow.count) {
+      const meanNs = (totalNs - loopWindow.totalNs) / (count - loopWindow.count);
+      // The monitor's timer itself fires every `resolution` ms: that part is not lag.
+      this.lastLoopLagSeconds = Math.max(0, meanNs / 1e9 - LOOP_DELAY_RESOLUTION_MS / 1000);
+      this.loopWindow = { count, totalNs };
+    }
+    return this.lastLoopLagSeconds;
+  }
+}

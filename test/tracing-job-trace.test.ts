@@ -1,0 +1,252 @@
+// One trace from REST request to handler: the API and a worker runtime run in this process on one
+// test prefix, with the OpenTelemetry SDK exporting into memory. A job whose `http` handler calls
+// a local server that answers 503 twice and then 200 must leave one trace: the API's server span,
+// the producer span, three consumer spans (one per attempt) and three client spans, and the local
+// server must have received that trace in each request's traceparent.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { SpanKind, type HrTime } from '@opentelemetry/api';
+import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import winston from 'winston';
+import type IORedis from 'ioredis';
+import { createLogger, createRedis, jobKeys, startTracing, unwrapJobData, type BullpenConfig, type Tracing } from '@bullpen/core';
+import { createApiApp, type ApiApp } from '../apps/api/src/app';
+import { listen, type RunningServer } from '../apps/api/src/server';
+import { buildRegistry } from '../apps/worker/src/default-registry';
+import { defineHandler } from '../apps/worker/src/handler';
+import { WorkerRuntime } from '../apps/worker/src/runtime';
+import { cleanupPrefix, testConfig } from './support/config';
+import { waitUntil } from './support/wait';
+
+const KEY = 'trace-tenant-key-1';
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
+const BACKOFF_MS = 20;
+
+/** A handler that ignores its abort signal: the attempt times out, then escalates. */
+const stubborn = defineHandler({
+  name: 'stubborn',
+  run: () => new Promise((resolve) => setTimeout(() => resolve('late'), 400)),
+});
+
+describe('one trace from the REST request to the handler', () => {
+  const exporter = new InMemorySpanExporter();
+  let tracing: Tracing;
+  let config: BullpenConfig;
+  let producer: IORedis;
+  let api: ApiApp;
+  let server: RunningServer;
+  let runtime: WorkerRuntime;
+  let downstream: http.Server;
+  let downstreamUrl: string;
+  /** What the downstream server received: the traceparent of each request, in order. */
+  const received: Array<string | undefined> = [];
+  const logLines: Array<Record<string, unknown>> = [];
+
+  beforeAll(async () => {
+    tracing = startTracing(testConfig().tracing, 'bullpen-test', { exporter });
+    config = testConfig({
+      env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug' },
+      lanesFile: {
+        lanes: {
+          calls: { concurrency: 2, attempts: 3, backoff: { strategy: 'fixed', baseMs: BACKOFF_MS, capMs: 1000 } },
+          slow: { concurrency: 1, attempts: 1, timeoutMs: 100, timeoutEscalationFactor: 1.5 },
+        },
+      },
+    });
+    downstream = http.createServer((req, res) => {
+      received.push(req.headers.traceparent as string | undefined);
+      if (received.length <= 2) res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    await new Promise<void>((resolve) => downstream.listen(0, '127.0.0.1', resolve));
+    downstreamUrl = `http://127.0.0.1:${(downstream.address() as AddressInfo).port}/hook?x=1`;
+
+    producer = createRedis(config.redisUrl, 'producer');
+    await waitUntil(() => producer.status === 'ready', { what: 'the producer connection' });
+    api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
+    server = await listen(api.app, '127.0.0.1', 0);
+
+    const logger = createLogger('worker', 'debug');
+    logger.clear();
+    logger.add(
+      new winston.transports.Stream({
+        stream: new Writable({
+          write(chunk, _encoding, done) {
+            logLines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+            done();
+          },
+        }),
+      }),
+    );
+    const registry = buildRegistry(undefined).register(stubborn, 'the test');
+    runtime = new WorkerRuntime({ config, logger, registry });
+    await runtime.start();
+  });
+
+  afterAll(async () => {
+    await runtime?.close(5000);
+    await server?.close(1000);
+    await api?.close();
+    producer?.disconnect();
+    await new Promise((resolve) => downstream?.close(resolve));
+    await tracing?.shutdown();
+    await cleanupPrefix(config.prefix);
+  });
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${KEY}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+
+  const finished = (lane: string, id: string) =>
+    waitUntil(
+      async () => {
+        const res = await call('GET', `/v1/lanes/${lane}/jobs/${id}`);
+        return ['completed', 'failed'].includes(res.body.state) ? res.body : undefined;
+      },
+      { what: `job ${id} to finish` },
+    );
+
+  const spans = () => exporter.getFinishedSpans();
+  const attr = (span: ReadableSpan | undefined, name: string) => span?.attributes[name];
+  const eventNames = (span: ReadableSpan | undefined) => span?.events.map((e) => e.name);
+  const ms = ([s, ns]: HrTime) => s * 1000 + ns / 1e6;
+  const consumersOf = (jobId: string) =>
+    spans()
+      .filter((s) => s.kind === SpanKind.CONSUMER && attr(s, 'messaging.message.id') === jobId)
+      .sort((a, b) => Number(attr(a, 'bullpen.attempt')) - Number(attr(b, 'bullpen.attempt')));
+
+  it('joins the request, the enqueue, every attempt and every outbound call of a job into one trace', async () => {
+    const created = await call('POST', '/v1/lanes/calls/jobs', { name: 'http', data: { url: downstreamUrl } });
+    expect(created.status).toBe(201);
+    const jobId = String(created.body.id);
+    const job = await finished('calls', jobId);
+    expect(job).toMatchObject({ state: 'completed', attemptsMade: 3, returnValue: { status: 200, body: { ok: true } } });
+    await waitUntil(() => consumersOf(jobId).length === 3 && spans().some((s) => s.kind === SpanKind.SERVER), {
+      what: 'the spans of the job to end',
+    });
+
+    const server = spans().find((s) => s.kind === SpanKind.SERVER && attr(s, 'http.route') === '/v1/lanes/:lane/jobs');
+    const traceId = server?.spanContext().traceId;
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(server).toMatchObject({ name: 'POST /v1/lanes/:lane/jobs' });
+    expect(attr(server, 'http.response.status_code')).toBe(201);
+
+    // The PRODUCER span, a child of the server span; its context is what the job carries.
+    const sent = spans().filter((s) => s.kind === SpanKind.PRODUCER && attr(s, 'messaging.message.id') === jobId);
+    expect(sent).toHaveLength(1);
+    const send = sent[0] as ReadableSpan;
+    expect(send.name).toBe('send calls');
+    expect(send.spanContext().traceId).toBe(traceId);
+    expect(send.parentSpanContext?.spanId).toBe(server?.spanContext().spanId);
+    expect(send.attributes).toMatchObject({
+      'messaging.system': 'bullmq',
+      'messaging.destination.name': 'calls',
+      'messaging.operation.type': 'send',
+    });
+    const stored = unwrapJobData(JSON.parse((await producer.hget(jobKeys(config.prefix, 'calls', jobId).job, 'data')) as string));
+    expect(stored.meta?.trace?.traceparent).toBe(`00-${traceId}-${send.spanContext().spanId}-01`);
+
+    // Three CONSUMER spans, one per attempt, each a child of the producer span.
+    const attempts = consumersOf(jobId);
+    expect(attempts.map((s) => [s.name, s.spanContext().traceId, s.parentSpanContext?.spanId, attr(s, 'bullpen.attempt')])).toEqual([
+      ['process calls', traceId, send.spanContext().spanId, 1],
+      ['process calls', traceId, send.spanContext().spanId, 2],
+      ['process calls', traceId, send.spanContext().spanId, 3],
+    ]);
+    for (const attempt of attempts) {
+      expect(attempt.attributes).toMatchObject({
+        'messaging.system': 'bullmq',
+        'messaging.destination.name': 'calls',
+        'messaging.operation.type': 'process',
+        'messaging.operation.name': 'process',
+        'messaging.message.id': jobId,
+        'bullpen.lane': 'calls',
+      });
+      expect(typeof attr(attempt, 'bullpen.slot_wait_ms')).toBe('number');
+    }
+    const [first, second, third] = attempts;
+    for (const failed of [first, second]) {
+      expect(eventNames(failed)).toEqual(['acquired_slot', 'execution_started', 'execution_failed', 'retry_scheduled']);
+      expect(attr(failed, 'error.type')).toBe('http_5xx');
+      expect(attr(failed, 'bullpen.retry.delay_ms')).toBe(BACKOFF_MS);
+      expect(failed?.status.code).toBe(2); // ERROR
+    }
+    expect(eventNames(third)).toEqual(['acquired_slot', 'execution_started', 'execution_succeeded']);
+    expect(attr(third, 'error.type')).toBeUndefined();
+    // Each retry starts after the previous attempt's span and its chosen delay.
+    expect(ms((second as ReadableSpan).startTime)).toBeGreaterThanOrEqual(ms((first as ReadableSpan).endTime) + BACKOFF_MS / 2);
+
+    // Three CLIENT spans, one under each attempt, whose context went downstream in traceparent.
+    const clients = spans()
+      .filter((s) => s.kind === SpanKind.CLIENT && s.spanContext().traceId === traceId)
+      .sort((a, b) => ms(a.startTime) - ms(b.startTime));
+    expect(clients.map((s) => [s.name, s.parentSpanContext?.spanId, attr(s, 'http.response.status_code')])).toEqual([
+      ['GET', first?.spanContext().spanId, 503],
+      ['GET', second?.spanContext().spanId, 503],
+      ['GET', third?.spanContext().spanId, 200],
+    ]);
+    for (const client of clients) {
+      expect(client.attributes).toMatchObject({
+        'http.request.method': 'GET',
+        'url.full': downstreamUrl,
+        'server.address': '127.0.0.1',
+      });
+    }
+    expect(attr(clients[0], 'error.type')).toBe('503');
+    expect(received).toHaveLength(3);
+    received.forEach((traceparent, i) => {
+      const match = TRACEPARENT.exec(traceparent ?? '');
+      expect({ traceId: match?.[1], parent: match?.[2] }).toEqual({ traceId, parent: clients[i]?.spanContext().spanId });
+    });
+
+    // The worker's log lines of an attempt carry the attempt span's ids.
+    const startedLines = logLines.filter((l) => l.msg === 'attempt started' && l.job_id === jobId);
+    expect(startedLines.map((l) => [l.lane, l.attempt, l.trace_id, l.span_id])).toEqual(
+      attempts.map((s, i) => ['calls', i + 1, traceId, s.spanContext().spanId]),
+    );
+  });
+
+  it('gives a bulk request one producer span per job, each linked to the request span', async () => {
+    const res = await call('POST', '/v1/lanes/calls/jobs/bulk', { jobs: [{ name: 'noop' }, { name: 'noop' }, { name: 'noop' }] });
+    expect(res.body.created).toBe(3);
+    const ids = (res.body.results as Array<{ id: string }>).map((r) => r.id);
+    for (const id of ids) await finished('calls', id);
+    await waitUntil(() => ids.every((id) => consumersOf(id).length === 1), { what: 'the consumer spans of the bulk jobs' });
+
+    const request = spans().find((s) => s.kind === SpanKind.SERVER && attr(s, 'http.route') === '/v1/lanes/:lane/jobs/bulk');
+    expect(request?.name).toBe('POST /v1/lanes/:lane/jobs/bulk');
+    for (const id of ids) {
+      const sent = spans().filter((s) => s.kind === SpanKind.PRODUCER && attr(s, 'messaging.message.id') === id);
+      expect(sent).toHaveLength(1);
+      const send = sent[0] as ReadableSpan;
+      expect(send.name).toBe('send calls');
+      // Its own trace, linked to the request rather than one parent with a child per job.
+      expect(send.parentSpanContext).toBeUndefined();
+      expect(send.links.map((l) => l.context.spanId)).toEqual([request?.spanContext().spanId]);
+      const [consumer] = consumersOf(id);
+      expect(consumer?.spanContext().traceId).toBe(send.spanContext().traceId);
+      expect(consumer?.parentSpanContext?.spanId).toBe(send.spanContext().spanId);
+    }
+    expect(new Set(ids.map((id) => consumersOf(id)[0]?.spanContext().traceId)).size).toBe(3);
+  });
+
+  it('records the timeout warning and its escalation on the attempt span of a handler that ignores its signal', async () => {
+    const created = await call('POST', '/v1/lanes/slow/jobs', { name: 'stubborn' });
+    const jobId = String(created.body.id);
+    expect(await finished('slow', jobId)).toMatchObject({ state: 'failed', errorClass: 'timeout' });
+    const [attempt] = await waitUntil(() => (consumersOf(jobId).length === 1 ? consumersOf(jobId) : undefined), {
+      what: 'the attempt span',
+    });
+    expect(eventNames(attempt)).toEqual(['acquired_slot', 'execution_started', 'timeout_warning', 'timeout_escalated', 'execution_failed']);
+    expect(attempt?.events.find((e) => e.name === 'timeout_warning')?.attributes).toMatchObject({ 'bullpen.timeout_ms': 100 });
+    expect(attr(attempt, 'error.type')).toBe('timeout');
+    expect(attr(attempt, 'bullpen.will_retry')).toBe(false);
+    expect(attr(attempt, 'bullpen.retry.delay_ms')).toBeUndefined();
+  });
+});
