@@ -166,7 +166,14 @@ describe('the compose stack as local processes', () => {
     expect(completed).toMatchObject({ tool_call: perLane, file_read: perLane, critic: perLane });
     const enqueued = await prometheus.vector('sum(bullpen_jobs_enqueued_total)');
     expect(enqueued[0]?.value).toBe(lanes.length * perLane);
-    const requests = await prometheus.vector('sum(bullpen_api_requests_total{route="/v1/lanes/:lane/jobs/bulk",status="200"})');
+    // The API is scraped on its own schedule: wait for a scrape after the last request.
+    const requests = await waitUntil(
+      async () => {
+        const v = await prometheus.vector('sum(bullpen_api_requests_total{route="/v1/lanes/:lane/jobs/bulk",status="200"})');
+        return v[0]?.value === lanes.length ? v : undefined;
+      },
+      { timeoutMs: 15_000, what: 'Prometheus to scrape the API after the bulk requests' },
+    );
     expect(requests[0]?.value).toBe(lanes.length);
   });
 
