@@ -8,13 +8,8 @@ export function laneQualifiedName(prefix: string, lane: string): string {
 
 /** BullMQ's own keys of a lane that hold jobs not yet started. */
 export function laneBacklogKeys(prefix: string, lane: string) {
-  const q = laneQualifiedName(prefix, lane);
-  return {
-    wait: `${q}:wait`,
-    paused: `${q}:paused`,
-    delayed: `${q}:delayed`,
-    prioritized: `${q}:prioritized`,
-  } as const;
+  const { wait, paused, delayed, prioritized } = laneStateKeys(prefix, lane);
+  return { wait, paused, delayed, prioritized } as const;
 }
 
 /** Admission reservations in flight (ZSET member = reservation id, score = expiry ms). */

@@ -58,6 +58,7 @@ export const retryBudgetSchema = z
   .strict();
 export type RetryBudgetPolicy = z.infer<typeof retryBudgetSchema>;
 
+/** The classes a lane's rule may assign: the worker's own (unknown_handler, deadline_exceeded, …) stay its own. */
 const ERROR_CLASS_NAMES = [
   'timeout',
   'network',
