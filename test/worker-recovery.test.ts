@@ -53,7 +53,11 @@ describe('recovery from a crashed worker', () => {
     const reclaimed = harness.events['job:reclaimed'].find((e) => e.jobId === id);
     const job = (await queue.getJob(id))!;
 
-    expect(stalled).toEqual({ lane: 'work', jobId: id, workerId: 'rescuer', previousWorker: 'doomed-worker', at: expect.any(Number) });
+    // The stall event names the dead worker when its lease is still on record when the event is
+    // handled; under load the rescuer may have leased the job again by then (documented on the
+    // event), so only the reclaim, read at the new start, must always name it.
+    expect(stalled).toMatchObject({ lane: 'work', jobId: id, workerId: 'rescuer', at: expect.any(Number) });
+    expect([undefined, 'doomed-worker']).toContain(stalled?.previousWorker);
     expect(reclaimed).toMatchObject({ jobId: id, attempt: 1, workerId: 'rescuer', previousWorker: 'doomed-worker', lostStarts: 1 });
     expect(reclaimed!.at).toBeGreaterThanOrEqual(stalled!.at);
     expect(completed.workerId).toBe('rescuer');
