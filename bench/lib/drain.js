@@ -1,0 +1,46 @@
+// Worker throughput, timed the same way for bare BullMQ and bullpen: the lane is full and paused,
+// the worker is connected and idle; the clock starts when the lane is resumed and stops when no job
+// is left waiting or active.
+'use strict';
+const { performance } = require('node:perf_hooks');
+const { startRedisCost } = require('./redis-cost');
+const { round } = require('./stats');
+const { until } = require('./wait');
+
+/** Microseconds on the monotonic clock every process shares (and V8's profiler stamps samples with). */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+const UNFINISHED = ['waiting', 'paused', 'prioritized', 'delayed', 'active'];
+
+async function unfinished(queue) {
+  const counts = await queue.getJobCounts(...UNFINISHED);
+  return UNFINISHED.reduce((sum, state) => sum + (counts[state] ?? 0), 0);
+}
+
+/**
+ * Resumes the paused `queue` holding n jobs and times until it is drained, with what the drain cost
+ * Redis per job (`redis`: an admin connection; `redisPid`: a redis-server the bench started).
+ */
+async function timeDrain(queue, n, { timeoutMs, redis, redisPid }) {
+  const left = await unfinished(queue);
+  if (left !== n) throw new Error(`expected ${n} jobs in the lane before the drain, found ${left}`);
+  const redisCost = await startRedisCost({ redis, redisPid });
+  const window0 = monotonicUs();
+  const t0 = performance.now();
+  await queue.resume();
+  await until(async () => (await unfinished(queue)) === 0, `the lane to drain (${n} jobs)`, timeoutMs, 5);
+  const ms = performance.now() - t0;
+  const window1 = monotonicUs();
+  const cost = await redisCost(n);
+  const { failed } = await queue.getJobCounts('failed');
+  if (failed > 0) throw new Error(`${failed} of ${n} jobs failed during the drain`);
+  return {
+    ms: round(ms, 1),
+    jobsPerSec: round(n / (ms / 1000)),
+    ...cost,
+    // The drain on the monotonic clock V8 profiles use: node bench/profile-top.js --window.
+    monotonicWindowUs: [window0, window1],
+  };
+}
+
+module.exports = { timeDrain, unfinished, monotonicUs };

@@ -1,0 +1,56 @@
+// A stand-in OTLP/HTTP collector for the tracing measurement: accepts POST /v1/traces, answers
+// 200, and counts the spans it was sent per service (OTLP JSON; protobuf bodies are counted as
+// requests only).
+'use strict';
+const http = require('node:http');
+
+function startOtlpSink() {
+  const stats = { requests: 0, bytes: 0, spans: 0, byService: {}, unparsed: 0 };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (req.method === 'POST' && req.url === '/v1/traces') {
+        stats.requests += 1;
+        stats.bytes += body.length;
+        count(stats, req.headers['content-type'] ?? '', body);
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        endpoint: `http://127.0.0.1:${server.address().port}`,
+        stats,
+        /** A copy of the counts so far. */
+        snapshot: () => JSON.parse(JSON.stringify(stats)),
+        close: () => new Promise((r) => (server.closeAllConnections(), server.close(() => r()))),
+      });
+    });
+  });
+}
+
+function count(stats, contentType, body) {
+  if (!contentType.includes('json')) {
+    stats.unparsed += 1;
+    return;
+  }
+  try {
+    const { resourceSpans = [] } = JSON.parse(body.toString('utf8'));
+    for (const rs of resourceSpans) {
+      const attr = (rs.resource?.attributes ?? []).find((a) => a.key === 'service.name');
+      const service = attr?.value?.stringValue ?? 'unknown';
+      const n = (rs.scopeSpans ?? []).reduce((sum, ss) => sum + (ss.spans?.length ?? 0), 0);
+      stats.spans += n;
+      stats.byService[service] = (stats.byService[service] ?? 0) + n;
+    }
+  } catch {
+    stats.unparsed += 1;
+  }
+}
+
+module.exports = { startOtlpSink };

@@ -1,0 +1,87 @@
+// §2 Single-job enqueue at 50 requests in flight for a fixed time: bullpen's
+// POST /v1/lanes/:lane/jobs against two floors measured the same way — a bare Express 5 endpoint
+// that parses JSON and answers 201 without Redis (the HTTP floor), and bare queue.add.
+'use strict';
+const path = require('node:path');
+const { Queue } = require('bullmq');
+const { BullpenStack, LANE } = require('../lib/bullpen');
+const { closedLoop, httpClient, jsonPost } = require('../lib/load');
+const { connectionOptions, deletePrefix, freePort, quiet } = require('../lib/redis');
+
+const FLOOR = path.join(__dirname, '..', 'floor-server.js');
+const JOB = { name: 'noop', data: {} };
+
+function loadOptions(ctx) {
+  return { inFlight: ctx.config.inFlight, durationMs: ctx.config.seconds * 1000, warmupMs: ctx.config.warmupSeconds * 1000 };
+}
+
+/** POSTs `request` to path at 50 in flight; a success is a 201. */
+async function httpLoad(ctx, url, urlPath, request) {
+  const client = httpClient(url, { maxSockets: ctx.config.inFlight });
+  try {
+    return await closedLoop({
+      ...loadOptions(ctx),
+      op: () => client.request('POST', urlPath, { ...request, discard: true }).then((res) => res.status === 201),
+    });
+  } finally {
+    client.close();
+  }
+}
+
+async function httpFloor(ctx, request) {
+  const port = await freePort();
+  const child = ctx.children.spawn('http floor', process.execPath, [FLOOR], { env: { PATH: process.env.PATH, PORT: String(port) } });
+  try {
+    await child.waitForLine(/^listening \d+/, 'the HTTP floor to listen', 15_000);
+    return await httpLoad(ctx, `http://127.0.0.1:${port}`, '/jobs', request);
+  } finally {
+    await child.stop();
+  }
+}
+
+async function bareQueueAdd(ctx) {
+  const prefix = ctx.prefix('add');
+  const queue = quiet(new Queue(LANE, { connection: connectionOptions(ctx.redisUrl), prefix }));
+  try {
+    await queue.waitUntilReady();
+    return await closedLoop({ ...loadOptions(ctx), op: () => queue.add(JOB.name, JOB.data).then(() => true) });
+  } finally {
+    await queue.close();
+    await deletePrefix(ctx.redis, prefix);
+  }
+}
+
+async function bullpenRest(ctx) {
+  const prefix = ctx.prefix('single');
+  const stack = new BullpenStack({
+    children: ctx.children,
+    redisUrl: ctx.redisUrl,
+    prefix,
+    lanesFile: ctx.lanesFile,
+    apiKey: ctx.apiKey,
+    label: 'single',
+    ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
+  });
+  try {
+    const { url } = await stack.startApi();
+    return await httpLoad(ctx, url, `/v1/lanes/${LANE}/jobs`, jsonPost(JOB, stack.authHeader()));
+  } finally {
+    await stack.stop();
+    await deletePrefix(ctx.redis, prefix);
+  }
+}
+
+async function run(ctx) {
+  const { seconds, inFlight } = ctx.config;
+  // The same bytes to every target; the floor ignores the Authorization header.
+  const request = jsonPost(JOB, { authorization: `Bearer ${ctx.apiKey}` });
+  ctx.log(`single enqueue: HTTP floor (bare Express 5), ${inFlight} in flight for ${seconds} s`);
+  const floor = await httpFloor(ctx, request);
+  ctx.log(`single enqueue: bare queue.add, ${inFlight} in flight for ${seconds} s`);
+  const queueAdd = await bareQueueAdd(ctx);
+  ctx.log(`single enqueue: bullpen REST, ${inFlight} in flight for ${seconds} s`);
+  const bullpen = await bullpenRest(ctx);
+  return { inFlight, seconds, warmupSeconds: ctx.config.warmupSeconds, httpFloor: floor, bareQueueAdd: queueAdd, bullpen };
+}
+
+module.exports = { run };

@@ -1,0 +1,130 @@
+// §1 Worker throughput: N no-op jobs enqueued in batches of 1000, then drained by a worker process
+// at concurrency 50 — bare BullMQ (Queue.addBulk, bench/bare-worker.js) against bullpen's full
+// path (REST bulk through the API process, the worker process with metrics on and logs at info,
+// the exporter process running). The worker starts only once every job is enqueued.
+'use strict';
+const { performance } = require('node:perf_hooks');
+const { Queue } = require('bullmq');
+const { startBareWorker } = require('../lib/bare');
+const { BullpenStack, LANE, BULK_MAX } = require('../lib/bullpen');
+const { cpuSeconds, rssBytes } = require('../lib/children');
+const { monotonicUs, timeDrain, unfinished } = require('../lib/drain');
+const { startRedisCost } = require('../lib/redis-cost');
+const { connectionOptions, deletePrefix, quiet } = require('../lib/redis');
+const { round } = require('../lib/stats');
+const { until } = require('../lib/wait');
+
+const CONCURRENCY = 50;
+const NOOP = { name: 'noop', data: {} };
+
+function rate(n, ms) {
+  return { ms: round(ms, 1), jobsPerSec: round(n / (ms / 1000)) };
+}
+
+async function bareArm(ctx) {
+  const { n } = ctx.config;
+  const prefix = ctx.prefix('bare');
+  const queue = quiet(new Queue(LANE, { connection: connectionOptions(ctx.redisUrl), prefix }));
+  let worker;
+  try {
+    const batch = Array.from({ length: Math.min(n, BULK_MAX) }, () => ({ ...NOOP, opts: { removeOnComplete: true } }));
+    const redisCost = await startRedisCost(ctx);
+    const window0 = monotonicUs();
+    const t0 = performance.now();
+    for (let sent = 0; sent < n; sent += BULK_MAX) await queue.addBulk(batch.slice(0, Math.min(BULK_MAX, n - sent)));
+    const ms = performance.now() - t0;
+    const window = [window0, monotonicUs()];
+    const enqueue = { ...rate(n, ms), ...(await redisCost(n)), monotonicWindowUs: window };
+
+    await queue.pause();
+    worker = await startBareWorker(ctx, { prefix, queue: LANE, processor: 'noop', concurrency: CONCURRENCY, label: 'throughput-bare' });
+    const cpu0 = cpuSeconds(worker.pid);
+    const drain = await timeDrain(queue, n, { timeoutMs: ctx.drainTimeoutMs, redis: ctx.redis, redisPid: ctx.redisPid });
+    const workerCpu = cpuSeconds(worker.pid) - cpu0;
+    return { enqueue, drain: { ...drain, workerCpuMsPerJob: round((workerCpu * 1000) / n, 4), workerRssMb: round((rssBytes(worker.pid) ?? 0) / 2 ** 20, 1) } };
+  } finally {
+    await worker?.stop();
+    await queue.close();
+    await deletePrefix(ctx.redis, prefix);
+  }
+}
+
+/**
+ * bullpen's full path for n no-op jobs; `tracing` as in BullpenStack. Returns enqueue and drain
+ * rates with the worker's CPU per job, whether its metrics endpoint answered, and how long after
+ * the drain the exporter had counted every completion.
+ */
+async function bullpenArm(ctx, { label, tracing = 'inherit', profile = false }) {
+  const { n } = ctx.config;
+  const prefix = ctx.prefix(label);
+  const stack = new BullpenStack({
+    children: ctx.children,
+    redisUrl: ctx.redisUrl,
+    prefix,
+    lanesFile: ctx.lanesFile,
+    apiKey: ctx.apiKey,
+    tracing,
+    label,
+    ...(profile && ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
+  });
+  const queue = quiet(new Queue(LANE, { connection: connectionOptions(ctx.redisUrl), prefix }));
+  try {
+    await Promise.all([stack.startApi(), stack.startExporter()]);
+    const apiCpu0 = cpuSeconds(stack.api.child.pid);
+    const redisCost = await startRedisCost(ctx);
+    const enqueueWindow0 = monotonicUs();
+    const t0 = performance.now();
+    const outcome = await stack.enqueueBulk(n, NOOP, () => unfinished(queue));
+    const ms = performance.now() - t0;
+    const enqueueWindow = [enqueueWindow0, monotonicUs()];
+    const enqueue = { ...rate(n, ms), ...(await redisCost(n)) };
+    if (outcome.unavailable > 0) {
+      // The rate includes the waits that checked what landed; the 503s themselves are a finding.
+      enqueue.unavailableAnswers = outcome.unavailable;
+      enqueue.landedDespite503 = outcome.landedDespite503;
+    }
+    const apiCpu = cpuSeconds(stack.api.child.pid) - apiCpu0;
+
+    await queue.pause();
+    const { child } = await stack.startWorker();
+    const cpu0 = cpuSeconds(child.pid);
+    const exporterCpu0 = cpuSeconds(stack.exporter.child.pid);
+    const drain = await timeDrain(queue, n, { timeoutMs: ctx.drainTimeoutMs, redis: ctx.redis, redisPid: ctx.redisPid });
+    const workerCpu = cpuSeconds(child.pid) - cpu0;
+    const exporterCpu = cpuSeconds(stack.exporter.child.pid) - exporterCpu0;
+    const drainedAt = performance.now();
+    const metricsServed = await stack.workerMetricsServed();
+    let exporterCaughtUpMs = null;
+    try {
+      await until(async () => (await stack.exporterCounter('bullpen_jobs_completed_total')) >= n, 'the exporter to count every completion', 60_000, 50);
+      exporterCaughtUpMs = round(performance.now() - drainedAt);
+    } catch {
+      // Reported as null: the exporter had not counted them all within a minute.
+    }
+    return {
+      enqueue: { ...enqueue, apiCpuMsPerJob: round((apiCpu * 1000) / n, 4), monotonicWindowUs: enqueueWindow },
+      drain: {
+        ...drain,
+        workerCpuMsPerJob: round((workerCpu * 1000) / n, 4),
+        exporterCpuMsPerJob: round((exporterCpu * 1000) / n, 4),
+        workerRssMb: round((rssBytes(child.pid) ?? 0) / 2 ** 20, 1),
+        workerMetricsServed: metricsServed,
+      },
+      exporterCaughtUpMs,
+    };
+  } finally {
+    await stack.stop();
+    await queue.close();
+    await deletePrefix(ctx.redis, prefix);
+  }
+}
+
+async function run(ctx) {
+  ctx.log(`worker throughput: bare BullMQ, ${ctx.config.n} jobs`);
+  const bare = await bareArm(ctx);
+  ctx.log(`worker throughput: bullpen full path, ${ctx.config.n} jobs`);
+  const bullpen = await bullpenArm(ctx, { label: 'throughput', profile: true });
+  return { concurrency: CONCURRENCY, batchSize: BULK_MAX, bare, bullpen };
+}
+
+module.exports = { run, bullpenArm };
