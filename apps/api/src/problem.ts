@@ -17,6 +17,8 @@ export interface Problem {
   code: string;
   detail: string;
   errors?: FieldError[];
+  /** With redis_timeout: the ids of the jobs the request was adding, whose fate is unknown. */
+  jobIds?: string[];
 }
 
 /** Stable codes, their HTTP status and title. */
@@ -34,6 +36,7 @@ export const PROBLEMS = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   queue_full: { status: 429, title: 'Lane is full' },
   redis_unavailable: { status: 503, title: 'Redis unavailable' },
+  redis_timeout: { status: 503, title: 'Redis did not answer in time; the outcome is unknown' },
   internal: { status: 500, title: 'Internal error' },
 } as const;
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -49,7 +52,7 @@ export class ProblemError extends Error {
   constructor(
     readonly code: ProblemCode,
     readonly detail: string,
-    readonly options: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+    readonly options: { errors?: FieldError[]; headers?: Record<string, string>; jobIds?: string[] } = {},
   ) {
     super(detail);
     this.status = PROBLEMS[code].status;
@@ -64,6 +67,7 @@ export class ProblemError extends Error {
       detail: this.detail,
     };
     if (this.options.errors) problem.errors = this.options.errors;
+    if (this.options.jobIds) problem.jobIds = this.options.jobIds;
     return problem;
   }
 }
@@ -80,6 +84,21 @@ export function unavailableProblem(detail = 'Redis is unavailable; retry shortly
   return new ProblemError('redis_unavailable', detail, {
     headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
   });
+}
+
+/**
+ * A write timed out after it was sent: it may yet be applied, so the answer must not say nothing
+ * was enqueued. It names the jobs so that the client can look them up, or retry with the same
+ * idempotency keys, which cannot create a second job.
+ */
+export function outcomeUnknownProblem(lane: string, jobIds: readonly string[]): ProblemError {
+  const which = jobIds.length === 1 ? `job ${jobIds[0]}` : `${jobIds.length} jobs (listed in jobIds)`;
+  return new ProblemError(
+    'redis_timeout',
+    `Redis did not answer in time: ${which} may or may not have been enqueued in lane ${lane}. ` +
+      'GET the job to find out, or retry with the same idempotencyKey.',
+    { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, jobIds: [...jobIds] },
+  );
 }
 
 /** The `type` field body-parser sets on its errors: a stable code, unlike the message. */

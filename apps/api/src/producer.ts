@@ -19,7 +19,8 @@ import {
 } from '@bullpen/core';
 import type { LaneContext } from './auth';
 import type { LaneRegistry } from './lane-registry';
-import { ProblemError } from './problem';
+import { ProblemError, outcomeUnknownProblem } from './problem';
+import { RedisTimeoutError } from './redis-guard';
 import type { RedisGuard } from './redis-guard';
 import { jobSubmissionSchema, parseWith, type JobSubmission } from './schemas';
 import { checkSubmission, deduplicationId, prepareJob, type PreparedJob } from './submission';
@@ -128,6 +129,7 @@ export class JobProducer {
       return { replayed: false, job: jobCreatedView(job, lane, prepared.initialState) };
     } catch (err) {
       failure = err;
+      if (err instanceof RedisTimeoutError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
       throw err;
     } finally {
       endSpan(span, failure);
@@ -228,6 +230,7 @@ export class JobProducer {
       nodes = await guard.run(() => producer.addBulk(flows));
     } catch (err) {
       spans.forEach((span) => endSpan(span, err));
+      if (err instanceof RedisTimeoutError) throw outcomeUnknownProblem(lane, admitted.map(({ prepared }) => prepared.jobId));
       throw err;
     }
     spans.forEach((span) => endSpan(span));

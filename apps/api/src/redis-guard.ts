@@ -23,6 +23,14 @@ function isConnectionFailure(err: unknown): boolean {
   );
 }
 
+/**
+ * Redis took longer than the bound to answer a call that was already sent. Unlike a connection
+ * that was down, the call may still be applied after the answer: a write's outcome is unknown.
+ */
+export class RedisTimeoutError extends UnavailableError {
+  readonly outcomeUnknown = true;
+}
+
 export class RedisGuard {
   constructor(
     private readonly redis: IORedis,
@@ -43,7 +51,7 @@ export class RedisGuard {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new UnavailableError(`Redis did not answer within ${this.timeoutMs} ms`)),
+        () => reject(new RedisTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`)),
         this.timeoutMs,
       );
     });

@@ -36,6 +36,10 @@ export const problemSchema = z
     code: z.string().register(responseDocs, doc('Stable machine-readable code, e.g. queue_full, validation_failed.')),
     detail: z.string(),
     errors: z.array(fieldErrorSchema).optional().register(responseDocs, doc('For validation: one message per offending field.')),
+    jobIds: z
+      .array(z.string())
+      .optional()
+      .register(responseDocs, doc('For redis_timeout: the jobs the request was adding, which may or may not have been enqueued.')),
   })
   .register(responseDocs, { id: 'Problem', description: 'RFC 9457 problem details.' });
 

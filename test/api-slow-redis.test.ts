@@ -1,0 +1,85 @@
+// Redis alive but slow: a write that times out after it was sent may still be applied, so the 503
+// must say the outcome is unknown and name the jobs, never claim that nothing was enqueued.
+import { Job } from 'bullmq';
+import { createLogger, createRedis, type BullpenConfig } from '@bullpen/core';
+import type IORedis from 'ioredis';
+import { LaneRegistry } from '../apps/api/src/lane-registry';
+import { ProblemError } from '../apps/api/src/problem';
+import { JobProducer } from '../apps/api/src/producer';
+import { RedisGuard, RedisTimeoutError } from '../apps/api/src/redis-guard';
+import { cleanupPrefix, testConfig } from './support/config';
+import { waitUntil } from './support/wait';
+
+/** A guard whose n-th call is sent and applied by Redis, but answered too late. */
+class LateGuard extends RedisGuard {
+  calls = 0;
+  constructor(
+    redis: IORedis,
+    private readonly lateCall: number,
+  ) {
+    super(redis);
+  }
+  override async run<T>(call: () => Promise<T>): Promise<T> {
+    this.calls += 1;
+    if (this.calls !== this.lateCall) return super.run(call);
+    await super.run(call);
+    throw new RedisTimeoutError('Redis did not answer within 1000 ms');
+  }
+}
+
+describe('a write that Redis answers too late', () => {
+  let config: BullpenConfig;
+  let redis: IORedis;
+  let lanes: LaneRegistry;
+
+  beforeAll(async () => {
+    config = testConfig();
+    redis = createRedis(config.redisUrl, 'producer');
+    await waitUntil(() => redis.status === 'ready');
+    lanes = new LaneRegistry(config, redis, createLogger('api', 'error'));
+  });
+  afterAll(async () => {
+    await lanes.close();
+    redis.disconnect();
+    await cleanupPrefix(config.prefix);
+  });
+
+  const context = () => ({ lane: 'tool_call', policy: config.lanes.tool_call! });
+
+  it('answers redis_timeout naming the job, which GET can then find', async () => {
+    // Call 1 reserves admission, call 2 is the add.
+    const producer = new JobProducer({ config, redis, guard: new LateGuard(redis, 2), lanes });
+    const err = await producer.submit(context(), 'acme', { name: 'noop', data: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProblemError);
+    const problem = (err as ProblemError).toProblem();
+    expect(problem).toMatchObject({ status: 503, code: 'redis_timeout' });
+    expect(problem.detail).toMatch(/may or may not have been enqueued/);
+    expect(problem.jobIds).toHaveLength(1);
+    // It was applied: the named job is there.
+    const job = await Job.fromId(lanes.queue('tool_call'), problem.jobIds![0]!);
+    expect(job?.name).toBe('noop');
+  });
+
+  it('names every job of a bulk batch whose add timed out', async () => {
+    const producer = new JobProducer({ config, redis, guard: new LateGuard(redis, 2), lanes });
+    const err = await producer
+      .submitBulk(context(), 'acme', [{ name: 'noop' }, { name: 'noop' }, { name: 9 }])
+      .catch((e: unknown) => e);
+    const problem = (err as ProblemError).toProblem();
+    expect(problem.code).toBe('redis_timeout');
+    expect(problem.jobIds).toHaveLength(2);
+  });
+
+  it('still says redis_unavailable when the connection was down before anything was sent', async () => {
+    const down = createRedis('redis://127.0.0.1:1', 'producer');
+    try {
+      const producer = new JobProducer({ config, redis: down, guard: new RedisGuard(down), lanes });
+      const err = await producer.submit(context(), 'acme', { name: 'noop', data: {} }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(ProblemError);
+      expect((err as Error).name).toBe('UnavailableError');
+    } finally {
+      down.disconnect();
+    }
+  });
+});
