@@ -1,8 +1,8 @@
 // Admission control: a lane never holds more than maxQueueSize jobs not yet started, however many
 // submitters race for the last places, through one API or several.
 import type IORedis from 'ioredis';
-import { admissionKey, createRedis, laneBacklogKeys, reserveAdmission } from '@bullpen/core';
-import { startLatencyProxy, startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
+import { admissionKey, createRedis, reserveAdmission } from '@bullpen/core';
+import { backlogOf, startLatencyProxy, startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 
 const LANE = 'tool_call';
@@ -59,18 +59,9 @@ describe('producer API: admission control', () => {
     for (let i = 0; i < count; i++) replicas.push(await startTestApi({ lanesFile, prefix, env: { REDIS_URL: proxy.url } }));
     const direct: IORedis = createRedis(redisUrl(), 'worker');
     await whenReady(direct);
-    const keys = laneBacklogKeys(prefix, LANE);
     return {
       replicas,
-      async backlog() {
-        const [a, b, c, d] = await Promise.all([
-          direct.llen(keys.wait),
-          direct.llen(keys.paused),
-          direct.zcard(keys.delayed),
-          direct.zcard(keys.prioritized),
-        ]);
-        return a + b + c + d;
-      },
+      backlog: () => backlogOf(direct, prefix, LANE),
       async stop() {
         direct.disconnect();
         for (const replica of replicas) await replica.stop();

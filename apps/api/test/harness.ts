@@ -46,6 +46,18 @@ export interface TestApi {
   stop(): Promise<void>;
 }
 
+/** Jobs not yet started in a lane (wait + paused + delayed + prioritized), read directly. */
+export async function backlogOf(redis: IORedis, prefix: string, lane: string): Promise<number> {
+  const keys = laneBacklogKeys(prefix, lane);
+  const [wait, paused, delayed, prioritized] = await Promise.all([
+    redis.llen(keys.wait),
+    redis.llen(keys.paused),
+    redis.zcard(keys.delayed),
+    redis.zcard(keys.prioritized),
+  ]);
+  return wait + paused + delayed + prioritized;
+}
+
 export async function whenReady(redis: IORedis): Promise<void> {
   if (redis.status !== 'ready') await once(redis, 'ready');
 }
@@ -78,16 +90,7 @@ export async function startTestApi(options: TestConfigOptions & { waitForRedis?:
       const parsed = text && type.includes('json') ? JSON.parse(text) : text;
       return { status: response.status, headers: response.headers, body: parsed, elapsedMs: Date.now() - started };
     },
-    async backlog(lane) {
-      const keys = laneBacklogKeys(config.prefix, lane);
-      const [wait, paused, delayed, prioritized] = await Promise.all([
-        redis.llen(keys.wait),
-        redis.llen(keys.paused),
-        redis.zcard(keys.delayed),
-        redis.zcard(keys.prioritized),
-      ]);
-      return wait + paused + delayed + prioritized;
-    },
+    backlog: (lane) => backlogOf(redis, config.prefix, lane),
     async stop() {
       await server.close(1000);
       await api.close();
