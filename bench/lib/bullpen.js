@@ -84,6 +84,15 @@ class BullpenStack {
     this.processes = [];
   }
 
+  /**
+   * A stack on the bench run's shared Redis, lanes file, key and process list, under `prefix`.
+   * @param {{children: any, redisUrl: string, lanesFile: string, apiKey: string}} ctx
+   * @param {{prefix: string, label: string} & Partial<ConstructorParameters<typeof BullpenStack>[0]>} o
+   */
+  static forRun(ctx, o) {
+    return new BullpenStack({ children: ctx.children, redisUrl: ctx.redisUrl, lanesFile: ctx.lanesFile, apiKey: ctx.apiKey, ...o });
+  }
+
   env(extra) {
     const inherited = Object.fromEntries(INHERITED.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
     return {

@@ -57,12 +57,8 @@ async function bare(ctx) {
 
 async function bullpen(ctx) {
   const prefix = ctx.prefix('pickup');
-  const stack = new BullpenStack({
-    children: ctx.children,
-    redisUrl: ctx.redisUrl,
+  const stack = BullpenStack.forRun(ctx, {
     prefix,
-    lanesFile: ctx.lanesFile,
-    apiKey: ctx.apiKey,
     handlersDir: HANDLERS_DIR,
     label: 'pickup',
   });

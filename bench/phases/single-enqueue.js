@@ -53,12 +53,8 @@ async function bareQueueAdd(ctx) {
 
 async function bullpenRest(ctx) {
   const prefix = ctx.prefix('single');
-  const stack = new BullpenStack({
-    children: ctx.children,
-    redisUrl: ctx.redisUrl,
+  const stack = BullpenStack.forRun(ctx, {
     prefix,
-    lanesFile: ctx.lanesFile,
-    apiKey: ctx.apiKey,
     label: 'single',
     ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
   });

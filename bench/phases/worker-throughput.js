@@ -57,12 +57,8 @@ async function bareArm(ctx) {
 async function bullpenArm(ctx, { label, tracing = 'inherit', profile = false }) {
   const { n } = ctx.config;
   const prefix = ctx.prefix(label);
-  const stack = new BullpenStack({
-    children: ctx.children,
-    redisUrl: ctx.redisUrl,
+  const stack = BullpenStack.forRun(ctx, {
     prefix,
-    lanesFile: ctx.lanesFile,
-    apiKey: ctx.apiKey,
     tracing,
     label,
     ...(profile && ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
