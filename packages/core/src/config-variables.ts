@@ -8,6 +8,9 @@ const ALL: readonly AppName[] = ['api', 'worker', 'exporter'];
 
 export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   REDIS_URL: ALL,
+  REDIS_CLUSTER_NODES: ALL,
+  REDIS_SENTINELS: ALL,
+  REDIS_SENTINEL_MASTER: ALL,
   BULLPEN_PREFIX: ALL,
   LANES_FILE: ALL,
   LOG_LEVEL: ALL,

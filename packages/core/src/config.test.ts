@@ -8,7 +8,7 @@ const defaultsEnv = {};
 describe('loadConfig', () => {
   it('applies the documented defaults with the shipped lanes file', () => {
     const config = loadConfig(defaultsEnv);
-    expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(config.redis).toEqual({ mode: 'standalone', url: 'redis://127.0.0.1:6379' });
     expect(config.prefix).toBe('bullpen');
     expect(config.port).toBe(3000);
     expect(config.maxHandlersPerProcess).toBe(32);

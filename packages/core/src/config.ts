@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors';
 import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
 import { parseApiKeys, type ApiKeyEntry } from './api-keys';
+import { describeRedisTarget, loadRedisTarget, type RedisTarget } from './redis-target';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -23,8 +24,11 @@ export interface TracingConfig {
 }
 
 export interface BullpenConfig {
-  /** REDIS_URL; default redis://127.0.0.1:6379. */
-  readonly redisUrl: string;
+  /**
+   * Where Redis is: REDIS_URL (default redis://127.0.0.1:6379), or a Redis Cluster
+   * (REDIS_CLUSTER_NODES), or a master found through Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_MASTER).
+   */
+  readonly redis: RedisTarget;
   /** BULLPEN_PREFIX: BullMQ key prefix; default "bullpen". */
   readonly prefix: string;
   /** PORT of the API; default 3000. */
@@ -164,16 +168,11 @@ function readLanes(env: Env, readFile: (file: string) => string): { file: string
 export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): BullpenConfig {
   const readFile = options.readFile ?? ((file: string) => readFileSync(file, 'utf8'));
 
-  const redisUrl = env.REDIS_URL || 'redis://127.0.0.1:6379';
-  if (!/^rediss?:\/\//.test(redisUrl)) fail('REDIS_URL', 'a redis:// or rediss:// URL', redisUrl);
-  try {
-    new URL(redisUrl);
-  } catch {
-    fail('REDIS_URL', 'a valid URL', redisUrl);
-  }
+  const redis = loadRedisTarget(env);
 
   const prefix = env.BULLPEN_PREFIX || 'bullpen';
-  if (!/^[A-Za-z0-9_{}.-]{1,64}$/.test(prefix)) fail('BULLPEN_PREFIX', 'letters, digits, _ . - { } (1-64 chars)', prefix);
+  // No braces: bullpen adds the lane's hash tag itself (keys.ts), and a second tag would win.
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) fail('BULLPEN_PREFIX', 'letters, digits, _ . - (1-64 chars)', prefix);
 
   const { file: lanesFile, parsed } = readLanes(env, readFile);
   const laneNames = Object.keys(parsed.lanes);
@@ -205,7 +204,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames));
 
   const config: BullpenConfig = {
-    redisUrl,
+    redis,
     prefix,
     port: intVar(env, 'PORT', 3000, 0, 65535),
     host: env.HOST || '0.0.0.0',
@@ -245,10 +244,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
 
 /** The effective configuration for a startup log line, with secrets masked. */
 export function describeConfig(config: BullpenConfig): Record<string, unknown> {
-  const url = new URL(config.redisUrl);
-  if (url.password) url.password = '***';
   return {
-    redisUrl: url.toString(),
+    redis: describeRedisTarget(config.redis),
     prefix: config.prefix,
     port: config.port,
     lanesFile: config.lanesFile,

@@ -7,6 +7,7 @@ export * from './lane-queues';
 export * from './lanes';
 export * from './logger';
 export * from './redis';
+export * from './redis-target';
 export * from './lua';
 export * from './retry-budget';
 export * from './admission';

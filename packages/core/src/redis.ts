@@ -1,17 +1,26 @@
 // Redis connections by role. Workers and event readers must wait out outages (BullMQ requires
 // maxRetriesPerRequest: null); the API's producer connection fails fast so that a request gets
-// a 503 instead of hanging while Redis is away.
-import IORedis, { type RedisOptions } from 'ioredis';
+// a 503 instead of hanging while Redis is away. The same roles apply to every kind of target:
+// one server, a Redis Cluster, or a master found through Sentinel (redis-target.ts).
+import IORedis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { RedisAuth, RedisTarget } from './redis-target';
+
+/** A connection to one server (or a Sentinel-managed master) or to a Redis Cluster. */
+export type RedisClient = IORedis | Cluster;
 
 export type ConnectionRole = 'producer' | 'worker' | 'events';
 
 /** How long a producer waits for a connection before giving up; reconnects continue behind it. */
 export const PRODUCER_CONNECT_TIMEOUT_MS = 1000;
 
+function backoff(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 6), 2000);
+}
+
 export function redisOptions(role: ConnectionRole, name?: string): RedisOptions {
   const base: RedisOptions = {
     lazyConnect: false,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    retryStrategy: backoff,
     ...(name ? { connectionName: name } : {}),
   };
   if (role === 'producer') {
@@ -29,9 +38,67 @@ export function redisOptions(role: ConnectionRole, name?: string): RedisOptions 
   return { ...base, maxRetriesPerRequest: null, enableReadyCheck: true };
 }
 
-export function createRedis(url: string, role: ConnectionRole, name?: string): IORedis {
-  const client = new IORedis(url, redisOptions(role, name));
+function authOptions(auth: RedisAuth): RedisOptions {
+  return {
+    ...(auth.username ? { username: auth.username } : {}),
+    ...(auth.password ? { password: auth.password } : {}),
+    ...(auth.tls ? { tls: {} } : {}),
+  };
+}
+
+/**
+ * Cluster-level options for a role. The node connections get the role's options; the cluster
+ * client itself queues nothing offline for a producer, and refreshes slots and retries moved
+ * commands for everyone (ioredis follows MOVED/ASK on its own).
+ */
+export function clusterOptions(role: ConnectionRole, auth: RedisAuth, name?: string): ClusterOptions {
+  const { enableOfflineQueue, lazyConnect, retryStrategy: _nodeRetry, ...node } = redisOptions(role, name);
+  return {
+    lazyConnect,
+    enableReadyCheck: true,
+    enableOfflineQueue: enableOfflineQueue ?? true,
+    clusterRetryStrategy: backoff,
+    redisOptions: { ...node, ...authOptions(auth) },
+    ...(auth.tls ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
+  };
+}
+
+/** A URL names one server: its client is a plain ioredis client. */
+export function createRedis(url: string, role: ConnectionRole, name?: string): IORedis;
+export function createRedis(target: RedisTarget | string, role: ConnectionRole, name?: string): RedisClient;
+export function createRedis(target: RedisTarget | string, role: ConnectionRole, name?: string): RedisClient {
+  const resolved: RedisTarget = typeof target === 'string' ? { mode: 'standalone', url: target } : target;
+  let client: RedisClient;
+  switch (resolved.mode) {
+    case 'standalone':
+      client = new IORedis(resolved.url, redisOptions(role, name));
+      break;
+    case 'cluster':
+      client = new Cluster(
+        resolved.nodes.map((n) => ({ host: n.host, port: n.port })),
+        clusterOptions(role, resolved.auth, name),
+      );
+      break;
+    case 'sentinel':
+      client = new IORedis({
+        ...redisOptions(role, name),
+        ...authOptions(resolved.auth),
+        sentinels: resolved.sentinels.map((n) => ({ host: n.host, port: n.port })),
+        name: resolved.masterName,
+        db: resolved.db,
+        ...(resolved.sentinelAuth.username ? { sentinelUsername: resolved.sentinelAuth.username } : {}),
+        ...(resolved.sentinelAuth.password ? { sentinelPassword: resolved.sentinelAuth.password } : {}),
+        ...(resolved.sentinelAuth.tls ? { enableTLSForSentinelMode: true } : {}),
+        sentinelRetryStrategy: backoff,
+      });
+      break;
+  }
   // Errors surface on the commands that fail; an unhandled 'error' event must not crash a process.
   client.on('error', () => undefined);
   return client;
+}
+
+/** The primaries of a cluster client, or the client itself: where per-server commands go. */
+export function serversOf(client: RedisClient): IORedis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client];
 }

@@ -1,0 +1,61 @@
+import { loadConfig } from './config';
+import { describeRedisTarget, loadRedisTarget } from './redis-target';
+
+describe('loadRedisTarget', () => {
+  it('defaults to one server on localhost', () => {
+    expect(loadRedisTarget({})).toEqual({ mode: 'standalone', url: 'redis://127.0.0.1:6379' });
+  });
+
+  it('reads cluster seed nodes with their shared credentials and scheme', () => {
+    const target = loadRedisTarget({ REDIS_CLUSTER_NODES: 'rediss://app:s%40cret@a:7000, rediss://app:s%40cret@b:7001' });
+    expect(target).toEqual({
+      mode: 'cluster',
+      nodes: [
+        { host: 'a', port: 7000 },
+        { host: 'b', port: 7001 },
+      ],
+      auth: { username: 'app', password: 's@cret', tls: true },
+    });
+    expect(JSON.stringify(describeRedisTarget(target))).not.toContain('s@cret');
+  });
+
+  it('reads sentinels, the master group and the master credentials and database from REDIS_URL', () => {
+    const target = loadRedisTarget({
+      REDIS_SENTINELS: 'redis://:sentinelpw@s1:26379,redis://:sentinelpw@s2:26380',
+      REDIS_SENTINEL_MASTER: 'mymaster',
+      REDIS_URL: 'redis://:masterpw@ignored:6379/3',
+    });
+    expect(target).toEqual({
+      mode: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26380 },
+      ],
+      sentinelAuth: { password: 'sentinelpw', tls: false },
+      masterName: 'mymaster',
+      auth: { password: 'masterpw', tls: false },
+      db: 3,
+    });
+    const described = JSON.stringify(describeRedisTarget(target));
+    expect(described).not.toContain('sentinelpw');
+    expect(described).not.toContain('masterpw');
+  });
+
+  it.each([
+    [{ REDIS_CLUSTER_NODES: 'redis://a:1', REDIS_SENTINELS: 'redis://b:2' }, /REDIS_CLUSTER_NODES: expected REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both/],
+    [{ REDIS_CLUSTER_NODES: 'redis://a:1', REDIS_URL: 'redis://a:1' }, /REDIS_URL: expected to be unset with REDIS_CLUSTER_NODES/],
+    [{ REDIS_CLUSTER_NODES: 'a:7000' }, /REDIS_CLUSTER_NODES: expected a redis:\/\/ or rediss:\/\/ URL, got "a:7000"/],
+    [{ REDIS_CLUSTER_NODES: ' , ' }, /REDIS_CLUSTER_NODES: expected at least one/],
+    [{ REDIS_CLUSTER_NODES: 'redis://:x@a:1,redis://:y@b:2' }, /REDIS_CLUSTER_NODES: expected the same credentials/],
+    [{ REDIS_SENTINELS: 'redis://s:26379' }, /REDIS_SENTINEL_MASTER: expected the name of the master group/],
+    [{ REDIS_SENTINEL_MASTER: 'mymaster' }, /REDIS_SENTINEL_MASTER: expected to be set only with REDIS_SENTINELS/],
+    [{ REDIS_SENTINELS: 'redis://s:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_URL: 'redis://x/abc' }, /REDIS_URL: expected a database number/],
+  ])('names the variable for a bad combination or value (%j)', (env, message) => {
+    expect(() => loadRedisTarget(env)).toThrow(message);
+  });
+
+  it('is what loadConfig reports as the redis target, and a prefix with a hash tag of its own is refused', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'redis://127.0.0.1:7000' }).redis.mode).toBe('cluster');
+    expect(() => loadConfig({ BULLPEN_PREFIX: '{bullpen}' })).toThrow(/BULLPEN_PREFIX: expected letters, digits/);
+  });
+});
