@@ -1,10 +1,10 @@
 // Authentication and tenant isolation: keys from configuration bind requests to a tenant and
 // optionally to lanes; another tenant's job is indistinguishable from a missing one.
 import { Queue } from 'bullmq';
-import { ConfigError, createLogger, createRedis } from '@bullpen/core';
+import { ConfigError, createLogger, createRedis, lanePrefix } from '@bullpen/core';
 import { createApiApp } from '../apps/api/src/app';
 import { KEYS, startTestApi, type TestApi } from '../apps/api/test/harness';
-import { testConfig } from './support/config';
+import { standaloneUrl, testConfig } from './support/config';
 
 const LANE = 'tool_call';
 
@@ -83,7 +83,7 @@ describe('producer API: authentication', () => {
   });
 
   it('hides jobs added by plain BullMQ producers, which carry no tenant', async () => {
-    const queue = new Queue(LANE, { connection: api.redis, prefix: api.config.prefix });
+    const queue = new Queue(LANE, { connection: api.redis, prefix: lanePrefix(api.config.prefix, LANE) });
     try {
       const job = await queue.add('plain', { hello: 'world' });
       expect((await api.request('GET', `/v1/lanes/${LANE}/jobs/${job.id}`)).status).toBe(404);
@@ -110,7 +110,7 @@ describe('producer API: authentication turned off', () => {
     expect(created.status).toBe(201);
     expect((await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`, { key: null })).status).toBe(200);
 
-    const queue = new Queue(LANE, { connection: api.redis, prefix: api.config.prefix });
+    const queue = new Queue(LANE, { connection: api.redis, prefix: lanePrefix(api.config.prefix, LANE) });
     try {
       const job = await queue.add('plain', { hello: 'world' });
       const read = await api.request('GET', `/v1/lanes/${LANE}/jobs/${job.id}`, { key: null });
@@ -125,7 +125,7 @@ describe('producer API: authentication turned off', () => {
 describe('producer API: start-up', () => {
   it('refuses to start with authentication on and no keys, naming API_KEYS', () => {
     const config = testConfig({ env: { API_KEYS: '' } });
-    const redis = createRedis(config.redisUrl, 'producer');
+    const redis = createRedis(standaloneUrl(config), 'producer');
     try {
       expect(() => createApiApp({ config, redis, logger: createLogger('api', 'error') })).toThrow(ConfigError);
       expect(() => createApiApp({ config, redis, logger: createLogger('api', 'error') })).toThrow(/API_KEYS/);
@@ -136,7 +136,7 @@ describe('producer API: start-up', () => {
 
   it('logs a warning at start-up when authentication is off', () => {
     const config = testConfig({ env: { AUTH_DISABLED: 'true' } });
-    const redis = createRedis(config.redisUrl, 'producer');
+    const redis = createRedis(standaloneUrl(config), 'producer');
     const logger = createLogger('api', 'error');
     const warnings: unknown[] = [];
     logger.warn = ((message: unknown) => {

@@ -3,13 +3,22 @@
 // attempt row the way bullpen's does and fails the job permanently, which puts it in the failed set.
 import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
-import { createLogger, createRedis, formatAttemptLogRow, jobKeys, laneStateKeys, unwrapJobData } from '@bullpen/core';
+import {
+  createLogger,
+  createRedis,
+  formatAttemptLogRow,
+  jobKeys,
+  lanePrefix,
+  laneStateKeys,
+  unwrapJobData,
+} from '@bullpen/core';
 import { DeadLetters, decodeDeadCursor, type DeadCursor } from '../apps/api/src/dead-letters';
 import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { RedisGuard } from '../apps/api/src/redis-guard';
 import { KEYS, startTestApi, type TestApi } from '../apps/api/test/harness';
 import type { TestConfigOptions } from './support/config';
 import { waitUntil } from './support/wait';
+import { standaloneUrl } from './support/config';
 
 const LANE = 'tool_call';
 const DEAD = `/v1/lanes/${LANE}/dead`;
@@ -22,7 +31,7 @@ describe('producer API: dead letters', () => {
 
   async function useApi(options: TestConfigOptions = {}): Promise<void> {
     api = await startTestApi(options);
-    queue = new Queue(LANE, { connection: api.redis, prefix: api.config.prefix });
+    queue = new Queue(LANE, { connection: api.redis, prefix: lanePrefix(api.config.prefix, LANE) });
   }
 
   async function stopApi(): Promise<void> {
@@ -49,9 +58,9 @@ describe('producer API: dead letters', () => {
 
   /** Runs every waiting job of the lane through a worker with `processor` until `ids` are in `state`. */
   async function runUntil(ids: readonly string[], state: 'failed' | 'completed', processor: (job: Job) => Promise<unknown>): Promise<void> {
-    const connection = createRedis(api.config.redisUrl, 'worker');
+    const connection = createRedis(standaloneUrl(api.config), 'worker');
     connections.push(connection);
-    const worker = new Worker(LANE, processor, { connection, prefix: api.config.prefix });
+    const worker = new Worker(LANE, processor, { connection, prefix: lanePrefix(api.config.prefix, LANE) });
     worker.on('error', () => undefined);
     try {
       await waitUntil(async () => (await states(ids)).every((s) => s === state), { what: `jobs ${ids.join(', ')} to be ${state}` });

@@ -1,9 +1,10 @@
 // Idempotency keys: a repeated key returns the original job, never a second one, also when the
 // duplicates arrive at the same instant; keys are scoped per tenant and lane.
 import { Worker } from 'bullmq';
-import { createRedis } from '@bullpen/core';
+import { createRedis, lanePrefix } from '@bullpen/core';
 import { startLatencyProxy, startTestApi, KEYS, type TestApi } from '../apps/api/test/harness';
 import { redisUrl, waitUntil } from './support/wait';
+import { standaloneUrl } from './support/config';
 
 const LANE = 'tool_call';
 
@@ -76,8 +77,8 @@ describe('producer API: idempotency', () => {
 
   it('replays a key whose job has already completed, with its current state', async () => {
     const first = await submit({ name: 'noop', idempotencyKey: 'done-once' });
-    const connection = createRedis(api.config.redisUrl, 'worker');
-    const worker = new Worker(LANE, async () => 'ok', { connection, prefix: api.config.prefix });
+    const connection = createRedis(standaloneUrl(api.config), 'worker');
+    const worker = new Worker(LANE, async () => 'ok', { connection, prefix: lanePrefix(api.config.prefix, LANE) });
     worker.on('error', () => undefined);
     try {
       await waitUntil(

@@ -2,9 +2,17 @@
 // stands in for bullpen's worker where a job has to run.
 import { Job, Queue, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
-import { cancelChannel, createRedis, formatAttemptLogRow, laneStateKeys, unwrapJobData } from '@bullpen/core';
+import {
+  cancelChannel,
+  createRedis,
+  formatAttemptLogRow,
+  lanePrefix,
+  laneStateKeys,
+  unwrapJobData,
+} from '@bullpen/core';
 import { startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
 import { deferred, waitUntil } from './support/wait';
+import { standaloneUrl } from './support/config';
 
 const LANE = 'tool_call';
 
@@ -24,9 +32,9 @@ describe('producer API: jobs', () => {
   });
 
   function startWorker(processor: (job: Job) => Promise<unknown>): Worker {
-    const connection = createRedis(api.config.redisUrl, 'worker');
+    const connection = createRedis(standaloneUrl(api.config), 'worker');
     connections.push(connection);
-    const worker = new Worker(LANE, processor, { connection, prefix: api.config.prefix });
+    const worker = new Worker(LANE, processor, { connection, prefix: lanePrefix(api.config.prefix, LANE) });
     worker.on('error', () => undefined);
     workers.push(worker);
     return worker;
@@ -63,7 +71,7 @@ describe('producer API: jobs', () => {
     });
     expect(created.status).toBe(201);
     expect(created.body.state).toBe('prioritized');
-    const queue = new Queue(LANE, { connection: api.redis, prefix: api.config.prefix });
+    const queue = new Queue(LANE, { connection: api.redis, prefix: lanePrefix(api.config.prefix, LANE) });
     try {
       const job = await Job.fromId(queue, created.body.id);
       const { data, meta } = unwrapJobData(job?.data);
@@ -130,7 +138,7 @@ describe('producer API: jobs', () => {
   });
 
   it('asks workers to abort an active job on DELETE by publishing on the cancel channel', async () => {
-    const subscriber = createRedis(api.config.redisUrl, 'events');
+    const subscriber = createRedis(standaloneUrl(api.config), 'events');
     try {
       await whenReady(subscriber);
       const received = deferred<string>();

@@ -3,7 +3,7 @@ import IORedis from 'ioredis';
 import { createLogger, createRedis, redisOptions } from '@bullpen/core';
 import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { whenReady } from '../apps/api/test/harness';
-import { cleanupPrefix, testConfig } from './support/config';
+import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
 import { removeDir, startRedis } from './support/redis-server';
 import { waitUntil } from './support/wait';
 
@@ -35,7 +35,7 @@ describe('LaneRegistry', () => {
 
   it('keeps one queue per lane while its initialisation succeeds', async () => {
     const config = testConfig();
-    const connection = createRedis(config.redisUrl, 'producer');
+    const connection = createRedis(standaloneUrl(config), 'producer');
     const registry = new LaneRegistry(config, connection, createLogger('api', 'error'));
     try {
       const queue = registry.queue('critic');

@@ -7,7 +7,7 @@ import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { ProblemError } from '../apps/api/src/problem';
 import { JobProducer } from '../apps/api/src/producer';
 import { RedisGuard, RedisTimeoutError } from '../apps/api/src/redis-guard';
-import { cleanupPrefix, testConfig } from './support/config';
+import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
 import { waitUntil } from './support/wait';
 
 /** A guard whose n-th call is sent and applied by Redis, but answered too late. */
@@ -34,7 +34,7 @@ describe('a write that Redis answers too late', () => {
 
   beforeAll(async () => {
     config = testConfig();
-    redis = createRedis(config.redisUrl, 'producer');
+    redis = createRedis(standaloneUrl(config), 'producer');
     await waitUntil(() => redis.status === 'ready');
     lanes = new LaneRegistry(config, redis, createLogger('api', 'error'));
   });

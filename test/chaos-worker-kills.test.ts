@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
-import { laneJobOptions, wrapJobData, type LanePolicy } from '@bullpen/core';
+import { laneJobOptions, type LanePolicy, lanePrefix, wrapJobData } from '@bullpen/core';
 import { spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
 import { cleanupPrefix, testConfig } from './support/config';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
@@ -53,7 +53,7 @@ describe('chaos: workers killed mid-run', () => {
 
   it('completes every job through at least ten SIGKILLs', async () => {
     const config = testConfig({ lanesFile: lanes, prefix });
-    const queues = laneNames.map((lane) => new Queue(lane, { connection: redis, prefix }));
+    const queues = laneNames.map((lane) => new Queue(lane, { connection: redis, prefix: lanePrefix(prefix, lane) }));
     for (let i = 0; i < JOBS; i += 1000) {
       await Promise.all(
         queues.map((q, li) => {

@@ -6,7 +6,7 @@ import { listen, type RunningServer } from '../apps/api/src/server';
 import { builtinHandlers } from '../apps/worker/src/handlers';
 import { HandlerRegistry } from '../apps/worker/src/registry';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
-import { cleanupPrefix, testConfig } from './support/config';
+import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
 import { waitUntil } from './support/wait';
 
 const KEY = 'e2e-tenant-key-1';
@@ -20,7 +20,7 @@ describe('REST to worker', () => {
 
   beforeAll(async () => {
     config = testConfig({ env: { API_KEYS: `acme:${KEY}` } });
-    producer = createRedis(config.redisUrl, 'producer');
+    producer = createRedis(standaloneUrl(config), 'producer');
     await waitUntil(() => producer.status === 'ready', { what: 'the producer connection' });
     api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
     server = await listen(api.app, '127.0.0.1', 0);

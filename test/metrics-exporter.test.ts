@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
-import { ERROR_CLASSES, laneEventsKey, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
+import { ERROR_CLASSES, laneEventsKey, lanePrefix, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
 import { cleanupPrefix } from './support/config';
 import { spawnExporter, total, type ExporterProcess, type Sample } from './support/prometheus';
 import { startRedis, type RedisProcess } from './support/redis-server';
@@ -41,7 +41,7 @@ describe('the exporter process', () => {
   const queue = (lane: string, maxLen?: number) => {
     const q = new Queue(lane, {
       connection: { url: redisUrl() } as never,
-      prefix,
+      prefix: lanePrefix(prefix, lane),
       ...(maxLen ? { streams: { events: { maxLen } } } : {}),
     });
     closers.push(() => q.close());
@@ -111,7 +111,7 @@ describe('the exporter process', () => {
   it('reads jobs per state, the oldest waiting enqueue time, paused and workers from Redis at scrape time', async () => {
     const exporter = await start();
     const alpha = queue('alpha');
-    const taker = new Worker('alpha', null, { connection: { url: redisUrl() } as never, prefix, autorun: false });
+    const taker = new Worker('alpha', null, { connection: { url: redisUrl() } as never, prefix: lanePrefix(prefix, 'alpha'), autorun: false });
     closers.push(() => taker.close(true));
     const take = async () => {
       const job = await taker.getNextJob('token-1');
@@ -134,7 +134,7 @@ describe('the exporter process', () => {
     await alpha.add('noop', {}, { delay: 600_000 });
     await alpha.add('noop', {}, { priority: 5, timestamp: now - 90_000 }); // next in the prioritized set
     await alpha.pause();
-    const serving = new Worker('alpha', async () => undefined, { connection: { url: redisUrl() } as never, prefix, name: 'w1' });
+    const serving = new Worker('alpha', async () => undefined, { connection: { url: redisUrl() } as never, prefix: lanePrefix(prefix, 'alpha'), name: 'w1' });
     serving.on('error', () => undefined);
     closers.push(() => serving.close(true));
 
@@ -255,7 +255,7 @@ describe('the exporter process', () => {
 
     it('still answers /metrics, with redis_up 0 and no queue gauges, and counts what happens after Redis is back', async () => {
       const exporter = await start({ REDIS_URL: own.url });
-      const q = new Queue('alpha', { connection: { url: own.url } as never, prefix });
+      const q = new Queue('alpha', { connection: { url: own.url } as never, prefix: lanePrefix(prefix, 'alpha') });
       q.on('error', () => undefined);
       await q.addBulk(Array.from({ length: 5 }, () => ({ name: 'noop', data: {} })));
       await waitUntil(async () => total(await exporter.samples(), 'bullpen_jobs_enqueued_total', { lane: 'alpha' }) === 5, {

@@ -18,6 +18,7 @@ import {
   catalogueNameOf,
   createLaneQueue,
   createRedis,
+  exporterStateKey,
   laneEventsKey,
   metricsOf,
   type BullpenConfig,
@@ -349,7 +350,7 @@ describe('the metrics pipeline against a real Prometheus', () => {
     await waitUntil(allFinished, { timeoutMs: 60_000, what: 'the admitted overflow batch to finish' });
 
     for (const lane of LANE_NAMES) {
-      const read = Number(await redis.hget(`${prefix}:${lane}:bp:exporter`, 'read'));
+      const read = Number(await redis.hget(exporterStateKey(prefix, lane), 'read'));
       const info = (await redis.xinfo('STREAM', laneEventsKey(prefix, lane))) as unknown[];
       killedWithUnread += Number(info[info.indexOf('entries-added') + 1]) - read;
     }

@@ -16,7 +16,7 @@ import { listen, type RunningServer } from '../apps/api/src/server';
 import { buildRegistry } from '../apps/worker/src/default-registry';
 import { defineHandler } from '../apps/worker/src/handler';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
-import { cleanupPrefix, testConfig } from './support/config';
+import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
 import { waitUntil } from './support/wait';
 
 const KEY = 'trace-tenant-key-1';
@@ -62,7 +62,7 @@ describe('one trace from the REST request to the handler', () => {
     await new Promise<void>((resolve) => downstream.listen(0, '127.0.0.1', resolve));
     downstreamUrl = `http://127.0.0.1:${(downstream.address() as AddressInfo).port}/hook?x=1`;
 
-    producer = createRedis(config.redisUrl, 'producer');
+    producer = createRedis(standaloneUrl(config), 'producer');
     await waitUntil(() => producer.status === 'ready', { what: 'the producer connection' });
     api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
     server = await listen(api.app, '127.0.0.1', 0);

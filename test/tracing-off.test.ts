@@ -14,7 +14,7 @@ import { createApiApp, type ApiApp } from '../apps/api/src/app';
 import { listen, type RunningServer } from '../apps/api/src/server';
 import { buildRegistry } from '../apps/worker/src/default-registry';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
-import { cleanupPrefix, testConfig } from './support/config';
+import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
 import { waitUntil } from './support/wait';
 
 const KEY = 'untraced-tenant-key-1';
@@ -61,7 +61,7 @@ describe('with tracing off', () => {
     await new Promise<void>((resolve) => downstream.listen(0, '127.0.0.1', resolve));
     downstreamUrl = `http://127.0.0.1:${(downstream.address() as AddressInfo).port}/hook`;
 
-    producer = createRedis(config.redisUrl, 'producer');
+    producer = createRedis(standaloneUrl(config), 'producer');
     await waitUntil(() => producer.status === 'ready', { what: 'the producer connection' });
     api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
     server = await listen(api.app, '127.0.0.1', 0);

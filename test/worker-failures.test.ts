@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import { deferred } from './support/wait';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
+import { standaloneUrl } from './support/config';
 
 describe('worker failure handling', () => {
   let harness: WorkerHarness | undefined;
@@ -162,7 +163,7 @@ describe('worker failure handling', () => {
     const id = await harness.add('work', 'waiter', {});
     await running.promise;
 
-    const publisher = createRedis(harness.config.redisUrl, 'worker');
+    const publisher = createRedis(standaloneUrl(harness.config), 'worker');
     try {
       await publisher.publish(cancelChannel(harness.config.prefix), JSON.stringify({ lane: 'work', jobId: id }));
     } finally {

@@ -9,7 +9,7 @@ import type IORedis from 'ioredis';
 import { buildRegistry } from '../apps/worker/src/default-registry';
 import { defineHandler } from '../apps/worker/src/handler';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
-import { cleanupPrefix, testConfig } from './support/config';
+import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
 import { waitUntil } from './support/wait';
 
 const SECRETS = ['hunter2', 'tok-123', '123-45-6789', 'result-token-9'];
@@ -49,7 +49,7 @@ async function startWorker(env: Record<string, string>): Promise<Running> {
   );
   const runtime = new WorkerRuntime({ config, logger, registry: buildRegistry(undefined).register(secretive, 'the test') });
   await runtime.start();
-  const redis: IORedis = createRedis(config.redisUrl, 'worker', 'bullpen:test');
+  const redis: IORedis = createRedis(standaloneUrl(config), 'worker', 'bullpen:test');
   const queue: Queue = createLaneQueue(config, 'vault', redis);
   return {
     config,

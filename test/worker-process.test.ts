@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { createLaneQueue, createRedis, loadConfig, wrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
-import { cleanupPrefix } from './support/config';
+import { cleanupPrefix, standaloneUrl } from './support/config';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { FIXTURE_HANDLERS_DIR, WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
 
@@ -28,7 +28,7 @@ describe('the worker process', () => {
     const lanesFile = writeLanesFile(lanes);
     const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file, ...extraEnv };
     const config: BullpenConfig = loadConfig(env);
-    const redis: IORedis = createRedis(config.redisUrl, 'worker', 'bullpen:test');
+    const redis: IORedis = createRedis(standaloneUrl(config), 'worker', 'bullpen:test');
     const queue: Queue = createLaneQueue(config, lane, redis);
     cleanups.push(lanesFile.cleanup, async () => {
       await queue.close();

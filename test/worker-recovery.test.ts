@@ -27,7 +27,7 @@ describe('recovery from a crashed worker', () => {
     cleanups.push(lanesFile.cleanup);
     const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
     const producerConfig = loadConfig(env);
-    const redis = createRedis(producerConfig.redisUrl, 'worker', 'bullpen:test');
+    const redis = createRedis(redisUrl(), 'worker', 'bullpen:test');
     const queue = createLaneQueue(producerConfig, 'work', redis);
     cleanups.push(async () => {
       await queue.close();

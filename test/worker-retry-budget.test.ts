@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { createLaneQueue, createRedis, loadConfig, wrapJobData, type RetryBudgetPolicy } from '@bullpen/core';
 import type { Job, Queue } from 'bullmq';
-import { cleanupPrefix } from './support/config';
+import { cleanupPrefix, standaloneUrl } from './support/config';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
 import { WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
@@ -70,7 +70,7 @@ describe('the retry budget', () => {
     const lanesFile = writeLanesFile({ lanes: { flaky: lane(20) } });
     const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
     const config = loadConfig(env);
-    const redis = createRedis(config.redisUrl, 'worker', 'bullpen:test');
+    const redis = createRedis(standaloneUrl(config), 'worker', 'bullpen:test');
     const queue = createLaneQueue(config, 'flaky', redis);
     cleanups.push(lanesFile.cleanup, async () => {
       await queue.close();

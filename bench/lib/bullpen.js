@@ -84,6 +84,11 @@ class BullpenStack {
     this.processes = [];
   }
 
+  /** The BullMQ prefix of the bench lane's queue (bullpen gives each lane its own hash tag). */
+  get queuePrefix() {
+    return require('@bullpen/core').lanePrefix(this.o.prefix, LANE);
+  }
+
   /**
    * A stack on the bench run's shared Redis, lanes file, key and process list, under `prefix`.
    * @param {{children: any, redisUrl: string, lanesFile: string, apiKey: string}} ctx

@@ -62,7 +62,7 @@ async function bullpen(ctx) {
     handlersDir: HANDLERS_DIR,
     label: 'pickup',
   });
-  const completions = new Completions(LANE, { connection: connectionOptions(ctx.redisUrl), prefix });
+  const completions = new Completions(LANE, { connection: connectionOptions(ctx.redisUrl), prefix: stack.queuePrefix });
   try {
     await Promise.all([stack.startApi(), stack.startWorker(), completions.ready()]);
     const request = jsonPost({ name: 'stamp', data: {} }, stack.authHeader());

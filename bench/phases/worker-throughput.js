@@ -63,7 +63,7 @@ async function bullpenArm(ctx, { label, tracing = 'inherit', profile = false }) 
     label,
     ...(profile && ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
   });
-  const queue = quiet(new Queue(LANE, { connection: connectionOptions(ctx.redisUrl), prefix }));
+  const queue = quiet(new Queue(LANE, { connection: connectionOptions(ctx.redisUrl), prefix: stack.queuePrefix }));
   try {
     await Promise.all([stack.startApi(), stack.startExporter()]);
     const apiCpu0 = cpuSeconds(stack.api.child.pid);

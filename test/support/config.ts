@@ -29,6 +29,12 @@ export function testConfig(options: TestConfigOptions = {}): BullpenConfig {
   });
 }
 
+/** The URL of a test config's Redis (tests run against single servers unless they say otherwise). */
+export function standaloneUrl(config: BullpenConfig): string {
+  if (config.redis.mode !== 'standalone') throw new Error(`expected a single-server config, got ${config.redis.mode}`);
+  return config.redis.url;
+}
+
 /** Removes every key under a test's prefix. */
 export async function cleanupPrefix(prefix: string, url = redisUrl()): Promise<void> {
   const redis = new IORedis(url, { maxRetriesPerRequest: 3 });

@@ -7,7 +7,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import type { Express, RequestHandler } from 'express';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { createLaneQueue, type BullpenConfig } from '@bullpen/core';
 
 export const ADMIN_UI_PATH = '/admin/queues';
@@ -27,7 +27,7 @@ function basicAuth(user: string, password: string): RequestHandler {
 }
 
 /** Mounts the UI when configured; returns the queues it opened so the app can close them. */
-export function mountAdminUi(app: Express, config: BullpenConfig, redis: IORedis): Queue[] {
+export function mountAdminUi(app: Express, config: BullpenConfig, redis: RedisClient): Queue[] {
   if (!config.adminUiPassword) return [];
   const queues = config.laneNames.map((lane) => createLaneQueue(config, lane, redis));
   for (const queue of queues) queue.on('error', () => undefined);

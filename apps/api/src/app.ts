@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
@@ -20,7 +20,7 @@ import { laneRoutes } from './routes/lanes';
 export interface ApiAppOptions {
   config: BullpenConfig;
   /** The producer connection (createRedis(url, 'producer')): fails fast, never queues offline. */
-  redis: IORedis;
+  redis: RedisClient;
   logger: Logger;
 }
 

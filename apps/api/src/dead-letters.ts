@@ -2,7 +2,7 @@
 // terminal failures. Each tenant lists, redrives and purges only its own; another tenant's job is
 // "not found", exactly as in job-access.ts.
 import { ErrorCode, Job, type Queue } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
@@ -60,7 +60,7 @@ export interface DeadLettersOptions {
 
 export interface DeadLettersDeps {
   config: BullpenConfig;
-  redis: IORedis;
+  redis: RedisClient;
   guard: RedisGuard;
   lanes: LaneRegistry;
 }

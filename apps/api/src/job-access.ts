@@ -1,7 +1,7 @@
 // Reading and cancelling one job, as its tenant sees it: a job of another tenant, or one that is
 // not a job at all, is "not found" exactly like a job that does not exist.
 import { Job, type Queue } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { cancelChannel, unwrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
 import { ProblemError } from './problem';
@@ -15,7 +15,7 @@ const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
 
 export interface JobAccessDeps {
   config: BullpenConfig;
-  redis: IORedis;
+  redis: RedisClient;
   guard: RedisGuard;
   lanes: LaneRegistry;
 }

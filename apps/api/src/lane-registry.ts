@@ -4,7 +4,7 @@
 // when Redis drops in that instant, the handle is broken for good, so it is replaced here and
 // the API recovers from an outage without a restart.
 import { FlowProducer, type Queue } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { createLaneQueue, type BullpenConfig, type Logger } from '@bullpen/core';
 
 interface Handle<T> {
@@ -25,7 +25,7 @@ export class LaneRegistry {
 
   constructor(
     private readonly config: BullpenConfig,
-    private readonly redis: IORedis,
+    private readonly redis: RedisClient,
     private readonly logger: Logger,
   ) {}
 
@@ -40,7 +40,7 @@ export class LaneRegistry {
 
   flowProducer(): FlowProducer {
     if (this.flow && !this.flow.failed) return this.flow.instance;
-    const producer = new FlowProducer({ connection: this.redis, prefix: this.config.prefix });
+    const producer = new FlowProducer({ connection: this.redis });
     this.flow = this.track(producer, 'flow producer', this.flow);
     return this.flow.instance;
   }

@@ -1,5 +1,5 @@
 // The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, createLogger, createRedis, describeConfig, loadConfig, startTracing } from '@bullpen/core';
+import { ConfigError, createLogger, createRedis, describeConfig, describeRedisTarget, loadConfig, startTracing } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
 import { listen } from './server';
 
@@ -8,12 +8,12 @@ async function main(): Promise<void> {
   const logger = createLogger('api', config.logLevel);
   const tracing = startTracing(config.tracing, 'bullpen-api');
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
-  const redis = createRedis(config.redisUrl, 'producer', 'bullpen-api');
+  const redis = createRedis(config.redis, 'producer', 'bullpen-api');
   // Transitions only: ioredis emits 'close' on every failed reconnect attempt.
   let redisUp = false;
   redis.on('ready', () => {
     redisUp = true;
-    logger.info('redis ready', { url: redactedUrl(config.redisUrl) });
+    logger.info('redis ready', { redis: describeRedisTarget(config.redis) });
   });
   redis.on('close', () => {
     if (!redisUp) return;

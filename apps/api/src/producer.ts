@@ -3,12 +3,13 @@
 // released without waiting. A replayed idempotency key returns the original job.
 import { randomUUID } from 'node:crypto';
 import { Job, type FlowJob, type Queue } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { SpanKind, SpanStatusCode, context, trace, type Link, type Span } from '@opentelemetry/api';
 import {
   LANE_EVENT,
   injectTraceContext,
   laneJobOptions,
+  lanePrefix,
   publishLaneEvent,
   releaseAdmission,
   reserveAdmission,
@@ -42,7 +43,7 @@ export interface BulkOutcome {
 
 export interface ProducerDeps {
   config: BullpenConfig;
-  redis: IORedis;
+  redis: RedisClient;
   guard: RedisGuard;
   lanes: LaneRegistry;
   /** The API's metrics; admission rejections are counted here. */
@@ -216,7 +217,7 @@ export class JobProducer {
     const flows: FlowJob[] = admitted.map(({ prepared }) => ({
       name: prepared.name,
       queueName: lane,
-      prefix: config.prefix,
+      prefix: lanePrefix(config.prefix, lane),
       data: prepared.data,
       opts: { ...defaults, ...prepared.opts },
     }));

@@ -1,7 +1,7 @@
 // Bounds every Redis call a request makes, so that an outage answers 503 at once (or within the
 // timeout when Redis hangs) instead of holding the request: the producer connection does not
 // queue commands offline, and BullMQ's own waits on its client are cut short here.
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { ReplyError } from 'ioredis';
 import { UnavailableError } from '@bullpen/core';
 
@@ -33,7 +33,7 @@ export class RedisTimeoutError extends UnavailableError {
 
 export class RedisGuard {
   constructor(
-    private readonly redis: IORedis,
+    private readonly redis: RedisClient,
     private readonly timeoutMs = REDIS_CALL_TIMEOUT_MS,
   ) {}
 

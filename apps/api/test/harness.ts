@@ -5,7 +5,7 @@ import type IORedis from 'ioredis';
 import { createLogger, createRedis, laneBacklogKeys, type BullpenConfig } from '@bullpen/core';
 import { createApiApp } from '../src/app';
 import { listen } from '../src/server';
-import { cleanupPrefix, testConfig, type TestConfigOptions } from '../../../test/support/config';
+import { cleanupPrefix, standaloneUrl, testConfig, type TestConfigOptions } from '../../../test/support/config';
 
 export const KEYS = {
   acme: 'acme-secret-key-1',
@@ -64,8 +64,8 @@ export async function whenReady(redis: IORedis): Promise<void> {
 
 export async function startTestApi(options: TestConfigOptions & { waitForRedis?: boolean } = {}): Promise<TestApi> {
   const config = testConfig({ ...options, env: { API_KEYS, ...options.env } });
-  const producer = createRedis(config.redisUrl, 'producer');
-  const redis = createRedis(config.redisUrl, 'worker');
+  const producer = createRedis(standaloneUrl(config), 'producer');
+  const redis = createRedis(standaloneUrl(config), 'worker');
   if (options.waitForRedis !== false) await Promise.all([whenReady(producer), whenReady(redis)]);
   const api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
   const server = await listen(api.app, '127.0.0.1', 0);
@@ -96,7 +96,7 @@ export async function startTestApi(options: TestConfigOptions & { waitForRedis?:
       await api.close();
       producer.disconnect();
       redis.disconnect();
-      await cleanupPrefix(config.prefix, config.redisUrl);
+      await cleanupPrefix(config.prefix, standaloneUrl(config));
     },
   };
 }

@@ -20,6 +20,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
+const { exporterStateKey, jobKeys, laneEventsKey, laneStateKeys } = require('@bullpen/core');
 
 const ROOT = path.resolve(__dirname, '../../..');
 const MAIN = path.join(ROOT, 'apps/exporter/dist/main.js');
@@ -100,7 +101,7 @@ async function fillStreams(redis, prefix) {
   let entries = 0;
   const perLane = Math.ceil(JOBS / LANES.length);
   for (const lane of LANES) {
-    const key = `${prefix}:${lane}:events`;
+    const key = laneEventsKey(prefix, lane);
     for (let start = 0; start < perLane; start += 2000) {
       const p = redis.pipeline();
       for (let i = start; i < Math.min(perLane, start + 2000); i += 1) {
@@ -113,7 +114,7 @@ async function fillStreams(redis, prefix) {
           'outcome', failed ? 'failed' : 'completed', ...(failed ? ['errorClass', 'http_5xx'] : []), 'willRetry', '0',
           'runMs', String(5 + (i % 300)), 'waitMs', String(i % 50), 'worker', 'bench');
         if (failed) {
-          p.rpush(`${prefix}:${lane}:${id}:logs`, JSON.stringify({ type: 'attempt', attempt: 1, errorClass: 'http_5xx' }));
+          p.rpush(jobKeys(prefix, lane, id).logs, JSON.stringify({ type: 'attempt', attempt: 1, errorClass: 'http_5xx' }));
           p.xadd(key, '*', 'event', 'failed', 'jobId', id, 'failedReason', 'bench', 'prev', 'active');
         } else {
           p.xadd(key, '*', 'event', 'completed', 'jobId', id, 'returnvalue', 'null', 'prev', 'active');
@@ -130,13 +131,13 @@ async function fillWaiting(redis, prefix) {
   const perLane = Math.ceil(WAITING / LANES.length);
   const now = Date.now();
   for (const lane of LANES) {
-    const wait = `${prefix}:${lane}:wait`;
+    const wait = laneStateKeys(prefix, lane).wait;
     for (let start = 0; start < perLane; start += 10_000) {
       const ids = [];
       for (let i = start; i < Math.min(perLane, start + 10_000); i += 1) ids.push(`w${i}`);
       await redis.lpush(wait, ...ids); // LPUSH: the first id ends at the tail, where the oldest waits
     }
-    await redis.hset(`${prefix}:${lane}:w0`, 'name', 'noop', 'timestamp', String(now - 3_600_000), 'data', '{}');
+    await redis.hset(jobKeys(prefix, lane, 'w0').job, 'name', 'noop', 'timestamp', String(now - 3_600_000), 'data', '{}');
   }
   return perLane * LANES.length;
 }
@@ -178,7 +179,7 @@ async function main() {
     const exporter = await startExporter(env);
     const cpuStart = cpuSeconds(exporter.child.pid);
     const readAll = async () => {
-      const reads = await Promise.all(LANES.map((lane) => redis.hget(`${prefix}:${lane}:bp:exporter`, 'read')));
+      const reads = await Promise.all(LANES.map((lane) => redis.hget(exporterStateKey(prefix, lane), 'read')));
       return reads.reduce((a, r) => a + Number(r || 0), 0) >= entries;
     };
     await until(readAll, 'every entry to be counted', 600_000, 10);

@@ -2,7 +2,7 @@
 // batch, and commits the counts with the new position before showing them (lane-state-store.ts).
 // A batch whose commit fails is retried; one that conflicts (another exporter got there first)
 // is dropped and the lane's state reloaded, so a count is never applied twice.
-import type IORedis from 'ioredis';
+import type { RedisClient, RedisTarget } from '@bullpen/core';
 import {
   createRedis,
   decodeLaneEvent,
@@ -20,7 +20,7 @@ import { stopSignal } from './stop-signal';
 import { assessLoss, compareStreamIds, parseStreamInfo, START_POSITION, type StreamInfo } from './stream-loss';
 
 export interface EventReaderOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   prefix: string;
   lanes: readonly string[];
   labels: MetricLabels;
@@ -67,8 +67,8 @@ export class EventReader {
   private readonly batchSize: number;
   private readonly blockMs: number;
   private readonly retryDelayMs: number;
-  private reader: IORedis | undefined;
-  private writer: IORedis | undefined;
+  private reader: RedisClient | undefined;
+  private writer: RedisClient | undefined;
   private state: LaneStateStore | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -111,8 +111,8 @@ export class EventReader {
 
   start(): void {
     if (this.running) return;
-    this.reader = createRedis(this.options.redisUrl, 'events', 'bullpen-exporter-reader');
-    this.writer = createRedis(this.options.redisUrl, 'events', 'bullpen-exporter');
+    this.reader = createRedis(this.options.redis, 'events', 'bullpen-exporter-reader');
+    this.writer = createRedis(this.options.redis, 'events', 'bullpen-exporter');
     this.state = new LaneStateStore(this.writer, this.options.prefix);
     this.running = this.run().catch((err: unknown) => {
       this.failed = true;

@@ -2,21 +2,27 @@
 // totals, the scrape-time sampler, the registry built from the catalogue, and the HTTP server.
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { createRedis, MetricLabels, metricsOf, type Logger } from '@bullpen/core';
 import type { ExporterConfig } from './config';
 import { EventReader } from './event-reader';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics';
 import { createMetricsServer } from './http-server';
 import { QueueSampler } from './queue-sampler';
+import { START_POSITION } from './stream-loss';
 import { SeriesStore } from './stored-series';
 
 export class Exporter {
   readonly store = new SeriesStore(metricsOf('exporter-events'));
   readonly metrics: ExporterMetrics;
-  private readonly reader: EventReader;
+  /**
+   * One reader for every lane on a single server. On a Redis Cluster one per lane: a lane's
+   * stream, state and job keys share its slot, but one XREAD or pipeline cannot span slots.
+   */
+  private readonly readers: EventReader[];
+  private readonly readerOf = new Map<string, EventReader>();
   private sampler: QueueSampler | undefined;
-  private sampleRedis: IORedis | undefined;
+  private sampleRedis: RedisClient | undefined;
   private readonly server: http.Server;
 
   constructor(
@@ -25,16 +31,21 @@ export class Exporter {
   ) {
     const { core } = config;
     const labels = new MetricLabels({ jobNames: config.jobNames, tenants: config.tenants });
-    this.reader = new EventReader({
-      redisUrl: core.redisUrl,
-      prefix: core.prefix,
-      lanes: core.laneNames,
-      labels,
-      store: this.store,
-      logger,
-      batchSize: config.batchSize,
-      onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
-      onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
+    const groups = core.redis.mode === 'cluster' ? core.laneNames.map((lane) => [lane]) : [core.laneNames];
+    this.readers = groups.map((lanes) => {
+      const reader = new EventReader({
+        redis: core.redis,
+        prefix: core.prefix,
+        lanes,
+        labels,
+        store: this.store,
+        logger,
+        batchSize: config.batchSize,
+        onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
+        onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
+      });
+      for (const lane of lanes) this.readerOf.set(lane, reader);
+      return reader;
     });
     this.metrics = createExporterMetrics({
       config: core,
@@ -44,12 +55,12 @@ export class Exporter {
         if (!this.sampler) return Promise.reject(new Error('exporter not started'));
         return this.sampler.sample();
       },
-      up: () => this.reader.up,
-      position: (lane) => this.reader.position(lane),
+      up: () => this.readers.every((r) => r.up),
+      position: (lane) => this.position(lane),
     });
     this.server = createMetricsServer(this.metrics.registry, () => ({
-      ok: this.reader.healthy,
-      reading: this.reader.up,
+      ok: this.readers.every((r) => r.healthy),
+      reading: this.readers.every((r) => r.up),
       redis: this.sampleRedis?.status ?? 'not started',
     }));
   }
@@ -58,8 +69,8 @@ export class Exporter {
   async start(): Promise<number> {
     const { core } = this.config;
     // Scrape-time reads fail fast (about 1 s) when Redis is away, so /metrics still answers.
-    this.sampleRedis = createRedis(core.redisUrl, 'producer', 'bullpen-exporter-scrape');
-    this.sampler = new QueueSampler(this.sampleRedis, core.prefix, core.laneNames, (lane) => this.reader.position(lane));
+    this.sampleRedis = createRedis(core.redis, 'producer', 'bullpen-exporter-scrape');
+    this.sampler = new QueueSampler(this.sampleRedis, core.prefix, core.laneNames, (lane) => this.position(lane));
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.config.core.exporterPort, this.config.core.host, () => {
@@ -67,8 +78,12 @@ export class Exporter {
         resolve();
       });
     });
-    this.reader.start();
+    for (const reader of this.readers) reader.start();
     return this.port;
+  }
+
+  private position(lane: string): string {
+    return this.readerOf.get(lane)?.position(lane) ?? START_POSITION;
   }
 
   get port(): number {
@@ -80,7 +95,7 @@ export class Exporter {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
-    await this.reader.close();
+    await Promise.all(this.readers.map((r) => r.close()));
     this.sampleRedis?.disconnect();
     this.logger.debug('exporter closed');
   }

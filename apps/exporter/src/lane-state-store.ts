@@ -1,6 +1,6 @@
 // Where the exporter keeps, per lane, its stream position together with the totals counted up to
 // it (lua/exporter-commit.lua), so that a restart, even after SIGKILL, resumes exactly there.
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import type { ChainableCommander } from 'ioredis';
 import { exporterStateKey, luaScript } from '@bullpen/core';
 import type { LaneDelta } from './stored-series';
@@ -34,7 +34,7 @@ export interface LaneCommit {
 
 export class LaneStateStore {
   constructor(
-    private readonly redis: IORedis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     if (typeof (redis as unknown as Partial<CommitCommand>)[COMMIT] !== 'function') {

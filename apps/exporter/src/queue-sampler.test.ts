@@ -3,7 +3,7 @@ import { countWorkers, workerConnectionName } from './queue-sampler';
 describe('counting workers from CLIENT LIST', () => {
   it('counts BullMQ worker connections per lane, named or not, and nothing else', () => {
     const a = workerConnectionName('bp', 'tool_call');
-    expect(a).toBe('bp:dG9vbF9jYWxs');
+    expect(a).toBe('bp:{tool_call}:dG9vbF9jYWxs'); // the lane's BullMQ prefix, then the base64 queue name
     const list = [
       `id=1 addr=x fd=8 name=${a} age=1 cmd=bzpopmin`,
       `id=2 addr=x fd=9 name=${a}:w:worker-1 age=1 cmd=bzpopmin`,

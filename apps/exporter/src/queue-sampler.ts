@@ -1,8 +1,17 @@
 // Reads the scrape-time view of every lane from Redis in one round trip (lua/lane-snapshot.lua per
-// lane plus one CLIENT LIST), at a cost independent of how many jobs wait. Concurrent callers
-// share one read, so the gauges of one scrape all see the same snapshot.
-import type IORedis from 'ioredis';
-import { laneEventsKey, laneStateKeys, luaScript, QUEUE_JOB_STATES, type QueueJobState } from '@bullpen/core';
+// lane plus CLIENT LIST, all sent at once), at a cost independent of how many jobs wait. Each
+// script call touches one lane's keys only, so on a Redis Cluster each goes to the lane's node.
+// Concurrent callers share one read, so the gauges of one scrape all see the same snapshot.
+import {
+  laneEventsKey,
+  lanePrefix,
+  laneStateKeys,
+  luaScript,
+  QUEUE_JOB_STATES,
+  serversOf,
+  type QueueJobState,
+  type RedisClient,
+} from '@bullpen/core';
 
 const SNAPSHOT = 'bullpenLaneSnapshot';
 /** How long a scrape waits for a connection in progress; Prometheus' timeout is longer. */
@@ -27,9 +36,12 @@ export interface QueueSnapshot {
   durationSeconds: number;
 }
 
-/** BullMQ names a worker's blocking connection `<prefix>:<base64 queue name>`, plus `:w:<name>` when named. */
+/**
+ * BullMQ names a worker's blocking connection `<queue prefix>:<base64 queue name>`, plus
+ * `:w:<name>` when named; a lane's queue prefix is `lanePrefix()`.
+ */
 export function workerConnectionName(prefix: string, lane: string): string {
-  return `${prefix}:${Buffer.from(lane).toString('base64')}`;
+  return `${lanePrefix(prefix, lane)}:${Buffer.from(lane).toString('base64')}`;
 }
 
 export function countWorkers(clientList: string, prefix: string, lanes: readonly string[]): Map<string, number> {
@@ -50,7 +62,7 @@ export class QueueSampler {
   private inFlight: Promise<QueueSnapshot> | undefined;
 
   constructor(
-    private readonly redis: IORedis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly lanes: readonly string[],
     private readonly positionOf: (lane: string) => string,
@@ -92,10 +104,11 @@ export class QueueSampler {
   private async read(): Promise<QueueSnapshot> {
     const started = process.hrtime.bigint();
     await this.ready();
-    const pipeline = this.redis.pipeline();
-    for (const lane of this.lanes) {
+    const snapshot = (this.redis as unknown as SnapshotCommand)[SNAPSHOT];
+    const replies = this.lanes.map((lane) => {
       const k = laneStateKeys(this.prefix, lane);
-      (pipeline as unknown as SnapshotCommand)[SNAPSHOT](
+      return snapshot.call(
+        this.redis,
         k.wait,
         k.paused,
         k.delayed,
@@ -108,20 +121,23 @@ export class QueueSampler {
         laneEventsKey(this.prefix, lane),
         k.jobPrefix,
         this.positionOf(lane),
-      );
-    }
-    pipeline.client('LIST');
-    const results = (await pipeline.exec()) ?? [];
+      ) as Promise<Array<number | string>>;
+    });
+    // On a cluster a worker's named connection is on one primary or another: like BullMQ's
+    // getWorkers(), count each lane on the primary where it has the most.
+    const lists = serversOf(this.redis).map((server) => server.client('LIST') as Promise<string>);
+    const [results, listed] = await Promise.all([Promise.all(replies), Promise.all(lists)]);
     const takenAtMs = Date.now();
-    const [listErr, list] = results[this.lanes.length] ?? [new Error('no reply'), null];
-    if (listErr) throw listErr;
-    const workers = countWorkers(String(list), this.prefix, this.lanes);
+    const workers = new Map<string, number>();
+    for (const list of listed) {
+      for (const [lane, n] of countWorkers(String(list), this.prefix, this.lanes)) {
+        workers.set(lane, Math.max(workers.get(lane) ?? 0, n));
+      }
+    }
 
     const lanes = new Map<string, LaneSnapshot>();
     this.lanes.forEach((lane, i) => {
-      const [err, reply] = results[i] ?? [new Error('no reply'), null];
-      if (err) throw err;
-      const values = reply as Array<number | string>;
+      const values = results[i] ?? [];
       const jobs = {} as Record<QueueJobState, number>;
       QUEUE_JOB_STATES.forEach((state, s) => (jobs[state] = Number(values[s] ?? 0)));
       const firstUnread = String(values[10] ?? '');

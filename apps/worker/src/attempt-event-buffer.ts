@@ -8,10 +8,10 @@
 // count of bullpen_job_attempts_total for the last ≤ maxDelayMs of work. Failed attempts are never
 // buffered: their event is written with their attempt row before BullMQ records the outcome.
 import { laneEventXaddArgs, LANE_EVENT, type AttemptEvent, type Logger } from '@bullpen/core';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 
 export interface AttemptEventBufferOptions {
-  redis: IORedis;
+  redis: RedisClient;
   prefix: string;
   /** config.eventsMaxLen. */
   maxLen: number;

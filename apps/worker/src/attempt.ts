@@ -20,7 +20,7 @@ import {
   type RetryBudgetDecision,
 } from '@bullpen/core';
 import { Backoffs, DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { AttemptDebugLog } from './attempt-debug-log';
 import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
@@ -51,7 +51,7 @@ export interface AttemptDeps {
   logger: Logger;
   random: RandomSource;
   /** A non-blocking connection for bullpen's own writes (attempt rows, events, budget). */
-  redis: IORedis;
+  redis: RedisClient;
   budget: { recordFirstAttempt(): void; tryRetry(): Promise<RetryBudgetDecision> };
   /** The lane's handler threads when it is isolated. */
   pool: ThreadPool | undefined;

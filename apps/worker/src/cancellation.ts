@@ -2,7 +2,7 @@
 // hears every message; the one running the job aborts the job's signal and the attempt fails
 // permanently with errorClass `cancelled`.
 import { cancelChannel, createRedis, type BullpenConfig, type Logger } from '@bullpen/core';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { z } from 'zod';
 
 export const cancelMessageSchema = z.object({ lane: z.string().min(1), jobId: z.string().min(1) });
@@ -12,7 +12,7 @@ export type CancelMessage = z.infer<typeof cancelMessageSchema>;
 export type CancelJob = (message: CancelMessage) => boolean;
 
 export class CancellationListener {
-  private subscriber: IORedis | undefined;
+  private subscriber: RedisClient | undefined;
 
   constructor(
     private readonly config: BullpenConfig,
@@ -22,7 +22,7 @@ export class CancellationListener {
 
   async start(): Promise<void> {
     // A subscribed connection can run no other commands, hence a dedicated one.
-    const subscriber = createRedis(this.config.redisUrl, 'events', 'bullpen:worker:cancel');
+    const subscriber = createRedis(this.config.redis, 'events', 'bullpen:worker:cancel');
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, text: string) => this.onMessage(text));
     await subscriber.subscribe(cancelChannel(this.config.prefix));

@@ -9,7 +9,7 @@ import {
   type AttemptLogRow,
   type LeaseRecord,
 } from '@bullpen/core';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 
 export interface StartHistory {
   /** Starts that ended without using an attempt (see JOB_FIELD.uncountedStarts). */
@@ -32,7 +32,7 @@ export function isFirstStart(job: JobStarts): boolean {
   return job.attemptsStarted <= 1 && job.attemptsMade === 0;
 }
 
-export async function readStartHistory(redis: IORedis, prefix: string, lane: string, jobId: string): Promise<StartHistory> {
+export async function readStartHistory(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<StartHistory> {
   const keys = jobKeys(prefix, lane, jobId);
   const results = await redis
     .pipeline()
@@ -53,7 +53,7 @@ export async function readStartHistory(redis: IORedis, prefix: string, lane: str
 
 /** Counts one start that used no attempt. Call it before the job leaves the active state, so that
  * a crash in between can only hide a reclaim, never report one that did not happen. */
-export async function countUncountedStart(redis: IORedis, prefix: string, lane: string, jobId: string): Promise<void> {
+export async function countUncountedStart(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
   await redis.hincrby(jobKeys(prefix, lane, jobId).job, JOB_FIELD.uncountedStarts, 1);
 }
 

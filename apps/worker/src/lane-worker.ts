@@ -6,14 +6,16 @@ import {
   JOB_FIELD,
   LANE_EVENT,
   RetryBudget,
+  createRedis,
   jobKeys,
+  lanePrefix,
   parseLeaseRecord,
   publishLaneEvent,
-  redisOptions,
   type BullpenLaneEvent,
   type ErrorClass,
+  type RedisClient,
 } from '@bullpen/core';
-import { Worker, type Job, type RedisOptions } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { AttemptRunner, type AttemptDeps } from './attempt';
 import type { AttemptEventBuffer } from './attempt-event-buffer';
 import type { AttemptRef, DeadReason } from './events';
@@ -38,6 +40,7 @@ export class LaneWorker {
   /** The jobs this lane runs now, with BullMQ's attemptsStarted of their current start. */
   private readonly starts = new Map<string, number>();
   private intakePaused = false;
+  private connection: RedisClient | undefined;
   private draining = false;
 
   constructor(private readonly deps: LaneWorkerDeps) {
@@ -88,14 +91,17 @@ export class LaneWorker {
     const { config, lane, policy, logger } = this.deps;
     this.budget.start();
     this.leases.start();
+    // BullMQ fetches on a duplicate of this connection and never closes one it was given.
+    const connection = createRedis(config.redis, 'worker', `bullpen:worker:${lane}`);
+    this.connection = connection;
     const worker = new Worker(
       lane,
       // Three parameters: BullMQ passes a per-job AbortSignal (for cancelJob) only to processors
       // that declare the third one.
       (job: Job, token: string | undefined, signal: AbortSignal | undefined) => this.runner.process(job, token, signal),
       {
-        connection: workerConnection(config.redisUrl, `bullpen:worker:${lane}`),
-        prefix: config.prefix,
+        connection,
+        prefix: lanePrefix(config.prefix, lane),
         concurrency: policy.concurrency,
         lockDuration: policy.lockDurationMs,
         // A stalled job is found within two intervals of its lock expiring (BullMQ's defaults are
@@ -151,6 +157,7 @@ export class LaneWorker {
     await this.pool?.close();
     await this.budget.close();
     await Promise.allSettled([...this.writes]);
+    this.connection?.disconnect();
   }
 
   private onCompleted(job: Job): void {
@@ -246,11 +253,3 @@ export class LaneWorker {
     write.then(done, done);
   }
 }
-
-/** The core worker-role options (maxRetriesPerRequest null) plus the URL, as BullMQ wants them.
- * ioredis's retryStrategy type admits null where BullMQ's does not, hence the unpacking. */
-function workerConnection(url: string, name: string): RedisOptions {
-  const { retryStrategy, ...rest } = redisOptions('worker', name);
-  return { ...rest, ...(retryStrategy ? { retryStrategy: (times: number) => retryStrategy(times) ?? null } : {}), url };
-}
-

@@ -3,14 +3,14 @@
 // next lease overwrites it. Jobs that finish sooner, nearly all of them, cost nothing: one timer
 // per lane sweeps the active jobs, and one script call records all that are due.
 import { JOB_FIELD, formatLeaseRecord, jobKeys, luaScript, type Logger } from '@bullpen/core';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 
 const SCRIPT = 'bullpenRecordLeases';
 
-type LeaseRedis = IORedis & { [SCRIPT](numKeys: number, ...args: string[]): Promise<number> };
+type LeaseRedis = RedisClient & { [SCRIPT](numKeys: number, ...args: string[]): Promise<number> };
 
 export interface LeaseRecorderOptions {
-  redis: IORedis;
+  redis: RedisClient;
   prefix: string;
   lane: string;
   workerId: string;
@@ -27,7 +27,7 @@ export class LeaseRecorder {
   constructor(private readonly options: LeaseRecorderOptions) {}
 
   start(): void {
-    const redis = this.options.redis as Partial<LeaseRedis> & IORedis;
+    const redis = this.options.redis as Partial<LeaseRedis> & RedisClient;
     if (typeof redis[SCRIPT] !== 'function') redis.defineCommand(SCRIPT, { lua: luaScript('record-leases') });
     this.timer = setInterval(() => this.sweep(), Math.max(10, Math.floor(this.options.recordAfterMs / 2)));
     this.timer.unref();

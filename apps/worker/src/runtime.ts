@@ -3,7 +3,7 @@
 // and the typed lifecycle events. The constructor does no I/O; start() and close() are explicit.
 import { createLaneQueue, createRedis, type BullpenConfig, type Logger } from '@bullpen/core';
 import type { Queue } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisClient } from '@bullpen/core';
 import { AttemptEventBuffer } from './attempt-event-buffer';
 import { CancellationListener } from './cancellation';
 import type { MemoryState, WorkerEventMap } from './events';
@@ -63,7 +63,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private readonly slots: Semaphore;
   private readonly laneWorkers = new Map<string, LaneWorker>();
   private readonly queues: Queue[] = [];
-  private connection: IORedis | undefined;
+  private connection: RedisClient | undefined;
   private cancellation: CancellationListener | undefined;
   private completedEvents: AttemptEventBuffer | undefined;
   private lifecycleLog: LifecycleLog | undefined;
@@ -144,7 +144,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     const { config } = this;
     this.startLifecycleLog();
     // Not blocking: bullpen's own writes (attempt rows, lane events, retry budget, leases) share it.
-    this.connection = createRedis(config.redisUrl, 'worker', 'bullpen:worker:admin');
+    this.connection = createRedis(config.redis, 'worker', 'bullpen:worker:admin');
     this.completedEvents = new AttemptEventBuffer({
       redis: this.connection,
       prefix: config.prefix,

@@ -1,6 +1,6 @@
 // Admission control: reserve room in a lane before adding jobs, atomically across every producer
 // (lua/admission.lua), so that a lane's backlog never exceeds its maxQueueSize.
-import type IORedis from 'ioredis';
+import type { RedisClient } from './redis';
 import { admissionKey, laneBacklogKeys } from './keys';
 import { luaScript } from './lua';
 
@@ -20,7 +20,7 @@ interface AdmissionClient {
   [COMMAND](...args: (string | number)[]): Promise<[number, number]>;
 }
 
-function ensureCommand(redis: IORedis): AdmissionClient {
+function ensureCommand(redis: RedisClient): AdmissionClient {
   const client = redis as unknown as Partial<AdmissionClient>;
   if (typeof client[COMMAND] !== 'function') {
     redis.defineCommand(COMMAND, { numberOfKeys: 5, lua: luaScript('admission') });
@@ -39,7 +39,7 @@ export interface ReserveOptions {
 }
 
 /** Grants room for up to `ids.length` jobs, as many as fit; one round trip. */
-export async function reserveAdmission(redis: IORedis, options: ReserveOptions): Promise<AdmissionDecision> {
+export async function reserveAdmission(redis: RedisClient, options: ReserveOptions): Promise<AdmissionDecision> {
   const { prefix, lane, maxQueueSize, ids, ttlMs = RESERVATION_TTL_MS } = options;
   const backlog = laneBacklogKeys(prefix, lane);
   const [granted, counted] = await ensureCommand(redis)[COMMAND](
@@ -59,7 +59,7 @@ export async function reserveAdmission(redis: IORedis, options: ReserveOptions):
  * Gives back reservations once their jobs have landed (or will not be added). Fire and forget:
  * a release that fails leaves reservations that expire on their own within the TTL.
  */
-export function releaseAdmission(redis: IORedis, prefix: string, lane: string, ids: readonly string[]): void {
+export function releaseAdmission(redis: RedisClient, prefix: string, lane: string, ids: readonly string[]): void {
   if (ids.length === 0) return;
   redis.zrem(admissionKey(prefix, lane), ...ids).catch(() => undefined);
 }

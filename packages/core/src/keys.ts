@@ -1,9 +1,17 @@
-// Every Redis key and channel bullpen uses besides BullMQ's own is named here, derived from the
-// lane's BullMQ-qualified name so that it shares the lane's hash slot on Redis Cluster.
+// Every Redis key and channel bullpen uses besides BullMQ's own is named here. Each lane is a
+// BullMQ queue under its own prefix, `<prefix>:{<lane>}`, whose hash tag puts all of a lane's
+// keys (BullMQ's and bullpen's) in one Redis Cluster slot while different lanes spread over
+// slots. Lua scripts and MULTIs therefore only ever touch one lane. The layout is the same on a
+// single server, so moving to a cluster changes no key.
 
-/** BullMQ's qualified queue name: `<prefix>:<lane>`. */
+/** The BullMQ prefix of a lane's queue: `<prefix>:{<lane>}`. */
+export function lanePrefix(prefix: string, lane: string): string {
+  return `${prefix}:{${lane}}`;
+}
+
+/** BullMQ's qualified queue name: `<prefix>:{<lane>}:<lane>`. */
 export function laneQualifiedName(prefix: string, lane: string): string {
-  return `${prefix}:${lane}`;
+  return `${lanePrefix(prefix, lane)}:${lane}`;
 }
 
 /** BullMQ's own keys of a lane that hold jobs not yet started. */
@@ -17,7 +25,7 @@ export function admissionKey(prefix: string, lane: string): string {
   return `${laneQualifiedName(prefix, lane)}:bp:admission`;
 }
 
-/** Pub/sub channel on which the API asks workers to abort an active job. */
+/** Pub/sub channel on which the API asks workers to abort an active job (not a key: no slot). */
 export function cancelChannel(prefix: string): string {
   return `${prefix}:bp:cancel`;
 }

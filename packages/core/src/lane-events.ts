@@ -2,7 +2,7 @@
 // BullMQ's native events; bullpen's processes add their own entries to the same stream with
 // `bp:`-prefixed names, encoded as flat string pairs. The exporter decodes both kinds from here,
 // tolerating entries it does not know and entries that are malformed.
-import type IORedis from 'ioredis';
+import type { RedisClient } from './redis';
 import { formatAttemptLogRow } from './attempt-log';
 import { ERROR_CLASSES, type ErrorClass } from './errors';
 import { jobKeys, laneEventsKey } from './keys';
@@ -222,7 +222,7 @@ export function laneEventXaddArgs(prefix: string, lane: string, ev: BullpenLaneE
 
 /** Adds one bullpen event to the lane's stream (XADD MAXLEN ~ maxLen); resolves to its id. */
 export async function publishLaneEvent(
-  redis: IORedis,
+  redis: RedisClient,
   prefix: string,
   lane: string,
   ev: BullpenLaneEvent,
@@ -238,7 +238,7 @@ interface RecordAttemptClient {
   [RECORD_ATTEMPT](...args: (string | number)[]): Promise<string>;
 }
 
-function recordAttemptClient(redis: IORedis): RecordAttemptClient {
+function recordAttemptClient(redis: RedisClient): RecordAttemptClient {
   if (typeof (redis as unknown as Partial<RecordAttemptClient>)[RECORD_ATTEMPT] !== 'function') {
     redis.defineCommand(RECORD_ATTEMPT, { numberOfKeys: 3, lua: luaScript('record-attempt') });
   }
@@ -266,7 +266,7 @@ export interface RecordAttemptOptions {
  * BullMQ (before returning or throwing from the processor), so that the row exists when the
  * native `failed` event is read. Resolves to the stream entry id.
  */
-export async function recordAttempt(redis: IORedis, options: RecordAttemptOptions): Promise<string> {
+export async function recordAttempt(redis: RedisClient, options: RecordAttemptOptions): Promise<string> {
   const { prefix, lane, maxLen, attempt, keepLogs = 0 } = options;
   const ev: AttemptEvent = { event: LANE_EVENT.attempt, ...attempt };
   const row =

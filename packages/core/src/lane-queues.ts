@@ -1,8 +1,9 @@
 // Lane ↔ BullMQ queue: each lane is exactly one BullMQ queue named after the lane under the
 // configured prefix, so any BullMQ client or tool can work with it.
 import { Queue, type JobsOptions } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisClient } from './redis';
 import type { BullpenConfig } from './config';
+import { lanePrefix } from './keys';
 import type { LanePolicy } from './lanes';
 
 /** The custom backoff type bullpen's workers resolve from the lane policy and the job. */
@@ -17,12 +18,12 @@ export function laneJobOptions(policy: LanePolicy): JobsOptions {
   };
 }
 
-export function createLaneQueue(config: BullpenConfig, lane: string, connection: IORedis): Queue {
+export function createLaneQueue(config: BullpenConfig, lane: string, connection: RedisClient): Queue {
   const policy = config.lanes[lane];
   if (!policy) throw new Error(`unknown lane ${lane}`);
   return new Queue(lane, {
     connection,
-    prefix: config.prefix,
+    prefix: lanePrefix(config.prefix, lane),
     defaultJobOptions: laneJobOptions(policy),
     streams: { events: { maxLen: config.eventsMaxLen } },
   });

@@ -1,7 +1,7 @@
 // The per-lane retry budget (Finagle/Envoy style), kept in Redis so every worker replica shares
 // it. First attempts are deposited in batches (one pipelined call per flush, not per job); each
 // retry asks the budget through one script call.
-import type IORedis from 'ioredis';
+import type { RedisClient } from './redis';
 import { retryBudgetBucketKey } from './keys';
 import type { RetryBudgetPolicy } from './lanes';
 import { luaScript } from './lua';
@@ -12,7 +12,7 @@ export interface RetryBudgetDecision {
   allowedInWindow: number;
 }
 
-type BudgetRedis = IORedis & {
+type BudgetRedis = RedisClient & {
   bullpenRetryBudget(numKeys: number, ...args: (string | number)[]): Promise<[number, number, number]>;
 };
 
@@ -31,7 +31,7 @@ export class RetryBudget {
   private readonly flushIntervalMs: number;
 
   constructor(
-    private readonly redis: IORedis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly lane: string,
     private readonly policy: RetryBudgetPolicy,
