@@ -234,11 +234,11 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
         if (child.exitCode !== null) throw new Error(`${app} exited with ${child.exitCode}: ${output}`);
         return ready(url);
       },
-      { timeoutMs: 20_000, intervalMs: 50, what: `the ${app} to be ready` },
+      { timeoutMs: 60_000, intervalMs: 50, what: `the ${app} to be ready` },
     );
   } catch (err) {
     await proc.kill('SIGKILL');
-    throw err;
+    throw new Error(`${(err as Error).message}\n${app} output:\n${output.slice(-3000)}`);
   }
   return proc;
 }
