@@ -163,6 +163,8 @@ export const WORKER_MAIN = path.join(REPO_ROOT, 'apps/worker/dist/main.js');
 
 /** A bullpen app run as `node apps/<app>/dist/main.js`, serving /metrics on `port`. */
 export interface AppProcess {
+  /** Its process id: a test that expects the app to ride out an outage checks it never changed. */
+  pid: number;
   port: number;
   url: string;
   /** Everything it wrote to stdout and stderr so far (JSON log lines). */
@@ -206,6 +208,7 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const proc: AppProcess = {
+    pid: child.pid ?? 0,
     port,
     url,
     output: () => output,
@@ -234,7 +237,8 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
         if (child.exitCode !== null) throw new Error(`${app} exited with ${child.exitCode}: ${output}`);
         return ready(url);
       },
-      { timeoutMs: 20_000, intervalMs: 50, what: `the ${app} to be ready` },
+      // Generous: four apps starting at once on a busy 2-core machine take over 20 s.
+      { timeoutMs: 60_000, intervalMs: 50, what: `the ${app} to be ready` },
     );
   } catch (err) {
     await proc.kill('SIGKILL');
