@@ -231,15 +231,16 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
       await exited;
     },
   };
+  const ended = () => child.exitCode !== null || child.signalCode !== null;
   try {
-    await waitUntil(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`${app} exited with ${child.exitCode}: ${output}`);
-        return ready(url);
-      },
+    // An app that exits stops the wait at once (waitUntil takes a throwing probe for "not yet").
+    await waitUntil(async () => ended() || ready(url), {
       // Generous: four apps starting at once on a busy 2-core machine take over 20 s.
-      { timeoutMs: 60_000, intervalMs: 50, what: `the ${app} to be ready` },
-    );
+      timeoutMs: 60_000,
+      intervalMs: 50,
+      what: `the ${app} to be ready`,
+    });
+    if (ended()) throw new Error(`${app} exited with ${child.exitCode ?? child.signalCode}: ${output}`);
   } catch (err) {
     await proc.kill('SIGKILL');
     throw err;
