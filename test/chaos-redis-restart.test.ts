@@ -74,6 +74,7 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
   let api: AppProcess | undefined;
   let exporter: AppProcess | undefined;
   const workers: AppProcess[] = [];
+  const apps: AppProcess[] = [];
   const queues = {} as Record<Lane, Queue>;
   /** The submitting clients run while this holds; afterAll clears it too, should the test time out. */
   let submitting = true;
@@ -87,11 +88,15 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
       queues[name] = createLaneQueue(config, name, redis);
       queues[name].on('error', () => undefined); // the outage is expected; reads wait it out
     }
-    const [started, ...rest] = await Promise.all([
+    // Every app that starts is killed in afterAll, even when another failed to start.
+    const starting = [
       spawnApi(base),
       spawnExporter(base),
       ...WORKER_IDS.map((id) => spawnWorkerApp({ ...base, WORKER_ID: id, HANDLERS_DIR })),
-    ]);
+    ].map((p) => p.then((app) => (apps.push(app), app)));
+    const settled = await Promise.allSettled(starting);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+    const [started, ...rest] = settled.map((s) => (s as PromiseFulfilledResult<AppProcess>).value);
     api = started;
     exporter = rest[0];
     workers.push(...rest.slice(1));
@@ -99,7 +104,7 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
 
   afterAll(async () => {
     submitting = false;
-    await Promise.all([api?.kill('SIGKILL'), exporter?.kill('SIGKILL'), ...workers.map((w) => w.kill('SIGKILL'))]);
+    await Promise.all(apps.map((app) => app.kill('SIGKILL')));
     await Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined)));
     redis?.disconnect();
     await redisServer?.stop();
@@ -147,6 +152,16 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
     });
     const acked = () => replies.filter((r) => r.status === 201);
     const done = () => redis.scard(`${key}:done`);
+    /** The workers whose attempts ended since `ms`: a stream entry id starts with Redis's clock (this host's). */
+    const workersRunningSince = async (ms: number): Promise<Set<string>> => {
+      const seen = new Set<string>();
+      for (const l of LANE_NAMES) {
+        for (const [, fields] of await redis.xrange(laneEventsKey(prefix, l), String(ms), '+')) {
+          if (eventName(fields) === 'bp:attempt') seen.add(field(fields, 'worker') ?? '');
+        }
+      }
+      return seen;
+    };
 
     try {
       // Kill Redis while submissions are in flight and jobs are being processed.
@@ -177,10 +192,13 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
         timeoutMs: 30_000,
         what: 'the API to answer 201 again without a restart',
       });
-      await waitUntil(() => acked().filter((r) => r.startedAt > restartingAt).length >= ACKED_PER_PHASE, {
-        timeoutMs: 30_000,
-        what: 'jobs to be acknowledged after the restart',
-      });
+      // Submitting goes on until every worker process has run jobs again.
+      await waitUntil(
+        async () =>
+          acked().filter((r) => r.startedAt > restartingAt).length >= ACKED_PER_PHASE &&
+          (await workersRunningSince(restartingAt)).size === WORKER_IDS.length,
+        { timeoutMs: 30_000, intervalMs: 200, what: 'jobs acknowledged, and run by every worker, after the restart' },
+      );
       submitting = false;
       await Promise.all(submitters);
 
@@ -235,26 +253,24 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
 
       // The same processes, still up, and every worker ran jobs after the restart.
       expect([api, exporter, ...workers].map((p) => [(p as AppProcess).pid, (p as AppProcess).exitCode()])).toEqual(pids.map((pid) => [pid, null]));
+      expect([...(await workersRunningSince(restartingAt))].sort()).toEqual([...WORKER_IDS].sort());
 
       // The exporter: its totals equal a recount of the streams and of the jobs in Redis.
       const recount = await Promise.all(
         LANE_NAMES.map(async (l) => {
           const byEvent: Record<string, number> = {};
-          const afterRestartBy = new Set<string>();
           let start = '-';
           for (;;) {
             const entries = (await redis.xrange(laneEventsKey(prefix, l), start, '+', 'COUNT', 1000)) as Array<[string, string[]]>;
-            for (const [id, fields] of entries) {
+            for (const [, fields] of entries) {
               const name = eventName(fields);
               byEvent[name] = (byEvent[name] ?? 0) + 1;
-              // An entry id starts with Redis's clock (this host's) in ms: the attempt ended after the restart.
-              if (name === 'bp:attempt' && Number(id.split('-')[0]) > restartingAt) afterRestartBy.add(field(fields, 'worker') ?? '');
             }
             if (entries.length < 1000) break;
             start = `(${(entries[entries.length - 1] as [string, string[]])[0]}`;
           }
           const info = (await redis.xinfo('STREAM', laneEventsKey(prefix, l))) as unknown[];
-          return { byEvent, entriesAdded: Number(info[info.indexOf('entries-added') + 1]), length: Number(info[info.indexOf('length') + 1]), afterRestartBy };
+          return { byEvent, entriesAdded: Number(info[info.indexOf('entries-added') + 1]), length: Number(info[info.indexOf('length') + 1]) };
         }),
       );
       const expected = LANE_NAMES.map((l, i) => {
@@ -274,7 +290,6 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
         // Nothing trimmed, so the recount sees every entry; the streams agree with the jobs.
         expect(r.length).toBe(r.entriesAdded);
         expect([r.byEvent.added, r.byEvent.completed]).toEqual([expected[i]?.enqueued, expected[i]?.completed]);
-        expect([...r.afterRestartBy].sort()).toEqual([...WORKER_IDS].sort());
       }
       const exported = async () => {
         const s = await (exporter as AppProcess).samples();
