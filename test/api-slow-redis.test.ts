@@ -1,5 +1,6 @@
-// Redis alive but slow: a write that times out after it was sent may still be applied, so the 503
-// must say the outcome is unknown and name the jobs, never claim that nothing was enqueued.
+// Redis alive but slow, or gone between doing a write and answering it: a write that was sent may
+// have been applied, so the 503 must say the outcome is unknown and name the jobs, never claim
+// that nothing was enqueued.
 import { Job } from 'bullmq';
 import { createLogger, createRedis, type BullpenConfig } from '@bullpen/core';
 import type IORedis from 'ioredis';
@@ -8,6 +9,7 @@ import { ProblemError } from '../apps/api/src/problem';
 import { JobProducer } from '../apps/api/src/producer';
 import { RedisGuard, RedisTimeoutError } from '../apps/api/src/redis-guard';
 import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
+import { startCuttingProxy } from './support/cutting-proxy';
 import { waitUntil } from './support/wait';
 
 /** A guard whose n-th call is sent and applied by Redis, but answered too late. */
@@ -80,6 +82,60 @@ describe('a write that Redis answers too late', () => {
       expect((err as Error).name).toBe('UnavailableError');
     } finally {
       down.disconnect();
+    }
+  });
+});
+
+describe('a write whose connection drops before Redis answers', () => {
+  let config: BullpenConfig;
+  let redis: IORedis;
+  let lanes: LaneRegistry;
+
+  beforeAll(async () => {
+    config = testConfig();
+    redis = createRedis(standaloneUrl(config), 'producer');
+    await waitUntil(() => redis.status === 'ready');
+    lanes = new LaneRegistry(config, redis, createLogger('api', 'error'));
+  });
+  afterAll(async () => {
+    await lanes.close();
+    redis.disconnect();
+    await cleanupPrefix(config.prefix);
+  });
+
+  it('answers redis_timeout naming the job, which Redis did enqueue', async () => {
+    const proxy = await startCuttingProxy(Number(new URL(standaloneUrl(config)).port));
+    const proxied = createRedis(proxy.url, 'producer');
+    const proxiedLanes = new LaneRegistry(config, proxied, createLogger('api', 'error'));
+    /** Loses the reply to the 4th call: the add of the second submission (the first loads BullMQ's scripts). */
+    class CuttingGuard extends RedisGuard {
+      calls = 0;
+      override run<T>(call: () => Promise<T>): Promise<T> {
+        this.calls += 1;
+        if (this.calls === 4) proxy.cut();
+        return super.run(call);
+      }
+    }
+    try {
+      await waitUntil(() => proxied.status === 'ready');
+      const producer = new JobProducer({ config, redis: proxied, guard: new CuttingGuard(proxied), lanes: proxiedLanes });
+      const context = { lane: 'tool_call', policy: config.lanes.tool_call! };
+      await producer.submit(context, 'acme', { name: 'noop', data: {} });
+
+      const err = await producer.submit(context, 'acme', { name: 'noop', data: {} }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProblemError);
+      const problem = (err as ProblemError).toProblem();
+      expect(problem).toMatchObject({ status: 503, code: 'redis_timeout' });
+      expect(problem.jobIds).toHaveLength(1);
+      const job = await Job.fromId(lanes.queue('tool_call'), problem.jobIds![0]!);
+      expect(job?.name).toBe('noop');
+      // Let the connection come back, so that it closes at once rather than after ioredis's grace.
+      await proxy.heal();
+      await waitUntil(() => proxied.status === 'ready', { what: 'the proxied connection to reconnect' });
+    } finally {
+      await proxiedLanes.close();
+      proxied.disconnect();
+      await proxy.close();
     }
   });
 });

@@ -163,6 +163,8 @@ export const WORKER_MAIN = path.join(REPO_ROOT, 'apps/worker/dist/main.js');
 
 /** A bullpen app run as `node apps/<app>/dist/main.js`, serving /metrics on `port`. */
 export interface AppProcess {
+  /** Its process id: a test that expects the app to ride out an outage checks it never changed. */
+  pid: number;
   port: number;
   url: string;
   /** Everything it wrote to stdout and stderr so far (JSON log lines). */
@@ -206,6 +208,7 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const proc: AppProcess = {
+    pid: child.pid ?? 0,
     port,
     url,
     output: () => output,
@@ -228,14 +231,16 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
       await exited;
     },
   };
+  const ended = () => child.exitCode !== null || child.signalCode !== null;
   try {
-    await waitUntil(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`${app} exited with ${child.exitCode}: ${output}`);
-        return ready(url);
-      },
-      { timeoutMs: 60_000, intervalMs: 50, what: `the ${app} to be ready` },
-    );
+    // An app that exits stops the wait at once (waitUntil takes a throwing probe for "not yet").
+    await waitUntil(async () => ended() || ready(url), {
+      // Generous: four apps starting at once on a busy 2-core machine take over 20 s.
+      timeoutMs: 60_000,
+      intervalMs: 50,
+      what: `the ${app} to be ready`,
+    });
+    if (ended()) throw new Error(`${app} exited with ${child.exitCode ?? child.signalCode}: ${output}`);
   } catch (err) {
     await proc.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${app} output:\n${output.slice(-3000)}`);

@@ -10,6 +10,7 @@ export interface RedisProcess {
   port: number;
   dir: string;
   child: ChildProcess;
+  /** Kills it hard (SIGKILL, as a crash would) and waits for it to exit. */
   stop(): Promise<void>;
   /** Start again on the same port and directory (for outage tests). */
   restart(): Promise<void>;
@@ -18,6 +19,13 @@ export interface RedisProcess {
 export const NO_REDIS_MESSAGE =
   'Integration tests need Redis: install redis-server (Debian: apt-get install -y redis-server) ' +
   'so the tests can start their own, or set REDIS_URL to a Redis they may write to.';
+
+/**
+ * Extra startRedis arguments for a Redis that loses nothing it acknowledged when it is killed:
+ * every write is in the append-only file, fsynced, before Redis answers it; a restart on the same
+ * directory replays it.
+ */
+export const APPEND_ONLY_ALWAYS: readonly string[] = ['--appendonly', 'yes', '--appendfsync', 'always'];
 
 export function hasRedisServer(): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -55,7 +63,7 @@ function waitForPort(port: number, deadlineMs: number): Promise<void> {
   });
 }
 
-export async function startRedis(extraArgs: string[] = []): Promise<RedisProcess> {
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisProcess> {
   if (!hasRedisServer()) throw new Error(NO_REDIS_MESSAGE);
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-'));

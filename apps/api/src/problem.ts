@@ -36,7 +36,7 @@ export const PROBLEMS = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   queue_full: { status: 429, title: 'Lane is full' },
   redis_unavailable: { status: 503, title: 'Redis unavailable' },
-  redis_timeout: { status: 503, title: 'Redis did not answer in time; the outcome is unknown' },
+  redis_timeout: { status: 503, title: 'Redis did not answer; the outcome is unknown' },
   internal: { status: 500, title: 'Internal error' },
 } as const;
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -87,15 +87,16 @@ export function unavailableProblem(detail = 'Redis is unavailable; retry shortly
 }
 
 /**
- * A write timed out after it was sent: it may yet be applied, so the answer must not say nothing
- * was enqueued. It names the jobs so that the client can look them up, or retry with the same
- * idempotency keys, which cannot create a second job.
+ * A write was sent and not answered (too slow, or the connection dropped before the answer): it
+ * may have been applied, so the answer must not say nothing was enqueued. It names the jobs so
+ * that the client can look them up, or retry with the same idempotency keys, which cannot create
+ * a second job.
  */
 export function outcomeUnknownProblem(lane: string, jobIds: readonly string[]): ProblemError {
   const which = jobIds.length === 1 ? `job ${jobIds[0]}` : `${jobIds.length} jobs (listed in jobIds)`;
   return new ProblemError(
     'redis_timeout',
-    `Redis did not answer in time: ${which} may or may not have been enqueued in lane ${lane}. ` +
+    `Redis did not answer: ${which} may or may not have been enqueued in lane ${lane}. ` +
       'GET the job to find out, or retry with the same idempotencyKey.',
     { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, jobIds: [...jobIds] },
   );

@@ -21,8 +21,7 @@ import {
 import type { LaneContext } from './auth';
 import type { LaneRegistry } from './lane-registry';
 import { ProblemError, outcomeUnknownProblem } from './problem';
-import { RedisTimeoutError } from './redis-guard';
-import type { RedisGuard } from './redis-guard';
+import { RedisOutcomeUnknownError, type RedisGuard } from './redis-guard';
 import { jobSubmissionSchema, parseWith, type JobSubmission } from './schemas';
 import { checkSubmission, deduplicationId, prepareJob, type PreparedJob } from './submission';
 import { jobCreatedView, type BulkItemResult, type BulkResult, type JobCreated, type JobStateView } from './views';
@@ -130,7 +129,7 @@ export class JobProducer {
       return { replayed: false, job: jobCreatedView(job, lane, prepared.initialState) };
     } catch (err) {
       failure = err;
-      if (err instanceof RedisTimeoutError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
+      if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
       throw err;
     } finally {
       endSpan(span, failure);
@@ -231,7 +230,7 @@ export class JobProducer {
       nodes = await guard.run(() => producer.addBulk(flows));
     } catch (err) {
       spans.forEach((span) => endSpan(span, err));
-      if (err instanceof RedisTimeoutError) throw outcomeUnknownProblem(lane, admitted.map(({ prepared }) => prepared.jobId));
+      if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, admitted.map(({ prepared }) => prepared.jobId));
       throw err;
     }
     spans.forEach((span) => endSpan(span));

@@ -24,12 +24,21 @@ function isConnectionFailure(err: unknown): boolean {
 }
 
 /**
- * Redis took longer than the bound to answer a call that was already sent. Unlike a connection
- * that was down, the call may still be applied after the answer: a write's outcome is unknown.
+ * A call went out on a ready connection and no answer came back: unlike a connection that was
+ * down before anything was sent, Redis may have applied it, so a write's outcome is unknown.
  */
-export class RedisTimeoutError extends UnavailableError {
+export class RedisOutcomeUnknownError extends UnavailableError {
   readonly outcomeUnknown = true;
 }
+
+/** Redis took longer than the bound to answer; the call may still be applied after the answer. */
+export class RedisTimeoutError extends RedisOutcomeUnknownError {}
+
+/**
+ * The connection failed while the call was in flight (Redis killed or restarted between doing a
+ * write and answering it): ioredis rejects the call once reconnecting fails, without an answer.
+ */
+export class RedisConnectionLostError extends RedisOutcomeUnknownError {}
 
 export class RedisGuard {
   constructor(
@@ -43,8 +52,9 @@ export class RedisGuard {
   }
 
   /**
-   * Runs one Redis call. Throws UnavailableError when the connection is down, when the call
-   * fails for want of a connection, or when it takes longer than the bound.
+   * Runs one Redis call. Throws UnavailableError when the connection is down, so that nothing
+   * was sent; RedisOutcomeUnknownError when the call fails for want of a connection after it
+   * started, or takes longer than the bound.
    */
   async run<T>(call: () => Promise<T>): Promise<T> {
     if (!this.ready) throw new UnavailableError(`Redis is ${this.redis.status}; retry shortly`);
@@ -59,7 +69,8 @@ export class RedisGuard {
       return await Promise.race([call(), timeout]);
     } catch (err) {
       if (err instanceof UnavailableError || !isConnectionFailure(err)) throw err;
-      throw new UnavailableError('Redis connection failed; retry shortly', { cause: err });
+      // The connection was ready when the call started, so the call may have reached Redis.
+      throw new RedisConnectionLostError('Redis connection failed before it answered; retry shortly', { cause: err });
     } finally {
       clearTimeout(timer);
     }

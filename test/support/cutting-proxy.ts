@@ -1,0 +1,58 @@
+// A TCP proxy in front of Redis that can lose a reply: once cut() is called, the next bytes Redis
+// sends are dropped with the client's connection, and the proxy stops listening, so reconnecting
+// is refused. The command was applied, its answer never arrives, and Redis looks dead: what a
+// client sees when Redis is killed between doing a write and answering it. heal() listens again.
+import net from 'node:net';
+
+export interface CuttingProxy {
+  url: string;
+  /** Drop the next reply with its connection, and refuse connections until heal(). */
+  cut(): void;
+  /** Accept connections again (on the same port). */
+  heal(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startCuttingProxy(redisPort: number): Promise<CuttingProxy> {
+  let cutting = false;
+  const sockets = new Set<net.Socket>();
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  };
+  const server = net.createServer((client) => {
+    track(client);
+    const upstream = net.connect(redisPort, '127.0.0.1');
+    track(upstream);
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      if (!cutting) {
+        client.write(chunk);
+        return;
+      }
+      cutting = false;
+      client.destroy();
+      upstream.destroy();
+      stopListening();
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  const stopListening = () => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+  const listen = (port: number) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(0);
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut() {
+      cutting = true;
+    },
+    heal: () => listen(port),
+    async close() {
+      const stopped = stopListening();
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+    },
+  };
+}
