@@ -20,7 +20,12 @@ const common = {
   '401': problem('unauthorized: missing or wrong API key (WWW-Authenticate: Bearer).'),
   '403': problem('lane_forbidden: the key may not use this lane.'),
   '404': problem('lane_not_found, or job_not_found (also for another tenant\'s job).'),
-  '503': problem('redis_unavailable: Redis is down or did not answer within 1 s.', retryAfter),
+  '503': problem(
+    'redis_unavailable: Redis is down and nothing was sent. redis_timeout: an add was sent but not answered ' +
+      '(over 1 s, or the connection dropped): the jobs named in jobIds may or may not exist; GET them or retry ' +
+      'with the same idempotencyKey.',
+    retryAfter,
+  ),
 };
 const bodyErrors = {
   '400': problem('malformed_json, validation_failed (one message per field) or job_name_not_allowed.'),
@@ -120,7 +125,7 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
           summary: `Submit up to ${MAX_BULK_JOBS} jobs`,
           description:
             'Items are validated one by one; valid items are admitted in order while the lane has room and added ' +
-            'atomically (all admitted items or, with a 503, none). Each result says whether its item was taken ' +
+            'atomically (all admitted items or none; a 503 redis_timeout means either, for the jobIds it names). Each result says whether its item was taken ' +
             '(created, replayed) or not (rejected: lane full, invalid). Retry-After is set when any item was rejected.',
           parameters: [laneParam],
           requestBody: { required: true, content: json('BulkSubmission') },
