@@ -6,6 +6,7 @@ import type { RedisClient } from '@bullpen/core';
 import { JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
+import { writeOutcomeUnknown } from './problem';
 import {
   deadLetterView,
   type DeadLetter,
@@ -211,9 +212,11 @@ export class DeadLetters {
   ): Promise<{ id: string; status: S | 'not_found' | 'not_dead' }[]> {
     const results: { id: string; status: S | 'not_found' | 'not_dead' }[] = [];
     const run = async (selected: readonly Selected[]) => {
-      const outcomes = await this.deps.guard.run(() =>
-        Promise.all(selected.map(async (item) => ({ id: item.id, status: 'job' in item ? await act(item.job) : item.status }))),
-      );
+      const outcomes = await this.deps.guard
+        .run(() => Promise.all(selected.map(async (item) => ({ id: item.id, status: 'job' in item ? await act(item.job) : item.status }))))
+        .catch((err: unknown) => {
+          throw writeOutcomeUnknown(err, `the ${selected.length} dead letters of this batch (${results.length} before it were done)`);
+        });
       results.push(...outcomes);
     };
     if (ids) {

@@ -4,7 +4,7 @@ import { Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { cancelChannel, unwrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
-import { ProblemError } from './problem';
+import { ProblemError, writeOutcomeUnknown } from './problem';
 import type { RedisGuard } from './redis-guard';
 import { jobStatusView, type JobStateView, type JobStatus } from './views';
 
@@ -62,12 +62,16 @@ export class JobAccess {
     const state = (await guard.run(() => queue.getJobState(id))) as JobStateView;
     if (state === 'unknown') throw notFound(lane, id);
     if (state !== 'active') {
-      const removed = await guard.run(() => queue.remove(id));
+      const removed = await guard.run(() => queue.remove(id)).catch((err: unknown) => {
+        throw writeOutcomeUnknown(err, `the removal of job ${id}`);
+      });
       if (removed === 1) return { kind: 'removed', body: { id, lane, state: 'removed', previousState: state } };
       // 0: locked, so a worker took it between the two calls.
     }
     const message: CancelMessage = { lane, jobId: id };
-    await guard.run(() => this.deps.redis.publish(cancelChannel(this.deps.config.prefix), JSON.stringify(message)));
+    await guard.run(() => this.deps.redis.publish(cancelChannel(this.deps.config.prefix), JSON.stringify(message))).catch((err: unknown) => {
+      throw writeOutcomeUnknown(err, `the request to abort job ${id}`);
+    });
     return { kind: 'cancel_requested', body: { id, lane, state: 'active', cancelRequested: true } };
   }
 

@@ -1,5 +1,6 @@
 import { UnavailableError } from '@bullpen/core';
-import { ProblemError, toProblemError } from './problem';
+import { ProblemError, toProblemError, writeOutcomeUnknown } from './problem';
+import { RedisConnectionLostError } from './redis-guard';
 
 const bodyParserError = (type: string) => Object.assign(new Error('whatever the message says'), { type });
 
@@ -19,6 +20,16 @@ describe('toProblemError', () => {
     const problem = toProblemError(new UnavailableError('down'), 1024);
     expect(problem?.toProblem()).toMatchObject({ status: 503, code: 'redis_unavailable', detail: 'down' });
     expect(problem?.options.headers).toEqual({ 'Retry-After': '1' });
+  });
+
+  it('says a cancel, redrive or purge sent but not answered may or may not have been done', () => {
+    const unknown = writeOutcomeUnknown(new RedisConnectionLostError('lost'), 'the removal of job j1');
+    expect(unknown).toBeInstanceOf(ProblemError);
+    expect((unknown as ProblemError).toProblem()).toMatchObject({ status: 503, code: 'redis_timeout' });
+    expect((unknown as ProblemError).toProblem().detail).toMatch(/the removal of job j1 may or may not have been done/);
+    // Down before anything was sent: still the plain outage.
+    const down = new UnavailableError('Redis is reconnecting');
+    expect(writeOutcomeUnknown(down, 'x')).toBe(down);
   });
 
   it('leaves unexpected errors to be answered as a 500', () => {

@@ -1,6 +1,7 @@
 // Every error the API answers is an RFC 9457 problem document with a stable `code`.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { UnavailableError, type Logger } from '@bullpen/core';
+import { RedisOutcomeUnknownError } from './redis-guard';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -99,6 +100,19 @@ export function outcomeUnknownProblem(lane: string, jobIds: readonly string[]): 
     `Redis did not answer: ${which} may or may not have been enqueued in lane ${lane}. ` +
       'GET the job to find out, or retry with the same idempotencyKey.',
     { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, jobIds: [...jobIds] },
+  );
+}
+
+/**
+ * A cancel, redrive or purge sent but not answered may have been applied: the answer says so
+ * instead of the outage's "retry shortly", which would imply that nothing was done.
+ */
+export function writeOutcomeUnknown(err: unknown, what: string): unknown {
+  if (!(err instanceof RedisOutcomeUnknownError)) return err;
+  return new ProblemError(
+    'redis_timeout',
+    `Redis did not answer: ${what} may or may not have been done. Look at the job before retrying.`,
+    { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) } },
   );
 }
 
