@@ -90,9 +90,10 @@ export class LaneWorker {
     this.leases.start();
     const worker = new Worker(
       lane,
-      // Three parameters: BullMQ passes a per-job AbortSignal (for cancelJob) only to processors
-      // that declare the third one.
-      (job: Job, token: string | undefined, signal: AbortSignal | undefined) => this.runner.process(job, token, signal),
+      // Two parameters: BullMQ makes a per-job AbortController (for its cancelJob) only for a
+      // processor that declares a third. The runner cancels its attempts itself (cancel()), with
+      // the one signal it gives the handler.
+      (job: Job, token: string | undefined) => this.runner.process(job, token),
       {
         connection: workerConnection(config.redisUrl, `bullpen:worker:${lane}`),
         prefix: config.prefix,
@@ -116,7 +117,7 @@ export class LaneWorker {
 
   /** Aborts the signal of a job this worker is running; false when it runs no such job. */
   cancel(jobId: string, reason: string): boolean {
-    return this.worker?.cancelJob(jobId, reason) ?? false;
+    return this.runner.cancel(jobId, reason);
   }
 
   /** Stops taking new jobs; active ones continue (the memory guard). */
