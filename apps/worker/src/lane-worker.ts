@@ -164,11 +164,8 @@ export class LaneWorker {
       name: ref.jobName,
       tenant: ref.tenant ?? '',
       attempt: ref.attempt,
-      outcome: 'completed',
-      willRetry: false,
       runMs: timings.durationMs,
       waitMs,
-      worker: ref.workerId,
     });
   }
 
