@@ -58,6 +58,8 @@ export interface AttemptDeps {
   /** The lane's handler threads when it is isolated. */
   pool: ThreadPool | undefined;
   emit<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void;
+  /** Whether anything listens to `event`: the per-job events' payloads are built only then. */
+  listens(event: keyof WorkerEventMap): boolean;
   /** Counts an in-process handler abandoned for ignoring its signal; returns the process total. */
   abandon(stillRunning: Promise<unknown>): number;
   ignoredSignalTotal(): number;
@@ -171,7 +173,9 @@ export class AttemptRunner {
     // Read while the handler runs; awaited only when the attempt is recorded.
     const history = first ? undefined : this.readHistory(ref.jobId);
     this.deps.onStart(ref.jobId, job.attemptsStarted, leasedAt);
-    this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
+    if (this.deps.listens('job:started')) {
+      this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
+    }
     if (history) void history.then((h) => this.detectReclaim(job, ref, h));
     this.debugLog.started(ref, data);
 

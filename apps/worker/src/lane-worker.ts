@@ -158,7 +158,7 @@ export class LaneWorker {
     const done = this.runner.completionOf(job);
     if (!done) return;
     const { ref, timings, waitMs } = done;
-    this.deps.emit('job:completed', { ...ref, ...timings, waitMs });
+    if (this.deps.listens('job:completed')) this.deps.emit('job:completed', { ...ref, ...timings, waitMs });
     this.deps.completedEvents.push(this.deps.lane, {
       jobId: ref.jobId,
       name: ref.jobName,

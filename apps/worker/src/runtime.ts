@@ -178,6 +178,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         redis: this.connection,
         completedEvents: this.completedEvents,
         emit: (event, payload) => this.emit(event, payload),
+        listens: (event) => this.listenerCount(event) > 0,
         abandon: (stillRunning) => this.abandon(stillRunning),
         ignoredSignalTotal: () => this.ignoredSignalTotal,
       });
