@@ -240,12 +240,18 @@ describe('worker retries', () => {
     ]);
   });
 
-  it('publishes a bp:attempt event for each completed attempt, batched, with its run and wait times', async () => {
+  it('publishes each completed attempt, batched into bp:completed_attempts entries, with its run and wait times', async () => {
     harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 4 } } } });
     const ids = await Promise.all(Array.from({ length: 20 }, () => harness!.add('work', 'sleep', { ms: 20 })));
     const delayed = await harness.add('work', 'noop', {}, { job: { delay: 300 } });
     await waitUntil(async () => bp(await harness!.streamEvents('work'), LANE_EVENT.attempt).length === 21, { what: '21 bp:attempt events' });
     const events = bp(await harness.streamEvents('work'), LANE_EVENT.attempt);
+    // Completed attempts travel many to an entry, never as bp:attempt entries of their own.
+    const entries = await harness.streamEntries('work');
+    expect(entries.filter((e) => e.event === LANE_EVENT.attempt)).toHaveLength(0);
+    const batches = entries.filter((e) => e.event === LANE_EVENT.completedAttempts);
+    expect(batches.length).toBeGreaterThan(0);
+    expect(batches.length).toBeLessThan(21);
 
     expect(new Set(events.map((e) => e.jobId))).toEqual(new Set([...ids, delayed]));
     for (const e of events) {

@@ -79,6 +79,27 @@ describe('counting a lane batch', () => {
     expect(wait?.value).toBeCloseTo(0.01);
   });
 
+  it('counts every completed attempt of a bp:completed_attempts entry, with its run and wait times', () => {
+    const { get, store } = count([
+      encodeLaneEvent({
+        event: LANE_EVENT.completedAttempts,
+        worker: 'w',
+        attempts: [
+          { jobId: '1', name: 'noop', tenant: 'acme', attempt: 1, runMs: 20, waitMs: 5 },
+          { jobId: '2', name: 'noop', tenant: 'acme', attempt: 2, runMs: 40, waitMs: 15 },
+          { jobId: '3', name: 'mystery', tenant: 'stranger', attempt: 1, runMs: 0, waitMs: 0 },
+        ],
+      }),
+    ]);
+    expect(get('bullpen_job_attempts_total', { job_name: 'noop', tenant: 'acme', outcome: 'completed' })).toBe(2);
+    expect(get('bullpen_job_attempts_total', { job_name: 'other', tenant: 'other', outcome: 'completed' })).toBe(1);
+    expect(get('bullpen_exporter_events_processed_total', { event: 'bp:completed_attempts' })).toBe(1);
+    const run = store.values('bullpen_job_run_duration_seconds').filter((v) => v.metricName?.endsWith('_count'));
+    expect(run.map((v) => v.value).reduce((a, b) => a + b)).toBe(3);
+    const wait = store.values('bullpen_job_wait_duration_seconds').filter((v) => v.metricName?.endsWith('_sum'));
+    expect(wait.map((v) => v.value).reduce((a, b) => a + b)).toBeCloseTo(0.02);
+  });
+
   it('counts budget exhaustion by action and rejections by their count', () => {
     const { get } = count([
       encodeLaneEvent({ event: LANE_EVENT.retryBudgetExhausted, jobId: '1', action: 'defer' }),

@@ -70,9 +70,7 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
         break;
       case LANE_EVENT.attempt: {
         const jobName = labels.jobName(ev.name);
-        delta.inc(M.attempts, { lane, job_name: jobName, tenant: labels.tenant(ev.tenant), outcome: ev.outcome });
-        delta.observe(M.runDuration, { lane, job_name: jobName, outcome: ev.outcome }, ev.runMs / 1000);
-        delta.observe(M.waitDuration, { lane, job_name: jobName }, ev.waitMs / 1000);
+        countAttempt(delta, lane, jobName, labels.tenant(ev.tenant), ev.outcome, ev.runMs, ev.waitMs);
         if (ev.outcome === 'failed') {
           const errorClass = labels.errorClass(ev.errorClass);
           delta.inc(M.attemptsFailed, { lane, error_class: errorClass });
@@ -83,6 +81,11 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
         }
         break;
       }
+      case LANE_EVENT.completedAttempts:
+        for (const row of ev.attempts) {
+          countAttempt(delta, lane, labels.jobName(row.name), labels.tenant(row.tenant), 'completed', row.runMs, row.waitMs);
+        }
+        break;
       case LANE_EVENT.retryBudgetExhausted:
         delta.inc(M.budgetExhausted, { lane, action: ev.action });
         break;
@@ -99,6 +102,21 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
     }
   }
   return { delta, failedJobIds };
+}
+
+/** One attempt of either outcome: its count and its run and wait times. */
+function countAttempt(
+  delta: LaneDelta,
+  lane: string,
+  jobName: string,
+  tenant: string,
+  outcome: 'completed' | 'failed',
+  runMs: number,
+  waitMs: number,
+): void {
+  delta.inc(M.attempts, { lane, job_name: jobName, tenant, outcome });
+  delta.observe(M.runDuration, { lane, job_name: jobName, outcome }, runMs / 1000);
+  delta.observe(M.waitDuration, { lane, job_name: jobName }, waitMs / 1000);
 }
 
 /** Adds the terminal failures of a batch, once their error classes are known. */

@@ -14,13 +14,27 @@ export interface PayloadLogging {
 }
 
 export class AttemptDebugLog {
+  /** The logger level debugEnabled was last worked out for, and the answer: winston's own check
+   * allocates on every call, three times per job. */
+  private checkedLevel: string | undefined;
+  private debug = false;
+
   constructor(
     private readonly logger: Logger,
     private readonly payloads: PayloadLogging,
   ) {}
 
+  private debugEnabled(): boolean {
+    const { level } = this.logger;
+    if (level !== this.checkedLevel) {
+      this.debug = this.logger.isDebugEnabled();
+      this.checkedLevel = level;
+    }
+    return this.debug;
+  }
+
   started(ref: AttemptRef, payload: unknown): void {
-    if (!this.logger.isDebugEnabled()) return;
+    if (!this.debugEnabled()) return;
     this.logger.debug('attempt started', {
       ...fields(ref),
       ...(this.payloads.include ? { payload: redact(payload, this.payloads.redactKeys) } : {}),
@@ -28,7 +42,7 @@ export class AttemptDebugLog {
   }
 
   succeeded(ref: AttemptRef, timings: AttemptTimings, result: unknown): void {
-    if (!this.logger.isDebugEnabled()) return;
+    if (!this.debugEnabled()) return;
     this.logger.debug('attempt succeeded', {
       ...fields(ref),
       run_ms: timings.durationMs,
@@ -38,7 +52,7 @@ export class AttemptDebugLog {
   }
 
   failed(ref: AttemptRef, errorClass: ErrorClass, plan: RetryPlan): void {
-    if (!this.logger.isDebugEnabled()) return;
+    if (!this.debugEnabled()) return;
     this.logger.debug('attempt failed', {
       ...fields(ref),
       error_class: errorClass,

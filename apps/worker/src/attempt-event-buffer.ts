@@ -1,13 +1,15 @@
-// Completed attempts' `bp:attempt` events, batched: the success path must stay about as cheap as
-// bare BullMQ, so instead of one XADD per job the events are written in one pipeline at most every
-// maxDelayMs or maxBatch events, and on close.
+// Completed attempts, batched into `bp:completed_attempts` entries: the success path must stay about
+// as cheap as bare BullMQ, so instead of one XADD per job each lane gets one XADD, holding every
+// attempt that completed there since the last one, at most every maxDelayMs or maxBatch attempts,
+// and on close.
 //
-// What a crash can lose: the events still in the buffer. Counters of completed jobs come from
+// What a crash can lose: the attempts still in the buffer. Counters of completed jobs come from
 // BullMQ's own `completed` event, which its scripts write atomically with the job's state, so they
 // are exact; what is lost is the duration samples (run and wait histograms) and the completed
 // count of bullpen_job_attempts_total for the last ≤ maxDelayMs of work. Failed attempts are never
-// buffered: their event is written with their attempt row before BullMQ records the outcome.
-import { laneEventXaddArgs, LANE_EVENT, type AttemptEvent, type Logger } from '@bullpen/core';
+// buffered: their bp:attempt event is written with their attempt row before BullMQ records the
+// outcome.
+import { encodeCompletedAttempts, laneEventsKey, LANE_EVENT, type CompletedAttemptRow, type Logger } from '@bullpen/core';
 import type { RedisClient } from '@bullpen/core';
 
 export interface AttemptEventBufferOptions {
@@ -15,15 +17,19 @@ export interface AttemptEventBufferOptions {
   prefix: string;
   /** config.eventsMaxLen. */
   maxLen: number;
+  /** config.workerId: the worker named by every entry. */
+  workerId: string;
   logger: Logger;
-  /** Flush once this many events are waiting; default 200. */
+  /** Flush once this many attempts are waiting; default 200. */
   maxBatch?: number;
-  /** Flush at most this long after the first waiting event; default 50 ms. */
+  /** Flush at most this long after the first waiting attempt; default 50 ms. */
   maxDelayMs?: number;
 }
 
 export class AttemptEventBuffer {
-  private pending: Array<{ lane: string; ev: AttemptEvent }> = [];
+  /** Waiting attempts by lane. */
+  private pending = new Map<string, CompletedAttemptRow[]>();
+  private waiting = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly maxBatch: number;
@@ -35,14 +41,20 @@ export class AttemptEventBuffer {
     this.maxDelayMs = options.maxDelayMs ?? 50;
   }
 
-  /** Events lost because Redis refused a flush. */
+  /** Completed attempts lost because Redis refused a flush. */
   get droppedTotal(): number {
     return this.dropped;
   }
 
-  push(lane: string, attempt: Omit<AttemptEvent, 'event'>): void {
-    this.pending.push({ lane, ev: { event: LANE_EVENT.attempt, ...attempt } });
-    if (this.pending.length >= this.maxBatch) {
+  push(lane: string, attempt: CompletedAttemptRow): void {
+    let rows = this.pending.get(lane);
+    if (!rows) {
+      rows = [];
+      this.pending.set(lane, rows);
+    }
+    rows.push(attempt);
+    this.waiting += 1;
+    if (this.waiting >= this.maxBatch) {
       void this.flush();
     } else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.maxDelayMs);
@@ -50,33 +62,50 @@ export class AttemptEventBuffer {
     }
   }
 
-  /** Writes the waiting events in one pipeline; resolves once every flush so far has settled. */
+  /** Writes one entry per lane with waiting attempts, in one pipeline; resolves once every flush
+   * so far has settled. */
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.pending;
-    if (batch.length > 0) {
-      this.pending = [];
-      const { redis, prefix, maxLen, logger } = this.options;
-      const pipeline = redis.pipeline();
-      for (const { lane, ev } of batch) {
-        const [key, ...args] = laneEventXaddArgs(prefix, lane, ev, maxLen);
-        pipeline.xadd(key as string, ...(args as [string, ...string[]]));
-      }
-      const write: Promise<void> = pipeline.exec().then(
-        (results) => {
-          const failed = (results ?? []).filter(([err]) => err).length;
-          if (failed > 0) this.lose(failed, 'some completed-attempt events were refused');
-        },
-        (err: unknown) => {
-          this.lose(batch.length, (err as Error).message);
-          logger.debug('completed-attempt event flush failed', { error: (err as Error).message });
-        },
+    if (this.waiting > 0) {
+      const batch = this.pending;
+      const count = this.waiting;
+      this.pending = new Map();
+      this.waiting = 0;
+      const { redis, prefix, maxLen, workerId, logger } = this.options;
+      // One XADD per lane, sent together; not one pipeline, which a Redis Cluster refuses when
+      // the lanes' streams live on different primaries.
+      const writes = [...batch].map(([lane, rows]) =>
+        redis
+          .xadd(
+            laneEventsKey(prefix, lane),
+            'MAXLEN',
+            '~',
+            maxLen,
+            '*',
+            'event',
+            LANE_EVENT.completedAttempts,
+            'worker',
+            workerId,
+            'attempts',
+            encodeCompletedAttempts(rows),
+          )
+          .then(
+            () => 0,
+            (err: unknown) => {
+              logger.debug('completed-attempt flush failed', { lane, error: (err as Error).message });
+              return rows.length;
+            },
+          ),
       );
+      const write: Promise<void> = Promise.all(writes).then((lost) => {
+        const failed = lost.reduce((a, b) => a + b, 0);
+        if (failed > 0) this.lose(failed, `${failed} of ${count} completed attempts were not written`);
+      });
       const tracked = write.finally(() => this.inFlight.delete(tracked));
       this.inFlight.add(tracked);
     }
-    return Promise.all([...this.inFlight]).then(() => undefined);
+    return this.inFlight.size === 0 ? Promise.resolve() : Promise.all(this.inFlight).then(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -85,6 +114,6 @@ export class AttemptEventBuffer {
 
   private lose(count: number, reason: string): void {
     this.dropped += count;
-    this.options.logger.warn('completed-attempt events lost (duration samples only)', { count, reason });
+    this.options.logger.warn('completed attempts lost (duration samples only)', { count, reason });
   }
 }

@@ -21,11 +21,13 @@ import {
 } from '@bullpen/core';
 import { Backoffs, DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
+import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
 import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
 import { emitFailure } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
+import { cancelledError } from './timeout';
 import type { ThreadPool } from './isolation/thread-pool';
 import {
   countUncountedStart,
@@ -56,6 +58,8 @@ export interface AttemptDeps {
   /** The lane's handler threads when it is isolated. */
   pool: ThreadPool | undefined;
   emit<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void;
+  /** Whether anything listens to `event`: the per-job events' payloads are built only then. */
+  listens(event: keyof WorkerEventMap): boolean;
   /** Counts an in-process handler abandoned for ignoring its signal; returns the process total. */
   abandon(stillRunning: Promise<unknown>): number;
   ignoredSignalTotal(): number;
@@ -90,6 +94,8 @@ export class AttemptRunner {
   private readonly failures = new WeakMap<object, FailedAttempt>();
   /** Keyed by the Job object, which BullMQ passes to the 'completed' event. */
   private readonly completions = new WeakMap<object, CompletedAttempt>();
+  /** How to stop each attempt running now, by job id (cancellations). */
+  private readonly aborts = new Map<string, AttemptAbort>();
 
   private readonly callDeps: HandlerCallDeps;
   private readonly debugLog: AttemptDebugLog;
@@ -110,14 +116,23 @@ export class AttemptRunner {
     return this.completions.get(job);
   }
 
-  /** The BullMQ processor. `token` is the job's lock token; `cancelSignal` BullMQ's per-job
-   * signal (Worker.cancelJob). */
-  async process(job: AnyJob, token: string | undefined, cancelSignal: AbortSignal | undefined): Promise<unknown> {
+  /** Cancels the attempt of `jobId` running here: its signal aborts and it fails with a
+   * CancelledError. False when no attempt of that job runs here. */
+  cancel(jobId: string, reason: string): boolean {
+    const abort = this.aborts.get(jobId);
+    if (!abort) return false;
+    abort.abort(cancelledError(reason));
+    return true;
+  }
+
+  /** The BullMQ processor. `token` is the job's lock token. */
+  async process(job: AnyJob, token: string | undefined): Promise<unknown> {
     if (this.deps.intakeStopped()) {
       const handedBack = await this.handBack(job, token);
       if (handedBack) throw handedBack;
     }
     const leasedAt = Date.now();
+    const abort = new AttemptAbort();
     const { data, meta } = unwrapJobData(job.data);
     const ref: AttemptRef = {
       lane: this.deps.lane,
@@ -131,9 +146,11 @@ export class AttemptRunner {
     // Everything the attempt does runs inside its span: log lines carry its ids and the handler's
     // outbound calls are its children.
     const attemptTrace = AttemptTrace.start(ref, meta?.trace);
+    this.aborts.set(ref.jobId, abort);
     try {
-      return await attemptTrace.run(() => this.attempt(job, token, cancelSignal, { ref, data, meta, leasedAt, trace: attemptTrace }));
+      return await attemptTrace.run(() => this.attempt(job, token, abort, { ref, data, meta, leasedAt, trace: attemptTrace }));
     } finally {
+      this.aborts.delete(ref.jobId);
       attemptTrace.end();
     }
   }
@@ -146,7 +163,7 @@ export class AttemptRunner {
   private async attempt(
     job: AnyJob,
     token: string | undefined,
-    cancelSignal: AbortSignal | undefined,
+    abort: AttemptAbort,
     { ref, data, meta, leasedAt, trace }: { ref: AttemptRef; data: unknown; meta: JobMeta | undefined; leasedAt: number; trace: AttemptTrace },
   ): Promise<unknown> {
     const { policy, registry, slots } = this.deps;
@@ -156,7 +173,9 @@ export class AttemptRunner {
     // Read while the handler runs; awaited only when the attempt is recorded.
     const history = first ? undefined : this.readHistory(ref.jobId);
     this.deps.onStart(ref.jobId, job.attemptsStarted, leasedAt);
-    this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
+    if (this.deps.listens('job:started')) {
+      this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
+    }
     if (history) void history.then((h) => this.detectReclaim(job, ref, h));
     this.debugLog.started(ref, data);
 
@@ -167,9 +186,13 @@ export class AttemptRunner {
         throw new PermanentError(`no handler registered for job name "${job.name}" in lane "${ref.lane}"`, 'unknown_handler');
       }
       const payload = handler.parse(data);
-      const release = await slots.acquire(cancelSignal).catch(() => {
-        throw new CancelledError('job cancelled while active: it was waiting for a handler slot');
-      });
+      // A free slot is taken without a promise; only a wait needs the attempt's signal.
+      if (abort.aborted) throw slotWaitCancelled();
+      const release =
+        slots.tryAcquire() ??
+        (await slots.acquire(abort.signal).catch(() => {
+          throw slotWaitCancelled();
+        }));
       timings.slotWaitMs = Date.now() - leasedAt;
       trace.slotAcquired(timings.slotWaitMs);
       this.active += 1;
@@ -180,7 +203,7 @@ export class AttemptRunner {
         trace.executionStarted();
         try {
           const timeoutMs = meta?.timeoutMs ?? policy.timeoutMs;
-          const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, cancelSignal, trace);
+          const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, abort, trace);
           timings.handlerMs = Date.now() - handlerStart;
           timings.durationMs = Date.now() - leasedAt;
           trace.executionSucceeded(timings.handlerMs);
@@ -392,6 +415,10 @@ function previousDelayOf(job: AnyJob, history: StartHistory | undefined): number
   if (fromRow !== undefined && fromRow !== null) return fromRow;
   // The job hash's delay is the one chosen before this attempt (BullMQ stores it on retry).
   return job.attemptsMade > 0 && job.delay > 0 ? job.delay : undefined;
+}
+
+function slotWaitCancelled(): CancelledError {
+  return new CancelledError('job cancelled while active: it was waiting for a handler slot');
 }
 
 function messageOf(err: unknown): string {

@@ -4,6 +4,7 @@
 // an isolated one is really stopped by terminating its thread.
 import type { Logger } from '@bullpen/core';
 import type { Job } from 'bullmq';
+import type { AttemptAbort } from './attempt-abort';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, WorkerEventMap } from './events';
 import type { Handler, HandlerContext } from './handler';
@@ -30,7 +31,7 @@ export async function callHandler(
   payload: unknown,
   ref: AttemptRef,
   timeoutMs: number,
-  cancelSignal: AbortSignal | undefined,
+  abort: AttemptAbort,
   trace?: AttemptTrace,
 ): Promise<unknown> {
   // A child logger costs an allocation per job; most attempts never log, so it is made on first use.
@@ -46,10 +47,10 @@ export async function callHandler(
   let isolatedRun: IsolatedRun | undefined;
   try {
     return await runGuarded(
-      (signal) => {
+      () => {
         if (deps.pool) {
           const ctx = { jobId: ref.jobId, jobName: ref.jobName, lane: ref.lane, attempt: ref.attempt, maxAttempts: ref.maxAttempts, tenant: ref.tenant };
-          isolatedRun = deps.pool.run({ name: handler.name, payload, ctx }, signal, (value) => {
+          isolatedRun = deps.pool.run({ name: handler.name, payload, ctx }, abort.signal, (value) => {
             progress(value).catch((err: unknown) => log().debug('progress update failed', { error: (err as Error).message }));
           });
           running = isolatedRun.result;
@@ -62,7 +63,10 @@ export async function callHandler(
           attempt: ref.attempt,
           maxAttempts: ref.maxAttempts,
           tenant: ref.tenant,
-          signal,
+          // Made on first read: most handlers never look at it.
+          get signal() {
+            return abort.signal;
+          },
           get logger() {
             return log();
           },
@@ -75,7 +79,7 @@ export async function callHandler(
         timeoutMs,
         escalationFactor: deps.escalationFactor,
         label: `handler "${job.name}"`,
-        ...(cancelSignal ? { cancelSignal } : {}),
+        abort,
         onTimeout: () => {
           const elapsedMs = Date.now() - startedAt;
           log().warn('handler timed out; its abort signal was fired', { job_name: job.name, timeout_ms: timeoutMs, elapsed_ms: elapsedMs });

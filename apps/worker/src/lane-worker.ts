@@ -96,9 +96,10 @@ export class LaneWorker {
     this.connection = connection;
     const worker = new Worker(
       lane,
-      // Three parameters: BullMQ passes a per-job AbortSignal (for cancelJob) only to processors
-      // that declare the third one.
-      (job: Job, token: string | undefined, signal: AbortSignal | undefined) => this.runner.process(job, token, signal),
+      // Two parameters: BullMQ makes a per-job AbortController (for its cancelJob) only for a
+      // processor that declares a third. The runner cancels its attempts itself (cancel()), with
+      // the one signal it gives the handler.
+      (job: Job, token: string | undefined) => this.runner.process(job, token),
       {
         connection,
         prefix: lanePrefix(config.prefix, lane),
@@ -122,7 +123,7 @@ export class LaneWorker {
 
   /** Aborts the signal of a job this worker is running; false when it runs no such job. */
   cancel(jobId: string, reason: string): boolean {
-    return this.worker?.cancelJob(jobId, reason) ?? false;
+    return this.runner.cancel(jobId, reason);
   }
 
   /** Stops taking new jobs; active ones continue (the memory guard). */
@@ -164,17 +165,14 @@ export class LaneWorker {
     const done = this.runner.completionOf(job);
     if (!done) return;
     const { ref, timings, waitMs } = done;
-    this.deps.emit('job:completed', { ...ref, ...timings, waitMs });
+    if (this.deps.listens('job:completed')) this.deps.emit('job:completed', { ...ref, ...timings, waitMs });
     this.deps.completedEvents.push(this.deps.lane, {
       jobId: ref.jobId,
       name: ref.jobName,
       tenant: ref.tenant ?? '',
       attempt: ref.attempt,
-      outcome: 'completed',
-      willRetry: false,
       runMs: timings.durationMs,
       waitMs,
-      worker: ref.workerId,
     });
   }
 

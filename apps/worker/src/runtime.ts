@@ -149,6 +149,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       redis: this.connection,
       prefix: config.prefix,
       maxLen: config.eventsMaxLen,
+      workerId: config.workerId,
       logger: this.logger,
     });
     // The cluster-wide cap lives in the queue's metadata in Redis, so it binds every replica.
@@ -177,6 +178,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         redis: this.connection,
         completedEvents: this.completedEvents,
         emit: (event, payload) => this.emit(event, payload),
+        listens: (event) => this.listenerCount(event) > 0,
         abandon: (stillRunning) => this.abandon(stillRunning),
         ignoredSignalTotal: () => this.ignoredSignalTotal,
       });

@@ -63,4 +63,17 @@ describe('Semaphore', () => {
   it('rejects a capacity below one', () => {
     expect(() => new Semaphore(0)).toThrow(RangeError);
   });
+
+  it('takes a free slot at once with tryAcquire, and none when a waiter is queued', async () => {
+    const semaphore = new Semaphore(1);
+    const first = semaphore.tryAcquire();
+    expect(first).toBeDefined();
+    expect(semaphore.tryAcquire()).toBeUndefined();
+    const waiting = semaphore.acquire();
+    first?.();
+    // The slot went to the waiter, not to a caller barging in.
+    expect(semaphore.tryAcquire()).toBeUndefined();
+    (await waiting)();
+    expect(semaphore.inUse).toBe(0);
+  });
 });

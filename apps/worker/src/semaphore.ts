@@ -26,6 +26,15 @@ export class Semaphore {
     return this.waiters.length;
   }
 
+  /** A slot at once if one is free and nobody waits (no promise to make); undefined otherwise. */
+  tryAcquire(): Release | undefined {
+    if (this.held < this.capacity && this.waiters.length === 0) {
+      this.held += 1;
+      return this.releaser();
+    }
+    return undefined;
+  }
+
   /**
    * Resolves with a release function once a slot is held. If `signal` aborts first, the caller
    * leaves the queue and the promise rejects with the signal's reason.

@@ -1,5 +1,6 @@
 import { CancelledError, TimeoutError } from '@bullpen/core';
-import { runGuarded } from './timeout';
+import { AttemptAbort } from './attempt-abort';
+import { cancelledError, runGuarded } from './timeout';
 import { abortableSleep } from './handlers/sleep';
 
 const base = { label: 'handler "t"', escalationFactor: 1.5 };
@@ -13,7 +14,7 @@ describe('runGuarded', () => {
     const onTimeout = jest.fn();
     const onEscalated = jest.fn();
     const started = Date.now();
-    const run = runGuarded((signal) => abortableSleep(10_000, signal), { ...base, timeoutMs: 100, onTimeout, onEscalated });
+    const run = runGuarded((abort) => abortableSleep(10_000, abort.signal), { ...base, timeoutMs: 100, onTimeout, onEscalated });
     await expect(run).rejects.toThrow(TimeoutError);
     await expect(run).rejects.toThrow('handler "t" timed out after 100 ms');
     expect(Date.now() - started).toBeLessThan(140 + 100);
@@ -37,19 +38,19 @@ describe('runGuarded', () => {
     finishIgnored();
   });
 
-  it('aborts with a CancelledError when the cancel signal fires', async () => {
-    const cancel = new AbortController();
-    const run = runGuarded((signal) => abortableSleep(10_000, signal), { ...base, timeoutMs: 10_000, cancelSignal: cancel.signal });
-    cancel.abort('cancel requested');
+  it('aborts with a CancelledError when the attempt is cancelled', async () => {
+    const abort = new AttemptAbort();
+    const run = runGuarded((a) => abortableSleep(10_000, a.signal), { ...base, timeoutMs: 10_000, abort });
+    abort.abort(cancelledError('cancel requested'));
     await expect(run).rejects.toThrow(CancelledError);
     await expect(run).rejects.toThrow('job cancelled while active: cancel requested');
   });
 
   it('does not start a handler whose job is already cancelled', async () => {
-    const cancel = new AbortController();
-    cancel.abort();
+    const abort = new AttemptAbort();
+    abort.abort(cancelledError(undefined));
     const run = jest.fn();
-    await expect(runGuarded(run, { ...base, timeoutMs: 100, cancelSignal: cancel.signal })).rejects.toThrow(CancelledError);
+    await expect(runGuarded(run, { ...base, timeoutMs: 100, abort })).rejects.toThrow(CancelledError);
     expect(run).not.toHaveBeenCalled();
   });
 

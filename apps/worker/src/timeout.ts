@@ -4,8 +4,10 @@
 // fails with that TimeoutError. A handler that ignores its signal is abandoned at
 // timeoutMs × escalationFactor: the returned promise rejects so that the caller can free the
 // handler's concurrency slot, and the handler's own promise is left to settle unobserved.
-// A cancellation (cancelSignal) aborts the same way and gets the same grace before abandonment.
+// A cancellation (the attempt's AttemptAbort aborted from outside) aborts the same way and gets the
+// same grace before abandonment.
 import { CancelledError, TimeoutError } from '@bullpen/core';
+import { AttemptAbort } from './attempt-abort';
 
 export type StopKind = 'timeout' | 'cancelled';
 
@@ -13,8 +15,9 @@ export interface GuardedRunOptions {
   timeoutMs: number;
   /** ≥ 1: the handler is abandoned at timeoutMs × this factor. */
   escalationFactor: number;
-  /** Aborts the attempt from outside (a cancellation). */
-  cancelSignal?: AbortSignal;
+  /** The attempt's abort: aborted from outside, it cancels the call; the timeout aborts it here.
+   * Default: one of the call's own. */
+  abort?: AttemptAbort;
   /** Names the handler in error messages, e.g. `handler "sleep"`. */
   label: string;
   /** The soft stage: the signal has just been aborted because the attempt timed out. */
@@ -23,70 +26,81 @@ export interface GuardedRunOptions {
   onEscalated?: (kind: StopKind, afterMs: number) => void;
 }
 
-export function runGuarded<T>(run: (signal: AbortSignal) => T | Promise<T>, options: GuardedRunOptions): Promise<T> {
-  const { timeoutMs, escalationFactor, cancelSignal, label } = options;
+export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, options: GuardedRunOptions): Promise<T> {
+  const { timeoutMs, escalationFactor, label } = options;
+  const abort = options.abort ?? new AttemptAbort();
   const graceMs = Math.max(0, Math.round(timeoutMs * (escalationFactor - 1)));
   const startedAt = Date.now();
 
-  if (cancelSignal?.aborted) return Promise.reject(cancelledError(cancelSignal.reason));
+  if (abort.aborted) return Promise.reject(asCancelled(abort.reason));
 
   return new Promise<T>((resolve, reject) => {
-    const controller = new AbortController();
     let settled = false;
     let stopError: Error | undefined;
     let hardTimer: NodeJS.Timeout | undefined;
 
-    const finish = (settle: () => void) => {
-      if (settled) return;
+    /** True for the first caller only, who then settles the promise. */
+    const finish = (): boolean => {
+      if (settled) return false;
       settled = true;
       clearTimeout(softTimer);
       clearTimeout(hardTimer);
-      cancelSignal?.removeEventListener('abort', onCancel);
-      settle();
+      abort.onAbort(undefined);
+      return true;
     };
 
     const stop = (error: Error, kind: StopKind) => {
-      if (controller.signal.aborted) return;
+      if (stopError) return;
       stopError = error;
-      controller.abort(error);
+      abort.abort(error);
       hardTimer = setTimeout(() => {
-        finish(() => {
-          const afterMs = Date.now() - startedAt;
-          options.onEscalated?.(kind, afterMs);
-          reject(
-            kind === 'timeout'
-              ? new TimeoutError(
-                  `${label} ignored its abort signal and was still running at ${escalationFactor} × its ${timeoutMs} ms timeout; attempt failed after ${afterMs} ms`,
-                )
-              : new CancelledError(`${label} was cancelled and ignored its abort signal for ${graceMs} ms; attempt abandoned`),
-          );
-        });
+        if (!finish()) return;
+        const afterMs = Date.now() - startedAt;
+        options.onEscalated?.(kind, afterMs);
+        reject(
+          kind === 'timeout'
+            ? new TimeoutError(
+                `${label} ignored its abort signal and was still running at ${escalationFactor} × its ${timeoutMs} ms timeout; attempt failed after ${afterMs} ms`,
+              )
+            : new CancelledError(`${label} was cancelled and ignored its abort signal for ${graceMs} ms; attempt abandoned`),
+        );
       }, graceMs);
     };
 
-    const onCancel = () => stop(cancelledError(cancelSignal?.reason), 'cancelled');
+    // Called for a cancellation, and for the timeout's own abort (which stop() has already handled).
+    abort.onAbort((reason) => {
+      if (!stopError) stop(asCancelled(reason), 'cancelled');
+    });
     const softTimer = setTimeout(() => {
       stop(new TimeoutError(`${label} timed out after ${timeoutMs} ms`), 'timeout');
       options.onTimeout?.();
     }, timeoutMs);
-    cancelSignal?.addEventListener('abort', onCancel, { once: true });
 
     let pending: Promise<T>;
     try {
-      pending = Promise.resolve(run(controller.signal));
+      pending = Promise.resolve(run(abort));
     } catch (err) {
       pending = Promise.reject(err);
     }
     pending.then(
-      (value) => finish(() => resolve(value)),
+      (value) => {
+        if (finish()) resolve(value);
+      },
       // A handler that stops because its signal aborted usually throws an AbortError; the attempt
       // failed because of the timeout or cancellation, so that is what is reported.
-      (err: unknown) => finish(() => reject(stopError ?? err)),
+      (err: unknown) => {
+        if (finish()) reject(stopError ?? err);
+      },
     );
   });
 }
 
-function cancelledError(reason: unknown): CancelledError {
+/** The error a cancellation fails the attempt with; `reason` is the canceller's (a string or none). */
+export function cancelledError(reason: unknown): CancelledError {
   const detail = typeof reason === 'string' && reason !== '' ? `: ${reason}` : '';
   return new CancelledError(`job cancelled while active${detail}`);
+}
+
+function asCancelled(reason: unknown): Error {
+  return reason instanceof Error ? reason : cancelledError(reason);
 }

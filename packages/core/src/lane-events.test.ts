@@ -1,5 +1,5 @@
 import { parseAttemptLogRow } from './attempt-log';
-import { decodeLaneEvent, encodeLaneEvent, LANE_EVENT, type BullpenLaneEvent } from './lane-events';
+import { attemptsOf, decodeLaneEvent, encodeLaneEvent, LANE_EVENT, type BullpenLaneEvent } from './lane-events';
 
 describe('lane events', () => {
   const attempt: BullpenLaneEvent = {
@@ -21,6 +21,14 @@ describe('lane events', () => {
     const events: BullpenLaneEvent[] = [
       attempt,
       { ...attempt, outcome: 'completed', errorClass: undefined, willRetry: false, delayMs: undefined },
+      {
+        event: LANE_EVENT.completedAttempts,
+        worker: 'host:1',
+        attempts: [
+          { jobId: '1', name: 'noop', tenant: 'acme', attempt: 1, runMs: 0, waitMs: 3 },
+          { jobId: '2', name: 'with "quotes"\tand tabs', tenant: '', attempt: 3, runMs: 12.5, waitMs: 0 },
+        ],
+      },
       { event: LANE_EVENT.retryBudgetExhausted, jobId: '7', action: 'defer' },
       { event: LANE_EVENT.dead, jobId: '9', name: 'fail', errorClass: 'deadline_exceeded', reason: 'deadline_exceeded' },
       { event: LANE_EVENT.rejected, count: 3, reason: 'queue_full' },
@@ -83,5 +91,26 @@ describe('lane events', () => {
     // recordAttempt writes rows with formatAttemptLogRow; the exporter reads them with parseAttemptLogRow.
     expect(parseAttemptLogRow('{"type":"attempt","attempt":1,"errorClass":"network"}')?.errorClass).toBe('network');
     expect(parseAttemptLogRow('not json')).toBeUndefined();
+  });
+
+  it('reads every row of a bp:completed_attempts entry as a completed attempt of its worker', () => {
+    const fields = encodeLaneEvent({
+      event: LANE_EVENT.completedAttempts,
+      worker: 'host:1',
+      attempts: [{ jobId: '5', name: 'noop', tenant: 'acme', attempt: 2, runMs: 4, waitMs: 1 }],
+    });
+    expect(attemptsOf(decodeLaneEvent(fields))).toEqual([
+      { event: LANE_EVENT.attempt, jobId: '5', name: 'noop', tenant: 'acme', attempt: 2, outcome: 'completed', willRetry: false, runMs: 4, waitMs: 1, worker: 'host:1' },
+    ]);
+    expect(attemptsOf(decodeLaneEvent(['event', 'stalled', 'jobId', '3']))).toEqual([]);
+  });
+
+  it('reports a bp:completed_attempts entry whose rows do not parse as malformed', () => {
+    const entry = (attempts: string) => ['event', LANE_EVENT.completedAttempts, 'worker', 'w', 'attempts', attempts];
+    expect(decodeLaneEvent(entry('not json'))).toMatchObject({ event: 'malformed', problem: 'attempts is not JSON' });
+    expect(decodeLaneEvent(entry('{}'))).toMatchObject({ event: 'malformed', problem: 'attempts is not an array' });
+    expect(decodeLaneEvent(entry('[["1","n","t",1,2]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0] is not a row of 6' });
+    expect(decodeLaneEvent(entry('[["1","n","t",1,-2,0]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0].runMs is not a non-negative number' });
+    expect(decodeLaneEvent(['event', LANE_EVENT.completedAttempts, 'worker', 'w'])).toMatchObject({ event: 'malformed', problem: 'missing attempts' });
   });
 });

@@ -10,6 +10,7 @@ import { luaScript } from './lua';
 
 export const LANE_EVENT = {
   attempt: 'bp:attempt',
+  completedAttempts: 'bp:completed_attempts',
   retryBudgetExhausted: 'bp:retry_budget_exhausted',
   dead: 'bp:dead',
   rejected: 'bp:rejected',
@@ -37,6 +38,31 @@ export interface AttemptEvent {
   worker: string;
 }
 
+/** One completed attempt in a bp:completed_attempts entry. */
+export interface CompletedAttemptRow {
+  jobId: string;
+  name: string;
+  tenant: string;
+  /** 1-based number of this attempt. */
+  attempt: number;
+  runMs: number;
+  /** From eligible to run (enqueue, or the end of its delay/backoff) to start. */
+  waitMs: number;
+}
+
+/**
+ * Completed attempts of one worker, many to an entry: the success path writes one stream entry per
+ * batch rather than one per job. Each row means what a completed bp:attempt would (outcome
+ * completed, no retry). On the stream the rows are one JSON field, each row an array
+ * [jobId, name, tenant, attempt, runMs, waitMs].
+ */
+export interface CompletedAttemptsEvent {
+  event: typeof LANE_EVENT.completedAttempts;
+  /** WORKER_ID of the worker that ran the attempts. */
+  worker: string;
+  attempts: CompletedAttemptRow[];
+}
+
 /** The lane retry budget refused a retry; the worker deferred it or failed the job instead. */
 export interface RetryBudgetExhaustedEvent {
   event: typeof LANE_EVENT.retryBudgetExhausted;
@@ -60,7 +86,7 @@ export interface RejectedEvent {
   reason: 'queue_full';
 }
 
-export type BullpenLaneEvent = AttemptEvent | RetryBudgetExhaustedEvent | DeadEvent | RejectedEvent;
+export type BullpenLaneEvent = AttemptEvent | CompletedAttemptsEvent | RetryBudgetExhaustedEvent | DeadEvent | RejectedEvent;
 
 /** The native BullMQ events the exporter counts (fields as BullMQ's scripts write them). */
 export type NativeLaneEvent =
@@ -92,6 +118,7 @@ export const DECODED_EVENT_NAMES = [
   'failed',
   'stalled',
   LANE_EVENT.attempt,
+  LANE_EVENT.completedAttempts,
   LANE_EVENT.retryBudgetExhausted,
   LANE_EVENT.dead,
   LANE_EVENT.rejected,
@@ -111,6 +138,8 @@ export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
       fields.push('worker', ev.worker);
       return fields;
     }
+    case LANE_EVENT.completedAttempts:
+      return ['event', ev.event, 'worker', ev.worker, 'attempts', encodeCompletedAttempts(ev.attempts)];
     case LANE_EVENT.retryBudgetExhausted:
       return ['event', ev.event, 'jobId', ev.jobId, 'action', ev.action];
     case LANE_EVENT.dead:
@@ -118,6 +147,14 @@ export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
     case LANE_EVENT.rejected:
       return ['event', ev.event, 'count', num(ev.count), 'reason', ev.reason];
   }
+}
+
+/** A completed attempt as it is stored in a bp:completed_attempts entry. */
+export type CompletedAttemptTuple = [jobId: string, name: string, tenant: string, attempt: number, runMs: number, waitMs: number];
+
+/** The `attempts` field of a bp:completed_attempts entry. */
+export function encodeCompletedAttempts(rows: readonly CompletedAttemptRow[]): string {
+  return JSON.stringify(rows.map((r): CompletedAttemptTuple => [r.jobId, r.name, r.tenant, r.attempt, r.runMs, r.waitMs]));
 }
 
 const ERROR_CLASS_SET: ReadonlySet<string> = new Set(ERROR_CLASSES);
@@ -177,6 +214,8 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
       if (willRetry && map.has('delayMs')) ev.delayMs = nonNegative(map, 'delayMs');
       return ev;
     }
+    case LANE_EVENT.completedAttempts:
+      return { event: LANE_EVENT.completedAttempts, worker: map.get('worker') ?? '', attempts: decodeCompletedAttempts(str(map, 'attempts')) };
     case LANE_EVENT.retryBudgetExhausted: {
       const action = str(map, 'action');
       if (action !== 'defer' && action !== 'fail') throw new Malformed('action is not defer|fail');
@@ -202,6 +241,42 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
   }
 }
 
+function decodeCompletedAttempts(text: string): CompletedAttemptRow[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Malformed('attempts is not JSON');
+  }
+  if (!Array.isArray(parsed)) throw new Malformed('attempts is not an array');
+  return parsed.map((row: unknown, i) => {
+    if (!Array.isArray(row) || row.length < 6) throw new Malformed(`attempts[${i}] is not a row of 6`);
+    const [jobId, name, tenant, attempt, runMs, waitMs] = row as unknown[];
+    if (typeof jobId !== 'string' || jobId === '') throw new Malformed(`attempts[${i}] has no jobId`);
+    for (const [key, value] of [['attempt', attempt], ['runMs', runMs], ['waitMs', waitMs]] as const) {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Malformed(`attempts[${i}].${key} is not a non-negative number`);
+    }
+    return {
+      jobId,
+      name: typeof name === 'string' ? name : '',
+      tenant: typeof tenant === 'string' ? tenant : '',
+      attempt: attempt as number,
+      runMs: runMs as number,
+      waitMs: waitMs as number,
+    };
+  });
+}
+
+/**
+ * The attempts an event reports, one AttemptEvent each: a bp:attempt as it is, and every row of a
+ * bp:completed_attempts entry. Anything else reports none.
+ */
+export function attemptsOf(ev: DecodedLaneEvent): AttemptEvent[] {
+  if (ev.event === LANE_EVENT.attempt) return [ev];
+  if (ev.event !== LANE_EVENT.completedAttempts) return [];
+  return ev.attempts.map((row) => ({ event: LANE_EVENT.attempt, ...row, outcome: 'completed', willRetry: false, worker: ev.worker }));
+}
+
 /** Decodes one stream entry's flat fields. Never throws. */
 export function decodeLaneEvent(fields: readonly string[]): DecodedLaneEvent {
   const map = fieldMap(fields);
@@ -213,11 +288,6 @@ export function decodeLaneEvent(fields: readonly string[]): DecodedLaneEvent {
     if (err instanceof Malformed) return { event: 'malformed', name, problem: err.message };
     throw err;
   }
-}
-
-/** XADD arguments for one bullpen event, for callers that batch it into their own pipeline. */
-export function laneEventXaddArgs(prefix: string, lane: string, ev: BullpenLaneEvent, maxLen: number): string[] {
-  return [laneEventsKey(prefix, lane), 'MAXLEN', '~', String(maxLen), '*', ...encodeLaneEvent(ev)];
 }
 
 /** Adds one bullpen event to the lane's stream (XADD MAXLEN ~ maxLen); resolves to its id. */
