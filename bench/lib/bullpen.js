@@ -51,7 +51,11 @@ function assertBuilt() {
  */
 function writeLanesFile(dir, { concurrency, maxQueueSize }) {
   const file = path.join(dir, `lanes-${concurrency}-${maxQueueSize}.json`);
-  const lanes = { maxHandlersPerProcess: Math.max(64, concurrency), lanes: { [LANE]: { concurrency, maxQueueSize } } };
+  // Like the bare side's removeOnComplete: true, the lane keeps no completed jobs (count 0 makes
+  // BullMQ delete a job as it completes); the default lanes keep 1,000 for an hour, which costs
+  // Redis about twice as much per completion and is a retention choice, not bullpen's overhead.
+  const retention = { completed: { ageSeconds: 3600, count: 0 } };
+  const lanes = { maxHandlersPerProcess: Math.max(64, concurrency), lanes: { [LANE]: { concurrency, maxQueueSize, retention } } };
   fs.writeFileSync(file, JSON.stringify(lanes, null, 2));
   return file;
 }
