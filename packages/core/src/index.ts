@@ -13,6 +13,7 @@ export * from './admission';
 export * from './cancelled-error';
 export * from './attempt-log';
 export * from './event-log';
+export * from './lifecycle-log';
 export * from './metrics-catalogue';
 export * from './metrics-registry';
 export * from './metrics-labels';
