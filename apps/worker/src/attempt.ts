@@ -310,8 +310,11 @@ export class AttemptRunner {
       }),
     ];
     if (plan.budget) {
-      this.deps.emit('job:retry-budget-exhausted', { ...ref, action: plan.budget.action, errorClass: classification.errorClass, retriesInWindow: plan.budget.retriesInWindow, allowedInWindow: plan.budget.allowedInWindow });
-      writes.push(publishLaneEvent(redis, config.prefix, lane, { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, action: plan.budget.action }, config.eventsMaxLen));
+      const refusal = { action: plan.budget.action, errorClass: classification.errorClass, retriesInWindow: plan.budget.retriesInWindow, allowedInWindow: plan.budget.allowedInWindow };
+      this.deps.emit('job:retry-budget-exhausted', { ...ref, ...refusal });
+      const subject = { name: ref.jobName, ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}), attempt: ref.attempt, worker: ref.workerId };
+      const ev = { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, ...refusal, ...subject };
+      writes.push(publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen));
     }
     if (!consumesAttempt) writes.push(countUncountedStart(redis, config.prefix, lane, ref.jobId));
     // Issued together, so they share one round trip; the row and its event are one script call.

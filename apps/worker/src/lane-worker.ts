@@ -10,6 +10,7 @@ import {
   parseLeaseRecord,
   publishLaneEvent,
   redisOptions,
+  unwrapJobData,
   type BullpenLaneEvent,
   type ErrorClass,
 } from '@bullpen/core';
@@ -179,11 +180,12 @@ export class LaneWorker {
       // stalled more often than allowed.
       const stalled = Boolean(job.deferredFailure);
       this.dead(job, {
+        withoutAttempt: true,
         ref: {
           lane: this.deps.lane,
           jobId: job.id ?? '',
           jobName: job.name,
-          tenant: undefined,
+          tenant: unwrapJobData(job.data).meta?.tenant,
           attempt: job.attemptsMade,
           maxAttempts: Math.max(1, job.opts.attempts ?? 1),
           workerId: this.deps.config.workerId,
@@ -202,9 +204,24 @@ export class LaneWorker {
   }
 
   /** The job ended without success: it stays in the failed set (the dead letters). */
-  private dead(job: Job, d: { ref: AttemptRef; errorClass: ErrorClass; reason: DeadReason; message: string }): void {
-    this.deps.emit('job:dead', { ...d.ref, errorClass: d.errorClass, reason: d.reason, message: d.message, attemptsMade: job.attemptsMade });
-    this.publish({ event: LANE_EVENT.dead, jobId: d.ref.jobId, name: d.ref.jobName, errorClass: d.errorClass, reason: d.reason });
+  private dead(
+    job: Job,
+    d: { ref: AttemptRef; errorClass: ErrorClass; reason: DeadReason; message: string; withoutAttempt?: boolean },
+  ): void {
+    const { ref, errorClass, reason } = d;
+    this.deps.emit('job:dead', { ...ref, errorClass, reason, message: d.message, attemptsMade: job.attemptsMade });
+    this.publish({
+      event: LANE_EVENT.dead,
+      jobId: ref.jobId,
+      name: ref.jobName,
+      errorClass,
+      reason,
+      attemptsMade: job.attemptsMade,
+      ...(d.withoutAttempt ? { withoutAttempt: true } : {}),
+      ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}),
+      attempt: ref.attempt,
+      worker: ref.workerId,
+    });
   }
 
   /**

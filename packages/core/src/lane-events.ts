@@ -37,20 +37,40 @@ export interface AttemptEvent {
   worker: string;
 }
 
+/**
+ * Who and which attempt an event is about, for the exporter's lifecycle log. Optional: entries
+ * written by older workers lack them (the log then has null there).
+ */
+export interface LaneEventSubject {
+  tenant?: string;
+  attempt?: number;
+  /** WORKER_ID of the worker that ran the attempt. */
+  worker?: string;
+}
+
 /** The lane retry budget refused a retry; the worker deferred it or failed the job instead. */
-export interface RetryBudgetExhaustedEvent {
+export interface RetryBudgetExhaustedEvent extends LaneEventSubject {
   event: typeof LANE_EVENT.retryBudgetExhausted;
   jobId: string;
   action: 'defer' | 'fail';
+  name?: string;
+  /** Class of the failure whose retry was refused. */
+  errorClass?: ErrorClass;
+  retriesInWindow?: number;
+  allowedInWindow?: number;
 }
 
 /** A job ended without success and stays in the dead letters. */
-export interface DeadEvent {
+export interface DeadEvent extends LaneEventSubject {
   event: typeof LANE_EVENT.dead;
   jobId: string;
   name: string;
   errorClass: ErrorClass;
   reason: string;
+  attemptsMade?: number;
+  /** BullMQ failed the job without running an attempt here (it stalled too often): no
+   * bp:attempt precedes this entry. */
+  withoutAttempt?: boolean;
 }
 
 /** The API refused `count` submissions to the lane at admission. */
@@ -99,6 +119,17 @@ export const DECODED_EVENT_NAMES = [
 
 const num = (n: number): string => String(n);
 
+function optional(fields: string[], key: string, value: string | number | undefined): void {
+  if (value !== undefined) fields.push(key, String(value));
+}
+
+function subjectFields(fields: string[], ev: LaneEventSubject): string[] {
+  optional(fields, 'tenant', ev.tenant);
+  optional(fields, 'attempt', ev.attempt);
+  optional(fields, 'worker', ev.worker);
+  return fields;
+}
+
 /** Flat field/value pairs for XADD. */
 export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
   switch (ev.event) {
@@ -111,10 +142,20 @@ export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
       fields.push('worker', ev.worker);
       return fields;
     }
-    case LANE_EVENT.retryBudgetExhausted:
-      return ['event', ev.event, 'jobId', ev.jobId, 'action', ev.action];
-    case LANE_EVENT.dead:
-      return ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'errorClass', ev.errorClass, 'reason', ev.reason];
+    case LANE_EVENT.retryBudgetExhausted: {
+      const fields = ['event', ev.event, 'jobId', ev.jobId, 'action', ev.action];
+      optional(fields, 'name', ev.name);
+      optional(fields, 'errorClass', ev.errorClass);
+      optional(fields, 'retriesInWindow', ev.retriesInWindow);
+      optional(fields, 'allowedInWindow', ev.allowedInWindow);
+      return subjectFields(fields, ev);
+    }
+    case LANE_EVENT.dead: {
+      const fields = ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'errorClass', ev.errorClass, 'reason', ev.reason];
+      optional(fields, 'attemptsMade', ev.attemptsMade);
+      if (ev.withoutAttempt) fields.push('withoutAttempt', '1');
+      return subjectFields(fields, ev);
+    }
     case LANE_EVENT.rejected:
       return ['event', ev.event, 'count', num(ev.count), 'reason', ev.reason];
   }
@@ -140,6 +181,21 @@ function nonNegative(map: Map<string, string>, key: string): number {
   const value = Number(str(map, key));
   if (!Number.isFinite(value) || value < 0) throw new Malformed(`${key} is not a non-negative number`);
   return value;
+}
+
+/** An optional count: absent (older writers) is undefined, present must parse. */
+function optionalCount(map: Map<string, string>, key: string): number | undefined {
+  return map.has(key) ? nonNegative(map, key) : undefined;
+}
+
+/** Copies the optional fields that are present, so decoded events carry no undefined keys. */
+function withOptional<T extends object>(ev: T, fields: Record<string, unknown>): T {
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined && value !== '') Object.assign(ev, { [key]: value });
+  return ev;
+}
+
+function subjectOf(map: Map<string, string>): Record<string, unknown> {
+  return { tenant: map.get('tenant'), attempt: optionalCount(map, 'attempt'), worker: map.get('worker') };
 }
 
 function errorClassOf(map: Map<string, string>): ErrorClass {
@@ -180,16 +236,28 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
     case LANE_EVENT.retryBudgetExhausted: {
       const action = str(map, 'action');
       if (action !== 'defer' && action !== 'fail') throw new Malformed('action is not defer|fail');
-      return { event: LANE_EVENT.retryBudgetExhausted, jobId: str(map, 'jobId'), action };
+      return withOptional<RetryBudgetExhaustedEvent>(
+        { event: LANE_EVENT.retryBudgetExhausted, jobId: str(map, 'jobId'), action },
+        {
+          name: map.get('name'),
+          errorClass: map.has('errorClass') ? errorClassOf(map) : undefined,
+          retriesInWindow: optionalCount(map, 'retriesInWindow'),
+          allowedInWindow: optionalCount(map, 'allowedInWindow'),
+          ...subjectOf(map),
+        },
+      );
     }
     case LANE_EVENT.dead:
-      return {
-        event: LANE_EVENT.dead,
-        jobId: str(map, 'jobId'),
-        name: map.get('name') ?? '',
-        errorClass: errorClassOf(map),
-        reason: map.get('reason') ?? '',
-      };
+      return withOptional<DeadEvent>(
+        {
+          event: LANE_EVENT.dead,
+          jobId: str(map, 'jobId'),
+          name: map.get('name') ?? '',
+          errorClass: errorClassOf(map),
+          reason: map.get('reason') ?? '',
+        },
+        { attemptsMade: optionalCount(map, 'attemptsMade'), withoutAttempt: map.get('withoutAttempt') === '1' ? true : undefined, ...subjectOf(map) },
+      );
     case LANE_EVENT.rejected: {
       const count = nonNegative(map, 'count');
       if (!Number.isInteger(count)) throw new Malformed('count is not an integer');
