@@ -1,10 +1,12 @@
 // The exporter process's parts, composed: the event reader that counts lane streams into persisted
-// totals, the scrape-time sampler, the registry built from the catalogue, and the HTTP server.
+// totals (and feeds the lifecycle event log when EVENT_LOG_FILE is set), the scrape-time sampler,
+// the registry built from the catalogue, and the HTTP server.
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type IORedis from 'ioredis';
-import { createRedis, MetricLabels, metricsOf, type Logger } from '@bullpen/core';
+import { createRedis, LifecycleLog, MetricLabels, metricsOf, type Logger } from '@bullpen/core';
 import type { ExporterConfig } from './config';
+import { EventLogFeed } from './event-log-feed';
 import { EventReader } from './event-reader';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics';
 import { createMetricsServer } from './http-server';
@@ -15,6 +17,7 @@ export class Exporter {
   readonly store = new SeriesStore(metricsOf('exporter-events'));
   readonly metrics: ExporterMetrics;
   private readonly reader: EventReader;
+  private readonly eventLog: LifecycleLog | undefined;
   private sampler: QueueSampler | undefined;
   private sampleRedis: IORedis | undefined;
   private readonly server: http.Server;
@@ -25,6 +28,15 @@ export class Exporter {
   ) {
     const { core } = config;
     const labels = new MetricLabels({ jobNames: config.jobNames, tenants: config.tenants });
+    if (core.eventLogFile) {
+      this.eventLog = new LifecycleLog({
+        file: core.eventLogFile,
+        maxBytes: core.eventLogMaxBytes,
+        maxFiles: core.eventLogMaxFiles,
+        logger,
+        onWriteFailed: ({ errors }) => this.metrics.metrics.counter('bullpen_exporter_event_log_errors_total').inc(errors),
+      });
+    }
     this.reader = new EventReader({
       redisUrl: core.redisUrl,
       prefix: core.prefix,
@@ -35,6 +47,7 @@ export class Exporter {
       batchSize: config.batchSize,
       onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
       onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
+      ...(this.eventLog ? { eventLog: new EventLogFeed(this.eventLog) } : {}),
     });
     this.metrics = createExporterMetrics({
       config: core,
@@ -67,6 +80,7 @@ export class Exporter {
         resolve();
       });
     });
+    this.eventLog?.start();
     this.reader.start();
     return this.port;
   }
@@ -81,6 +95,8 @@ export class Exporter {
       this.server.closeAllConnections();
     });
     await this.reader.close();
+    // After the reader: the lines of its last batch are written before the log closes.
+    await this.eventLog?.close();
     this.sampleRedis?.disconnect();
     this.logger.debug('exporter closed');
   }

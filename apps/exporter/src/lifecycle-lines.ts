@@ -1,0 +1,75 @@
+// What a lane stream entry means in the lifecycle event log (format in core's lifecycle-log.ts,
+// shared with the worker's log). Pure. A line's ts is the entry's time in the stream, and every
+// line carries the entry's id as stream_id, so that lines written twice around a crash can be told
+// apart from new ones (`bullpen report` skips them).
+//
+// The stream carries each attempt once it ended (bp:attempt), so the lease of an attempt is
+// written then, with the time it began (entry time − run_ms); a lease that never ended (its worker
+// died) leaves no line, and its job's next lease runs under the same attempt number. Fields only a
+// worker process knows (timings inside the attempt, how a retry's delay was chosen) are null.
+import { LANE_EVENT, LIFECYCLE_EVENT as E, lifecycleLine, type DecodedLaneEvent, type LifecycleLine, type LifecycleSubject } from '@bullpen/core';
+import { streamIdTimeMs } from './stream-loss';
+
+export function laneEventLines(lane: string, entryId: string, ev: DecodedLaneEvent): LifecycleLine[] {
+  const at = streamIdTimeMs(entryId);
+  const extra = { stream_id: entryId };
+  const subject = (s: { jobId: string; name?: string; tenant?: string; attempt?: number; worker?: string }): LifecycleSubject => ({
+    lane,
+    jobId: s.jobId,
+    jobName: s.name || null,
+    tenant: s.tenant,
+    attempt: s.attempt ?? null,
+    workerId: s.worker || null,
+  });
+  switch (ev.event) {
+    case LANE_EVENT.attempt: {
+      const who = subject(ev);
+      const lines = [lifecycleLine(E.leaseCreated, who, { attempts_started: null }, at - ev.runMs, extra)];
+      if (ev.outcome === 'completed') {
+        lines.push(lifecycleLine(E.completed, who, { run_ms: ev.runMs, wait_ms: ev.waitMs, slot_wait_ms: null, handler_ms: null }, at, extra));
+        return lines;
+      }
+      const errorClass = ev.errorClass ?? 'unknown';
+      const delayMs = ev.willRetry ? (ev.delayMs ?? null) : null;
+      lines.push(
+        lifecycleLine(E.failed, who, { error_class: errorClass, final: !ev.willRetry, retryable: null, run_ms: ev.runMs, delay_ms: delayMs }, at, extra),
+      );
+      if (delayMs !== null) {
+        lines.push(
+          lifecycleLine(E.backoffApplied, who, { delay_ms: delayMs, strategy: null, source: null, retry_after_ms: null }, at, extra),
+          lifecycleLine(E.retryScheduled, who, { reason: null, delay_ms: delayMs, error_class: errorClass, next_attempt: null }, at, extra),
+        );
+      }
+      return lines;
+    }
+    case LANE_EVENT.retryBudgetExhausted:
+      return [
+        lifecycleLine(
+          E.retryBudgetExhausted,
+          subject(ev),
+          {
+            action: ev.action,
+            error_class: ev.errorClass ?? null,
+            retries_in_window: ev.retriesInWindow ?? null,
+            allowed_in_window: ev.allowedInWindow ?? null,
+          },
+          at,
+          extra,
+        ),
+      ];
+    case LANE_EVENT.dead: {
+      const who = subject(ev);
+      const lines: LifecycleLine[] = [];
+      // Other dead jobs had their final failed line from their last bp:attempt.
+      if (ev.withoutAttempt) {
+        lines.push(lifecycleLine(E.failed, who, { error_class: ev.errorClass, final: true, reason: ev.reason, run_ms: null }, at, extra));
+      }
+      if (ev.reason === 'attempts_exhausted') {
+        lines.push(lifecycleLine(E.maxRetriesReached, who, { error_class: ev.errorClass, attempts_made: ev.attemptsMade ?? null }, at, extra));
+      }
+      return lines;
+    }
+    default:
+      return [];
+  }
+}
