@@ -60,6 +60,12 @@ describe('lifecycle lines from lane stream entries', () => {
     ]);
   });
 
+  it('writes the reclaim of a job whose worker died, naming that worker', () => {
+    const ev = { event: LANE_EVENT.reclaimed, jobId: '7', name: 'http', tenant: 'acme', attempt: 2, worker: 'w1', lostStarts: 1 } as const;
+    expect(lines({ ...ev, previousWorker: 'w0' })).toEqual([{ ...envelope('reclaim_winner'), previous_worker: 'w0', lost_starts: 1, stream_id: id }]);
+    expect(lines(ev)).toEqual([{ ...envelope('reclaim_winner'), previous_worker: null, lost_starts: 1, stream_id: id }]);
+  });
+
   it('writes a refused retry with the envelope, and null for what an older worker did not publish', () => {
     const full = { event: LANE_EVENT.retryBudgetExhausted, jobId: '7', action: 'defer', name: 'http', errorClass: 'http_5xx', retriesInWindow: 4, allowedInWindow: 4, tenant: 'acme', attempt: 2, worker: 'w1' } as const;
     expect(lines(full)).toEqual([

@@ -5,8 +5,9 @@
 //
 // The stream carries each attempt once it ended (bp:attempt), so the lease of an attempt is
 // written then, with the time it began (entry time − run_ms); a lease that never ended (its worker
-// died) leaves no line, and its job's next lease runs under the same attempt number. Fields only a
-// worker process knows (timings inside the attempt, how a retry's delay was chosen) are null.
+// died) leaves no line, and the worker that takes the job over, under the same attempt number,
+// publishes bp:reclaimed (a reclaim_winner line). Fields only a worker process knows (timings
+// inside the attempt, how a retry's delay was chosen) are null.
 import { LANE_EVENT, LIFECYCLE_EVENT as E, lifecycleLine, type DecodedLaneEvent, type LifecycleLine, type LifecycleSubject } from '@bullpen/core';
 import { streamIdTimeMs } from './stream-loss';
 
@@ -42,6 +43,10 @@ export function laneEventLines(lane: string, entryId: string, ev: DecodedLaneEve
       }
       return lines;
     }
+    case LANE_EVENT.reclaimed:
+      return [
+        lifecycleLine(E.reclaimWinner, subject(ev), { previous_worker: ev.previousWorker ?? null, lost_starts: ev.lostStarts }, at, extra),
+      ];
     case LANE_EVENT.retryBudgetExhausted:
       return [
         lifecycleLine(

@@ -13,6 +13,7 @@ import {
   LANE_EVENT,
   type BackoffStrategyName,
   type BullpenConfig,
+  type BullpenLaneEvent,
   type Classification,
   type JobMeta,
   type LanePolicy,
@@ -64,6 +65,8 @@ export interface AttemptDeps {
   /** A start began / ended: for the lease records. */
   onStart(jobId: string, attemptsStarted: number, leasedAt: number): void;
   onEnd(jobId: string): void;
+  /** Adds a bullpen event to the lane stream without waiting for it (close() does). */
+  publish(ev: BullpenLaneEvent): void;
 }
 
 export interface FailedAttempt {
@@ -235,6 +238,16 @@ export class AttemptRunner {
       lost_starts: lost,
     });
     this.deps.emit('job:reclaimed', { ...ref, previousWorker: previous, lostStarts: lost });
+    this.deps.publish({
+      event: LANE_EVENT.reclaimed,
+      jobId: ref.jobId,
+      name: ref.jobName,
+      lostStarts: lost,
+      ...(previous !== undefined ? { previousWorker: previous } : {}),
+      ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}),
+      attempt: ref.attempt,
+      worker: ref.workerId,
+    });
   }
 
   /**

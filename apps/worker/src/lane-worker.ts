@@ -25,7 +25,7 @@ import { LeaseRecorder } from './lease-recorder';
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
 
-export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd'> & {
+export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish'> & {
   completedEvents: AttemptEventBuffer;
 };
 
@@ -68,6 +68,7 @@ export class LaneWorker {
         this.starts.delete(jobId);
         this.leases.untrack(jobId);
       },
+      publish: (ev) => this.publish(ev),
     });
   }
 

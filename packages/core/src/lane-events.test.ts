@@ -47,6 +47,8 @@ describe('lane events', () => {
         attempt: 1,
         worker: 'host:1',
       },
+      { event: LANE_EVENT.reclaimed, jobId: '5', name: 'sleep', lostStarts: 1, previousWorker: 'host:2', tenant: 'acme', attempt: 1, worker: 'host:1' },
+      { event: LANE_EVENT.reclaimed, jobId: '5', name: 'sleep', lostStarts: 2, attempt: 1, worker: 'host:1' },
       { event: LANE_EVENT.rejected, count: 3, reason: 'queue_full' },
     ];
     for (const ev of events) {

@@ -13,6 +13,7 @@ export const LANE_EVENT = {
   retryBudgetExhausted: 'bp:retry_budget_exhausted',
   dead: 'bp:dead',
   rejected: 'bp:rejected',
+  reclaimed: 'bp:reclaimed',
 } as const;
 
 /** One finished attempt, published by the worker before BullMQ records the job's outcome. */
@@ -73,6 +74,17 @@ export interface DeadEvent extends LaneEventSubject {
   withoutAttempt?: boolean;
 }
 
+/** A worker took over a job whose earlier start never finished (its worker died or lost the lock). */
+export interface ReclaimedEvent extends LaneEventSubject {
+  event: typeof LANE_EVENT.reclaimed;
+  jobId: string;
+  name: string;
+  /** WORKER_ID of the worker whose start never finished, when its lease was recorded. */
+  previousWorker?: string;
+  /** Starts that never finished. */
+  lostStarts: number;
+}
+
 /** The API refused `count` submissions to the lane at admission. */
 export interface RejectedEvent {
   event: typeof LANE_EVENT.rejected;
@@ -80,7 +92,7 @@ export interface RejectedEvent {
   reason: 'queue_full';
 }
 
-export type BullpenLaneEvent = AttemptEvent | RetryBudgetExhaustedEvent | DeadEvent | RejectedEvent;
+export type BullpenLaneEvent = AttemptEvent | RetryBudgetExhaustedEvent | DeadEvent | RejectedEvent | ReclaimedEvent;
 
 /** The native BullMQ events the exporter counts (fields as BullMQ's scripts write them). */
 export type NativeLaneEvent =
@@ -115,6 +127,7 @@ export const DECODED_EVENT_NAMES = [
   LANE_EVENT.retryBudgetExhausted,
   LANE_EVENT.dead,
   LANE_EVENT.rejected,
+  LANE_EVENT.reclaimed,
 ] as const;
 
 const num = (n: number): string => String(n);
@@ -158,6 +171,11 @@ export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
     }
     case LANE_EVENT.rejected:
       return ['event', ev.event, 'count', num(ev.count), 'reason', ev.reason];
+    case LANE_EVENT.reclaimed: {
+      const fields = ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'lostStarts', num(ev.lostStarts)];
+      optional(fields, 'previousWorker', ev.previousWorker);
+      return subjectFields(fields, ev);
+    }
   }
 }
 
@@ -265,6 +283,11 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
       if (reason !== 'queue_full') throw new Malformed('reason is not queue_full');
       return { event: LANE_EVENT.rejected, count, reason };
     }
+    case LANE_EVENT.reclaimed:
+      return withOptional<ReclaimedEvent>(
+        { event: LANE_EVENT.reclaimed, jobId: str(map, 'jobId'), name: map.get('name') ?? '', lostStarts: nonNegative(map, 'lostStarts') },
+        { previousWorker: map.get('previousWorker'), ...subjectOf(map) },
+      );
     default:
       return { event: 'other', name };
   }
