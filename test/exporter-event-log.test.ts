@@ -125,6 +125,8 @@ describe("the exporter's lifecycle event log", () => {
     expect(lines.find((l) => key(l) === `${dies} failed@3`)).toMatchObject({ error_class: 'handler', final: true });
     expect(lines.find((l) => key(l) === `${flaky} failed@1`)).toMatchObject({ error_class: 'handler', final: false, delay_ms: 10 });
     expect(lines.find((l) => key(l) === `${dies} max_retries_reached@3`)).toMatchObject({ error_class: 'handler', attempts_made: 3 });
+    expect(lines.find((l) => key(l) === `${flaky} backoff_applied@2`)).toMatchObject({ delay_ms: 10, strategy: 'fixed', source: 'strategy' });
+    expect(lines.find((l) => key(l) === `${flaky} retry_scheduled@2`)).toMatchObject({ reason: 'backoff', next_attempt: 3 });
 
     // The same kinds of line as the worker's own log, with the same fields in the same order, and
     // the same values wherever the exporter knows them.

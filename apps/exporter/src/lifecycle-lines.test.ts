@@ -35,8 +35,18 @@ describe('lifecycle lines from lane stream entries', () => {
   });
 
   it('writes the failure, the backoff and the retry of a failed attempt that is retried', () => {
-    const out = lines({ ...attempt, outcome: 'failed', errorClass: 'http_5xx', willRetry: true, delayMs: 250 });
+    const retry = { reason: 'rate_limited', strategy: 'exponential', source: 'retry_after', retryAfterMs: 250, nextAttempt: 2 };
+    const out = lines({ ...attempt, outcome: 'failed', errorClass: 'rate_limited', willRetry: true, delayMs: 250, retryable: true, retry });
     expect(out.map((l) => l.event)).toEqual(['lease_created', 'failed', 'backoff_applied', 'retry_scheduled']);
+    expect(out.slice(1)).toEqual([
+      { ...envelope('failed'), error_class: 'rate_limited', final: false, retryable: true, run_ms: 40, delay_ms: 250, stream_id: id },
+      { ...envelope('backoff_applied'), delay_ms: 250, strategy: 'exponential', source: 'retry_after', retry_after_ms: 250, stream_id: id },
+      { ...envelope('retry_scheduled'), reason: 'rate_limited', delay_ms: 250, error_class: 'rate_limited', next_attempt: 2, stream_id: id },
+    ]);
+  });
+
+  it('writes null for how a retry was decided when an older worker did not publish it', () => {
+    const out = lines({ ...attempt, outcome: 'failed', errorClass: 'http_5xx', willRetry: true, delayMs: 250 });
     expect(out.slice(1)).toEqual([
       { ...envelope('failed'), error_class: 'http_5xx', final: false, retryable: null, run_ms: 40, delay_ms: 250, stream_id: id },
       { ...envelope('backoff_applied'), delay_ms: 250, strategy: null, source: null, retry_after_ms: null, stream_id: id },

@@ -6,8 +6,9 @@
 // The stream carries each attempt once it ended (bp:attempt), so the lease of an attempt is
 // written then, with the time it began (entry time − run_ms); a lease that never ended (its worker
 // died) leaves no line, and the worker that takes the job over, under the same attempt number,
-// publishes bp:reclaimed (a reclaim_winner line). Fields only a worker process knows (timings
-// inside the attempt, how a retry's delay was chosen) are null.
+// publishes bp:reclaimed (a reclaim_winner line). What only the worker process knows (where an
+// attempt's time went, BullMQ's count of starts) is null, as is what an older worker did not
+// publish.
 import { LANE_EVENT, LIFECYCLE_EVENT as E, lifecycleLine, type DecodedLaneEvent, type LifecycleLine, type LifecycleSubject } from '@bullpen/core';
 import { streamIdTimeMs } from './stream-loss';
 
@@ -32,14 +33,13 @@ export function laneEventLines(lane: string, entryId: string, ev: DecodedLaneEve
       }
       const errorClass = ev.errorClass ?? 'unknown';
       const delayMs = ev.willRetry ? (ev.delayMs ?? null) : null;
-      lines.push(
-        lifecycleLine(E.failed, who, { error_class: errorClass, final: !ev.willRetry, retryable: null, run_ms: ev.runMs, delay_ms: delayMs }, at, extra),
-      );
+      const failed = { error_class: errorClass, final: !ev.willRetry, retryable: ev.retryable ?? null, run_ms: ev.runMs, delay_ms: delayMs };
+      lines.push(lifecycleLine(E.failed, who, failed, at, extra));
       if (delayMs !== null) {
-        lines.push(
-          lifecycleLine(E.backoffApplied, who, { delay_ms: delayMs, strategy: null, source: null, retry_after_ms: null }, at, extra),
-          lifecycleLine(E.retryScheduled, who, { reason: null, delay_ms: delayMs, error_class: errorClass, next_attempt: null }, at, extra),
-        );
+        const { retry } = ev;
+        const backoff = { delay_ms: delayMs, strategy: retry?.strategy ?? null, source: retry?.source ?? null, retry_after_ms: retry?.retryAfterMs ?? null };
+        const scheduled = { reason: retry?.reason ?? null, delay_ms: delayMs, error_class: errorClass, next_attempt: retry?.nextAttempt ?? null };
+        lines.push(lifecycleLine(E.backoffApplied, who, backoff, at, extra), lifecycleLine(E.retryScheduled, who, scheduled, at, extra));
       }
       return lines;
     }

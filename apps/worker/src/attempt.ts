@@ -11,6 +11,7 @@ import {
   recordAttempt,
   unwrapJobData,
   LANE_EVENT,
+  type AttemptRetry,
   type BackoffStrategyName,
   type BullpenConfig,
   type BullpenLaneEvent,
@@ -25,7 +26,7 @@ import type IORedis from 'ioredis';
 import { AttemptDebugLog } from './attempt-debug-log';
 import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
-import { emitFailure } from './failure-events';
+import { emitFailure, retryOf } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import type { ThreadPool } from './isolation/thread-pool';
 import {
@@ -300,6 +301,7 @@ export class AttemptRunner {
     const willRetry = plan.kind === 'retry';
     const consumesAttempt = plan.kind === 'retry' ? plan.consumesAttempt : true;
     const waitMs = Math.max(0, startedAt - eligibleAt(job, history));
+    const retry = retryOf({ ref, classification, plan, strategy: policy.backoff.strategy });
     const writes: Array<Promise<unknown>> = [
       recordAttempt(redis, {
         prefix: config.prefix,
@@ -317,6 +319,8 @@ export class AttemptRunner {
           waitMs,
           ...(plan.kind === 'retry' ? { delayMs: plan.delayMs } : {}),
           worker: ref.workerId,
+          retryable: classification.retryable,
+          ...(retry ? { retry: streamRetry(retry) } : {}),
         },
         message,
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
@@ -401,6 +405,11 @@ export class AttemptRunner {
     }
     return undefined;
   }
+}
+
+/** The retry fields of a bp:attempt entry. */
+function streamRetry({ reason, strategy, source, retryAfterMs, nextAttempt }: NonNullable<ReturnType<typeof retryOf>>): AttemptRetry {
+  return { reason, strategy, source, nextAttempt, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
 }
 
 function previousDelayOf(job: AnyJob, history: StartHistory | undefined): number | undefined {

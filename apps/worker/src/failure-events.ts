@@ -16,20 +16,30 @@ export function emitFailure(emit: AttemptDeps['emit'], failed: FailedAttempt): v
     delayMs: plan.kind === 'retry' ? plan.delayMs : null,
     consumesAttempt,
   });
-  if (plan.kind !== 'retry') return;
-  emit('job:backoff-applied', {
-    ...ref,
-    delayMs: plan.delayMs,
-    strategy: plan.source === 'bullmq' ? 'bullmq' : failed.strategy,
-    source: plan.source,
-    retryAfterMs: classification.retryAfterMs,
-  });
+  const retry = retryOf(failed);
+  if (!retry) return;
+  emit('job:backoff-applied', { ...ref, delayMs: retry.delayMs, strategy: retry.strategy, source: retry.source, retryAfterMs: retry.retryAfterMs });
   emit('job:retrying', {
     ...ref,
     errorClass: classification.errorClass,
-    delayMs: plan.delayMs,
-    nextAttempt: plan.consumesAttempt ? ref.attempt + 1 : ref.attempt,
-    reason: plan.reason,
+    delayMs: retry.delayMs,
+    nextAttempt: retry.nextAttempt,
+    reason: retry.reason,
     consumesAttempt,
   });
+}
+
+/** How a failed attempt's retry was decided: this process's backoff_applied and job:retrying
+ * events, and the retry fields of its bp:attempt entry. Undefined when no retry follows. */
+export function retryOf(failed: Pick<FailedAttempt, 'ref' | 'classification' | 'plan' | 'strategy'>) {
+  const { ref, classification, plan } = failed;
+  if (plan.kind !== 'retry') return undefined;
+  return {
+    delayMs: plan.delayMs,
+    reason: plan.reason,
+    strategy: plan.source === 'bullmq' ? ('bullmq' as const) : failed.strategy,
+    source: plan.source,
+    retryAfterMs: classification.retryAfterMs,
+    nextAttempt: plan.consumesAttempt ? ref.attempt + 1 : ref.attempt,
+  };
 }

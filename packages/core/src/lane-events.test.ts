@@ -20,6 +20,12 @@ describe('lane events', () => {
   it('encodes each bullpen event as flat string pairs and decodes it back unchanged', () => {
     const events: BullpenLaneEvent[] = [
       attempt,
+      {
+        ...attempt,
+        retryable: true,
+        retry: { reason: 'rate_limited', strategy: 'exponential', source: 'retry_after', retryAfterMs: 2000, nextAttempt: 2 },
+      },
+      { ...attempt, willRetry: false, delayMs: undefined, retryable: false },
       { ...attempt, outcome: 'completed', errorClass: undefined, willRetry: false, delayMs: undefined },
       { event: LANE_EVENT.retryBudgetExhausted, jobId: '7', action: 'defer' },
       { event: LANE_EVENT.dead, jobId: '9', name: 'fail', errorClass: 'deadline_exceeded', reason: 'deadline_exceeded' },

@@ -36,6 +36,26 @@ export interface AttemptEvent {
   delayMs?: number;
   /** WORKER_ID of the worker that ran the attempt. */
   worker: string;
+  /** Failed attempts only, for the exporter's lifecycle log: whether the error class allows a
+   * retry at all. Absent in entries of older workers. */
+  retryable?: boolean;
+  /** How the retry was decided, when willRetry (absent in entries of older workers). */
+  retry?: AttemptRetry;
+}
+
+/** How a failed attempt's retry was decided: what the worker logs as backoff_applied and
+ * retry_scheduled. */
+export interface AttemptRetry {
+  /** backoff, rate_limited or budget_deferred. */
+  reason: string;
+  /** The lane's backoff strategy, or bullmq for a job with one of BullMQ's own backoffs. */
+  strategy: string;
+  /** Where the delay came from: strategy, retry_after, budget_cap or bullmq. */
+  source: string;
+  /** The dependency's Retry-After, when it gave one. */
+  retryAfterMs?: number;
+  /** The number the next attempt runs under (the same one when this retry used no attempt). */
+  nextAttempt: number;
 }
 
 /**
@@ -153,6 +173,12 @@ export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
       fields.push('willRetry', ev.willRetry ? '1' : '0', 'runMs', num(ev.runMs), 'waitMs', num(ev.waitMs));
       if (ev.willRetry && ev.delayMs !== undefined) fields.push('delayMs', num(ev.delayMs));
       fields.push('worker', ev.worker);
+      if (ev.outcome === 'failed' && ev.retryable !== undefined) fields.push('retryable', ev.retryable ? '1' : '0');
+      if (ev.willRetry && ev.retry) {
+        const { reason, strategy, source, retryAfterMs, nextAttempt } = ev.retry;
+        fields.push('retryReason', reason, 'strategy', strategy, 'delaySource', source, 'nextAttempt', num(nextAttempt));
+        optional(fields, 'retryAfterMs', retryAfterMs);
+      }
       return fields;
     }
     case LANE_EVENT.retryBudgetExhausted: {
@@ -249,6 +275,13 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
       };
       if (outcome === 'failed') ev.errorClass = errorClassOf(map);
       if (willRetry && map.has('delayMs')) ev.delayMs = nonNegative(map, 'delayMs');
+      if (outcome === 'failed' && map.has('retryable')) ev.retryable = map.get('retryable') === '1';
+      if (willRetry && map.has('retryReason')) {
+        ev.retry = withOptional<AttemptRetry>(
+          { reason: str(map, 'retryReason'), strategy: str(map, 'strategy'), source: str(map, 'delaySource'), nextAttempt: nonNegative(map, 'nextAttempt') },
+          { retryAfterMs: optionalCount(map, 'retryAfterMs') },
+        );
+      }
       return ev;
     }
     case LANE_EVENT.retryBudgetExhausted: {
