@@ -18,6 +18,7 @@ export * from './metrics-catalogue';
 export * from './metrics-registry';
 export * from './metrics-labels';
 export * from './lane-events';
+export * from './record-attempt';
 export * from './job-fields';
 export * from './tracing';
 export * from './process-metrics';

@@ -3,10 +3,8 @@
 // `bp:`-prefixed names, encoded as flat string pairs. The exporter decodes both kinds from here,
 // tolerating entries it does not know and entries that are malformed.
 import type IORedis from 'ioredis';
-import { formatAttemptLogRow } from './attempt-log';
 import { ERROR_CLASSES, type ErrorClass } from './errors';
-import { jobKeys, laneEventsKey } from './keys';
-import { luaScript } from './lua';
+import { laneEventsKey } from './keys';
 
 export const LANE_EVENT = {
   attempt: 'bp:attempt',
@@ -355,63 +353,4 @@ export async function publishLaneEvent(
   const id = await redis.xadd(laneEventsKey(prefix, lane), 'MAXLEN', '~', maxLen, '*', ...encodeLaneEvent(ev));
   if (id === null) throw new Error('XADD returned no id');
   return id;
-}
-
-const RECORD_ATTEMPT = 'bullpenRecordAttempt';
-interface RecordAttemptClient {
-  [RECORD_ATTEMPT](...args: (string | number)[]): Promise<string>;
-}
-
-function recordAttemptClient(redis: IORedis): RecordAttemptClient {
-  if (typeof (redis as unknown as Partial<RecordAttemptClient>)[RECORD_ATTEMPT] !== 'function') {
-    redis.defineCommand(RECORD_ATTEMPT, { numberOfKeys: 3, lua: luaScript('record-attempt') });
-  }
-  return redis as unknown as RecordAttemptClient;
-}
-
-export interface RecordAttemptOptions {
-  prefix: string;
-  lane: string;
-  /** The lane stream's approximate maximum length (config.eventsMaxLen). */
-  maxLen: number;
-  attempt: Omit<AttemptEvent, 'event'>;
-  /** Failed attempts: the error message kept in the attempt history. */
-  message?: string;
-  /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
-  keepLogs?: number;
-  /** When the attempt ended; default now. */
-  ts?: number;
-}
-
-/**
- * Records one finished attempt in one atomic step: for a failed attempt its row in the job's
- * attempt history (the BullMQ log, read by the API and by the exporter for terminal failures),
- * and a `bp:attempt` entry in the lane stream. Call it before the job's outcome is recorded in
- * BullMQ (before returning or throwing from the processor), so that the row exists when the
- * native `failed` event is read. Resolves to the stream entry id.
- */
-export async function recordAttempt(redis: IORedis, options: RecordAttemptOptions): Promise<string> {
-  const { prefix, lane, maxLen, attempt, keepLogs = 0 } = options;
-  const ev: AttemptEvent = { event: LANE_EVENT.attempt, ...attempt };
-  const row =
-    attempt.outcome === 'failed'
-      ? formatAttemptLogRow({
-          attempt: attempt.attempt,
-          errorClass: attempt.errorClass ?? 'unknown',
-          message: options.message ?? '',
-          delayMs: attempt.willRetry ? (attempt.delayMs ?? null) : null,
-          worker: attempt.worker,
-          ts: options.ts ?? Date.now(),
-        })
-      : '';
-  const keys = jobKeys(prefix, lane, attempt.jobId);
-  return recordAttemptClient(redis)[RECORD_ATTEMPT](
-    keys.job,
-    keys.logs,
-    laneEventsKey(prefix, lane),
-    maxLen,
-    row,
-    keepLogs,
-    ...encodeLaneEvent(ev),
-  );
 }
