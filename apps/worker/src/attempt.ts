@@ -11,7 +11,6 @@ import {
   recordAttempt,
   unwrapJobData,
   LANE_EVENT,
-  type AttemptRetry,
   type BackoffStrategyName,
   type BullpenConfig,
   type BullpenLaneEvent,
@@ -26,7 +25,7 @@ import type IORedis from 'ioredis';
 import { AttemptDebugLog } from './attempt-debug-log';
 import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
-import { emitFailure, retryOf } from './failure-events';
+import { attemptRetryOf, emitFailure } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import type { ThreadPool } from './isolation/thread-pool';
 import {
@@ -301,7 +300,7 @@ export class AttemptRunner {
     const willRetry = plan.kind === 'retry';
     const consumesAttempt = plan.kind === 'retry' ? plan.consumesAttempt : true;
     const waitMs = Math.max(0, startedAt - eligibleAt(job, history));
-    const retry = retryOf({ ref, classification, plan, strategy: policy.backoff.strategy });
+    const retry = attemptRetryOf({ ref, classification, plan, strategy: policy.backoff.strategy });
     const writes: Array<Promise<unknown>> = [
       recordAttempt(redis, {
         prefix: config.prefix,
@@ -320,7 +319,7 @@ export class AttemptRunner {
           ...(plan.kind === 'retry' ? { delayMs: plan.delayMs } : {}),
           worker: ref.workerId,
           retryable: classification.retryable,
-          ...(retry ? { retry: streamRetry(retry) } : {}),
+          ...(retry ? { retry } : {}),
         },
         message,
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
@@ -405,11 +404,6 @@ export class AttemptRunner {
     }
     return undefined;
   }
-}
-
-/** The retry fields of a bp:attempt entry. */
-function streamRetry({ reason, strategy, source, retryAfterMs, nextAttempt }: NonNullable<ReturnType<typeof retryOf>>): AttemptRetry {
-  return { reason, strategy, source, nextAttempt, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
 }
 
 function previousDelayOf(job: AnyJob, history: StartHistory | undefined): number | undefined {

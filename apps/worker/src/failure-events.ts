@@ -1,5 +1,7 @@
 // The lifecycle events of a failed attempt: emitted once its outcome is recorded, by BullMQ (its
-// 'failed' event) or by the worker itself (a rate-limited retry that uses no attempt).
+// 'failed' event) or by the worker itself (a rate-limited retry that uses no attempt); and how
+// its retry was decided, shared by those events and its bp:attempt entry.
+import type { AttemptRetry } from '@bullpen/core';
 import type { AttemptDeps, FailedAttempt } from './attempt';
 
 /** The lifecycle events of a failed attempt, once BullMQ (or the worker itself) recorded it. */
@@ -42,4 +44,12 @@ export function retryOf(failed: Pick<FailedAttempt, 'ref' | 'classification' | '
     retryAfterMs: classification.retryAfterMs,
     nextAttempt: plan.consumesAttempt ? ref.attempt + 1 : ref.attempt,
   };
+}
+
+/** The retry fields of the attempt's bp:attempt entry. */
+export function attemptRetryOf(failed: Pick<FailedAttempt, 'ref' | 'classification' | 'plan' | 'strategy'>): AttemptRetry | undefined {
+  const retry = retryOf(failed);
+  if (!retry) return undefined;
+  const { reason, strategy, source, retryAfterMs, nextAttempt } = retry;
+  return { reason, strategy, source, nextAttempt, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
 }
