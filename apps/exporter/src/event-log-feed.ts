@@ -18,7 +18,7 @@ export class EventLogFeed implements BatchLog {
   private slow: Promise<void> | undefined;
 
   constructor(
-    private readonly log: LifecycleLog,
+    private readonly log: Pick<LifecycleLog, 'write' | 'flush'>,
     /** Longest wait for one write; default 1000 ms. */
     private readonly maxWaitMs = 1000,
   ) {}
