@@ -1,9 +1,21 @@
 // A worker process killed with SIGKILL in the middle of a job: its lock expires, another worker's
 // stalled checker moves the job back to wait, that worker reclaims it and completes it, and the
-// stall and the reclaim are reported with the worker that died. The second worker is an
-// in-process runtime, so its typed events can be observed.
+// stall and the reclaim are reported with the worker that died, in its events and in the lane
+// stream (for the exporter's lifecycle log). The second worker is an in-process runtime, so its
+// typed events can be observed.
 import { existsSync } from 'node:fs';
-import { JOB_FIELD, createLaneQueue, createRedis, jobKeys, loadConfig, parseLeaseRecord, wrapJobData } from '@bullpen/core';
+import {
+  JOB_FIELD,
+  LANE_EVENT,
+  createLaneQueue,
+  createRedis,
+  decodeLaneEvent,
+  jobKeys,
+  laneEventsKey,
+  loadConfig,
+  parseLeaseRecord,
+  wrapJobData,
+} from '@bullpen/core';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
 import { WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
@@ -66,5 +78,16 @@ describe('recovery from a crashed worker', () => {
     expect(job.attemptsMade).toBe(1); // the lost start used no attempt
     expect(job.attemptsStarted).toBe(2);
     expect(job.processedBy).toBe('rescuer');
+    const stream = await waitUntil(
+      async () => {
+        const entries = await redis.xrange(laneEventsKey(prefix, 'work'), '-', '+');
+        const found = entries.map(([, fields]) => decodeLaneEvent(fields)).filter((e) => e.event === LANE_EVENT.reclaimed);
+        return found.length > 0 ? found : undefined;
+      },
+      { what: 'the bp:reclaimed entry' },
+    );
+    expect(stream).toEqual([
+      { event: LANE_EVENT.reclaimed, jobId: id, name: 'sleep', tenant: 'acme', attempt: 1, worker: 'rescuer', previousWorker: 'doomed-worker', lostStarts: 1 },
+    ]);
   });
 });

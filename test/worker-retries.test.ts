@@ -83,7 +83,17 @@ describe('worker retries', () => {
     const [attempt] = bp(await harness.streamEvents('work'), LANE_EVENT.attempt, id);
     expect(attempt).toMatchObject({ outcome: 'failed', errorClass: 'handler', willRetry: false, worker: harness.config.workerId });
     expect(bp(await harness.streamEvents('work'), LANE_EVENT.dead, id)).toEqual([
-      { event: LANE_EVENT.dead, jobId: id, name: 'fail', errorClass: 'handler', reason: 'permanent_error' },
+      {
+        event: LANE_EVENT.dead,
+        jobId: id,
+        name: 'fail',
+        errorClass: 'handler',
+        reason: 'permanent_error',
+        attemptsMade: 1,
+        tenant: 'acme',
+        attempt: 1,
+        worker: harness.config.workerId,
+      },
     ]);
   });
 
@@ -205,7 +215,18 @@ describe('worker retries', () => {
     expect(retrying).toMatchObject({ reason: 'budget_deferred', delayMs: 700 });
     expect(second! - first!).toBeGreaterThanOrEqual(695);
     expect(bp(await harness.streamEvents('work'), LANE_EVENT.retryBudgetExhausted, id)).toEqual([
-      { event: LANE_EVENT.retryBudgetExhausted, jobId: id, action: 'defer' },
+      {
+        event: LANE_EVENT.retryBudgetExhausted,
+        jobId: id,
+        action: 'defer',
+        name: 'fail',
+        errorClass: 'handler',
+        retriesInWindow: exhausted.retriesInWindow,
+        allowedInWindow: 0,
+        tenant: 'acme',
+        attempt: 1,
+        worker: harness.config.workerId,
+      },
     ]);
   });
 
@@ -234,9 +255,12 @@ describe('worker retries', () => {
     ]);
     await waitUntil(async () => bp(await harness!.streamEvents('work'), LANE_EVENT.dead, id).length === 1, { what: 'bp:dead' });
     const events = await harness.streamEvents('work');
-    expect(bp(events, LANE_EVENT.retryBudgetExhausted, id)).toEqual([{ event: LANE_EVENT.retryBudgetExhausted, jobId: id, action: 'fail' }]);
+    const subject = { tenant: 'acme', attempt: 1, worker: harness.config.workerId };
+    expect(bp(events, LANE_EVENT.retryBudgetExhausted, id)).toEqual([
+      { event: LANE_EVENT.retryBudgetExhausted, jobId: id, action: 'fail', name: 'fail', errorClass: 'handler', retriesInWindow: expect.any(Number), allowedInWindow: 0, ...subject },
+    ]);
     expect(bp(events, LANE_EVENT.dead, id)).toEqual([
-      { event: LANE_EVENT.dead, jobId: id, name: 'fail', errorClass: 'handler', reason: 'retry_budget_exhausted' },
+      { event: LANE_EVENT.dead, jobId: id, name: 'fail', errorClass: 'handler', reason: 'retry_budget_exhausted', attemptsMade: 1, ...subject },
     ]);
   });
 

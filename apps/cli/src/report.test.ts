@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { buildReport, formatReport, percentile } from './report';
+import { buildReport, formatReport, percentile, ReportBuilder } from './report';
 import { run } from './main';
 
 const fixture = path.join(__dirname, '..', 'fixtures', 'events.jsonl');
@@ -36,6 +36,24 @@ describe('bullpen report', () => {
       },
     ]);
     expect(formatReport(report)).toMatch(/tool_call\s+acme\s+5\s+4\s+1\s+1\s+20\.0\s+250ms\s+200ms\s+400ms\s+400ms/);
+  });
+
+  it('skips exporter lines written again after a crash (same lane, stream_id and event) and counts them', () => {
+    const builder = new ReportBuilder(window);
+    const line = (event: string, extra: Record<string, unknown>) =>
+      JSON.stringify({ ts: '2026-01-01T10:00:00.000Z', event, lane: 'a', job_id: '1', job_name: 'noop', tenant: 'acme', attempt: 1, worker_id: 'w', ...extra });
+    const batch = [
+      line('lease_created', { attempts_started: null, stream_id: '1-0' }),
+      line('completed', { run_ms: 10, wait_ms: 0, slot_wait_ms: null, handler_ms: null, stream_id: '1-0' }),
+    ];
+    for (const l of [...batch, ...batch]) builder.addLine(l);
+    // A worker's lines have no stream_id: the same line twice is two events.
+    builder.addLine(line('completed', { run_ms: 10 }));
+    builder.addLine(line('completed', { run_ms: 10 }));
+    const report = builder.build();
+    expect(report.duplicateLines).toBe(2);
+    expect(report.groups).toEqual([expect.objectContaining({ lane: 'a', tenant: 'acme', started: 1, succeeded: 3 })]);
+    expect(formatReport(report)).toMatch(/2 duplicate \(skipped\)/);
   });
 
   it('uses nearest-rank percentiles', () => {

@@ -1,5 +1,6 @@
-// `bullpen report`: per lane and tenant figures from lifecycle event logs, streamed line by line
-// so a log of any size is read in constant memory apart from the run times kept for percentiles.
+// `bullpen report`: per lane and tenant figures from lifecycle event logs (a worker's, or the
+// exporter's for the whole deployment), streamed line by line so a log of any size is read in
+// constant memory apart from the run times kept for percentiles and the exporter's line keys.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 
@@ -27,6 +28,8 @@ export interface Report {
   linesRead: number;
   corruptLines: number;
   outsideWindow: number;
+  /** Exporter lines seen before (same lane, stream_id, event, job and attempt): written again after a crash. */
+  duplicateLines: number;
   groups: GroupReport[];
 }
 
@@ -52,6 +55,9 @@ export class ReportBuilder {
   linesRead = 0;
   corruptLines = 0;
   outsideWindow = 0;
+  duplicateLines = 0;
+  /** lane, stream_id, event, job and attempt of the exporter's lines read so far. */
+  private readonly seen = new Set<string>();
 
   constructor(private readonly window: ReportWindow) {}
 
@@ -71,6 +77,17 @@ export class ReportBuilder {
     if (!Number.isFinite(ts) || typeof event.event !== 'string' || typeof event.lane !== 'string') {
       this.corruptLines += 1;
       return;
+    }
+    // The exporter writes a batch's lines before committing its position: after a crash between
+    // the two, they are written again, with the same stream_id. One entry of completed attempts
+    // holds many jobs, hence the job and attempt in the key.
+    if (typeof event.stream_id === 'string') {
+      const key = `${event.lane}\u0000${event.stream_id}\u0000${event.event}\u0000${String(event.job_id)}\u0000${String(event.attempt)}`;
+      if (this.seen.has(key)) {
+        this.duplicateLines += 1;
+        return;
+      }
+      this.seen.add(key);
     }
     if (ts < this.window.from || ts >= this.window.to) {
       this.outsideWindow += 1;
@@ -133,6 +150,7 @@ export class ReportBuilder {
       linesRead: this.linesRead,
       corruptLines: this.corruptLines,
       outsideWindow: this.outsideWindow,
+      duplicateLines: this.duplicateLines,
       groups,
     };
   }
@@ -169,7 +187,7 @@ export function formatReport(report: Report): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   return [
-    `window ${report.window.from} .. ${report.window.to}: ${report.linesRead} lines, ${report.corruptLines} corrupt (skipped), ${report.outsideWindow} outside the window`,
+    `window ${report.window.from} .. ${report.window.to}: ${report.linesRead} lines, ${report.corruptLines} corrupt (skipped), ${report.outsideWindow} outside the window${report.duplicateLines > 0 ? `, ${report.duplicateLines} duplicate (skipped)` : ''}`,
     fmt(header),
     ...rows.map(fmt),
   ].join('\n');

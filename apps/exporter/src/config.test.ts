@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { loadExporterConfig } from './config';
 
 describe('loadExporterConfig', () => {
@@ -18,5 +19,12 @@ describe('loadExporterConfig', () => {
     expect(() => loadExporterConfig({ EXPORTER_JOB_NAMES: 'ok,not ok' })).toThrow(/EXPORTER_JOB_NAMES: expected job names .*got "not ok"/);
     expect(() => loadExporterConfig({ EXPORTER_BATCH_SIZE: '0' })).toThrow(/EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000/);
     expect(() => loadExporterConfig({ EXPORTER_PORT: 'x' })).toThrow(/EXPORTER_PORT/);
+  });
+
+  it('takes the lifecycle event log from EVENT_LOG_FILE, EVENT_LOG_MAX_BYTES and EVENT_LOG_MAX_FILES, off by default', () => {
+    expect(loadExporterConfig({}).core.eventLogFile).toBeUndefined();
+    const config = loadExporterConfig({ EVENT_LOG_FILE: 'logs/events.jsonl', EVENT_LOG_MAX_BYTES: '4096', EVENT_LOG_MAX_FILES: '2' });
+    expect(config.core).toMatchObject({ eventLogFile: path.resolve('logs/events.jsonl'), eventLogMaxBytes: 4096, eventLogMaxFiles: 2 });
+    expect(() => loadExporterConfig({ EVENT_LOG_MAX_BYTES: 'lots' })).toThrow(/EVENT_LOG_MAX_BYTES/);
   });
 });

@@ -96,6 +96,10 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
         // Dead letters are counted from BullMQ's terminal `failed` event, which every dead job
         // has; bp:dead carries the reason for readers of the stream (tracing, audits).
         break;
+      case LANE_EVENT.reclaimed:
+        // Stalls are counted from BullMQ's `stalled` event; bp:reclaimed names the worker that
+        // died, for the lifecycle event log.
+        break;
       case 'other':
       case 'malformed':
         break;

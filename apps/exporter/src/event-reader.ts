@@ -1,7 +1,8 @@
 // Reads every lane's event stream with one blocking XREAD on a dedicated connection, counts each
 // batch, and commits the counts with the new position before showing them (lane-state-store.ts).
 // A batch whose commit fails is retried; one that conflicts (another exporter got there first)
-// is dropped and the lane's state reloaded, so a count is never applied twice.
+// is dropped and the lane's state reloaded, so a count is never applied twice. With an event log,
+// a batch's lines are written just before its commit (event-log-feed.ts).
 import type { RedisClient, RedisTarget } from '@bullpen/core';
 import {
   createRedis,
@@ -9,11 +10,13 @@ import {
   jobKeys,
   laneEventsKey,
   parseAttemptLogRow,
+  type DecodedLaneEvent,
   type ErrorClass,
   type Logger,
   type MetricLabels,
 } from '@bullpen/core';
 import { countFailures, countLaneBatch, EVENT_METRICS } from './event-counting';
+import type { BatchLog } from './event-log-feed';
 import { isNoSuchKey, LaneStateStore, type LaneCommit } from './lane-state-store';
 import { LaneDelta, type SeriesStore } from './stored-series';
 import { stopSignal } from './stop-signal';
@@ -36,6 +39,8 @@ export interface EventReaderOptions {
   onLaneLoaded?: (lane: string) => void;
   /** Called when a commit lost to another exporter. */
   onConflict?: (lane: string) => void;
+  /** The lifecycle event log (EVENT_LOG_FILE), when it is on. */
+  eventLog?: BatchLog;
 }
 
 interface Cursor {
@@ -57,6 +62,7 @@ type XReadReply = Array<[key: string, entries: StreamEntry[]]>;
 interface LaneWork {
   cursor: Cursor;
   entries: StreamEntry[];
+  events: DecodedLaneEvent[];
   delta: LaneDelta;
   failedJobIds: string[];
 }
@@ -309,7 +315,7 @@ export class EventReader {
       if (entries.length === 0) continue;
       const events = entries.map(([, fields]) => decodeLaneEvent(fields));
       const { delta, failedJobIds } = countLaneBatch(cursor.lane, events, this.options.labels);
-      work.push({ cursor, entries, delta, failedJobIds });
+      work.push({ cursor, entries, events, delta, failedJobIds });
     }
     if (work.length === 0) return;
 
@@ -350,6 +356,11 @@ export class EventReader {
       committed.push(w);
     }
 
+    const { eventLog } = this.options;
+    if (eventLog && committed.length > 0) {
+      for (const w of committed) eventLog.append(w.cursor.lane, w.entries.map(([id], i) => [id, w.events[i] as DecodedLaneEvent] as const));
+      await eventLog.written();
+    }
     const outcomes = await this.state!.commit(commits);
     for (const [i, w] of committed.entries()) {
       const commit = commits[i] as LaneCommit;

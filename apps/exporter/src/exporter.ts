@@ -1,10 +1,11 @@
 // The exporter process's parts, composed: the event reader that counts lane streams into persisted
-// totals, the scrape-time sampler, the registry built from the catalogue, and the HTTP server.
+// totals (and feeds the lifecycle event log when EVENT_LOG_FILE is set), the scrape-time sampler,
+// the registry built from the catalogue, and the HTTP server.
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RedisClient } from '@bullpen/core';
-import { createRedis, MetricLabels, metricsOf, type Logger } from '@bullpen/core';
+import { createRedis, LifecycleLog, MetricLabels, metricsOf, type Logger, type RedisClient } from '@bullpen/core';
 import type { ExporterConfig } from './config';
+import { EventLogFeed } from './event-log-feed';
 import { EventReader } from './event-reader';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics';
 import { createMetricsServer } from './http-server';
@@ -21,6 +22,7 @@ export class Exporter {
    */
   private readonly readers: EventReader[];
   private readonly readerOf = new Map<string, EventReader>();
+  private readonly eventLog: LifecycleLog | undefined;
   private sampler: QueueSampler | undefined;
   private sampleRedis: RedisClient | undefined;
   private readonly server: http.Server;
@@ -31,6 +33,17 @@ export class Exporter {
   ) {
     const { core } = config;
     const labels = new MetricLabels({ jobNames: config.jobNames, tenants: config.tenants });
+    if (core.eventLogFile) {
+      this.eventLog = new LifecycleLog({
+        file: core.eventLogFile,
+        maxBytes: core.eventLogMaxBytes,
+        maxFiles: core.eventLogMaxFiles,
+        logger,
+        onWriteFailed: ({ errors }) => this.metrics.metrics.counter('bullpen_exporter_event_log_errors_total').inc(errors),
+      });
+    }
+    // One feed for all readers: the log is one file whichever primary a lane lives on.
+    const feed = this.eventLog ? new EventLogFeed(this.eventLog) : undefined;
     const groups = core.redis.mode === 'cluster' ? core.laneNames.map((lane) => [lane]) : [core.laneNames];
     this.readers = groups.map((lanes) => {
       const reader = new EventReader({
@@ -43,6 +56,7 @@ export class Exporter {
         batchSize: config.batchSize,
         onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
         onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
+        ...(feed ? { eventLog: feed } : {}),
       });
       for (const lane of lanes) this.readerOf.set(lane, reader);
       return reader;
@@ -78,6 +92,7 @@ export class Exporter {
         resolve();
       });
     });
+    this.eventLog?.start();
     for (const reader of this.readers) reader.start();
     return this.port;
   }
@@ -96,6 +111,8 @@ export class Exporter {
       this.server.closeAllConnections();
     });
     await Promise.all(this.readers.map((r) => r.close()));
+    // After the readers: the lines of their last batches are written before the log closes.
+    await this.eventLog?.close();
     this.sampleRedis?.disconnect();
     this.logger.debug('exporter closed');
   }

@@ -13,6 +13,7 @@ import {
   LANE_EVENT,
   type BackoffStrategyName,
   type BullpenConfig,
+  type BullpenLaneEvent,
   type Classification,
   type JobMeta,
   type LanePolicy,
@@ -25,7 +26,7 @@ import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
 import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
-import { emitFailure } from './failure-events';
+import { attemptRetryOf, emitFailure } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import { cancelledError } from './timeout';
 import type { ThreadPool } from './isolation/thread-pool';
@@ -68,6 +69,8 @@ export interface AttemptDeps {
   /** A start began / ended: for the lease records. */
   onStart(jobId: string, attemptsStarted: number, leasedAt: number): void;
   onEnd(jobId: string): void;
+  /** Adds a bullpen event to the lane stream without waiting for it (close() does). */
+  publish(ev: BullpenLaneEvent): void;
 }
 
 export interface FailedAttempt {
@@ -258,6 +261,16 @@ export class AttemptRunner {
       lost_starts: lost,
     });
     this.deps.emit('job:reclaimed', { ...ref, previousWorker: previous, lostStarts: lost });
+    this.deps.publish({
+      event: LANE_EVENT.reclaimed,
+      jobId: ref.jobId,
+      name: ref.jobName,
+      lostStarts: lost,
+      ...(previous !== undefined ? { previousWorker: previous } : {}),
+      ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}),
+      attempt: ref.attempt,
+      worker: ref.workerId,
+    });
   }
 
   /**
@@ -310,6 +323,7 @@ export class AttemptRunner {
     const willRetry = plan.kind === 'retry';
     const consumesAttempt = plan.kind === 'retry' ? plan.consumesAttempt : true;
     const waitMs = Math.max(0, startedAt - eligibleAt(job, history));
+    const retry = attemptRetryOf({ ref, classification, plan, strategy: policy.backoff.strategy });
     const writes: Array<Promise<unknown>> = [
       recordAttempt(redis, {
         prefix: config.prefix,
@@ -327,14 +341,19 @@ export class AttemptRunner {
           waitMs,
           ...(plan.kind === 'retry' ? { delayMs: plan.delayMs } : {}),
           worker: ref.workerId,
+          retryable: classification.retryable,
+          ...(retry ? { retry } : {}),
         },
         message,
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
       }),
     ];
     if (plan.budget) {
-      this.deps.emit('job:retry-budget-exhausted', { ...ref, action: plan.budget.action, errorClass: classification.errorClass, retriesInWindow: plan.budget.retriesInWindow, allowedInWindow: plan.budget.allowedInWindow });
-      writes.push(publishLaneEvent(redis, config.prefix, lane, { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, action: plan.budget.action }, config.eventsMaxLen));
+      const refusal = { action: plan.budget.action, errorClass: classification.errorClass, retriesInWindow: plan.budget.retriesInWindow, allowedInWindow: plan.budget.allowedInWindow };
+      this.deps.emit('job:retry-budget-exhausted', { ...ref, ...refusal });
+      const subject = { name: ref.jobName, ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}), attempt: ref.attempt, worker: ref.workerId };
+      const ev = { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, ...refusal, ...subject };
+      writes.push(publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen));
     }
     if (!consumesAttempt) writes.push(countUncountedStart(redis, config.prefix, lane, ref.jobId));
     // Issued together, so they share one round trip; the row and its event are one script call.

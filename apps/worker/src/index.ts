@@ -7,7 +7,7 @@ export { builtinHandlers, cpuHandler, failHandler, httpHandler, noopHandler, sle
 export { WorkerRuntime, type RuntimeStatus, type WorkerRuntimeOptions, type WorkerRuntimeStats } from './runtime';
 export { WorkerMetrics } from './worker-metrics';
 export { MetricsServer, type Health } from './metrics-server';
-export { LIFECYCLE_EVENT } from './lifecycle-log';
+export { LIFECYCLE_EVENT } from '@bullpen/core';
 export type {
   AttemptRef,
   AttemptTimings,

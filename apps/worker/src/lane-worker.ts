@@ -11,6 +11,7 @@ import {
   lanePrefix,
   parseLeaseRecord,
   publishLaneEvent,
+  unwrapJobData,
   type BullpenLaneEvent,
   type ErrorClass,
   type RedisClient,
@@ -26,7 +27,7 @@ import { LeaseRecorder } from './lease-recorder';
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
 
-export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd'> & {
+export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish'> & {
   completedEvents: AttemptEventBuffer;
 };
 
@@ -70,6 +71,7 @@ export class LaneWorker {
         this.starts.delete(jobId);
         this.leases.untrack(jobId);
       },
+      publish: (ev) => this.publish(ev),
     });
   }
 
@@ -184,11 +186,12 @@ export class LaneWorker {
       // stalled more often than allowed.
       const stalled = Boolean(job.deferredFailure);
       this.dead(job, {
+        withoutAttempt: true,
         ref: {
           lane: this.deps.lane,
           jobId: job.id ?? '',
           jobName: job.name,
-          tenant: undefined,
+          tenant: unwrapJobData(job.data).meta?.tenant,
           attempt: job.attemptsMade,
           maxAttempts: Math.max(1, job.opts.attempts ?? 1),
           workerId: this.deps.config.workerId,
@@ -207,9 +210,24 @@ export class LaneWorker {
   }
 
   /** The job ended without success: it stays in the failed set (the dead letters). */
-  private dead(job: Job, d: { ref: AttemptRef; errorClass: ErrorClass; reason: DeadReason; message: string }): void {
-    this.deps.emit('job:dead', { ...d.ref, errorClass: d.errorClass, reason: d.reason, message: d.message, attemptsMade: job.attemptsMade });
-    this.publish({ event: LANE_EVENT.dead, jobId: d.ref.jobId, name: d.ref.jobName, errorClass: d.errorClass, reason: d.reason });
+  private dead(
+    job: Job,
+    d: { ref: AttemptRef; errorClass: ErrorClass; reason: DeadReason; message: string; withoutAttempt?: boolean },
+  ): void {
+    const { ref, errorClass, reason } = d;
+    this.deps.emit('job:dead', { ...ref, errorClass, reason, message: d.message, attemptsMade: job.attemptsMade });
+    this.publish({
+      event: LANE_EVENT.dead,
+      jobId: ref.jobId,
+      name: ref.jobName,
+      errorClass,
+      reason,
+      attemptsMade: job.attemptsMade,
+      ...(d.withoutAttempt ? { withoutAttempt: true } : {}),
+      ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}),
+      attempt: ref.attempt,
+      worker: ref.workerId,
+    });
   }
 
   /**

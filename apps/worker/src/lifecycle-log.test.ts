@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '@bullpen/core';
+import { createLogger, LifecycleLog } from '@bullpen/core';
 import type { AttemptRef, WorkerEventMap } from './events';
-import { LifecycleLog } from './lifecycle-log';
+import { recordLifecycle } from './lifecycle-log';
 import { TypedEmitter } from './typed-emitter';
 
 class Source extends TypedEmitter<WorkerEventMap> {
@@ -29,11 +29,12 @@ const ref = (attempt: number, jobId = '7'): AttemptRef => ({
 const timings = { durationMs: 40, slotWaitMs: 2, handlerMs: 37 };
 const NOW = Date.parse('2026-01-02T03:04:05.678Z');
 
-describe('LifecycleLog', () => {
+describe('recordLifecycle', () => {
   let dir: string;
   let file: string;
   let source: Source;
   let log: LifecycleLog;
+  let stop: () => void;
 
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-lifecycle-'));
@@ -45,12 +46,13 @@ describe('LifecycleLog', () => {
       maxFiles: 1,
       logger: createLogger('worker', 'error'),
       onWriteFailed: () => undefined,
-      now: () => NOW,
     });
-    log.start(source);
+    log.start();
+    stop = recordLifecycle(source, log, () => NOW);
   });
 
   afterEach(async () => {
+    stop();
     await log.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -129,8 +131,8 @@ describe('LifecycleLog', () => {
     expect(await lines()).toEqual([{ ...envelope('failed', 1, '9'), tenant: null, error_class: 'stalled', final: true, reason: 'stalled', run_ms: null }]);
   });
 
-  it('stops writing once closed', async () => {
-    await log.close();
+  it('stops writing once detached', async () => {
+    stop();
     source.send('job:started', { ...ref(1), enqueuedAt: NOW, startedAt: NOW, attemptsStarted: 1 });
     await log.flush();
     expect(() => readFileSync(file, 'utf8')).toThrow(/ENOENT/);

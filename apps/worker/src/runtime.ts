@@ -1,14 +1,14 @@
 // The worker runtime: one LaneWorker per served lane, a process-wide handler cap shared by all of
 // them, the cluster-wide lane caps (BullMQ global concurrency), cancellation, the memory guard,
 // and the typed lifecycle events. The constructor does no I/O; start() and close() are explicit.
-import { createLaneQueue, createRedis, type BullpenConfig, type Logger } from '@bullpen/core';
+import { createLaneQueue, createRedis, LifecycleLog, type BullpenConfig, type Logger } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { AttemptEventBuffer } from './attempt-event-buffer';
 import { CancellationListener } from './cancellation';
 import type { MemoryState, WorkerEventMap } from './events';
 import { LaneWorker } from './lane-worker';
-import { LifecycleLog } from './lifecycle-log';
+import { recordLifecycle } from './lifecycle-log';
 import { MemoryGuard, type MemoryUsageSample } from './memory-guard';
 import type { RandomSource } from './random';
 import type { HandlerRegistry } from './registry';
@@ -67,6 +67,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private cancellation: CancellationListener | undefined;
   private completedEvents: AttemptEventBuffer | undefined;
   private lifecycleLog: LifecycleLog | undefined;
+  private stopLifecycleLog: (() => void) | undefined;
   private readonly memoryGuard: MemoryGuard;
   private ignoredSignalTotal = 0;
   private abandonedRunning = 0;
@@ -200,7 +201,8 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       logger: this.logger,
       onWriteFailed: (failure) => this.emit('event-log:write-failed', { file, ...failure }),
     });
-    this.lifecycleLog.start(this);
+    this.lifecycleLog.start();
+    this.stopLifecycleLog = recordLifecycle(this, this.lifecycleLog);
   }
 
   private abandon(stillRunning: Promise<unknown>): number {
@@ -271,6 +273,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     }
     await Promise.all(workers.map((w) => w.close(!inTime)));
     await this.completedEvents?.close();
+    this.stopLifecycleLog?.();
     await this.lifecycleLog?.close();
     await this.cancellation?.close();
     await Promise.all(this.queues.map((q) => q.close()));

@@ -50,4 +50,13 @@ describe('EventLog', () => {
     expect(log.droppedLines).toBe(2);
     expect(errors).toHaveLength(1);
   });
+
+  it('ends a partial last line left by a killed writer before appending, so only that line is lost', async () => {
+    const file = path.join(dir, 'events.jsonl');
+    require('node:fs').writeFileSync(file, '{"event":"completed"}\n{"event":"fai');
+    const log = new EventLog({ file });
+    log.write({ event: 'lease_created' });
+    await log.close();
+    expect(readFileSync(file, 'utf8')).toBe('{"event":"completed"}\n{"event":"fai\n{"event":"lease_created"}\n');
+  });
 });

@@ -82,9 +82,14 @@ export class EventLog {
     const lines = this.buffer;
     this.buffer = [];
     try {
-      if (this.size < 0) this.size = await this.currentSize();
+      // A process killed while writing leaves a partial last line: end it, so that only that line
+      // is lost to readers and not the first one written now.
       let chunk = '';
-      let chunkBytes = 0;
+      if (this.size < 0) {
+        this.size = await this.currentSize();
+        if (this.size > 0 && !(await this.endsWithNewline())) chunk = '\n';
+      }
+      let chunkBytes = Buffer.byteLength(chunk);
       for (const line of lines) {
         const bytes = Buffer.byteLength(line) + 1;
         const filled = this.size + chunkBytes;
@@ -128,6 +133,17 @@ export class EventLog {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
       throw err;
+    }
+  }
+
+  private async endsWithNewline(): Promise<boolean> {
+    const handle = await fs.open(this.options.file, 'r');
+    try {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, this.size - 1);
+      return last[0] === 0x0a;
+    } finally {
+      await handle.close();
     }
   }
 

@@ -20,6 +20,12 @@ describe('lane events', () => {
   it('encodes each bullpen event as flat string pairs and decodes it back unchanged', () => {
     const events: BullpenLaneEvent[] = [
       attempt,
+      {
+        ...attempt,
+        retryable: true,
+        retry: { reason: 'rate_limited', strategy: 'exponential', source: 'retry_after', retryAfterMs: 2000, nextAttempt: 2 },
+      },
+      { ...attempt, willRetry: false, delayMs: undefined, retryable: false },
       { ...attempt, outcome: 'completed', errorClass: undefined, willRetry: false, delayMs: undefined },
       {
         event: LANE_EVENT.completedAttempts,
@@ -31,6 +37,32 @@ describe('lane events', () => {
       },
       { event: LANE_EVENT.retryBudgetExhausted, jobId: '7', action: 'defer' },
       { event: LANE_EVENT.dead, jobId: '9', name: 'fail', errorClass: 'deadline_exceeded', reason: 'deadline_exceeded' },
+      {
+        event: LANE_EVENT.retryBudgetExhausted,
+        jobId: '7',
+        action: 'fail',
+        name: 'http',
+        errorClass: 'http_5xx',
+        retriesInWindow: 4,
+        allowedInWindow: 4,
+        tenant: 'acme',
+        attempt: 2,
+        worker: 'host:1',
+      },
+      {
+        event: LANE_EVENT.dead,
+        jobId: '9',
+        name: 'fail',
+        errorClass: 'stalled',
+        reason: 'stalled',
+        attemptsMade: 1,
+        withoutAttempt: true,
+        tenant: 'acme',
+        attempt: 1,
+        worker: 'host:1',
+      },
+      { event: LANE_EVENT.reclaimed, jobId: '5', name: 'sleep', lostStarts: 1, previousWorker: 'host:2', tenant: 'acme', attempt: 1, worker: 'host:1' },
+      { event: LANE_EVENT.reclaimed, jobId: '5', name: 'sleep', lostStarts: 2, attempt: 1, worker: 'host:1' },
       { event: LANE_EVENT.rejected, count: 3, reason: 'queue_full' },
     ];
     for (const ev of events) {

@@ -3,10 +3,8 @@
 // `bp:`-prefixed names, encoded as flat string pairs. The exporter decodes both kinds from here,
 // tolerating entries it does not know and entries that are malformed.
 import type { RedisClient } from './redis';
-import { formatAttemptLogRow } from './attempt-log';
 import { ERROR_CLASSES, type ErrorClass } from './errors';
-import { jobKeys, laneEventsKey } from './keys';
-import { luaScript } from './lua';
+import { laneEventsKey } from './keys';
 
 export const LANE_EVENT = {
   attempt: 'bp:attempt',
@@ -14,6 +12,7 @@ export const LANE_EVENT = {
   retryBudgetExhausted: 'bp:retry_budget_exhausted',
   dead: 'bp:dead',
   rejected: 'bp:rejected',
+  reclaimed: 'bp:reclaimed',
 } as const;
 
 /** One finished attempt, published by the worker before BullMQ records the job's outcome. */
@@ -36,6 +35,37 @@ export interface AttemptEvent {
   delayMs?: number;
   /** WORKER_ID of the worker that ran the attempt. */
   worker: string;
+  /** Failed attempts only, for the exporter's lifecycle log: whether the error class allows a
+   * retry at all. Absent in entries of older workers. */
+  retryable?: boolean;
+  /** How the retry was decided, when willRetry (absent in entries of older workers). */
+  retry?: AttemptRetry;
+}
+
+/** How a failed attempt's retry was decided: what the worker logs as backoff_applied and
+ * retry_scheduled. */
+export interface AttemptRetry {
+  /** backoff, rate_limited or budget_deferred. */
+  reason: string;
+  /** The lane's backoff strategy, or bullmq for a job with one of BullMQ's own backoffs. */
+  strategy: string;
+  /** Where the delay came from: strategy, retry_after, budget_cap or bullmq. */
+  source: string;
+  /** The dependency's Retry-After, when it gave one. */
+  retryAfterMs?: number;
+  /** The number the next attempt runs under (the same one when this retry used no attempt). */
+  nextAttempt: number;
+}
+
+/**
+ * Who and which attempt an event is about, for the exporter's lifecycle log. Optional: entries
+ * written by older workers lack them (the log then has null there).
+ */
+export interface LaneEventSubject {
+  tenant?: string;
+  attempt?: number;
+  /** WORKER_ID of the worker that ran the attempt. */
+  worker?: string;
 }
 
 /** One completed attempt in a bp:completed_attempts entry. */
@@ -64,19 +94,39 @@ export interface CompletedAttemptsEvent {
 }
 
 /** The lane retry budget refused a retry; the worker deferred it or failed the job instead. */
-export interface RetryBudgetExhaustedEvent {
+export interface RetryBudgetExhaustedEvent extends LaneEventSubject {
   event: typeof LANE_EVENT.retryBudgetExhausted;
   jobId: string;
   action: 'defer' | 'fail';
+  name?: string;
+  /** Class of the failure whose retry was refused. */
+  errorClass?: ErrorClass;
+  retriesInWindow?: number;
+  allowedInWindow?: number;
 }
 
 /** A job ended without success and stays in the dead letters. */
-export interface DeadEvent {
+export interface DeadEvent extends LaneEventSubject {
   event: typeof LANE_EVENT.dead;
   jobId: string;
   name: string;
   errorClass: ErrorClass;
   reason: string;
+  attemptsMade?: number;
+  /** BullMQ failed the job without running an attempt here (it stalled too often): no
+   * bp:attempt precedes this entry. */
+  withoutAttempt?: boolean;
+}
+
+/** A worker took over a job whose earlier start never finished (its worker died or lost the lock). */
+export interface ReclaimedEvent extends LaneEventSubject {
+  event: typeof LANE_EVENT.reclaimed;
+  jobId: string;
+  name: string;
+  /** WORKER_ID of the worker whose start never finished, when its lease was recorded. */
+  previousWorker?: string;
+  /** Starts that never finished. */
+  lostStarts: number;
 }
 
 /** The API refused `count` submissions to the lane at admission. */
@@ -86,7 +136,13 @@ export interface RejectedEvent {
   reason: 'queue_full';
 }
 
-export type BullpenLaneEvent = AttemptEvent | CompletedAttemptsEvent | RetryBudgetExhaustedEvent | DeadEvent | RejectedEvent;
+export type BullpenLaneEvent =
+  | AttemptEvent
+  | CompletedAttemptsEvent
+  | RetryBudgetExhaustedEvent
+  | DeadEvent
+  | RejectedEvent
+  | ReclaimedEvent;
 
 /** The native BullMQ events the exporter counts (fields as BullMQ's scripts write them). */
 export type NativeLaneEvent =
@@ -122,9 +178,21 @@ export const DECODED_EVENT_NAMES = [
   LANE_EVENT.retryBudgetExhausted,
   LANE_EVENT.dead,
   LANE_EVENT.rejected,
+  LANE_EVENT.reclaimed,
 ] as const;
 
 const num = (n: number): string => String(n);
+
+function optional(fields: string[], key: string, value: string | number | undefined): void {
+  if (value !== undefined) fields.push(key, String(value));
+}
+
+function subjectFields(fields: string[], ev: LaneEventSubject): string[] {
+  optional(fields, 'tenant', ev.tenant);
+  optional(fields, 'attempt', ev.attempt);
+  optional(fields, 'worker', ev.worker);
+  return fields;
+}
 
 /** Flat field/value pairs for XADD. */
 export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
@@ -136,16 +204,37 @@ export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
       fields.push('willRetry', ev.willRetry ? '1' : '0', 'runMs', num(ev.runMs), 'waitMs', num(ev.waitMs));
       if (ev.willRetry && ev.delayMs !== undefined) fields.push('delayMs', num(ev.delayMs));
       fields.push('worker', ev.worker);
+      if (ev.outcome === 'failed' && ev.retryable !== undefined) fields.push('retryable', ev.retryable ? '1' : '0');
+      if (ev.willRetry && ev.retry) {
+        const { reason, strategy, source, retryAfterMs, nextAttempt } = ev.retry;
+        fields.push('retryReason', reason, 'strategy', strategy, 'delaySource', source, 'nextAttempt', num(nextAttempt));
+        optional(fields, 'retryAfterMs', retryAfterMs);
+      }
       return fields;
     }
     case LANE_EVENT.completedAttempts:
       return ['event', ev.event, 'worker', ev.worker, 'attempts', encodeCompletedAttempts(ev.attempts)];
-    case LANE_EVENT.retryBudgetExhausted:
-      return ['event', ev.event, 'jobId', ev.jobId, 'action', ev.action];
-    case LANE_EVENT.dead:
-      return ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'errorClass', ev.errorClass, 'reason', ev.reason];
+    case LANE_EVENT.retryBudgetExhausted: {
+      const fields = ['event', ev.event, 'jobId', ev.jobId, 'action', ev.action];
+      optional(fields, 'name', ev.name);
+      optional(fields, 'errorClass', ev.errorClass);
+      optional(fields, 'retriesInWindow', ev.retriesInWindow);
+      optional(fields, 'allowedInWindow', ev.allowedInWindow);
+      return subjectFields(fields, ev);
+    }
+    case LANE_EVENT.dead: {
+      const fields = ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'errorClass', ev.errorClass, 'reason', ev.reason];
+      optional(fields, 'attemptsMade', ev.attemptsMade);
+      if (ev.withoutAttempt) fields.push('withoutAttempt', '1');
+      return subjectFields(fields, ev);
+    }
     case LANE_EVENT.rejected:
       return ['event', ev.event, 'count', num(ev.count), 'reason', ev.reason];
+    case LANE_EVENT.reclaimed: {
+      const fields = ['event', ev.event, 'jobId', ev.jobId, 'name', ev.name, 'lostStarts', num(ev.lostStarts)];
+      optional(fields, 'previousWorker', ev.previousWorker);
+      return subjectFields(fields, ev);
+    }
   }
 }
 
@@ -177,6 +266,21 @@ function nonNegative(map: Map<string, string>, key: string): number {
   const value = Number(str(map, key));
   if (!Number.isFinite(value) || value < 0) throw new Malformed(`${key} is not a non-negative number`);
   return value;
+}
+
+/** An optional count: absent (older writers) is undefined, present must parse. */
+function optionalCount(map: Map<string, string>, key: string): number | undefined {
+  return map.has(key) ? nonNegative(map, key) : undefined;
+}
+
+/** Copies the optional fields that are present, so decoded events carry no undefined keys. */
+function withOptional<T extends object>(ev: T, fields: Record<string, unknown>): T {
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined && value !== '') Object.assign(ev, { [key]: value });
+  return ev;
+}
+
+function subjectOf(map: Map<string, string>): Record<string, unknown> {
+  return { tenant: map.get('tenant'), attempt: optionalCount(map, 'attempt'), worker: map.get('worker') };
 }
 
 function errorClassOf(map: Map<string, string>): ErrorClass {
@@ -212,6 +316,13 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
       };
       if (outcome === 'failed') ev.errorClass = errorClassOf(map);
       if (willRetry && map.has('delayMs')) ev.delayMs = nonNegative(map, 'delayMs');
+      if (outcome === 'failed' && map.has('retryable')) ev.retryable = map.get('retryable') === '1';
+      if (willRetry && map.has('retryReason')) {
+        ev.retry = withOptional<AttemptRetry>(
+          { reason: str(map, 'retryReason'), strategy: str(map, 'strategy'), source: str(map, 'delaySource'), nextAttempt: nonNegative(map, 'nextAttempt') },
+          { retryAfterMs: optionalCount(map, 'retryAfterMs') },
+        );
+      }
       return ev;
     }
     case LANE_EVENT.completedAttempts:
@@ -219,16 +330,28 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
     case LANE_EVENT.retryBudgetExhausted: {
       const action = str(map, 'action');
       if (action !== 'defer' && action !== 'fail') throw new Malformed('action is not defer|fail');
-      return { event: LANE_EVENT.retryBudgetExhausted, jobId: str(map, 'jobId'), action };
+      return withOptional<RetryBudgetExhaustedEvent>(
+        { event: LANE_EVENT.retryBudgetExhausted, jobId: str(map, 'jobId'), action },
+        {
+          name: map.get('name'),
+          errorClass: map.has('errorClass') ? errorClassOf(map) : undefined,
+          retriesInWindow: optionalCount(map, 'retriesInWindow'),
+          allowedInWindow: optionalCount(map, 'allowedInWindow'),
+          ...subjectOf(map),
+        },
+      );
     }
     case LANE_EVENT.dead:
-      return {
-        event: LANE_EVENT.dead,
-        jobId: str(map, 'jobId'),
-        name: map.get('name') ?? '',
-        errorClass: errorClassOf(map),
-        reason: map.get('reason') ?? '',
-      };
+      return withOptional<DeadEvent>(
+        {
+          event: LANE_EVENT.dead,
+          jobId: str(map, 'jobId'),
+          name: map.get('name') ?? '',
+          errorClass: errorClassOf(map),
+          reason: map.get('reason') ?? '',
+        },
+        { attemptsMade: optionalCount(map, 'attemptsMade'), withoutAttempt: map.get('withoutAttempt') === '1' ? true : undefined, ...subjectOf(map) },
+      );
     case LANE_EVENT.rejected: {
       const count = nonNegative(map, 'count');
       if (!Number.isInteger(count)) throw new Malformed('count is not an integer');
@@ -236,6 +359,11 @@ function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
       if (reason !== 'queue_full') throw new Malformed('reason is not queue_full');
       return { event: LANE_EVENT.rejected, count, reason };
     }
+    case LANE_EVENT.reclaimed:
+      return withOptional<ReclaimedEvent>(
+        { event: LANE_EVENT.reclaimed, jobId: str(map, 'jobId'), name: map.get('name') ?? '', lostStarts: nonNegative(map, 'lostStarts') },
+        { previousWorker: map.get('previousWorker'), ...subjectOf(map) },
+      );
     default:
       return { event: 'other', name };
   }
@@ -301,63 +429,4 @@ export async function publishLaneEvent(
   const id = await redis.xadd(laneEventsKey(prefix, lane), 'MAXLEN', '~', maxLen, '*', ...encodeLaneEvent(ev));
   if (id === null) throw new Error('XADD returned no id');
   return id;
-}
-
-const RECORD_ATTEMPT = 'bullpenRecordAttempt';
-interface RecordAttemptClient {
-  [RECORD_ATTEMPT](...args: (string | number)[]): Promise<string>;
-}
-
-function recordAttemptClient(redis: RedisClient): RecordAttemptClient {
-  if (typeof (redis as unknown as Partial<RecordAttemptClient>)[RECORD_ATTEMPT] !== 'function') {
-    redis.defineCommand(RECORD_ATTEMPT, { numberOfKeys: 3, lua: luaScript('record-attempt') });
-  }
-  return redis as unknown as RecordAttemptClient;
-}
-
-export interface RecordAttemptOptions {
-  prefix: string;
-  lane: string;
-  /** The lane stream's approximate maximum length (config.eventsMaxLen). */
-  maxLen: number;
-  attempt: Omit<AttemptEvent, 'event'>;
-  /** Failed attempts: the error message kept in the attempt history. */
-  message?: string;
-  /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
-  keepLogs?: number;
-  /** When the attempt ended; default now. */
-  ts?: number;
-}
-
-/**
- * Records one finished attempt in one atomic step: for a failed attempt its row in the job's
- * attempt history (the BullMQ log, read by the API and by the exporter for terminal failures),
- * and a `bp:attempt` entry in the lane stream. Call it before the job's outcome is recorded in
- * BullMQ (before returning or throwing from the processor), so that the row exists when the
- * native `failed` event is read. Resolves to the stream entry id.
- */
-export async function recordAttempt(redis: RedisClient, options: RecordAttemptOptions): Promise<string> {
-  const { prefix, lane, maxLen, attempt, keepLogs = 0 } = options;
-  const ev: AttemptEvent = { event: LANE_EVENT.attempt, ...attempt };
-  const row =
-    attempt.outcome === 'failed'
-      ? formatAttemptLogRow({
-          attempt: attempt.attempt,
-          errorClass: attempt.errorClass ?? 'unknown',
-          message: options.message ?? '',
-          delayMs: attempt.willRetry ? (attempt.delayMs ?? null) : null,
-          worker: attempt.worker,
-          ts: options.ts ?? Date.now(),
-        })
-      : '';
-  const keys = jobKeys(prefix, lane, attempt.jobId);
-  return recordAttemptClient(redis)[RECORD_ATTEMPT](
-    keys.job,
-    keys.logs,
-    laneEventsKey(prefix, lane),
-    maxLen,
-    row,
-    keepLogs,
-    ...encodeLaneEvent(ev),
-  );
 }

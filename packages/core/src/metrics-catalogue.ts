@@ -269,6 +269,13 @@ export const METRIC_CATALOGUE = [
     labelNames: [],
     origin: 'exporter-self',
   },
+  {
+    name: 'bullpen_exporter_event_log_errors_total',
+    type: 'counter',
+    help: 'Failed writes of the exporter\'s lifecycle event log (disk full, permission denied); their lines are dropped and counting goes on.',
+    labelNames: [],
+    origin: 'exporter-self',
+  },
 
   // ── API process ──────────────────────────────────────────────────────────────────────────
   {

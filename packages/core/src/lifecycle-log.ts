@@ -1,0 +1,176 @@
+// The lifecycle event log's format and writer, shared by the worker (from its typed events, one log
+// per process) and the exporter (from the lanes' event streams, one log for the deployment), so
+// that a line of a given kind has the same envelope and fields whoever wrote it. `bullpen report`
+// (apps/cli/src/report.ts) reads these names and fields: lease_created with attempt 1 is a started
+// job, completed (run_ms) a success, failed with final true a failure, retry_scheduled a retry.
+import { EventLog } from './event-log';
+import type { Logger } from './logger';
+
+export const LIFECYCLE_EVENT = {
+  leaseCreated: 'lease_created',
+  reclaimWinner: 'reclaim_winner',
+  backoffApplied: 'backoff_applied',
+  retryScheduled: 'retry_scheduled',
+  retryBudgetExhausted: 'retry_budget_exhausted',
+  maxRetriesReached: 'max_retries_reached',
+  completed: 'completed',
+  failed: 'failed',
+} as const;
+
+/** Which job and attempt a line is about: the envelope besides `ts` and `event`. Null where the
+ * writer cannot know the value. */
+export interface LifecycleSubject {
+  lane: string;
+  jobId: string;
+  jobName: string | null;
+  /** undefined or '' (jobs added by plain BullMQ clients) is written as null. */
+  tenant: string | null | undefined;
+  attempt: number | null;
+  workerId: string | null;
+}
+
+/** The fields each kind of line carries after the envelope, in the order written. */
+export interface LifecyclePayloads {
+  lease_created: { attempts_started: number | null };
+  reclaim_winner: { previous_worker: string | null; lost_starts: number };
+  backoff_applied: { delay_ms: number; strategy: string | null; source: string | null; retry_after_ms: number | null };
+  retry_scheduled: { reason: string | null; delay_ms: number; error_class: string; next_attempt: number | null };
+  retry_budget_exhausted: {
+    action: 'defer' | 'fail';
+    error_class: string | null;
+    retries_in_window: number | null;
+    allowed_in_window: number | null;
+  };
+  max_retries_reached: { error_class: string; attempts_made: number | null };
+  completed: { run_ms: number; wait_ms: number; slot_wait_ms: number | null; handler_ms: number | null };
+  failed:
+    | { error_class: string; final: boolean; retryable: boolean | null; run_ms: number; delay_ms: number | null }
+    /** A job BullMQ failed without running an attempt (it stalled too often): why it ended. */
+    | { error_class: string; final: true; reason: string; run_ms: null };
+}
+
+export type LifecycleEventName = keyof LifecyclePayloads;
+
+export type LifecycleLine = Record<string, unknown> & { ts: string; event: LifecycleEventName };
+
+/** One line: the envelope {ts, event, lane, job_id, job_name, tenant, attempt, worker_id}, then
+ * the payload, then `extra` (fields one writer adds to every line, such as the exporter's
+ * stream_id). */
+export function lifecycleLine<K extends LifecycleEventName>(
+  event: K,
+  subject: LifecycleSubject,
+  payload: LifecyclePayloads[K],
+  tsMs: number,
+  extra?: Record<string, unknown>,
+): LifecycleLine {
+  return {
+    ts: new Date(tsMs).toISOString(),
+    event,
+    lane: subject.lane,
+    job_id: subject.jobId,
+    job_name: subject.jobName,
+    tenant: subject.tenant || null,
+    attempt: subject.attempt,
+    worker_id: subject.workerId,
+    ...payload,
+    ...extra,
+  };
+}
+
+export interface LifecycleWriteFailure {
+  /** Failed writes since the previous report. */
+  errors: number;
+  errorsTotal: number;
+  droppedLinesTotal: number;
+}
+
+export interface LifecycleLogOptions {
+  /** EVENT_LOG_FILE. */
+  file: string;
+  /** EVENT_LOG_MAX_BYTES. */
+  maxBytes: number;
+  /** EVENT_LOG_MAX_FILES. */
+  maxFiles: number;
+  /** The first failure of each kind (ENOSPC, EACCES, …) is logged here, once. */
+  logger: Logger;
+  /** Called after each flush that failed (its lines were dropped): for a metric. */
+  onWriteFailed(failure: LifecycleWriteFailure): void;
+  /** How often buffered lines are written; default 200 ms. */
+  flushIntervalMs?: number;
+}
+
+/**
+ * The lifecycle log file: lines are buffered and written asynchronously with size rotation
+ * (EventLog). Never throws and never blocks its caller; a failed write drops its lines, is
+ * reported through onWriteFailed, and is logged once per kind of error.
+ */
+export class LifecycleLog {
+  private readonly log: EventLog;
+  private timer: NodeJS.Timeout | undefined;
+  private errorsReported = 0;
+
+  constructor(private readonly options: LifecycleLogOptions) {
+    const { file, maxBytes, maxFiles, logger } = options;
+    this.log = new EventLog({
+      file,
+      maxBytes,
+      maxFiles,
+      // EventLog reports the first error of each kind only: one line per cause, not per write.
+      onError: (err) =>
+        logger.error('lifecycle event log: write failed; its lines are dropped, jobs go on', {
+          file,
+          code: err.code ?? err.name,
+          error: err.message,
+        }),
+    });
+  }
+
+  get file(): string {
+    return this.options.file;
+  }
+
+  get errorsTotal(): number {
+    return this.log.errors;
+  }
+
+  get droppedLinesTotal(): number {
+    return this.log.droppedLines;
+  }
+
+  /** Starts the periodic write. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs ?? 200);
+    this.timer.unref();
+  }
+
+  /** Queues one line; never throws. */
+  write(line: LifecycleLine): void {
+    this.log.write(line);
+  }
+
+  /** Writes what is buffered; never rejects. */
+  async flush(): Promise<void> {
+    await this.log.flush();
+    this.reportFailures();
+  }
+
+  /** Stops the periodic write and writes what is left. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.log.close();
+    this.reportFailures();
+  }
+
+  private reportFailures(): void {
+    const errors = this.log.errors - this.errorsReported;
+    if (errors === 0) return;
+    this.errorsReported = this.log.errors;
+    try {
+      this.options.onWriteFailed({ errors, errorsTotal: this.log.errors, droppedLinesTotal: this.log.droppedLines });
+    } catch {
+      // A failing listener must not break the log.
+    }
+  }
+}

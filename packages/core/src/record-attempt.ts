@@ -1,0 +1,66 @@
+// A failed or finished attempt recorded in one atomic step (lua/record-attempt.lua): its row in the
+// job's attempt history and its bp:attempt entry in the lane stream (lane-events.ts).
+import type { RedisClient } from './redis';
+import { formatAttemptLogRow } from './attempt-log';
+import { jobKeys, laneEventsKey } from './keys';
+import { encodeLaneEvent, LANE_EVENT, type AttemptEvent } from './lane-events';
+import { luaScript } from './lua';
+
+const RECORD_ATTEMPT = 'bullpenRecordAttempt';
+interface RecordAttemptClient {
+  [RECORD_ATTEMPT](...args: (string | number)[]): Promise<string>;
+}
+
+function recordAttemptClient(redis: RedisClient): RecordAttemptClient {
+  if (typeof (redis as unknown as Partial<RecordAttemptClient>)[RECORD_ATTEMPT] !== 'function') {
+    redis.defineCommand(RECORD_ATTEMPT, { numberOfKeys: 3, lua: luaScript('record-attempt') });
+  }
+  return redis as unknown as RecordAttemptClient;
+}
+
+export interface RecordAttemptOptions {
+  prefix: string;
+  lane: string;
+  /** The lane stream's approximate maximum length (config.eventsMaxLen). */
+  maxLen: number;
+  attempt: Omit<AttemptEvent, 'event'>;
+  /** Failed attempts: the error message kept in the attempt history. */
+  message?: string;
+  /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
+  keepLogs?: number;
+  /** When the attempt ended; default now. */
+  ts?: number;
+}
+
+/**
+ * Records one finished attempt in one atomic step: for a failed attempt its row in the job's
+ * attempt history (the BullMQ log, read by the API and by the exporter for terminal failures),
+ * and a `bp:attempt` entry in the lane stream. Call it before the job's outcome is recorded in
+ * BullMQ (before returning or throwing from the processor), so that the row exists when the
+ * native `failed` event is read. Resolves to the stream entry id.
+ */
+export async function recordAttempt(redis: RedisClient, options: RecordAttemptOptions): Promise<string> {
+  const { prefix, lane, maxLen, attempt, keepLogs = 0 } = options;
+  const ev: AttemptEvent = { event: LANE_EVENT.attempt, ...attempt };
+  const row =
+    attempt.outcome === 'failed'
+      ? formatAttemptLogRow({
+          attempt: attempt.attempt,
+          errorClass: attempt.errorClass ?? 'unknown',
+          message: options.message ?? '',
+          delayMs: attempt.willRetry ? (attempt.delayMs ?? null) : null,
+          worker: attempt.worker,
+          ts: options.ts ?? Date.now(),
+        })
+      : '';
+  const keys = jobKeys(prefix, lane, attempt.jobId);
+  return recordAttemptClient(redis)[RECORD_ATTEMPT](
+    keys.job,
+    keys.logs,
+    laneEventsKey(prefix, lane),
+    maxLen,
+    row,
+    keepLogs,
+    ...encodeLaneEvent(ev),
+  );
+}

@@ -1,0 +1,230 @@
+// The exporter's lifecycle event log with real jobs: a worker runs them, the exporter process reads
+// the lane streams and writes the same lines as the worker's own log (same envelope and fields;
+// null for what the streams do not carry), `bullpen report` reads it, it rotates at
+// EVENT_LOG_MAX_BYTES, a SIGKILL loses no line, and a path that cannot be written does not stop
+// the exporter counting: the failed writes are counted in a metric and logged once.
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createLaneQueue, createLogger, createRedis, wrapJobData } from '@bullpen/core';
+import type { Queue } from 'bullmq';
+import type IORedis from 'ioredis';
+import { buildReport } from '../apps/cli/src/report';
+import { buildRegistry } from '../apps/worker/src/default-registry';
+import { WorkerRuntime } from '../apps/worker/src/runtime';
+import { cleanupPrefix, testConfig } from './support/config';
+import { spawnExporter, total, type ExporterProcess } from './support/prometheus';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
+
+const ENVELOPE = ['ts', 'event', 'lane', 'job_id', 'job_name', 'tenant', 'attempt', 'worker_id'];
+const LANES = { lanes: { work: { concurrency: 4, attempts: 3, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } } } };
+
+type Line = Record<string, unknown>;
+
+/** The lines of a log; a line cut short by a killed writer is left out. */
+const readLines = (file: string): Line[] =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Line];
+          } catch {
+            return [];
+          }
+        })
+    : [];
+
+describe("the exporter's lifecycle event log", () => {
+  let dir: string;
+  let lanesFile: string;
+  let prefix: string;
+  let redis: IORedis;
+  let queue: Queue;
+  const closers: Array<() => Promise<unknown>> = [];
+  const exporters: ExporterProcess[] = [];
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-exporter-eventlog-'));
+    lanesFile = path.join(dir, 'lanes.json');
+    writeFileSync(lanesFile, JSON.stringify(LANES));
+    prefix = testPrefix('xl');
+    redis = createRedis(redisUrl(), 'worker', 'bullpen:test');
+    queue = createLaneQueue(testConfig({ prefix, env: { LANES_FILE: lanesFile } }), 'work', redis);
+  });
+
+  afterEach(async () => {
+    await Promise.all(exporters.splice(0).map((e) => e.kill('SIGKILL')));
+    for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+    await queue.close();
+    await redis.quit();
+    await cleanupPrefix(prefix);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const startWorker = async (env: Record<string, string> = {}) => {
+    const config = testConfig({ prefix, env: { LANES_FILE: lanesFile, WORKER_ID: 'w-xl', ...env } });
+    const runtime = new WorkerRuntime({ config, logger: createLogger('worker', 'error'), registry: buildRegistry(undefined) });
+    await runtime.start();
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await runtime.close(5000);
+    };
+    closers.push(close);
+    return { close };
+  };
+  const startExporter = async (env: Record<string, string>) => {
+    const exporter = await spawnExporter({ REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile, ...env });
+    exporters.push(exporter);
+    return exporter;
+  };
+  /** Adds jobs of tenant acme and waits until each has finished; returns their ids in order. */
+  const run = async (jobs: Array<{ name: string; data: unknown }>): Promise<string[]> => {
+    const added = await queue.addBulk(jobs.map((j) => ({ name: j.name, data: wrapJobData(j.data, { v: 1, tenant: 'acme' }) })));
+    const ids = added.map((job) => job.id as string);
+    await waitUntil(
+      async () => (await Promise.all(ids.map((id) => queue.getJobState(id)))).every((s) => s === 'completed' || s === 'failed'),
+      { what: 'the jobs to finish' },
+    );
+    return ids;
+  };
+  /** Attempts the exporter has counted (every bp:attempt entry), from its metrics. */
+  const attemptsCounted = async (exporter: ExporterProcess) => total(await exporter.samples(), 'bullpen_job_attempts_total');
+  const key = (l: Line) => `${String(l.job_id)} ${String(l.event)}@${String(l.attempt)}`;
+
+  it('writes the lines of a job that fails twice then succeeds and of one that dies, as the worker does, and bullpen report reads them', async () => {
+    const file = path.join(dir, 'exporter.jsonl');
+    const workerFile = path.join(dir, 'worker.jsonl');
+    const exporter = await startExporter({ EVENT_LOG_FILE: file });
+    const worker = await startWorker({ EVENT_LOG_FILE: workerFile });
+    const t0 = Date.now();
+    const [flaky, dies] = await run([
+      { name: 'fail', data: { kind: 'retryable', succeedOnAttempt: 3 } },
+      { name: 'fail', data: { kind: 'retryable' } },
+    ]);
+    const of = (lines: Line[], id: string | undefined) => lines.filter((l) => l.job_id === id).map((l) => `${String(l.event)}@${String(l.attempt)}`);
+    const retried = (n: number) => [`lease_created@${n}`, `failed@${n}`, `backoff_applied@${n}`, `retry_scheduled@${n}`];
+    const flakyLines = [...retried(1), ...retried(2), 'lease_created@3', 'completed@3'];
+    const diesLines = [...retried(1), ...retried(2), 'lease_created@3', 'failed@3', 'max_retries_reached@3'];
+    // The lines are on disk once the exporter has counted the entries they come from.
+    await waitUntil(() => of(readLines(file), dies).length === diesLines.length && of(readLines(file), flaky).length === flakyLines.length, {
+      what: "the exporter's lines of both jobs",
+    });
+    await worker.close();
+
+    const lines = readLines(file);
+    expect(of(lines, flaky)).toEqual(flakyLines);
+    expect(of(lines, dies)).toEqual(diesLines);
+    for (const line of lines) {
+      expect(Object.keys(line).slice(0, ENVELOPE.length)).toEqual(ENVELOPE);
+      expect(line).toMatchObject({ lane: 'work', job_name: 'fail', tenant: 'acme', worker_id: 'w-xl', stream_id: expect.stringMatching(/^\d+-\d+$/) });
+      expect(new Date(line.ts as string).toISOString()).toBe(line.ts);
+    }
+    expect(lines.find((l) => key(l) === `${dies} failed@3`)).toMatchObject({ error_class: 'handler', final: true });
+    expect(lines.find((l) => key(l) === `${flaky} failed@1`)).toMatchObject({ error_class: 'handler', final: false, delay_ms: 10 });
+    expect(lines.find((l) => key(l) === `${dies} max_retries_reached@3`)).toMatchObject({ error_class: 'handler', attempts_made: 3 });
+    expect(lines.find((l) => key(l) === `${flaky} backoff_applied@2`)).toMatchObject({ delay_ms: 10, strategy: 'fixed', source: 'strategy' });
+    expect(lines.find((l) => key(l) === `${flaky} retry_scheduled@2`)).toMatchObject({ reason: 'backoff', next_attempt: 3 });
+
+    // The same kinds of line as the worker's own log, with the same fields in the same order, and
+    // the same values wherever the exporter knows them.
+    const workerLines = new Map(readLines(workerFile).map((l) => [key(l), l]));
+    for (const line of lines) {
+      const { stream_id: _streamId, ...fields } = line;
+      const own = workerLines.get(key(line));
+      expect({ line: key(line), keys: Object.keys(fields) }).toEqual({ line: key(line), keys: Object.keys(own ?? {}) });
+      for (const [field, value] of Object.entries(fields)) {
+        if (field === 'ts' || value === null) continue;
+        expect({ line: key(line), field, value }).toEqual({ line: key(line), field, value: own?.[field] });
+      }
+    }
+
+    const window = { from: t0 - 1000, to: Date.now() + 1000 };
+    const report = await buildReport([file], window);
+    expect(report.corruptLines).toBe(0);
+    expect(report.groups).toEqual([
+      expect.objectContaining({ lane: 'work', tenant: 'acme', started: 2, succeeded: 1, failed: 1, retried: 4, errorRate: 0.5 }),
+    ]);
+    expect((await buildReport([workerFile], window)).groups).toEqual(report.groups);
+    expect(total(await exporter.samples(), 'bullpen_exporter_event_log_errors_total')).toBe(0);
+  });
+
+  it('rotates at EVENT_LOG_MAX_BYTES and keeps EVENT_LOG_MAX_FILES rotated files', async () => {
+    const file = path.join(dir, 'events.jsonl');
+    const exporter = await startExporter({ EVENT_LOG_FILE: file, EVENT_LOG_MAX_BYTES: '1024', EVENT_LOG_MAX_FILES: '2' });
+    await startWorker();
+    // About 600 bytes of lines per job: 40 jobs pass the limit many times over.
+    const ids = await run(Array.from({ length: 40 }, () => ({ name: 'noop', data: {} })));
+    await waitUntil(async () => (await attemptsCounted(exporter)) === ids.length, { what: 'the exporter to count every attempt' });
+    await exporter.kill('SIGTERM');
+
+    expect(existsSync(`${file}.1`)).toBe(true);
+    expect(existsSync(`${file}.2`)).toBe(true);
+    expect(existsSync(`${file}.3`)).toBe(false);
+    const kept = [`${file}.2`, `${file}.1`, file];
+    for (const f of kept) {
+      expect(statSync(f).size).toBeGreaterThan(0);
+      expect(statSync(f).size).toBeLessThanOrEqual(1024);
+    }
+    const lines = kept.flatMap(readLines);
+    for (const line of lines) expect(Object.keys(line).slice(0, ENVELOPE.length)).toEqual(ENVELOPE);
+    // The oldest lines went with the files rotated away.
+    const completed = new Set(lines.filter((l) => l.event === 'completed').map((l) => l.job_id));
+    expect(completed.size).toBeGreaterThan(0);
+    expect(completed.size).toBeLessThan(ids.length);
+  });
+
+  it('loses no line to a SIGKILL: the restarted exporter writes what it had not committed, and bullpen report counts each job once', async () => {
+    const file = path.join(dir, 'events.jsonl');
+    await startWorker();
+    const t0 = Date.now();
+    const before = await run(Array.from({ length: 300 }, () => ({ name: 'noop', data: {} })));
+    // A backlog of about 1,500 entries read in small batches, and an exporter killed three times,
+    // each time as soon as it has written something: the kills land in the middle of it.
+    const KILLS = 3;
+    for (let k = 0; k < KILLS; k += 1) {
+      const written = existsSync(file) ? statSync(file).size : 0;
+      const doomed = await startExporter({ EVENT_LOG_FILE: file, EXPORTER_BATCH_SIZE: '3' });
+      await waitUntil(() => existsSync(file) && statSync(file).size > written, { what: 'new lines', intervalMs: 5 });
+      await doomed.kill('SIGKILL');
+    }
+    const after = await run(Array.from({ length: 10 }, () => ({ name: 'noop', data: {} })));
+    const last = await startExporter({ EVENT_LOG_FILE: file, EXPORTER_BATCH_SIZE: '3' });
+    const ids = [...before, ...after];
+    await waitUntil(async () => (await attemptsCounted(last)) === ids.length, { what: 'the restarted exporter to count every attempt' });
+    await last.kill('SIGTERM');
+
+    const lines = readLines(file);
+    const completed = new Set(lines.filter((l) => l.event === 'completed').map((l) => l.job_id));
+    expect([...completed].sort()).toEqual([...ids].sort());
+    const report = await buildReport([file], { from: t0 - 1000, to: Date.now() + 1000 });
+    // A line cut by a kill belongs to a batch not yet committed, which was written again.
+    expect(report.corruptLines).toBeLessThanOrEqual(KILLS);
+    expect(report.groups).toEqual([expect.objectContaining({ lane: 'work', tenant: 'acme', started: ids.length, succeeded: ids.length, failed: 0 })]);
+  });
+
+  it('keeps counting when the log cannot be written: the failed writes are counted in a metric and logged once', async () => {
+    const blocker = path.join(dir, 'not-a-directory');
+    writeFileSync(blocker, 'a file where the log directory should be\n');
+    const exporter = await startExporter({ EVENT_LOG_FILE: path.join(blocker, 'events.jsonl') });
+    await startWorker();
+    const errors = async () => total(await exporter.samples(), 'bullpen_exporter_event_log_errors_total');
+    expect(await errors()).toBe(0);
+
+    const first = await run(Array.from({ length: 5 }, () => ({ name: 'noop', data: {} })));
+    await waitUntil(async () => (await attemptsCounted(exporter)) === first.length && (await errors()) >= 1, { what: 'a failed write, counted' });
+    const failedSoFar = await errors();
+    const second = await run(Array.from({ length: 5 }, () => ({ name: 'noop', data: {} })));
+    await waitUntil(async () => (await attemptsCounted(exporter)) === first.length + second.length, { what: 'the exporter to count on' });
+
+    expect(await errors()).toBeGreaterThan(failedSoFar);
+    expect(total(await exporter.samples(), 'bullpen_jobs_completed_total')).toBe(first.length + second.length);
+    const reported = exporter.logs().filter((l) => String(l.msg).startsWith('lifecycle event log: write failed'));
+    expect(reported).toEqual([expect.objectContaining({ level: 'error', code: 'EEXIST', file: path.join(blocker, 'events.jsonl') })]);
+    expect(existsSync(path.join(blocker, 'events.jsonl'))).toBe(false);
+    const health = (await (await fetch(`${exporter.url}/healthz`)).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ ok: true, reading: true });
+  });
+});
