@@ -134,7 +134,7 @@ async function enqueueAll(ctx) {
         throw new Error(`bulk enqueue to ${lane}: item ${item.index} came back ${item.status}: ${JSON.stringify(item).slice(0, 300)}`);
       }
     }
-    if (config.dropJobs > sent.dropped && sent.accepted >= config.jobs / 2) sent.dropped += await dropJobs(queue, created, config.dropJobs - sent.dropped);
+    if (config.dropJobs > sent.dropped && sent.accepted >= config.jobs / 2) sent.dropped += await dropJobs(ctx.redis, ctx.prefix, lane, created, config.dropJobs - sent.dropped);
     if (sent.accepted >= nextLog) {
       const s = (Date.now() - t0) / 1000;
       log(`${sent.accepted.toLocaleString('en-US')} accepted (${round(sent.accepted / Math.max(s, 0.001))} jobs/s)`);
@@ -163,14 +163,18 @@ async function batchLanded(redis, prefix, lane, ids) {
 }
 
 /**
- * Loss on purpose, for proving the loss check: removes up to k of the just-created jobs straight
- * from Redis, behind bullpen's back. Jobs a worker already holds are skipped.
+ * Loss on purpose, for proving the loss check: takes up to k of the just-created jobs out of the
+ * lane's wait list and deletes them, behind bullpen's back. Only jobs still waiting are taken, so
+ * exactly the number returned can never finish.
  */
-async function dropJobs(queue, ids, k) {
+async function dropJobs(redis, prefix, lane, ids, k) {
   let dropped = 0;
   for (const id of ids) {
     if (dropped >= k) break;
-    dropped += (await queue.remove(id)) === 1 ? 1 : 0;
+    if ((await redis.lrem(laneStateKeys(prefix, lane).wait, 1, id)) === 1) {
+      await redis.del(jobKeys(prefix, lane, id).job);
+      dropped += 1;
+    }
   }
   return dropped;
 }
@@ -237,7 +241,9 @@ async function main() {
   let stack;
   let sampler;
   let owned = true;
+  let finishing = false;
   const cleanup = async () => {
+    finishing = true;
     await sampler?.stop();
     await stack?.stop();
     await Promise.all(Object.values(queues).map((q) => q.close()));
@@ -268,6 +274,12 @@ async function main() {
     });
     await Promise.all([stack.startApi(), stack.startExporter()]);
     await Promise.all(Array.from({ length: config.workers }, () => stack.startWorker()));
+    // A process that dies mid-run is named at once, with its last output, in the soak's log.
+    for (const child of children.all) {
+      child.exited.then((status) => {
+        if (!finishing) log(`${child.name} (pid ${child.pid}) exited (${status.signal ?? status.code}) during the soak${child.tailText()}`);
+      });
+    }
     for (const lane of Object.keys(LANES)) queues[lane] = quiet(new Queue(lane, { connection: connectionOptions(opened.url), prefix }));
     const baselineBytes = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
     const bound = redisBound({ baselineBytes, eventsMaxLen: config.eventsMaxLen, maxBacklog: config.maxBacklog, batch: config.batch, workers: config.workers });
@@ -313,6 +325,13 @@ async function main() {
     fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`\n${soakTable(report)}\n\nwritten to ${path.relative(process.cwd(), out) || out}\n`);
     return result.passed ? 0 : 1;
+  } catch (err) {
+    // Often the sign of a process that died: give its exit a moment to arrive, then name it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (const child of stack?.processes ?? []) {
+      if (!child.running) process.stderr.write(`soak: ${child.name} (pid ${child.pid}) had exited (${child.child.signalCode ?? child.child.exitCode})${child.tailText()}\n`);
+    }
+    throw err;
   } finally {
     disarm();
     await cleanup();
