@@ -280,7 +280,11 @@ async function main() {
         if (!finishing) log(`${child.name} (pid ${child.pid}) exited (${status.signal ?? status.code}) during the soak${child.tailText()}`);
       });
     }
-    for (const lane of Object.keys(LANES)) queues[lane] = quiet(new Queue(lane, { connection: connectionOptions(opened.url), prefix }));
+    // Observers only: skipMetasUpdate, or BullMQ would write its default events maxLen (10,000)
+    // over the one bullpen's processes set from EVENTS_MAX_LEN.
+    for (const lane of Object.keys(LANES)) {
+      queues[lane] = quiet(new Queue(lane, { connection: connectionOptions(opened.url), prefix, skipMetasUpdate: true }));
+    }
     const baselineBytes = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
     const bound = redisBound({ baselineBytes, eventsMaxLen: config.eventsMaxLen, maxBacklog: config.maxBacklog, batch: config.batch, workers: config.workers });
 
