@@ -16,8 +16,9 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { assertBuilt, writeLanesFile, ROOT } = require('./lib/bullpen');
-const { Children } = require('./lib/children');
-const { connect, openRedis, redisVersion } = require('./lib/redis');
+const { Children, guardRun } = require('./lib/children');
+const { machineInfo } = require('./lib/machine');
+const { connect, openRedis } = require('./lib/redis');
 const { ratios, table, targets } = require('./lib/report');
 const { round } = require('./lib/stats');
 
@@ -87,19 +88,6 @@ function tracingConfigured(env) {
   return Boolean(endpoint) && !['true', '1', 'yes'].includes((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase());
 }
 
-async function machineInfo(redis) {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    model: cpus[0]?.model.trim() ?? 'unknown',
-    memGiB: round(os.totalmem() / 2 ** 30, 1),
-    node: process.version,
-    redisVersion: await redisVersion(redis),
-    platform: `${os.platform()} ${os.release()}`,
-    loadAverageAtStart: os.loadavg().map((v) => round(v, 2)),
-  };
-}
-
 async function main() {
   const { config, out, only, profileDir } = parseArgs(process.argv.slice(2));
   assertBuilt();
@@ -117,14 +105,7 @@ async function main() {
     await children.stopAll(3000);
     fs.rmSync(tmpDir, { recursive: true, force: true });
   };
-  const abort = (why, code) => {
-    process.stderr.write(`bench: ${why}; stopping everything it started\n`);
-    cleanup().finally(() => process.exit(code));
-  };
-  const overrun = setTimeout(() => abort(`exceeded its time limit of ${limitMs / 1000} s`, 1), limitMs);
-  process.once('SIGINT', () => abort('interrupted', 130));
-  process.once('SIGTERM', () => abort('terminated', 143));
-  process.on('exit', () => children.killAllNow());
+  const disarm = guardRun({ name: 'bench', children, limitMs, cleanup });
 
   try {
     const { url: redisUrl, owned, pid: redisPid } = await openRedis(children);
@@ -181,7 +162,7 @@ async function main() {
     fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`\n${table(report)}\n\nwritten to ${path.relative(process.cwd(), out) || out}\n`);
   } finally {
-    clearTimeout(overrun);
+    disarm();
     await cleanup();
   }
   return failed ? 1 : 0;

@@ -50,13 +50,20 @@ function assertBuilt() {
  * process-wide cap that does not bind below the lane's.
  */
 function writeLanesFile(dir, { concurrency, maxQueueSize }) {
-  const file = path.join(dir, `lanes-${concurrency}-${maxQueueSize}.json`);
   // Like the bare side's removeOnComplete: true, the lane keeps no completed jobs (count 0 makes
   // BullMQ delete a job as it completes); the default lanes keep 1,000 for an hour, which costs
   // Redis about twice as much per completion and is a retention choice, not bullpen's overhead.
   const retention = { completed: { ageSeconds: 3600, count: 0 } };
-  const lanes = { maxHandlersPerProcess: Math.max(64, concurrency), lanes: { [LANE]: { concurrency, maxQueueSize, retention } } };
-  fs.writeFileSync(file, JSON.stringify(lanes, null, 2));
+  return writeLanes(dir, `lanes-${concurrency}-${maxQueueSize}.json`, {
+    maxHandlersPerProcess: Math.max(64, concurrency),
+    lanes: { [LANE]: { concurrency, maxQueueSize, retention } },
+  });
+}
+
+/** Writes a lanes file of any shape (as LANES_FILE reads it) under `dir`; returns its path. */
+function writeLanes(dir, name, lanesFile) {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, JSON.stringify(lanesFile, null, 2));
   return file;
 }
 
@@ -82,10 +89,13 @@ class BullpenStack {
    * @param {string} [o.handlersDir]  HANDLERS_DIR of the worker
    * @param {string} [o.profileDir]   write --cpu-prof profiles of the API, exporter and worker here
    * @param {string} [o.label]        names the profiles
+   * @param {Record<string, string>} [o.env]  further variables for every process (EVENTS_MAX_LEN, ...)
    */
   constructor(o) {
     this.o = { tracing: 'inherit', ...o };
     this.processes = [];
+    /** Every worker started, in order; `worker` is the last of them. */
+    this.workers = [];
   }
 
   /** The BullMQ prefix of the bench lane's queue (bullpen gives each lane its own hash tag). */
@@ -113,6 +123,7 @@ class BullpenStack {
       HOST: '127.0.0.1',
       API_KEYS: `bench:${this.o.apiKey}`,
       ...tracingEnv(this.o.tracing),
+      ...this.o.env,
       ...extra,
     };
   }
@@ -159,6 +170,7 @@ class BullpenStack {
     const child = this.spawn('worker', env);
     await child.waitForLine(/"msg":"worker started"/, 'the worker to start', START_TIMEOUT_MS);
     this.worker = { child, metricsUrl: `http://127.0.0.1:${metricsPort}` };
+    this.workers.push(this.worker);
     return this.worker;
   }
 
@@ -178,9 +190,24 @@ class BullpenStack {
 
   /** The exporter's sum of a counter over the bench lane (0 when absent). */
   async exporterCounter(name) {
+    return (await this.exporterTotals([name]))[name][LANE] ?? 0;
+  }
+
+  /**
+   * One scrape of the exporter: for each metric name, its samples summed by lane over every other
+   * label ({ name: { lane: total } }; a lane without samples is absent).
+   */
+  async exporterTotals(names) {
     const res = await this.exporter.client.request('GET', '/metrics');
-    const re = new RegExp(`^${name}\\{[^}]*lane="${LANE}"[^}]*\\} (\\S+)$`, 'gm');
-    return [...res.body.matchAll(re)].reduce((sum, m) => sum + Number(m[1]), 0);
+    if (res.status !== 200) throw new Error(`exporter /metrics answered ${res.status}`);
+    const totals = Object.fromEntries(names.map((name) => [name, {}]));
+    for (const m of res.body.matchAll(/^([a-z0-9_]+)\{([^}]*)\} (\S+)$/gm)) {
+      const byLane = totals[m[1]];
+      const lane = /(?:^|,)lane="([^"]*)"/.exec(m[2])?.[1];
+      if (!byLane || lane === undefined) continue;
+      byLane[lane] = (byLane[lane] ?? 0) + Number(m[3]);
+    }
+    return totals;
   }
 
   /**
@@ -217,6 +244,21 @@ class BullpenStack {
     return outcome;
   }
 
+  /**
+   * One bulk request of `jobs` to `lane`: { status, body } with the body parsed when it is JSON
+   * (the per-item results on 200).
+   */
+  async submitBulk(lane, jobs) {
+    const res = await this.api.client.request('POST', `/v1/lanes/${lane}/jobs/bulk`, jsonPost({ jobs }, this.authHeader()));
+    let body;
+    try {
+      body = JSON.parse(res.body);
+    } catch {
+      body = res.body;
+    }
+    return { status: res.status, body };
+  }
+
   bulkRequest(job, size) {
     return { ...jsonPost({ jobs: Array.from({ length: size }, () => job) }, this.authHeader()), size };
   }
@@ -232,4 +274,4 @@ class BullpenStack {
   }
 }
 
-module.exports = { BullpenStack, LANE, BULK_MAX, ROOT, assertBuilt, writeLanesFile };
+module.exports = { BullpenStack, LANE, BULK_MAX, ROOT, assertBuilt, writeLanes, writeLanesFile };

@@ -135,4 +135,21 @@ function rssBytes(pid) {
   }
 }
 
-module.exports = { Children, cpuSeconds, rssBytes };
+/**
+ * Bounds a run in time and leaves nothing behind: a signal or an overrun runs `cleanup` (which
+ * stops `children`) and exits; an exit by any other path kills whatever is still running.
+ * Returns a function that disarms the time limit once the run has finished.
+ */
+function guardRun({ name, children, limitMs, cleanup }) {
+  const abort = (why, code) => {
+    process.stderr.write(`${name}: ${why}; stopping everything it started\n`);
+    cleanup().finally(() => process.exit(code));
+  };
+  const overrun = setTimeout(() => abort(`exceeded its time limit of ${limitMs / 1000} s`, 1), limitMs);
+  process.once('SIGINT', () => abort('interrupted', 130));
+  process.once('SIGTERM', () => abort('terminated', 143));
+  process.on('exit', () => children.killAllNow());
+  return () => clearTimeout(overrun);
+}
+
+module.exports = { Children, cpuSeconds, guardRun, rssBytes };

@@ -1,4 +1,4 @@
-// Latency summaries: nearest-rank quantiles over a sample of milliseconds.
+// Latency summaries (nearest-rank quantiles over a sample of milliseconds), medians and trends.
 'use strict';
 
 function quantile(sorted, q) {
@@ -27,4 +27,27 @@ function round(value, digits = 0) {
   return Math.round(value * f) / f;
 }
 
-module.exports = { quantile, summarize, round };
+/** The median of a list of numbers (NaN when empty). */
+function median(values) {
+  const sorted = Float64Array.from(values).sort();
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The least-squares slope of ys over xs (NaN with fewer than two distinct xs). */
+function slope(xs, ys) {
+  const n = xs.length;
+  if (n < 2) return NaN;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i += 1) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+  }
+  return sxx === 0 ? NaN : sxy / sxx;
+}
+
+module.exports = { quantile, summarize, round, median, slope };
