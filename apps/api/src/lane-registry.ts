@@ -1,8 +1,7 @@
 // The API's BullMQ handles on the shared producer connection: one Queue per lane, created on
-// first use. BullMQ initialises each handle once
-// (it waits for the connection, then reads the server version); if that fails, for instance
-// when Redis drops in that instant, the handle is broken for good, so it is replaced here and
-// the API recovers from an outage without a restart.
+// first use. BullMQ initialises each handle once (it waits for the connection, then reads the
+// server version); if that fails, for instance when Redis drops in that instant, the handle is
+// broken for good, so it is replaced here and the API recovers from an outage without a restart.
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
 import { createLaneQueue, type BullpenConfig, type Logger } from '@bullpen/core';
