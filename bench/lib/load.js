@@ -9,8 +9,11 @@ const { summarize, round } = require('./stats');
 /**
  * Runs `op` (async, resolving true for a success) from `inFlight` loops for warmupMs + durationMs.
  * Operations that finish inside the measured window count toward the rate and the latencies.
+ * `cpuOf` (a function returning a process's CPU seconds) is read at both ends of the window, which
+ * gives that process's CPU per successful operation (`serverCpuMsPerOp`): steadier than the rate
+ * on a shared machine.
  */
-async function closedLoop({ op, inFlight, durationMs, warmupMs }) {
+async function closedLoop({ op, inFlight, durationMs, warmupMs, cpuOf }) {
   const start = performance.now();
   const startUs = Number(process.hrtime.bigint() / 1000n);
   const measureFrom = start + warmupMs;
@@ -19,6 +22,8 @@ async function closedLoop({ op, inFlight, durationMs, warmupMs }) {
   let ok = 0;
   let errors = 0;
   let firstError;
+  const cpu = [];
+  const timers = cpuOf ? [setTimeout(() => cpu.push(cpuOf()), warmupMs), setTimeout(() => cpu.push(cpuOf()), warmupMs + durationMs)] : [];
   const loop = async () => {
     while (performance.now() < end) {
       const t0 = performance.now();
@@ -39,6 +44,7 @@ async function closedLoop({ op, inFlight, durationMs, warmupMs }) {
     }
   };
   await Promise.all(Array.from({ length: inFlight }, loop));
+  for (const timer of timers) clearTimeout(timer);
   if (ok === 0) throw new Error(`no operation succeeded in the measured window${firstError ? `: ${firstError.message}` : ''}`);
   const latency = summarize(latencies);
   return {
@@ -50,6 +56,7 @@ async function closedLoop({ op, inFlight, durationMs, warmupMs }) {
     p99Ms: latency.p99Ms,
     meanMs: latency.meanMs,
     maxMs: latency.maxMs,
+    ...(cpu.length === 2 && cpu.every((c) => c !== undefined) ? { serverCpuMsPerOp: round(((cpu[1] - cpu[0]) * 1000) / ok, 4) } : {}),
     // The measured window on the monotonic clock V8 profiles use: node bench/profile-top.js --window.
     monotonicWindowUs: [startUs + Math.round(warmupMs * 1000), startUs + Math.round((warmupMs + durationMs) * 1000)],
   };

@@ -66,6 +66,7 @@ function table({ machine, config, results, ratios: r, targets: t }) {
   const wt = results.workerThroughput;
   if (wt?.bullpen) {
     rows.push(['enqueue, jobs/s (batches of 1000)', `${fmt(wt.bare.enqueue.jobsPerSec)} addBulk`, `${fmt(wt.bullpen.enqueue.jobsPerSec)} REST bulk`, fmt(r.restBulkEnqueue, 2), `>=0.8 ${met(t.restBulkEnqueue)}`]);
+    rows.push(['  producer CPU ms/job (bench process / API)', fmt(wt.bare.enqueue.producerCpuMsPerJob, 3), fmt(wt.bullpen.enqueue.apiCpuMsPerJob, 3), '', '']);
     rows.push(['worker, jobs/s (concurrency 50)', fmt(wt.bare.drain.jobsPerSec), fmt(wt.bullpen.drain.jobsPerSec), fmt(r.workerThroughput, 2), `>=0.9 ${met(t.workerThroughput)}`]);
     rows.push(['  worker CPU ms/job', fmt(wt.bare.drain.workerCpuMsPerJob, 3), fmt(wt.bullpen.drain.workerCpuMsPerJob, 3), '', '']);
     if (wt.bullpen.drain.redisCpuMsPerJob !== undefined) {
@@ -76,6 +77,7 @@ function table({ machine, config, results, ratios: r, targets: t }) {
   const se = results.singleEnqueue;
   if (se?.bullpen) {
     rows.push([`single enqueue, req/s (${se.inFlight} in flight)`, `${fmt(se.httpFloor.perSecond)} Express`, `${fmt(se.bullpen.perSecond)} REST`, fmt(r.singleRestEnqueueVsHttpFloor, 2), `>=0.8 ${met(t.singleRestEnqueue)}`]);
+    rows.push(['  server CPU ms/request', fmt(se.httpFloor.serverCpuMsPerOp, 3), fmt(se.bullpen.serverCpuMsPerOp, 3), fmt(ratio(se.httpFloor.serverCpuMsPerOp, se.bullpen.serverCpuMsPerOp), 2), '']);
     rows.push(['  p50 / p99 ms', `${fmt(se.httpFloor.p50Ms, 1)} / ${fmt(se.httpFloor.p99Ms, 1)}`, `${fmt(se.bullpen.p50Ms, 1)} / ${fmt(se.bullpen.p99Ms, 1)}`, '', '']);
     rows.push(['  bare queue.add, req/s; p50 / p99 ms', `${fmt(se.bareQueueAdd.perSecond)}; ${fmt(se.bareQueueAdd.p50Ms, 1)} / ${fmt(se.bareQueueAdd.p99Ms, 1)}`, '', fmt(r.singleRestEnqueueVsQueueAdd, 2), '']);
   }

@@ -5,6 +5,7 @@
 const path = require('node:path');
 const { Queue } = require('bullmq');
 const { BullpenStack, LANE } = require('../lib/bullpen');
+const { cpuSeconds } = require('../lib/children');
 const { closedLoop, httpClient, jsonPost } = require('../lib/load');
 const { connectionOptions, deletePrefix, freePort, quiet } = require('../lib/redis');
 
@@ -15,12 +16,13 @@ function loadOptions(ctx) {
   return { inFlight: ctx.config.inFlight, durationMs: ctx.config.seconds * 1000, warmupMs: ctx.config.warmupSeconds * 1000 };
 }
 
-/** POSTs `request` to path at 50 in flight; a success is a 201. */
-async function httpLoad(ctx, url, urlPath, request) {
+/** POSTs `request` to path at 50 in flight; a success is a 201. `pid` is the server's, for its CPU per request. */
+async function httpLoad(ctx, url, urlPath, request, pid) {
   const client = httpClient(url, { maxSockets: ctx.config.inFlight });
   try {
     return await closedLoop({
       ...loadOptions(ctx),
+      cpuOf: () => cpuSeconds(pid),
       op: () => client.request('POST', urlPath, { ...request, discard: true }).then((res) => res.status === 201),
     });
   } finally {
@@ -33,7 +35,7 @@ async function httpFloor(ctx, request) {
   const child = ctx.children.spawn('http floor', process.execPath, [FLOOR], { env: { PATH: process.env.PATH, PORT: String(port) } });
   try {
     await child.waitForLine(/^listening \d+/, 'the HTTP floor to listen', 15_000);
-    return await httpLoad(ctx, `http://127.0.0.1:${port}`, '/jobs', request);
+    return await httpLoad(ctx, `http://127.0.0.1:${port}`, '/jobs', request, child.pid);
   } finally {
     await child.stop();
   }
@@ -59,8 +61,8 @@ async function bullpenRest(ctx) {
     ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
   });
   try {
-    const { url } = await stack.startApi();
-    return await httpLoad(ctx, url, `/v1/lanes/${LANE}/jobs`, jsonPost(JOB, stack.authHeader()));
+    const { url, child } = await stack.startApi();
+    return await httpLoad(ctx, url, `/v1/lanes/${LANE}/jobs`, jsonPost(JOB, stack.authHeader()), child.pid);
   } finally {
     await stack.stop();
     await deletePrefix(ctx.redis, prefix);

@@ -35,18 +35,27 @@ export function authenticate(config: BullpenConfig): RequestHandler {
       next();
     };
   }
+  // Keys already proven valid, each with its principal: the digest and the constant-time
+  // comparison run once per key and process, not per request. Only valid keys are kept, so the
+  // map holds at most one entry per configured key whatever callers send.
+  const verified = new Map<string, Principal>();
   return (req, res, next) => {
     const match = BEARER.exec(req.headers.authorization ?? '');
-    if (!match?.[1]) {
+    const presented = match?.[1];
+    if (!presented) {
       next(unauthorized('Send Authorization: Bearer <key>', 'Bearer realm="bullpen"'));
       return;
     }
-    const entry = findApiKey(config.apiKeys, match[1]);
-    if (!entry) {
-      next(unauthorized('The API key is not valid', 'Bearer realm="bullpen", error="invalid_token"'));
-      return;
+    let principal = verified.get(presented);
+    if (!principal) {
+      const entry = findApiKey(config.apiKeys, presented);
+      if (!entry) {
+        next(unauthorized('The API key is not valid', 'Bearer realm="bullpen", error="invalid_token"'));
+        return;
+      }
+      principal = entry.lanes ? { tenant: entry.tenant, lanes: entry.lanes } : { tenant: entry.tenant };
+      if (verified.size < config.apiKeys.length) verified.set(presented, principal);
     }
-    const principal: Principal = entry.lanes ? { tenant: entry.tenant, lanes: entry.lanes } : { tenant: entry.tenant };
     res.locals.principal = principal;
     next();
   };

@@ -1,9 +1,8 @@
-// The API's BullMQ handles on the shared producer connection: one Queue per lane and one
-// FlowProducer for atomic bulk adds, created on first use. BullMQ initialises each handle once
-// (it waits for the connection, then reads the server version); if that fails, for instance
-// when Redis drops in that instant, the handle is broken for good, so it is replaced here and
-// the API recovers from an outage without a restart.
-import { FlowProducer, type Queue } from 'bullmq';
+// The API's BullMQ handles on the shared producer connection: one Queue per lane, created on
+// first use. BullMQ initialises each handle once (it waits for the connection, then reads the
+// server version); if that fails, for instance when Redis drops in that instant, the handle is
+// broken for good, so it is replaced here and the API recovers from an outage without a restart.
+import type { Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { createLaneQueue, type BullpenConfig, type Logger } from '@bullpen/core';
 
@@ -20,7 +19,6 @@ interface Closable {
 
 export class LaneRegistry {
   private readonly queues = new Map<string, Handle<Queue>>();
-  private flow: Handle<FlowProducer> | undefined;
   private closed = false;
 
   constructor(
@@ -38,20 +36,11 @@ export class LaneRegistry {
     return handle.instance;
   }
 
-  flowProducer(): FlowProducer {
-    if (this.flow && !this.flow.failed) return this.flow.instance;
-    const producer = new FlowProducer({ connection: this.redis });
-    this.flow = this.track(producer, 'flow producer', this.flow);
-    return this.flow.instance;
-  }
-
   /** Closes every handle; the shared connection stays open (its owner closes it). */
   async close(): Promise<void> {
     this.closed = true;
     const handles: Handle<Closable>[] = [...this.queues.values()];
-    if (this.flow) handles.push(this.flow);
     this.queues.clear();
-    this.flow = undefined;
     await Promise.all(handles.map((handle) => this.closeQuietly(handle.instance)));
   }
 

@@ -2,14 +2,13 @@
 // trip, deduplicating idempotency keys atomically in BullMQ's script), then the reservation is
 // released without waiting. A replayed idempotency key returns the original job.
 import { randomUUID } from 'node:crypto';
-import { Job, type FlowJob, type Queue } from 'bullmq';
+import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { SpanKind, SpanStatusCode, context, trace, type Link, type Span } from '@opentelemetry/api';
 import {
   LANE_EVENT,
   injectTraceContext,
   laneJobOptions,
-  lanePrefix,
   publishLaneEvent,
   releaseAdmission,
   reserveAdmission,
@@ -48,6 +47,28 @@ export interface ProducerDeps {
   /** The API's metrics; admission rejections are counted here. */
   metrics?: MetricSet;
   logger?: Logger;
+}
+
+/**
+ * Adds jobs of one lane in one MULTI/EXEC, each through BullMQ's own add script (Job.addJob on a
+ * transaction, as BullMQ's flows do), so that Redis applies the batch whole or not at all. All
+ * the keys are the lane's. Resolves with each job's id: the pre-assigned one, or the original
+ * job's when an idempotency key was already taken.
+ */
+async function addInOneTransaction(queue: Queue, items: readonly { prepared: PreparedJob; defaults: JobsOptions }[]): Promise<string[]> {
+  const client = await queue.backend.client;
+  const multi = client.multi();
+  // Each add is queued on the transaction synchronously; its promise settles with the queueing.
+  const queued = items.map(({ prepared, defaults }) =>
+    new Job(queue, prepared.name, prepared.data, { ...defaults, ...prepared.opts }, prepared.jobId).addJob(multi),
+  );
+  const replies = await multi.exec();
+  await Promise.all(queued);
+  if (!replies) throw new Error('the bulk transaction was discarded');
+  return replies.map(([err, id]: [Error | null, unknown]) => {
+    if (err) throw err;
+    return String(id);
+  });
 }
 
 /**
@@ -151,8 +172,7 @@ export class JobProducer {
 
   /**
    * Validates each item alone, admits as many valid items as the lane has room for (in request
-   * order), and adds them in one MULTI/EXEC (BullMQ's FlowProducer), which Redis applies whole or
-   * not at all: if Redis fails, no item was taken and the whole call is a 503.
+   * order), and adds them in one MULTI/EXEC, which Redis applies whole or not at all: if Redis fails, no item was taken and the whole call is a 503.
    */
   async submitBulk({ lane, policy }: LaneContext, tenant: string, items: readonly unknown[]): Promise<BulkOutcome> {
     const { config, redis, guard, lanes } = this.deps;
@@ -210,24 +230,17 @@ export class JobProducer {
     admitted: readonly ValidItem[],
     results: BulkItemResult[],
   ): Promise<void> {
-    const { config, guard, lanes } = this.deps;
-    // FlowProducer does not apply a Queue's defaultJobOptions: the lane's defaults go in here.
+    const { guard, lanes } = this.deps;
+    const queue = lanes.queue(lane);
+    // A Job built by hand does not get the Queue's defaultJobOptions: the lane's defaults go in here.
     const defaults = laneJobOptions(policy);
-    const flows: FlowJob[] = admitted.map(({ prepared }) => ({
-      name: prepared.name,
-      queueName: lane,
-      prefix: lanePrefix(config.prefix, lane),
-      data: prepared.data,
-      opts: { ...defaults, ...prepared.opts },
-    }));
     // One producer span per job, each the root of its job's trace and linked to the request.
     const request = trace.getActiveSpan()?.spanContext();
     const links = request ? [{ context: request }] : [];
     const spans = admitted.map(({ prepared }) => startProducerSpan(lane, prepared, links));
-    const producer = lanes.flowProducer();
-    let nodes: Awaited<ReturnType<typeof producer.addBulk>>;
+    let ids: string[];
     try {
-      nodes = await guard.run(() => producer.addBulk(flows));
+      ids = await guard.run(() => addInOneTransaction(queue, admitted.map(({ prepared }) => ({ prepared, defaults }))));
     } catch (err) {
       spans.forEach((span) => endSpan(span, err));
       if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, admitted.map(({ prepared }) => prepared.jobId));
@@ -235,9 +248,9 @@ export class JobProducer {
     }
     spans.forEach((span) => endSpan(span));
     admitted.forEach(({ index, prepared }, i) => {
-      const id = nodes[i]?.job.id;
-      if (id === undefined) throw new Error(`FlowProducer.addBulk returned no job for item ${index}`);
-      results[index] = { index, status: id === prepared.jobId ? 'created' : 'replayed', id: String(id) };
+      const id = ids[i];
+      if (id === undefined) throw new Error(`the bulk transaction returned no job id for item ${index}`);
+      results[index] = { index, status: id === prepared.jobId ? 'created' : 'replayed', id };
     });
   }
 

@@ -55,11 +55,34 @@ export async function reserveAdmission(redis: RedisClient, options: ReserveOptio
   return { granted, backlog: counted };
 }
 
+/** Reservations given back during this turn of the event loop, per connection and admission key. */
+const pendingReleases = new Map<RedisClient, Map<string, string[]>>();
+
+function flushReleases(redis: RedisClient): void {
+  const byKey = pendingReleases.get(redis);
+  pendingReleases.delete(redis);
+  for (const [key, ids] of byKey ?? []) redis.zrem(key, ...ids).catch(() => undefined);
+}
+
 /**
  * Gives back reservations once their jobs have landed (or will not be added). Fire and forget:
- * a release that fails leaves reservations that expire on their own within the TTL.
+ * a release that fails leaves reservations that expire on their own within the TTL. Releases
+ * made in one turn of the event loop go out together, one ZREM per lane, so that a busy API
+ * pays one command and one write for many jobs rather than one each.
  */
 export function releaseAdmission(redis: RedisClient, prefix: string, lane: string, ids: readonly string[]): void {
   if (ids.length === 0) return;
-  redis.zrem(admissionKey(prefix, lane), ...ids).catch(() => undefined);
+  let byKey = pendingReleases.get(redis);
+  if (!byKey) {
+    byKey = new Map();
+    pendingReleases.set(redis, byKey);
+    setImmediate(flushReleases, redis);
+  }
+  const key = admissionKey(prefix, lane);
+  const pending = byKey.get(key);
+  if (pending) {
+    for (const id of ids) pending.push(id);
+  } else {
+    byKey.set(key, [...ids]);
+  }
 }
