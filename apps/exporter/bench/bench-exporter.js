@@ -21,6 +21,7 @@ const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
 const { exporterStateKey, jobKeys, laneEventsKey, laneStateKeys } = require('@bullpen/core');
+const { deletePrefix } = require('../../../bench/lib/redis');
 
 const ROOT = path.resolve(__dirname, '../../..');
 const MAIN = path.join(ROOT, 'apps/exporter/dist/main.js');
@@ -86,15 +87,6 @@ async function startExporter(env) {
   const url = `http://127.0.0.1:${port}`;
   await until(() => fetch(`${url}/healthz`).then((r) => r.ok, () => false), 'the exporter to listen', 20_000);
   return { child, url, stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))) };
-}
-
-async function cleanup(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 async function fillStreams(redis, prefix) {
@@ -220,7 +212,7 @@ async function main() {
     await scraper.stop();
     agent.destroy();
   } finally {
-    await cleanup(redis, prefix);
+    await deletePrefix(redis, prefix);
     redis.disconnect();
     own?.stop();
   }
