@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
-import { createLaneQueue, createRedis, decodeLaneEvent, laneEventsKey, LANE_EVENT } from '@bullpen/core';
+import { attemptsOf, createLaneQueue, createRedis, decodeLaneEvent, laneEventsKey, LANE_EVENT } from '@bullpen/core';
 import { testConfig } from './support/config';
 import { spawnApi, spawnExporter, spawnWorkerApp, total, type AppProcess } from './support/prometheus';
 import { APPEND_ONLY_ALWAYS, removeDir, startRedis, type RedisProcess } from './support/redis-server';
@@ -268,9 +268,7 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
             for (const [, fields] of entries) {
               const name = eventName(fields);
               byEvent[name] = (byEvent[name] ?? 0) + 1;
-              const ev = decodeLaneEvent(fields);
-              if (ev.event === LANE_EVENT.attempt) attempts += 1;
-              if (ev.event === LANE_EVENT.completedAttempts) attempts += ev.attempts.length;
+              attempts += attemptsOf(decodeLaneEvent(fields)).length;
             }
             if (entries.length < 1000) break;
             start = `(${(entries[entries.length - 1] as [string, string[]])[0]}`;

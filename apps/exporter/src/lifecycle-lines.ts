@@ -9,7 +9,7 @@
 // publishes bp:reclaimed (a reclaim_winner line). What only the worker process knows (where an
 // attempt's time went, BullMQ's count of starts) is null, as is what an older worker did not
 // publish.
-import { LANE_EVENT, LIFECYCLE_EVENT as E, lifecycleLine, type DecodedLaneEvent, type LifecycleLine, type LifecycleSubject } from '@bullpen/core';
+import { attemptsOf, LANE_EVENT, LIFECYCLE_EVENT as E, lifecycleLine, type DecodedLaneEvent, type LifecycleLine, type LifecycleSubject } from '@bullpen/core';
 import { streamIdTimeMs } from './stream-loss';
 
 export function laneEventLines(lane: string, entryId: string, ev: DecodedLaneEvent): LifecycleLine[] {
@@ -44,15 +44,9 @@ export function laneEventLines(lane: string, entryId: string, ev: DecodedLaneEve
       return lines;
     }
     case LANE_EVENT.completedAttempts:
-      // A worker's completed attempts, many to an entry written at most 50 ms after they ended:
-      // the entry's time stands for each one's end.
-      return ev.attempts.flatMap((row) => {
-        const who = subject({ ...row, worker: ev.worker });
-        return [
-          lifecycleLine(E.leaseCreated, who, { attempts_started: null }, at - row.runMs, extra),
-          lifecycleLine(E.completed, who, { run_ms: row.runMs, wait_ms: row.waitMs, slot_wait_ms: null, handler_ms: null }, at, extra),
-        ];
-      });
+      // Many completed attempts to an entry, written at most 50 ms after they ended: each reads as
+      // its own bp:attempt at the entry's time.
+      return attemptsOf(ev).flatMap((attempt) => laneEventLines(lane, entryId, attempt));
     case LANE_EVENT.reclaimed:
       return [
         lifecycleLine(E.reclaimWinner, subject(ev), { previous_worker: ev.previousWorker ?? null, lost_starts: ev.lostStarts }, at, extra),
