@@ -19,6 +19,7 @@ export * from './metrics-catalogue';
 export * from './metrics-registry';
 export * from './metrics-labels';
 export * from './lane-events';
+export * from './publish-lane-event';
 export * from './record-attempt';
 export * from './job-fields';
 export * from './tracing';

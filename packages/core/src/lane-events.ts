@@ -1,10 +1,9 @@
 // The lane event contract. Every lane's BullMQ event stream (`<prefix>:<lane>:events`) carries
 // BullMQ's native events; bullpen's processes add their own entries to the same stream with
 // `bp:`-prefixed names, encoded as flat string pairs. The exporter decodes both kinds from here,
-// tolerating entries it does not know and entries that are malformed.
-import type { RedisClient } from './redis';
+// tolerating entries it does not know and entries that are malformed. Pure: the writes are in
+// publish-lane-event.ts and record-attempt.ts.
 import { ERROR_CLASSES, type ErrorClass } from './errors';
-import { laneEventsKey } from './keys';
 
 export const LANE_EVENT = {
   attempt: 'bp:attempt',
@@ -416,17 +415,4 @@ export function decodeLaneEvent(fields: readonly string[]): DecodedLaneEvent {
     if (err instanceof Malformed) return { event: 'malformed', name, problem: err.message };
     throw err;
   }
-}
-
-/** Adds one bullpen event to the lane's stream (XADD MAXLEN ~ maxLen); resolves to its id. */
-export async function publishLaneEvent(
-  redis: RedisClient,
-  prefix: string,
-  lane: string,
-  ev: BullpenLaneEvent,
-  maxLen: number,
-): Promise<string> {
-  const id = await redis.xadd(laneEventsKey(prefix, lane), 'MAXLEN', '~', maxLen, '*', ...encodeLaneEvent(ev));
-  if (id === null) throw new Error('XADD returned no id');
-  return id;
 }
