@@ -47,9 +47,10 @@ function authOptions(auth: RedisAuth): RedisOptions {
 }
 
 /**
- * Cluster-level options for a role. The node connections get the role's options; the cluster
- * client itself queues nothing offline for a producer, and refreshes slots and retries moved
- * commands for everyone (ioredis follows MOVED/ASK on its own).
+ * Cluster-level options for a role. The node connections get the role's options except their
+ * reconnect strategy: the cluster client reconnects as a whole (clusterRetryStrategy). It queues
+ * nothing offline for a producer, and ioredis follows MOVED/ASK on its own. With TLS, node
+ * addresses are used as given, so certificates are checked against the names the cluster reports.
  */
 export function clusterOptions(role: ConnectionRole, auth: RedisAuth, name?: string): ClusterOptions {
   const { enableOfflineQueue, lazyConnect, retryStrategy: _nodeRetry, ...node } = redisOptions(role, name);
