@@ -32,7 +32,12 @@ async function httpLoad(ctx, url, urlPath, request, pid) {
 
 async function httpFloor(ctx, request) {
   const port = await freePort();
-  const child = ctx.children.spawn('http floor', process.execPath, [FLOOR], { env: { PATH: process.env.PATH, PORT: String(port) } });
+  const profile = ctx.profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=single-floor-${Date.now()}.cpuprofile`]
+    : [];
+  const child = ctx.children.spawn('http floor', process.execPath, [...profile, FLOOR], {
+    env: { PATH: process.env.PATH, PORT: String(port) },
+  });
   try {
     await child.waitForLine(/^listening \d+/, 'the HTTP floor to listen', 15_000);
     return await httpLoad(ctx, `http://127.0.0.1:${port}`, '/jobs', request, child.pid);
