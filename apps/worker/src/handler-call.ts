@@ -2,7 +2,7 @@
 // timeout.ts): in process, or in a thread of the lane's pool when the lane is isolated. At the hard
 // stage an in-process handler can only be abandoned (and keeps running until it stops by itself);
 // an isolated one is really stopped by terminating its thread.
-import type { Logger } from '@bullpen/core';
+import { injectTraceContext, type Logger } from '@bullpen/core';
 import type { Job } from 'bullmq';
 import type { AttemptAbort } from './attempt-abort';
 import type { AttemptTrace } from './attempt-trace';
@@ -50,7 +50,10 @@ export async function callHandler(
       () => {
         if (deps.pool) {
           const ctx = { jobId: ref.jobId, jobName: ref.jobName, lane: ref.lane, attempt: ref.attempt, maxAttempts: ref.maxAttempts, tenant: ref.tenant };
-          isolatedRun = deps.pool.run({ name: handler.name, payload, ctx }, abort.signal, (value) => {
+          // The attempt span is the active context here; the thread continues it.
+          const carrier = trace ? injectTraceContext() : undefined;
+          const task = carrier && Object.keys(carrier).length > 0 ? { name: handler.name, payload, ctx, trace: carrier } : { name: handler.name, payload, ctx };
+          isolatedRun = deps.pool.run(task, abort.signal, (value) => {
             progress(value).catch((err: unknown) => log().debug('progress update failed', { error: (err as Error).message }));
           });
           running = isolatedRun.result;

@@ -27,6 +27,9 @@ import { LeaseRecorder } from './lease-recorder';
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
 
+/** The service name of the worker's spans, its handler threads' included. */
+export const WORKER_SERVICE_NAME = 'bullpen-worker';
+
 export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish'> & {
   completedEvents: AttemptEventBuffer;
 };
@@ -56,7 +59,7 @@ export class LaneWorker {
       logger,
     });
     this.pool = policy.isolated
-      ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, logLevel: config.logLevel }, logger })
+      ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, logLevel: config.logLevel, tracing: config.tracing, serviceName: WORKER_SERVICE_NAME }, logger })
       : undefined;
     this.runner = new AttemptRunner({
       ...deps,

@@ -3,6 +3,7 @@
 // SIGTERM/SIGINT.
 import { ConfigError, createLogger, describeConfig, loadConfig, startTracing, type BullpenConfig } from '@bullpen/core';
 import { buildRegistry } from './default-registry';
+import { WORKER_SERVICE_NAME } from './lane-worker';
 import { MetricsServer } from './metrics-server';
 import type { HandlerRegistry } from './registry';
 import { WorkerRuntime } from './runtime';
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
     exitOnConfigError(err);
   }
   // Before anything else is loaded, handler modules included.
-  const tracing = startTracing(config.tracing, 'bullpen-worker');
+  const tracing = startTracing(config.tracing, WORKER_SERVICE_NAME);
   try {
     registry = buildRegistry(config.handlersDir);
   } catch (err) {

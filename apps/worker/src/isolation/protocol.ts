@@ -10,6 +10,7 @@ import {
   TimeoutError,
   type ErrorClass,
   type LogLevel,
+  type TracingConfig,
 } from '@bullpen/core';
 import type { JobProgress } from 'bullmq';
 
@@ -18,6 +19,10 @@ export interface ThreadData {
   /** HANDLERS_DIR, loaded by the thread as the worker process loads it. */
   handlersDir: string | undefined;
   logLevel: LogLevel;
+  /** The worker's tracing settings: a thread exports its handlers' spans as the worker does. */
+  tracing: TracingConfig;
+  /** The worker's service name, used unless OTEL_SERVICE_NAME names another. */
+  serviceName: string;
 }
 
 /** The handler context fields that are plain data; the thread adds signal, logger and progress. */
@@ -31,8 +36,18 @@ export interface ThreadTaskContext {
 }
 
 export type ToThread =
-  | { type: 'run'; taskId: number; name: string; payload: unknown; ctx: ThreadTaskContext }
-  | { type: 'abort'; taskId: number; reason: SerializedError };
+  | {
+      type: 'run';
+      taskId: number;
+      name: string;
+      payload: unknown;
+      ctx: ThreadTaskContext;
+      /** The attempt span's W3C trace context: the handler's spans are its children. */
+      trace?: Record<string, string>;
+    }
+  | { type: 'abort'; taskId: number; reason: SerializedError }
+  /** The pool is closing: flush what the thread has not exported yet, then exit. */
+  | { type: 'shutdown' };
 
 export type FromThread =
   | { type: 'fatal'; error: SerializedError }

@@ -2,9 +2,13 @@
 // the worker process (built-ins plus HANDLERS_DIR), then runs one handler call at a time as the
 // pool asks: the payload arrives already validated, the AbortSignal is driven by `abort` messages,
 // progress is forwarded, and the result or error is sent back. The pool terminates the thread when
-// a handler ignores its aborted signal for too long.
+// a handler ignores its aborted signal for too long. With tracing on, the thread runs its own
+// OpenTelemetry SDK under the worker's settings, and each call runs in the context of the attempt
+// span it was sent, so the handler's spans (the http handler's outbound call) are that span's
+// children and its traceparent goes downstream.
 import { parentPort, threadId, workerData } from 'node:worker_threads';
-import { PermanentError, createLogger } from '@bullpen/core';
+import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
+import { PermanentError, createLogger, extractTraceContext, startTracing } from '@bullpen/core';
 import { buildRegistry } from '../default-registry';
 import type { HandlerContext } from '../handler';
 import type { HandlerRegistry } from '../registry';
@@ -22,15 +26,30 @@ try {
   post({ type: 'fatal', error: serializeError(err) });
 }
 const logger = createLogger('worker', data.logLevel).child({ thread: threadId });
+const tracing = startTracing(data.tracing, data.serviceName);
 const running = new Map<number, AbortController>();
 
+/** Exports what the SDK still holds, then lets the thread end. */
+async function shutdown(): Promise<void> {
+  try {
+    await tracing.shutdown();
+  } catch (err) {
+    logger.warn('could not export the last spans of a handler thread', { error: (err as Error).message });
+  }
+  port?.close();
+}
+
 port.on('message', (message: ToThread) => {
+  if (message.type === 'shutdown') {
+    void shutdown();
+    return;
+  }
   if (message.type === 'abort') {
     running.get(message.taskId)?.abort(deserializeError(message.reason));
     return;
   }
   if (!registry) return; // 'fatal' was sent; the pool stops this thread
-  const { taskId, name, payload, ctx } = message;
+  const { taskId, name, payload, ctx, trace } = message;
   const handler = registry.get(name);
   if (!handler) {
     const err = new PermanentError(`no handler named "${name}" in isolated threads (built-ins and HANDLERS_DIR)`, 'unknown_handler');
@@ -48,8 +67,9 @@ port.on('message', (message: ToThread) => {
       return Promise.resolve();
     },
   };
+  const parent = tracing.enabled ? extractTraceContext(trace, ROOT_CONTEXT) : ROOT_CONTEXT;
   Promise.resolve()
-    .then(() => handler.run(payload, context))
+    .then(() => otelContext.with(parent, () => handler.run(payload, context)))
     .then(
       (value: unknown) => {
         try {

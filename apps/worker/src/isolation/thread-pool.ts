@@ -9,11 +9,16 @@ import type { Logger } from '@bullpen/core';
 import type { JobProgress } from 'bullmq';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ThreadTaskContext, type ToThread } from './protocol';
 
+/** How long close() lets an idle thread flush its spans before terminating it. */
+export const SHUTDOWN_GRACE_MS = 2000;
+
 export interface ThreadTask {
   name: string;
   /** The validated payload; passed by structured clone. */
   payload: unknown;
   ctx: ThreadTaskContext;
+  /** The attempt span's W3C trace context, when there is one to continue. */
+  trace?: Record<string, string>;
 }
 
 /** One handler call in a thread. */
@@ -91,7 +96,7 @@ export class ThreadPool {
           const onAbort = () => this.send(acquired, { type: 'abort', taskId, reason: serializeError(signal.reason) });
           if (signal.aborted) onAbort();
           else signal.addEventListener('abort', onAbort, { once: true });
-          this.send(acquired, { type: 'run', taskId, name: task.name, payload: task.payload, ctx: task.ctx });
+          this.send(acquired, { type: 'run', taskId, name: task.name, payload: task.payload, ctx: task.ctx, ...(task.trace ? { trace: task.trace } : {}) });
         }),
     );
     return {
@@ -104,11 +109,28 @@ export class ThreadPool {
     };
   }
 
-  /** Terminates every thread and fails calls still waiting for one. */
-  async close(): Promise<void> {
+  /**
+   * Stops every thread and fails calls still waiting for one. An idle thread is asked to exit, so
+   * that it first exports the spans it holds; a busy one, or one that does not exit within
+   * `graceMs`, is terminated.
+   */
+  async close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) waiter.fail(new Error(`lane ${this.options.lane}: thread pool closed`));
-    await Promise.all([...this.threads].map((thread) => thread.worker.terminate().then(() => thread.exited)));
+    await Promise.all(
+      [...this.threads].map(async (thread) => {
+        if (!thread.call) {
+          this.send(thread, { type: 'shutdown' });
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, graceMs, 'late')));
+          const outcome = await Promise.race([thread.exited, late]);
+          clearTimeout(timer);
+          if (outcome !== 'late') return;
+        }
+        await thread.worker.terminate();
+        await thread.exited;
+      }),
+    );
   }
 
   private acquire(): Promise<PoolThread> {
@@ -187,7 +209,7 @@ export class ThreadPool {
     } catch (err) {
       // A payload that cannot be cloned fails this call, not the thread.
       const call = thread.call;
-      if (call && call.taskId === message.taskId) {
+      if (call && 'taskId' in message && call.taskId === message.taskId) {
         call.reject(err);
         this.release(thread);
       }

@@ -1,0 +1,130 @@
+// An isolated lane runs its handlers in worker threads; its jobs must still leave one trace. The
+// worker runs as a process exporting OTLP/HTTP to a collector stand-in here, with a batch delay so
+// long that spans leave only when the worker shuts down: the `http` handler's outbound call, made in
+// a handler thread, must be a CLIENT span under the attempt's CONSUMER span, send its traceparent
+// downstream, and reach the collector when the worker stops on SIGTERM.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createLaneQueue, createRedis, loadConfig, wrapJobData } from '@bullpen/core';
+import type { Queue } from 'bullmq';
+import type IORedis from 'ioredis';
+import { cleanupPrefix, standaloneUrl } from './support/config';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
+import { WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
+
+const SPAN_KIND_CONSUMER = 5;
+const SPAN_KIND_CLIENT = 3;
+
+interface ExportedSpan {
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  name: string;
+  kind: number;
+  attributes: Record<string, unknown>;
+}
+
+/** A stand-in OTLP/HTTP collector: keeps every span it is sent (OTLP JSON). */
+async function startCollector(): Promise<{ url: string; spans: ExportedSpan[]; close(): Promise<void> }> {
+  const spans: ExportedSpan[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/traces') {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: any[] };
+        for (const rs of body.resourceSpans ?? []) {
+          const service = rs.resource?.attributes?.find((a: any) => a.key === 'service.name')?.value?.stringValue;
+          for (const scope of rs.scopeSpans ?? []) {
+            for (const s of scope.spans ?? []) {
+              const attributes: Record<string, unknown> = {};
+              for (const a of s.attributes ?? []) attributes[a.key] = Object.values(a.value ?? {})[0];
+              spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId || undefined, name: s.name, kind: s.kind, attributes });
+            }
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    spans,
+    close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
+  };
+}
+
+describe('tracing through an isolated lane', () => {
+  let collector: Awaited<ReturnType<typeof startCollector>>;
+  let downstream: http.Server;
+  let downstreamUrl: string;
+  const received: Array<string | undefined> = [];
+  let worker: WorkerProcess | undefined;
+  let queue: Queue;
+  let redis: IORedis;
+  let prefix: string;
+  let lanesFile: ReturnType<typeof writeLanesFile>;
+
+  beforeAll(async () => {
+    if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run npx tsc -b apps/worker first`);
+    collector = await startCollector();
+    downstream = http.createServer((req, res) => {
+      received.push(req.headers.traceparent as string | undefined);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    await new Promise<void>((resolve) => downstream.listen(0, '127.0.0.1', resolve));
+    downstreamUrl = `http://127.0.0.1:${(downstream.address() as AddressInfo).port}/hook`;
+    prefix = testPrefix('trace-iso');
+    lanesFile = writeLanesFile({ lanes: { iso: { concurrency: 1, attempts: 1, isolated: true } } });
+    const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
+    const config = loadConfig(env);
+    redis = createRedis(standaloneUrl(config), 'worker', 'bullpen:test');
+    queue = createLaneQueue(config, 'iso', redis);
+    worker = spawnWorker({
+      ...env,
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      // Nothing is exported on a timer during the test: what arrives was flushed at shutdown.
+      OTEL_BSP_SCHEDULE_DELAY: '600000',
+    });
+    await worker.started();
+  });
+
+  afterAll(async () => {
+    await worker?.stop('SIGKILL');
+    await queue?.close();
+    await redis?.quit();
+    await cleanupPrefix(prefix);
+    lanesFile?.cleanup();
+    await new Promise((resolve) => downstream?.close(resolve));
+    await collector?.close();
+  });
+
+  it("continues the job's trace in the handler thread and exports the thread's spans on shutdown", async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const producerSpanId = randomBytes(8).toString('hex');
+    const job = await queue.add(
+      'http',
+      wrapJobData({ url: downstreamUrl }, { v: 1, tenant: 't', trace: { traceparent: `00-${traceId}-${producerSpanId}-01` } }),
+    );
+    await waitUntil(async () => (await queue.getJobState(job.id!)) === 'completed', { what: 'the http job to complete' });
+
+    // The outbound call carried the job's trace, under a span of its own.
+    expect(received).toHaveLength(1);
+    const [, sentTraceId, clientSpanId, flags] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(received[0] ?? '') ?? [];
+    expect(sentTraceId).toBe(traceId);
+    expect(flags).toBe('01');
+
+    expect(await worker!.stop('SIGTERM')).toBe(0);
+    const ofTrace = collector.spans.filter((s) => s.traceId === traceId);
+    const consumer = ofTrace.find((s) => s.kind === SPAN_KIND_CONSUMER);
+    const client = ofTrace.find((s) => s.kind === SPAN_KIND_CLIENT);
+    expect(consumer).toMatchObject({ service: 'bullpen-worker', name: 'process iso', parentSpanId: producerSpanId });
+    expect(consumer?.attributes).toMatchObject({ 'messaging.message.id': job.id, 'bullpen.lane': 'iso' });
+    expect(client).toMatchObject({ service: 'bullpen-worker', name: 'GET', spanId: clientSpanId, parentSpanId: consumer?.spanId });
+    expect(client?.attributes).toMatchObject({ 'http.request.method': 'GET', 'url.full': downstreamUrl, 'http.response.status_code': 200 });
+  });
+});
