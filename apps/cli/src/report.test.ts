@@ -56,6 +56,17 @@ describe('bullpen report', () => {
     expect(formatReport(report)).toMatch(/2 duplicate \(skipped\)/);
   });
 
+  it("counts a job's start once when its first attempt is leased again (reclaimed after a stall)", () => {
+    const builder = new ReportBuilder(window);
+    const line = (event: string, worker: string, extra: Record<string, unknown>) =>
+      JSON.stringify({ ts: '2026-01-01T10:00:00.000Z', event, lane: 'a', job_id: '7', job_name: 'noop', tenant: 'acme', attempt: 1, worker_id: worker, ...extra });
+    builder.addLine(line('lease_created', 'w1', { attempts_started: 1 }));
+    builder.addLine(line('lease_created', 'w2', { attempts_started: 2 }));
+    builder.addLine(line('reclaim_winner', 'w2', { previous_worker: 'w1', lost_starts: 1 }));
+    builder.addLine(line('completed', 'w2', { run_ms: 10 }));
+    expect(builder.build().groups).toEqual([expect.objectContaining({ lane: 'a', started: 1, succeeded: 1 })]);
+  });
+
   it('uses nearest-rank percentiles', () => {
     const values = Array.from({ length: 100 }, (_, i) => i + 1);
     expect(percentile(values, 50)).toBe(50);

@@ -102,7 +102,11 @@ export class ReportBuilder {
     }
     switch (event.event) {
       case 'lease_created':
-        if (event.attempt === 1 || event.attempt === undefined) group.started += 1;
+        // A job starts once: a later lease of its first attempt (taken back after a stall, or
+        // deferred by the retry budget) is the same start, as its attempts_started says.
+        if ((event.attempt === 1 || event.attempt === undefined) && !(typeof event.attempts_started === 'number' && event.attempts_started > 1)) {
+          group.started += 1;
+        }
         break;
       case 'completed':
         group.succeeded += 1;
