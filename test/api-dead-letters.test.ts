@@ -356,6 +356,50 @@ describe('producer API: dead letters', () => {
     expect(await api.redis.zrange(laneStateKeys(api.config.prefix, LANE).failed, 0, -1)).toEqual([other]);
   });
 
+  it('leaves a job that another redrive or purge holds to that call, answering not_dead', async () => {
+    const [a, b] = [await submit(KEYS.acme), await submit(KEYS.acme)];
+    await kill([a, b]);
+    // As if another API process were redriving or purging `a` right now.
+    const claim = jobKeys(api.config.prefix, LANE, a).deadLetterClaim;
+    await api.redis.set(claim, '1', 'PX', 60_000);
+
+    const purge = await api.request('DELETE', DEAD, { body: { ids: [a, b] } });
+    expect(purge.body.results).toEqual([
+      { id: a, status: 'not_dead' },
+      { id: b, status: 'purged' },
+    ]);
+    const redrive = await api.request('POST', REDRIVE, { body: { ids: [a] } });
+    expect(redrive.body.results).toEqual([{ id: a, status: 'not_dead' }]);
+    expect(await states([a])).toEqual(['failed']);
+
+    await api.redis.del(claim);
+    const released = await api.request('POST', REDRIVE, { body: { ids: [a] } });
+    expect(released.body.results).toEqual([{ id: a, status: 'redriven' }]);
+    // Each call gives its claims back.
+    expect(await api.redis.exists(claim)).toBe(0);
+  });
+
+  it('never deletes a job that a concurrent redrive put back to work', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i += 1) ids.push(await submit(KEYS.acme));
+    await kill(ids);
+
+    const [redrive, purge] = await Promise.all([
+      api.request('POST', REDRIVE, { body: { ids } }),
+      api.request('DELETE', DEAD, { body: { ids: [...ids].reverse() } }),
+    ]);
+    expect([redrive.status, purge.status]).toEqual([200, 200]);
+    const redriven = new Set(redrive.body.results.filter((r: { status: string }) => r.status === 'redriven').map((r: { id: string }) => r.id));
+    const purged = new Set(purge.body.results.filter((r: { status: string }) => r.status === 'purged').map((r: { id: string }) => r.id));
+    // Every job was either redriven or purged, never both, and each is where its answer says.
+    expect(redriven.size + purged.size).toBe(ids.length);
+    const after = await states(ids);
+    ids.forEach((id, i) => {
+      if (redriven.has(id)) expect([id, after[i]]).toEqual([id, 'waiting']);
+      else expect([id, after[i]]).toEqual([id, 'unknown']);
+    });
+  });
+
   it("lets another tenant neither list, redrive nor purge a tenant's dead jobs", async () => {
     const [a, b] = [await submit(KEYS.acme), await submit(KEYS.acme)];
     const other = await submit(KEYS.beta);

@@ -1,6 +1,8 @@
 // A lane's dead letters: the jobs in its BullMQ failed set, which bullpen's worker fills with
 // terminal failures. Each tenant lists, redrives and purges only its own; another tenant's job is
-// "not found", exactly as in job-access.ts.
+// "not found", exactly as in job-access.ts. A redrive or purge claims each job first, so that two
+// calls never act on one job at once: BullMQ removes a job in any state, and a purge that found a
+// job dead must not delete it after a concurrent redrive has put it back to work.
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
@@ -19,6 +21,11 @@ import {
 
 /** Attempt history is read from the newest log rows, as for GET /jobs/:id. */
 const MAX_LOG_ROWS = 200;
+/**
+ * How long a redrive or purge holds its claim on a job at most; each acts within the API's 1 s
+ * Redis bound, so a claim outlives its call only when the API died holding it.
+ */
+export const DEAD_LETTER_CLAIM_MS = 30_000;
 /** Ids a job may have; anything else (a colon, say) cannot name a job hash (as in job-access.ts). */
 const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
 
@@ -142,7 +149,7 @@ export class DeadLetters {
   async redrive(lane: string, tenant: string, ids?: readonly string[]): Promise<RedriveResult> {
     const policy = this.deps.config.lanes[lane];
     if (!policy) throw new Error(`unknown lane ${lane}`);
-    const results = await this.apply<RedriveStatus>(lane, tenant, ids, (job) => this.redriveOne(job, policy));
+    const results = await this.apply<RedriveStatus>(lane, tenant, ids, (job) => this.claimed(lane, job, () => this.redriveOne(job, policy)));
     const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
     return { lane, redriven: count('redriven'), notFound: count('not_found'), notDead: count('not_dead'), results };
   }
@@ -150,9 +157,13 @@ export class DeadLetters {
   /** Removes dead jobs with their history. Without `ids`, every dead letter of `tenant`. */
   async purge(lane: string, tenant: string, ids?: readonly string[]): Promise<PurgeResult> {
     const queue = this.deps.lanes.queue(lane);
-    const results = await this.apply<PurgeStatus>(lane, tenant, ids, async (job) =>
-      // 0: locked, so the job was redriven and taken by a worker since it was found dead.
-      (await queue.remove(String(job.id))) === 1 ? 'purged' : 'not_dead',
+    const results = await this.apply<PurgeStatus>(lane, tenant, ids, (job) =>
+      this.claimed(lane, job, async () => {
+        // Found dead before the claim; a redrive may have taken it back to work since.
+        if ((await this.deps.redis.zscore(laneStateKeys(this.deps.config.prefix, lane).failed, String(job.id))) === null) return 'not_dead';
+        // 0: locked, so the job was redriven and taken by a worker since it was found dead.
+        return (await queue.remove(String(job.id))) === 1 ? 'purged' : 'not_dead';
+      }),
     );
     const count = (status: PurgeStatus) => results.filter((r) => r.status === status).length;
     return { lane, purged: count('purged'), notFound: count('not_found'), notDead: count('not_dead'), results };
@@ -255,6 +266,22 @@ export class DeadLetters {
       if (score === null) return { id, status: 'not_dead' };
       return { id, job };
     });
+  }
+
+  /**
+   * Runs `act` holding the job's dead-letter claim. A job another call holds is left to it and
+   * answered not_dead: it is being redriven or purged.
+   */
+  private async claimed<S extends string>(lane: string, job: Job, act: () => Promise<S | 'not_dead' | 'not_found'>): Promise<S | 'not_dead' | 'not_found'> {
+    const { redis, config } = this.deps;
+    const claim = jobKeys(config.prefix, lane, String(job.id)).deadLetterClaim;
+    if ((await redis.set(claim, '1', 'PX', DEAD_LETTER_CLAIM_MS, 'NX')) !== 'OK') return 'not_dead';
+    try {
+      return await act();
+    } finally {
+      // A claim that cannot be given back expires on its own.
+      await redis.del(claim).catch(() => undefined);
+    }
   }
 
   private async redriveOne(job: Job, policy: LanePolicy): Promise<RedriveStatus> {
