@@ -11,25 +11,18 @@ import {
   recordAttempt,
   unwrapJobData,
   LANE_EVENT,
-  type BackoffStrategyName,
-  type BullpenConfig,
-  type BullpenLaneEvent,
-  type Classification,
   type JobMeta,
-  type LanePolicy,
-  type Logger,
   type RetryBudgetDecision,
 } from '@bullpen/core';
-import { Backoffs, DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import type { RedisClient } from '@bullpen/core';
+import { Backoffs, DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
+import type { AnyJob, AttemptDeps } from './attempt-deps';
 import { AttemptTrace } from './attempt-trace';
-import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
-import { attemptRetryOf, emitFailure } from './failure-events';
+import type { AttemptRef, AttemptTimings } from './events';
+import { attemptRetryOf, emitFailure, type FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import { cancelledError } from './timeout';
-import type { ThreadPool } from './isolation/thread-pool';
 import {
   countUncountedStart,
   eligibleAt,
@@ -39,57 +32,13 @@ import {
   readStartHistory,
   type StartHistory,
 } from './job-history';
-import type { RandomSource } from './random';
-import type { HandlerRegistry } from './registry';
-import { planRetry, type RetryPlan } from './retry-plan';
-import type { Semaphore } from './semaphore';
-
-export interface AttemptDeps {
-  config: BullpenConfig;
-  lane: string;
-  policy: LanePolicy;
-  registry: HandlerRegistry;
-  /** The process-wide handler cap, shared by all lanes. */
-  slots: Semaphore;
-  logger: Logger;
-  random: RandomSource;
-  /** A non-blocking connection for bullpen's own writes (attempt rows, events, budget). */
-  redis: RedisClient;
-  budget: { recordFirstAttempt(): void; tryRetry(): Promise<RetryBudgetDecision> };
-  /** The lane's handler threads when it is isolated. */
-  pool: ThreadPool | undefined;
-  emit<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void;
-  /** Whether anything listens to `event`: the per-job events' payloads are built only then. */
-  listens(event: keyof WorkerEventMap): boolean;
-  /** Counts an in-process handler abandoned for ignoring its signal; returns the process total. */
-  abandon(stillRunning: Promise<unknown>): number;
-  ignoredSignalTotal(): number;
-  /** Whether leases must be handed back (memory guard over its limit, or shutting down). */
-  intakeStopped(): boolean;
-  /** A start began / ended: for the lease records. */
-  onStart(jobId: string, attemptsStarted: number, leasedAt: number): void;
-  onEnd(jobId: string): void;
-  /** Adds a bullpen event to the lane stream without waiting for it (close() does). */
-  publish(ev: BullpenLaneEvent): void;
-}
-
-export interface FailedAttempt {
-  ref: AttemptRef;
-  timings: AttemptTimings;
-  classification: Classification;
-  plan: RetryPlan;
-  message: string;
-  /** The lane's backoff strategy. */
-  strategy: BackoffStrategyName;
-}
+import { planRetry } from './retry-plan';
 
 export interface CompletedAttempt {
   ref: AttemptRef;
   timings: AttemptTimings;
   waitMs: number;
 }
-
-type AnyJob = Job<unknown, unknown, string>;
 
 export class AttemptRunner {
   /** Keyed by the error handed to BullMQ, which passes the same object to the backoff strategy
