@@ -2,7 +2,7 @@
 // under the process-wide cap, check the deadline, run the handler under its timeout, and on
 // failure classify the error, plan the retry (deadline, retry budget), and record the attempt row
 // and its event in one Redis call before BullMQ records the outcome. The attempt runs inside its
-// CONSUMER span (attempt-trace.ts).
+// CONSUMER span (attempt-trace.ts); attempt-start.ts looks at the job's earlier starts first.
 import {
   CancelledError,
   PermanentError,
@@ -14,24 +14,17 @@ import {
   type JobMeta,
   type RetryBudgetDecision,
 } from '@bullpen/core';
-import { Backoffs, DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
+import { Backoffs, DelayedError, UnrecoverableError } from 'bullmq';
 import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
+import { detectReclaim, handBack, readHistory } from './attempt-start';
 import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import { attemptRetryOf, emitFailure, type FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import { cancelledError } from './timeout';
-import {
-  countUncountedStart,
-  eligibleAt,
-  isFirstStart,
-  lostStarts,
-  previousWorker,
-  readStartHistory,
-  type StartHistory,
-} from './job-history';
+import { countUncountedStart, eligibleAt, isFirstStart, type StartHistory } from './job-history';
 import { planRetry } from './retry-plan';
 
 export interface CompletedAttempt {
@@ -80,7 +73,7 @@ export class AttemptRunner {
   /** The BullMQ processor. `token` is the job's lock token. */
   async process(job: AnyJob, token: string | undefined): Promise<unknown> {
     if (this.deps.intakeStopped()) {
-      const handedBack = await this.handBack(job, token);
+      const handedBack = await handBack(this.deps, job, token);
       if (handedBack) throw handedBack;
     }
     const leasedAt = Date.now();
@@ -123,12 +116,12 @@ export class AttemptRunner {
     const first = isFirstStart(job);
     if (first) this.deps.budget.recordFirstAttempt();
     // Read while the handler runs; awaited only when the attempt is recorded.
-    const history = first ? undefined : this.readHistory(ref.jobId);
+    const history = first ? undefined : readHistory(this.deps, ref.jobId);
     this.deps.onStart(ref.jobId, job.attemptsStarted, leasedAt);
     if (this.deps.listens('job:started')) {
       this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
     }
-    if (history) void history.then((h) => this.detectReclaim(job, ref, h));
+    if (history) void history.then((h) => detectReclaim(this.deps, job, ref, h));
     this.debugLog.started(ref, data);
 
     const timings: AttemptTimings = { durationMs: 0, slotWaitMs: null, handlerMs: null };
@@ -189,54 +182,6 @@ export class AttemptRunner {
   private deadlineOf(job: AnyJob, metaDeadlineAt: number | undefined): number | undefined {
     const { deadlineMs } = this.deps.policy;
     return metaDeadlineAt ?? (deadlineMs !== undefined ? job.timestamp + deadlineMs : undefined);
-  }
-
-  private readHistory(jobId: string): Promise<StartHistory | undefined> {
-    const { redis, config, lane, logger } = this.deps;
-    return readStartHistory(redis, config.prefix, lane, jobId).catch((err: unknown) => {
-      logger.warn('could not read the job history', { job_id: jobId, error: (err as Error).message });
-      return undefined;
-    });
-  }
-
-  private detectReclaim(job: AnyJob, ref: AttemptRef, history: StartHistory | undefined): void {
-    const lost = lostStarts(job, history);
-    if (lost === 0 || !history) return;
-    const previous = previousWorker(job, history);
-    this.deps.logger.warn('reclaimed a job whose earlier start never finished', {
-      job_id: ref.jobId,
-      attempt: ref.attempt,
-      previous_worker: previous,
-      lost_starts: lost,
-    });
-    this.deps.emit('job:reclaimed', { ...ref, previousWorker: previous, lostStarts: lost });
-    this.deps.publish({
-      event: LANE_EVENT.reclaimed,
-      jobId: ref.jobId,
-      name: ref.jobName,
-      lostStarts: lost,
-      ...(previous !== undefined ? { previousWorker: previous } : {}),
-      ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}),
-      attempt: ref.attempt,
-      worker: ref.workerId,
-    });
-  }
-
-  /**
-   * Puts a job leased while intake is stopped back at the head of the wait list. BullMQ may hand a
-   * paused worker one more job (a fetch already blocked in Redis when the pause began); it must not
-   * run here. The start is counted as using no attempt, so that it is not mistaken for a crash.
-   */
-  private async handBack(job: AnyJob, token: string | undefined): Promise<Error | undefined> {
-    const { redis, config, lane, logger } = this.deps;
-    try {
-      await countUncountedStart(redis, config.prefix, lane, job.id ?? '');
-      await job.moveToWait(token);
-      return new WaitingError();
-    } catch (err) {
-      logger.warn('could not hand a job back while intake is stopped; running it', { job_id: job.id, error: (err as Error).message });
-      return undefined;
-    }
   }
 
   /** Classifies the failure, plans the retry, records the attempt row and its event (one Redis
