@@ -1,5 +1,6 @@
 // What an attempt needs from its lane and its process: the lane worker hands it to the attempt
-// runner, which hands it on to the start of an attempt (attempt-start.ts).
+// runner, which hands it on to the start and the failure of an attempt (attempt-start.ts,
+// attempt-failure.ts).
 import type { BullpenConfig, BullpenLaneEvent, LanePolicy, Logger, RedisClient, RetryBudgetDecision } from '@bullpen/core';
 import type { Job } from 'bullmq';
 import type { WorkerEventMap } from './events';
