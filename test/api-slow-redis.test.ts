@@ -2,14 +2,15 @@
 // have been applied, so the 503 must say the outcome is unknown and name the jobs, never claim
 // that nothing was enqueued.
 import { Job } from 'bullmq';
-import { createLogger, createRedis, type BullpenConfig } from '@bullpen/core';
+import { createLogger, createRedis } from '@bullpen/core';
 import type IORedis from 'ioredis';
 import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { ProblemError } from '../apps/api/src/problem';
 import { JobProducer } from '../apps/api/src/producer';
 import { RedisGuard, RedisTimeoutError } from '../apps/api/src/redis-guard';
-import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
+import { standaloneUrl } from './support/config';
 import { startCuttingProxy } from './support/cutting-proxy';
+import { startProducerSide, type ProducerSide } from './support/producer';
 import { waitUntil } from './support/wait';
 
 /** A guard whose n-th call is sent and applied by Redis, but answered too late. */
@@ -30,25 +31,17 @@ class LateGuard extends RedisGuard {
 }
 
 describe('a write that Redis answers too late', () => {
-  let config: BullpenConfig;
-  let redis: IORedis;
-  let lanes: LaneRegistry;
+  let side: ProducerSide;
 
   beforeAll(async () => {
-    config = testConfig();
-    redis = createRedis(standaloneUrl(config), 'producer');
-    await waitUntil(() => redis.status === 'ready');
-    lanes = new LaneRegistry(config, redis, createLogger('api', 'error'));
+    side = await startProducerSide();
   });
-  afterAll(async () => {
-    await lanes.close();
-    redis.disconnect();
-    await cleanupPrefix(config.prefix);
-  });
+  afterAll(() => side?.close());
 
-  const context = () => ({ lane: 'tool_call', policy: config.lanes.tool_call! });
+  const context = () => ({ lane: 'tool_call', policy: side.config.lanes.tool_call! });
 
   it('answers redis_timeout naming the job, which GET can then find', async () => {
+    const { config, redis, lanes } = side;
     // Call 1 reserves admission, call 2 is the add.
     const producer = new JobProducer({ config, redis, guard: new LateGuard(redis, 2), lanes });
     const err = await producer.submit(context(), 'acme', { name: 'noop', data: {} }).catch((e: unknown) => e);
@@ -63,6 +56,7 @@ describe('a write that Redis answers too late', () => {
   });
 
   it('names every job of a bulk batch whose add timed out', async () => {
+    const { config, redis, lanes } = side;
     const producer = new JobProducer({ config, redis, guard: new LateGuard(redis, 2), lanes });
     const err = await producer
       .submitBulk(context(), 'acme', [{ name: 'noop' }, { name: 'noop' }, { name: 9 }])
@@ -73,6 +67,7 @@ describe('a write that Redis answers too late', () => {
   });
 
   it('still says redis_unavailable when the connection was down before anything was sent', async () => {
+    const { config, lanes } = side;
     const down = createRedis('redis://127.0.0.1:1', 'producer');
     try {
       const producer = new JobProducer({ config, redis: down, guard: new RedisGuard(down), lanes });
@@ -87,23 +82,15 @@ describe('a write that Redis answers too late', () => {
 });
 
 describe('a write whose connection drops before Redis answers', () => {
-  let config: BullpenConfig;
-  let redis: IORedis;
-  let lanes: LaneRegistry;
+  let side: ProducerSide;
 
   beforeAll(async () => {
-    config = testConfig();
-    redis = createRedis(standaloneUrl(config), 'producer');
-    await waitUntil(() => redis.status === 'ready');
-    lanes = new LaneRegistry(config, redis, createLogger('api', 'error'));
+    side = await startProducerSide();
   });
-  afterAll(async () => {
-    await lanes.close();
-    redis.disconnect();
-    await cleanupPrefix(config.prefix);
-  });
+  afterAll(() => side?.close());
 
   it('answers redis_timeout naming the job, which Redis did enqueue', async () => {
+    const { config, lanes } = side;
     const proxy = await startCuttingProxy(Number(new URL(standaloneUrl(config)).port));
     const proxied = createRedis(proxy.url, 'producer');
     const proxiedLanes = new LaneRegistry(config, proxied, createLogger('api', 'error'));

@@ -3,20 +3,15 @@
 // a local server that answers 503 twice and then 200 must leave one trace: the API's server span,
 // the producer span, three consumer spans (one per attempt) and three client spans, and the local
 // server must have received that trace in each request's traceparent.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { SpanKind, type HrTime } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import winston from 'winston';
-import type IORedis from 'ioredis';
-import { createLogger, createRedis, jobKeys, startTracing, unwrapJobData, type BullpenConfig, type Tracing } from '@bullpen/core';
-import { createApiApp, type ApiApp } from '../apps/api/src/app';
-import { listen, type RunningServer } from '../apps/api/src/server';
+import { createLogger, jobKeys, startTracing, unwrapJobData, type BullpenConfig, type Tracing } from '@bullpen/core';
 import { buildRegistry } from '../apps/worker/src/default-registry';
 import { defineHandler } from '../apps/worker/src/handler';
-import { WorkerRuntime } from '../apps/worker/src/runtime';
-import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
+import { startApiAndWorker, type ApiAndWorker } from './support/api-and-worker';
+import { testConfig } from './support/config';
+import { startFlakyServer, type FlakyServer } from './support/flaky-server';
+import { captureLogs } from './support/logs';
 import { waitUntil } from './support/wait';
 
 const KEY = 'trace-tenant-key-1';
@@ -33,15 +28,11 @@ describe('one trace from the REST request to the handler', () => {
   const exporter = new InMemorySpanExporter();
   let tracing: Tracing;
   let config: BullpenConfig;
-  let producer: IORedis;
-  let api: ApiApp;
-  let server: RunningServer;
-  let runtime: WorkerRuntime;
-  let downstream: http.Server;
+  let stack: ApiAndWorker;
+  /** Answers 503 twice, then 200. */
+  let downstream: FlakyServer;
   let downstreamUrl: string;
-  /** What the downstream server received: the traceparent of each request, in order. */
-  const received: Array<string | undefined> = [];
-  const logLines: Array<Record<string, unknown>> = [];
+  let logLines: Array<Record<string, unknown>>;
 
   beforeAll(async () => {
     tracing = startTracing(testConfig().tracing, 'bullpen-test', { exporter });
@@ -54,60 +45,26 @@ describe('one trace from the REST request to the handler', () => {
         },
       },
     });
-    downstream = http.createServer((req, res) => {
-      received.push(req.headers.traceparent as string | undefined);
-      if (received.length <= 2) res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
-      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-    });
-    await new Promise<void>((resolve) => downstream.listen(0, '127.0.0.1', resolve));
-    downstreamUrl = `http://127.0.0.1:${(downstream.address() as AddressInfo).port}/hook?x=1`;
-
-    producer = createRedis(standaloneUrl(config), 'producer');
-    await waitUntil(() => producer.status === 'ready', { what: 'the producer connection' });
-    api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
-    server = await listen(api.app, '127.0.0.1', 0);
+    downstream = await startFlakyServer(2);
+    downstreamUrl = `${downstream.url}/hook?x=1`;
 
     const logger = createLogger('worker', 'debug');
-    logger.clear();
-    logger.add(
-      new winston.transports.Stream({
-        stream: new Writable({
-          write(chunk, _encoding, done) {
-            logLines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-            done();
-          },
-        }),
-      }),
-    );
+    logLines = captureLogs(logger);
     const registry = buildRegistry(undefined).register(stubborn, 'the test');
-    runtime = new WorkerRuntime({ config, logger, registry });
-    await runtime.start();
+    stack = await startApiAndWorker({ config, apiKey: KEY, registry, workerLogger: logger });
   });
 
   afterAll(async () => {
-    await runtime?.close(5000);
-    await server?.close(1000);
-    await api?.close();
-    producer?.disconnect();
-    await new Promise((resolve) => downstream?.close(resolve));
+    await stack?.close();
+    await downstream?.close();
     await tracing?.shutdown();
-    await cleanupPrefix(config.prefix);
   });
-
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${KEY}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
-  };
 
   const finished = (lane: string, id: string) =>
     waitUntil(
       async () => {
-        const res = await call('GET', `/v1/lanes/${lane}/jobs/${id}`);
-        return ['completed', 'failed'].includes(res.body.state) ? res.body : undefined;
+        const res = await stack.call('GET', `/v1/lanes/${lane}/jobs/${id}`);
+        return ['completed', 'failed'].includes(res.body.state as string) ? res.body : undefined;
       },
       { what: `job ${id} to finish` },
     );
@@ -122,7 +79,7 @@ describe('one trace from the REST request to the handler', () => {
       .sort((a, b) => Number(attr(a, 'bullpen.attempt')) - Number(attr(b, 'bullpen.attempt')));
 
   it('joins the request, the enqueue, every attempt and every outbound call of a job into one trace', async () => {
-    const created = await call('POST', '/v1/lanes/calls/jobs', { name: 'http', data: { url: downstreamUrl } });
+    const created = await stack.call('POST', '/v1/lanes/calls/jobs', { name: 'http', data: { url: downstreamUrl } });
     expect(created.status).toBe(201);
     const jobId = String(created.body.id);
     const job = await finished('calls', jobId);
@@ -149,7 +106,7 @@ describe('one trace from the REST request to the handler', () => {
       'messaging.destination.name': 'calls',
       'messaging.operation.type': 'send',
     });
-    const stored = unwrapJobData(JSON.parse((await producer.hget(jobKeys(config.prefix, 'calls', jobId).job, 'data')) as string));
+    const stored = unwrapJobData(JSON.parse((await stack.producer.hget(jobKeys(config.prefix, 'calls', jobId).job, 'data')) as string));
     expect(stored.meta?.trace?.traceparent).toBe(`00-${traceId}-${send.spanContext().spanId}-01`);
 
     // Three CONSUMER spans, one per attempt, each a child of the producer span.
@@ -199,6 +156,8 @@ describe('one trace from the REST request to the handler', () => {
       });
     }
     expect(attr(clients[0], 'error.type')).toBe('503');
+    // What the downstream server received: the traceparent of each request, in order.
+    const received = downstream.requests.map((headers) => headers.traceparent as string | undefined);
     expect(received).toHaveLength(3);
     received.forEach((traceparent, i) => {
       const match = TRACEPARENT.exec(traceparent ?? '');
@@ -213,7 +172,7 @@ describe('one trace from the REST request to the handler', () => {
   });
 
   it('gives a bulk request one producer span per job, each linked to the request span', async () => {
-    const res = await call('POST', '/v1/lanes/calls/jobs/bulk', { jobs: [{ name: 'noop' }, { name: 'noop' }, { name: 'noop' }] });
+    const res = await stack.call('POST', '/v1/lanes/calls/jobs/bulk', { jobs: [{ name: 'noop' }, { name: 'noop' }, { name: 'noop' }] });
     expect(res.body.created).toBe(3);
     const ids = (res.body.results as Array<{ id: string }>).map((r) => r.id);
     for (const id of ids) await finished('calls', id);
@@ -237,7 +196,7 @@ describe('one trace from the REST request to the handler', () => {
   });
 
   it('records the timeout warning and its escalation on the attempt span of a handler that ignores its signal', async () => {
-    const created = await call('POST', '/v1/lanes/slow/jobs', { name: 'stubborn' });
+    const created = await stack.call('POST', '/v1/lanes/slow/jobs', { name: 'stubborn' });
     const jobId = String(created.body.id);
     expect(await finished('slow', jobId)).toMatchObject({ state: 'failed', errorClass: 'timeout' });
     const [attempt] = await waitUntil(() => (consumersOf(jobId).length === 1 ? consumersOf(jobId) : undefined), {

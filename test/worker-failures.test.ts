@@ -3,11 +3,10 @@
 import { cancelChannel, createRedis } from '@bullpen/core';
 import { defineHandler } from '../apps/worker/src/handler';
 import { abortableSleep } from '../apps/worker/src/handlers/sleep';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { deferred } from './support/wait';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
 import { standaloneUrl } from './support/config';
+import { captureLogs } from './support/logs';
 
 describe('worker failure handling', () => {
   let harness: WorkerHarness | undefined;
@@ -183,7 +182,7 @@ describe('worker failure handling', () => {
 
   it('keeps running jobs when a lifecycle listener throws', async () => {
     harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1 } } } });
-    const logged = captureLogs(harness);
+    const logged = captureLogs(harness.logger);
     harness.runtime.on('job:started', () => {
       throw new Error('listener bug');
     });
@@ -202,16 +201,3 @@ describe('worker failure handling', () => {
     );
   });
 });
-
-/** Sends the harness logger's lines to an array instead of the console. */
-function captureLogs(harness: WorkerHarness): Array<Record<string, unknown>> {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  harness.logger.clear().add(new winston.transports.Stream({ stream }));
-  return lines;
-}

@@ -4,8 +4,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { createLaneQueue, createLogger, createRedis, wrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
@@ -14,6 +12,7 @@ import { buildRegistry } from '../apps/worker/src/default-registry';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
 import { WorkerMetrics } from '../apps/worker/src/worker-metrics';
 import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
+import { captureLogs } from './support/logs';
 import { parseExposition, total } from './support/prometheus';
 import { waitUntil } from './support/wait';
 
@@ -35,19 +34,8 @@ async function startWorker(env: Record<string, string>): Promise<Running> {
     env: { WORKER_ID: 'w-eventlog', ...env },
     lanesFile: { lanes: { work: { concurrency: 4, attempts: 2, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } } } },
   });
-  const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger('worker', 'warn');
-  logger.clear();
-  logger.add(
-    new winston.transports.Stream({
-      stream: new Writable({
-        write(chunk, _encoding, done) {
-          logs.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-          done();
-        },
-      }),
-    }),
-  );
+  const logs = captureLogs(logger);
   const runtime = new WorkerRuntime({ config, logger, registry: buildRegistry(undefined) });
   const metrics = new WorkerMetrics(runtime);
   metrics.start();

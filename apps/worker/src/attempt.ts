@@ -1,87 +1,20 @@
 // One attempt of one job, from lease to outcome: find the handler, check the payload, take a slot
-// under the process-wide cap, check the deadline, run the handler under its timeout, and on
-// failure classify the error, plan the retry (deadline, retry budget), and record the attempt row
-// and its event in one Redis call before BullMQ records the outcome. The attempt runs inside its
-// CONSUMER span (attempt-trace.ts).
-import {
-  CancelledError,
-  PermanentError,
-  classifyError,
-  publishLaneEvent,
-  recordAttempt,
-  unwrapJobData,
-  LANE_EVENT,
-  type BackoffStrategyName,
-  type BullpenConfig,
-  type BullpenLaneEvent,
-  type Classification,
-  type JobMeta,
-  type LanePolicy,
-  type Logger,
-  type RetryBudgetDecision,
-} from '@bullpen/core';
-import { Backoffs, DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import type { RedisClient } from '@bullpen/core';
+// under the process-wide cap, check the deadline, run the handler under its timeout and keep what
+// its success needs for BullMQ's 'completed' event. Before it runs, attempt-start.ts looks at the
+// job's earlier starts; on failure, attempt-failure.ts plans the retry and records the attempt
+// before BullMQ records the outcome. The attempt runs inside its CONSUMER span (attempt-trace.ts).
+import { CancelledError, PermanentError, unwrapJobData, type JobMeta } from '@bullpen/core';
 import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
+import type { AnyJob, AttemptDeps } from './attempt-deps';
+import { FailureRecorder } from './attempt-failure';
+import { detectReclaim, handBack, readHistory } from './attempt-start';
 import { AttemptTrace } from './attempt-trace';
-import type { AttemptRef, AttemptTimings, WorkerEventMap } from './events';
-import { attemptRetryOf, emitFailure } from './failure-events';
+import type { AttemptRef, AttemptTimings } from './events';
+import type { FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
+import { eligibleAt, isFirstStart } from './job-history';
 import { cancelledError } from './timeout';
-import type { ThreadPool } from './isolation/thread-pool';
-import {
-  countUncountedStart,
-  eligibleAt,
-  isFirstStart,
-  lostStarts,
-  previousWorker,
-  readStartHistory,
-  type StartHistory,
-} from './job-history';
-import type { RandomSource } from './random';
-import type { HandlerRegistry } from './registry';
-import { planRetry, type RetryPlan } from './retry-plan';
-import type { Semaphore } from './semaphore';
-
-export interface AttemptDeps {
-  config: BullpenConfig;
-  lane: string;
-  policy: LanePolicy;
-  registry: HandlerRegistry;
-  /** The process-wide handler cap, shared by all lanes. */
-  slots: Semaphore;
-  logger: Logger;
-  random: RandomSource;
-  /** A non-blocking connection for bullpen's own writes (attempt rows, events, budget). */
-  redis: RedisClient;
-  budget: { recordFirstAttempt(): void; tryRetry(): Promise<RetryBudgetDecision> };
-  /** The lane's handler threads when it is isolated. */
-  pool: ThreadPool | undefined;
-  emit<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void;
-  /** Whether anything listens to `event`: the per-job events' payloads are built only then. */
-  listens(event: keyof WorkerEventMap): boolean;
-  /** Counts an in-process handler abandoned for ignoring its signal; returns the process total. */
-  abandon(stillRunning: Promise<unknown>): number;
-  ignoredSignalTotal(): number;
-  /** Whether leases must be handed back (memory guard over its limit, or shutting down). */
-  intakeStopped(): boolean;
-  /** A start began / ended: for the lease records. */
-  onStart(jobId: string, attemptsStarted: number, leasedAt: number): void;
-  onEnd(jobId: string): void;
-  /** Adds a bullpen event to the lane stream without waiting for it (close() does). */
-  publish(ev: BullpenLaneEvent): void;
-}
-
-export interface FailedAttempt {
-  ref: AttemptRef;
-  timings: AttemptTimings;
-  classification: Classification;
-  plan: RetryPlan;
-  message: string;
-  /** The lane's backoff strategy. */
-  strategy: BackoffStrategyName;
-}
 
 export interface CompletedAttempt {
   ref: AttemptRef;
@@ -89,12 +22,7 @@ export interface CompletedAttempt {
   waitMs: number;
 }
 
-type AnyJob = Job<unknown, unknown, string>;
-
 export class AttemptRunner {
-  /** Keyed by the error handed to BullMQ, which passes the same object to the backoff strategy
-   * and the 'failed' event. */
-  private readonly failures = new WeakMap<object, FailedAttempt>();
   /** Keyed by the Job object, which BullMQ passes to the 'completed' event. */
   private readonly completions = new WeakMap<object, CompletedAttempt>();
   /** How to stop each attempt running now, by job id (cancellations). */
@@ -102,6 +30,7 @@ export class AttemptRunner {
 
   private readonly callDeps: HandlerCallDeps;
   private readonly debugLog: AttemptDebugLog;
+  private readonly failures: FailureRecorder;
   /** Handlers of this lane holding a slot now. */
   private active = 0;
 
@@ -109,10 +38,11 @@ export class AttemptRunner {
     const { config, logger, policy, pool, emit, abandon, ignoredSignalTotal } = deps;
     this.callDeps = { logger, escalationFactor: policy.timeoutEscalationFactor, pool, emit, abandon, ignoredSignalTotal };
     this.debugLog = new AttemptDebugLog(logger, { include: config.logJobPayloads, redactKeys: config.logRedactKeys });
+    this.failures = new FailureRecorder(deps, this.debugLog);
   }
 
   failureOf(err: unknown): FailedAttempt | undefined {
-    return typeof err === 'object' && err !== null ? this.failures.get(err) : undefined;
+    return this.failures.failureOf(err);
   }
 
   completionOf(job: object): CompletedAttempt | undefined {
@@ -131,7 +61,7 @@ export class AttemptRunner {
   /** The BullMQ processor. `token` is the job's lock token. */
   async process(job: AnyJob, token: string | undefined): Promise<unknown> {
     if (this.deps.intakeStopped()) {
-      const handedBack = await this.handBack(job, token);
+      const handedBack = await handBack(this.deps, job, token);
       if (handedBack) throw handedBack;
     }
     const leasedAt = Date.now();
@@ -174,12 +104,12 @@ export class AttemptRunner {
     const first = isFirstStart(job);
     if (first) this.deps.budget.recordFirstAttempt();
     // Read while the handler runs; awaited only when the attempt is recorded.
-    const history = first ? undefined : this.readHistory(ref.jobId);
+    const history = first ? undefined : readHistory(this.deps, ref.jobId);
     this.deps.onStart(ref.jobId, job.attemptsStarted, leasedAt);
     if (this.deps.listens('job:started')) {
       this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
     }
-    if (history) void history.then((h) => this.detectReclaim(job, ref, h));
+    if (history) void history.then((h) => detectReclaim(this.deps, job, ref, h));
     this.debugLog.started(ref, data);
 
     const timings: AttemptTimings = { durationMs: 0, slotWaitMs: null, handlerMs: null };
@@ -223,7 +153,8 @@ export class AttemptRunner {
       }
     } catch (err) {
       timings.durationMs = Date.now() - leasedAt;
-      throw await this.recordFailure(job, token, { ref, timings, startedAt, trace }, history, meta?.deadlineAt, err);
+      const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
+      throw await this.failures.record(job, token, { ref, timings, startedAt, trace }, history, deadlineAt, err);
     } finally {
       this.deps.onEnd(ref.jobId);
     }
@@ -241,211 +172,8 @@ export class AttemptRunner {
     const { deadlineMs } = this.deps.policy;
     return metaDeadlineAt ?? (deadlineMs !== undefined ? job.timestamp + deadlineMs : undefined);
   }
-
-  private readHistory(jobId: string): Promise<StartHistory | undefined> {
-    const { redis, config, lane, logger } = this.deps;
-    return readStartHistory(redis, config.prefix, lane, jobId).catch((err: unknown) => {
-      logger.warn('could not read the job history', { job_id: jobId, error: (err as Error).message });
-      return undefined;
-    });
-  }
-
-  private detectReclaim(job: AnyJob, ref: AttemptRef, history: StartHistory | undefined): void {
-    const lost = lostStarts(job, history);
-    if (lost === 0 || !history) return;
-    const previous = previousWorker(job, history);
-    this.deps.logger.warn('reclaimed a job whose earlier start never finished', {
-      job_id: ref.jobId,
-      attempt: ref.attempt,
-      previous_worker: previous,
-      lost_starts: lost,
-    });
-    this.deps.emit('job:reclaimed', { ...ref, previousWorker: previous, lostStarts: lost });
-    this.deps.publish({
-      event: LANE_EVENT.reclaimed,
-      jobId: ref.jobId,
-      name: ref.jobName,
-      lostStarts: lost,
-      ...(previous !== undefined ? { previousWorker: previous } : {}),
-      ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}),
-      attempt: ref.attempt,
-      worker: ref.workerId,
-    });
-  }
-
-  /**
-   * Puts a job leased while intake is stopped back at the head of the wait list. BullMQ may hand a
-   * paused worker one more job (a fetch already blocked in Redis when the pause began); it must not
-   * run here. The start is counted as using no attempt, so that it is not mistaken for a crash.
-   */
-  private async handBack(job: AnyJob, token: string | undefined): Promise<Error | undefined> {
-    const { redis, config, lane, logger } = this.deps;
-    try {
-      await countUncountedStart(redis, config.prefix, lane, job.id ?? '');
-      await job.moveToWait(token);
-      return new WaitingError();
-    } catch (err) {
-      logger.warn('could not hand a job back while intake is stopped; running it', { job_id: job.id, error: (err as Error).message });
-      return undefined;
-    }
-  }
-
-  /** Classifies the failure, plans the retry, records the attempt row and its event (one Redis
-   * call) and returns the error to hand to BullMQ. */
-  private async recordFailure(
-    job: AnyJob,
-    token: string | undefined,
-    { ref, timings, startedAt, trace }: { ref: AttemptRef; timings: AttemptTimings; startedAt: number; trace: AttemptTrace },
-    pendingHistory: Promise<StartHistory | undefined> | undefined,
-    metaDeadlineAt: number | undefined,
-    err: unknown,
-  ): Promise<Error> {
-    const { policy, config, lane, redis, logger } = this.deps;
-    const classification = classifyError(err, policy.errorRules);
-    const message = messageOf(err);
-    const history = pendingHistory ? await pendingHistory : undefined;
-    const deadlineAt = this.deadlineOf(job, metaDeadlineAt);
-    const bullmqDelayMs = this.bullmqDelay(job, err);
-    const plan = await planRetry({
-      classification,
-      attemptsMade: job.attemptsMade,
-      maxAttempts: ref.maxAttempts,
-      retry: job.attemptsMade + (history?.uncountedStarts ?? 0),
-      policy,
-      ...(previousDelayOf(job, history) !== undefined ? { previousDelayMs: previousDelayOf(job, history) } : {}),
-      ...(deadlineAt !== undefined ? { deadlineAt } : {}),
-      ...(bullmqDelayMs !== undefined ? { bullmqDelayMs } : {}),
-      now: Date.now(),
-      random: this.deps.random,
-      tryRetry: () => this.tryRetry(ref),
-    });
-    const errorClass = plan.kind === 'dead' ? plan.errorClass : classification.errorClass;
-    const willRetry = plan.kind === 'retry';
-    const consumesAttempt = plan.kind === 'retry' ? plan.consumesAttempt : true;
-    const waitMs = Math.max(0, startedAt - eligibleAt(job, history));
-    const retry = attemptRetryOf({ ref, classification, plan, strategy: policy.backoff.strategy });
-    const writes: Array<Promise<unknown>> = [
-      recordAttempt(redis, {
-        prefix: config.prefix,
-        lane,
-        maxLen: config.eventsMaxLen,
-        attempt: {
-          jobId: ref.jobId,
-          name: ref.jobName,
-          tenant: ref.tenant ?? '',
-          attempt: ref.attempt,
-          outcome: 'failed',
-          errorClass,
-          willRetry,
-          runMs: timings.durationMs,
-          waitMs,
-          ...(plan.kind === 'retry' ? { delayMs: plan.delayMs } : {}),
-          worker: ref.workerId,
-          retryable: classification.retryable,
-          ...(retry ? { retry } : {}),
-        },
-        message,
-        ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
-      }),
-    ];
-    if (plan.budget) {
-      const refusal = { action: plan.budget.action, errorClass: classification.errorClass, retriesInWindow: plan.budget.retriesInWindow, allowedInWindow: plan.budget.allowedInWindow };
-      this.deps.emit('job:retry-budget-exhausted', { ...ref, ...refusal });
-      const subject = { name: ref.jobName, ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}), attempt: ref.attempt, worker: ref.workerId };
-      const ev = { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, ...refusal, ...subject };
-      writes.push(publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen));
-    }
-    if (!consumesAttempt) writes.push(countUncountedStart(redis, config.prefix, lane, ref.jobId));
-    // Issued together, so they share one round trip; the row and its event are one script call.
-    const results = await Promise.allSettled(writes);
-    for (const result of results) {
-      if (result.status === 'rejected') {
-        logger.warn('could not record the failed attempt', { job_id: ref.jobId, error: (result.reason as Error)?.message });
-      }
-    }
-    const failed: FailedAttempt = { ref, timings, classification, plan, message, strategy: policy.backoff.strategy };
-    trace.failed(
-      { errorClass, message, executed: timings.handlerMs !== null },
-      plan.kind === 'retry' ? { delayMs: plan.delayMs, reason: plan.reason } : undefined,
-    );
-    this.debugLog.failed(ref, errorClass, plan);
-
-    if (plan.kind === 'retry' && !plan.consumesAttempt) {
-      const delayed = await this.delayWithoutAttempt(job, token, plan.delayMs);
-      if (delayed) {
-        // BullMQ emits no 'failed' event for a DelayedError: the attempt's events are emitted here.
-        emitFailure(this.deps.emit, failed);
-        return delayed;
-      }
-    }
-    let thrown: Error;
-    if (plan.kind === 'retry' || plan.reason === 'attempts_exhausted') {
-      thrown = err instanceof Error ? err : new Error(message);
-    } else {
-      thrown = new UnrecoverableError(plan.failedReason ?? message);
-      if (err instanceof Error && err.stack) thrown.stack = err.stack;
-    }
-    this.failures.set(thrown, failed);
-    return thrown;
-  }
-
-  /** Asks the budget; Redis trouble lets the retry through rather than failing healthy jobs. */
-  private async tryRetry(ref: AttemptRef): Promise<RetryBudgetDecision> {
-    try {
-      return await this.deps.budget.tryRetry();
-    } catch (err) {
-      this.deps.logger.warn('retry budget unavailable; allowing the retry', { job_id: ref.jobId, error: (err as Error).message });
-      return { granted: true, retriesInWindow: 0, allowedInWindow: 0 };
-    }
-  }
-
-  /**
-   * A rate-limited retry that uses no attempt: the job goes to the delayed set itself and BullMQ is
-   * told so with a DelayedError, which it neither counts as an attempt nor reports as 'failed'.
-   * Returns undefined when that fails (lost lock, Redis away); the failure then takes BullMQ's
-   * ordinary retry path and uses an attempt.
-   */
-  private async delayWithoutAttempt(job: AnyJob, token: string | undefined, delayMs: number): Promise<Error | undefined> {
-    try {
-      await job.moveToDelayed(Date.now() + delayMs, token);
-      return new DelayedError();
-    } catch (err) {
-      this.deps.logger.warn('could not delay a rate-limited job without using an attempt', { job_id: job.id, error: (err as Error).message });
-      return undefined;
-    }
-  }
-
-  /** The delay BullMQ itself will use, for jobs that do not carry bullpen's backoff. */
-  private bullmqDelay(job: AnyJob, err: unknown): number | undefined {
-    // Jobs added by plain BullMQ clients may carry no backoff (BullMQ retries at once) or one of
-    // BullMQ's built-in strategies, which never reach our strategy.
-    const backoff = job.opts.backoff === undefined ? undefined : Backoffs.normalize(job.opts.backoff);
-    if (!backoff) return 0;
-    if (backoff.type in Backoffs.builtinStrategies) {
-      const delay = Backoffs.calculate(backoff, job.attemptsMade + 1, err as Error, job);
-      return typeof delay === 'number' ? delay : 0;
-    }
-    return undefined;
-  }
-}
-
-function previousDelayOf(job: AnyJob, history: StartHistory | undefined): number | undefined {
-  const fromRow = history?.lastRow?.delayMs;
-  if (fromRow !== undefined && fromRow !== null) return fromRow;
-  // The job hash's delay is the one chosen before this attempt (BullMQ stores it on retry).
-  return job.attemptsMade > 0 && job.delay > 0 ? job.delay : undefined;
 }
 
 function slotWaitCancelled(): CancelledError {
   return new CancelledError('job cancelled while active: it was waiting for a handler slot');
-}
-
-function messageOf(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  if (typeof err === 'string') return err;
-  try {
-    return JSON.stringify(err) ?? String(err);
-  } catch {
-    return String(err);
-  }
 }

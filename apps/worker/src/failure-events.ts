@@ -1,8 +1,21 @@
 // The lifecycle events of a failed attempt: emitted once its outcome is recorded, by BullMQ (its
 // 'failed' event) or by the worker itself (a rate-limited retry that uses no attempt); and how
 // its retry was decided, shared by those events and its bp:attempt entry.
-import type { AttemptRetry } from '@bullpen/core';
-import type { AttemptDeps, FailedAttempt } from './attempt';
+import type { AttemptRetry, BackoffStrategyName, Classification } from '@bullpen/core';
+import type { AttemptDeps } from './attempt-deps';
+import type { AttemptRef, AttemptTimings } from './events';
+import type { RetryPlan } from './retry-plan';
+
+/** A failed attempt as recorded, kept until BullMQ (or the worker itself) records its outcome. */
+export interface FailedAttempt {
+  ref: AttemptRef;
+  timings: AttemptTimings;
+  classification: Classification;
+  plan: RetryPlan;
+  message: string;
+  /** The lane's backoff strategy. */
+  strategy: BackoffStrategyName;
+}
 
 /** The lifecycle events of a failed attempt, once BullMQ (or the worker itself) recorded it. */
 export function emitFailure(emit: AttemptDeps['emit'], failed: FailedAttempt): void {

@@ -17,7 +17,8 @@ import {
   type RedisClient,
 } from '@bullpen/core';
 import { Worker, type Job } from 'bullmq';
-import { AttemptRunner, type AttemptDeps } from './attempt';
+import { AttemptRunner } from './attempt';
+import type { AttemptDeps } from './attempt-deps';
 import type { AttemptEventBuffer } from './attempt-event-buffer';
 import type { AttemptRef, DeadReason } from './events';
 import { emitFailure } from './failure-events';

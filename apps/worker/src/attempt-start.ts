@@ -1,0 +1,58 @@
+// What an attempt does about the job's earlier starts before its handler runs: a lease taken while
+// intake is stopped is handed back, and a job started before has its start history read, from
+// which an earlier start that never finished is reported as a reclaim.
+import { LANE_EVENT } from '@bullpen/core';
+import { WaitingError } from 'bullmq';
+import type { AnyJob, AttemptDeps } from './attempt-deps';
+import type { AttemptRef } from './events';
+import { countUncountedStart, lostStarts, previousWorker, readStartHistory, type StartHistory } from './job-history';
+
+/**
+ * Puts a job leased while intake is stopped back at the head of the wait list. BullMQ may hand a
+ * paused worker one more job (a fetch already blocked in Redis when the pause began); it must not
+ * run here. The start is counted as using no attempt, so that it is not mistaken for a crash.
+ */
+export async function handBack(deps: AttemptDeps, job: AnyJob, token: string | undefined): Promise<Error | undefined> {
+  const { redis, config, lane, logger } = deps;
+  try {
+    await countUncountedStart(redis, config.prefix, lane, job.id ?? '');
+    await job.moveToWait(token);
+    return new WaitingError();
+  } catch (err) {
+    logger.warn('could not hand a job back while intake is stopped; running it', { job_id: job.id, error: (err as Error).message });
+    return undefined;
+  }
+}
+
+/** The job's start history; undefined when it cannot be read (the attempt runs all the same). */
+export function readHistory(deps: AttemptDeps, jobId: string): Promise<StartHistory | undefined> {
+  const { redis, config, lane, logger } = deps;
+  return readStartHistory(redis, config.prefix, lane, jobId).catch((err: unknown) => {
+    logger.warn('could not read the job history', { job_id: jobId, error: (err as Error).message });
+    return undefined;
+  });
+}
+
+/** Reports a reclaim when an earlier start of the job never finished. */
+export function detectReclaim(deps: AttemptDeps, job: AnyJob, ref: AttemptRef, history: StartHistory | undefined): void {
+  const lost = lostStarts(job, history);
+  if (lost === 0 || !history) return;
+  const previous = previousWorker(job, history);
+  deps.logger.warn('reclaimed a job whose earlier start never finished', {
+    job_id: ref.jobId,
+    attempt: ref.attempt,
+    previous_worker: previous,
+    lost_starts: lost,
+  });
+  deps.emit('job:reclaimed', { ...ref, previousWorker: previous, lostStarts: lost });
+  deps.publish({
+    event: LANE_EVENT.reclaimed,
+    jobId: ref.jobId,
+    name: ref.jobName,
+    lostStarts: lost,
+    ...(previous !== undefined ? { previousWorker: previous } : {}),
+    ...(ref.tenant !== undefined ? { tenant: ref.tenant } : {}),
+    attempt: ref.attempt,
+    worker: ref.workerId,
+  });
+}
