@@ -13,6 +13,7 @@ import type IORedis from 'ioredis';
 import { cleanupPrefix, standaloneUrl } from './support/config';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
+import { startFlakyServer, type FlakyServer } from './support/flaky-server';
 
 const SPAN_KIND_CONSUMER = 5;
 const SPAN_KIND_CLIENT = 3;
@@ -60,9 +61,8 @@ async function startCollector(): Promise<{ url: string; spans: ExportedSpan[]; c
 
 describe('tracing through an isolated lane', () => {
   let collector: Awaited<ReturnType<typeof startCollector>>;
-  let downstream: http.Server;
+  let downstream: FlakyServer;
   let downstreamUrl: string;
-  const received: Array<string | undefined> = [];
   let worker: WorkerProcess | undefined;
   let queue: Queue;
   let redis: IORedis;
@@ -72,12 +72,8 @@ describe('tracing through an isolated lane', () => {
   beforeAll(async () => {
     if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run npx tsc -b apps/worker first`);
     collector = await startCollector();
-    downstream = http.createServer((req, res) => {
-      received.push(req.headers.traceparent as string | undefined);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-    });
-    await new Promise<void>((resolve) => downstream.listen(0, '127.0.0.1', resolve));
-    downstreamUrl = `http://127.0.0.1:${(downstream.address() as AddressInfo).port}/hook`;
+    downstream = await startFlakyServer(0);
+    downstreamUrl = `${downstream.url}/hook`;
     prefix = testPrefix('trace-iso');
     lanesFile = writeLanesFile({ lanes: { iso: { concurrency: 1, attempts: 1, isolated: true } } });
     const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
@@ -99,7 +95,7 @@ describe('tracing through an isolated lane', () => {
     await redis?.quit();
     await cleanupPrefix(prefix);
     lanesFile?.cleanup();
-    await new Promise((resolve) => downstream?.close(resolve));
+    await downstream?.close();
     await collector?.close();
   });
 
@@ -113,8 +109,9 @@ describe('tracing through an isolated lane', () => {
     await waitUntil(async () => (await queue.getJobState(job.id!)) === 'completed', { what: 'the http job to complete' });
 
     // The outbound call carried the job's trace, under a span of its own.
-    expect(received).toHaveLength(1);
-    const [, sentTraceId, clientSpanId, flags] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(received[0] ?? '') ?? [];
+    expect(downstream.requests).toHaveLength(1);
+    const traceparent = String(downstream.requests[0]?.traceparent ?? '');
+    const [, sentTraceId, clientSpanId, flags] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent) ?? [];
     expect(sentTraceId).toBe(traceId);
     expect(flags).toBe('01');
 
