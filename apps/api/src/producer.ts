@@ -1,10 +1,11 @@
 // Adds jobs to lanes: admission (one round trip that reserves room), the BullMQ add (one round
 // trip, deduplicating idempotency keys atomically in BullMQ's script), then the reservation is
-// released without waiting. A replayed idempotency key returns the original job.
+// released without waiting. A replayed idempotency key returns the original job. Single jobs
+// submitted in the same turn of the event loop share those round trips (submit-batcher.ts).
 import { randomUUID } from 'node:crypto';
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
-import { SpanKind, SpanStatusCode, context, trace, type Link, type Span } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, context, trace, type Context, type Link, type Span } from '@opentelemetry/api';
 import {
   LANE_EVENT,
   injectTraceContext,
@@ -23,6 +24,7 @@ import { ProblemError, outcomeUnknownProblem } from './problem';
 import { RedisOutcomeUnknownError, type RedisGuard } from './redis-guard';
 import { jobSubmissionSchema, parseWith, type JobSubmission } from './schemas';
 import { checkSubmission, deduplicationId, prepareJob, type PreparedJob } from './submission';
+import { BatchedAddError, SubmitBatcher } from './submit-batcher';
 import { jobCreatedView, type BulkItemResult, type BulkResult, type JobCreated, type JobStateView } from './views';
 
 /** What a client is told to wait after a 429; lanes drain at worker speed, unknown here. */
@@ -75,7 +77,7 @@ async function addInOneTransaction(queue: Queue, items: readonly { prepared: Pre
  * A PRODUCER span for one job, following OpenTelemetry's messaging conventions; its context
  * travels with the job (envelope `trace`) so that every attempt joins the same trace.
  */
-function startProducerSpan(lane: string, prepared: PreparedJob, links?: Link[]): Span {
+function startProducerSpan(lane: string, prepared: PreparedJob, links?: Link[], parent: Context = context.active()): Span {
   const span = tracer().startSpan(
     `send ${lane}`,
     {
@@ -90,9 +92,10 @@ function startProducerSpan(lane: string, prepared: PreparedJob, links?: Link[]):
       },
       ...(links ? { links, root: true } : {}),
     },
+    parent,
   );
   if (span.isRecording()) {
-    const carrier = injectTraceContext(trace.setSpan(context.active(), span));
+    const carrier = injectTraceContext(trace.setSpan(parent, span));
     if (Object.keys(carrier).length > 0) prepared.data.bullpen.trace = carrier;
   }
   return span;
@@ -118,43 +121,53 @@ function queueFull(lane: string, backlog: number, maxQueueSize: number): Problem
 }
 
 export class JobProducer {
-  constructor(private readonly deps: ProducerDeps) {}
+  private readonly batcher: SubmitBatcher;
 
+  constructor(private readonly deps: ProducerDeps) {
+    this.batcher = new SubmitBatcher(deps);
+  }
+
+  /**
+   * Admits and adds one job. The admission and the add go to Redis with the other submissions of
+   * the same turn of the event loop (submit-batcher.ts): each is still refused, added or failed on
+   * its own.
+   */
   async submit({ lane, policy }: LaneContext, tenant: string, input: JobSubmission): Promise<SubmitOutcome> {
-    const { config, redis, guard, lanes } = this.deps;
+    const { guard, lanes } = this.deps;
     const prepared = prepareJob(input, { tenant, policy, jobId: randomUUID(), nowMs: Date.now() });
     const queue = lanes.queue(lane);
-    const ids = [prepared.jobId];
-
-    const decision = await guard.run(() =>
-      reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids }),
-    );
-    if (decision.granted === 0) {
-      // A full lane still answers a repeated idempotency key with its job.
-      const dedupId = prepared.opts.deduplication?.id;
-      const existing = dedupId ? await guard.run(() => queue.getDeduplicationJobId(dedupId)) : null;
-      if (existing) return { replayed: true, job: await this.describe(queue, lane, existing, input.name) };
-      this.recordRejections(lane, 1);
-      throw queueFull(lane, decision.backlog, policy.maxQueueSize);
-    }
-
-    const span = startProducerSpan(lane, prepared);
+    // The request's context, for the producer span that starts when the batch is sent.
+    const parent = context.active();
+    let span: Span | undefined;
     let failure: unknown;
     try {
-      const job = await guard.run(() => queue.add(prepared.name, prepared.data, prepared.opts));
-      if (job.id !== prepared.jobId) {
-        span.setAttribute('messaging.message.id', String(job.id));
-        span.setAttribute('bullpen.idempotent_replay', true);
-        return { replayed: true, job: await this.describe(queue, lane, String(job.id), input.name) };
+      const outcome = await this.batcher.add(lane, policy, prepared, () => {
+        span = startProducerSpan(lane, prepared, undefined, parent);
+      });
+      if (!outcome.admitted) {
+        // A full lane still answers a repeated idempotency key with its job.
+        const dedupId = prepared.opts.deduplication?.id;
+        const existing = dedupId ? await guard.run(() => queue.getDeduplicationJobId(dedupId)) : null;
+        if (existing) return { replayed: true, job: await this.describe(queue, lane, existing, input.name) };
+        this.recordRejections(lane, 1);
+        throw queueFull(lane, outcome.backlog, policy.maxQueueSize);
       }
-      return { replayed: false, job: jobCreatedView(job, lane, prepared.initialState) };
+      if (outcome.id !== prepared.jobId) {
+        span?.setAttribute('messaging.message.id', outcome.id);
+        span?.setAttribute('bullpen.idempotent_replay', true);
+        return { replayed: true, job: await this.describe(queue, lane, outcome.id, input.name) };
+      }
+      return { replayed: false, job: jobCreatedView(outcome.job, lane, prepared.initialState) };
     } catch (err) {
-      failure = err;
-      if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
-      throw err;
+      if (!(err instanceof BatchedAddError)) {
+        failure = err;
+        throw err;
+      }
+      failure = err.cause;
+      if (err.step === 'add' && err.cause instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
+      throw err.cause;
     } finally {
-      endSpan(span, failure);
-      releaseAdmission(redis, config.prefix, lane, ids);
+      if (span) endSpan(span, failure);
     }
   }
 

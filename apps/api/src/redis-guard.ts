@@ -13,7 +13,7 @@ export const REDIS_CALL_TIMEOUT_MS = 1000;
  * failure is classified by what it is not: neither a reply from Redis (a script error, a wrong
  * type) nor a programming error. Those are bugs and must surface as such, not as an outage.
  */
-function isConnectionFailure(err: unknown): boolean {
+export function isConnectionFailure(err: unknown): boolean {
   return !(
     err instanceof ReplyError ||
     err instanceof TypeError ||

@@ -1,0 +1,67 @@
+// Single-job submissions made in the same turn of the event loop go to Redis together: one
+// admission call for all of them and one pipeline of BullMQ adds. Each still gets its own answer,
+// and admission still grants room in the order the submissions were made.
+import { Job } from 'bullmq';
+import { admissionKey } from '@bullpen/core';
+import { ProblemError } from '../apps/api/src/problem';
+import { JobProducer } from '../apps/api/src/producer';
+import { RedisGuard } from '../apps/api/src/redis-guard';
+import { testConfig } from './support/config';
+import { startProducerSide, type ProducerSide } from './support/producer';
+
+describe('single submissions made in one turn', () => {
+  let side: ProducerSide;
+  let producer: JobProducer;
+  /** The admission calls the producer connection has sent, per lane. */
+  const admissionCalls = new Map<string, number>();
+
+  beforeAll(async () => {
+    side = await startProducerSide(
+      testConfig({ lanesFile: { lanes: { wide: { concurrency: 1 }, small: { concurrency: 1, maxQueueSize: 5 } } } }),
+    );
+    const { config, redis, lanes } = side;
+    const keys = new Map(['wide', 'small'].map((lane) => [admissionKey(config.prefix, lane), lane]));
+    // Observed on the way to Redis, not replaced: every command still goes out.
+    const send = redis.sendCommand.bind(redis);
+    redis.sendCommand = ((command, stream) => {
+      const lane = command.args.map(String).find((arg) => keys.has(arg));
+      if (command.name.startsWith('eval') && lane) admissionCalls.set(keys.get(lane)!, (admissionCalls.get(keys.get(lane)!) ?? 0) + 1);
+      return send(command, stream);
+    }) as typeof redis.sendCommand;
+    producer = new JobProducer({ config, redis, guard: new RedisGuard(redis), lanes });
+  });
+  afterAll(() => side?.close());
+
+  const context = (lane: string) => ({ lane, policy: side.config.lanes[lane]! });
+
+  it('admits 20 jobs with one admission call and answers each with its own job', async () => {
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => producer.submit(context('wide'), 'acme', { name: 'noop', data: { i } })),
+    );
+    // One call for the turn's 20 jobs; sent one by one, they would have made 20.
+    expect(admissionCalls.get('wide')).toBe(1);
+    expect(new Set(outcomes.map((o) => o.job.id)).size).toBe(20);
+    const queue = side.lanes.queue('wide');
+    for (const [i, outcome] of outcomes.entries()) {
+      expect(outcome).toMatchObject({ replayed: false, job: { lane: 'wide', name: 'noop', state: 'waiting' } });
+      const job = await Job.fromId(queue, outcome.job.id);
+      expect(job?.data).toMatchObject({ data: { i }, bullpen: { tenant: 'acme' } });
+    }
+    // Each admitted job's reservation is given back once it has landed.
+    await expect(side.redis.zcard(admissionKey(side.config.prefix, 'wide'))).resolves.toBe(0);
+  });
+
+  it('grants room in the order the submissions were made and refuses the rest with queue_full', async () => {
+    const settled = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => producer.submit(context('small'), 'acme', { name: 'noop', data: { i } })),
+    );
+    expect(admissionCalls.get('small')).toBe(1);
+    expect(settled.map((s) => s.status)).toEqual([...Array(5).fill('fulfilled'), ...Array(3).fill('rejected')]);
+    for (const s of settled.slice(5)) {
+      const err = (s as PromiseRejectedResult).reason;
+      expect(err).toBeInstanceOf(ProblemError);
+      expect((err as ProblemError).toProblem()).toMatchObject({ status: 429, code: 'queue_full' });
+    }
+    expect(await side.lanes.queue('small').count()).toBe(5);
+  });
+});
