@@ -4,6 +4,7 @@
 // one server, a Redis Cluster, or a master found through Sentinel (redis-target.ts).
 import IORedis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisAuth, RedisTarget } from './redis-target';
+import { coalesceWrites } from './write-coalescing';
 
 /** A connection to one server (or a Sentinel-managed master) or to a Redis Cluster. */
 export type RedisClient = IORedis | Cluster;
@@ -96,6 +97,9 @@ export function createRedis(target: RedisTarget | string, role: ConnectionRole, 
   }
   // Errors surface on the commands that fail; an unhandled 'error' event must not crash a process.
   client.on('error', () => undefined);
+  // One syscall for the writes of a turn of the event loop (write-coalescing.ts), on every node.
+  if (client instanceof Cluster) client.on('+node', (node: IORedis) => coalesceWrites(node));
+  else coalesceWrites(client);
   return client;
 }
 
