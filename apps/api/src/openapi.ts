@@ -172,8 +172,8 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
           description:
             `Send \`{}\` or no body at all for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` ` +
             `(1 to ${MAX_DEAD_IDS}). Purged jobs are removed with their history. Each id gets a result: purged, ` +
-            'not_found (no such job for this tenant) or not_dead (the job exists but is not dead). ' +
-            'The whole body is validated before anything is removed.',
+            'not_found (no such job for this tenant) or not_dead (the job exists but is not dead, or a concurrent ' +
+            'redrive or purge holds it). The whole body is validated before anything is removed.',
           parameters: [laneParam],
           requestBody: { required: false, content: json('DeadLetterSelection') },
           responses: { '200': { description: 'Per-id results.', content: json('PurgeResult') }, ...selectionErrors, ...common },
@@ -187,8 +187,8 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
             'Each redriven job goes back to the lane with fresh attempts (attemptsMade 0) and a fresh deadline ' +
             '(as long from now as it first had from its enqueue); its attempt history is kept. Admission control ' +
             '(maxQueueSize) does not apply: a redrive is an operator\'s action and is never refused with 429. ' +
-            'Each id gets a result: redriven, not_found (no such job for this tenant) or not_dead. ' +
-            'The whole body is validated before anything is redriven.',
+            'Each id gets a result: redriven, not_found (no such job for this tenant) or not_dead (not dead, or a ' +
+            'concurrent redrive or purge holds it). The whole body is validated before anything is redriven.',
           parameters: [laneParam],
           requestBody: { required: true, content: json('DeadLetterSelection') },
           responses: { '200': { description: 'Per-id results.', content: json('RedriveResult') }, ...selectionErrors, ...common },
