@@ -45,7 +45,9 @@ COPY --from=build /app/apps/cli/package.json apps/cli/
 COPY --from=build /app/apps/cli/dist apps/cli/dist
 COPY docker/entrypoint.sh docker/healthcheck.js /usr/local/bin/
 RUN chmod 0755 /usr/local/bin/entrypoint.sh && ln -s /app/apps/cli/dist/main.js /usr/local/bin/bullpen \
-  && chmod 0755 /app/apps/cli/dist/main.js
+  && chmod 0755 /app/apps/cli/dist/main.js \
+  && mkdir -p /var/lib/bullpen/events && chown -R node:node /var/lib/bullpen
+# Where event logs go (EVENT_LOG_FILE): a volume mounted here starts out owned by the app's user.
 USER node
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 CMD ["api"]

@@ -23,7 +23,7 @@ interface Service {
 }
 
 /** The compose file as Compose itself resolves it (defaults interpolated). */
-function resolvedCompose(): { services: Record<string, Service> } {
+function resolvedCompose(): { services: Record<string, Service>; volumes?: Record<string, unknown> } {
   const run = spawnSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config'], {
     cwd: ROOT,
     encoding: 'utf8',
@@ -31,7 +31,7 @@ function resolvedCompose(): { services: Record<string, Service> } {
   });
   if (run.error) throw new Error(`docker-compose is needed to validate the compose file (apt-get install -y docker-compose): ${run.error.message}`);
   if (run.status !== 0) throw new Error(`docker-compose config failed:\n${run.stderr}`);
-  return parse(run.stdout) as { services: Record<string, Service> };
+  return parse(run.stdout) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 }
 
 const compose = resolvedCompose();
@@ -157,6 +157,18 @@ describe('docker-compose.yml', () => {
     expect(promMount && path.relative(ROOT, promMount.split(':')[0] ?? '')).toBe('prometheus');
     for (const rule of prometheus.rule_files) expect(existsSync(path.join(ROOT, 'prometheus', rule))).toBe(true);
     expect(grafana?.environment?.GF_SECURITY_ADMIN_PASSWORD).toBeTruthy();
+  });
+
+  it("keeps the exporter's event log on a named volume that the image's user owns", () => {
+    const file = env('exporter').EVENT_LOG_FILE ?? '';
+    expect(path.isAbsolute(file)).toBe(true);
+    const mount = (services.exporter?.volumes ?? []).map((v) => v.split(':')).find(([, target]) => target === path.dirname(file));
+    expect(mount?.[0]).toMatch(/^[a-z][a-z0-9_-]*$/); // a named volume, not a host path
+    expect(Object.keys(compose.volumes ?? {})).toContain(mount?.[0]);
+    // A new named volume takes the owner of the image's directory it is mounted on.
+    const dockerfile = read('Dockerfile');
+    expect(dockerfile).toMatch(new RegExp(`mkdir -p ${path.dirname(file)} && chown -R node:node`));
+    expect(dockerfile.indexOf(`mkdir -p ${path.dirname(file)}`)).toBeLessThan(dockerfile.indexOf('USER node'));
   });
 
   it('builds one image with a non-root user, a health check and a small context', () => {

@@ -2,11 +2,13 @@
 // the environment Compose would give it (service names mapped to loopback, each declared port to a
 // free local one), beside a real redis-server and a real Prometheus loaded with the repo's own
 // scrape jobs and rules (targets rewritten the same way). Jobs submitted over REST must show up in
-// Prometheus: this proves the wiring, not only the syntax.
+// Prometheus and in the exporter's event log (its path moved from the compose volume to a temporary
+// folder): this proves the wiring, not only the syntax.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { parse } from 'yaml';
 import { startRedis, freePort, type RedisProcess } from './support/redis-server';
 import { RULE_FILES, startPrometheus, type PrometheusProcess, type ScrapeJob } from './support/prometheus';
@@ -56,6 +58,10 @@ describe('the compose stack as local processes', () => {
   let sink: Awaited<ReturnType<typeof startOtlpSink>>;
   /** `service:declaredPort` → local `127.0.0.1:port`, one entry per replica. */
   const addresses = new Map<string, string[]>();
+  /** Where the compose volume for event logs is, on this machine. */
+  const eventLogs = mkdtempSync(path.join(os.tmpdir(), 'bullpen-compose-events-'));
+  /** The exporter's event log as compose configures it, moved into `eventLogs`. */
+  let exporterEventLog = '';
   let apiUrl = '';
   let apiKey = '';
   let prefix = '';
@@ -76,6 +82,10 @@ describe('the compose stack as local processes', () => {
         const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...service.environment };
         env.REDIS_URL = env.REDIS_URL?.replace('redis://redis:6379', redis.url) ?? '';
         env.OTEL_EXPORTER_OTLP_ENDPOINT = env.OTEL_EXPORTER_OTLP_ENDPOINT?.replace('http://otel-collector:4318', sink.url) ?? '';
+        if (env.EVENT_LOG_FILE) {
+          env.EVENT_LOG_FILE = path.join(eventLogs, `${name}-${i}-${path.basename(env.EVENT_LOG_FILE)}`);
+          if (name === 'exporter') exporterEventLog = env.EVENT_LOG_FILE;
+        }
         env[PORT_VARIABLES[name] ?? ''] = String(port);
         env.HOST = '127.0.0.1';
         env.WORKER_ID = `${name}-${i}`;
@@ -126,6 +136,7 @@ describe('the compose stack as local processes', () => {
     );
     await prometheus?.stop();
     await sink?.close();
+    rmSync(eventLogs, { recursive: true, force: true });
     if (redis) {
       await cleanupPrefix(prefix, redis.url);
       await redis.stop();
@@ -175,6 +186,19 @@ describe('the compose stack as local processes', () => {
       { timeoutMs: 15_000, what: 'Prometheus to scrape the API after the bulk requests' },
     );
     expect(requests[0]?.value).toBe(lanes.length);
+
+    // The exporter writes the deployment's lifecycle events where compose puts its volume.
+    expect(exporterEventLog).not.toBe('');
+    const events = await waitUntil(
+      () => {
+        if (!existsSync(exporterEventLog)) return undefined;
+        const lines = readFileSync(exporterEventLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; lane: string });
+        const done = lines.filter((l) => l.event === 'completed');
+        return done.length === lanes.length * perLane ? done : undefined;
+      },
+      { timeoutMs: 15_000, what: "the exporter's event log to hold every completed job" },
+    );
+    for (const lane of lanes) expect(events.filter((e) => e.lane === lane)).toHaveLength(perLane);
   });
 
   it('sends traces from the api and the workers to the OTLP endpoint compose configures', async () => {
