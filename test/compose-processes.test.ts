@@ -5,7 +5,6 @@
 // Prometheus and in the exporter's event log (its path moved from the compose volume to a temporary
 // folder): this proves the wiring, not only the syntax.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +13,7 @@ import { startRedis, freePort, type RedisProcess } from './support/redis-server'
 import { RULE_FILES, startPrometheus, type PrometheusProcess, type ScrapeJob } from './support/prometheus';
 import { cleanupPrefix } from './support/config';
 import { waitUntil } from './support/wait';
+import { startOtlpCollector, type OtlpCollector } from './support/otlp-collector';
 
 const ROOT = path.resolve(__dirname, '..');
 const PORT_VARIABLES: Record<string, string> = { api: 'PORT', exporter: 'EXPORTER_PORT', worker: 'WORKER_METRICS_PORT' };
@@ -34,28 +34,12 @@ function resolvedServices(): Record<string, Service> {
   return (parse(run.stdout) as { services: Record<string, Service> }).services;
 }
 
-/** Accepts OTLP/HTTP exports and keeps their bodies, as the collector would receive them. */
-async function startOtlpSink(): Promise<{ url: string; bodies: Buffer[]; close(): Promise<void> }> {
-  const bodies: Buffer[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.method === 'POST' && req.url === '/v1/traces') bodies.push(Buffer.concat(chunks));
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${address.port}`, bodies, close: () => new Promise((r) => server.close(() => r())) };
-}
-
 describe('the compose stack as local processes', () => {
   const services = resolvedServices();
   const children: Array<{ name: string; child: ChildProcess; output: string[] }> = [];
   let redis: RedisProcess;
   let prometheus: PrometheusProcess;
-  let sink: Awaited<ReturnType<typeof startOtlpSink>>;
+  let sink: OtlpCollector;
   /** `service:declaredPort` → local `127.0.0.1:port`, one entry per replica. */
   const addresses = new Map<string, string[]>();
   /** Where the compose volume for event logs is, on this machine. */
@@ -68,7 +52,7 @@ describe('the compose stack as local processes', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    sink = await startOtlpSink();
+    sink = await startOtlpCollector();
     for (const name of ['api', 'worker', 'exporter']) {
       const service = services[name];
       if (!service?.environment) throw new Error(`compose service ${name} has no environment`);

@@ -3,8 +3,6 @@
 // long that spans leave only when the worker shuts down: the `http` handler's outbound call, made in
 // a handler thread, must be a CLIENT span under the attempt's CONSUMER span, send its traceparent
 // downstream, and reach the collector when the worker stops on SIGTERM.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createLaneQueue, createRedis, loadConfig, wrapJobData } from '@bullpen/core';
@@ -14,53 +12,13 @@ import { cleanupPrefix, standaloneUrl } from './support/config';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
 import { startFlakyServer, type FlakyServer } from './support/flaky-server';
+import { startOtlpCollector, type OtlpCollector } from './support/otlp-collector';
 
 const SPAN_KIND_CONSUMER = 5;
 const SPAN_KIND_CLIENT = 3;
 
-interface ExportedSpan {
-  service: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | undefined;
-  name: string;
-  kind: number;
-  attributes: Record<string, unknown>;
-}
-
-/** A stand-in OTLP/HTTP collector: keeps every span it is sent (OTLP JSON). */
-async function startCollector(): Promise<{ url: string; spans: ExportedSpan[]; close(): Promise<void> }> {
-  const spans: ExportedSpan[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      if (req.method === 'POST' && req.url === '/v1/traces') {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: any[] };
-        for (const rs of body.resourceSpans ?? []) {
-          const service = rs.resource?.attributes?.find((a: any) => a.key === 'service.name')?.value?.stringValue;
-          for (const scope of rs.scopeSpans ?? []) {
-            for (const s of scope.spans ?? []) {
-              const attributes: Record<string, unknown> = {};
-              for (const a of s.attributes ?? []) attributes[a.key] = Object.values(a.value ?? {})[0];
-              spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId || undefined, name: s.name, kind: s.kind, attributes });
-            }
-          }
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    spans,
-    close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
-  };
-}
-
 describe('tracing through an isolated lane', () => {
-  let collector: Awaited<ReturnType<typeof startCollector>>;
+  let collector: OtlpCollector;
   let downstream: FlakyServer;
   let downstreamUrl: string;
   let worker: WorkerProcess | undefined;
@@ -71,7 +29,7 @@ describe('tracing through an isolated lane', () => {
 
   beforeAll(async () => {
     if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run npx tsc -b apps/worker first`);
-    collector = await startCollector();
+    collector = await startOtlpCollector();
     downstream = await startFlakyServer(0);
     downstreamUrl = `${downstream.url}/hook`;
     prefix = testPrefix('trace-iso');
@@ -116,7 +74,7 @@ describe('tracing through an isolated lane', () => {
     expect(flags).toBe('01');
 
     expect(await worker!.stop('SIGTERM')).toBe(0);
-    const ofTrace = collector.spans.filter((s) => s.traceId === traceId);
+    const ofTrace = collector.spans().filter((s) => s.traceId === traceId);
     const consumer = ofTrace.find((s) => s.kind === SPAN_KIND_CONSUMER);
     const client = ofTrace.find((s) => s.kind === SPAN_KIND_CLIENT);
     expect(consumer).toMatchObject({ service: 'bullpen-worker', name: 'process iso', parentSpanId: producerSpanId });

@@ -1,0 +1,59 @@
+// A stand-in OTLP/HTTP collector for tests: accepts POST /v1/traces, answers 200 and keeps each
+// body as it was received; spans() reads the JSON bodies back as flat spans.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ExportedSpan {
+  service: string | undefined;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  name: string;
+  kind: number;
+  attributes: Record<string, unknown>;
+}
+
+export interface OtlpCollector {
+  /** http://127.0.0.1:<port>, for OTEL_EXPORTER_OTLP_ENDPOINT. */
+  url: string;
+  /** Every export body received, in order. */
+  bodies: Buffer[];
+  /** The spans of the OTLP JSON bodies received so far. */
+  spans(): ExportedSpan[];
+  close(): Promise<void>;
+}
+
+export async function startOtlpCollector(): Promise<OtlpCollector> {
+  const bodies: Buffer[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/traces') bodies.push(Buffer.concat(chunks));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bodies,
+    spans: () => bodies.flatMap(spansOf),
+    close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
+  };
+}
+
+function spansOf(body: Buffer): ExportedSpan[] {
+  const spans: ExportedSpan[] = [];
+  const { resourceSpans = [] } = JSON.parse(body.toString('utf8')) as { resourceSpans?: any[] };
+  for (const rs of resourceSpans) {
+    const service = rs.resource?.attributes?.find((a: any) => a.key === 'service.name')?.value?.stringValue;
+    for (const scope of rs.scopeSpans ?? []) {
+      for (const s of scope.spans ?? []) {
+        const attributes: Record<string, unknown> = {};
+        for (const a of s.attributes ?? []) attributes[a.key] = Object.values(a.value ?? {})[0];
+        spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId || undefined, name: s.name, kind: s.kind, attributes });
+      }
+    }
+  }
+  return spans;
+}
