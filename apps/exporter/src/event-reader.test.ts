@@ -1,0 +1,60 @@
+import IORedis from 'ioredis';
+import { createLogger, laneEventsKey, MetricLabels, metricsOf } from '@bullpen/core';
+import { EventReader } from './event-reader';
+import { SeriesStore } from './stored-series';
+import { cleanupPrefix } from '../../../test/support/config';
+import { redisUrl, testPrefix, waitUntil } from '../../../test/support/wait';
+
+describe('EventReader pacing', () => {
+  const prefix = testPrefix('reader-pacing');
+  let redis: IORedis;
+  let reader: EventReader | undefined;
+
+  beforeAll(() => {
+    redis = new IORedis(redisUrl());
+  });
+  afterAll(async () => {
+    await reader?.close();
+    await cleanupPrefix(prefix);
+    await redis.quit();
+  });
+
+  function start(lane: string, readIntervalMs: number, batchSize: number): number[] {
+    const reads: number[] = [];
+    reader = new EventReader({
+      redis: { mode: 'standalone', url: redisUrl() },
+      prefix,
+      lanes: [lane],
+      labels: new MetricLabels({ jobNames: [], tenants: [] }),
+      store: new SeriesStore(metricsOf('exporter-events')),
+      logger: createLogger('exporter', 'error'),
+      batchSize,
+      readIntervalMs,
+      onRead: (entries) => reads.push(entries),
+    });
+    reader.start();
+    return reads;
+  }
+
+  const add = (lane: string, n: number) =>
+    redis.xadd(laneEventsKey(prefix, lane), '*', 'event', 'completed', 'jobId', String(n), 'returnvalue', 'null');
+
+  it('waits out the interval after a batch that filled nothing, and reads again at once after a full one', async () => {
+    const reads = start('trickle', 60_000, 20);
+    await waitUntil(() => reader?.up, { what: 'the reader to start' });
+    await add('trickle', 0);
+    await waitUntil(() => reads.length === 1, { what: 'the first entry to be read' });
+    // One at a time: read as soon as each arrived, these would come in many small batches.
+    for (let i = 1; i <= 30; i += 1) await add('trickle', i);
+    // Before the interval is over, nothing more is read...
+    expect(reads).toEqual([1]);
+    await reader!.close();
+    reader = undefined;
+
+    // ...and a reader that finds a full batch does not wait: 45 entries come as 20, 20, 5.
+    for (let i = 0; i < 45; i += 1) await add('flood', i);
+    const next = start('flood', 60_000, 20);
+    await waitUntil(() => next.reduce((a, b) => a + b, 0) === 45, { what: 'the second reader to read every entry' });
+    expect(next).toEqual([20, 20, 5]);
+  });
+});
