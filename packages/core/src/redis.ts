@@ -97,7 +97,7 @@ export function createRedis(target: RedisTarget | string, role: ConnectionRole, 
   }
   // Errors surface on the commands that fail; an unhandled 'error' event must not crash a process.
   client.on('error', () => undefined);
-  // One syscall for the writes of a turn of the event loop (write-coalescing.ts), on every node.
+  // One syscall for the writes of one callback and its promise jobs (write-coalescing.ts), on every node.
   if (client instanceof Cluster) client.on('+node', (node: IORedis) => coalesceWrites(node));
   else coalesceWrites(client);
   return client;

@@ -39,13 +39,13 @@ describe('coalesced writes', () => {
     return writes;
   }
 
-  it('sends the commands of one turn of the event loop in one socket write, in order', async () => {
+  it('sends the commands made while handling one event in one socket write, in order', async () => {
     const writes = await socketWritesFor(() => Promise.all(Array.from({ length: 50 }, (_, i) => redis.set(`${prefix}:${i}`, String(i)))));
     expect(writes).toBe(1);
     expect(await redis.mget(Array.from({ length: 50 }, (_, i) => `${prefix}:${i}`))).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
   });
 
-  it('sends the commands of separate turns in separate writes', async () => {
+  it('sends commands made in separate turns of the event loop in separate writes', async () => {
     const writes = await socketWritesFor(async () => {
       await redis.incr(`${prefix}:0`);
       await new Promise((resolve) => setImmediate(resolve));

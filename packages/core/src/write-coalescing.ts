@@ -1,11 +1,11 @@
-// Writes to Redis that a process makes in one turn of the event loop leave in one syscall. A
-// worker finishing 50 jobs in a turn sends 50 commands; each stream.write() is a write(2) of its
-// own, and on a small VM a syscall costs more than the command's own work in Node. The socket is
-// corked at the turn's first write and uncorked when the turn ends (setImmediate): commands go
-// out in the order they were made, in one writev, at most one turn later. Nothing else about the
-// connection changes: replies, timeouts, reconnects and errors are ioredis's as before. A handler
-// that blocks the event loop delays this turn's writes until it yields, as it already delays the
-// replies and timers of the whole process (CPU-heavy handlers belong in isolated lanes).
+// Writes to Redis that a process makes while handling one event leave in one syscall. One read of
+// replies finishes many of a worker's jobs at once, and each job's next command was a write(2) of
+// its own; on a small VM a syscall costs more than the command's own work in Node. The socket is
+// corked at the first write and uncorked on the next tick, once the callback and the promise jobs
+// it started have run: commands go out in the order they were made, in one writev, before the
+// event loop moves on (so no later: uncorking on setImmediate instead added a loop iteration to
+// every hop, about 0.3 ms to a job's pickup). Nothing else about the connection changes: replies,
+// timeouts, reconnects and errors are ioredis's as before.
 import type { Socket } from 'node:net';
 import type IORedis from 'ioredis';
 
@@ -26,7 +26,7 @@ function coalesce(stream: CoalescedSocket | undefined): void {
     if (!corked) {
       corked = true;
       stream.cork();
-      setImmediate(flush);
+      process.nextTick(flush);
     }
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as Socket['write'];
