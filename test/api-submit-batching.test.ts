@@ -1,13 +1,17 @@
 // Single-job submissions made in the same turn of the event loop go to Redis together: one
 // admission call for all of them and one pipeline of BullMQ adds. Each still gets its own answer,
 // and admission still grants room in the order the submissions were made.
+import { randomUUID } from 'node:crypto';
 import { Job } from 'bullmq';
 import { admissionKey } from '@bullpen/core';
 import { ProblemError } from '../apps/api/src/problem';
 import { JobProducer } from '../apps/api/src/producer';
 import { RedisGuard } from '../apps/api/src/redis-guard';
+import { BatchedAddError, SubmitBatcher } from '../apps/api/src/submit-batcher';
+import { prepareJob } from '../apps/api/src/submission';
 import { testConfig } from './support/config';
 import { startProducerSide, type ProducerSide } from './support/producer';
+import { waitUntil } from './support/wait';
 
 describe('single submissions made in one turn', () => {
   let side: ProducerSide;
@@ -49,6 +53,24 @@ describe('single submissions made in one turn', () => {
     }
     // Each admitted job's reservation is given back once it has landed.
     await expect(side.redis.zcard(admissionKey(side.config.prefix, 'wide'))).resolves.toBe(0);
+  });
+
+  it('fails every submission of a batch it could not build, and gives their room back, rather than leaving them hanging', async () => {
+    const { config, redis, lanes } = side;
+    const batcher = new SubmitBatcher({ config, redis, guard: new RedisGuard(redis), lanes });
+    const policy = config.lanes.wide!;
+    const prepared = () => prepareJob({ name: 'noop', data: {} }, { tenant: 'acme', policy, jobId: randomUUID(), nowMs: Date.now() });
+    const boom = () => {
+      throw new Error('boom');
+    };
+    const settled = await Promise.allSettled([batcher.add('wide', policy, prepared(), boom), batcher.add('wide', policy, prepared())]);
+    for (const s of settled) {
+      expect(s.status).toBe('rejected');
+      const err = (s as PromiseRejectedResult).reason as BatchedAddError;
+      expect(err).toBeInstanceOf(BatchedAddError);
+      expect({ step: err.step, cause: (err.cause as Error).message }).toEqual({ step: 'add', cause: 'boom' });
+    }
+    await waitUntil(async () => (await redis.zcard(admissionKey(config.prefix, 'wide'))) === 0, { what: 'the reservations to be given back' });
   });
 
   it('grants room in the order the submissions were made and refuses the rest with queue_full', async () => {

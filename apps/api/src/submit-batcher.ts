@@ -102,6 +102,10 @@ export class SubmitBatcher {
         if ('err' in reply) item.reject(new BatchedAddError('add', reply.err));
         else item.resolve({ admitted: true, id: reply.id, job: jobs[i] as Job });
       });
+    } catch (err) {
+      // A bug in building the batch (nothing was sent): each request fails, none hangs, and the
+      // process does not die of an unhandled rejection. Settled submissions ignore this.
+      for (const item of admitted) item.reject(new BatchedAddError('add', err));
     } finally {
       releaseAdmission(redis, config.prefix, lane, ids.slice(0, granted));
     }
