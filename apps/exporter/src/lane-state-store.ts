@@ -2,7 +2,7 @@
 // it (lua/exporter-commit.lua), so that a restart, even after SIGKILL, resumes exactly there.
 import type { RedisClient } from '@bullpen/core';
 import type { ChainableCommander } from 'ioredis';
-import { exporterStateKey, luaScript } from '@bullpen/core';
+import { exporterStateKey, scriptCommand } from '@bullpen/core';
 import type { LaneDelta } from './stored-series';
 import { parseStreamInfo, type StreamInfo } from './stream-loss';
 
@@ -37,9 +37,7 @@ export class LaneStateStore {
     private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
-    if (typeof (redis as unknown as Partial<CommitCommand>)[COMMIT] !== 'function') {
-      redis.defineCommand(COMMIT, { numberOfKeys: 1, lua: luaScript('exporter-commit') });
-    }
+    scriptCommand<CommitCommand>(redis, COMMIT, 'exporter-commit', 1);
   }
 
   async load(lane: string): Promise<SavedLaneState> {

@@ -6,7 +6,7 @@ import {
   laneEventsKey,
   lanePrefix,
   laneStateKeys,
-  luaScript,
+  scriptCommand,
   QUEUE_JOB_STATES,
   serversOf,
   type QueueJobState,
@@ -67,9 +67,7 @@ export class QueueSampler {
     private readonly lanes: readonly string[],
     private readonly positionOf: (lane: string) => string,
   ) {
-    if (typeof (redis as unknown as Partial<SnapshotCommand>)[SNAPSHOT] !== 'function') {
-      redis.defineCommand(SNAPSHOT, { numberOfKeys: 10, lua: luaScript('lane-snapshot') });
-    }
+    scriptCommand<SnapshotCommand>(redis, SNAPSHOT, 'lane-snapshot', 10);
   }
 
   /** A snapshot; joins the read in flight if there is one. */

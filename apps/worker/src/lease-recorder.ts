@@ -2,7 +2,7 @@
 // the job after a crash can name the one that crashed. BullMQ's own `processedBy` cannot tell: the
 // next lease overwrites it. Jobs that finish sooner, nearly all of them, cost nothing: one timer
 // per lane sweeps the active jobs, and one script call records all that are due.
-import { JOB_FIELD, formatLeaseRecord, jobKeys, luaScript, type Logger } from '@bullpen/core';
+import { JOB_FIELD, formatLeaseRecord, jobKeys, scriptCommand, type Logger } from '@bullpen/core';
 import type { RedisClient } from '@bullpen/core';
 
 const SCRIPT = 'bullpenRecordLeases';
@@ -27,8 +27,7 @@ export class LeaseRecorder {
   constructor(private readonly options: LeaseRecorderOptions) {}
 
   start(): void {
-    const redis = this.options.redis as Partial<LeaseRedis> & RedisClient;
-    if (typeof redis[SCRIPT] !== 'function') redis.defineCommand(SCRIPT, { lua: luaScript('record-leases') });
+    scriptCommand<LeaseRedis>(this.options.redis, SCRIPT, 'record-leases');
     this.timer = setInterval(() => this.sweep(), Math.max(10, Math.floor(this.options.recordAfterMs / 2)));
     this.timer.unref();
   }

@@ -2,7 +2,7 @@
 // (lua/admission.lua), so that a lane's backlog never exceeds its maxQueueSize.
 import type { RedisClient } from './redis';
 import { admissionKey, laneBacklogKeys } from './keys';
-import { luaScript } from './lua';
+import { scriptCommand } from './lua';
 
 /** How long a reservation holds room if its producer never adds the job nor releases it. */
 export const RESERVATION_TTL_MS = 10_000;
@@ -21,11 +21,7 @@ interface AdmissionClient {
 }
 
 function ensureCommand(redis: RedisClient): AdmissionClient {
-  const client = redis as unknown as Partial<AdmissionClient>;
-  if (typeof client[COMMAND] !== 'function') {
-    redis.defineCommand(COMMAND, { numberOfKeys: 5, lua: luaScript('admission') });
-  }
-  return redis as unknown as AdmissionClient;
+  return scriptCommand<AdmissionClient>(redis, COMMAND, 'admission', 5);
 }
 
 export interface ReserveOptions {

@@ -2,6 +2,7 @@
 // KEYS, ARGV and return value. The path is the same from src/ and dist/.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { RedisClient } from './redis';
 
 export const LUA_DIR = path.resolve(__dirname, '../lua');
 
@@ -14,4 +15,16 @@ export function luaScript(name: string): string {
     cache.set(name, source);
   }
   return source;
+}
+
+/**
+ * `redis` with the Lua script `script` as the custom command `name` (ioredis defineCommand, which
+ * sends EVALSHA and loads the script when Redis lacks it). Defined once per client; later calls
+ * return the client as it is.
+ */
+export function scriptCommand<C>(redis: RedisClient, name: string, script: string, numberOfKeys?: number): C & RedisClient {
+  if (typeof (redis as unknown as Record<string, unknown>)[name] !== 'function') {
+    redis.defineCommand(name, { lua: luaScript(script), ...(numberOfKeys === undefined ? {} : { numberOfKeys }) });
+  }
+  return redis as C & RedisClient;
 }

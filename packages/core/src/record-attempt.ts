@@ -4,7 +4,7 @@ import type { RedisClient } from './redis';
 import { formatAttemptLogRow } from './attempt-log';
 import { jobKeys, laneEventsKey } from './keys';
 import { encodeLaneEvent, LANE_EVENT, type AttemptEvent } from './lane-events';
-import { luaScript } from './lua';
+import { scriptCommand } from './lua';
 
 const RECORD_ATTEMPT = 'bullpenRecordAttempt';
 interface RecordAttemptClient {
@@ -12,10 +12,7 @@ interface RecordAttemptClient {
 }
 
 function recordAttemptClient(redis: RedisClient): RecordAttemptClient {
-  if (typeof (redis as unknown as Partial<RecordAttemptClient>)[RECORD_ATTEMPT] !== 'function') {
-    redis.defineCommand(RECORD_ATTEMPT, { numberOfKeys: 3, lua: luaScript('record-attempt') });
-  }
-  return redis as unknown as RecordAttemptClient;
+  return scriptCommand<RecordAttemptClient>(redis, RECORD_ATTEMPT, 'record-attempt', 3);
 }
 
 export interface RecordAttemptOptions {

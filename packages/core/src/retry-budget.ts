@@ -4,7 +4,7 @@
 import type { RedisClient } from './redis';
 import { retryBudgetBucketKey } from './keys';
 import type { RetryBudgetPolicy } from './lanes';
-import { luaScript } from './lua';
+import { scriptCommand } from './lua';
 
 export interface RetryBudgetDecision {
   granted: boolean;
@@ -39,9 +39,7 @@ export class RetryBudget {
   ) {
     this.now = options.now ?? Date.now;
     this.flushIntervalMs = options.flushIntervalMs ?? 250;
-    if (!(redis as unknown as Partial<BudgetRedis>).bullpenRetryBudget) {
-      redis.defineCommand('bullpenRetryBudget', { lua: luaScript('retry-budget') });
-    }
+    scriptCommand<BudgetRedis>(redis, 'bullpenRetryBudget', 'retry-budget');
   }
 
   start(): void {
