@@ -3,7 +3,7 @@
 // null for what the streams do not carry), `bullpen report` reads it, it rotates at
 // EVENT_LOG_MAX_BYTES, a SIGKILL loses no line, and a path that cannot be written does not stop
 // the exporter counting: the failed writes are counted in a metric and logged once.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLaneQueue, createLogger, createRedis, wrapJobData } from '@bullpen/core';
@@ -15,25 +15,9 @@ import { WorkerRuntime } from '../apps/worker/src/runtime';
 import { cleanupPrefix, testConfig } from './support/config';
 import { spawnExporter, total, type ExporterProcess } from './support/prometheus';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
+import { ENVELOPE, expectRotatedLog, readLogLines, type LogLine } from './support/event-log-files';
 
-const ENVELOPE = ['ts', 'event', 'lane', 'job_id', 'job_name', 'tenant', 'attempt', 'worker_id'];
 const LANES = { lanes: { work: { concurrency: 4, attempts: 3, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } } } };
-
-type Line = Record<string, unknown>;
-
-/** The lines of a log; a line cut short by a killed writer is left out. */
-const readLines = (file: string): Line[] =>
-  existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .split('\n')
-        .flatMap((l) => {
-          try {
-            return [JSON.parse(l) as Line];
-          } catch {
-            return [];
-          }
-        })
-    : [];
 
 describe("the exporter's lifecycle event log", () => {
   let dir: string;
@@ -92,7 +76,7 @@ describe("the exporter's lifecycle event log", () => {
   };
   /** Attempts the exporter has counted (every bp:attempt entry), from its metrics. */
   const attemptsCounted = async (exporter: ExporterProcess) => total(await exporter.samples(), 'bullpen_job_attempts_total');
-  const key = (l: Line) => `${String(l.job_id)} ${String(l.event)}@${String(l.attempt)}`;
+  const key = (l: LogLine) => `${String(l.job_id)} ${String(l.event)}@${String(l.attempt)}`;
 
   it('writes the lines of a job that fails twice then succeeds and of one that dies, as the worker does, and bullpen report reads them', async () => {
     const file = path.join(dir, 'exporter.jsonl');
@@ -104,17 +88,17 @@ describe("the exporter's lifecycle event log", () => {
       { name: 'fail', data: { kind: 'retryable', succeedOnAttempt: 3 } },
       { name: 'fail', data: { kind: 'retryable' } },
     ]);
-    const of = (lines: Line[], id: string | undefined) => lines.filter((l) => l.job_id === id).map((l) => `${String(l.event)}@${String(l.attempt)}`);
+    const of = (lines: LogLine[], id: string | undefined) => lines.filter((l) => l.job_id === id).map((l) => `${String(l.event)}@${String(l.attempt)}`);
     const retried = (n: number) => [`lease_created@${n}`, `failed@${n}`, `backoff_applied@${n}`, `retry_scheduled@${n}`];
     const flakyLines = [...retried(1), ...retried(2), 'lease_created@3', 'completed@3'];
     const diesLines = [...retried(1), ...retried(2), 'lease_created@3', 'failed@3', 'max_retries_reached@3'];
     // The lines are on disk once the exporter has counted the entries they come from.
-    await waitUntil(() => of(readLines(file), dies).length === diesLines.length && of(readLines(file), flaky).length === flakyLines.length, {
+    await waitUntil(() => of(readLogLines(file), dies).length === diesLines.length && of(readLogLines(file), flaky).length === flakyLines.length, {
       what: "the exporter's lines of both jobs",
     });
     await worker.close();
 
-    const lines = readLines(file);
+    const lines = readLogLines(file);
     expect(of(lines, flaky)).toEqual(flakyLines);
     expect(of(lines, dies)).toEqual(diesLines);
     for (const line of lines) {
@@ -130,7 +114,7 @@ describe("the exporter's lifecycle event log", () => {
 
     // The same kinds of line as the worker's own log, with the same fields in the same order, and
     // the same values wherever the exporter knows them.
-    const workerLines = new Map(readLines(workerFile).map((l) => [key(l), l]));
+    const workerLines = new Map(readLogLines(workerFile).map((l) => [key(l), l]));
     for (const line of lines) {
       const { stream_id: _streamId, ...fields } = line;
       const own = workerLines.get(key(line));
@@ -160,16 +144,7 @@ describe("the exporter's lifecycle event log", () => {
     await waitUntil(async () => (await attemptsCounted(exporter)) === ids.length, { what: 'the exporter to count every attempt' });
     await exporter.kill('SIGTERM');
 
-    expect(existsSync(`${file}.1`)).toBe(true);
-    expect(existsSync(`${file}.2`)).toBe(true);
-    expect(existsSync(`${file}.3`)).toBe(false);
-    const kept = [`${file}.2`, `${file}.1`, file];
-    for (const f of kept) {
-      expect(statSync(f).size).toBeGreaterThan(0);
-      expect(statSync(f).size).toBeLessThanOrEqual(1024);
-    }
-    const lines = kept.flatMap(readLines);
-    for (const line of lines) expect(Object.keys(line).slice(0, ENVELOPE.length)).toEqual(ENVELOPE);
+    const lines = expectRotatedLog(file, 1024, 2);
     // The oldest lines went with the files rotated away.
     const completed = new Set(lines.filter((l) => l.event === 'completed').map((l) => l.job_id));
     expect(completed.size).toBeGreaterThan(0);
@@ -196,7 +171,7 @@ describe("the exporter's lifecycle event log", () => {
     await waitUntil(async () => (await attemptsCounted(last)) === ids.length, { what: 'the restarted exporter to count every attempt' });
     await last.kill('SIGTERM');
 
-    const lines = readLines(file);
+    const lines = readLogLines(file);
     const completed = new Set(lines.filter((l) => l.event === 'completed').map((l) => l.job_id));
     expect([...completed].sort()).toEqual([...ids].sort());
     const report = await buildReport([file], { from: t0 - 1000, to: Date.now() + 1000 });

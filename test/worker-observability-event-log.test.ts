@@ -1,7 +1,7 @@
 // The lifecycle event log with real jobs: the worker writes each job's lifecycle in the common
 // envelope, `bullpen report` reads it back, the file rotates at EVENT_LOG_MAX_BYTES, and a path
 // that cannot be written does not stop jobs: the error is counted in a metric and logged once.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLaneQueue, createLogger, createRedis, wrapJobData, type BullpenConfig } from '@bullpen/core';
@@ -15,8 +15,8 @@ import { cleanupPrefix, standaloneUrl, testConfig } from './support/config';
 import { captureLogs } from './support/logs';
 import { parseExposition, total } from './support/prometheus';
 import { waitUntil } from './support/wait';
+import { ENVELOPE, expectRotatedLog } from './support/event-log-files';
 
-const ENVELOPE = ['ts', 'event', 'lane', 'job_id', 'job_name', 'tenant', 'attempt', 'worker_id'];
 
 interface Running {
   config: BullpenConfig;
@@ -145,16 +145,7 @@ describe('the lifecycle event log', () => {
     const ids = await worker.run(Array.from({ length: 40 }, () => ({ name: 'noop', data: {} })));
     await worker.close();
 
-    expect(existsSync(`${file}.1`)).toBe(true);
-    expect(existsSync(`${file}.2`)).toBe(true);
-    expect(existsSync(`${file}.3`)).toBe(false);
-    const kept = [file, `${file}.1`, `${file}.2`];
-    for (const f of kept) {
-      expect(statSync(f).size).toBeGreaterThan(0);
-      expect(statSync(f).size).toBeLessThanOrEqual(1024);
-    }
-    const lines = kept.flatMap(readLines);
-    for (const line of lines) expect(Object.keys(line).slice(0, ENVELOPE.length)).toEqual(ENVELOPE);
+    const lines = expectRotatedLog(file, 1024, 2);
     // Oldest lines went with the files rotated away; the newest are kept.
     const completed = new Set(lines.filter((l) => l.event === 'completed').map((l) => l.job_id));
     expect(completed.size).toBeGreaterThan(0);
