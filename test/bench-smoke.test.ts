@@ -1,39 +1,17 @@
 // `npm run bench` works end to end: `node bench/run.js --smoke` (N=500, one-second phases, a small
 // exporter backlog) runs every section against the suite's Redis, exits 0 and writes a result
 // file with every section. It never checks speed: targets are reported, not asserted.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { redisUrl } from './support/wait';
+import { runBenchScript, type ScriptRun } from './support/bench-script';
 
-const ROOT = path.resolve(__dirname, '..');
-const RUN = path.join(ROOT, 'bench', 'run.js');
 const SMOKE_TIMEOUT_MS = 200_000;
 
 type Json = Record<string, unknown>;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-}
-
-function runSmoke(out: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // SIGTERM on overrun: the bench then stops every process it started.
-    const child = spawn(process.execPath, [RUN, '--smoke', '--out', out], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL: redisUrl() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: SMOKE_TIMEOUT_MS - 10_000,
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => resolve({ code, signal, output }));
-  });
+function runSmoke(out: string): Promise<ScriptRun> {
+  return runBenchScript('run.js', ['--smoke', '--out', out], SMOKE_TIMEOUT_MS - 10_000);
 }
 
 /** The value at a dotted path of the report. */
@@ -51,7 +29,7 @@ function expectPositive(report: Json, paths: string[]): void {
 
 describe('the benchmark (smoke run)', () => {
   let dir: string;
-  let run: Run;
+  let run: ScriptRun;
   let report: Json;
 
   beforeAll(async () => {

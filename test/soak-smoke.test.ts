@@ -2,43 +2,22 @@
 // lanes, two workers, the exporter) against the suite's Redis passes and accounts for every job;
 // the same soak with jobs removed behind bullpen's back fails its loss check and names the
 // number missing; and the RSS trend it judges flat by flags a process that keeps growing.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { redisUrl } from './support/wait';
+import { runBenchScript, type ScriptRun } from './support/bench-script';
 
-const ROOT = path.resolve(__dirname, '..');
-const SOAK = path.join(ROOT, 'bench', 'soak.js');
 const RUN_TIMEOUT_MS = 110_000;
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
+interface Run extends ScriptRun {
   /** The soak's JSON result, parsed at this boundary and read field by field below. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   report: Record<string, any>;
 }
 
-function soak(out: string, args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // SIGTERM on overrun: the soak then stops every process it started.
-    const child = spawn(process.execPath, [SOAK, '--sample-ms', '500', '--out', out, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL: redisUrl() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: RUN_TIMEOUT_MS - 10_000,
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      const report = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
-      resolve({ code, signal, output, report });
-    });
-  });
+async function soak(out: string, args: string[]): Promise<Run> {
+  const run = await runBenchScript('soak.js', ['--sample-ms', '500', '--out', out, ...args], RUN_TIMEOUT_MS - 10_000);
+  return { ...run, report: existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {} };
 }
 
 describe('the soak (tiny run)', () => {
