@@ -188,8 +188,8 @@ describe('the compose stack as local processes', () => {
   it('sends traces from the api and the workers to the OTLP endpoint compose configures', async () => {
     await waitUntil(
       () => {
-        const all = Buffer.concat(sink.bodies).toString('latin1');
-        return all.includes('bullpen-api') && all.includes('bullpen-worker');
+        const services = new Set(sink.spans().map((s) => s.service));
+        return services.has('bullpen-api') && services.has('bullpen-worker');
       },
       { timeoutMs: 30_000, what: 'spans from bullpen-api and bullpen-worker' },
     );

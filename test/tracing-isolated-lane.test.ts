@@ -2,7 +2,8 @@
 // worker runs as a process exporting OTLP/HTTP to a collector stand-in here, with a batch delay so
 // long that spans leave only when the worker shuts down: the `http` handler's outbound call, made in
 // a handler thread, must be a CLIENT span under the attempt's CONSUMER span, send its traceparent
-// downstream, and reach the collector when the worker stops on SIGTERM.
+// downstream, and reach the collector when the worker stops on SIGTERM. It runs once with the
+// default encoding, protobuf, and once with OTEL_EXPORTER_OTLP_PROTOCOL=http/json.
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createLaneQueue, createRedis, loadConfig, wrapJobData } from '@bullpen/core';
@@ -17,7 +18,13 @@ import { startOtlpCollector, type OtlpCollector } from './support/otlp-collector
 const SPAN_KIND_CONSUMER = 5;
 const SPAN_KIND_CLIENT = 3;
 
-describe('tracing through an isolated lane', () => {
+// [OTEL_EXPORTER_OTLP_PROTOCOL (unset: the default), the content type the collector must receive]
+const ENCODINGS: [string | undefined, string][] = [
+  [undefined, 'application/x-protobuf'],
+  ['http/json', 'application/json'],
+];
+
+describe.each(ENCODINGS)('tracing through an isolated lane (OTLP protocol %s)', (protocol, contentType) => {
   let collector: OtlpCollector;
   let downstream: FlakyServer;
   let downstreamUrl: string;
@@ -41,6 +48,7 @@ describe('tracing through an isolated lane', () => {
     worker = spawnWorker({
       ...env,
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      ...(protocol ? { OTEL_EXPORTER_OTLP_PROTOCOL: protocol } : {}),
       // Nothing is exported on a timer during the test: what arrives was flushed at shutdown.
       OTEL_BSP_SCHEDULE_DELAY: '600000',
     });
@@ -74,6 +82,8 @@ describe('tracing through an isolated lane', () => {
     expect(flags).toBe('01');
 
     expect(await worker!.stop('SIGTERM')).toBe(0);
+    expect(collector.exports.length).toBeGreaterThan(0);
+    expect(new Set(collector.exports.map((e) => e.contentType))).toEqual(new Set([contentType]));
     const ofTrace = collector.spans().filter((s) => s.traceId === traceId);
     const consumer = ofTrace.find((s) => s.kind === SPAN_KIND_CONSUMER);
     const client = ofTrace.find((s) => s.kind === SPAN_KIND_CLIENT);

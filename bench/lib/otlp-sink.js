@@ -1,8 +1,8 @@
 // A stand-in OTLP/HTTP collector for the tracing measurement: accepts POST /v1/traces, answers
-// 200, and counts the spans it was sent per service (OTLP JSON; protobuf bodies are counted as
-// requests only).
+// 200, and counts the spans it was sent per service (protobuf or JSON bodies).
 'use strict';
 const http = require('node:http');
+const { readTraceRequest } = require('./otlp-protobuf');
 
 function startOtlpSink() {
   const stats = { requests: 0, bytes: 0, spans: 0, byService: {}, unparsed: 0 };
@@ -35,12 +35,8 @@ function startOtlpSink() {
 }
 
 function count(stats, contentType, body) {
-  if (!contentType.includes('json')) {
-    stats.unparsed += 1;
-    return;
-  }
   try {
-    const { resourceSpans = [] } = JSON.parse(body.toString('utf8'));
+    const { resourceSpans = [] } = readTraceRequest(contentType, body);
     for (const rs of resourceSpans) {
       const attr = (rs.resource?.attributes ?? []).find((a) => a.key === 'service.name');
       const service = attr?.value?.stringValue ?? 'unknown';

@@ -1,7 +1,11 @@
 // A stand-in OTLP/HTTP collector for tests: accepts POST /v1/traces, answers 200 and keeps each
-// body as it was received; spans() reads the JSON bodies back as flat spans.
+// body as it was received; spans() reads them back as flat spans, protobuf or JSON.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+
+const { readTraceRequest } = require('../../bench/lib/otlp-protobuf') as {
+  readTraceRequest(contentType: string, body: Buffer): { resourceSpans?: any[] };
+};
 
 export interface ExportedSpan {
   service: string | undefined;
@@ -16,35 +20,36 @@ export interface ExportedSpan {
 export interface OtlpCollector {
   /** http://127.0.0.1:<port>, for OTEL_EXPORTER_OTLP_ENDPOINT. */
   url: string;
-  /** Every export body received, in order. */
-  bodies: Buffer[];
-  /** The spans of the OTLP JSON bodies received so far. */
+  /** Every export received, in order: its content type and body. */
+  exports: { contentType: string; body: Buffer }[];
+  /** The spans of the exports received so far. */
   spans(): ExportedSpan[];
   close(): Promise<void>;
 }
 
 export async function startOtlpCollector(): Promise<OtlpCollector> {
-  const bodies: Buffer[] = [];
+  const exports: OtlpCollector['exports'] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      if (req.method === 'POST' && req.url === '/v1/traces') bodies.push(Buffer.concat(chunks));
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      if (req.method === 'POST' && req.url === '/v1/traces') exports.push({ contentType: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+      // An empty body is a valid ExportTraceServiceResponse in either encoding.
+      res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/json' }).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    bodies,
-    spans: () => bodies.flatMap(spansOf),
+    exports,
+    spans: () => exports.flatMap(spansOf),
     close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
   };
 }
 
-function spansOf(body: Buffer): ExportedSpan[] {
+function spansOf({ contentType, body }: { contentType: string; body: Buffer }): ExportedSpan[] {
   const spans: ExportedSpan[] = [];
-  const { resourceSpans = [] } = JSON.parse(body.toString('utf8')) as { resourceSpans?: any[] };
+  const { resourceSpans = [] } = readTraceRequest(contentType, body);
   for (const rs of resourceSpans) {
     const service = rs.resource?.attributes?.find((a: any) => a.key === 'service.name')?.value?.stringValue;
     for (const scope of rs.scopeSpans ?? []) {

@@ -21,7 +21,13 @@ export interface TracingConfig {
   readonly serviceName: string | undefined;
   /** OTEL_TRACES_SAMPLER_ARG: parent-based ratio for root spans, 0..1; default 1. */
   readonly sampleRatio: number;
+  /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: how spans are encoded over
+   * OTLP/HTTP; default http/protobuf, OpenTelemetry's default. */
+  readonly protocol: OtlpProtocol;
 }
+
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 
 export interface BullpenConfig {
   /**
@@ -130,7 +136,17 @@ function tracingConfig(env: Env): TracingConfig {
     sampleRatio = Number(arg);
     if (!Number.isFinite(sampleRatio) || sampleRatio < 0 || sampleRatio > 1) fail('OTEL_TRACES_SAMPLER_ARG', 'a number from 0 to 1', arg);
   }
-  return { enabled: !disabled && Boolean(endpoint), serviceName: env.OTEL_SERVICE_NAME || undefined, sampleRatio };
+  return { enabled: !disabled && Boolean(endpoint), serviceName: env.OTEL_SERVICE_NAME || undefined, sampleRatio, protocol: otlpProtocol(env) };
+}
+
+function otlpProtocol(env: Env): OtlpProtocol {
+  const name = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const raw = env[name];
+  if (raw === undefined || raw === '') return 'http/protobuf';
+  const value = raw.trim();
+  // grpc is a protocol of OTLP too, but bullpen ships only the HTTP exporters.
+  if (!(OTLP_PROTOCOLS as readonly string[]).includes(value)) fail(name, `${OTLP_PROTOCOLS.join(' or ')} (grpc is not supported)`, raw);
+  return value as OtlpProtocol;
 }
 
 function adminPassword(env: Env): string | undefined {

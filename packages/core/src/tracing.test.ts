@@ -13,6 +13,18 @@ describe('tracing', () => {
     expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(/OTEL_TRACES_SAMPLER_ARG: expected a number from 0 to 1/);
   });
 
+  it('encodes spans as protobuf unless http/json is asked for, and names the variable of a protocol it cannot speak', () => {
+    expect(loadConfig({}).tracing.protocol).toBe('http/protobuf');
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).tracing.protocol).toBe('http/json');
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).tracing.protocol,
+    ).toBe('http/protobuf');
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL: expected http\/protobuf or http\/json \(grpc is not supported\), got "grpc"/,
+    );
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'json' })).toThrow(/OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: expected/);
+  });
+
   it('records spans and carries their context through a plain object', async () => {
     const exporter = new InMemorySpanExporter();
     const tracing = startTracing(loadConfig({}).tracing, 'bullpen-test', { exporter });

