@@ -3,6 +3,7 @@
 // A batch whose commit fails is retried; one that conflicts (another exporter got there first)
 // is dropped and the lane's state reloaded, so a count is never applied twice. With an event log,
 // a batch's lines are written just before its commit (event-log-feed.ts).
+// Entries trimmed away before they were read are counted as lost (loss-recorder.ts).
 import type { RedisClient, RedisTarget } from '@bullpen/core';
 import {
   createRedis,
@@ -15,12 +16,14 @@ import {
   type Logger,
   type MetricLabels,
 } from '@bullpen/core';
-import { countFailures, countLaneBatch, EVENT_METRICS } from './event-counting';
+import { countFailures, countLaneBatch } from './event-counting';
 import type { BatchLog } from './event-log-feed';
+import type { Cursor } from './lane-cursor';
 import { isNoSuchKey, LaneStateStore, type LaneCommit } from './lane-state-store';
-import { LaneDelta, type SeriesStore } from './stored-series';
+import { LossRecorder } from './loss-recorder';
+import type { LaneDelta, SeriesStore } from './stored-series';
 import { stopSignal } from './stop-signal';
-import { assessLoss, compareStreamIds, parseStreamInfo, START_POSITION, type StreamInfo } from './stream-loss';
+import { compareStreamIds, parseStreamInfo, START_POSITION } from './stream-loss';
 
 export interface EventReaderOptions {
   redis: RedisTarget;
@@ -49,16 +52,6 @@ export interface EventReaderOptions {
   onRead?: (entries: number) => void;
   /** The lifecycle event log (EVENT_LOG_FILE), when it is on. */
   eventLog?: BatchLog;
-}
-
-interface Cursor {
-  lane: string;
-  key: string;
-  /** Entries up to here are counted. */
-  position: string;
-  /** The position as saved in Redis ('' when nothing was saved), expected by the next commit. */
-  saved: string;
-  read: number;
 }
 
 /** How long close() lets a batch in flight finish before abandoning it. */
@@ -93,6 +86,7 @@ export class EventReader {
   private reader: RedisClient | undefined;
   private writer: RedisClient | undefined;
   private state: LaneStateStore | undefined;
+  private loss: LossRecorder | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
   /** Settles when close() is called: abandons a blocking XREAD or a retry pause. */
@@ -101,7 +95,6 @@ export class EventReader {
   private readonly abandoned = stopSignal();
   private loaded = false;
   private failed = false;
-  private lossUnsupportedLogged = false;
 
   constructor(private readonly options: EventReaderOptions) {
     this.batchSize = options.batchSize ?? 1000;
@@ -138,6 +131,8 @@ export class EventReader {
     this.reader = createRedis(this.options.redis, 'events', 'bullpen-exporter-reader');
     this.writer = createRedis(this.options.redis, 'events', 'bullpen-exporter');
     this.state = new LaneStateStore(this.writer, this.options.prefix);
+    const { store, logger } = this.options;
+    this.loss = new LossRecorder({ state: this.state, store, logger, reload: (cursor) => this.reload(cursor) });
     this.running = this.run().catch((err: unknown) => {
       this.failed = true;
       this.options.logger.error('event reader stopped', { err: String((err as Error).stack ?? err) });
@@ -258,70 +253,10 @@ export class EventReader {
         }
       }
       this.options.onLaneLoaded?.(cursor.lane);
-      const checked = await this.checkLoss(cursor, await state.streamInfo(cursor.key), []);
+      const checked = await this.loss!.check(cursor, await state.streamInfo(cursor.key), []);
       if (checked.conflict) continue;
       return;
     }
-  }
-
-  /**
-   * Compares the stream with the cursor and commits what was lost (with the new position when
-   * the stream was recreated). `delta` receives the lost count when the caller commits itself.
-   */
-  private async checkLoss(
-    cursor: Cursor,
-    info: StreamInfo | undefined,
-    heldIds: readonly string[],
-    delta?: LaneDelta,
-  ): Promise<{ lost: number; reset: boolean; conflict: boolean }> {
-    const verdict = assessLoss(info, cursor.position, cursor.read, heldIds);
-    const logger = this.options.logger;
-    if (verdict.kind === 'unknown') {
-      if (!this.lossUnsupportedLogged) {
-        this.lossUnsupportedLogged = true;
-        logger.warn('this Redis does not report entries-added (Redis 7+): trimmed events cannot be detected');
-      }
-      return { lost: 0, reset: false, conflict: false };
-    }
-    if (verdict.kind === 'none') return { lost: 0, reset: false, conflict: false };
-    if (verdict.kind === 'lost' && delta) {
-      logger.warn('events lost: the lane stream was trimmed past the saved position', {
-        lane: cursor.lane,
-        lost: verdict.lost,
-        position: cursor.position,
-        firstEntry: info?.firstEntryId,
-      });
-      delta.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
-      return { lost: verdict.lost, reset: false, conflict: false };
-    }
-    const own = new LaneDelta();
-    own.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
-    const position = verdict.kind === 'recreated' ? START_POSITION : cursor.position;
-    const read = verdict.kind === 'recreated' ? verdict.read : cursor.read + verdict.lost;
-    if (verdict.kind === 'recreated') {
-      logger.warn('the lane stream was deleted or recreated: counting it again from its start', {
-        lane: cursor.lane,
-        position: cursor.position,
-        lost: verdict.lost,
-      });
-    } else {
-      logger.warn('events lost: the lane stream was trimmed past the saved position', {
-        lane: cursor.lane,
-        lost: verdict.lost,
-        position: cursor.position,
-        firstEntry: info?.firstEntryId,
-      });
-    }
-    const [ok] = await this.state!.commit([
-      { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
-    ]);
-    if (!ok) {
-      await this.reload(cursor);
-      return { lost: 0, reset: true, conflict: true };
-    }
-    this.options.store.apply(cursor.lane, own);
-    Object.assign(cursor, { position, saved: position, read });
-    return { lost: verdict.lost, reset: verdict.kind === 'recreated', conflict: false };
   }
 
   private async reload(cursor: Cursor): Promise<void> {
@@ -377,7 +312,7 @@ export class EventReader {
         classes.push(this.options.labels.errorClass(parsed?.errorClass));
       }
       const ids = w.entries.map(([id]) => id);
-      const loss = await this.checkLoss(w.cursor, info, ids, w.delta);
+      const loss = await this.loss!.check(w.cursor, info, ids, w.delta);
       if (loss.reset) continue; // the batch belongs to a stream that is gone; read again
       countFailures(w.cursor.lane, w.delta, classes);
       const last = ids[ids.length - 1] as string;

@@ -1,0 +1,90 @@
+// Acts on what stream-loss.ts finds when a lane's stream is compared with the reader's cursor:
+// counts the entries lost, in the caller's batch when it has one, else in a commit of its own.
+import type { Logger } from '@bullpen/core';
+import { EVENT_METRICS } from './event-counting';
+import type { Cursor } from './lane-cursor';
+import type { LaneStateStore } from './lane-state-store';
+import { LaneDelta, type SeriesStore } from './stored-series';
+import { assessLoss, START_POSITION, type StreamInfo } from './stream-loss';
+
+export interface LossRecorderDeps {
+  state: LaneStateStore;
+  store: SeriesStore;
+  logger: Logger;
+  /** Reloads a lane whose commit lost to another exporter. */
+  reload: (cursor: Cursor) => Promise<void>;
+}
+
+export interface LossCheck {
+  /** Entries found lost: in the caller's `delta` (its commit must add them to `read`) unless committed here. */
+  lost: number;
+  /** The cursor no longer points into the stream the caller read (it was recreated, or reloaded). */
+  reset: boolean;
+  /** Another exporter committed first; the lane was reloaded. */
+  conflict: boolean;
+}
+
+export class LossRecorder {
+  private unsupportedLogged = false;
+
+  constructor(private readonly deps: LossRecorderDeps) {}
+
+  /**
+   * Compares the stream with the cursor and commits what was lost (with the new position when
+   * the stream was recreated). `delta` receives the lost count when the caller commits itself.
+   */
+  async check(
+    cursor: Cursor,
+    info: StreamInfo | undefined,
+    heldIds: readonly string[],
+    delta?: LaneDelta,
+  ): Promise<LossCheck> {
+    const verdict = assessLoss(info, cursor.position, cursor.read, heldIds);
+    const logger = this.deps.logger;
+    if (verdict.kind === 'unknown') {
+      if (!this.unsupportedLogged) {
+        this.unsupportedLogged = true;
+        logger.warn('this Redis does not report entries-added (Redis 7+): trimmed events cannot be detected');
+      }
+      return { lost: 0, reset: false, conflict: false };
+    }
+    if (verdict.kind === 'none') return { lost: 0, reset: false, conflict: false };
+    if (verdict.kind === 'lost' && delta) {
+      this.logTrimmed(cursor, verdict.lost, info);
+      delta.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
+      return { lost: verdict.lost, reset: false, conflict: false };
+    }
+    const own = new LaneDelta();
+    own.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
+    const position = verdict.kind === 'recreated' ? START_POSITION : cursor.position;
+    const read = verdict.kind === 'recreated' ? verdict.read : cursor.read + verdict.lost;
+    if (verdict.kind === 'recreated') {
+      logger.warn('the lane stream was deleted or recreated: counting it again from its start', {
+        lane: cursor.lane,
+        position: cursor.position,
+        lost: verdict.lost,
+      });
+    } else {
+      this.logTrimmed(cursor, verdict.lost, info);
+    }
+    const [ok] = await this.deps.state.commit([
+      { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
+    ]);
+    if (!ok) {
+      await this.deps.reload(cursor);
+      return { lost: 0, reset: true, conflict: true };
+    }
+    this.deps.store.apply(cursor.lane, own);
+    Object.assign(cursor, { position, saved: position, read });
+    return { lost: verdict.lost, reset: verdict.kind === 'recreated', conflict: false };
+  }
+
+  private logTrimmed(cursor: Cursor, lost: number, info: StreamInfo | undefined): void {
+    this.deps.logger.warn('events lost: the lane stream was trimmed past the saved position', {
+      lane: cursor.lane,
+      lost,
+      position: cursor.position,
+      firstEntry: info?.firstEntryId,
+    });
+  }
+}
