@@ -1,0 +1,199 @@
+// Reads a lane stream entry back into a typed event. Never throws: an entry it does not know is
+// `other` and one whose fields do not parse is `malformed`, so no entry can stop the exporter reading.
+import { ERROR_CLASSES, type ErrorClass } from './errors';
+import {
+  LANE_EVENT,
+  type AttemptEvent,
+  type AttemptRetry,
+  type CompletedAttemptRow,
+  type DeadEvent,
+  type DecodedLaneEvent,
+  type ReclaimedEvent,
+  type RetryBudgetExhaustedEvent,
+} from './lane-event-types';
+
+/** Event names with a decoder: the bounded values of the exporter's `event` label besides other/malformed. */
+export const DECODED_EVENT_NAMES = [
+  'added',
+  'completed',
+  'failed',
+  'stalled',
+  LANE_EVENT.attempt,
+  LANE_EVENT.completedAttempts,
+  LANE_EVENT.retryBudgetExhausted,
+  LANE_EVENT.dead,
+  LANE_EVENT.rejected,
+  LANE_EVENT.reclaimed,
+] as const;
+
+const ERROR_CLASS_SET: ReadonlySet<string> = new Set(ERROR_CLASSES);
+
+class Malformed extends Error {}
+
+function fieldMap(fields: readonly string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
+  return map;
+}
+
+function str(map: Map<string, string>, key: string): string {
+  const value = map.get(key);
+  if (value === undefined || value === '') throw new Malformed(`missing ${key}`);
+  return value;
+}
+
+function nonNegative(map: Map<string, string>, key: string): number {
+  const value = Number(str(map, key));
+  if (!Number.isFinite(value) || value < 0) throw new Malformed(`${key} is not a non-negative number`);
+  return value;
+}
+
+/** An optional count: absent (older writers) is undefined, present must parse. */
+function optionalCount(map: Map<string, string>, key: string): number | undefined {
+  return map.has(key) ? nonNegative(map, key) : undefined;
+}
+
+/** Copies the optional fields that are present, so decoded events carry no undefined keys. */
+function withOptional<T extends object>(ev: T, fields: Record<string, unknown>): T {
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined && value !== '') Object.assign(ev, { [key]: value });
+  return ev;
+}
+
+function subjectOf(map: Map<string, string>): Record<string, unknown> {
+  return { tenant: map.get('tenant'), attempt: optionalCount(map, 'attempt'), worker: map.get('worker') };
+}
+
+function errorClassOf(map: Map<string, string>): ErrorClass {
+  const value = map.get('errorClass');
+  return value !== undefined && ERROR_CLASS_SET.has(value) ? (value as ErrorClass) : 'unknown';
+}
+
+function decodeKnown(name: string, map: Map<string, string>): DecodedLaneEvent {
+  switch (name) {
+    case 'added':
+      return { event: 'added', jobId: str(map, 'jobId'), name: map.get('name') ?? '' };
+    case 'completed':
+      return { event: 'completed', jobId: str(map, 'jobId') };
+    case 'failed':
+      return { event: 'failed', jobId: str(map, 'jobId'), failedReason: map.get('failedReason') ?? '' };
+    case 'stalled':
+      return { event: 'stalled', jobId: str(map, 'jobId') };
+    case LANE_EVENT.attempt: {
+      const outcome = str(map, 'outcome');
+      if (outcome !== 'completed' && outcome !== 'failed') throw new Malformed('outcome is not completed|failed');
+      const willRetry = map.get('willRetry') === '1';
+      const ev: AttemptEvent = {
+        event: LANE_EVENT.attempt,
+        jobId: str(map, 'jobId'),
+        name: map.get('name') ?? '',
+        tenant: map.get('tenant') ?? '',
+        attempt: nonNegative(map, 'attempt'),
+        outcome,
+        willRetry,
+        runMs: nonNegative(map, 'runMs'),
+        waitMs: nonNegative(map, 'waitMs'),
+        worker: map.get('worker') ?? '',
+      };
+      if (outcome === 'failed') ev.errorClass = errorClassOf(map);
+      if (willRetry && map.has('delayMs')) ev.delayMs = nonNegative(map, 'delayMs');
+      if (outcome === 'failed' && map.has('retryable')) ev.retryable = map.get('retryable') === '1';
+      if (willRetry && map.has('retryReason')) {
+        ev.retry = withOptional<AttemptRetry>(
+          { reason: str(map, 'retryReason'), strategy: str(map, 'strategy'), source: str(map, 'delaySource'), nextAttempt: nonNegative(map, 'nextAttempt') },
+          { retryAfterMs: optionalCount(map, 'retryAfterMs') },
+        );
+      }
+      return ev;
+    }
+    case LANE_EVENT.completedAttempts:
+      return { event: LANE_EVENT.completedAttempts, worker: map.get('worker') ?? '', attempts: decodeCompletedAttempts(str(map, 'attempts')) };
+    case LANE_EVENT.retryBudgetExhausted: {
+      const action = str(map, 'action');
+      if (action !== 'defer' && action !== 'fail') throw new Malformed('action is not defer|fail');
+      return withOptional<RetryBudgetExhaustedEvent>(
+        { event: LANE_EVENT.retryBudgetExhausted, jobId: str(map, 'jobId'), action },
+        {
+          name: map.get('name'),
+          errorClass: map.has('errorClass') ? errorClassOf(map) : undefined,
+          retriesInWindow: optionalCount(map, 'retriesInWindow'),
+          allowedInWindow: optionalCount(map, 'allowedInWindow'),
+          ...subjectOf(map),
+        },
+      );
+    }
+    case LANE_EVENT.dead:
+      return withOptional<DeadEvent>(
+        {
+          event: LANE_EVENT.dead,
+          jobId: str(map, 'jobId'),
+          name: map.get('name') ?? '',
+          errorClass: errorClassOf(map),
+          reason: map.get('reason') ?? '',
+        },
+        { attemptsMade: optionalCount(map, 'attemptsMade'), withoutAttempt: map.get('withoutAttempt') === '1' ? true : undefined, ...subjectOf(map) },
+      );
+    case LANE_EVENT.rejected: {
+      const count = nonNegative(map, 'count');
+      if (!Number.isInteger(count)) throw new Malformed('count is not an integer');
+      const reason = str(map, 'reason');
+      if (reason !== 'queue_full') throw new Malformed('reason is not queue_full');
+      return { event: LANE_EVENT.rejected, count, reason };
+    }
+    case LANE_EVENT.reclaimed:
+      return withOptional<ReclaimedEvent>(
+        { event: LANE_EVENT.reclaimed, jobId: str(map, 'jobId'), name: map.get('name') ?? '', lostStarts: nonNegative(map, 'lostStarts') },
+        { previousWorker: map.get('previousWorker'), ...subjectOf(map) },
+      );
+    default:
+      return { event: 'other', name };
+  }
+}
+
+function decodeCompletedAttempts(text: string): CompletedAttemptRow[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Malformed('attempts is not JSON');
+  }
+  if (!Array.isArray(parsed)) throw new Malformed('attempts is not an array');
+  return parsed.map((row: unknown, i) => {
+    if (!Array.isArray(row) || row.length < 6) throw new Malformed(`attempts[${i}] is not a row of 6`);
+    const [jobId, name, tenant, attempt, runMs, waitMs] = row as unknown[];
+    if (typeof jobId !== 'string' || jobId === '') throw new Malformed(`attempts[${i}] has no jobId`);
+    for (const [key, value] of [['attempt', attempt], ['runMs', runMs], ['waitMs', waitMs]] as const) {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Malformed(`attempts[${i}].${key} is not a non-negative number`);
+    }
+    return {
+      jobId,
+      name: typeof name === 'string' ? name : '',
+      tenant: typeof tenant === 'string' ? tenant : '',
+      attempt: attempt as number,
+      runMs: runMs as number,
+      waitMs: waitMs as number,
+    };
+  });
+}
+
+/**
+ * The attempts an event reports, one AttemptEvent each: a bp:attempt as it is, and every row of a
+ * bp:completed_attempts entry. Anything else reports none.
+ */
+export function attemptsOf(ev: DecodedLaneEvent): AttemptEvent[] {
+  if (ev.event === LANE_EVENT.attempt) return [ev];
+  if (ev.event !== LANE_EVENT.completedAttempts) return [];
+  return ev.attempts.map((row) => ({ event: LANE_EVENT.attempt, ...row, outcome: 'completed', willRetry: false, worker: ev.worker }));
+}
+
+/** Decodes one stream entry's flat fields. Never throws. */
+export function decodeLaneEvent(fields: readonly string[]): DecodedLaneEvent {
+  const map = fieldMap(fields);
+  const name = map.get('event');
+  if (name === undefined) return { event: 'malformed', name: '', problem: 'no event field' };
+  try {
+    return decodeKnown(name, map);
+  } catch (err) {
+    if (err instanceof Malformed) return { event: 'malformed', name, problem: err.message };
+    throw err;
+  }
+}
