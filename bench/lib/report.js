@@ -10,8 +10,9 @@ function ratios(results) {
   const out = {};
   const wt = results.workerThroughput;
   if (wt?.bare && wt?.bullpen) {
-    out.workerThroughput = ratio(wt.bullpen.drain.jobsPerSec, wt.bare.drain.jobsPerSec);
-    out.restBulkEnqueue = ratio(wt.bullpen.enqueue.jobsPerSec, wt.bare.enqueue.jobsPerSec);
+    // The medians of paired rounds (phases/worker-throughput.js).
+    out.workerThroughput = wt.drainRatio ?? ratio(wt.bullpen.drain.jobsPerSec, wt.bare.drain.jobsPerSec);
+    out.restBulkEnqueue = wt.enqueueRatio ?? ratio(wt.bullpen.enqueue.jobsPerSec, wt.bare.enqueue.jobsPerSec);
   }
   const se = results.singleEnqueue;
   if (se?.bullpen) {
@@ -73,6 +74,10 @@ function table({ machine, config, results, ratios: r, targets: t }) {
       rows.push(['  Redis CPU ms/job', fmt(wt.bare.drain.redisCpuMsPerJob, 3), fmt(wt.bullpen.drain.redisCpuMsPerJob, 3), '', '']);
     }
     rows.push(['  exporter CPU ms/job (running alongside)', '', fmt(wt.bullpen.drain.exporterCpuMsPerJob, 3), '', '']);
+    if (wt.byRound?.length > 1) {
+      rows.push([`  drain ratio by round (median of ${wt.byRound.length} above)`, '', '', wt.byRound.map((x) => fmt(x.drainRatio, 2)).join(' '), '']);
+      rows.push(['  enqueue ratio by round', '', '', wt.byRound.map((x) => fmt(x.enqueueRatio, 2)).join(' '), '']);
+    }
   }
   const se = results.singleEnqueue;
   if (se?.bullpen) {
