@@ -60,7 +60,9 @@ describe("the exporter's lifecycle event log", () => {
     return { close };
   };
   const startExporter = async (env: Record<string, string>) => {
-    const exporter = await spawnExporter({ REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile, ...env });
+    // A short leadership lease: an exporter SIGKILLed here cannot release it, and the next one
+    // (another pid) takes the lead only once it has expired.
+    const exporter = await spawnExporter({ REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile, EXPORTER_LEADER_LEASE_MS: '1000', ...env });
     exporters.push(exporter);
     return exporter;
   };

@@ -1,6 +1,6 @@
 // The exporter process against a real Redis: series at 0 before any event, scrape-time queue
-// state, events lost to a trimmed stream (metric and log line), two exporters on one prefix
-// counting exactly once, and a Redis outage. (metrics-pipeline.test.ts drives a full workload.)
+// state, events lost to a trimmed stream (metric and log line), two exporters on one prefix (one
+// leads, the other stands by and takes over, every event counted once), and a Redis outage. (metrics-pipeline.test.ts drives a full workload.)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -203,33 +203,88 @@ describe('the exporter process', () => {
     expect(total(samples, 'bullpen_exporter_events_lost_total', { lane: 'beta' })).toBe(0);
   });
 
-  it('counts every event exactly once when two exporters share a prefix', async () => {
-    const [a, b] = await Promise.all([start(), start()]);
-    const alpha = queue('alpha');
-    const beta = queue('beta');
-    for (let i = 0; i < 10; i += 1) {
-      await alpha.addBulk(Array.from({ length: 30 }, () => ({ name: 'noop', data: {} })));
-      await beta.addBulk(Array.from({ length: 20 }, () => ({ name: 'http', data: {} })));
-    }
-    const added = { alpha: await entriesAdded('alpha'), beta: await entriesAdded('beta') };
-    for (const exporter of [a, b] as ExporterProcess[]) {
-      await waitUntil(
-        async () => {
-          const s = await exporter.samples();
-          return (
-            total(s, 'bullpen_exporter_events_processed_total', { lane: 'alpha' }) === added.alpha &&
-            total(s, 'bullpen_exporter_events_processed_total', { lane: 'beta' }) === added.beta
-          );
-        },
-        { what: `exporter on ${exporter.port} to count every entry once` },
-      );
+  describe('with two exporters on one prefix', () => {
+    const added = async () => ({ alpha: await entriesAdded('alpha'), beta: await entriesAdded('beta') });
+    const countsAll = async (exporter: ExporterProcess, expected: { alpha: number; beta: number }) => {
       const s = await exporter.samples();
+      return (
+        total(s, 'bullpen_exporter_events_processed_total', { lane: 'alpha' }) === expected.alpha &&
+        total(s, 'bullpen_exporter_events_processed_total', { lane: 'beta' }) === expected.beta
+      );
+    };
+    const addJobs = async (rounds: number) => {
+      const alpha = queue('alpha');
+      const beta = queue('beta');
+      for (let i = 0; i < rounds; i += 1) {
+        await alpha.addBulk(Array.from({ length: 30 }, () => ({ name: 'noop', data: {} })));
+        await beta.addBulk(Array.from({ length: 20 }, () => ({ name: 'http', data: {} })));
+      }
+    };
+    const isLeader = async (exporter: ExporterProcess) => total(await exporter.samples(), 'bullpen_exporter_leader') === 1;
+
+    it('serves the job metrics from one of them only, and the other takes over with the totals when it dies', async () => {
+      const lease = { EXPORTER_LEADER_LEASE_MS: '1500' };
+      const a = await start(lease);
+      const b = await spawnExporter(env(lease), undefined, { standby: true });
+      exporters.push(b);
+      await addJobs(5);
+      const first = await added();
+      await waitUntil(() => countsAll(a, first), { what: 'the leader to count every entry' });
+      // The standby says what it is and serves no job metric, so a sum() over both is the truth.
+      const standby = await b.samples();
+      expect(standby.filter((x) => x.name.startsWith('bullpen_') && x.name !== 'bullpen_exporter_leader')).toEqual([]);
+      expect(total(standby, 'bullpen_exporter_leader')).toBe(0);
+      expect(total(await a.samples(), 'bullpen_exporter_leader')).toBe(1);
+      expect(await (await fetch(`${b.url}/healthz`)).json()).toMatchObject({ ok: true, role: 'standby', reading: false });
+
+      // Killed, the leader cannot release its lease: the standby takes it once it expires.
+      await a.kill('SIGKILL');
+      await addJobs(5);
+      const second = await added();
+      await waitUntil(() => countsAll(b, second), { timeoutMs: 20_000, what: 'the standby to take over and count every entry once' });
+      const s = await b.samples();
+      expect(total(s, 'bullpen_exporter_leader')).toBe(1);
       expect(total(s, 'bullpen_jobs_enqueued_total', { lane: 'alpha', job_name: 'noop' })).toBe(300);
       expect(total(s, 'bullpen_jobs_enqueued_total', { lane: 'beta', job_name: 'http' })).toBe(200);
-    }
-    const conflicts = total(await a!.samples(), 'bullpen_exporter_commit_conflicts_total') +
-      total(await b!.samples(), 'bullpen_exporter_commit_conflicts_total');
-    expect(conflicts).toBeGreaterThan(0);
+    });
+
+    it('hands the lead over at once when the leader stops cleanly', async () => {
+      // A lease far longer than the test: only its release lets the standby take over.
+      const lease = { EXPORTER_LEADER_LEASE_MS: '600000' };
+      const a = await start(lease);
+      const b = await spawnExporter(env(lease), undefined, { standby: true });
+      exporters.push(b);
+      await a.kill('SIGTERM');
+      expect(a.exitCode()).toBe(0);
+      await addJobs(2);
+      const expected = await added();
+      await waitUntil(() => countsAll(b, expected), { timeoutMs: 30_000, what: 'the standby to take over from a leader that released its lease' });
+      expect(await isLeader(b)).toBe(true);
+    });
+
+    it('stops a leader that was paused past its lease once it wakes, and every event is still counted once', async () => {
+      const lease = { EXPORTER_LEADER_LEASE_MS: '1500' };
+      const a = await start(lease);
+      const b = await spawnExporter(env(lease), undefined, { standby: true });
+      exporters.push(b);
+      await addJobs(3);
+      process.kill(a.pid, 'SIGSTOP');
+      try {
+        await waitUntil(() => isLeader(b), { timeoutMs: 20_000, what: 'the standby to take the lease of the paused leader' });
+        await addJobs(3);
+      } finally {
+        process.kill(a.pid, 'SIGCONT');
+      }
+      // Woken, it finds the lease taken: it stops serving and exits, to be restarted as a standby.
+      await waitUntil(() => a.exitCode() !== null, { timeoutMs: 20_000, what: 'the woken leader to exit' });
+      expect(a.exitCode()).toBe(1);
+      expect(a.logs().some((l) => l.msg === 'another exporter took the leadership lease: this one stops serving')).toBe(true);
+      const expected = await added();
+      await waitUntil(() => countsAll(b, expected), { what: 'the new leader to count every entry once' });
+      const s = await b.samples();
+      expect(total(s, 'bullpen_jobs_enqueued_total', { lane: 'alpha', job_name: 'noop' })).toBe(180);
+      expect(total(s, 'bullpen_jobs_enqueued_total', { lane: 'beta', job_name: 'http' })).toBe(120);
+    });
   });
 
   describe('with a Redis that goes away', () => {

@@ -202,7 +202,9 @@ describe('the metrics pipeline against a real Prometheus', () => {
   const lanesFile = path.join(dir, 'lanes.json');
   writeFileSync(lanesFile, JSON.stringify({ lanes: LANES }));
   const base = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile };
-  const exporterEnv = { ...base, API_KEYS: `acme:${TENANTS[0].key}` };
+  // A short leadership lease: the exporter SIGKILLed below cannot release it, and its restart
+  // (another pid) takes the lead only once it has expired.
+  const exporterEnv = { ...base, API_KEYS: `acme:${TENANTS[0].key}`, EXPORTER_LEADER_LEASE_MS: '1000' };
   const apiEnv = { ...base, API_KEYS: TENANTS.map((t) => `${t.tenant}:${t.key}`).join(',') };
   let config: BullpenConfig;
   let redis: IORedis;

@@ -252,7 +252,11 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
  * Starts `node apps/exporter/dist/main.js` (build it first: npx tsc -b apps/exporter) with the
  * given environment, on `port` (a free one when omitted), and waits until it reads the streams.
  */
-export async function spawnExporter(env: Record<string, string>, port?: number): Promise<ExporterProcess> {
+/**
+ * Starts the exporter; ready once it reads the lane streams, or with `{ standby: true }` once it
+ * answers as a standby (another exporter of the prefix holds the leadership lease).
+ */
+export async function spawnExporter(env: Record<string, string>, port?: number, { standby = false } = {}): Promise<ExporterProcess> {
   const listenPort = port ?? (await freePort());
   return spawnApp({
     app: 'exporter',
@@ -261,7 +265,9 @@ export async function spawnExporter(env: Record<string, string>, port?: number):
     port: listenPort,
     async ready(url) {
       const res = await fetch(`${url}/healthz`).catch(() => undefined);
-      return res?.ok && ((await res.json()) as { reading?: boolean }).reading === true;
+      if (!res?.ok) return false;
+      const health = (await res.json()) as { reading?: boolean; role?: string };
+      return standby ? health.role === 'standby' : health.reading === true;
     },
   });
 }

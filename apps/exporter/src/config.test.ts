@@ -6,6 +6,7 @@ describe('loadExporterConfig', () => {
     const config = loadExporterConfig({});
     expect([...config.jobNames].sort()).toEqual(['cpu', 'fail', 'http', 'noop', 'sleep']);
     expect(config.batchSize).toBe(1000);
+    expect(config.leaderLeaseMs).toBe(10_000);
     expect(config.core.exporterPort).toBe(9400);
   });
 
@@ -19,6 +20,8 @@ describe('loadExporterConfig', () => {
     expect(() => loadExporterConfig({ EXPORTER_JOB_NAMES: 'ok,not ok' })).toThrow(/EXPORTER_JOB_NAMES: expected job names .*got "not ok"/);
     expect(() => loadExporterConfig({ EXPORTER_BATCH_SIZE: '0' })).toThrow(/EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000/);
     expect(() => loadExporterConfig({ EXPORTER_PORT: 'x' })).toThrow(/EXPORTER_PORT/);
+    expect(loadExporterConfig({ EXPORTER_LEADER_LEASE_MS: '2500' }).leaderLeaseMs).toBe(2500);
+    expect(() => loadExporterConfig({ EXPORTER_LEADER_LEASE_MS: '999' })).toThrow(/EXPORTER_LEADER_LEASE_MS: expected an integer from 1000 to 600000, got "999"/);
   });
 
   it('takes the lifecycle event log from EVENT_LOG_FILE, EVENT_LOG_MAX_BYTES and EVENT_LOG_MAX_FILES, off by default', () => {

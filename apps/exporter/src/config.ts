@@ -13,6 +13,11 @@ export interface ExporterConfig {
   readonly tenants: readonly string[];
   /** EXPORTER_BATCH_SIZE: stream entries read per lane per XREAD; default 1000. */
   readonly batchSize: number;
+  /**
+   * EXPORTER_LEADER_LEASE_MS: how long the leading exporter's lease lasts unless renewed (every
+   * third of it); a standby takes over at most this long after the leader dies. Default 10000.
+   */
+  readonly leaderLeaseMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -37,10 +42,19 @@ export function loadExporterConfig(env: Env, options?: Parameters<typeof loadCon
       throw new ConfigError(`EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000, got ${JSON.stringify(rawBatch)}`);
     }
   }
+  let leaderLeaseMs = 10_000;
+  const rawLease = env.EXPORTER_LEADER_LEASE_MS;
+  if (rawLease !== undefined && rawLease.trim() !== '') {
+    leaderLeaseMs = Number(rawLease.trim());
+    if (!/^\d+$/.test(rawLease.trim()) || leaderLeaseMs < 1000 || leaderLeaseMs > 600_000) {
+      throw new ConfigError(`EXPORTER_LEADER_LEASE_MS: expected an integer from 1000 to 600000, got ${JSON.stringify(rawLease)}`);
+    }
+  }
   return Object.freeze({
     core,
     jobNames: Object.freeze(jobNames),
     tenants: Object.freeze(configuredTenants(core)),
     batchSize,
+    leaderLeaseMs,
   });
 }

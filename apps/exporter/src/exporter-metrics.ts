@@ -58,6 +58,8 @@ export interface ExporterMetricsOptions {
   sample: () => Promise<QueueSnapshot>;
   /** Whether the saved totals are loaded and the streams being read. */
   up: () => boolean;
+  /** Whether this exporter holds the leadership lease. */
+  leading: () => boolean;
   /** The stream position a lane is counted up to. */
   position: (lane: string) => string;
 }
@@ -129,6 +131,9 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
       },
       bullpen_exporter_up: (gauge) => {
         gauge.set(options.up() ? 1 : 0);
+      },
+      bullpen_exporter_leader: (gauge) => {
+        gauge.set(options.leading() ? 1 : 0);
       },
       bullpen_exporter_last_event_timestamp_seconds: (gauge) => {
         gauge.reset();

@@ -1,17 +1,27 @@
 // The exporter process's parts, composed: the event reader that counts lane streams into persisted
 // totals (and feeds the lifecycle event log when EVENT_LOG_FILE is set), the scrape-time sampler,
-// the registry built from the catalogue, and the HTTP server.
+// the registry built from the catalogue, and the HTTP server. Of several exporters of one prefix
+// only the holder of the leadership lease reads and serves them (leader-lease.ts); the others
+// serve only bullpen_exporter_leader 0 until they take it over.
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRedis, LifecycleLog, MetricLabels, metricsOf, type Logger, type RedisClient } from '@bullpen/core';
+import os from 'node:os';
+import { Registry } from 'prom-client';
+import { createMetrics, createRedis, LifecycleLog, METRIC_CATALOGUE, MetricLabels, metricsOf, type Logger, type RedisClient } from '@bullpen/core';
 import type { ExporterConfig } from './config';
 import { EventLogFeed } from './event-log-feed';
 import { EventReader } from './event-reader';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics';
 import { createMetricsServer } from './http-server';
+import { LeaderLease } from './leader-lease';
 import { QueueSampler } from './queue-sampler';
 import { START_POSITION } from './stream-loss';
 import { SeriesStore } from './stored-series';
+
+export interface ExporterHooks {
+  /** Another exporter took the lease this one held: the process should exit and stand by when restarted. */
+  onLeadershipLost?(): void;
+}
 
 export class Exporter {
   readonly store = new SeriesStore(metricsOf('exporter-events'));
@@ -25,11 +35,15 @@ export class Exporter {
   private readonly eventLog: LifecycleLog | undefined;
   private sampler: QueueSampler | undefined;
   private sampleRedis: RedisClient | undefined;
+  private lease: LeaderLease | undefined;
+  /** What a standby serves: that it stands by. */
+  private readonly standbyRegistry = new Registry();
   private readonly server: http.Server;
 
   constructor(
     private readonly config: ExporterConfig,
     private readonly logger: Logger,
+    private readonly hooks: ExporterHooks = {},
   ) {
     const { core } = config;
     const labels = new MetricLabels({ jobNames: config.jobNames, tenants: config.tenants });
@@ -70,13 +84,26 @@ export class Exporter {
         return this.sampler.sample();
       },
       up: () => this.readers.every((r) => r.up),
+      leading: () => this.leading,
       position: (lane) => this.position(lane),
     });
-    this.server = createMetricsServer(this.metrics.registry, () => ({
-      ok: this.readers.every((r) => r.healthy),
-      reading: this.readers.every((r) => r.up),
-      redis: this.sampleRedis?.status ?? 'not started',
-    }));
+    createMetrics(
+      this.standbyRegistry,
+      METRIC_CATALOGUE.filter((def) => def.name === 'bullpen_exporter_leader'),
+    ).gauge('bullpen_exporter_leader').set(0);
+    this.server = createMetricsServer(
+      () => (this.leading ? this.metrics.registry : this.standbyRegistry),
+      () => {
+        const redis = this.sampleRedis?.status ?? 'not started';
+        if (!this.leading) return { ok: true, role: 'standby', reading: false, redis };
+        return { ok: this.readers.every((r) => r.healthy), role: 'leader', reading: this.readers.every((r) => r.up), redis };
+      },
+    );
+  }
+
+  /** Whether this exporter holds the leadership lease (and so reads and serves). */
+  get leading(): boolean {
+    return this.lease?.leading ?? false;
   }
 
   /** Listens on EXPORTER_PORT (0 = any free port) and starts reading; resolves to the port. */
@@ -92,8 +119,22 @@ export class Exporter {
         resolve();
       });
     });
-    this.eventLog?.start();
-    for (const reader of this.readers) reader.start();
+    this.lease = new LeaderLease({
+      redis: this.sampleRedis,
+      prefix: core.prefix,
+      id: `${os.hostname()}:${process.pid}`,
+      leaseMs: this.config.leaderLeaseMs,
+      logger: this.logger,
+      onElected: () => {
+        this.eventLog?.start();
+        for (const reader of this.readers) reader.start();
+      },
+      onLost: () => {
+        this.logger.error('another exporter took the leadership lease: this one stops serving', {});
+        this.hooks.onLeadershipLost?.();
+      },
+    });
+    this.lease.start();
     return this.port;
   }
 
@@ -110,6 +151,9 @@ export class Exporter {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    // Released first, so that a standby takes over at its next try; a batch still being
+    // committed here meanwhile is safe, as commits are conditional on the saved position.
+    await this.lease?.close();
     await Promise.all(this.readers.map((r) => r.close()));
     // After the readers: the lines of their last batches are written before the log closes.
     await this.eventLog?.close();

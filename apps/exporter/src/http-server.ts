@@ -7,7 +7,8 @@ export interface Health {
   [detail: string]: unknown;
 }
 
-export function createMetricsServer(registry: Registry, health: () => Health): http.Server {
+/** `registry()` is asked at each scrape: it changes when a standby exporter takes the lead. */
+export function createMetricsServer(registry: () => Registry, health: () => Health): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -15,8 +16,9 @@ export function createMetricsServer(registry: Registry, health: () => Health): h
       return;
     }
     if (path === '/metrics') {
-      registry.metrics().then(
-        (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      const serving = registry();
+      serving.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': serving.contentType }).end(body),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`),
       );
       return;

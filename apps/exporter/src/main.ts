@@ -15,7 +15,9 @@ async function main(): Promise<void> {
     batchSize: config.batchSize,
     tracing: tracing.enabled,
   });
-  const exporter = new Exporter(config, logger);
+  let stop: (signal: string, exitCode?: number) => void = () => undefined;
+  // Restarted, this process stands by until the lease is free again.
+  const exporter = new Exporter(config, logger, { onLeadershipLost: () => stop('leadership lost', 1) });
   const port = await exporter.start();
   logger.info('exporter listening', {
     port,
@@ -25,7 +27,7 @@ async function main(): Promise<void> {
   });
 
   let stopping = false;
-  const stop = (signal: string) => {
+  stop = (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     logger.info('exporter stopping', { signal });
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
       .close()
       .then(() => tracing.shutdown().catch(() => undefined))
       .then(
-        () => process.exit(0),
+        () => process.exit(exitCode),
         (err: unknown) => {
           logger.error('exporter did not close cleanly', { err: String(err) });
           process.exit(1);

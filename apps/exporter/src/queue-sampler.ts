@@ -9,6 +9,7 @@ import {
   scriptCommand,
   QUEUE_JOB_STATES,
   serversOf,
+  whenReady,
   type QueueJobState,
   type RedisClient,
 } from '@bullpen/core';
@@ -80,28 +81,10 @@ export class QueueSampler {
     return this.inFlight;
   }
 
-  /** The scrape connection fails fast by design; right after a (re)connect, give it a moment. */
-  private async ready(): Promise<void> {
-    if (this.redis.status === 'ready') return;
-    if (this.redis.status !== 'connecting' && this.redis.status !== 'connect' && this.redis.status !== 'reconnecting') {
-      throw new Error(`Redis connection is ${this.redis.status}`);
-    }
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.redis.off('ready', onReady);
-        reject(new Error('Redis not ready'));
-      }, READY_WAIT_MS);
-      const onReady = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.redis.once('ready', onReady);
-    });
-  }
-
   private async read(): Promise<QueueSnapshot> {
     const started = process.hrtime.bigint();
-    await this.ready();
+    // The scrape connection fails fast by design; right after a (re)connect, give it a moment.
+    await whenReady(this.redis, READY_WAIT_MS);
     const snapshot = (this.redis as unknown as SnapshotCommand)[SNAPSHOT];
     const replies = this.lanes.map((lane) => {
       const k = laneStateKeys(this.prefix, lane);

@@ -39,6 +39,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   EXPORTER_PORT: ['exporter'],
   EXPORTER_JOB_NAMES: ['exporter'],
   EXPORTER_BATCH_SIZE: ['exporter'],
+  EXPORTER_LEADER_LEASE_MS: ['exporter'],
   OTEL_SDK_DISABLED: ALL,
   OTEL_EXPORTER_OTLP_ENDPOINT: ALL,
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: ALL,

@@ -68,3 +68,8 @@ export function jobKeys(prefix: string, lane: string, jobId: string) {
 export function exporterStateKey(prefix: string, lane: string): string {
   return `${laneQualifiedName(prefix, lane)}:bp:exporter`;
 }
+
+/** The exporter's leadership lease: the id of the exporter that reads and serves (exporter-lease.lua). */
+export function exporterLeaderKey(prefix: string): string {
+  return `${prefix}:bp:exporter:leader`;
+}

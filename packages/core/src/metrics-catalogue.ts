@@ -235,6 +235,13 @@ export const METRIC_CATALOGUE = [
     origin: 'exporter-self',
   },
   {
+    name: 'bullpen_exporter_leader',
+    type: 'gauge',
+    help: '1 on the exporter that holds the leadership lease and serves the job metrics, 0 on one standing by.',
+    labelNames: [],
+    origin: 'exporter-self',
+  },
+  {
     name: 'bullpen_exporter_redis_up',
     type: 'gauge',
     help: '1 when the last scrape could read Redis, else 0.',

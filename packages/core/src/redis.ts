@@ -107,3 +107,27 @@ export function createRedis(target: RedisTarget | string, role: ConnectionRole, 
 export function serversOf(client: RedisClient): IORedis[] {
   return client instanceof Cluster ? client.nodes('master') : [client];
 }
+
+/**
+ * Resolves once `client` is ready, at once when it already is. A fail-fast connection (role
+ * 'producer') sends nothing before then, so a caller that just created it, or whose connection is
+ * coming back, waits here up to `timeoutMs`. Rejects when the connection is not on its way up
+ * (closed by the caller) or does not get there in time.
+ */
+export function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  if (client.status !== 'connecting' && client.status !== 'connect' && client.status !== 'reconnecting') {
+    return Promise.reject(new Error(`Redis connection is ${client.status}`));
+  }
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error(`Redis connection is ${client.status}`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}
