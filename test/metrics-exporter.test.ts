@@ -221,12 +221,17 @@ describe('the exporter process', () => {
       }
     };
     const isLeader = async (exporter: ExporterProcess) => total(await exporter.samples(), 'bullpen_exporter_leader') === 1;
-
-    it('serves the job metrics from one of them only, and the other takes over with the totals when it dies', async () => {
-      const lease = { EXPORTER_LEADER_LEASE_MS: '1500' };
+    /** A leader, then a second exporter that stands by, both with a lease of `leaseMs`. */
+    const startPair = async (leaseMs: number) => {
+      const lease = { EXPORTER_LEADER_LEASE_MS: String(leaseMs) };
       const a = await start(lease);
       const b = await spawnExporter(env(lease), undefined, { standby: true });
       exporters.push(b);
+      return [a, b] as const;
+    };
+
+    it('serves the job metrics from one of them only, and the other takes over with the totals when it dies', async () => {
+      const [a, b] = await startPair(1500);
       await addJobs(5);
       const first = await added();
       await waitUntil(() => countsAll(a, first), { what: 'the leader to count every entry' });
@@ -250,10 +255,7 @@ describe('the exporter process', () => {
 
     it('hands the lead over at once when the leader stops cleanly', async () => {
       // A lease far longer than the test: only its release lets the standby take over.
-      const lease = { EXPORTER_LEADER_LEASE_MS: '600000' };
-      const a = await start(lease);
-      const b = await spawnExporter(env(lease), undefined, { standby: true });
-      exporters.push(b);
+      const [a, b] = await startPair(600_000);
       await a.kill('SIGTERM');
       expect(a.exitCode()).toBe(0);
       await addJobs(2);
@@ -263,10 +265,7 @@ describe('the exporter process', () => {
     });
 
     it('stops a leader that was paused past its lease once it wakes, and every event is still counted once', async () => {
-      const lease = { EXPORTER_LEADER_LEASE_MS: '1500' };
-      const a = await start(lease);
-      const b = await spawnExporter(env(lease), undefined, { standby: true });
-      exporters.push(b);
+      const [a, b] = await startPair(1500);
       await addJobs(3);
       process.kill(a.pid, 'SIGSTOP');
       try {

@@ -1,6 +1,6 @@
 // The exporter's configuration: bullpen's shared settings (loadConfig) plus its own variables.
 // The one place the exporter reads its environment.
-import { configuredTenants, ConfigError, defaultMetricJobNames, JOB_NAME, loadConfig, type BullpenConfig } from '@bullpen/core';
+import { configuredTenants, ConfigError, defaultMetricJobNames, intVar, JOB_NAME, loadConfig, type BullpenConfig } from '@bullpen/core';
 
 export interface ExporterConfig {
   readonly core: BullpenConfig;
@@ -34,22 +34,8 @@ export function loadExporterConfig(env: Env, options?: Parameters<typeof loadCon
       }
     }
   }
-  let batchSize = 1000;
-  const rawBatch = env.EXPORTER_BATCH_SIZE;
-  if (rawBatch !== undefined && rawBatch.trim() !== '') {
-    batchSize = Number(rawBatch.trim());
-    if (!/^\d+$/.test(rawBatch.trim()) || batchSize < 1 || batchSize > 100_000) {
-      throw new ConfigError(`EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000, got ${JSON.stringify(rawBatch)}`);
-    }
-  }
-  let leaderLeaseMs = 10_000;
-  const rawLease = env.EXPORTER_LEADER_LEASE_MS;
-  if (rawLease !== undefined && rawLease.trim() !== '') {
-    leaderLeaseMs = Number(rawLease.trim());
-    if (!/^\d+$/.test(rawLease.trim()) || leaderLeaseMs < 1000 || leaderLeaseMs > 600_000) {
-      throw new ConfigError(`EXPORTER_LEADER_LEASE_MS: expected an integer from 1000 to 600000, got ${JSON.stringify(rawLease)}`);
-    }
-  }
+  const batchSize = intVar(env, 'EXPORTER_BATCH_SIZE', 1000, 1, 100_000);
+  const leaderLeaseMs = intVar(env, 'EXPORTER_LEADER_LEASE_MS', 10_000, 1000, 600_000);
   return Object.freeze({
     core,
     jobNames: Object.freeze(jobNames),

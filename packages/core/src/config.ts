@@ -102,7 +102,8 @@ function fail(source: string, expected: string, got?: string): never {
   throw new ConfigError(`${source}: expected ${expected}${got === undefined ? '' : `, got ${JSON.stringify(got)}`}`);
 }
 
-function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+/** The integer variable `name` from `min` to `max`; `fallback` when unset. Throws a ConfigError naming it. */
+export function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) fail(name, `an integer from ${min} to ${max}`, raw);
