@@ -67,7 +67,11 @@ export class LeaderLease {
       await whenReady(this.redis, leaseMs / 3);
       const holds = (await this.redis.exporterLease(this.key, id, 'hold', leaseMs)) === 1;
       this.unreachableLogged = false;
-      if (this.stopped) return;
+      if (this.stopped) {
+        // Taken just as close() was called: close() releases what is held.
+        this.held = holds;
+        return;
+      }
       if (holds && !this.held) {
         this.held = true;
         logger.info('this exporter holds the leadership lease: reading the lane streams', { id });
