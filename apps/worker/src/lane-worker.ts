@@ -114,6 +114,7 @@ export class LaneWorker {
         // A stalled job is found within two intervals of its lock expiring (BullMQ's defaults are
         // both 30 s); a short test lock gets a correspondingly quick check.
         stalledInterval: policy.lockDurationMs,
+        maxStalledCount: policy.maxStalls,
         // BullMQ stores it as the job's processedBy.
         name: config.workerId,
         settings: { backoffStrategy: (_attemptsMade, _type, err) => this.runner.delayFor(err) },

@@ -109,6 +109,12 @@ export const laneSchema = z
     idempotencyTtlMs: positiveInt.default(24 * 3600 * 1000),
     /** BullMQ lock duration; a stalled job is reclaimed after it; default 30000 ms. */
     lockDurationMs: positiveInt.min(1000).default(30_000),
+    /**
+     * How many times a job may lose its worker while running (crash, OOM kill, SIGKILL, a loop
+     * blocked past the lock) and be put back to wait; one more and it fails as stalled, which
+     * stops a job that kills its worker from killing one after another. Default 1 (BullMQ's).
+     */
+    maxStalls: z.number().int().min(0).max(100).default(1),
     retryBudget: retryBudgetSchema.default({ ratio: 0.2, minRetriesPerSecond: 10, windowSeconds: 10, onExhausted: 'defer' }),
     /** Whether a rate-limited (429 / Retry-After) retry uses up one of the job's attempts; default true. */
     rateLimitedConsumesAttempt: z.boolean().default(true),

@@ -1,0 +1,65 @@
+// A job whose worker dies while running it is reclaimed, but only as often as its lane's
+// `maxStalls` allows: one more loss and it fails as stalled, so that a job that kills its worker
+// cannot go on to kill one after another. Worker processes are SIGKILLed under a running job twice.
+import { existsSync } from 'node:fs';
+import { JOB_FIELD, createLaneQueue, createRedis, jobKeys, loadConfig, parseLeaseRecord, wrapJobData } from '@bullpen/core';
+import { cleanupPrefix } from './support/config';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
+import { WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
+
+describe("a lane's maxStalls", () => {
+  const workers: WorkerProcess[] = [];
+  const cleanups: Array<() => void | Promise<void>> = [];
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop('SIGKILL')));
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  /** Starts a job that outlives the test, and SIGKILLs the worker running it twice. */
+  async function loseItsWorkerTwice(maxStalls: number) {
+    if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run npx tsc -b apps/worker first`);
+    const lanes = { lanes: { work: { concurrency: 1, attempts: 3, lockDurationMs: 1000, maxStalls } } };
+    const prefix = testPrefix('stalls');
+    const lanesFile = writeLanesFile(lanes);
+    const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
+    const redis = createRedis(redisUrl(), 'worker', 'bullpen:test');
+    const queue = createLaneQueue(loadConfig(env), 'work', redis);
+    cleanups.push(lanesFile.cleanup, () => cleanupPrefix(prefix), async () => {
+      await queue.close();
+      await redis.quit();
+    });
+    const start = async (n: number) => {
+      const worker = spawnWorker({ ...env, WORKER_ID: `worker-${n}` });
+      workers.push(worker);
+      await worker.started();
+      return worker;
+    };
+    const id = (await queue.add('sleep', wrapJobData({ ms: 120_000 }, { v: 1, tenant: 'acme' }))).id!;
+    const lease = async () => parseLeaseRecord(await redis.hget(jobKeys(prefix, 'work', id).job, JOB_FIELD.lease));
+
+    let running = await start(1);
+    for (let lost = 1; lost <= 2; lost += 1) {
+      await waitUntil(async () => (await lease())?.ats === lost, { timeoutMs: 20_000, what: `start ${lost} of the job` });
+      // A live worker whose stalled check notices the loss.
+      const next = await start(lost + 1);
+      running.child.kill('SIGKILL');
+      await running.exited;
+      running = next;
+    }
+    return { queue, id, lease };
+  }
+
+  it('fails a job as stalled once it has lost its worker one time more than maxStalls', async () => {
+    const { queue, id, lease } = await loseItsWorkerTwice(1);
+    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail as stalled' });
+    expect((await queue.getJob(id))?.failedReason).toMatch(/stalled more than allowable limit/);
+    expect((await lease())?.ats).toBe(2);
+  });
+
+  it('reclaims a job as often as maxStalls allows', async () => {
+    const { queue, id, lease } = await loseItsWorkerTwice(2);
+    await waitUntil(async () => (await lease())?.ats === 3, { timeoutMs: 20_000, what: 'a third start of the job' });
+    expect(await queue.getJobState(id)).toBe('active');
+    expect((await lease())?.worker).toBe('worker-3');
+  });
+});
