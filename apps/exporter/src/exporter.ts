@@ -106,7 +106,7 @@ export class Exporter {
     return this.lease?.leading ?? false;
   }
 
-  /** Listens on EXPORTER_PORT (0 = any free port) and starts reading; resolves to the port. */
+  /** Listens on EXPORTER_PORT (0 = any free port) and asks for the lead, reading once it holds it; resolves to the port. */
   async start(): Promise<number> {
     const { core } = this.config;
     // Scrape-time reads fail fast (about 1 s) when Redis is away, so /metrics still answers.
@@ -130,7 +130,7 @@ export class Exporter {
         for (const reader of this.readers) reader.start();
       },
       onLost: () => {
-        this.logger.error('another exporter took the leadership lease: this one stops serving', {});
+        this.logger.error('another exporter took the leadership lease: this one stops serving');
         this.hooks.onLeadershipLost?.();
       },
     });
