@@ -5,7 +5,7 @@
 // the JSON result file. Targets are reported, never asserted: the exit code says only whether
 // every measurement ran.
 //
-//   node bench/run.js [--n 50000] [--seconds 10] [--worker-rounds 3] [--pickup-jobs 1000] [--tracing-rounds 2] [--only worker,single,...]
+//   node bench/run.js [--n 50000] [--seconds 10] [--rounds 3] [--pickup-jobs 1000] [--tracing-rounds 2] [--only worker,single,...]
 //                     [--exporter-jobs 100000] [--exporter-waiting 1000000] [--profile DIR]
 //                     [--out bench-results/latest.json] [--smoke]
 //
@@ -30,7 +30,7 @@ const SECTIONS = {
   exporter: { flag: 'exporter', run: (ctx) => require('./phases/exporter').run(ctx) },
 };
 
-const USAGE = `usage: node bench/run.js [--smoke] [--n N] [--seconds S] [--worker-rounds R] [--pickup-jobs J] [--tracing-rounds R] [--exporter-jobs J]
+const USAGE = `usage: node bench/run.js [--smoke] [--n N] [--seconds S] [--rounds R] [--pickup-jobs J] [--tracing-rounds R] [--exporter-jobs J]
        [--exporter-waiting W] [--only ${Object.values(SECTIONS).map((s) => s.flag).join(',')}] [--profile DIR] [--out FILE]`;
 
 function parseArgs(argv) {
@@ -41,7 +41,8 @@ function parseArgs(argv) {
     seconds: smoke ? 1 : 10,
     warmupSeconds: smoke ? 0.3 : 2,
     inFlight: 50,
-    workerRounds: smoke ? 1 : 3,
+    // Pairs of bare (or floor) and bullpen runs in the worker and single-enqueue sections.
+    rounds: smoke ? 1 : 3,
     pickupJobs: smoke ? 50 : 1000,
     tracingRounds: smoke ? 1 : 2,
     exporterJobs: smoke ? 2000 : 100_000,
@@ -53,7 +54,7 @@ function parseArgs(argv) {
   const numeric = {
     '--n': 'n',
     '--seconds': 'seconds',
-    '--worker-rounds': 'workerRounds',
+    '--rounds': 'rounds',
     '--pickup-jobs': 'pickupJobs',
     '--tracing-rounds': 'tracingRounds',
     '--exporter-jobs': 'exporterJobs',

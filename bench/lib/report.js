@@ -16,7 +16,8 @@ function ratios(results) {
   }
   const se = results.singleEnqueue;
   if (se?.bullpen) {
-    out.singleRestEnqueueVsHttpFloor = ratio(se.bullpen.perSecond, se.httpFloor.perSecond);
+    // The median of paired rounds (phases/single-enqueue.js).
+    out.singleRestEnqueueVsHttpFloor = se.ratioToFloor ?? ratio(se.bullpen.perSecond, se.httpFloor.perSecond);
     out.singleRestEnqueueVsQueueAdd = ratio(se.bullpen.perSecond, se.bareQueueAdd.perSecond);
   }
   const pk = results.pickup;
@@ -84,6 +85,9 @@ function table({ machine, config, results, ratios: r, targets: t }) {
     rows.push([`single enqueue, req/s (${se.inFlight} in flight)`, `${fmt(se.httpFloor.perSecond)} Express`, `${fmt(se.bullpen.perSecond)} REST`, fmt(r.singleRestEnqueueVsHttpFloor, 2), `>=0.8 ${met(t.singleRestEnqueue)}`]);
     rows.push(['  server CPU ms/request', fmt(se.httpFloor.serverCpuMsPerOp, 3), fmt(se.bullpen.serverCpuMsPerOp, 3), fmt(ratio(se.httpFloor.serverCpuMsPerOp, se.bullpen.serverCpuMsPerOp), 2), '']);
     rows.push(['  p50 / p99 ms', `${fmt(se.httpFloor.p50Ms, 1)} / ${fmt(se.httpFloor.p99Ms, 1)}`, `${fmt(se.bullpen.p50Ms, 1)} / ${fmt(se.bullpen.p99Ms, 1)}`, '', '']);
+    if (se.byRound?.length > 1) {
+      rows.push([`  ratio to the floor by round (median of ${se.byRound.length} above)`, '', '', se.byRound.map((x) => fmt(x.ratio, 2)).join(' '), '']);
+    }
     rows.push(['  bare queue.add, req/s; p50 / p99 ms', `${fmt(se.bareQueueAdd.perSecond)}; ${fmt(se.bareQueueAdd.p50Ms, 1)} / ${fmt(se.bareQueueAdd.p99Ms, 1)}`, '', fmt(r.singleRestEnqueueVsQueueAdd, 2), '']);
   }
   const pk = results.pickup;

@@ -5,7 +5,7 @@
 //
 // On a shared machine one pair of runs can land a burst of outside load on either side, and the
 // ratio then swings (0.44 to 0.97 for the same code was seen). So the two sides run in pairs,
-// `workerRounds` of them, the side that goes first alternating; the ratios reported are the
+// `rounds` of them, the side that goes first alternating; the ratios reported are the
 // medians of the pairs' ratios, and `bare`/`bullpen` are the pair with the median drain ratio.
 'use strict';
 const { performance } = require('node:perf_hooks');
@@ -125,7 +125,7 @@ async function bullpenArm(ctx, { label, tracing = 'inherit', profile = false }) 
 }
 
 async function run(ctx) {
-  const { n, workerRounds: rounds } = ctx.config;
+  const { n, rounds } = ctx.config;
   const pairs = [];
   for (let i = 1; i <= rounds; i += 1) {
     // With --profile every process of every round writes its own profile, named by the round.
