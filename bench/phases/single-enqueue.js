@@ -12,7 +12,7 @@ const { Queue } = require('bullmq');
 const { BullpenStack, LANE } = require('../lib/bullpen');
 const { cpuSeconds } = require('../lib/children');
 const { closedLoop, httpClient, jsonPost } = require('../lib/load');
-const { median, round } = require('../lib/stats');
+const { pairedRounds } = require('../lib/paired-rounds');
 const { connectionOptions, deletePrefix, freePort, quiet } = require('../lib/redis');
 
 const FLOOR = path.join(__dirname, '..', 'floor-server.js');
@@ -84,26 +84,13 @@ async function run(ctx) {
   const { seconds, inFlight, rounds } = ctx.config;
   // The same bytes to every target; the floor ignores the Authorization header.
   const request = jsonPost(JOB, { authorization: `Bearer ${ctx.apiKey}` });
-  const pairs = [];
-  for (let i = 1; i <= rounds; i += 1) {
-    const runFloor = () => (ctx.log(`single enqueue: round ${i}/${rounds}, HTTP floor (bare Express 5), ${inFlight} in flight for ${seconds} s`), httpFloor(ctx, request));
-    const runBullpen = () => (ctx.log(`single enqueue: round ${i}/${rounds}, bullpen REST, ${inFlight} in flight for ${seconds} s`), bullpenRest(ctx));
-    let floor;
-    let bullpen;
-    if (i % 2 === 1) {
-      floor = await runFloor();
-      bullpen = await runBullpen();
-    } else {
-      bullpen = await runBullpen();
-      floor = await runFloor();
-    }
-    pairs.push({ floor, bullpen, ratio: round(bullpen.perSecond / floor.perSecond, 3) });
-  }
+  const { pairs, medianRatio: ratio, middle } = await pairedRounds(rounds, {
+    runBase: (i) => (ctx.log(`single enqueue: round ${i}/${rounds}, HTTP floor (bare Express 5), ${inFlight} in flight for ${seconds} s`), httpFloor(ctx, request)),
+    runBullpen: (i) => (ctx.log(`single enqueue: round ${i}/${rounds}, bullpen REST, ${inFlight} in flight for ${seconds} s`), bullpenRest(ctx)),
+    ratio: (floor, bullpen) => bullpen.perSecond / floor.perSecond,
+  });
   ctx.log(`single enqueue: bare queue.add, ${inFlight} in flight for ${seconds} s`);
   const queueAdd = await bareQueueAdd(ctx);
-  const ratio = median(pairs.map((p) => p.ratio));
-  // With an even number of rounds the median falls between two pairs: either is as representative.
-  const middle = pairs.reduce((best, p) => (Math.abs(p.ratio - ratio) < Math.abs(best.ratio - ratio) ? p : best));
   return {
     inFlight,
     seconds,
@@ -111,11 +98,11 @@ async function run(ctx) {
     rounds,
     ratioToFloor: ratio,
     byRound: pairs.map((p) => ({
-      perSecond: { floor: p.floor.perSecond, bullpen: p.bullpen.perSecond },
+      perSecond: { floor: p.base.perSecond, bullpen: p.bullpen.perSecond },
       ratio: p.ratio,
-      serverCpuMsPerOp: { floor: p.floor.serverCpuMsPerOp, bullpen: p.bullpen.serverCpuMsPerOp },
+      serverCpuMsPerOp: { floor: p.base.serverCpuMsPerOp, bullpen: p.bullpen.serverCpuMsPerOp },
     })),
-    httpFloor: middle.floor,
+    httpFloor: middle.base,
     bareQueueAdd: queueAdd,
     bullpen: middle.bullpen,
   };

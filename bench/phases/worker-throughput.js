@@ -16,6 +16,7 @@ const { cpuSeconds, rssBytes } = require('../lib/children');
 const { monotonicUs, timeDrain, unfinished } = require('../lib/drain');
 const { startRedisCost } = require('../lib/redis-cost');
 const { connectionOptions, deletePrefix, quiet } = require('../lib/redis');
+const { pairedRounds } = require('../lib/paired-rounds');
 const { median, round } = require('../lib/stats');
 const { until } = require('../lib/wait');
 
@@ -126,41 +127,28 @@ async function bullpenArm(ctx, { label, tracing = 'inherit', profile = false }) 
 
 async function run(ctx) {
   const { n, rounds } = ctx.config;
-  const pairs = [];
-  for (let i = 1; i <= rounds; i += 1) {
+  const { pairs, medianRatio: drainRatio, middle } = await pairedRounds(rounds, {
     // With --profile every process of every round writes its own profile, named by the round.
-    const runBare = () => (ctx.log(`worker throughput: round ${i}/${rounds}, bare BullMQ, ${n} jobs`), bareArm(ctx, `throughput-${i}-bare`));
-    const runBullpen = () => (ctx.log(`worker throughput: round ${i}/${rounds}, bullpen full path, ${n} jobs`), bullpenArm(ctx, { label: `throughput-${i}`, profile: true }));
-    let bare;
-    let bullpen;
-    if (i % 2 === 1) {
-      bare = await runBare();
-      bullpen = await runBullpen();
-    } else {
-      bullpen = await runBullpen();
-      bare = await runBare();
-    }
-    pairs.push({ bare, bullpen, drainRatio: round(bullpen.drain.jobsPerSec / bare.drain.jobsPerSec, 3), enqueueRatio: round(bullpen.enqueue.jobsPerSec / bare.enqueue.jobsPerSec, 3) });
-  }
-  const drainRatio = median(pairs.map((p) => p.drainRatio));
-  const enqueueRatio = median(pairs.map((p) => p.enqueueRatio));
-  // With an even number of rounds the median falls between two pairs: either is as representative.
-  const middle = pairs.reduce((best, p) => (Math.abs(p.drainRatio - drainRatio) < Math.abs(best.drainRatio - drainRatio) ? p : best));
+    runBase: (i) => (ctx.log(`worker throughput: round ${i}/${rounds}, bare BullMQ, ${n} jobs`), bareArm(ctx, `throughput-${i}-bare`)),
+    runBullpen: (i) => (ctx.log(`worker throughput: round ${i}/${rounds}, bullpen full path, ${n} jobs`), bullpenArm(ctx, { label: `throughput-${i}`, profile: true })),
+    ratio: (bare, bullpen) => bullpen.drain.jobsPerSec / bare.drain.jobsPerSec,
+  });
+  const enqueueRatioOf = (p) => round(p.bullpen.enqueue.jobsPerSec / p.base.enqueue.jobsPerSec, 3);
   return {
     concurrency: CONCURRENCY,
     batchSize: BULK_MAX,
     rounds,
     drainRatio,
-    enqueueRatio,
+    enqueueRatio: median(pairs.map(enqueueRatioOf)),
     byRound: pairs.map((p) => ({
-      drainJobsPerSec: { bare: p.bare.drain.jobsPerSec, bullpen: p.bullpen.drain.jobsPerSec },
-      drainRatio: p.drainRatio,
-      enqueueJobsPerSec: { bare: p.bare.enqueue.jobsPerSec, bullpen: p.bullpen.enqueue.jobsPerSec },
-      enqueueRatio: p.enqueueRatio,
-      workerCpuMsPerJob: { bare: p.bare.drain.workerCpuMsPerJob, bullpen: p.bullpen.drain.workerCpuMsPerJob },
-      drainMonotonicWindowUs: { bare: p.bare.drain.monotonicWindowUs, bullpen: p.bullpen.drain.monotonicWindowUs },
+      drainJobsPerSec: { bare: p.base.drain.jobsPerSec, bullpen: p.bullpen.drain.jobsPerSec },
+      drainRatio: p.ratio,
+      enqueueJobsPerSec: { bare: p.base.enqueue.jobsPerSec, bullpen: p.bullpen.enqueue.jobsPerSec },
+      enqueueRatio: enqueueRatioOf(p),
+      workerCpuMsPerJob: { bare: p.base.drain.workerCpuMsPerJob, bullpen: p.bullpen.drain.workerCpuMsPerJob },
+      drainMonotonicWindowUs: { bare: p.base.drain.monotonicWindowUs, bullpen: p.bullpen.drain.monotonicWindowUs },
     })),
-    bare: middle.bare,
+    bare: middle.base,
     bullpen: middle.bullpen,
   };
 }
