@@ -123,7 +123,9 @@ describe('worker failure handling', () => {
     expect(warning.elapsedMs).toBeGreaterThanOrEqual(timeoutMs - 5);
     expect(escalated).toMatchObject({ cause: 'timeout', ignoredSignalTotal: 1 });
     expect(escalated.elapsedMs).toBeGreaterThanOrEqual(1.5 * timeoutMs - 5);
-    expect(escalated.elapsedMs).toBeLessThan(1.5 * timeoutMs + 1000);
+    // Well short of the lane's 30 s timeout: the job's own 400 ms governed. (A tighter bound would
+    // time the machine: a loaded CI runner has fired timers close to a second late.)
+    expect(escalated.elapsedMs).toBeLessThan(10_000);
     expect(dead.errorClass).toBe('timeout');
     expect(job!.failedReason).toMatch(/handler "stubborn" ignored its abort signal and was still running at 1.5 × its 400 ms timeout/);
     expect(await harness.attemptRows('work', id)).toEqual([expect.objectContaining({ errorClass: 'timeout' })]);
