@@ -4,7 +4,8 @@
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { JOB_FIELD, jobKeys } from '@bullpen/core';
-import { waitUntil } from './support/wait';
+import { defineHandler } from '../apps/worker/src/handler';
+import { deferred, waitUntil } from './support/wait';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
 
 const MiB = 1024 * 1024;
@@ -105,14 +106,19 @@ describe('the memory guard', () => {
 describe('shutting down while the memory guard holds intake', () => {
   it('waits for active jobs only up to the grace period and takes nothing new', async () => {
     let rss = 10 * MiB;
+    // Runs until the test lets it go (after its checks), so that only the grace period can end
+    // the drain, and nothing of it outlives the test.
+    const release = deferred<void>();
+    const held = defineHandler({ name: 'held', run: () => release.promise });
     const harness = await startWorkerHarness({
       lanesFile: { lanes: { a: { concurrency: 2 } } },
+      handlers: [held],
       env: { WORKER_MAX_RSS_MB: '64' },
       memory: { intervalMs: 20, sample: () => ({ rss, heapUsed: 0 }) },
     });
     try {
       const quick = await harness.add('a', 'sleep', { ms: 200 });
-      const slow = await harness.add('a', 'sleep', { ms: 60_000 });
+      const slow = await harness.add('a', 'held', {});
       await harness.waitForEvent('job:started', (e) => e.jobId === slow);
       rss = 100 * MiB;
       await harness.waitForEvent('memory:paused', () => true);
@@ -123,11 +129,12 @@ describe('shutting down while the memory guard holds intake', () => {
       // BullMQ was already paused, so its pause() would return at once: the drain must still wait
       // for active jobs, and only for the grace period.
       expect(Date.now() - closing).toBeGreaterThanOrEqual(750);
-      expect(Date.now() - closing).toBeLessThan(30_000); // far short of the slow job's minute
+      expect(Date.now() - closing).toBeLessThan(30_000); // the held job never finishes on its own
       expect(await harness.queue('a').getJobState(quick)).toBe('completed');
       expect(await harness.queue('a').getJobState(slow)).toBe('active'); // left to be reclaimed
       expect(await harness.queue('a').getJobState(waiting)).toBe('waiting');
     } finally {
+      release.resolve();
       await harness.close();
     }
   });
