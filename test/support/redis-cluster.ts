@@ -34,6 +34,20 @@ async function clusterReady(nodes: readonly RedisProcess[]): Promise<boolean> {
   return states.every(Boolean);
 }
 
+/** One cluster-enabled redis-server. Its bus port is set explicitly (the default, port + 10000, may
+ * be taken or out of range) and, like its port, can be taken by another test before the node binds
+ * it: the node then exits, and is started again on other ports. */
+async function startClusterNode(tries = 3): Promise<RedisProcess> {
+  for (let i = 1; ; i += 1) {
+    const busPort = await freePort();
+    try {
+      return await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort)]);
+    } catch (err) {
+      if (i >= tries) throw err;
+    }
+  }
+}
+
 export async function startRedisCluster(primaries = 3): Promise<RedisClusterProcess> {
   const nodes: RedisProcess[] = [];
   const stop = async () => {
@@ -41,13 +55,7 @@ export async function startRedisCluster(primaries = 3): Promise<RedisClusterProc
     for (const n of nodes) removeDir(n.dir);
   };
   try {
-    for (let i = 0; i < primaries; i += 1) {
-      // The bus port is set explicitly: the default (port + 10000) may be taken or out of range.
-      const busPort = await freePort();
-      nodes.push(
-        await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort)]),
-      );
-    }
+    for (let i = 0; i < primaries; i += 1) nodes.push(await startClusterNode());
     const created = spawnSync(
       'redis-cli',
       ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],

@@ -1,9 +1,10 @@
 // Starts a private redis-server on a free loopback port in a temp directory.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import IORedis from 'ioredis';
 
 export interface RedisProcess {
   url: string;
@@ -44,40 +45,80 @@ export function freePort(): Promise<number> {
   });
 }
 
-function waitForPort(port: number, deadlineMs: number): Promise<void> {
+/**
+ * Resolves once the redis-server `child` answers on `port` as itself (its CONFIG dir is `dir`);
+ * rejects if it exits first. A free port can be taken again between freePort() and the spawn (by
+ * a parallel test's own probe or server): the spawned Redis then fails to bind and exits, while
+ * whatever holds the port answers the connect.
+ */
+async function waitForOwnRedis(child: ChildProcess, port: number, dir: string, deadlineMs: number): Promise<void> {
+  let exited = child.exitCode !== null || child.signalCode !== null;
+  const onExit = () => (exited = true);
+  child.once('exit', onExit);
   const deadline = Date.now() + deadlineMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve();
+  try {
+    for (;;) {
+      if (exited) throw new Error(`redis-server exited before it answered on ${port} (was the port taken?)`);
+      const client = new IORedis(port, '127.0.0.1', {
+        lazyConnect: true,
+        enableReadyCheck: false, // its INFO may be renamed away (api-lane-registry.test.ts)
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        enableOfflineQueue: false,
       });
-      socket.once('error', () => {
-        socket.destroy();
-        if (Date.now() > deadline) reject(new Error(`redis-server did not listen on ${port}`));
-        else setTimeout(attempt, 25);
-      });
-    };
-    attempt();
-  });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        const reply = (await client.config('GET', 'dir')) as string[];
+        if (reply[1] === dir && !exited) return;
+        throw new Error(`another server answers on ${port}`);
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`redis-server did not answer on ${port}: ${(err as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      } finally {
+        client.disconnect();
+      }
+    }
+  } finally {
+    child.off('exit', onExit);
+  }
 }
+
+const START_TRIES = 5;
 
 export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisProcess> {
   if (!hasRedisServer()) throw new Error(NO_REDIS_MESSAGE);
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extraArgs];
-  const launch = async (): Promise<ChildProcess> => {
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
-    await waitForPort(port, 10_000);
-    return child;
+  const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-')));
+  const argsFor = (port: number) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extraArgs];
+  const launch = async (port: number): Promise<ChildProcess> => {
+    const child = spawn('redis-server', argsFor(port), { stdio: 'ignore' });
+    try {
+      await waitForOwnRedis(child, port, dir, 10_000);
+      return child;
+    } catch (err) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      throw err;
+    }
   };
+  // A first start that lost its port tries another; a restart must keep its port.
+  let port = 0;
+  let child: ChildProcess | undefined;
+  for (let tries = 1; !child; tries += 1) {
+    port = await freePort();
+    try {
+      child = await launch(port);
+    } catch (err) {
+      if (tries >= START_TRIES) {
+        removeDir(dir);
+        throw err;
+      }
+    }
+  }
   const proc: RedisProcess = {
     url: `redis://127.0.0.1:${port}`,
     port,
     dir,
-    child: await launch(),
+    child,
     async stop() {
       const child = proc.child;
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -88,7 +129,7 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
     },
     async restart() {
       await proc.stop();
-      proc.child = await launch();
+      proc.child = await launch(port);
     },
   };
   return proc;
