@@ -133,6 +133,12 @@ describe('shutting down while the memory guard holds intake', () => {
       expect(await harness.queue('a').getJobState(quick)).toBe('completed');
       expect(await harness.queue('a').getJobState(slow)).toBe('active'); // left to be reclaimed
       expect(await harness.queue('a').getJobState(waiting)).toBe('waiting');
+
+      // When the held job ends, BullMQ's pause() reconnects the closed worker's blocking
+      // connection; settled() resolves once that is closed again, and nothing of the lane is left.
+      release.resolve();
+      await harness.runtime.settled();
+      expect(await laneConnectionNames(harness)).toEqual([]);
     } finally {
       release.resolve();
       await harness.close();
@@ -151,4 +157,10 @@ function captureLogs(harness: WorkerHarness): Array<Record<string, unknown>> {
   harness.logger.clear().add(new winston.transports.Stream({ stream }));
   harness.logger.level = 'info';
   return lines;
+}
+
+/** The Redis connections still open for the harness's lanes (BullMQ names them after the queue). */
+async function laneConnectionNames(harness: WorkerHarness): Promise<string[]> {
+  const list = String(await harness.redis.client('LIST'));
+  return [...list.matchAll(/ name=(\S+)/g)].map((m) => m[1]!).filter((name) => name.startsWith(`${harness.config.prefix}:`));
 }

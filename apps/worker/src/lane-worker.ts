@@ -47,6 +47,10 @@ export class LaneWorker {
   private intakePaused = false;
   private connection: RedisClient | undefined;
   private draining = false;
+  /** The drain's pause(), which settles once the active jobs have ended. */
+  private pausing: Promise<void> | undefined;
+  /** Settles once the jobs a forced close left running have ended and been cleaned up after. */
+  private abandonedEnded: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: LaneWorkerDeps) {
     const { config, lane, policy, redis, logger } = deps;
@@ -155,17 +159,33 @@ export class LaneWorker {
     // pause() waits for active jobs only when it is the call that pauses: a worker the memory
     // guard paused is resumed first (anything it fetches meanwhile is handed back).
     if (worker.isPaused()) await worker.resume();
-    await worker.pause();
+    this.pausing = worker.pause();
+    await this.pausing;
   }
 
   /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
   async close(force: boolean): Promise<void> {
-    await this.worker?.close(force);
+    const worker = this.worker;
+    await worker?.close(force);
+    if (force && this.pausing) {
+      // A drain cut short by the grace period leaves BullMQ's pause() waiting for the jobs still
+      // running; when they end, it reconnects the blocking connection although the worker has
+      // been closed since. Disconnect it again then, so that nothing of the worker outlives it.
+      const disconnect = async () => {
+        await worker?.disconnect().catch(() => undefined);
+      };
+      this.abandonedEnded = this.pausing.then(disconnect, disconnect);
+    }
     await this.leases.close();
     await this.pool?.close();
     await this.budget.close();
     await Promise.allSettled([...this.writes]);
     this.connection?.disconnect();
+  }
+
+  /** After close(): resolves once the jobs it left running have ended (see Runtime.settled). */
+  settled(): Promise<void> {
+    return this.abandonedEnded;
   }
 
   private onCompleted(job: Job): void {

@@ -259,6 +259,16 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     return this.closing;
   }
 
+  /**
+   * After close(): resolves once the handlers it left running past the grace period have ended
+   * and what their end reopened (BullMQ reconnects a paused worker's blocking connection then) is
+   * closed again. A process exits without waiting for this; code that embeds the runtime may not.
+   */
+  async settled(): Promise<void> {
+    await this.closing;
+    await Promise.all([...this.laneWorkers.values()].map((w) => w.settled()));
+  }
+
   private async doClose(graceMs: number): Promise<void> {
     this.state = 'closing';
     this.memoryGuard.close();
