@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import IORedis from 'ioredis';
+import { waitUntil } from './wait';
 
 export interface RedisProcess {
   url: string;
@@ -45,40 +46,42 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether the Redis answering on `port` is the one started on `dir` (its CONFIG dir). */
+async function answersAs(port: number, dir: string): Promise<boolean> {
+  const client = new IORedis(port, '127.0.0.1', {
+    lazyConnect: true,
+    enableReadyCheck: false, // its INFO may be renamed away (api-lane-registry.test.ts)
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const reply = (await client.config('GET', 'dir')) as string[];
+    return reply[1] === dir;
+  } finally {
+    client.disconnect();
+  }
+}
+
 /**
- * Resolves once the redis-server `child` answers on `port` as itself (its CONFIG dir is `dir`);
- * rejects if it exits first. A free port can be taken again between freePort() and the spawn (by
- * a parallel test's own probe or server): the spawned Redis then fails to bind and exits, while
- * whatever holds the port answers the connect.
+ * Resolves once the redis-server `child` answers on `port` as itself; rejects if it exits first.
+ * A free port can be taken again between freePort() and the spawn (by a parallel test's own probe
+ * or server): the spawned Redis then fails to bind and exits, while whatever holds the port may
+ * still accept a connection.
  */
-async function waitForOwnRedis(child: ChildProcess, port: number, dir: string, deadlineMs: number): Promise<void> {
+async function waitForOwnRedis(child: ChildProcess, port: number, dir: string, timeoutMs: number): Promise<void> {
   let exited = child.exitCode !== null || child.signalCode !== null;
   const onExit = () => (exited = true);
   child.once('exit', onExit);
-  const deadline = Date.now() + deadlineMs;
   try {
-    for (;;) {
-      if (exited) throw new Error(`redis-server exited before it answered on ${port} (was the port taken?)`);
-      const client = new IORedis(port, '127.0.0.1', {
-        lazyConnect: true,
-        enableReadyCheck: false, // its INFO may be renamed away (api-lane-registry.test.ts)
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-        enableOfflineQueue: false,
-      });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        const reply = (await client.config('GET', 'dir')) as string[];
-        if (reply[1] === dir && !exited) return;
-        throw new Error(`another server answers on ${port}`);
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`redis-server did not answer on ${port}: ${(err as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      } finally {
-        client.disconnect();
-      }
-    }
+    const outcome = await waitUntil(async () => (exited ? 'exited' : (await answersAs(port, dir)) && !exited && 'up'), {
+      timeoutMs,
+      intervalMs: 25,
+      what: `redis-server to answer on ${port}`,
+    });
+    if (outcome === 'exited') throw new Error(`redis-server exited before it answered on ${port} (was the port taken?)`);
   } finally {
     child.off('exit', onExit);
   }
