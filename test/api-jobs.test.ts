@@ -6,6 +6,7 @@ import {
   cancelChannel,
   createRedis,
   formatAttemptLogRow,
+  jobKeys,
   lanePrefix,
   laneStateKeys,
   unwrapJobData,
@@ -81,6 +82,21 @@ describe('producer API: jobs', () => {
       expect(job?.opts).toMatchObject({ attempts: 7, priority: 5, backoff: { type: 'bullpen' } });
     } finally {
       await queue.close();
+    }
+  });
+
+  it('stores a job with a small payload as a compact Redis hash: its options hold neither its id nor the retention', async () => {
+    const single = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', data: { n: 1 } } });
+    const bulk = await api.request('POST', `/v1/lanes/${LANE}/jobs/bulk`, { body: { jobs: [{ name: 'noop', data: { n: 2 } }] } });
+    expect(single.status).toBe(201);
+    expect(bulk.status).toBe(200);
+    expect(bulk.body.results[0].status).toBe('created');
+    for (const id of [single.body.id, bulk.body.results[0].id]) {
+      const key = jobKeys(api.config.prefix, LANE, id).job;
+      // Redis keeps a hash as a listpack while every value is at most 64 bytes (its default
+      // hash-max-listpack-value); one longer field makes it a hash table of about four times the memory.
+      expect(await api.redis.object('ENCODING', key)).toBe('listpack');
+      expect(JSON.parse((await api.redis.hget(key, 'opts'))!)).toEqual({ attempts: expect.any(Number), backoff: { type: 'bullpen' } });
     }
   });
 

@@ -76,9 +76,6 @@ describe('worker retries', () => {
     expect(await harness.attemptRows('work', id)).toEqual([
       { type: 'attempt', attempt: 1, errorClass: 'handler', message: 'bad input', delayMs: null, worker: harness.config.workerId, ts: expect.any(Number) },
     ]);
-    // The job keeps the lane's dead-letter retention.
-    const job = await queue.getJob(id);
-    expect(job!.opts.removeOnFail).toEqual({ age: 7 * 24 * 3600, count: 10_000 });
     await waitUntil(async () => bp(await harness!.streamEvents('work'), LANE_EVENT.dead, id).length === 1, { what: 'bp:dead' });
     const [attempt] = bp(await harness.streamEvents('work'), LANE_EVENT.attempt, id);
     expect(attempt).toMatchObject({ outcome: 'failed', errorClass: 'handler', willRetry: false, worker: harness.config.workerId });
@@ -95,6 +92,24 @@ describe('worker retries', () => {
         worker: harness.config.workerId,
       },
     ]);
+  });
+
+  it("applies the lane's retention as its worker finishes jobs: the newest completed and dead jobs are kept, up to each count", async () => {
+    const retention = { completed: { ageSeconds: 3600, count: 2 }, failed: { ageSeconds: 3600, count: 1 } };
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1, attempts: 1, retention } } } });
+    const completed: string[] = [];
+    for (let i = 0; i < 4; i += 1) completed.push(await harness.add('work', 'noop', {}));
+    const dead: string[] = [];
+    for (let i = 0; i < 3; i += 1) dead.push(await harness.add('work', 'fail', { kind: 'permanent', message: `bad ${i}` }));
+    await harness.waitForEvent('job:dead', (e) => e.jobId === dead[2]);
+    const queue = harness.queue('work');
+    // The jobs carry no retention of their own (laneJobOptions): the worker's is what applies.
+    expect((await queue.getJob(completed[3]!))!.opts).not.toHaveProperty('removeOnComplete');
+    expect((await queue.getCompleted()).map((j) => j.id).sort()).toEqual(completed.slice(2).sort());
+    expect((await queue.getFailed()).map((j) => j.id)).toEqual([dead[2]]);
+    // Trimmed jobs are gone from Redis, not only from the sets.
+    expect(await queue.getJob(completed[0]!)).toBeUndefined();
+    expect(await queue.getJob(dead[0]!)).toBeUndefined();
   });
 
   it('honours Retry-After: the next attempt waits at least that long, clamped to the cap', async () => {

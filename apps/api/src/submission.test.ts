@@ -11,14 +11,14 @@ describe('prepareJob', () => {
       jobId: 'j1',
       name: 'noop',
       data: { data: { a: 1 }, bullpen: { v: 1, tenant: 'acme' } },
-      opts: { jobId: 'j1' },
+      opts: {},
       initialState: 'waiting',
     });
   });
 
   it('maps attempts, priority and delay to BullMQ options and predicts the initial state', () => {
     const delayed = prepareJob({ name: 'n', data: {}, delayMs: 500, priority: 3, attempts: 7 }, { tenant: 't', policy, jobId: 'j', nowMs: now });
-    expect(delayed.opts).toEqual({ jobId: 'j', attempts: 7, priority: 3, delay: 500 });
+    expect(delayed.opts).toEqual({ attempts: 7, priority: 3, delay: 500 });
     expect(delayed.initialState).toBe('delayed');
     const prioritized = prepareJob({ name: 'n', data: {}, priority: 3 }, { tenant: 't', policy, jobId: 'j', nowMs: now });
     expect(prioritized.initialState).toBe('prioritized');

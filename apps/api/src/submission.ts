@@ -41,8 +41,10 @@ export interface PreparedJob {
   jobId: string;
   name: string;
   data: JobEnvelope;
-  /** Per-job options; the lane's defaults (attempts, backoff, retention) are applied by the caller. */
-  opts: JobsOptions & { jobId: string };
+  /** Per-job options; the lane's defaults (attempts, backoff) are applied by the caller. The id
+   * is given to BullMQ beside them, not in them: stored in the job's opts, a 36-character id
+   * would push the field past what Redis keeps in a compact hash (see laneJobOptions). */
+  opts: JobsOptions;
   /** The state the job enters, known without asking Redis. */
   initialState: JobStateView;
 }
@@ -60,7 +62,7 @@ export function prepareJob(input: JobSubmission, { tenant, policy, jobId, nowMs 
   if (deadlineMs !== undefined) meta.deadlineAt = nowMs + deadlineMs;
   if (input.timeoutMs !== undefined) meta.timeoutMs = input.timeoutMs;
 
-  const opts: PreparedJob['opts'] = { jobId };
+  const opts: PreparedJob['opts'] = {};
   if (input.attempts !== undefined) opts.attempts = input.attempts;
   if (input.priority !== undefined) opts.priority = input.priority;
   if (input.delayMs !== undefined && input.delayMs > 0) opts.delay = input.delayMs;

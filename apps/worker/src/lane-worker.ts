@@ -9,6 +9,7 @@ import {
   createRedis,
   jobKeys,
   lanePrefix,
+  laneRetention,
   parseLeaseRecord,
   publishLaneEvent,
   unwrapJobData,
@@ -119,6 +120,7 @@ export class LaneWorker {
         // both 30 s); a short test lock gets a correspondingly quick check.
         stalledInterval: policy.lockDurationMs,
         maxStalledCount: policy.maxStalls,
+        ...laneRetention(policy),
         // BullMQ stores it as the job's processedBy.
         name: config.workerId,
         settings: { backoffStrategy: (_attemptsMade, _type, err) => this.runner.delayFor(err) },
