@@ -157,8 +157,11 @@ describe("the exporter's lifecycle event log", () => {
     const file = path.join(dir, 'events.jsonl');
     await startWorker();
     const t0 = Date.now();
-    const before = await run(Array.from({ length: 300 }, () => ({ name: 'noop', data: {} })));
-    // A backlog of about 1,500 entries read in small batches, and an exporter killed three times,
+    // Each job fails once, so each has entries of its own that make lines (its failed attempt's
+    // bp:attempt): completed attempts alone are batched, and a fast worker puts 300 of them in one
+    // or two entries, which the first exporter would finish before its kill.
+    const before = await run(Array.from({ length: 300 }, () => ({ name: 'fail', data: { kind: 'retryable', succeedOnAttempt: 2 } })));
+    // A backlog of about 2,000 entries read in small batches, and an exporter killed three times,
     // each time as soon as it has written something: the kills land in the middle of it.
     const KILLS = 3;
     for (let k = 0; k < KILLS; k += 1) {
@@ -170,7 +173,8 @@ describe("the exporter's lifecycle event log", () => {
     const after = await run(Array.from({ length: 10 }, () => ({ name: 'noop', data: {} })));
     const last = await startExporter({ EVENT_LOG_FILE: file, EXPORTER_BATCH_SIZE: '3' });
     const ids = [...before, ...after];
-    await waitUntil(async () => (await attemptsCounted(last)) === ids.length, { what: 'the restarted exporter to count every attempt' });
+    const attempts = 2 * before.length + after.length;
+    await waitUntil(async () => (await attemptsCounted(last)) === attempts, { what: 'the restarted exporter to count every attempt' });
     await last.kill('SIGTERM');
 
     const lines = readLogLines(file);
@@ -179,7 +183,9 @@ describe("the exporter's lifecycle event log", () => {
     const report = await buildReport([file], { from: t0 - 1000, to: Date.now() + 1000 });
     // A line cut by a kill belongs to a batch not yet committed, which was written again.
     expect(report.corruptLines).toBeLessThanOrEqual(KILLS);
-    expect(report.groups).toEqual([expect.objectContaining({ lane: 'work', tenant: 'acme', started: ids.length, succeeded: ids.length, failed: 0 })]);
+    expect(report.groups).toEqual([
+      expect.objectContaining({ lane: 'work', tenant: 'acme', started: ids.length, succeeded: ids.length, failed: 0, retried: before.length }),
+    ]);
   });
 
   it('keeps counting when the log cannot be written: the failed writes are counted in a metric and logged once', async () => {
