@@ -52,15 +52,19 @@ export interface BatchCount {
 export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[], labels: MetricLabels): BatchCount {
   const delta = new LaneDelta();
   const failedJobIds: string[] = [];
+  // Most entries of a busy lane are BullMQ's, one or two per job: their counts are summed here
+  // and added once per batch.
+  const processed = new Map<string, number>();
+  let completed = 0;
   for (const ev of events) {
     const eventLabel = ev.event === 'other' || ev.event === 'malformed' || COUNTED_EVENTS.has(ev.event) ? ev.event : 'other';
-    delta.inc(M.processed, { lane, event: eventLabel });
+    processed.set(eventLabel, (processed.get(eventLabel) ?? 0) + 1);
     switch (ev.event) {
       case 'added':
         delta.inc(M.enqueued, { lane, job_name: labels.jobName(ev.name) });
         break;
       case 'completed':
-        delta.inc(M.completed, { lane });
+        completed += 1;
         break;
       case 'failed':
         failedJobIds.push(ev.jobId);
@@ -105,6 +109,8 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
         break;
     }
   }
+  for (const [event, count] of processed) delta.inc(M.processed, { lane, event }, count);
+  delta.inc(M.completed, { lane }, completed);
   return { delta, failedJobIds };
 }
 

@@ -32,6 +32,17 @@ function labelValues(def: MetricDefinition, labels: Labels): string[] {
   });
 }
 
+/** `|<value>` for each label, in catalogue order: what follows the name (and bucket) in a field. */
+function labelSuffix(def: MetricDefinition, labels: Labels): string {
+  let suffix = '';
+  for (const name of def.labelNames) {
+    const value = labels[name];
+    if (value === undefined) throw new Error(`metric ${def.name}: label ${name} missing`);
+    suffix += SEP + value;
+  }
+  return suffix;
+}
+
 /** Index of the bucket an observation falls in (`le` semantics); buckets.length for +Inf. */
 export function bucketIndex(buckets: readonly number[], value: number): number {
   for (let i = 0; i < buckets.length; i += 1) if (value <= (buckets[i] as number)) return i;
@@ -43,17 +54,18 @@ export class LaneDelta {
   readonly ints = new Map<string, number>();
   readonly floats = new Map<string, number>();
 
+  // Called several times for every stream entry: the fields are built by concatenation, without
+  // the arrays a join would need.
   inc(def: MetricDefinition, labels: Labels, by = 1): void {
     if (by === 0) return;
-    const field = [def.name, ...labelValues(def, labels)].join(SEP);
+    const field = def.name + labelSuffix(def, labels);
     this.ints.set(field, (this.ints.get(field) ?? 0) + by);
   }
 
   observe(def: MetricDefinition, labels: Labels, value: number): void {
-    const buckets = def.buckets ?? [];
-    const values = labelValues(def, labels);
-    const bucket = [def.name, `b${bucketIndex(buckets, value)}`, ...values].join(SEP);
-    const sum = [def.name, 'sum', ...values].join(SEP);
+    const suffix = labelSuffix(def, labels);
+    const bucket = `${def.name}${SEP}b${bucketIndex(def.buckets ?? [], value)}${suffix}`;
+    const sum = `${def.name}${SEP}sum${suffix}`;
     this.ints.set(bucket, (this.ints.get(bucket) ?? 0) + 1);
     this.floats.set(sum, (this.floats.get(sum) ?? 0) + value);
   }
