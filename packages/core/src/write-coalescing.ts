@@ -7,7 +7,7 @@
 // setImmediate instead added a loop iteration to every hop, about 0.3 ms to a job's pickup).
 // The cap keeps Redis busy while the worker is: holding a whole batch of 50 jobs' commands until
 // the tick ends made the two take turns, Redis idle while the worker ran the batch and the worker
-// idle while Redis ran it (bench drain 0.56-0.57 of bare BullMQ with one write a tick, 0.61-0.62
+// idle while Redis ran it (bench drain 0.56-0.59 of bare BullMQ with one write a tick, 0.59-0.64
 // with a cap of 4, 8 or 16, with the same CPU per job). Nothing else about the connection changes:
 // replies, timeouts, reconnects and errors are ioredis's as before.
 import type { Socket } from 'node:net';
