@@ -24,22 +24,20 @@ interface HistogramSeries {
 
 const SEP = '|';
 
+function labelValue(def: MetricDefinition, labels: Labels, name: string): string {
+  const value = labels[name];
+  if (value === undefined) throw new Error(`metric ${def.name}: label ${name} missing`);
+  return value;
+}
+
 function labelValues(def: MetricDefinition, labels: Labels): string[] {
-  return def.labelNames.map((name) => {
-    const value = labels[name];
-    if (value === undefined) throw new Error(`metric ${def.name}: label ${name} missing`);
-    return value;
-  });
+  return def.labelNames.map((name) => labelValue(def, labels, name));
 }
 
 /** `|<value>` for each label, in catalogue order: what follows the name (and bucket) in a field. */
 function labelSuffix(def: MetricDefinition, labels: Labels): string {
   let suffix = '';
-  for (const name of def.labelNames) {
-    const value = labels[name];
-    if (value === undefined) throw new Error(`metric ${def.name}: label ${name} missing`);
-    suffix += SEP + value;
-  }
+  for (const name of def.labelNames) suffix += SEP + labelValue(def, labels, name);
   return suffix;
 }
 
