@@ -1,9 +1,9 @@
 // Single-job submissions that reach Redis in the same turn of the event loop go together: one
-// admission call for all their ids and one pipeline of BullMQ's add scripts, in place of two
+// admission call for all their ids and BullMQ's add scripts sent together, in place of two
 // round trips each. Under load many requests are parsed in one turn, so a busy API pays a write
 // and a read for many jobs; an idle one sends each job alone, one turn later than it would have.
 // Each submission keeps its own answer: admission still grants room in arrival order, and a job
-// whose add fails fails alone. The jobs are independent, so the pipeline is not a transaction.
+// whose add fails fails alone. The jobs are independent, so their adds are not a transaction.
 import { Job, type Queue } from 'bullmq';
 import { laneJobOptions, releaseAdmission, reserveAdmission, type BullpenConfig, type LanePolicy, type RedisClient } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
@@ -92,7 +92,7 @@ export class SubmitBatcher {
       const jobs = buildJobs(queue, policy, admitted);
       let replies: AddReply[];
       try {
-        replies = await guard.run(() => addInOnePipeline(queue, jobs));
+        replies = await guard.run(() => addEach(queue, jobs));
       } catch (err) {
         for (const item of admitted) item.reject(new BatchedAddError('add', err));
         return;
@@ -121,31 +121,26 @@ function buildJobs(queue: Queue, policy: LanePolicy, items: readonly Pending[]):
 type AddReply = { id: string } | { err: unknown };
 
 /**
- * Each job through BullMQ's own add script (Job.addJob), all on one pipeline: one write, one read,
- * as BullMQ's Queue.addBulk does. A job whose options BullMQ refuses is not queued and fails alone.
+ * Each job through BullMQ's own add script (Job.addJob), sent straight on the connection, whose
+ * coalesced writes (write-coalescing.ts) send them a few at a time as a pipeline would send them
+ * all: an ioredis pipeline copies every script BullMQ defines onto itself when it is made, which
+ * cost more than the adds of a small batch. A job whose options BullMQ refuses is not sent and
+ * fails alone.
  */
-async function addInOnePipeline(queue: Queue, jobs: readonly Job[]): Promise<AddReply[]> {
-  const pipeline = (await queue.backend.client).pipeline();
-  const refused = new Map<number, unknown>();
-  const queued: Promise<unknown>[] = [];
-  jobs.forEach((job, i) => {
-    try {
-      // Queued on the pipeline synchronously; the promise settles with the queueing.
-      queued.push(job.addJob(pipeline));
-    } catch (err) {
-      refused.set(i, err);
-    }
-  });
-  const replies = queued.length > 0 ? ((await pipeline.exec()) ?? []) : [];
-  await Promise.all(queued);
-  // A pipeline reports a lost connection on each command rather than by rejecting: it concerns
-  // every job of the batch, and the guard must see it to tell that their outcome is unknown.
-  const lost = replies.find(([err]) => err && isConnectionFailure(err));
-  if (lost) throw lost[0];
-  let next = 0;
-  return jobs.map((_, i): AddReply => {
-    if (refused.has(i)) return { err: refused.get(i) };
-    const [err, id] = (replies[next++] ?? [new Error('the pipeline returned no reply for this job'), null]) as [Error | null, unknown];
-    return err ? { err } : { id: String(id) };
-  });
+async function addEach(queue: Queue, jobs: readonly Job[]): Promise<AddReply[]> {
+  const client = await queue.backend.client;
+  const settled = await Promise.allSettled(
+    jobs.map((job) => {
+      try {
+        return job.addJob(client);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }),
+  );
+  // A lost connection concerns every job of the batch, and the guard must see it to tell that
+  // their outcome is unknown.
+  const lost = settled.find((r) => r.status === 'rejected' && isConnectionFailure(r.reason));
+  if (lost) throw (lost as PromiseRejectedResult).reason;
+  return settled.map((r): AddReply => (r.status === 'fulfilled' ? { id: String(r.value) } : { err: r.reason }));
 }
