@@ -34,16 +34,13 @@ export function isFirstStart(job: JobStarts): boolean {
 
 export async function readStartHistory(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<StartHistory> {
   const keys = jobKeys(prefix, lane, jobId);
-  const results = await redis
-    .pipeline()
-    .hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease)
-    .lrange(keys.logs, -1, -1)
-    .exec();
-  const [fieldsResult, rowsResult] = results ?? [];
-  if (fieldsResult?.[0]) throw fieldsResult[0];
-  if (rowsResult?.[0]) throw rowsResult[0];
-  const [uncounted, lease] = (fieldsResult?.[1] ?? []) as Array<string | null>;
-  const [lastLine] = (rowsResult?.[1] ?? []) as string[];
+  // Sent in the same turn, so in one write (write-coalescing.ts); an ioredis pipeline would copy
+  // every script defined on the connection onto itself for these two commands.
+  const [[uncounted, lease], rows] = await Promise.all([
+    redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease),
+    redis.lrange(keys.logs, -1, -1),
+  ]);
+  const [lastLine] = rows;
   return {
     uncountedStarts: Number(uncounted ?? 0) || 0,
     lease: parseLeaseRecord(lease),
