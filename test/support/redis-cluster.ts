@@ -35,17 +35,9 @@ async function clusterReady(nodes: readonly RedisProcess[]): Promise<boolean> {
 }
 
 /** One cluster-enabled redis-server. Its bus port is set explicitly (the default, port + 10000, may
- * be taken or out of range) and, like its port, can be taken by another test before the node binds
- * it: the node then exits, and is started again on other ports. */
-async function startClusterNode(tries = 3): Promise<RedisProcess> {
-  for (let i = 1; ; i += 1) {
-    const busPort = await freePort();
-    try {
-      return await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort)]);
-    } catch (err) {
-      if (i >= tries) throw err;
-    }
-  }
+ * be taken or out of range) and, like its port, is picked again if another test takes it first. */
+function startClusterNode(): Promise<RedisProcess> {
+  return startRedis(async () => ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(await freePort())]);
 }
 
 export async function startRedisCluster(primaries = 3): Promise<RedisClusterProcess> {

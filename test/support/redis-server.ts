@@ -89,12 +89,16 @@ async function waitForOwnRedis(child: ChildProcess, port: number, dir: string, t
 
 const START_TRIES = 5;
 
-export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisProcess> {
+/**
+ * `extraArgs` may be a function, called again for each port a first start tries: arguments that
+ * name ports of their own (a cluster node's bus port) are then picked afresh along with its port.
+ */
+export async function startRedis(extraArgs: readonly string[] | (() => Promise<readonly string[]>) = []): Promise<RedisProcess> {
   if (!hasRedisServer()) throw new Error(NO_REDIS_MESSAGE);
   const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-')));
-  const argsFor = (port: number) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extraArgs];
-  const launch = async (port: number): Promise<ChildProcess> => {
-    const child = spawn('redis-server', argsFor(port), { stdio: 'ignore' });
+  const launch = async (port: number, extra: readonly string[]): Promise<ChildProcess> => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extra];
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
     try {
       await waitForOwnRedis(child, port, dir, 10_000);
       return child;
@@ -103,13 +107,15 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       throw err;
     }
   };
-  // A first start that lost its port tries another; a restart must keep its port.
+  // A first start that lost its port tries another; a restart must keep its ports.
   let port = 0;
+  let extra: readonly string[] = [];
   let child: ChildProcess | undefined;
   for (let tries = 1; !child; tries += 1) {
     port = await freePort();
+    extra = typeof extraArgs === 'function' ? await extraArgs() : extraArgs;
     try {
-      child = await launch(port);
+      child = await launch(port, extra);
     } catch (err) {
       if (tries >= START_TRIES) {
         removeDir(dir);
@@ -132,7 +138,7 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
     },
     async restart() {
       await proc.stop();
-      proc.child = await launch(port);
+      proc.child = await launch(port, extra);
     },
   };
   return proc;
