@@ -1,5 +1,5 @@
 // /v1/lanes/:lane/dead: list a lane's dead letters, redrive them, purge them.
-import { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, principalOf } from '../auth';
 import { jsonBody } from '../body';
@@ -37,8 +37,7 @@ function selection(body: unknown): DeadLetterSelection {
   return parsed.value;
 }
 
-export function deadLetterRoutes({ config, deadLetters }: DeadLetterRoutesDeps): Router {
-  const router = Router();
+export function deadLetterRoutes(router: Router, { config, deadLetters }: DeadLetterRoutesDeps): void {
   const lane = laneAccess(config);
 
   router.get('/lanes/:lane/dead', lane, async (req: LaneRequest, res: Response) => {
@@ -57,5 +56,4 @@ export function deadLetterRoutes({ config, deadLetters }: DeadLetterRoutesDeps):
     res.status(200).json(await deadLetters.purge(laneOf(res).lane, principalOf(res).tenant, ids));
   });
 
-  return router;
 }

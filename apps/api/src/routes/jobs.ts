@@ -1,5 +1,5 @@
 // /v1/lanes/:lane/jobs: submit one job or a batch, read a job, cancel a job.
-import { Router, type Request, type Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, principalOf } from '../auth';
 import { jsonBody } from '../body';
@@ -18,8 +18,7 @@ export interface JobRoutesDeps {
 type LaneRequest = Request<{ lane: string }>;
 type JobRequest = Request<{ lane: string; id: string }>;
 
-export function jobRoutes({ config, producer, access }: JobRoutesDeps): Router {
-  const router = Router();
+export function jobRoutes(router: Router, { config, producer, access }: JobRoutesDeps): void {
   const lane = laneAccess(config);
   const body = jsonBody(config.bodyLimitBytes);
 
@@ -58,5 +57,4 @@ export function jobRoutes({ config, producer, access }: JobRoutesDeps): Router {
     res.status(outcome.kind === 'removed' ? 200 : 202).json(outcome.body);
   });
 
-  return router;
 }

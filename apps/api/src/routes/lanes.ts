@@ -1,6 +1,6 @@
 // /v1/lanes: each lane's policy and live counts; pausing and resuming a lane.
 import type { JobType } from 'bullmq';
-import { Router, type Response } from 'express';
+import type { Response, Router } from 'express';
 import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, mayUseLane, principalOf } from '../auth';
 import type { LaneRegistry } from '../lane-registry';
@@ -13,8 +13,7 @@ export interface LaneRoutesDeps {
   lanes: LaneRegistry;
 }
 
-export function laneRoutes({ config, guard, lanes }: LaneRoutesDeps): Router {
-  const router = Router();
+export function laneRoutes(router: Router, { config, guard, lanes }: LaneRoutesDeps): void {
 
   async function laneStatus(name: string): Promise<LaneStatus> {
     const queue = lanes.queue(name);
@@ -51,5 +50,4 @@ export function laneRoutes({ config, guard, lanes }: LaneRoutesDeps): Router {
     res.status(200).json({ lane, paused: false });
   });
 
-  return router;
 }
