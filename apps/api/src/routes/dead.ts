@@ -55,5 +55,4 @@ export function deadLetterRoutes(router: Router, { config, deadLetters }: DeadLe
     const { ids } = selection(req.body ?? {});
     res.status(200).json(await deadLetters.purge(laneOf(res).lane, principalOf(res).tenant, ids));
   });
-
 }

@@ -56,5 +56,4 @@ export function jobRoutes(router: Router, { config, producer, access }: JobRoute
     const outcome = await access.cancel(laneOf(res).lane, req.params.id, principalOf(res).tenant);
     res.status(outcome.kind === 'removed' ? 200 : 202).json(outcome.body);
   });
-
 }

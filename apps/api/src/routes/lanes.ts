@@ -14,7 +14,6 @@ export interface LaneRoutesDeps {
 }
 
 export function laneRoutes(router: Router, { config, guard, lanes }: LaneRoutesDeps): void {
-
   async function laneStatus(name: string): Promise<LaneStatus> {
     const queue = lanes.queue(name);
     // BullMQ's JobType omits 'paused', but getJobCounts counts that list like any other.
@@ -49,5 +48,4 @@ export function laneRoutes(router: Router, { config, guard, lanes }: LaneRoutesD
     await guard.run(() => queue.resume());
     res.status(200).json({ lane, paused: false });
   });
-
 }
