@@ -1,0 +1,112 @@
+import { Writable } from 'node:stream';
+import { CancelledError, createLogger } from '@bullpen/core';
+import type { Job } from 'bullmq';
+import winston from 'winston';
+import { AttemptAbort } from './attempt-abort';
+import type { AttemptRef } from './events';
+import { defineHandler, type HandlerContext } from './handler';
+import { callHandler, type HandlerCallDeps } from './handler-call';
+
+const ref: AttemptRef = { lane: 'emails', jobId: 'job-7', jobName: 'send', tenant: 'acme', attempt: 2, maxAttempts: 5, workerId: 'w-1' };
+
+function setup() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger('bullpen-worker', 'info');
+  logger.clear().add(
+    new winston.transports.Stream({
+      stream: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+          done();
+        },
+      }),
+    }),
+  );
+  const deps: HandlerCallDeps = { logger, escalationFactor: 2, pool: undefined, emit: () => undefined, abandon: () => 0, ignoredSignalTotal: () => 0 };
+  const updateProgress = jest.fn(async () => undefined);
+  const job = { name: ref.jobName, updateProgress } as unknown as Job<unknown, unknown, string>;
+  return { deps, job, lines, updateProgress };
+}
+
+describe('callHandler', () => {
+  it('gives an in-process handler the attempt it runs: ids, lane, attempt numbers and tenant', async () => {
+    const { deps, job } = setup();
+    const seen: Array<Partial<HandlerContext>> = [];
+    const handler = defineHandler({
+      name: 'send',
+      run: (_data, ctx) => {
+        const { jobId, jobName, lane, attempt, maxAttempts, tenant } = ctx;
+        seen.push({ jobId, jobName, lane, attempt, maxAttempts, tenant });
+        return 'sent';
+      },
+    });
+
+    await expect(callHandler(deps, job, handler, {}, ref, 1000, new AttemptAbort())).resolves.toBe('sent');
+    await callHandler(deps, job, handler, {}, { ...ref, jobId: 'job-8', attempt: 1, tenant: undefined }, 1000, new AttemptAbort());
+
+    expect(seen).toEqual([
+      { jobId: 'job-7', jobName: 'send', lane: 'emails', attempt: 2, maxAttempts: 5, tenant: 'acme' },
+      { jobId: 'job-8', jobName: 'send', lane: 'emails', attempt: 1, tenant: undefined, maxAttempts: 5 },
+    ]);
+  });
+
+  it("hands the handler its own attempt's signal, which aborts when the attempt is cancelled", async () => {
+    const { deps, job } = setup();
+    const abort = new AttemptAbort();
+    const signals: AbortSignal[] = [];
+    const handler = defineHandler({
+      name: 'send',
+      run: (_data, { signal }) =>
+        new Promise((_resolve, reject) => {
+          signals.push(signal);
+          signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        }),
+    });
+
+    const call = callHandler(deps, job, handler, {}, ref, 60_000, abort);
+    const otherAbort = new AttemptAbort();
+    const other = callHandler(deps, job, handler, {}, { ...ref, jobId: 'job-8' }, 60_000, otherAbort);
+    await new Promise((resolve) => setImmediate(resolve));
+    abort.abort('operator asked');
+
+    await expect(call).rejects.toBeInstanceOf(CancelledError);
+    expect(signals[0]?.aborted).toBe(true);
+    expect(signals[1]?.aborted).toBe(false);
+    expect(signals[0]).not.toBe(signals[1]);
+    otherAbort.abort('done');
+    await expect(other).rejects.toBeInstanceOf(CancelledError);
+  });
+
+  it("gives the handler a logger whose lines carry the job's id and attempt", async () => {
+    const { deps, job, lines } = setup();
+    const handler = defineHandler({
+      name: 'send',
+      run: (_data, { logger }) => {
+        logger.info('talking to the mail server');
+        return undefined;
+      },
+    });
+
+    await callHandler(deps, job, handler, {}, ref, 1000, new AttemptAbort());
+
+    expect(lines).toEqual([expect.objectContaining({ msg: 'talking to the mail server', service: 'bullpen-worker', job_id: 'job-7', attempt: 2 })]);
+  });
+
+  it('records progress on the job while the attempt runs and ignores it once the attempt is over', async () => {
+    const { deps, job, updateProgress } = setup();
+    let progress: HandlerContext['progress'] | undefined;
+    const handler = defineHandler({
+      name: 'send',
+      run: async (_data, ctx) => {
+        progress = ctx.progress;
+        await ctx.progress(40);
+        return undefined;
+      },
+    });
+
+    await callHandler(deps, job, handler, {}, ref, 1000, new AttemptAbort());
+    await progress?.(90);
+
+    expect(updateProgress.mock.calls).toEqual([[40]]);
+  });
+});
