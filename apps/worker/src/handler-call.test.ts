@@ -1,7 +1,6 @@
-import { Writable } from 'node:stream';
 import { CancelledError, createLogger } from '@bullpen/core';
 import type { Job } from 'bullmq';
-import winston from 'winston';
+import { captureLogs } from '../../../test/support/logs';
 import { AttemptAbort } from './attempt-abort';
 import type { AttemptRef } from './events';
 import { defineHandler, type HandlerContext } from './handler';
@@ -10,18 +9,8 @@ import { callHandler, type HandlerCallDeps } from './handler-call';
 const ref: AttemptRef = { lane: 'emails', jobId: 'job-7', jobName: 'send', tenant: 'acme', attempt: 2, maxAttempts: 5, workerId: 'w-1' };
 
 function setup() {
-  const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger('bullpen-worker', 'info');
-  logger.clear().add(
-    new winston.transports.Stream({
-      stream: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-          done();
-        },
-      }),
-    }),
-  );
+  const lines = captureLogs(logger);
   const deps: HandlerCallDeps = { logger, escalationFactor: 2, pool: undefined, emit: () => undefined, abandon: () => 0, ignoredSignalTotal: () => 0 };
   const updateProgress = jest.fn(async () => undefined);
   const job = { name: ref.jobName, updateProgress } as unknown as Job<unknown, unknown, string>;
