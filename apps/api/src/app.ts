@@ -13,6 +13,7 @@ import { buildOpenApiDocument } from './openapi';
 import { errorHandler, notFoundHandler, sendProblem, unavailableProblem } from './problem';
 import { JobProducer } from './producer';
 import { RedisGuard } from './redis-guard';
+import { routeTable } from './route-table';
 import { deadLetterRoutes } from './routes/dead';
 import { jobRoutes } from './routes/jobs';
 import { laneRoutes } from './routes/lanes';
@@ -50,16 +51,16 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   app.set('etag', false);
   app.use(observe(metrics));
 
-  // The API proper comes first and in one router: Express matches a request against each layer in
-  // turn, and a nested router costs a second traversal (its prefix trimmed and restored, the URL
-  // parsed again). Job submissions, the hot path, are its first routes.
-  const v1 = express.Router();
-  v1.use(markMount());
-  v1.use(authenticate(config));
+  // The API proper comes first, job submissions (the hot path) leading: Express matches a request
+  // against each layer in turn. Each route is one layer that authenticates and runs the rest of
+  // its middleware itself (route-table.ts).
+  const auth = authenticate(config);
+  const v1 = routeTable(app, '/v1', [auth]);
   jobRoutes(v1, { config, producer, access });
   laneRoutes(v1, { config, guard, lanes });
   deadLetterRoutes(v1, { config, deadLetters });
-  app.use('/v1', v1);
+  // Any other /v1 path is authenticated like the routes, then answered 404 (labelled /v1/*).
+  app.use('/v1', markMount(), auth);
 
   app.get('/metrics', metricsHandler(metrics));
   app.get('/healthz', (_req, res) => {

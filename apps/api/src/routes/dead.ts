@@ -1,10 +1,11 @@
 // /v1/lanes/:lane/dead: list a lane's dead letters, redrive them, purge them.
-import type { Request, RequestHandler, Response, Router } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, principalOf } from '../auth';
 import { jsonBody } from '../body';
 import type { DeadLetters } from '../dead-letters';
 import { ProblemError } from '../problem';
+import type { RouteTable } from '../route-table';
 import { deadLetterQuerySchema, deadLetterSelectionSchema, parseWith, type DeadLetterSelection } from '../schemas';
 
 export interface DeadLetterRoutesDeps {
@@ -37,7 +38,7 @@ function selection(body: unknown): DeadLetterSelection {
   return parsed.value;
 }
 
-export function deadLetterRoutes(router: Router, { config, deadLetters }: DeadLetterRoutesDeps): void {
+export function deadLetterRoutes(router: RouteTable, { config, deadLetters }: DeadLetterRoutesDeps): void {
   const lane = laneAccess(config);
 
   router.get('/lanes/:lane/dead', lane, async (req: LaneRequest, res: Response) => {

@@ -1,11 +1,12 @@
 // /v1/lanes/:lane/jobs: submit one job or a batch, read a job, cancel a job.
-import type { Request, Response, Router } from 'express';
+import type { Request, Response } from 'express';
 import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, principalOf } from '../auth';
 import { jsonBody } from '../body';
 import type { JobAccess } from '../job-access';
 import { ProblemError } from '../problem';
 import type { JobProducer } from '../producer';
+import type { RouteTable } from '../route-table';
 import { bulkSubmissionSchema, jobSubmissionSchema, parseWith } from '../schemas';
 import { checkSubmission } from '../submission';
 
@@ -18,7 +19,7 @@ export interface JobRoutesDeps {
 type LaneRequest = Request<{ lane: string }>;
 type JobRequest = Request<{ lane: string; id: string }>;
 
-export function jobRoutes(router: Router, { config, producer, access }: JobRoutesDeps): void {
+export function jobRoutes(router: RouteTable, { config, producer, access }: JobRoutesDeps): void {
   const lane = laneAccess(config);
   const body = jsonBody(config.bodyLimitBytes);
 

@@ -1,10 +1,11 @@
 // /v1/lanes: each lane's policy and live counts; pausing and resuming a lane.
 import type { JobType } from 'bullmq';
-import type { Response, Router } from 'express';
+import type { Response } from 'express';
 import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, mayUseLane, principalOf } from '../auth';
 import type { LaneRegistry } from '../lane-registry';
 import type { RedisGuard } from '../redis-guard';
+import type { RouteTable } from '../route-table';
 import { LANE_COUNT_TYPES, type LaneStatus } from '../views';
 
 export interface LaneRoutesDeps {
@@ -13,7 +14,7 @@ export interface LaneRoutesDeps {
   lanes: LaneRegistry;
 }
 
-export function laneRoutes(router: Router, { config, guard, lanes }: LaneRoutesDeps): void {
+export function laneRoutes(router: RouteTable, { config, guard, lanes }: LaneRoutesDeps): void {
   async function laneStatus(name: string): Promise<LaneStatus> {
     const queue = lanes.queue(name);
     // BullMQ's JobType omits 'paused', but getJobCounts counts that list like any other.
