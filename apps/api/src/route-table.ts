@@ -5,13 +5,13 @@
 // 4–5% off the API's CPU per single submission (about 11–19 µs), against the nested router.
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 
-// Route modules type their handlers' params (Request<{ lane: string }>); any of them fits here.
-type Handler = RequestHandler<any>;
+/** A route's path parameters, as Express matched them. */
+type Params = Record<string, string>;
 
 export interface RouteTable {
-  get(path: string, ...handlers: Handler[]): void;
-  post(path: string, ...handlers: Handler[]): void;
-  delete(path: string, ...handlers: Handler[]): void;
+  get<P extends Params>(path: string, ...handlers: Array<RequestHandler<P>>): void;
+  post<P extends Params>(path: string, ...handlers: Array<RequestHandler<P>>): void;
+  delete<P extends Params>(path: string, ...handlers: Array<RequestHandler<P>>): void;
 }
 
 /**
@@ -19,12 +19,14 @@ export interface RouteTable {
  * the last, the request goes on to the app's next layer), `next(err)`, a throw or a rejected
  * promise goes to the error handlers, and `next('route')` or `next('router')` is passed out.
  */
-export function chain(handlers: readonly Handler[]): RequestHandler {
+export function chain<P extends Params>(handlers: ReadonlyArray<RequestHandler<P>>): RequestHandler {
   if (handlers.length === 0) throw new TypeError('chain: at least one handler is required');
-  return (req: Request, res: Response, done: NextFunction) => {
+  return (request: Request, res: Response, done: NextFunction) => {
+    // The route's path gave the params their names when Express matched it.
+    const req = request as Request<P>;
     let index = 0;
     const next: NextFunction = (err?: unknown) => {
-      if (err !== undefined && err !== null) {
+      if (err) {
         done(err);
         return;
       }
@@ -49,7 +51,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** Registers every route under `prefix` on `app`, each behind `shared` (e.g. authentication). */
-export function routeTable(app: Express, prefix: string, shared: readonly Handler[]): RouteTable {
+export function routeTable(app: Express, prefix: string, shared: readonly RequestHandler[]): RouteTable {
   return {
     get: (path, ...handlers) => void app.get(prefix + path, chain([...shared, ...handlers])),
     post: (path, ...handlers) => void app.post(prefix + path, chain([...shared, ...handlers])),
