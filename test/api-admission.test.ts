@@ -1,7 +1,7 @@
 // Admission control: a lane never holds more than maxQueueSize jobs not yet started, however many
 // submitters race for the last places, through one API or several.
 import type IORedis from 'ioredis';
-import { admissionKey, createRedis, reserveAdmission } from '@bullpen/core';
+import { admissionGroupsKey, admissionKey, createRedis, jobKeys, releaseAdmission, reserveAdmission } from '@bullpen/core';
 import { backlogOf, startLatencyProxy, startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 
@@ -128,15 +128,78 @@ describe('producer API: admission control', () => {
     const redis = api.redis;
     const prefix = api.config.prefix;
     const first = await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 2, ids: ['a', 'b', 'c'] });
-    expect(first).toEqual({ granted: 2, backlog: 0 });
+    expect(first).toMatchObject({ granted: 2, backlog: 0 });
     const second = await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 2, ids: ['d'] });
-    expect(second).toEqual({ granted: 0, backlog: 2 });
+    expect(second).toMatchObject({ granted: 0, backlog: 2 });
     const expired = await reserveAdmission(redis, { prefix, lane: 'critic', maxQueueSize: 1, ids: ['e'], ttlMs: 1 });
     expect(expired.granted).toBe(1);
     // 'e' expires after 1 ms of Redis time; a later call must not count it.
     await waitUntil(async () => (await reserveAdmission(redis, { prefix, lane: 'critic', maxQueueSize: 1, ids: ['f'] })).granted === 1, {
       what: 'the reservation to expire',
     });
+  });
+
+  it('reserves jobs added all or nothing as one group that counts for each of them', async () => {
+    const { redis } = api;
+    const prefix = api.config.prefix;
+    const bulk = await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 3, ids: ['a', 'b', 'c', 'd', 'e'], atomic: true });
+    expect(bulk).toMatchObject({ granted: 3, backlog: 0 });
+    // One member for the three granted jobs, none per job.
+    expect(await redis.zrange(admissionGroupsKey(prefix, LANE), 0, -1)).toEqual(['a#3']);
+    expect(await redis.zcard(admissionKey(prefix, LANE))).toBe(0);
+
+    // Both kinds count: three places held by the group, one by a job reserved on its own.
+    const single = await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 5, ids: ['f', 'g'] });
+    expect(single).toMatchObject({ granted: 2, backlog: 3 });
+    expect(await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 5, ids: ['h'], atomic: true })).toMatchObject({
+      granted: 0,
+      backlog: 5,
+    });
+
+    releaseAdmission(redis, bulk.reservation);
+    await waitUntil(async () => (await redis.zcard(admissionGroupsKey(prefix, LANE))) === 0, { what: 'the group to be given back' });
+    expect(await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 5, ids: ['i'], atomic: true })).toMatchObject({
+      granted: 1,
+      backlog: 2,
+    });
+  });
+
+  it('drops a group whose first job exists when the decision is close, as the MULTI that added it has run', async () => {
+    const { redis } = api;
+    const prefix = api.config.prefix;
+    expect(await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 2, ids: ['p', 'q'], atomic: true })).toMatchObject({ granted: 2 });
+    expect((await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 2, ids: ['r'] })).granted).toBe(0);
+    // The group's first job lands (here by hand, where a bulk MULTI would have added it and the rest).
+    await redis.hset(jobKeys(prefix, LANE, 'p').job, 'name', 'noop');
+    expect(await reserveAdmission(redis, { prefix, lane: LANE, maxQueueSize: 2, ids: ['r'] })).toMatchObject({ granted: 1, backlog: 0 });
+    expect(await redis.zcard(admissionGroupsKey(prefix, LANE))).toBe(0);
+  });
+
+  it('holds the places of a bulk request with one group reservation until its jobs have landed', async () => {
+    const slow = await slowReplicas(1);
+    const [only] = slow.replicas as [TestApi];
+    const direct: IORedis = createRedis(redisUrl(), 'worker');
+    const groups = admissionGroupsKey(only.config.prefix, LANE);
+    try {
+      await whenReady(direct);
+      const jobs = Array.from({ length: 4 }, () => ({ name: 'noop' }));
+      const request = only.request('POST', `/v1/lanes/${LANE}/jobs/bulk`, { body: { jobs } });
+      const seen = new Set<string>();
+      await maxDuring(async () => {
+        for (const member of await direct.zrange(groups, 0, -1)) seen.add(member);
+        return 0;
+      }, request);
+      const reply = await request;
+      expect(reply.status).toBe(200);
+      expect(reply.body).toMatchObject({ created: 4 });
+      expect([...seen]).toEqual([`${reply.body.results[0].id}#4`]);
+      expect(await direct.zcard(admissionKey(only.config.prefix, LANE))).toBe(0);
+      await waitUntil(async () => (await direct.zcard(groups)) === 0, { what: 'the group to be given back' });
+      expect(await slow.backlog()).toBe(4);
+    } finally {
+      direct.disconnect();
+      await slow.stop();
+    }
   });
 
   it('answers a repeated idempotency key with its job even when the lane is full', async () => {

@@ -211,15 +211,16 @@ export class JobProducer {
     let refused: ValidItem[] = [];
     if (valid.length > 0) {
       const ids = valid.map((item) => item.prepared.jobId);
+      // The admitted items go in one MULTI (addAtomically), so they are reserved as one group.
       const decision = await guard.run(() =>
-        reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids }),
+        reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids, atomic: true }),
       );
       const admitted = valid.slice(0, decision.granted);
       refused = valid.slice(decision.granted);
       try {
         if (admitted.length > 0) await this.addAtomically({ lane, policy }, admitted, results);
       } finally {
-        releaseAdmission(redis, config.prefix, lane, ids.slice(0, decision.granted));
+        releaseAdmission(redis, decision.reservation);
       }
     }
     if (refused.length > 0) await this.settleRefused(lane, refused, results);

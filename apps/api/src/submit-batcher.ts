@@ -5,7 +5,15 @@
 // Each submission keeps its own answer: admission still grants room in arrival order, and a job
 // whose add fails fails alone. The jobs are independent, so their adds are not a transaction.
 import { Job, type Queue } from 'bullmq';
-import { laneJobOptions, releaseAdmission, reserveAdmission, type BullpenConfig, type LanePolicy, type RedisClient } from '@bullpen/core';
+import {
+  laneJobOptions,
+  releaseAdmission,
+  reserveAdmission,
+  type BullpenConfig,
+  type LanePolicy,
+  type RedisClient,
+  type Reservation,
+} from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
 import { isConnectionFailure, type RedisGuard } from './redis-guard';
 import type { PreparedJob } from './submission';
@@ -75,8 +83,9 @@ export class SubmitBatcher {
     const ids = items.map((item) => item.prepared.jobId);
     let granted: number;
     let backlog: number;
+    let reservation: Reservation;
     try {
-      ({ granted, backlog } = await guard.run(() =>
+      ({ granted, backlog, reservation } = await guard.run(() =>
         reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids }),
       ));
     } catch (err) {
@@ -107,7 +116,7 @@ export class SubmitBatcher {
       // process does not die of an unhandled rejection. Settled submissions ignore this.
       for (const item of admitted) item.reject(new BatchedAddError('add', err));
     } finally {
-      releaseAdmission(redis, config.prefix, lane, ids.slice(0, granted));
+      releaseAdmission(redis, reservation);
     }
   }
 }

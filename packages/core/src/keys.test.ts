@@ -1,4 +1,4 @@
-import { admissionKey, exporterStateKey, jobKeys, laneEventsKey, lanePrefix, laneStateKeys, retryBudgetBucketKey } from './keys';
+import { admissionGroupsKey, admissionKey, exporterStateKey, jobKeys, laneEventsKey, lanePrefix, laneStateKeys, retryBudgetBucketKey } from './keys';
 
 /** The part of a key Redis Cluster hashes: the first non-empty {...} section, else the whole key. */
 function hashTag(key: string): string {
@@ -13,6 +13,7 @@ describe('lane keys', () => {
       ...Object.values(laneStateKeys('bp', 'emails')),
       laneEventsKey('bp', 'emails'),
       admissionKey('bp', 'emails'),
+      admissionGroupsKey('bp', 'emails'),
       retryBudgetBucketKey('bp', 'emails', 1_700_000_000),
       exporterStateKey('bp', 'emails'),
       ...Object.values(jobKeys('bp', 'emails', '42')),

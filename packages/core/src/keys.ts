@@ -20,9 +20,17 @@ export function laneBacklogKeys(prefix: string, lane: string) {
   return { wait, paused, delayed, prioritized } as const;
 }
 
-/** Admission reservations in flight (ZSET member = reservation id, score = expiry ms). */
+/** Admission reservations in flight, one per job (ZSET member = job id, score = expiry ms). */
 export function admissionKey(prefix: string, lane: string): string {
   return `${laneQualifiedName(prefix, lane)}:bp:admission`;
+}
+
+/**
+ * Admission reservations in flight for jobs added all or nothing, one per batch (ZSET member =
+ * `<first job id>#<count>`, score = expiry ms).
+ */
+export function admissionGroupsKey(prefix: string, lane: string): string {
+  return `${laneQualifiedName(prefix, lane)}:bp:admission:groups`;
 }
 
 /** Pub/sub channel on which the API asks workers to abort an active job (not a key: no slot). */
