@@ -1,6 +1,6 @@
 import { decodeLaneEvent, encodeLaneEvent, LANE_EVENT, MetricLabels, metricsOf, type AttemptEvent } from '@bullpen/core';
-import { countFailures, countLaneBatch } from './event-counting';
-import { SeriesStore } from './stored-series';
+import { countFailures, countLaneBatch, EVENT_METRICS } from './event-counting';
+import { LaneDelta, SeriesStore } from './stored-series';
 
 const labels = new MetricLabels({ jobNames: ['noop', 'http'], tenants: ['acme'] });
 const attempt = (over: Partial<AttemptEvent>): string[] =>
@@ -98,6 +98,44 @@ describe('counting a lane batch', () => {
     expect(run.map((v) => v.value).reduce((a, b) => a + b)).toBe(3);
     const wait = store.values('bullpen_job_wait_duration_seconds').filter((v) => v.metricName?.endsWith('_sum'));
     expect(wait.map((v) => v.value).reduce((a, b) => a + b)).toBeCloseTo(0.02);
+  });
+
+  it('sums attempts per series to exactly what counting them one at a time gives', () => {
+    const rows = Array.from({ length: 40 }, (_, i) => ({
+      jobId: String(i),
+      name: ['noop', 'http', 'mystery'][i % 3] as string,
+      tenant: i % 4 === 0 ? 'stranger' : 'acme',
+      attempt: 1,
+      runMs: (i * 37) % 1500,
+      waitMs: (i * 11) % 90,
+    }));
+    const failedAttempts = rows.slice(0, 7).map((row) => ({ ...row, outcome: 'failed' as const, errorClass: 'network' as const, willRetry: false }));
+    const entries = [
+      encodeLaneEvent({ event: LANE_EVENT.completedAttempts, worker: 'w', attempts: rows.slice(0, 20) }),
+      ...failedAttempts.map((row) => attempt(row)),
+      attempt({ name: 'http', tenant: 'acme', runMs: 3, waitMs: 1 }),
+      encodeLaneEvent({ event: LANE_EVENT.completedAttempts, worker: 'w', attempts: rows.slice(20) }),
+    ];
+    const { delta } = countLaneBatch('a', entries.map(decodeLaneEvent), labels);
+
+    // The reference: every attempt on its own, in stream order.
+    const expected = new LaneDelta();
+    const one = (row: { name: string; tenant: string; runMs: number; waitMs: number }, outcome: 'completed' | 'failed') => {
+      const jobName = labels.jobName(row.name);
+      expected.inc(EVENT_METRICS.attempts, { lane: 'a', job_name: jobName, tenant: labels.tenant(row.tenant), outcome });
+      expected.observe(EVENT_METRICS.runDuration, { lane: 'a', job_name: jobName, outcome }, row.runMs / 1000);
+      expected.observe(EVENT_METRICS.waitDuration, { lane: 'a', job_name: jobName }, row.waitMs / 1000);
+    };
+    rows.slice(0, 20).forEach((row) => one(row, 'completed'));
+    failedAttempts.forEach((row) => one(row, 'failed'));
+    one({ name: 'http', tenant: 'acme', runMs: 3, waitMs: 1 }, 'completed');
+    rows.slice(20).forEach((row) => one(row, 'completed'));
+
+    const attemptFields = (map: Map<string, number>) =>
+      Object.fromEntries([...map].filter(([field]) => /^bullpen_job_(attempts_total|run_duration_seconds|wait_duration_seconds)\|/.test(field)));
+    expect(attemptFields(delta.ints)).toEqual(attemptFields(expected.ints));
+    expect(attemptFields(delta.floats)).toEqual(attemptFields(expected.floats));
+    expect(Object.keys(attemptFields(delta.ints)).length).toBeGreaterThan(10);
   });
 
   it('counts budget exhaustion by action and rejections by their count', () => {

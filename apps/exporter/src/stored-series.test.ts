@@ -36,6 +36,27 @@ describe('stored series', () => {
     expect(Object.fromEntries(delta.floats)).toEqual({ 'bullpen_job_run_duration_seconds|sum|a|noop|completed': 400.003 });
   });
 
+  it('records observations already sorted into buckets as the same fields as one observe each', () => {
+    const labels = { lane: 'a', job_name: 'noop', outcome: 'completed' };
+    const values = [0.003, 0.004, 400, 0.2];
+    const one = new LaneDelta();
+    for (const value of values) one.observe(run, labels, value);
+    const counts = new Array<number>((run.buckets ?? []).length + 1).fill(0);
+    let sum = 0;
+    for (const value of values) {
+      const i = bucketIndex(run.buckets ?? [], value);
+      counts[i] = (counts[i] as number) + 1;
+      sum += value;
+    }
+    const all = new LaneDelta();
+    all.observeAll(run, labels, counts, sum);
+    expect(Object.fromEntries(all.ints)).toEqual(Object.fromEntries(one.ints));
+    expect(Object.fromEntries(all.floats)).toEqual(Object.fromEntries(one.floats));
+    const none = new LaneDelta();
+    none.observeAll(run, labels, counts.map(() => 0), 0);
+    expect(none.empty).toBe(true);
+  });
+
   it('exports cumulative buckets, sum and count, and loads back exactly what it saved', async () => {
     const store = new SeriesStore([completed, failed, run]);
     const delta = new LaneDelta();

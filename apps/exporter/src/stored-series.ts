@@ -68,6 +68,21 @@ export class LaneDelta {
     this.floats.set(sum, (this.floats.get(sum) ?? 0) + value);
   }
 
+  /** Observations already sorted into buckets (`counts[i]` in bucket i), and their sum. */
+  observeAll(def: MetricDefinition, labels: Labels, counts: readonly number[], sum: number): void {
+    const suffix = labelSuffix(def, labels);
+    let seen = 0;
+    counts.forEach((count, i) => {
+      if (count === 0) return;
+      seen += count;
+      const bucket = `${def.name}${SEP}b${i}${suffix}`;
+      this.ints.set(bucket, (this.ints.get(bucket) ?? 0) + count);
+    });
+    if (seen === 0) return;
+    const field = `${def.name}${SEP}sum${suffix}`;
+    this.floats.set(field, (this.floats.get(field) ?? 0) + sum);
+  }
+
   get empty(): boolean {
     return this.ints.size === 0 && this.floats.size === 0;
   }
