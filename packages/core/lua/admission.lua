@@ -55,9 +55,11 @@ rcall("ZREMRANGEBYSCORE", KEYS[5], "-inf", nowMs)
 rcall("ZREMRANGEBYSCORE", KEYS[6], "-inf", nowMs)
 
 -- A group member is "<first job id>#<count>": the count follows the last "#".
+-- (A member without one, which bullpen never writes, stands for one job.)
 local function groupOf(member)
   local at = string.find(member, "#[^#]*$")
-  return string.sub(member, 1, at - 1), tonumber(string.sub(member, at + 1)) or 0
+  if not at then return member, 1 end
+  return string.sub(member, 1, at - 1), tonumber(string.sub(member, at + 1)) or 1
 end
 
 local jobs = rcall("LLEN", KEYS[1]) + rcall("LLEN", KEYS[2]) + rcall("ZCARD", KEYS[3]) + rcall("ZCARD", KEYS[4])
