@@ -49,8 +49,27 @@ function otlpExporter(protocol: TracingConfig['protocol']): SpanExporter {
     const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
     return new OTLPTraceExporter();
   }
-  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
-  return new OTLPTraceExporter();
+  return protobufExporter();
+}
+
+/**
+ * OpenTelemetry's OTLP/HTTP exporter (its endpoint, headers, timeout, compression and retries
+ * from the OTEL_EXPORTER_OTLP_* variables) with bullpen's protobuf encoder in place of the
+ * serializer of `@opentelemetry/exporter-trace-otlp-proto`: the same bytes at less than half the
+ * CPU, which a worker exporting a span per attempt spends on its event loop.
+ */
+function protobufExporter(): SpanExporter {
+  const { OTLPExporterBase } = require('@opentelemetry/otlp-exporter-base') as typeof import('@opentelemetry/otlp-exporter-base');
+  const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } =
+    require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
+  const { ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+  const { encodeTraceRequest } = require('./otlp-trace-encoder') as typeof import('./otlp-trace-encoder');
+  const serializer: typeof ProtobufTraceSerializer = {
+    serializeRequest: encodeTraceRequest,
+    deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+  };
+  const options = convertLegacyHttpOptions({}, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
+  return new OTLPExporterBase(createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', TraceExporterMetricsHelper, undefined));
 }
 
 export function tracer(): Tracer {
