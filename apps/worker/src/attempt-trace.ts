@@ -1,9 +1,10 @@
 // The CONSUMER span of one attempt, after OpenTelemetry's messaging conventions. Its parent is the
 // PRODUCER span whose context the API stored with the job (meta.trace), so every attempt of a job
-// joins the trace of the request that created it. With tracing off the span is OpenTelemetry's
-// non-recording one: nothing here builds an attribute or an event unless the span records.
+// joins the trace of the request that created it. While tracing is on it is a lean span (one per
+// attempt, thousands a second); with tracing off it is OpenTelemetry's non-recording one, and
+// nothing here builds an attribute or an event unless the span records.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace, type Context, type Span } from '@opentelemetry/api';
-import { extractTraceContext, tracer, type ErrorClass } from '@bullpen/core';
+import { extractTraceContext, leanSpans, tracer, type ErrorClass } from '@bullpen/core';
 import type { AttemptRef, RetryReason } from './events';
 
 export const ATTEMPT_EVENT = {
@@ -32,22 +33,22 @@ export class AttemptTrace {
   static start(ref: AttemptRef, carrier: Record<string, string> | undefined): AttemptTrace {
     // From the root, not from whatever context BullMQ's fetch loop happens to run in.
     const parent = extractTraceContext(carrier, ROOT_CONTEXT);
-    const span = tracer().startSpan(`process ${ref.lane}`, { kind: SpanKind.CONSUMER }, parent);
-    const attemptTrace = new AttemptTrace(span, parent);
-    if (attemptTrace.recording) {
-      span.setAttributes({
-        'messaging.system': 'bullmq',
-        'messaging.destination.name': ref.lane,
-        'messaging.operation.type': 'process',
-        'messaging.operation.name': 'process',
-        'messaging.message.id': ref.jobId,
-        'bullpen.lane': ref.lane,
-        'bullpen.attempt': ref.attempt,
-        'bullpen.max_attempts': ref.maxAttempts,
-        'bullpen.job.name': ref.jobName,
-      });
-    }
-    return attemptTrace;
+    const name = `process ${ref.lane}`;
+    const lean = leanSpans();
+    const span = lean
+      ? lean.start(name, SpanKind.CONSUMER, parent, {
+          'messaging.system': 'bullmq',
+          'messaging.destination.name': ref.lane,
+          'messaging.operation.type': 'process',
+          'messaging.operation.name': 'process',
+          'messaging.message.id': ref.jobId,
+          'bullpen.lane': ref.lane,
+          'bullpen.attempt': ref.attempt,
+          'bullpen.max_attempts': ref.maxAttempts,
+          'bullpen.job.name': ref.jobName,
+        })
+      : tracer().startSpan(name, { kind: SpanKind.CONSUMER }, parent);
+    return new AttemptTrace(span, parent);
   }
 
   /** Runs `fn` with this span active: log lines get its ids, outbound calls become its children. */

@@ -24,6 +24,24 @@ export interface TracingConfig {
   /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: how spans are encoded over
    * OTLP/HTTP; default http/protobuf, OpenTelemetry's default. */
   readonly protocol: OtlpProtocol;
+  /** OpenTelemetry's span limits (OTEL_SPAN_*_LIMIT, OTEL_ATTRIBUTE_*_LIMIT), applied to every span. */
+  readonly spanLimits: SpanLimits;
+}
+
+/** OpenTelemetry's span limits, resolved as its SDK resolves them from the environment. */
+export interface SpanLimits {
+  /** OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, else OTEL_ATTRIBUTE_COUNT_LIMIT; default 128. */
+  readonly attributeCountLimit: number;
+  /** OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, else OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; default unlimited. */
+  readonly attributeValueLengthLimit: number;
+  /** OTEL_SPAN_EVENT_COUNT_LIMIT; default 128. */
+  readonly eventCountLimit: number;
+  /** OTEL_SPAN_LINK_COUNT_LIMIT; default 128. */
+  readonly linkCountLimit: number;
+  /** OTEL_SPAN_ATTRIBUTE_PER_EVENT_COUNT_LIMIT; default 128. */
+  readonly attributePerEventCountLimit: number;
+  /** OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT; default 128. */
+  readonly attributePerLinkCountLimit: number;
 }
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
@@ -137,7 +155,25 @@ function tracingConfig(env: Env): TracingConfig {
     sampleRatio = Number(arg);
     if (!Number.isFinite(sampleRatio) || sampleRatio < 0 || sampleRatio > 1) fail('OTEL_TRACES_SAMPLER_ARG', 'a number from 0 to 1', arg);
   }
-  return { enabled: !disabled && Boolean(endpoint), serviceName: env.OTEL_SERVICE_NAME || undefined, sampleRatio, protocol: otlpProtocol(env) };
+  return {
+    enabled: !disabled && Boolean(endpoint),
+    serviceName: env.OTEL_SERVICE_NAME || undefined,
+    sampleRatio,
+    protocol: otlpProtocol(env),
+    spanLimits: Object.freeze(spanLimits(env)),
+  };
+}
+
+function spanLimits(env: Env): SpanLimits {
+  const limit = (name: string, fallback: number) => intVar(env, name, fallback, 0, 2 ** 31 - 1);
+  return {
+    attributeCountLimit: limit('OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', limit('OTEL_ATTRIBUTE_COUNT_LIMIT', 128)),
+    attributeValueLengthLimit: limit('OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', limit('OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', Infinity)),
+    eventCountLimit: limit('OTEL_SPAN_EVENT_COUNT_LIMIT', 128),
+    linkCountLimit: limit('OTEL_SPAN_LINK_COUNT_LIMIT', 128),
+    attributePerEventCountLimit: limit('OTEL_SPAN_ATTRIBUTE_PER_EVENT_COUNT_LIMIT', 128),
+    attributePerLinkCountLimit: limit('OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT', 128),
+  };
 }
 
 function otlpProtocol(env: Env): OtlpProtocol {

@@ -25,6 +25,20 @@ describe('tracing', () => {
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'json' })).toThrow(/OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: expected/);
   });
 
+  it('reads the span limits as the SDK does, and names a limit that is not a count', () => {
+    expect(loadConfig({}).tracing.spanLimits).toEqual({
+      attributeCountLimit: 128,
+      attributeValueLengthLimit: Infinity,
+      eventCountLimit: 128,
+      linkCountLimit: 128,
+      attributePerEventCountLimit: 128,
+      attributePerLinkCountLimit: 128,
+    });
+    const limits = loadConfig({ OTEL_ATTRIBUTE_COUNT_LIMIT: '10', OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: '20', OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '30' }).tracing.spanLimits;
+    expect([limits.attributeCountLimit, limits.attributeValueLengthLimit]).toEqual([20, 30]);
+    expect(() => loadConfig({ OTEL_SPAN_EVENT_COUNT_LIMIT: 'many' })).toThrow(/OTEL_SPAN_EVENT_COUNT_LIMIT: expected an integer from 0/);
+  });
+
   it('records spans and carries their context through a plain object', async () => {
     const exporter = new InMemorySpanExporter();
     const tracing = startTracing(loadConfig({}).tracing, 'bullpen-test', { exporter });

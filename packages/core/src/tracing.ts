@@ -5,8 +5,9 @@
 // OTEL_SDK_DISABLED=true, the SDK is never started: the global tracer stays OpenTelemetry's no-op
 // one, so no span is created, no exporter retries and nothing is logged.
 import { context, propagation, trace, type Context, type Tracer } from '@opentelemetry/api';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { TracingConfig } from './config';
+import type { LeanSpanFactory } from './lean-span';
 
 export const TRACER_NAME = 'bullpen';
 
@@ -29,19 +30,46 @@ export function startTracing(settings: TracingConfig, serviceName: string, optio
   // process with tracing off should not pay.
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
-  const { BatchSpanProcessor, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler } =
+  const { BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, SimpleSpanProcessor, TraceIdRatioBasedSampler } =
     require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
   const exporter = options.exporter ?? otlpExporter(settings.protocol);
   const processor = options.exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter);
+  const resource = resourceFromAttributes({ 'service.name': settings.serviceName ?? serviceName });
+  const sampler = new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) });
+  const idGenerator = new RandomIdGenerator();
   const sdk = new NodeSDK({
-    resource: resourceFromAttributes({ 'service.name': settings.serviceName ?? serviceName }),
+    resource,
     autoDetectResources: false,
     spanProcessors: [processor],
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+    sampler,
+    idGenerator,
+    spanLimits: { ...settings.spanLimits },
     instrumentations: [],
   });
   sdk.start();
-  return { enabled: true, shutdown: () => sdk.shutdown() };
+  // The SDK's tracer names the scope; lean spans share that object, so an export groups them with
+  // the tracer's own spans.
+  const scope = (tracer() as Partial<Pick<ReadableSpan, 'instrumentationScope'>>).instrumentationScope ?? { name: TRACER_NAME };
+  const { LeanSpanFactory } = require('./lean-span') as typeof import('./lean-span');
+  leanSpanFactory = new LeanSpanFactory({ sampler, idGenerator, processor, resource, scope, limits: settings.spanLimits });
+  return {
+    enabled: true,
+    shutdown: () => {
+      leanSpanFactory = undefined;
+      return sdk.shutdown();
+    },
+  };
+}
+
+let leanSpanFactory: LeanSpanFactory | undefined;
+
+/**
+ * Where a hot path gets its recording spans while tracing is on (undefined when it is off): lean
+ * spans, with the SDK's sampler, ids, limits, resource and span processor, which hold what they
+ * record in a fraction of the SDK span's memory (lean-span.ts). A worker starts one per attempt.
+ */
+export function leanSpans(): LeanSpanFactory | undefined {
+  return leanSpanFactory;
 }
 
 function otlpExporter(protocol: TracingConfig['protocol']): SpanExporter {
