@@ -259,6 +259,14 @@ function attributes(w: ProtoWriter, attrs: Attributes | Record<string, unknown>,
   }
 }
 
+/** Field `field` holding the message `write` makes of `value`. */
+function embed<T>(w: ProtoWriter, field: number, write: (w: ProtoWriter, value: T) => void, value: T): void {
+  w.tag(field, WIRE_LENGTH);
+  const at = w.begin();
+  write(w, value);
+  w.end(at);
+}
+
 function spanFlags(traceFlags: number, isRemote: boolean | undefined): number {
   return (traceFlags & 0xff) | FLAGS_HAS_IS_REMOTE | (isRemote ? FLAGS_IS_REMOTE : 0);
 }
@@ -273,8 +281,8 @@ function event(w: ProtoWriter, ev: TimedEvent): void {
   w.varint(ev.droppedAttributesCount || 0);
 }
 
-function link(w: ProtoWriter, l: Link): void {
-  const ctx: SpanContext = l.context;
+/** Fields 1–3 of a span and of a link alike: trace id, span id, trace state. */
+function identity(w: ProtoWriter, ctx: SpanContext): void {
   w.tag(1, WIRE_LENGTH);
   w.hexId(ctx.traceId);
   w.tag(2, WIRE_LENGTH);
@@ -284,6 +292,11 @@ function link(w: ProtoWriter, l: Link): void {
     w.tag(3, WIRE_LENGTH);
     w.string(traceState);
   }
+}
+
+function link(w: ProtoWriter, l: Link): void {
+  const ctx: SpanContext = l.context;
+  identity(w, ctx);
   if (l.attributes) attributes(w, l.attributes, 4);
   w.tag(5, WIRE_VARINT);
   w.varint(l.droppedAttributesCount || 0);
@@ -293,15 +306,7 @@ function link(w: ProtoWriter, l: Link): void {
 
 function span(w: ProtoWriter, s: ReadableSpan): void {
   const ctx = s.spanContext();
-  w.tag(1, WIRE_LENGTH);
-  w.hexId(ctx.traceId);
-  w.tag(2, WIRE_LENGTH);
-  w.hexId(ctx.spanId);
-  const traceState = ctx.traceState?.serialize();
-  if (traceState) {
-    w.tag(3, WIRE_LENGTH);
-    w.string(traceState);
-  }
+  identity(w, ctx);
   const parent = s.parentSpanContext;
   if (parent?.spanId) {
     w.tag(4, WIRE_LENGTH);
@@ -322,20 +327,10 @@ function span(w: ProtoWriter, s: ReadableSpan): void {
   if (s.attributes) attributes(w, s.attributes, 9);
   w.tag(10, WIRE_VARINT);
   w.varint(s.droppedAttributesCount);
-  for (const ev of s.events) {
-    w.tag(11, WIRE_LENGTH);
-    const at = w.begin();
-    event(w, ev);
-    w.end(at);
-  }
+  for (const ev of s.events) embed(w, 11, event, ev);
   w.tag(12, WIRE_VARINT);
   w.varint(s.droppedEventsCount);
-  for (const l of s.links) {
-    w.tag(13, WIRE_LENGTH);
-    const at = w.begin();
-    link(w, l);
-    w.end(at);
-  }
+  for (const l of s.links) embed(w, 13, link, l);
   w.tag(14, WIRE_VARINT);
   w.varint(s.droppedLinksCount);
   w.tag(15, WIRE_LENGTH);
@@ -409,12 +404,7 @@ export function encodeTraceRequest(spans: readonly ReadableSpan[]): Uint8Array {
       w.tag(2, WIRE_LENGTH);
       const scopeSpans = w.begin();
       scope(w, sc);
-      for (const s of list) {
-        w.tag(2, WIRE_LENGTH);
-        const at = w.begin();
-        span(w, s);
-        w.end(at);
-      }
+      for (const s of list) embed(w, 2, span, s);
       if (sc.schemaUrl) {
         w.tag(3, WIRE_LENGTH);
         w.string(sc.schemaUrl);
