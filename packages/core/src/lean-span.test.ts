@@ -12,6 +12,7 @@ import {
   TraceIdRatioBasedSampler,
   type ReadableSpan,
   type Sampler,
+  type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { loadConfig, type SpanLimits } from './config';
 import { LeanSpan, LeanSpanFactory } from './lean-span';
@@ -27,7 +28,15 @@ const remoteParent = trace.setSpanContext(ROOT_CONTEXT, {
 /** The SDK's tracer and a lean span factory over the same sampler, limits, resource and exporter. */
 function both(limits: SpanLimits, sampler: Sampler = new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(1) })) {
   const exporter = new InMemorySpanExporter();
-  const processor = new SimpleSpanProcessor(exporter);
+  const simple = new SimpleSpanProcessor(exporter);
+  // A processor's onEnding sees the end time while the span can still take attributes.
+  const processor: SpanProcessor = {
+    onStart: (span, ctx) => simple.onStart(span, ctx),
+    onEnding: (span) => span.setAttribute('test.end_seen_in_onEnding', span.endTime[0] > 0 && span.isRecording()),
+    onEnd: (span) => simple.onEnd(span),
+    forceFlush: () => simple.forceFlush(),
+    shutdown: () => simple.shutdown(),
+  };
   const resource = resourceFromAttributes({ 'service.name': 'bullpen-test' });
   const provider = new BasicTracerProvider({ resource, spanProcessors: [processor], sampler, spanLimits: { ...limits } });
   const sdk = provider.getTracer('bullpen');

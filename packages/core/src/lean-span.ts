@@ -72,7 +72,10 @@ export class LeanSpan implements Span, ReadableSpan {
   /** Epoch ms at start, and performance.now() then: later times are measured from it. */
   private readonly startMs: number;
   private readonly startPerf: number;
+  /** Epoch ms at end, set as end() begins; -1 before. */
   private endMs = -1;
+  /** Set once span processors' onEnding hooks have run: the span no longer records. */
+  private isEnded = false;
   /** Events as [name, epoch ms, attributes | undefined, dropped attributes] four slots each. */
   private readonly eventSlots: unknown[] = [];
   private linkList: Link[] | undefined;
@@ -99,7 +102,7 @@ export class LeanSpan implements Span, ReadableSpan {
       this.attributeCount = 0;
       this.setAttributes(options.attributes);
     }
-    options.processor.onStart(this as unknown as Parameters<SpanProcessor['onStart']>[0], options.context);
+    options.processor.onStart(this, options.context);
   }
 
   spanContext(): SpanContext {
@@ -107,7 +110,7 @@ export class LeanSpan implements Span, ReadableSpan {
   }
 
   isRecording(): boolean {
-    return this.endMs < 0;
+    return !this.isEnded;
   }
 
   private now(): number {
@@ -125,7 +128,7 @@ export class LeanSpan implements Span, ReadableSpan {
   }
 
   private refuseEnded(operation: string): boolean {
-    if (this.endMs < 0) return false;
+    if (!this.isEnded) return false;
     diag.warn(`Cannot ${operation} on ended Span {traceId: ${this.ctx.traceId}, spanId: ${this.ctx.spanId}}`);
     return true;
   }
@@ -253,22 +256,23 @@ export class LeanSpan implements Span, ReadableSpan {
   }
 
   end(endTime?: TimeInput): void {
-    if (this.endMs >= 0) {
+    if (this.isEnded) {
       diag.error(`${this.name} ${this.ctx.traceId}-${this.ctx.spanId} - You can only call end() on a span once.`);
       return;
     }
     const endMs = this.timeOf(endTime);
     if (endMs < this.startMs) diag.warn('Inconsistent start and end time, startTime > endTime. Setting span duration to 0ms.');
-    const processor = this.processor as SpanProcessor & { onEnding?: (span: ReadableSpan) => void };
-    processor.onEnding?.(this);
     this.endMs = endMs < this.startMs ? this.startMs : endMs;
-    processor.onEnd(this);
+    // As the SDK's span: processors' onEnding sees the end time while the span still records.
+    this.processor.onEnding?.(this);
+    this.isEnded = true;
+    this.processor.onEnd(this);
   }
 
   // ReadableSpan: the shapes a span processor or exporter reads, built when asked.
 
   get ended(): boolean {
-    return this.endMs >= 0;
+    return this.isEnded;
   }
 
   get startTime(): HrTime {
