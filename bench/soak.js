@@ -5,11 +5,14 @@
 // failures and dead letters. It checks that the workers' and the exporter's RSS stay flat after
 // warm-up, that Redis memory stays under what the lanes' retention allows, and that every accepted
 // job ends completed or dead-lettered. Prints a summary, writes JSON, exits 1 if a check fails.
-// Not run in CI (test/soak-smoke.test.ts runs a tiny one).
+// Not run in CI (test/soak-smoke.test.ts runs a tiny one). With `--tracing on` every process
+// samples 100% of its traces and exports them to a local OTLP/HTTP sink, which counts them: the
+// same checks then judge the processes with their spans made, held and sent.
 //
 //   node bench/soak.js [--jobs 1000000] [--out bench-results/soak-latest.json] [--batch 250]
 //                      [--max-backlog 2000] [--workers 2] [--warmup-pct 10] [--sample-ms 2000]
 //                      [--events-max-len 50000] [--time-limit-minutes 120] [--send-minutes M] [--drop-jobs K]
+//                      [--tracing off|on]
 //
 // Build first (npm run soak does). Uses REDIS_URL when set (under its own soak-<pid> prefix, deleted
 // at the end), else a private redis-server.
@@ -25,6 +28,7 @@ const { Children, guardRun } = require('./lib/children');
 const { unfinished } = require('./lib/drain');
 const { machineInfo } = require('./lib/machine');
 const { MemorySampler } = require('./lib/memory-trend');
+const { startOtlpSink } = require('./lib/otlp-sink');
 const { connect, connectionOptions, deletePrefix, openRedis, quiet } = require('./lib/redis');
 const { checks, measuredSizes, soakTable } = require('./lib/soak-report');
 const { LANES, MixStream, lanesFile, outcomeOf, redisBound } = require('./lib/soak-workload');
@@ -32,7 +36,8 @@ const { round } = require('./lib/stats');
 const { until } = require('./lib/wait');
 
 const USAGE = `usage: node bench/soak.js [--jobs N] [--out FILE] [--batch B] [--max-backlog J] [--workers W] [--warmup-pct P]
-       [--sample-ms MS] [--events-max-len L] [--time-limit-minutes M] [--send-minutes M] [--min-judged-jobs J] [--drop-jobs K]`;
+       [--sample-ms MS] [--events-max-len L] [--time-limit-minutes M] [--send-minutes M] [--min-judged-jobs J] [--drop-jobs K]
+       [--tracing off|on]`;
 
 const OPTIONS = {
   '--jobs': ['jobs', 1_000_000],
@@ -53,13 +58,18 @@ const EXPORTER_SETTLE_MS = 5000;
 const FINISHED = ['bullpen_jobs_enqueued_total', 'bullpen_jobs_completed_total', 'bullpen_jobs_dead_lettered_total', 'bullpen_exporter_events_lost_total'];
 
 function parseArgs(argv) {
-  const config = Object.fromEntries(Object.values(OPTIONS));
+  const config = { ...Object.fromEntries(Object.values(OPTIONS)), tracing: 'off' };
   let out = path.join(ROOT, 'bench-results', 'soak-latest.json');
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${flag}: expected a value\n${USAGE}`);
     if (flag === '--out') {
       out = path.resolve(value);
+      continue;
+    }
+    if (flag === '--tracing') {
+      if (value !== 'on' && value !== 'off') throw new Error(`--tracing: expected on or off, got ${value}`);
+      config.tracing = value;
       continue;
     }
     const option = OPTIONS[flag];
@@ -240,6 +250,7 @@ async function main() {
   let redis;
   let stack;
   let sampler;
+  let sink;
   let owned = true;
   let finishing = false;
   const cleanup = async () => {
@@ -250,6 +261,7 @@ async function main() {
     if (redis && !owned) await deletePrefix(redis, prefix).catch(() => undefined);
     redis?.disconnect();
     await children.stopAll(3000);
+    await sink?.close();
     fs.rmSync(tmpDir, { recursive: true, force: true });
   };
   const disarm = guardRun({ name: 'soak', children, limitMs: config.timeLimitMinutes * 60_000, cleanup });
@@ -268,7 +280,7 @@ async function main() {
       prefix,
       lanesFile: writeLanes(tmpDir, 'soak-lanes.json', lanesFile()),
       apiKey: `soak-${crypto.randomBytes(12).toString('hex')}`,
-      tracing: 'off',
+      tracing: config.tracing === 'on' ? { endpoint: (sink = await startOtlpSink({ countOnArrival: true })).endpoint } : 'off',
       label: 'soak',
       env: { EVENTS_MAX_LEN: String(config.eventsMaxLen) },
     });
@@ -311,6 +323,13 @@ async function main() {
     const sizes = await measuredSizes(redis, prefix, Object.keys(LANES));
     const unfinishedAtEnd = (await Promise.all(Object.values(queues).map(unfinished))).reduce((a, b) => a + b, 0);
     const result = checks({ config, sent, totals, samples: sampler.samples, bound, keep, sizes, alive, unfinishedAtEnd, rssTolerance: RSS_TOLERANCE });
+    let tracing;
+    if (sink) {
+      // Stopped gracefully, each process exports the spans still waiting for their batch.
+      finishing = true;
+      await stack.stop();
+      tracing = sink.snapshot();
+    }
     const report = {
       startedAt: startedAt.toISOString(),
       durationSeconds,
@@ -322,6 +341,7 @@ async function main() {
       exporterTotals: totals,
       retained: keep,
       measuredBytes: sizes,
+      ...(tracing ? { tracing } : {}),
       ...result,
       samples: sampler.samples,
     };

@@ -1,7 +1,8 @@
 // `npm run soak` works end to end and its checks bite: a tiny soak (3,000 jobs across the four
 // lanes, two workers, the exporter) against the suite's Redis passes and accounts for every job;
 // the same soak with jobs removed behind bullpen's back fails its loss check and names the
-// number missing; and the RSS trend it judges flat by flags a process that keeps growing.
+// number missing; the RSS trend it judges flat by flags a process that keeps growing; and with
+// --tracing on, the processes' spans reach its OTLP sink and are counted.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,13 +25,15 @@ describe('the soak (tiny run)', () => {
   let dir: string;
   let clean: Run;
   let lossy: Run;
+  let traced: Run;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-soak-smoke-'));
     // Side by side: each run has its own key prefix and its own processes.
-    [clean, lossy] = await Promise.all([
+    [clean, lossy, traced] = await Promise.all([
       soak(path.join(dir, 'clean.json'), ['--jobs', '3000']),
       soak(path.join(dir, 'lossy.json'), ['--jobs', '1000', '--workers', '1', '--drop-jobs', '7']),
+      soak(path.join(dir, 'traced.json'), ['--jobs', '1000', '--workers', '1', '--tracing', 'on']),
     ]);
   }, RUN_TIMEOUT_MS);
 
@@ -70,6 +73,21 @@ describe('the soak (tiny run)', () => {
     // The other checks still pass: the failure is the loss, nothing else.
     expect(lossy.report.checks.redisBounded.met).toBe(true);
     expect(lossy.report.checks.processesUp.met).toBe(true);
+  });
+
+  it('with --tracing on, passes with every process tracing and counts the spans they export', () => {
+    expect({ code: traced.code, signal: traced.signal, tail: traced.code === 0 ? '' : traced.output.slice(-4000) }).toEqual({ code: 0, signal: null, tail: '' });
+    expect(traced.report.config.tracing).toBe('on');
+    expect(traced.report.checks.noLoss).toMatchObject({ met: true, accepted: 1000, missing: 0 });
+    const { byService, spans, unparsed } = traced.report.tracing as { byService: Record<string, number>; spans: number; unparsed: number };
+    expect(unparsed).toBe(0);
+    // An attempt span for every start, and a producer span for every job plus a server span per request.
+    expect(byService['bullpen-worker']).toBeGreaterThanOrEqual(1000);
+    expect(byService['bullpen-api']).toBeGreaterThan(1000);
+    expect(spans).toBe(Object.values(byService).reduce((a, b) => a + b, 0));
+    expect(traced.output).toMatch(/tracing at 100% sampling: [\d,]+ spans received/);
+    // Without the option the soak traces nothing.
+    expect(clean.report.tracing).toBeUndefined();
   });
 
   it('judges a steadily growing RSS not flat and a noisy level one flat', () => {

@@ -3,12 +3,14 @@
 //
 // A real collector runs elsewhere; this one shares the bench machine's cores with the processes
 // being measured. So it only keeps the bodies while they arrive and decodes them when asked for
-// its counts (after a drain), lest its own decoding slow the worker it is measuring.
+// its counts (after a drain), lest its own decoding slow the worker it is measuring. A long run
+// (the soak, `countOnArrival`) counts each body as it arrives instead, so that it holds none.
 'use strict';
 const http = require('node:http');
 const { readTraceRequest } = require('./otlp-protobuf');
 
-function startOtlpSink() {
+/** @param {{ countOnArrival?: boolean }} [options] */
+function startOtlpSink({ countOnArrival = false } = {}) {
   const stats = { requests: 0, bytes: 0, spans: 0, byService: {}, unparsed: 0 };
   /** Received and not yet counted: [content type, body]. */
   let pending = [];
@@ -24,7 +26,9 @@ function startOtlpSink() {
       if (req.method === 'POST' && req.url === '/v1/traces') {
         stats.requests += 1;
         stats.bytes += body.length;
-        pending.push([req.headers['content-type'] ?? '', body]);
+        const contentType = req.headers['content-type'] ?? '';
+        if (countOnArrival) count(stats, contentType, body);
+        else pending.push([contentType, body]);
       }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');

@@ -152,6 +152,13 @@ function soakTable(r) {
       ? [`note: the bulk route answered 503 (Redis late) ${r.sent.unavailable.answers} time(s); ${r.sent.unavailable.landed} of those batches had been added, the rest were sent again`]
       : []),
     ...(r.sent.stoppedEarly ? [`note: stopped sending early: ${r.sent.stoppedEarly}`] : []),
+    ...(r.tracing
+      ? [
+          `tracing at 100% sampling: ${fmt(r.tracing.spans)} spans received (` +
+            Object.entries(r.tracing.byService).map(([service, n]) => `${service} ${fmt(n)}`).join(', ') +
+            `) in ${fmt(r.tracing.requests)} exports of ${fmt(r.tracing.bytes / 1e6, 1)} MB${r.tracing.unparsed ? `; ${r.tracing.unparsed} unreadable` : ''}`,
+        ]
+      : []),
     '',
     `check nothing lost:           ${verdict(c.noLoss.met)}${loss.droppedOnPurpose ? ` (${loss.droppedOnPurpose} jobs dropped on purpose by --drop-jobs)` : ''}`,
     `check worker/exporter RSS flat: ${c.rssFlat.note ?? verdict(c.rssFlat.met)}`,
