@@ -65,10 +65,10 @@ describe('the benchmark (smoke run)', () => {
   });
 
   it('reports single-job enqueue rates and latencies for the HTTP floor, queue.add and bullpen', () => {
-    const paths = ['httpFloor', 'bareQueueAdd', 'bullpen'].flatMap((target) =>
-      ['perSecond', 'p50Ms', 'p99Ms'].map((field) => `results.singleEnqueue.${target}.${field}`),
+    const paths = ['httpFloor', 'httpFloorNodeDefault', 'expressQueueAdd', 'bareQueueAdd', 'bullpen'].flatMap((target) =>
+      ['perSecond', 'p50Ms', 'p99Ms', ...(target === 'bareQueueAdd' ? [] : ['serverCpuMsPerOp'])].map((field) => `results.singleEnqueue.${target}.${field}`),
     );
-    expectPositive(report, [...paths, 'ratios.singleRestEnqueueVsHttpFloor']);
+    expectPositive(report, [...paths, 'ratios.singleRestEnqueueVsHttpFloor', 'ratios.singleRestEnqueueVsNodeDefaultExpress', 'ratios.singleRestEnqueueVsExpressQueueAdd']);
   });
 
   it('reports idle pickup latency for bare BullMQ and bullpen over every job', () => {

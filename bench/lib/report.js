@@ -19,6 +19,8 @@ function ratios(results) {
     // The median of paired rounds (phases/single-enqueue.js).
     out.singleRestEnqueueVsHttpFloor = se.ratioToFloor ?? ratio(se.bullpen.perSecond, se.httpFloor.perSecond);
     out.singleRestEnqueueVsQueueAdd = ratio(se.bullpen.perSecond, se.bareQueueAdd.perSecond);
+    if (se.httpFloorNodeDefault) out.singleRestEnqueueVsNodeDefaultExpress = ratio(se.bullpen.perSecond, se.httpFloorNodeDefault.perSecond);
+    if (se.expressQueueAdd) out.singleRestEnqueueVsExpressQueueAdd = ratio(se.bullpen.perSecond, se.expressQueueAdd.perSecond);
   }
   const pk = results.pickup;
   if (pk?.bullpen) {
@@ -87,6 +89,14 @@ function table({ machine, config, results, ratios: r, targets: t }) {
     rows.push(['  p50 / p99 ms', `${fmt(se.httpFloor.p50Ms, 1)} / ${fmt(se.httpFloor.p99Ms, 1)}`, `${fmt(se.bullpen.p50Ms, 1)} / ${fmt(se.bullpen.p99Ms, 1)}`, '', '']);
     if (se.byRound?.length > 1) {
       rows.push([`  ratio to the floor by round (median of ${se.byRound.length} above)`, '', '', se.byRound.map((x) => fmt(x.ratio, 2)).join(' '), '']);
+    }
+    if (se.httpFloorNodeDefault) {
+      const d = se.httpFloorNodeDefault;
+      rows.push(['  Express by http.createServer: req/s; CPU ms/req', `${fmt(d.perSecond)}; ${fmt(d.serverCpuMsPerOp, 3)}`, '', fmt(r.singleRestEnqueueVsNodeDefaultExpress, 2), '']);
+    }
+    if (se.expressQueueAdd) {
+      const q = se.expressQueueAdd;
+      rows.push(['  Express + queue.add: req/s; CPU ms/req', `${fmt(q.perSecond)}; ${fmt(q.serverCpuMsPerOp, 3)}`, '', fmt(r.singleRestEnqueueVsExpressQueueAdd, 2), '']);
     }
     rows.push(['  bare queue.add, req/s; p50 / p99 ms', `${fmt(se.bareQueueAdd.perSecond)}; ${fmt(se.bareQueueAdd.p50Ms, 1)} / ${fmt(se.bareQueueAdd.p99Ms, 1)}`, '', fmt(r.singleRestEnqueueVsQueueAdd, 2), '']);
   }

@@ -2,6 +2,12 @@
 // POST /v1/lanes/:lane/jobs against two floors measured the same way — a bare Express 5 endpoint
 // that parses JSON and answers 201 without Redis (the HTTP floor), and bare queue.add.
 //
+// The floor's app is served as the API serves its own (bench/floor-server.js), so the ratio is what
+// bullpen adds to Express. Two more run once, for reference: the same app served by
+// http.createServer(app), as `app.listen` serves it (on Node 20 Express costs about four times as
+// much that way), and the floor adding each job with queue.add before it answers (Express and
+// BullMQ's enqueue with nothing of bullpen's between them).
+//
 // The HTTP floor and bullpen run in `rounds` pairs, the side going first alternating, as in the
 // worker section: one pair alone let outside load on a shared machine decide the ratio (0.51 and
 // 0.74 for the same code in two runs). The ratio reported is the median of the pairs' ratios;
@@ -36,19 +42,26 @@ async function httpLoad(ctx, url, urlPath, request, pid) {
   }
 }
 
-async function httpFloor(ctx, request) {
+/**
+ * `server`: 'api' (served as the API serves its app) or 'node-default' (http.createServer(app));
+ * `enqueue`: each request adds a job with queue.add under a prefix of its own.
+ */
+async function httpFloor(ctx, request, { server = 'api', enqueue = false } = {}) {
+  const prefix = enqueue ? ctx.prefix('floor-add') : undefined;
+  const name = `${server}${enqueue ? '-queue-add' : ''}`;
   const port = await freePort();
   const profile = ctx.profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=single-floor-${Date.now()}.cpuprofile`]
+    ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=single-floor-${name}-${Date.now()}.cpuprofile`]
     : [];
-  const child = ctx.children.spawn('http floor', process.execPath, [...profile, FLOOR], {
-    env: { PATH: process.env.PATH, PORT: String(port) },
+  const child = ctx.children.spawn(`http floor (${name})`, process.execPath, [...profile, FLOOR], {
+    env: { PATH: process.env.PATH, PORT: String(port), FLOOR_SERVER: server, ...(enqueue ? { FLOOR_QUEUE_REDIS_URL: ctx.redisUrl, FLOOR_QUEUE_PREFIX: prefix } : {}) },
   });
   try {
     await child.waitForLine(/^listening \d+/, 'the HTTP floor to listen', 15_000);
     return await httpLoad(ctx, `http://127.0.0.1:${port}`, '/jobs', request, child.pid);
   } finally {
     await child.stop();
+    if (prefix) await deletePrefix(ctx.redis, prefix);
   }
 }
 
@@ -85,10 +98,14 @@ async function run(ctx) {
   // The same bytes to every target; the floor ignores the Authorization header.
   const request = jsonPost(JOB, { authorization: `Bearer ${ctx.apiKey}` });
   const { pairs, medianRatio: ratio, middle } = await pairedRounds(rounds, {
-    runBase: (i) => (ctx.log(`single enqueue: round ${i}/${rounds}, HTTP floor (bare Express 5), ${inFlight} in flight for ${seconds} s`), httpFloor(ctx, request)),
+    runBase: (i) => (ctx.log(`single enqueue: round ${i}/${rounds}, HTTP floor (bare Express 5, served as the API is), ${inFlight} in flight for ${seconds} s`), httpFloor(ctx, request)),
     runBullpen: (i) => (ctx.log(`single enqueue: round ${i}/${rounds}, bullpen REST, ${inFlight} in flight for ${seconds} s`), bullpenRest(ctx)),
     ratio: (floor, bullpen) => bullpen.perSecond / floor.perSecond,
   });
+  ctx.log(`single enqueue: bare Express 5 served by http.createServer(app), ${inFlight} in flight for ${seconds} s`);
+  const nodeDefault = await httpFloor(ctx, request, { server: 'node-default' });
+  ctx.log(`single enqueue: bare Express 5 with queue.add, ${inFlight} in flight for ${seconds} s`);
+  const expressQueueAdd = await httpFloor(ctx, request, { enqueue: true });
   ctx.log(`single enqueue: bare queue.add, ${inFlight} in flight for ${seconds} s`);
   const queueAdd = await bareQueueAdd(ctx);
   return {
@@ -103,6 +120,8 @@ async function run(ctx) {
       serverCpuMsPerOp: { floor: p.base.serverCpuMsPerOp, bullpen: p.bullpen.serverCpuMsPerOp },
     })),
     httpFloor: middle.base,
+    httpFloorNodeDefault: nodeDefault,
+    expressQueueAdd,
     bareQueueAdd: queueAdd,
     bullpen: middle.bullpen,
   };
