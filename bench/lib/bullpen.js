@@ -3,7 +3,6 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const { freePort } = require('./redis');
 const { httpClient, jsonPost } = require('./load');
 const { until } = require('./wait');
 
@@ -165,9 +164,12 @@ class BullpenStack {
 
   /** Starts a worker with its metrics port on; resolves once it has logged "worker started". */
   async startWorker() {
-    const metricsPort = await freePort();
-    const env = { WORKER_METRICS_PORT: String(metricsPort), ...(this.o.handlersDir ? { HANDLERS_DIR: this.o.handlersDir } : {}) };
+    // Port 0: the worker binds a free port and logs it (a port found free here could be taken by
+    // another process before the worker binds it).
+    const env = { WORKER_METRICS_PORT: '0', ...(this.o.handlersDir ? { HANDLERS_DIR: this.o.handlersDir } : {}) };
     const child = this.spawn('worker', env);
+    const listening = await child.waitForLine(/"msg":"metrics listening"/, 'the worker to serve its metrics', START_TIMEOUT_MS);
+    const metricsPort = JSON.parse(listening.input).port;
     await child.waitForLine(/"msg":"worker started"/, 'the worker to start', START_TIMEOUT_MS);
     this.worker = { child, metricsUrl: `http://127.0.0.1:${metricsPort}` };
     this.workers.push(this.worker);

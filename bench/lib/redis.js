@@ -55,21 +55,36 @@ async function openRedis(children, env = process.env) {
   if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0) {
     throw new Error('the bench needs Redis: set REDIS_URL, or install redis-server (Debian: apt-get install -y redis-server)');
   }
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-bench-redis-'));
-  const server = children.spawn('redis-server', 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
-  ]);
-  server.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const url = `redis://127.0.0.1:${port}`;
-  const probe = new IORedis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // A port found free can be taken before redis-server binds it (the suite runs the smoke bench
+  // beside other tests): that server then exits, while whatever took the port may still answer.
+  // So a start counts only once the server on the port is the one started on our directory.
+  for (let tries = 1; ; tries += 1) {
+    const port = await freePort();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-bench-redis-'));
+    const server = children.spawn('redis-server', 'redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
+    ]);
+    server.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const url = `redis://127.0.0.1:${port}`;
+    const up = await until(() => (server.running ? answersFrom(url, dir) : 'exited'), 'redis-server to accept connections', 10_000, 25);
+    if (up === true) return { url, owned: true, pid: server.pid };
+    if (tries >= 5) throw new Error(`redis-server exited before it answered on ${port} (${tries} ports tried)`);
+  }
+}
+
+/** Whether the Redis at `url` answers and is the one started on `dir` (its CONFIG dir). */
+async function answersFrom(url, dir) {
+  const probe = new IORedis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
   probe.on('error', () => undefined);
   try {
-    await until(() => probe.connect().then(() => true, () => false), 'redis-server to accept connections', 10_000, 25);
+    await probe.connect();
+    const [, served] = await probe.config('GET', 'dir');
+    return fs.realpathSync(served) === fs.realpathSync(dir) || undefined;
+  } catch {
+    return undefined;
   } finally {
     probe.disconnect();
   }
-  return { url, owned: true, pid: server.pid };
 }
 
 async function redisVersion(redis) {

@@ -19,7 +19,7 @@ const { BullpenStack, LANE } = require('../lib/bullpen');
 const { cpuSeconds } = require('../lib/children');
 const { closedLoop, httpClient, jsonPost } = require('../lib/load');
 const { pairedRounds } = require('../lib/paired-rounds');
-const { connectionOptions, deletePrefix, freePort, quiet } = require('../lib/redis');
+const { connectionOptions, deletePrefix, quiet } = require('../lib/redis');
 
 const FLOOR = path.join(__dirname, '..', 'floor-server.js');
 const JOB = { name: 'noop', data: {} };
@@ -49,15 +49,14 @@ async function httpLoad(ctx, url, urlPath, request, pid) {
 async function httpFloor(ctx, request, { server = 'api', enqueue = false } = {}) {
   const prefix = enqueue ? ctx.prefix('floor-add') : undefined;
   const name = `${server}${enqueue ? '-queue-add' : ''}`;
-  const port = await freePort();
   const profile = ctx.profileDir
     ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=single-floor-${name}-${Date.now()}.cpuprofile`]
     : [];
   const child = ctx.children.spawn(`http floor (${name})`, process.execPath, [...profile, FLOOR], {
-    env: { PATH: process.env.PATH, PORT: String(port), FLOOR_SERVER: server, ...(enqueue ? { FLOOR_QUEUE_REDIS_URL: ctx.redisUrl, FLOOR_QUEUE_PREFIX: prefix } : {}) },
+    env: { PATH: process.env.PATH, PORT: '0', FLOOR_SERVER: server, ...(enqueue ? { FLOOR_QUEUE_REDIS_URL: ctx.redisUrl, FLOOR_QUEUE_PREFIX: prefix } : {}) },
   });
   try {
-    await child.waitForLine(/^listening \d+/, 'the HTTP floor to listen', 15_000);
+    const [, port] = await child.waitForLine(/^listening (\d+)/, 'the HTTP floor to listen', 15_000);
     return await httpLoad(ctx, `http://127.0.0.1:${port}`, '/jobs', request, child.pid);
   } finally {
     await child.stop();
