@@ -24,7 +24,6 @@ describe('the API HTTP server', () => {
   beforeAll(async () => {
     app = express();
     app.post('/things/:id', express.json(), (req, res) => {
-      res.locals.seen = req.params.id;
       res.status(201).json({
         id: req.params.id,
         json: req.is('application/json'),
