@@ -1,8 +1,10 @@
 # One image for every bullpen app (api, worker, exporter, cli): they share one dependency tree
 # and one build, so one image keeps pulls, caches and versions in step. The command picks the app.
+# Node 24 (LTS): Node 20 reached its end of life on 2026-04-30. bullpen still runs on Node 20
+# ("engines"), and its test suite runs on both.
 # syntax=docker/dockerfile:1
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.base.json tsconfig.json ./
 COPY packages/core/package.json packages/core/
@@ -16,7 +18,7 @@ COPY apps apps
 COPY config config
 RUN npm run build
 
-FROM node:20-bookworm-slim AS prod-deps
+FROM node:24-bookworm-slim AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages/core/package.json packages/core/
@@ -26,7 +28,7 @@ COPY apps/exporter/package.json apps/exporter/
 COPY apps/cli/package.json apps/cli/
 RUN npm ci --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules node_modules
