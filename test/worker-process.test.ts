@@ -95,13 +95,18 @@ describe('the worker process', () => {
   });
 
   it('exits 0 after the grace period even when a job is still running, leaving it to be reclaimed', async () => {
+    // LOG_LEVEL=debug for the attempt's "attempt started" line.
     const { queue, start } = setup({ lanes: { work: { concurrency: 1, lockDurationMs: 5000 } } }, 'work', {
       SHUTDOWN_GRACE_MS: '300',
+      LOG_LEVEL: 'debug',
     });
     const worker = start();
     await worker.started();
     const id = (await queue.add('sleep', wrapJobData({ ms: 60_000 }, { v: 1, tenant: 't' }))).id!;
-    await waitUntil(async () => (await queue.getJobState(id)) === 'active', { what: 'the job to be active' });
+    // Its handler running, not just the job fetched: a job fetched but not yet started when the
+    // signal comes is handed back to the wait list, as it should be.
+    await waitUntil(async () => worker.stdout().includes('"msg":"attempt started"'), { what: "the job's attempt to start" });
+    expect(await queue.getJobState(id)).toBe('active');
 
     const signalledAt = Date.now();
     expect(await worker.stop('SIGTERM')).toBe(0);
