@@ -7,7 +7,7 @@
 import type { RedisClient, RedisTarget } from '@bullpen/core';
 import {
   createRedis,
-  decodeLaneEvent,
+  decodeLaneEventBuffers,
   jobKeys,
   laneEventsKey,
   parseAttemptLogRow,
@@ -65,8 +65,9 @@ const CLOSE_GRACE_MS = 2000;
  */
 export const READ_INTERVAL_MS = 100;
 
-type StreamEntry = [id: string, fields: string[]];
-type XReadReply = Array<[key: string, entries: StreamEntry[]]>;
+/** XREAD's reply read as Buffers (see decodeLaneEventBuffers). */
+type StreamEntry = [id: Buffer, fields: Buffer[]];
+type XReadReply = Array<[key: Buffer, entries: StreamEntry[]]>;
 
 interface LaneWork {
   cursor: Cursor;
@@ -175,7 +176,7 @@ export class EventReader {
       lastReadAt = Date.now();
       let reply: XReadReply | null;
       try {
-        reply = (await this.stopped.race(this.reader!.xread(
+        reply = (await this.stopped.race(this.reader!.xreadBuffer(
           'COUNT',
           this.batchSize,
           'BLOCK',
@@ -276,18 +277,22 @@ export class EventReader {
   private async processBatch(reply: XReadReply): Promise<void> {
     const work: LaneWork[] = [];
     for (const [key, all] of reply) {
-      const cursor = this.byKey.get(key);
+      const cursor = this.byKey.get(key.toString());
       if (!cursor) continue;
       // After a retried batch, lanes already committed have moved on: skip what they counted.
       const first = all[0];
-      const entries =
-        first && compareStreamIds(first[0], cursor.position) > 0
-          ? all
-          : all.filter(([id]) => compareStreamIds(id, cursor.position) > 0);
-      if (entries.length === 0) continue;
-      const events = entries.map(([, fields]) => decodeLaneEvent(fields));
+      const unread = first && compareStreamIds(first[0].toString(), cursor.position) > 0;
+      const ids: string[] = [];
+      const events: DecodedLaneEvent[] = [];
+      for (const [id, fields] of all) {
+        const text = id.toString();
+        if (!unread && compareStreamIds(text, cursor.position) <= 0) continue;
+        ids.push(text);
+        events.push(decodeLaneEventBuffers(fields));
+      }
+      if (ids.length === 0) continue;
       const { delta, failedJobIds } = countLaneBatch(cursor.lane, events, this.options.labels);
-      work.push({ cursor, ids: entries.map(([id]) => id), events, delta, failedJobIds });
+      work.push({ cursor, ids, events, delta, failedJobIds });
     }
     if (work.length === 0) return;
 

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { parseAttemptLogRow } from './attempt-log';
-import { attemptsOf, decodeLaneEvent, encodeLaneEvent, LANE_EVENT, type BullpenLaneEvent } from './lane-events';
+import { attemptsOf, decodeLaneEvent, decodeLaneEventBuffers, DECODED_EVENT_NAMES, encodeLaneEvent, LANE_EVENT, type BullpenLaneEvent } from './lane-events';
 
 describe('lane events', () => {
   const attempt: BullpenLaneEvent = {
@@ -144,5 +145,49 @@ describe('lane events', () => {
     expect(decodeLaneEvent(entry('[["1","n","t",1,2]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0] is not a row of 6' });
     expect(decodeLaneEvent(entry('[["1","n","t",1,-2,0]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0].runMs is not a non-negative number' });
     expect(decodeLaneEvent(['event', LANE_EVENT.completedAttempts, 'worker', 'w'])).toMatchObject({ event: 'malformed', problem: 'missing attempts' });
+  });
+
+  describe('read as Buffers (decodeLaneEventBuffers)', () => {
+    const asBuffers = (fields: readonly string[]) => fields.map((f) => Buffer.from(f));
+
+    it('decodes the busiest BullMQ entries on their own path, to what the string path decodes', () => {
+      for (const fields of [
+        ['event', 'completed', 'jobId', '5f8247f9', 'returnvalue', '{"ok":true}', 'prev', 'active'],
+        ['event', 'active', 'jobId', '5f8247f9', 'prev', 'waiting'],
+        ['event', 'completed', 'jobId', '', 'prev', 'active'],
+        ['event', 'completed', 'prev', 'active'],
+        ['event', 'added', 'jobId', '1', 'name', 'noop'],
+        ['event', 'waiting', 'event', 'completed', 'jobId', '1', 'jobId', '2'],
+        ['jobId', '1'],
+        [],
+        encodeLaneEvent(attempt),
+      ]) {
+        expect(decodeLaneEventBuffers(asBuffers(fields))).toEqual(decodeLaneEvent(fields));
+      }
+    });
+
+    it('agrees with the string path on any entry, known names or not, valid or not', () => {
+      const name = fc.oneof(fc.constantFrom(...DECODED_EVENT_NAMES, 'active', 'waiting', ''), fc.string());
+      const field = fc.oneof(fc.constantFrom('event', 'jobId', 'name', 'attempts', 'outcome', 'runMs'), fc.string());
+      const value = fc.oneof(name, fc.string(), fc.constantFrom('1', '-1', '[]', '[["1","n","t",1,2,3]]'));
+      const entry = fc.array(fc.oneof(field, value), { maxLength: 12 });
+      fc.assert(
+        fc.property(entry, (fields) => {
+          expect(decodeLaneEventBuffers(asBuffers(fields))).toEqual(decodeLaneEvent(fields));
+        }),
+        { numRuns: 2000 },
+      );
+    });
+
+    it('agrees with the string path on arbitrary bytes, which ioredis would have read as UTF-8', () => {
+      const bytes = fc.oneof(fc.uint8Array({ maxLength: 12 }), fc.constantFrom('event', 'completed', 'jobId', 'active').map((s) => new Uint8Array(Buffer.from(s))));
+      fc.assert(
+        fc.property(fc.array(bytes, { maxLength: 10 }), (raw) => {
+          const fields = raw.map((b) => Buffer.from(b));
+          expect(decodeLaneEventBuffers(fields)).toEqual(decodeLaneEvent(fields.map((f) => f.toString())));
+        }),
+        { numRuns: 2000 },
+      );
+    });
   });
 });
