@@ -233,9 +233,9 @@ function lastValue(fields: readonly Buffer[], key: Uint8Array): Buffer | undefin
  * decodeLaneEvent for an entry read as Buffers (XREAD through ioredis's `xreadBuffer`), with the same
  * result for the same bytes. Most entries of a busy lane are BullMQ's `active` and `completed`,
  * which need their name and at most the job id: those are decoded without making a string of
- * every field (ioredis reads each field as a Buffer, then copies it into a string), which halved
- * what reading an entry cost the exporter. Every other entry is turned into strings and decoded as
- * usual.
+ * every field (ioredis reads each field as a Buffer, then copies it into a string). Counting a
+ * drained lane, that took the exporter from 2.64–2.84 to 2.44–2.54 µs of CPU an entry. Every other
+ * entry is turned into strings and decoded as usual.
  */
 export function decodeLaneEventBuffers(fields: readonly Buffer[]): DecodedLaneEvent {
   const name = lastValue(fields, EVENT_FIELD);
