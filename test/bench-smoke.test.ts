@@ -64,6 +64,16 @@ describe('the benchmark (smoke run)', () => {
     ]);
   });
 
+  it('reports how much of the machine stayed idle during each drain', () => {
+    for (const arm of ['bare', 'bullpen']) {
+      const share = at(report, `results.workerThroughput.${arm}.drain.machineIdleShare`);
+      expect({ arm, share: typeof share }).toEqual({ arm, share: 'number' });
+      expect(share).toBeGreaterThanOrEqual(0);
+      expect(share).toBeLessThanOrEqual(1);
+    }
+    expect(run.output).toContain('machine CPU idle during the drain');
+  });
+
   it('reports single-job enqueue rates and latencies for the HTTP floor, queue.add and bullpen', () => {
     const paths = ['httpFloor', 'httpFloorNodeDefault', 'expressQueueAdd', 'bareQueueAdd', 'bullpen'].flatMap((target) =>
       ['perSecond', 'p50Ms', 'p99Ms', ...(target === 'bareQueueAdd' ? [] : ['serverCpuMsPerOp'])].map((field) => `results.singleEnqueue.${target}.${field}`),

@@ -62,6 +62,7 @@ function targets(results, r, config) {
 
 const fmt = (v, digits = 0) =>
   typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–';
+const pct = (v) => (typeof v === 'number' && Number.isFinite(v) ? `${fmt(v * 100, 1)}%` : '–');
 const met = (t) => (t === undefined || t.met === null ? '' : t.met ? 'met' : 'MISSED');
 
 /** The short table printed at the end of a run. */
@@ -77,6 +78,9 @@ function table({ machine, config, results, ratios: r, targets: t }) {
       rows.push(['  Redis CPU ms/job', fmt(wt.bare.drain.redisCpuMsPerJob, 3), fmt(wt.bullpen.drain.redisCpuMsPerJob, 3), '', '']);
     }
     rows.push(['  exporter CPU ms/job (running alongside)', '', fmt(wt.bullpen.drain.exporterCpuMsPerJob, 3), '', '']);
+    if (wt.bullpen.drain.machineIdleShare !== undefined) {
+      rows.push(['  machine CPU idle during the drain', pct(wt.bare.drain.machineIdleShare), pct(wt.bullpen.drain.machineIdleShare), '', '']);
+    }
     if (wt.byRound?.length > 1) {
       rows.push([`  drain ratio by round (median of ${wt.byRound.length} above)`, '', '', wt.byRound.map((x) => fmt(x.drainRatio, 2)).join(' '), '']);
       rows.push(['  enqueue ratio by round', '', '', wt.byRound.map((x) => fmt(x.enqueueRatio, 2)).join(' '), '']);

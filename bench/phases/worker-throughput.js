@@ -146,6 +146,7 @@ async function run(ctx) {
       enqueueJobsPerSec: { bare: p.base.enqueue.jobsPerSec, bullpen: p.bullpen.enqueue.jobsPerSec },
       enqueueRatio: enqueueRatioOf(p),
       workerCpuMsPerJob: { bare: p.base.drain.workerCpuMsPerJob, bullpen: p.bullpen.drain.workerCpuMsPerJob },
+      machineIdleShare: { bare: p.base.drain.machineIdleShare, bullpen: p.bullpen.drain.machineIdleShare },
       drainMonotonicWindowUs: { bare: p.base.drain.monotonicWindowUs, bullpen: p.bullpen.drain.monotonicWindowUs },
     })),
     bare: middle.base,
