@@ -67,4 +67,4 @@ async function timeDrain(queue, n, { timeoutMs, redis, redisPid }) {
   };
 }
 
-module.exports = { timeDrain, unfinished, monotonicUs, idleShare };
+module.exports = { timeDrain, unfinished, monotonicUs };
