@@ -7,11 +7,11 @@ import type IORedis from 'ioredis';
 import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { ProblemError } from '../apps/api/src/problem';
 import { JobProducer } from '../apps/api/src/producer';
-import { RedisGuard, RedisTimeoutError } from '../apps/api/src/redis-guard';
+import { RedisGuard, RedisTimeoutError, createApiRedis } from '../apps/api/src/redis-guard';
 import { standaloneUrl } from './support/config';
 import { startCuttingProxy } from './support/cutting-proxy';
 import { startProducerSide, type ProducerSide } from './support/producer';
-import { waitUntil } from './support/wait';
+import { redisUrl, waitUntil } from './support/wait';
 
 /** A guard whose n-th call is sent and applied by Redis, but answered too late. */
 class LateGuard extends RedisGuard {
@@ -123,6 +123,33 @@ describe('a write whose connection drops before Redis answers', () => {
       await proxiedLanes.close();
       proxied.disconnect();
       await proxy.close();
+    }
+  });
+});
+
+describe('an answer that arrives while the API is busy past the bound', () => {
+  it('is returned, not reported as unknown', async () => {
+    const redis = createApiRedis(redisUrl());
+    try {
+      await waitUntil(() => redis.status === 'ready', { what: 'the producer connection' });
+      const guard = new RedisGuard(redis, 50);
+      const { call } = await new Promise<{ call: Promise<string> }>((resolve) => {
+        // In a setImmediate callback, so that the next thing the event loop does is run its expired
+        // timers, before it reads the socket: the bound's timer and Redis's answer are both due.
+        setImmediate(async () => {
+          const call = guard.run(() => redis.ping());
+          // The PING leaves on the next tick (write-coalescing.ts); then the process is busy.
+          await new Promise((tick) => process.nextTick(tick));
+          const until = Date.now() + 200;
+          while (Date.now() < until) {
+            // Busy, as an API parsing and validating other requests' large bodies is.
+          }
+          resolve({ call });
+        });
+      });
+      await expect(call).resolves.toBe('PONG');
+    } finally {
+      redis.disconnect();
     }
   });
 });

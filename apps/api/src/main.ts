@@ -1,6 +1,7 @@
 // The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, createLogger, createRedis, describeConfig, describeRedisTarget, loadConfig, startTracing } from '@bullpen/core';
+import { ConfigError, createLogger, describeConfig, describeRedisTarget, loadConfig, startTracing } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
+import { createApiRedis } from './redis-guard';
 import { listen } from './server';
 
 async function main(): Promise<void> {
@@ -8,7 +9,7 @@ async function main(): Promise<void> {
   const logger = createLogger('api', config.logLevel);
   const tracing = startTracing(config.tracing, 'bullpen-api');
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
-  const redis = createRedis(config.redis, 'producer', 'bullpen-api');
+  const redis = createApiRedis(config.redis, 'bullpen-api');
   // Transitions only: ioredis emits 'close' on every failed reconnect attempt.
   let redisUp = false;
   redis.on('ready', () => {

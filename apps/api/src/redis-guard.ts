@@ -1,12 +1,23 @@
 // Bounds every Redis call a request makes, so that an outage answers 503 at once (or within the
 // timeout when Redis hangs) instead of holding the request: the producer connection does not
 // queue commands offline, and BullMQ's own waits on its client are cut short here.
-import type { RedisClient } from '@bullpen/core';
+import { createRedis, type RedisClient, type RedisTarget } from '@bullpen/core';
+import type IORedis from 'ioredis';
 import { ReplyError } from 'ioredis';
 import { UnavailableError } from '@bullpen/core';
 
 /** Default per-call bound; the proof asks for a 503 within 2 s. */
 export const REDIS_CALL_TIMEOUT_MS = 1000;
+
+/**
+ * The API's producer connection: fails fast, queues nothing offline. Its own per-command timeout
+ * is only a backstop behind the guard's bound, which decides for a request.
+ */
+export function createApiRedis(url: string, name?: string): IORedis;
+export function createApiRedis(target: RedisTarget | string, name?: string): RedisClient;
+export function createApiRedis(target: RedisTarget | string, name?: string): RedisClient {
+  return createRedis(target, 'producer', name, { commandTimeoutMs: 5 * REDIS_CALL_TIMEOUT_MS });
+}
 
 /**
  * ioredis reports a lost or unwritable connection and a command timeout as plain Errors, so the
@@ -59,20 +70,25 @@ export class RedisGuard {
   async run<T>(call: () => Promise<T>): Promise<T> {
     if (!this.ready) throw new UnavailableError(`Redis is ${this.redis.status}; retry shortly`);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new RedisTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
-    });
+    let late: NodeJS.Immediate | undefined;
     try {
-      return await Promise.race([call(), timeout]);
+      const answer = call();
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          // Timers run before the I/O of the same turn of the event loop. On a busy event loop the
+          // answer may already have arrived, unread, when the bound runs out: the pending I/O is
+          // read first (setImmediate runs after it), so that an answer is not reported as unknown.
+          late = setImmediate(() => reject(new RedisTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`)));
+        }, this.timeoutMs);
+      });
+      return await Promise.race([answer, timeout]);
     } catch (err) {
       if (err instanceof UnavailableError || !isConnectionFailure(err)) throw err;
       // The connection was ready when the call started, so the call may have reached Redis.
       throw new RedisConnectionLostError('Redis connection failed before it answered; retry shortly', { cause: err });
     } finally {
       clearTimeout(timer);
+      if (late) clearImmediate(late);
     }
   }
 

@@ -4,6 +4,7 @@ import net from 'node:net';
 import type IORedis from 'ioredis';
 import { createLogger, createRedis, laneBacklogKeys, type BullpenConfig } from '@bullpen/core';
 import { createApiApp } from '../src/app';
+import { createApiRedis } from '../src/redis-guard';
 import { listen } from '../src/server';
 import { cleanupPrefix, standaloneUrl, testConfig, type TestConfigOptions } from '../../../test/support/config';
 
@@ -64,7 +65,7 @@ export async function whenReady(redis: IORedis): Promise<void> {
 
 export async function startTestApi(options: TestConfigOptions & { waitForRedis?: boolean } = {}): Promise<TestApi> {
   const config = testConfig({ ...options, env: { API_KEYS, ...options.env } });
-  const producer = createRedis(standaloneUrl(config), 'producer');
+  const producer = createApiRedis(standaloneUrl(config));
   const redis = createRedis(standaloneUrl(config), 'worker');
   if (options.waitForRedis !== false) await Promise.all([whenReady(producer), whenReady(redis)]);
   const api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });

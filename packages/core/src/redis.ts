@@ -14,11 +14,24 @@ export type ConnectionRole = 'producer' | 'worker' | 'events';
 /** How long a producer waits for a connection before giving up; reconnects continue behind it. */
 export const PRODUCER_CONNECT_TIMEOUT_MS = 1000;
 
+/** How long a producer's command may go unanswered; see ConnectionOverrides for the API's. */
+export const PRODUCER_COMMAND_TIMEOUT_MS = 1000;
+
+export interface ConnectionOverrides {
+  /**
+   * The connection's own per-command timeout (default PRODUCER_COMMAND_TIMEOUT_MS for a producer).
+   * The API bounds each request's calls itself (redis-guard.ts) and gives its connection a longer
+   * one as a backstop: ioredis's timer can fire on a busy event loop while Redis's answer waits
+   * unread, and a write Redis applied would then be reported as unanswered.
+   */
+  commandTimeoutMs?: number;
+}
+
 function backoff(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 6), 2000);
 }
 
-export function redisOptions(role: ConnectionRole, name?: string): RedisOptions {
+export function redisOptions(role: ConnectionRole, name?: string, overrides: ConnectionOverrides = {}): RedisOptions {
   const base: RedisOptions = {
     lazyConnect: false,
     retryStrategy: backoff,
@@ -30,7 +43,7 @@ export function redisOptions(role: ConnectionRole, name?: string): RedisOptions 
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: PRODUCER_CONNECT_TIMEOUT_MS,
-      commandTimeout: PRODUCER_CONNECT_TIMEOUT_MS,
+      commandTimeout: overrides.commandTimeoutMs ?? PRODUCER_COMMAND_TIMEOUT_MS,
       enableReadyCheck: true,
       // A dropped connection should not replay half-acknowledged writes on reconnect.
       autoResendUnfulfilledCommands: false,
@@ -53,8 +66,8 @@ function authOptions(auth: RedisAuth): RedisOptions {
  * nothing offline for a producer, and ioredis follows MOVED/ASK on its own. With TLS, node
  * addresses are used as given, so certificates are checked against the names the cluster reports.
  */
-export function clusterOptions(role: ConnectionRole, auth: RedisAuth, name?: string): ClusterOptions {
-  const { enableOfflineQueue, lazyConnect, retryStrategy: _nodeRetry, ...node } = redisOptions(role, name);
+export function clusterOptions(role: ConnectionRole, auth: RedisAuth, name?: string, overrides: ConnectionOverrides = {}): ClusterOptions {
+  const { enableOfflineQueue, lazyConnect, retryStrategy: _nodeRetry, ...node } = redisOptions(role, name, overrides);
   return {
     lazyConnect,
     enableReadyCheck: true,
@@ -66,24 +79,24 @@ export function clusterOptions(role: ConnectionRole, auth: RedisAuth, name?: str
 }
 
 /** A URL names one server: its client is a plain ioredis client. */
-export function createRedis(url: string, role: ConnectionRole, name?: string): IORedis;
-export function createRedis(target: RedisTarget | string, role: ConnectionRole, name?: string): RedisClient;
-export function createRedis(target: RedisTarget | string, role: ConnectionRole, name?: string): RedisClient {
+export function createRedis(url: string, role: ConnectionRole, name?: string, overrides?: ConnectionOverrides): IORedis;
+export function createRedis(target: RedisTarget | string, role: ConnectionRole, name?: string, overrides?: ConnectionOverrides): RedisClient;
+export function createRedis(target: RedisTarget | string, role: ConnectionRole, name?: string, overrides: ConnectionOverrides = {}): RedisClient {
   const resolved: RedisTarget = typeof target === 'string' ? { mode: 'standalone', url: target } : target;
   let client: RedisClient;
   switch (resolved.mode) {
     case 'standalone':
-      client = new IORedis(resolved.url, redisOptions(role, name));
+      client = new IORedis(resolved.url, redisOptions(role, name, overrides));
       break;
     case 'cluster':
       client = new Cluster(
         resolved.nodes.map((n) => ({ host: n.host, port: n.port })),
-        clusterOptions(role, resolved.auth, name),
+        clusterOptions(role, resolved.auth, name, overrides),
       );
       break;
     case 'sentinel':
       client = new IORedis({
-        ...redisOptions(role, name),
+        ...redisOptions(role, name, overrides),
         ...authOptions(resolved.auth),
         sentinels: resolved.sentinels.map((n) => ({ host: n.host, port: n.port })),
         name: resolved.masterName,
