@@ -12,6 +12,7 @@ import { createApiMetrics, markMount, metricsHandler, observe } from './observab
 import { buildOpenApiDocument } from './openapi';
 import { errorHandler, notFoundHandler, sendProblem, unavailableProblem } from './problem';
 import { JobProducer } from './producer';
+import { JobsInFlight } from './jobs-in-flight';
 import { RedisGuard } from './redis-guard';
 import { routeTable } from './route-table';
 import { deadLetterRoutes } from './routes/dead';
@@ -40,8 +41,9 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
 
   const guard = new RedisGuard(redis);
   const lanes = new LaneRegistry(config, redis, logger);
-  const metrics = createApiMetrics();
-  const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger });
+  const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
+  const metrics = createApiMetrics(inFlight);
+  const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight });
   const access = new JobAccess({ config, redis, guard, lanes });
   const deadLetters = new DeadLetters({ config, redis, guard, lanes });
   let openApi: string | undefined;

@@ -1,16 +1,24 @@
 // The API's own metrics (request rate, errors and duration by route template; admission
-// rejections) and its OpenTelemetry server span, in one middleware at the front of the app.
+// rejections; jobs on their way to Redis) and its OpenTelemetry server span, in one middleware
+// at the front of the app.
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Span } from '@opentelemetry/api';
 import type { Request, RequestHandler, Response } from 'express';
 import { Registry } from 'prom-client';
 import { METRIC_CATALOGUE, collectProcessMetrics, createMetrics, tracer, type MetricSet } from '@bullpen/core';
+import type { JobsInFlight } from './jobs-in-flight';
 
-export function createApiMetrics(): MetricSet {
+export function createApiMetrics(inFlight: JobsInFlight): MetricSet {
   const registry = new Registry();
   collectProcessMetrics(registry);
   return createMetrics(
     registry,
     METRIC_CATALOGUE.filter((def) => def.origin === 'api'),
+    {
+      collectors: {
+        bullpen_api_jobs_in_flight: (gauge) => gauge.set(inFlight.current),
+        bullpen_api_submissions_waiting: (gauge) => gauge.set(inFlight.queued),
+      },
+    },
   );
 }
 

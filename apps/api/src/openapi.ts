@@ -23,7 +23,8 @@ const common = {
   '503': problem(
     'redis_unavailable: Redis is down and nothing was sent. redis_timeout: an add was sent but not answered ' +
       '(over 1 s, or the connection dropped): the jobs named in jobIds may or may not exist; GET them or retry ' +
-      'with the same idempotencyKey.',
+      'with the same idempotencyKey. api_overloaded (submissions): the API had API_MAX_INFLIGHT_JOBS jobs on their ' +
+      'way to Redis and no room came in time; nothing was sent.',
     retryAfter,
   ),
 };

@@ -38,6 +38,7 @@ export const PROBLEMS = {
   queue_full: { status: 429, title: 'Lane is full' },
   redis_unavailable: { status: 503, title: 'Redis unavailable' },
   redis_timeout: { status: 503, title: 'Redis did not answer; the outcome is unknown' },
+  api_overloaded: { status: 503, title: 'Too many jobs on their way to Redis; nothing was enqueued' },
   internal: { status: 500, title: 'Internal error' },
 } as const;
 export type ProblemCode = keyof typeof PROBLEMS;

@@ -20,6 +20,7 @@ import {
 } from '@bullpen/core';
 import type { LaneContext } from './auth';
 import type { LaneRegistry } from './lane-registry';
+import { JobsInFlight } from './jobs-in-flight';
 import { ProblemError, outcomeUnknownProblem } from './problem';
 import { RedisOutcomeUnknownError, type RedisGuard } from './redis-guard';
 import { jobSubmissionSchema, parseWith, type JobSubmission } from './schemas';
@@ -49,6 +50,8 @@ export interface ProducerDeps {
   /** The API's metrics; admission rejections are counted here. */
   metrics?: MetricSet;
   logger?: Logger;
+  /** Room for jobs on their way to Redis; default from config (API_MAX_INFLIGHT_JOBS, API_INFLIGHT_WAIT_MS). */
+  inFlight?: JobsInFlight;
 }
 
 /**
@@ -122,9 +125,11 @@ function queueFull(lane: string, backlog: number, maxQueueSize: number): Problem
 
 export class JobProducer {
   private readonly batcher: SubmitBatcher;
+  readonly inFlight: JobsInFlight;
 
   constructor(private readonly deps: ProducerDeps) {
     this.batcher = new SubmitBatcher(deps);
+    this.inFlight = deps.inFlight ?? new JobsInFlight(deps.config.apiMaxInflightJobs, deps.config.apiInflightWaitMs);
   }
 
   /**
@@ -140,6 +145,8 @@ export class JobProducer {
     const parent = context.active();
     let span: Span | undefined;
     let failure: unknown;
+    // Room among the jobs on their way to Redis first: a refusal here sent nothing.
+    if (!this.inFlight.tryEnter(1)) await this.waitForRoom(lane, 1);
     try {
       const outcome = await this.batcher.add(lane, policy, prepared, () => {
         span = startProducerSpan(lane, prepared, undefined, parent);
@@ -167,7 +174,18 @@ export class JobProducer {
       if (err.step === 'add' && err.cause instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
       throw err.cause;
     } finally {
+      this.inFlight.leave(1);
       if (span) endSpan(span, failure);
+    }
+  }
+
+  /** Waits for room among the jobs on their way to Redis; a refusal is counted as api_overloaded. */
+  private async waitForRoom(lane: string, jobs: number): Promise<void> {
+    try {
+      await this.inFlight.enter(jobs);
+    } catch (err) {
+      this.deps.metrics?.counter('bullpen_api_admission_rejected_total').inc({ lane, reason: 'api_overloaded' }, jobs);
+      throw err;
     }
   }
 
@@ -184,8 +202,10 @@ export class JobProducer {
   }
 
   /**
-   * Validates each item alone, admits as many valid items as the lane has room for (in request
-   * order), and adds them in one MULTI/EXEC, which Redis applies whole or not at all: if Redis fails, no item was taken and the whole call is a 503.
+   * Validates each item alone, waits for room for the valid ones among the jobs on their way to
+   * Redis (jobs-in-flight.ts), admits as many as the lane has room for (in request order), and
+   * adds them in one MULTI/EXEC, which Redis applies whole or not at all: if Redis fails, no item
+   * was taken and the whole call is a 503.
    */
   async submitBulk({ lane, policy }: LaneContext, tenant: string, items: readonly unknown[]): Promise<BulkOutcome> {
     const { config, redis, guard, lanes } = this.deps;
@@ -211,16 +231,22 @@ export class JobProducer {
     let refused: ValidItem[] = [];
     if (valid.length > 0) {
       const ids = valid.map((item) => item.prepared.jobId);
-      // The admitted items go in one MULTI (addAtomically), so they are reserved as one group.
-      const decision = await guard.run(() =>
-        reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids, atomic: true }),
-      );
-      const admitted = valid.slice(0, decision.granted);
-      refused = valid.slice(decision.granted);
+      // Room among the jobs on their way to Redis first: a refusal here sent nothing.
+      await this.waitForRoom(lane, valid.length);
       try {
-        if (admitted.length > 0) await this.addAtomically({ lane, policy }, admitted, results);
+        // The admitted items go in one MULTI (addAtomically), so they are reserved as one group.
+        const decision = await guard.run(() =>
+          reserveAdmission(redis, { prefix: config.prefix, lane, maxQueueSize: policy.maxQueueSize, ids, atomic: true }),
+        );
+        const admitted = valid.slice(0, decision.granted);
+        refused = valid.slice(decision.granted);
+        try {
+          if (admitted.length > 0) await this.addAtomically({ lane, policy }, admitted, results);
+        } finally {
+          releaseAdmission(redis, decision.reservation);
+        }
       } finally {
-        releaseAdmission(redis, decision.reservation);
+        this.inFlight.leave(valid.length);
       }
     }
     if (refused.length > 0) await this.settleRefused(lane, refused, results);

@@ -20,6 +20,8 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   API_KEYS_FILE: ['api', 'exporter'],
   AUTH_DISABLED: ['api'],
   API_BODY_LIMIT_BYTES: ['api'],
+  API_MAX_INFLIGHT_JOBS: ['api'],
+  API_INFLIGHT_WAIT_MS: ['api'],
   ADMIN_UI_PASSWORD: ['api'],
   ADMIN_UI_USER: ['api'],
   WORKER_LANES: ['worker'],

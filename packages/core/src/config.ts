@@ -75,6 +75,10 @@ export interface BullpenConfig {
   readonly logLevel: LogLevel;
   /** API_BODY_LIMIT_BYTES; default 1 MiB. */
   readonly bodyLimitBytes: number;
+  /** API_MAX_INFLIGHT_JOBS: jobs the API may have on their way to Redis at once; default 2000. */
+  readonly apiMaxInflightJobs: number;
+  /** API_INFLIGHT_WAIT_MS: how long a submission waits for room among them; default 5000. */
+  readonly apiInflightWaitMs: number;
   /** SHUTDOWN_GRACE_MS: how long active jobs may finish after SIGTERM; default 30000. */
   readonly shutdownGraceMs: number;
   /** EXPORTER_PORT; default 9400. */
@@ -270,6 +274,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     workerLanes: Object.freeze([...workerLanes]),
     logLevel: logLevel as LogLevel,
     bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    apiMaxInflightJobs: intVar(env, 'API_MAX_INFLIGHT_JOBS', 2000, 1, 1_000_000),
+    apiInflightWaitMs: intVar(env, 'API_INFLIGHT_WAIT_MS', 5000, 0, 600_000),
     shutdownGraceMs: intVar(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
     workerMetricsPort: intVar(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
@@ -309,6 +315,8 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     apiKeys: config.apiKeys.map((k) => ({ tenant: k.tenant, key: '***', lanes: k.lanes ? [...k.lanes] : 'all' })),
     logLevel: config.logLevel,
     bodyLimitBytes: config.bodyLimitBytes,
+    apiMaxInflightJobs: config.apiMaxInflightJobs,
+    apiInflightWaitMs: config.apiInflightWaitMs,
     shutdownGraceMs: config.shutdownGraceMs,
     exporterPort: config.exporterPort,
     workerMetricsPort: config.workerMetricsPort,

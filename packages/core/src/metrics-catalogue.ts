@@ -303,8 +303,22 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_api_admission_rejected_total',
     type: 'counter',
-    help: 'Jobs refused at admission by this API process, by lane and reason.',
+    help: 'Jobs refused at admission by this API process, by lane and reason (queue_full, api_overloaded).',
     labelNames: ['lane', 'reason'],
+    origin: 'api',
+  },
+  {
+    name: 'bullpen_api_jobs_in_flight',
+    type: 'gauge',
+    help: 'Jobs this API process has on their way to Redis now (admission and add), at most API_MAX_INFLIGHT_JOBS.',
+    labelNames: [],
+    origin: 'api',
+  },
+  {
+    name: 'bullpen_api_submissions_waiting',
+    type: 'gauge',
+    help: 'Submissions waiting in this API process for room among the jobs on their way to Redis.',
+    labelNames: [],
     origin: 'api',
   },
 
