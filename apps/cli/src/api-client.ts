@@ -9,8 +9,16 @@ export class ApiError extends Error {
     readonly status: number,
     readonly exitCode: number,
     readonly body?: unknown,
+    /** The answer's Retry-After, in seconds, when it had one. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
+  }
+
+  /** The problem's `code`, when the API answered with a problem document. */
+  get code(): string | undefined {
+    const code = typeof this.body === 'object' && this.body !== null ? (this.body as { code?: unknown }).code : undefined;
+    return typeof code === 'string' ? code : undefined;
   }
 }
 
@@ -43,7 +51,10 @@ export class ApiClient {
     if (res.status === 401 || res.status === 403) {
       throw new ApiError(`${res.status}: ${describe(parsed)}`, res.status, 4, parsed);
     }
-    if (res.status >= 400) throw new ApiError(`${res.status}: ${describe(parsed)}`, res.status, 1, parsed);
+    if (res.status >= 400) {
+      const retryAfter = Number(res.headers.get('retry-after') ?? Number.NaN);
+      throw new ApiError(`${res.status}: ${describe(parsed)}`, res.status, 1, parsed, Number.isFinite(retryAfter) ? retryAfter : undefined);
+    }
     return { status: res.status, body: parsed as T };
   }
 }

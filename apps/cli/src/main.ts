@@ -67,6 +67,30 @@ interface BulkResult {
   results: { index: number; status: 'created' | 'replayed' | 'rejected' | 'invalid'; id?: string; code?: string }[];
 }
 
+/** Refusals after which nothing of the batch was enqueued, so that sending it again is safe. */
+const NOTHING_ENQUEUED = new Set(['api_overloaded', 'redis_unavailable']);
+/** How many times one batch is sent again after such a refusal before the command gives up. */
+const BATCH_RETRIES = 30;
+
+/**
+ * Sends one batch; while the API refuses it without enqueueing anything (it is overloaded, or
+ * Redis is down), waits as its Retry-After says and sends it again. A redis_timeout is not sent
+ * again: its jobs may exist, and the batch carries no idempotency keys of the command's own.
+ */
+async function sendBatch(client: ApiClient, lane: string, batch: unknown[], io: Out): Promise<BulkResult> {
+  for (let retries = 0; ; retries += 1) {
+    try {
+      const { body } = await client.request<BulkResult>('POST', `/v1/lanes/${encodeURIComponent(lane)}/jobs/bulk`, { jobs: batch });
+      return body;
+    } catch (err) {
+      if (!(err instanceof ApiError) || !NOTHING_ENQUEUED.has(err.code ?? '') || retries >= BATCH_RETRIES) throw err;
+      const seconds = err.retryAfterSeconds ?? 1;
+      io.err(`\nenqueue ${lane}: ${err.code}, nothing of this batch was enqueued; sending it again in ${seconds} s\n`);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    }
+  }
+}
+
 async function enqueueFile(client: ApiClient, lane: string, file: string, io: Out): Promise<void> {
   let accepted = 0;
   let rejected = 0;
@@ -75,7 +99,7 @@ async function enqueueFile(client: ApiClient, lane: string, file: string, io: Ou
   let batch: unknown[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    const { body } = await client.request<BulkResult>('POST', `/v1/lanes/${encodeURIComponent(lane)}/jobs/bulk`, { jobs: batch });
+    const body = await sendBatch(client, lane, batch, io);
     for (const r of body.results) {
       if (r.status === 'created' || r.status === 'replayed') accepted += 1;
       else {
