@@ -1,10 +1,23 @@
 // Redis outages: the API answers 503 quickly instead of hanging, and recovers on its own when
-// Redis is back. Each test runs its own redis-server so that it can stop, freeze and restart it.
+// Redis is back. And more submissions than Redis takes in time: past API_MAX_INFLIGHT_JOBS they
+// wait in the API, before anything is sent, and those that cannot go in time are refused as
+// api_overloaded, whose jobs were certainly not enqueued. Each test runs its own redis-server so
+// that it can stop, freeze (SIGSTOP, to hold a submission in flight) and restart it.
 import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
-import { startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
+import { startTestApi, whenReady, type Reply, type TestApi } from '../apps/api/test/harness';
 import { waitUntil } from './support/wait';
 
 const LANE = 'tool_call';
+
+/** A sample of the API's own /metrics: `name` alone, or `name{...}` with these labels among them. */
+async function metric(api: TestApi, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const text = String((await api.request('GET', '/metrics', { key: null })).body);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name} `) && !line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
 
 describe('producer API: Redis outages', () => {
   let redis: RedisProcess;
@@ -87,5 +100,75 @@ describe('producer API: Redis outages', () => {
       { what: 'submissions to succeed', timeoutMs: 20_000 },
     );
     expect((await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`)).body.state).toBe('waiting');
+  });
+
+  describe('with more jobs on their way to Redis than the API allows', () => {
+    const lanesFile = { lanes: { big: { concurrency: 1, maxQueueSize: 100_000 }, critic: { concurrency: 1 } } };
+
+    /** The API with these limits, its lane warmed (BullMQ's scripts loaded), then Redis frozen. */
+    async function frozenApi(maxInflightJobs: number, waitMs: number): Promise<TestApi> {
+      const started = await startTestApi({
+        lanesFile,
+        env: { REDIS_URL: redis.url, API_MAX_INFLIGHT_JOBS: String(maxInflightJobs), API_INFLIGHT_WAIT_MS: String(waitMs) },
+      });
+      api = started;
+      expect((await started.request('POST', '/v1/lanes/big/jobs', { body: { name: 'noop' } })).status).toBe(201);
+      redis.child.kill('SIGSTOP');
+      return started;
+    }
+
+    /** One bulk of 100 jobs per tag, all at once; `replies` fills in the order they come back. */
+    function sendBulks(target: TestApi, tags: string[]): { sent: Promise<Reply[]>; replies: Reply[] } {
+      const replies: Reply[] = [];
+      const jobs = (tag: string) => Array.from({ length: 100 }, (_, i) => ({ name: 'noop', data: { tag, i } }));
+      const sent = tags.map((tag) =>
+        target.request('POST', '/v1/lanes/big/jobs/bulk', { body: { jobs: jobs(tag) } }).then((reply) => {
+          replies.push(reply);
+          return reply;
+        }),
+      );
+      return { sent: Promise.all(sent), replies };
+    }
+
+    it('refuses what does not get room in time with api_overloaded, and enqueues none of it', async () => {
+      const target = await frozenApi(150, 300);
+      const { sent, replies } = sendBulks(target, ['a', 'b', 'c', 'd']);
+      // Room for one bulk of 100 in 150: it waits on the frozen Redis, the others on the API.
+      await waitUntil(() => replies.length === 3, { what: 'three bulks refused while the first is in flight', timeoutMs: 5000 });
+      redis.child.kill('SIGCONT');
+      const all = await sent;
+
+      const taken = all.filter((r) => r.status === 200);
+      const refused = all.filter((r) => r.status === 503);
+      expect(taken).toHaveLength(1);
+      expect(taken[0]!.body).toMatchObject({ created: 100, rejected: 0, invalid: 0 });
+      expect(refused).toHaveLength(3);
+      for (const reply of refused) {
+        expect(reply.body).toMatchObject({ code: 'api_overloaded', status: 503 });
+        expect(reply.body.jobIds).toBeUndefined();
+        expect(reply.headers.get('retry-after')).toBe('1');
+        expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      }
+      expect(await target.backlog('big')).toBe(101);
+      expect(await metric(target, 'bullpen_api_admission_rejected_total', { lane: 'big', reason: 'api_overloaded' })).toBe(300);
+      expect(await metric(target, 'bullpen_api_jobs_in_flight')).toBe(0);
+    });
+
+    it('holds what does not fit in the API, and lets it through in turn when room comes back', async () => {
+      const target = await frozenApi(100, 20_000);
+      const { sent } = sendBulks(target, ['a', 'b', 'c', 'd', 'e']);
+      // One bulk on its way to the frozen Redis; the other four wait in the API, none sent.
+      await waitUntil(async () => (await metric(target, 'bullpen_api_submissions_waiting')) === 4, {
+        what: 'four bulks waiting for room',
+        timeoutMs: 5000,
+      });
+      expect(await metric(target, 'bullpen_api_jobs_in_flight')).toBe(100);
+      redis.child.kill('SIGCONT');
+      const replies = await sent;
+
+      expect(replies.map((r) => [r.status, r.body.created])).toEqual(Array.from({ length: 5 }, () => [200, 100]));
+      expect(await target.backlog('big')).toBe(501);
+      expect(await metric(target, 'bullpen_api_submissions_waiting')).toBe(0);
+    });
   });
 });
