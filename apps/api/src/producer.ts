@@ -125,7 +125,7 @@ function queueFull(lane: string, backlog: number, maxQueueSize: number): Problem
 
 export class JobProducer {
   private readonly batcher: SubmitBatcher;
-  readonly inFlight: JobsInFlight;
+  private readonly inFlight: JobsInFlight;
 
   constructor(private readonly deps: ProducerDeps) {
     this.batcher = new SubmitBatcher(deps);

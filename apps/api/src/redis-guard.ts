@@ -1,10 +1,9 @@
 // Bounds every Redis call a request makes, so that an outage answers 503 at once (or within the
 // timeout when Redis hangs) instead of holding the request: the producer connection does not
 // queue commands offline, and BullMQ's own waits on its client are cut short here.
-import { createRedis, type RedisClient, type RedisTarget } from '@bullpen/core';
+import { UnavailableError, createRedis, type RedisClient, type RedisTarget } from '@bullpen/core';
 import type IORedis from 'ioredis';
 import { ReplyError } from 'ioredis';
-import { UnavailableError } from '@bullpen/core';
 
 /** Default per-call bound; the proof asks for a 503 within 2 s. */
 export const REDIS_CALL_TIMEOUT_MS = 1000;
