@@ -5,18 +5,15 @@
 // that it can stop, freeze (SIGSTOP, to hold a submission in flight) and restart it.
 import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
 import { startTestApi, whenReady, type Reply, type TestApi } from '../apps/api/test/harness';
+import { parseExposition } from './support/prometheus';
 import { waitUntil } from './support/wait';
 
 const LANE = 'tool_call';
 
-/** A sample of the API's own /metrics: `name` alone, or `name{...}` with these labels among them. */
+/** One series of the API's own /metrics (`labels` among its labels), or undefined when it has none. */
 async function metric(api: TestApi, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
-  const text = String((await api.request('GET', '/metrics', { key: null })).body);
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name} `) && !line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return undefined;
+  const samples = parseExposition(String((await api.request('GET', '/metrics', { key: null })).body));
+  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
 describe('producer API: Redis outages', () => {
