@@ -25,3 +25,4 @@ export * from './job-fields';
 export * from './tracing';
 export * from './process-metrics';
 export * from './config-variables';
+export * from './redis-memory';

@@ -1,0 +1,87 @@
+// What Redis says of its memory: how much it uses, its limit, and what it does at the limit. At
+// `maxmemory` under the `noeviction` policy BullMQ needs, Redis refuses every write that may grow
+// its memory with an OOM error: new jobs, and also the writes that move a job through its life
+// (taking it, its lock, its completion), so a Redis that fills up cannot drain either. The API
+// stops taking jobs short of the limit, the exporter exports these numbers, and workers recognise
+// the refusal, from what is read here.
+import type IORedis from 'ioredis';
+import { Cluster, ReplyError } from 'ioredis';
+import type { RedisClient } from './redis';
+
+export interface RedisMemory {
+  /** `used_memory`: what Redis's allocator holds, the figure `maxmemory` is compared with. */
+  usedBytes: number;
+  /** `maxmemory`; 0 when Redis has no limit. */
+  maxBytes: number;
+  /** `maxmemory_policy`; bullpen needs `noeviction`, or Redis may drop jobs to make room. */
+  policy: string;
+}
+
+/** The `used_memory`, `maxmemory` and `maxmemory_policy` fields of an `INFO memory` reply. */
+export function parseMemoryInfo(info: string): RedisMemory {
+  const fields = new Map<string, string>();
+  for (const line of info.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  const bytes = (field: string): number => {
+    const value = Number(fields.get(field));
+    if (!Number.isFinite(value) || value < 0) throw new Error(`INFO memory has no valid ${field}`);
+    return value;
+  };
+  return { usedBytes: bytes('used_memory'), maxBytes: bytes('maxmemory'), policy: fields.get('maxmemory_policy') ?? 'unknown' };
+}
+
+/** One server's memory, in one round trip. */
+export async function readMemory(server: IORedis): Promise<RedisMemory> {
+  return parseMemoryInfo(await server.info('memory'));
+}
+
+/** `used / max`, or undefined when Redis has no limit. */
+export function memoryRatio(memory: RedisMemory): number | undefined {
+  return memory.maxBytes > 0 ? memory.usedBytes / memory.maxBytes : undefined;
+}
+
+/** How a server is named in metrics and in a cluster's slot table: `host:port`. */
+export function serverAddress(server: IORedis): string {
+  return `${server.options.host}:${server.options.port}`;
+}
+
+/**
+ * Whether Redis refused a command because it is at `maxmemory`. A Redis error reply starts with
+ * its error code (`OOM ...`); a transaction with a refused command fails as a whole with
+ * EXECABORT, and ioredis hangs the refusals on it as `previousErrors`.
+ */
+export function isOutOfMemoryReply(err: unknown): boolean {
+  if (!(err instanceof ReplyError)) return false;
+  if (/^OOM\b/.test((err as Error).message)) return true;
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors;
+  return Array.isArray(previous) && previous.some((e) => isOutOfMemoryReply(e));
+}
+
+/** CRC16/XMODEM, the hash Redis Cluster takes of a key (or its hash tag) mod 16384 for its slot. */
+function crc16(bytes: Uint8Array): number {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The cluster slot of a key, honouring a `{hash tag}` as Redis does. */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
+  return crc16(Buffer.from(hashed)) % 16384;
+}
+
+/**
+ * The server that holds `key`: the client itself, or on a cluster the primary serving its slot
+ * (undefined until the cluster has told the client its slots).
+ */
+export function serverAddressOfKey(client: RedisClient, key: string): string | undefined {
+  if (!(client instanceof Cluster)) return serverAddress(client);
+  return client.slots[keySlot(key)]?.[0];
+}
