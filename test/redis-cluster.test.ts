@@ -187,4 +187,30 @@ describe('bullpen on a real 3-primary Redis Cluster', () => {
     const samples = await exporter.samples();
     for (const lane of LANE_NAMES) expect(total(samples, 'bullpen_queue_workers', { lane })).toBe(2);
   });
+
+  it("refuses new jobs only in the lanes whose own primary is past the API's share of its memory", async () => {
+    const [alphaOwner, betaOwner] = await Promise.all(['alpha', 'beta'].map((lane) => cluster.ownerOf(laneEventsKey(prefix, lane))));
+    expect(betaOwner).not.toBe(alphaOwner);
+    const node = cluster.nodes.find((n) => n.port === alphaOwner);
+    const direct = createRedis(node!.url, 'worker');
+    const submit = (lane: Lane) => post(`/lanes/${lane}/jobs`, { name: 'noop', data: {} });
+    try {
+      // alpha's primary at 95% of its maxmemory, past the default API_REDIS_MEMORY_LIMIT of 0.9.
+      const used = Number(/^used_memory:(\d+)/m.exec(await direct.info('memory'))?.[1]);
+      await direct.config('SET', 'maxmemory', String(Math.floor(used / 0.95)));
+      const refused = await waitUntil(
+        async () => {
+          const reply = await submit('alpha');
+          return reply.status === 503 ? reply : undefined;
+        },
+        { what: "the API to read alpha's primary as past the limit" },
+      );
+      expect(refused.body.code).toBe('redis_full');
+      expect((await submit('beta')).status).toBe(201);
+    } finally {
+      await direct.config('SET', 'maxmemory', '0');
+      direct.disconnect();
+    }
+    await waitUntil(async () => (await submit('alpha')).status === 201, { what: 'alpha to take jobs again' });
+  });
 });

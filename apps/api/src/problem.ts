@@ -1,6 +1,6 @@
 // Every error the API answers is an RFC 9457 problem document with a stable `code`.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { UnavailableError, type Logger } from '@bullpen/core';
+import { UnavailableError, isOutOfMemoryReply, type Logger } from '@bullpen/core';
 import { RedisOutcomeUnknownError } from './redis-guard';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -39,6 +39,7 @@ export const PROBLEMS = {
   redis_unavailable: { status: 503, title: 'Redis unavailable' },
   redis_timeout: { status: 503, title: 'Redis did not answer; the outcome is unknown' },
   api_overloaded: { status: 503, title: 'Too many jobs on their way to Redis; nothing was enqueued' },
+  redis_full: { status: 503, title: 'Redis is (nearly) out of memory' },
   internal: { status: 500, title: 'Internal error' },
 } as const;
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -88,6 +89,14 @@ export function unavailableProblem(detail = 'Redis is unavailable; retry shortly
   });
 }
 
+/** Seconds a client should wait after redis_full: room comes back as workers finish jobs. */
+export const REDIS_FULL_RETRY_AFTER_SECONDS = 5;
+
+/** Redis is out of memory, or past the share of it the API leaves to queued jobs. */
+export function redisFullProblem(detail: string): ProblemError {
+  return new ProblemError('redis_full', detail, { headers: { 'Retry-After': String(REDIS_FULL_RETRY_AFTER_SECONDS) } });
+}
+
 /**
  * A write was sent and not answered (too slow, or the connection dropped before the answer): it
  * may have been applied, so the answer must not say nothing was enqueued. It names the jobs so
@@ -127,6 +136,8 @@ function bodyParserType(err: unknown): string | undefined {
 export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemError | undefined {
   if (err instanceof ProblemError) return err;
   if (err instanceof UnavailableError) return unavailableProblem(err.message);
+  // Redis refuses a write at maxmemory before it changes anything (a script at its first write).
+  if (isOutOfMemoryReply(err)) return redisFullProblem('Redis is out of memory (maxmemory) and refused the write; retry later');
   switch (bodyParserType(err)) {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body is not valid JSON');

@@ -9,6 +9,7 @@ import { SpanKind, SpanStatusCode, context, trace, type Context, type Link, type
 import {
   LANE_EVENT,
   injectTraceContext,
+  isOutOfMemoryReply,
   laneJobOptions,
   publishLaneEvent,
   releaseAdmission,
@@ -21,8 +22,9 @@ import {
 import type { LaneContext } from './auth';
 import type { LaneRegistry } from './lane-registry';
 import { JobsInFlight } from './jobs-in-flight';
-import { ProblemError, outcomeUnknownProblem } from './problem';
+import { ProblemError, outcomeUnknownProblem, redisFullProblem } from './problem';
 import { RedisOutcomeUnknownError, type RedisGuard } from './redis-guard';
+import { RedisMemoryWatch } from './redis-memory-watch';
 import { jobSubmissionSchema, parseWith, type JobSubmission } from './schemas';
 import { checkSubmission, deduplicationId, prepareJob, type PreparedJob } from './submission';
 import { BatchedAddError, SubmitBatcher } from './submit-batcher';
@@ -52,6 +54,8 @@ export interface ProducerDeps {
   logger?: Logger;
   /** Room for jobs on their way to Redis; default from config (API_MAX_INFLIGHT_JOBS, API_INFLIGHT_WAIT_MS). */
   inFlight?: JobsInFlight;
+  /** How full Redis is; default from config (API_REDIS_MEMORY_LIMIT). */
+  memory?: RedisMemoryWatch;
 }
 
 /**
@@ -70,10 +74,15 @@ async function addInOneTransaction(queue: Queue, items: readonly { prepared: Pre
   const replies = await multi.exec();
   await Promise.all(queued);
   if (!replies) throw new Error('the bulk transaction was discarded');
-  return replies.map(([err, id]: [Error | null, unknown]) => {
-    if (err) throw err;
-    return String(id);
-  });
+  const failed = replies.find(([err]: [Error | null, unknown]) => err)?.[0];
+  if (failed) {
+    // MULTI does not roll back: say so when some adds were applied and others were not.
+    if (replies.some(([err]: [Error | null, unknown]) => !err)) {
+      throw new Error(`the bulk transaction was applied in part: ${failed.message}`, { cause: failed });
+    }
+    throw failed;
+  }
+  return replies.map(([, id]: [Error | null, unknown]) => String(id));
 }
 
 /**
@@ -126,10 +135,13 @@ function queueFull(lane: string, backlog: number, maxQueueSize: number): Problem
 export class JobProducer {
   private readonly batcher: SubmitBatcher;
   private readonly inFlight: JobsInFlight;
+  private readonly memory: RedisMemoryWatch;
 
   constructor(private readonly deps: ProducerDeps) {
+    const { config, redis } = deps;
     this.batcher = new SubmitBatcher(deps);
-    this.inFlight = deps.inFlight ?? new JobsInFlight(deps.config.apiMaxInflightJobs, deps.config.apiInflightWaitMs);
+    this.inFlight = deps.inFlight ?? new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
+    this.memory = deps.memory ?? new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit);
   }
 
   /**
@@ -145,6 +157,7 @@ export class JobProducer {
     const parent = context.active();
     let span: Span | undefined;
     let failure: unknown;
+    this.checkMemory(lane, 1);
     // Room among the jobs on their way to Redis first: a refusal here sent nothing.
     if (!this.inFlight.tryEnter(1)) await this.waitForRoom(lane, 1);
     try {
@@ -172,11 +185,32 @@ export class JobProducer {
       }
       failure = err.cause;
       if (err.step === 'add' && err.cause instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
+      if (isOutOfMemoryReply(err.cause)) throw this.refusedForMemory(lane, 1);
       throw err.cause;
     } finally {
       this.inFlight.leave(1);
       if (span) endSpan(span, failure);
     }
+  }
+
+  /**
+   * Refuses new jobs while Redis is past the share of its memory the API may fill
+   * (redis-memory-watch.ts), before anything is sent; counted as redis_full.
+   */
+  private checkMemory(lane: string, jobs: number): void {
+    const past = this.memory.check(lane);
+    if (!past) return;
+    this.deps.metrics?.counter('bullpen_api_admission_rejected_total').inc({ lane, reason: 'redis_full' }, jobs);
+    throw redisFullProblem(
+      `Redis is at ${Math.floor(past.ratio * 100)}% of its maxmemory, past the ${Math.round(past.limit * 100)}% ` +
+        'the API fills (API_REDIS_MEMORY_LIMIT); nothing was enqueued. The rest is kept for the jobs already queued; retry later',
+    );
+  }
+
+  /** Redis refused a write for memory: it refuses before changing anything, so nothing was enqueued. */
+  private refusedForMemory(lane: string, jobs: number): ProblemError {
+    this.deps.metrics?.counter('bullpen_api_admission_rejected_total').inc({ lane, reason: 'redis_full' }, jobs);
+    return redisFullProblem('Redis is out of memory (maxmemory) and refused the jobs; nothing was enqueued. Retry later');
   }
 
   /** Waits for room among the jobs on their way to Redis; a refusal is counted as api_overloaded. */
@@ -231,6 +265,7 @@ export class JobProducer {
     let refused: ValidItem[] = [];
     if (valid.length > 0) {
       const ids = valid.map((item) => item.prepared.jobId);
+      this.checkMemory(lane, valid.length);
       // Room among the jobs on their way to Redis first: a refusal here sent nothing.
       await this.waitForRoom(lane, valid.length);
       try {
@@ -245,6 +280,10 @@ export class JobProducer {
         } finally {
           releaseAdmission(redis, decision.reservation);
         }
+      } catch (err) {
+        // Refused at the transaction's queueing (EXECABORT) or in the admission call: nothing was added.
+        if (isOutOfMemoryReply(err)) throw this.refusedForMemory(lane, valid.length);
+        throw err;
       } finally {
         this.inFlight.leave(valid.length);
       }

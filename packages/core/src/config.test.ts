@@ -21,6 +21,7 @@ describe('loadConfig', () => {
     expect(config.lanes.tool_call?.retention.failed).toEqual({ ageSeconds: 604800, count: 10000 });
     expect(config.workerLanes).toEqual(config.laneNames);
     expect(config.authDisabled).toBe(false);
+    expect(config.apiRedisMemoryLimit).toBe(0.9);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -30,6 +31,9 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
     expect(() => loadConfig({ AUTH_DISABLED: 'maybe' })).toThrow(/AUTH_DISABLED: expected true or false/);
     expect(() => loadConfig({ WORKER_LANES: 'tool_call,nope' })).toThrow(/WORKER_LANES: expected lanes from .*got "nope"/);
+    expect(() => loadConfig({ API_REDIS_MEMORY_LIMIT: '90%' })).toThrow(/API_REDIS_MEMORY_LIMIT: expected a number from 0.1 to 1, got "90%"/);
+    expect(() => loadConfig({ API_REDIS_MEMORY_LIMIT: '1.5' })).toThrow(/API_REDIS_MEMORY_LIMIT: expected a number from 0.1 to 1/);
+    expect(loadConfig({ API_REDIS_MEMORY_LIMIT: '0.75' }).apiRedisMemoryLimit).toBe(0.75);
   });
 
   it('does not read a malformed boolean as true', () => {

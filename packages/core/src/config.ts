@@ -79,6 +79,12 @@ export interface BullpenConfig {
   readonly apiMaxInflightJobs: number;
   /** API_INFLIGHT_WAIT_MS: how long a submission waits for room among them; default 5000. */
   readonly apiInflightWaitMs: number;
+  /**
+   * API_REDIS_MEMORY_LIMIT: the share of Redis's maxmemory past which the API refuses new jobs
+   * (503 redis_full), so that workers keep the rest to move queued jobs to their end; default
+   * 0.9. 1 leaves it to Redis, which refuses writes only at maxmemory, workers' included.
+   */
+  readonly apiRedisMemoryLimit: number;
   /** SHUTDOWN_GRACE_MS: how long active jobs may finish after SIGTERM; default 30000. */
   readonly shutdownGraceMs: number;
   /** EXPORTER_PORT; default 9400. */
@@ -131,6 +137,15 @@ export function intVar(env: Env, name: string, fallback: number, min: number, ma
   if (!/^\d+$/.test(raw.trim())) fail(name, `an integer from ${min} to ${max}`, raw);
   const value = Number(raw.trim());
   if (value < min || value > max) fail(name, `an integer from ${min} to ${max}`, raw);
+  return value;
+}
+
+/** The decimal variable `name` from `min` to `max`; `fallback` when unset. Throws a ConfigError naming it. */
+function numberVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (!(value >= min && value <= max)) fail(name, `a number from ${min} to ${max}`, raw);
   return value;
 }
 
@@ -276,6 +291,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     apiMaxInflightJobs: intVar(env, 'API_MAX_INFLIGHT_JOBS', 2000, 1, 1_000_000),
     apiInflightWaitMs: intVar(env, 'API_INFLIGHT_WAIT_MS', 5000, 0, 600_000),
+    apiRedisMemoryLimit: numberVar(env, 'API_REDIS_MEMORY_LIMIT', 0.9, 0.1, 1),
     shutdownGraceMs: intVar(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
     workerMetricsPort: intVar(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
@@ -317,6 +333,7 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     bodyLimitBytes: config.bodyLimitBytes,
     apiMaxInflightJobs: config.apiMaxInflightJobs,
     apiInflightWaitMs: config.apiInflightWaitMs,
+    apiRedisMemoryLimit: config.apiRedisMemoryLimit,
     shutdownGraceMs: config.shutdownGraceMs,
     exporterPort: config.exporterPort,
     workerMetricsPort: config.workerMetricsPort,

@@ -303,7 +303,7 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_api_admission_rejected_total',
     type: 'counter',
-    help: 'Jobs refused at admission by this API process, by lane and reason (queue_full, api_overloaded).',
+    help: 'Jobs refused at admission by this API process, by lane and reason (queue_full, api_overloaded, redis_full).',
     labelNames: ['lane', 'reason'],
     origin: 'api',
   },

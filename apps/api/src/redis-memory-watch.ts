@@ -1,0 +1,88 @@
+// How full Redis is, for admission. At maxmemory Redis refuses every write that may grow its
+// memory, the workers' too: they could neither take queued jobs nor record their end, so a full
+// Redis could not drain. The API stops taking new jobs at a share of maxmemory
+// (API_REDIS_MEMORY_LIMIT), which leaves the rest to the jobs already queued.
+//
+// Submissions never wait on this: they are judged by the last reading, which one of them starts
+// to refresh in the background when it is older than REFRESH_MS (an idle API reads nothing). What
+// slips past a stale reading and meets Redis's own refusal is answered redis_full all the same. On
+// a cluster each primary is read, and a lane is judged by the primary that holds its keys.
+import { lanePrefix, memoryRatio, readMemory, serverAddress, serverAddressOfKey, serversOf, type RedisClient } from '@bullpen/core';
+import { RedisGuard } from './redis-guard';
+
+/** How old a reading may get before a submission starts a new one in the background. */
+export const REFRESH_MS = 250;
+/** How far under the limit (a share of maxmemory) readings are taken back to back. */
+export const NEAR_LIMIT = 0.1;
+
+export interface MemoryPastLimit {
+  /** used_memory / maxmemory of the server holding the lane. */
+  ratio: number;
+  /** The limit it is past (API_REDIS_MEMORY_LIMIT). */
+  limit: number;
+}
+
+export class RedisMemoryWatch {
+  /** used / max by server address; absent when the server has no limit or was not read. */
+  private ratios = new Map<string, number>();
+  /** The highest of `ratios`. */
+  private highest = 0;
+  private readAtMs = Number.NEGATIVE_INFINITY;
+  private reading: Promise<void> | undefined;
+  /** Its own bound on its reads, which are no request's calls. */
+  private readonly guard: RedisGuard;
+
+  /**
+   * @param limit share of maxmemory past which lanes are refused; 1 turns the check off
+   * @param now the clock, for tests
+   */
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    readonly limit: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.guard = new RedisGuard(redis);
+  }
+
+  /** Whether new jobs for `lane` must be refused, and why; undefined when they may go in. */
+  check(lane: string): MemoryPastLimit | undefined {
+    if (this.limit >= 1) return undefined;
+    const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
+    const ratio = address === undefined ? undefined : this.ratios.get(address);
+    // Close to the limit a reading a quarter of a second old may be several requests out of date:
+    // there, each reading starts as soon as the last one is back.
+    const near = this.highest >= this.limit - NEAR_LIMIT;
+    if (near || this.now() - this.readAtMs >= REFRESH_MS) this.refresh();
+    return ratio !== undefined && ratio >= this.limit ? { ratio, limit: this.limit } : undefined;
+  }
+
+  /** One reading of every primary at a time; a failed one keeps the last (the guard answers outages). */
+  private refresh(): void {
+    this.reading ??= this.read().finally(() => {
+      this.reading = undefined;
+    });
+  }
+
+  /** The reading in progress, if any; for close() and tests. */
+  settled(): Promise<void> {
+    return this.reading ?? Promise.resolve();
+  }
+
+  private async read(): Promise<void> {
+    try {
+      const servers = serversOf(this.redis);
+      const memories = await this.guard.run(() => Promise.all(servers.map((server) => readMemory(server))));
+      const ratios = new Map<string, number>();
+      servers.forEach((server, i) => {
+        const ratio = memoryRatio(memories[i]!);
+        if (ratio !== undefined) ratios.set(serverAddress(server), ratio);
+      });
+      this.ratios = ratios;
+      this.highest = Math.max(0, ...ratios.values());
+      this.readAtMs = this.now();
+    } catch {
+      // Redis down or slow: the submission's own calls meet the outage and answer it.
+    }
+  }
+}
