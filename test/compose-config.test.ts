@@ -92,12 +92,14 @@ describe('docker-compose.yml', () => {
     for (const name of used) expect({ name, documented: new RegExp(`^${name}=`, 'm').test(example) }).toEqual({ name, documented: true });
   });
 
-  it('points every app at the redis service, which keeps an AOF and never evicts', () => {
+  it('points every app at the redis service, which keeps an AOF, has a memory limit and never evicts', () => {
     for (const app of APPS) expect(hostPort(env(app).REDIS_URL ?? '')).toBe('redis:6379');
     const command = (services.redis?.command ?? []).join(' ');
     expect(command).toMatch(/--appendonly yes/);
     expect(command).toMatch(/--appendfsync everysec/);
     expect(command).toMatch(/--maxmemory-policy noeviction/);
+    // A limit, so that the API's refusal short of it (API_REDIS_MEMORY_LIMIT) has something to go by.
+    expect(command).toMatch(/--maxmemory 1gb/);
     expect(services.redis?.healthcheck).toBeDefined();
     expect((services.redis?.volumes ?? []).join(' ')).toMatch(/:\/data/);
   });
