@@ -1,5 +1,5 @@
 // `bullpen enqueue --file` sends a batch again after a refusal that enqueued nothing of it
-// (api_overloaded, redis_unavailable), and never after one whose outcome is unknown
+// (api_overloaded, redis_unavailable, redis_full), and never after one whose outcome is unknown
 // (redis_timeout). A stand-in API answers as the real one does in those cases (test/api-overload
 // and test/api-outage hold the real API to those answers).
 import http from 'node:http';
@@ -71,13 +71,14 @@ describe('bullpen enqueue --file, when the API refuses a batch', () => {
     return { code, stdout: out.join('\n'), stderr: err.join('') };
   }
 
-  it('sends it again after api_overloaded and redis_unavailable, which enqueued nothing of it', async () => {
-    standIn = await startStandIn(['api_overloaded', 'redis_unavailable']);
+  it('sends it again after api_overloaded, redis_unavailable and redis_full, which enqueued nothing of it', async () => {
+    standIn = await startStandIn(['api_overloaded', 'redis_unavailable', 'redis_full']);
     const result = await enqueueFile(standIn.url);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('accepted 3, rejected 0');
     expect(result.stderr).toMatch(/api_overloaded, nothing of this batch was enqueued; sending it again in 0 s/);
-    expect(standIn.bodies).toHaveLength(3);
+    expect(result.stderr).toMatch(/redis_full, nothing of this batch was enqueued/);
+    expect(standIn.bodies).toHaveLength(4);
     expect(new Set(standIn.bodies).size).toBe(1);
   });
 

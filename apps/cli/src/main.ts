@@ -68,13 +68,13 @@ interface BulkResult {
 }
 
 /** Refusals after which nothing of the batch was enqueued, so that sending it again is safe. */
-const NOTHING_ENQUEUED = new Set(['api_overloaded', 'redis_unavailable']);
+const NOTHING_ENQUEUED = new Set(['api_overloaded', 'redis_unavailable', 'redis_full']);
 /** How many times one batch is sent again after such a refusal before the command gives up. */
 const BATCH_RETRIES = 30;
 
 /**
- * Sends one batch; while the API refuses it without enqueueing anything (it is overloaded, or
- * Redis is down), waits as its Retry-After says and sends it again. A redis_timeout is not sent
+ * Sends one batch; while the API refuses it without enqueueing anything (it is overloaded, Redis
+ * is down, or Redis is nearly full while workers drain it), waits as its Retry-After says and sends it again. A redis_timeout is not sent
  * again: its jobs may exist, and the batch carries no idempotency keys of the command's own.
  */
 async function sendBatch(client: ApiClient, lane: string, batch: unknown[], io: Out): Promise<BulkResult> {
