@@ -1,5 +1,6 @@
 import { ReplyError } from 'ioredis';
-import { isOutOfMemoryReply, keySlot, memoryRatio, parseMemoryInfo } from './redis-memory';
+import IORedis from 'ioredis';
+import { isOutOfMemoryReply, keySlot, memoryRatio, parseMemoryInfo, serverAddress } from './redis-memory';
 
 describe('parseMemoryInfo', () => {
   it('reads used memory, the limit and the policy from an INFO memory reply', () => {
@@ -43,5 +44,16 @@ describe('keySlot', () => {
     expect(keySlot('{}foo')).toBe(9500); // an empty tag is no tag: the whole key is hashed
     expect(keySlot('{user1000}.following')).toBe(keySlot('user1000'));
     expect(keySlot('bullpen:{tool_call}:tool_call:wait')).toBe(keySlot('tool_call'));
+  });
+});
+
+describe('serverAddress', () => {
+  it('names a server by host and port, and a master found through Sentinel by its group', () => {
+    const direct = new IORedis('redis://redis.internal:6380', { lazyConnect: true });
+    const viaSentinel = new IORedis({ lazyConnect: true, sentinels: [{ host: 's1', port: 26379 }], name: 'mymaster' });
+    expect(serverAddress(direct)).toBe('redis.internal:6380');
+    expect(serverAddress(viaSentinel)).toBe('sentinel:mymaster');
+    direct.disconnect();
+    viaSentinel.disconnect();
   });
 });

@@ -42,9 +42,13 @@ export function memoryRatio(memory: RedisMemory): number | undefined {
   return memory.maxBytes > 0 ? memory.usedBytes / memory.maxBytes : undefined;
 }
 
-/** How a server is named in metrics and in a cluster's slot table: `host:port`. */
+/**
+ * How a server is named in metrics and in a cluster's slot table: `host:port`; a master found
+ * through Sentinel, which may move, by its group name.
+ */
 export function serverAddress(server: IORedis): string {
-  return `${server.options.host}:${server.options.port}`;
+  const { sentinels, name, host, port } = server.options;
+  return sentinels?.length ? `sentinel:${name}` : `${host}:${port}`;
 }
 
 /**
