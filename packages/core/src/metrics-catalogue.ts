@@ -226,6 +226,29 @@ export const METRIC_CATALOGUE = [
     origin: 'exporter-queue',
   },
 
+  // ── Exporter: Redis itself, read at scrape time (INFO memory of each primary) ───────────
+  {
+    name: 'bullpen_redis_memory_used_bytes',
+    type: 'gauge',
+    help: 'Memory Redis uses (used_memory), the figure it compares with maxmemory, per primary.',
+    labelNames: ['server'],
+    origin: 'exporter-queue',
+  },
+  {
+    name: 'bullpen_redis_memory_max_bytes',
+    type: 'gauge',
+    help: 'Memory limit of Redis (maxmemory) per primary; 0 when it has none.',
+    labelNames: ['server'],
+    origin: 'exporter-queue',
+  },
+  {
+    name: 'bullpen_redis_maxmemory_policy',
+    type: 'gauge',
+    help: 'What Redis does at its memory limit (maxmemory-policy), per primary: 1 for the current policy. bullpen needs noeviction.',
+    labelNames: ['server', 'policy'],
+    origin: 'exporter-queue',
+  },
+
   // ── Exporter: itself ─────────────────────────────────────────────────────────────────────
   {
     name: 'bullpen_exporter_up',
