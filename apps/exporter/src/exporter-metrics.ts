@@ -110,7 +110,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     });
   const laneOf = (snapshot: QueueSnapshot, lane: string) => snapshot.lanes.get(lane);
 
-  const metrics = createMetrics(registry, metricsOf('exporter-queue', 'exporter-self'), {
+  const metrics = createMetrics(registry, metricsOf('exporter-queue', 'exporter-redis', 'exporter-self'), {
     collectors: {
       bullpen_queue_jobs: perLane((gauge, lane, snapshot) => {
         const s = laneOf(snapshot, lane);
