@@ -24,7 +24,7 @@ import {
   type BullpenConfig,
   type ErrorClass,
 } from '@bullpen/core';
-import { cleanupPrefix, testConfig } from './support/config';
+import { testConfig } from './support/config';
 import {
   declaredMetrics,
   namesIn,
@@ -39,8 +39,8 @@ import {
   type PrometheusProcess,
   type Sample,
 } from './support/prometheus';
-import { freePort } from './support/redis-server';
-import { redisUrl, testPrefix, waitUntil } from './support/wait';
+import { freePort, removeDir, startRedis, type RedisProcess } from './support/redis-server';
+import { testPrefix, waitUntil } from './support/wait';
 
 jest.setTimeout(120_000);
 
@@ -201,11 +201,12 @@ describe('the metrics pipeline against a real Prometheus', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-pipeline-'));
   const lanesFile = path.join(dir, 'lanes.json');
   writeFileSync(lanesFile, JSON.stringify({ lanes: LANES }));
-  const base = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile };
-  // A short leadership lease: the exporter SIGKILLed below cannot release it, and its restart
-  // (another pid) takes the lead only once it has expired.
-  const exporterEnv = { ...base, API_KEYS: `acme:${TENANTS[0].key}`, EXPORTER_LEADER_LEASE_MS: '1000' };
-  const apiEnv = { ...base, API_KEYS: TENANTS.map((t) => `${t.tenant}:${t.key}`).join(',') };
+  // A Redis of its own, run as bullpen should be: with a memory limit under noeviction (the Redis
+  // memory panel and alerts need a limit to have a ratio).
+  let own: RedisProcess;
+  let base: Record<string, string>;
+  let exporterEnv: Record<string, string>;
+  let apiEnv: Record<string, string>;
   let config: BullpenConfig;
   let redis: IORedis;
   let exporterPort: number;
@@ -226,8 +227,14 @@ describe('the metrics pipeline against a real Prometheus', () => {
   let killedWithUnread = 0;
 
   beforeAll(async () => {
+    own = await startRedis(['--maxmemory', '1gb', '--maxmemory-policy', 'noeviction']);
+    base = { REDIS_URL: own.url, BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile };
+    // A short leadership lease: the exporter SIGKILLed below cannot release it, and its restart
+    // (another pid) takes the lead only once it has expired.
+    exporterEnv = { ...base, API_KEYS: `acme:${TENANTS[0].key}`, EXPORTER_LEADER_LEASE_MS: '1000' };
+    apiEnv = { ...base, API_KEYS: TENANTS.map((t) => `${t.tenant}:${t.key}`).join(',') };
     config = testConfig({ env: base });
-    redis = new IORedis(redisUrl(), { maxRetriesPerRequest: 3 });
+    redis = new IORedis(own.url, { maxRetriesPerRequest: 3 });
     failing = http.createServer((_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end('broken'));
     await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
     failingUrl = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/always-500`;
@@ -250,7 +257,7 @@ describe('the metrics pipeline against a real Prometheus', () => {
     ]);
     [exporter, api, doomed] = started;
     for (const lane of LANE_NAMES) {
-      const connection = createRedis(redisUrl(), 'worker');
+      const connection = createRedis(own.url, 'worker');
       connections.push(connection);
       queues[lane] = createLaneQueue(config, lane, connection);
     }
@@ -262,8 +269,9 @@ describe('the metrics pipeline against a real Prometheus', () => {
     for (const c of connections) c.disconnect();
     await prometheus?.stop();
     await new Promise((resolve) => failing?.close(resolve));
-    await cleanupPrefix(prefix);
     redis?.disconnect();
+    await own?.stop();
+    if (own) removeDir(own.dir);
     rmSync(dir, { recursive: true, force: true });
   });
 

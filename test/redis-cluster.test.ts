@@ -1,7 +1,8 @@
 // bullpen on a real Redis Cluster of three primaries: the API, two worker processes and the
 // exporter run as processes configured with REDIS_CLUSTER_NODES. Each lane's keys share one hash
 // slot and the lanes spread over the primaries; jobs in several lanes complete, admission control
-// and the retry budget hold, and the exporter's totals equal ground truth.
+// and the retry budget hold, the exporter's totals equal ground truth, and it reads Redis memory
+// from each primary.
 import type { Job, Queue } from 'bullmq';
 import {
   createLaneQueue,
@@ -186,6 +187,13 @@ describe('bullpen on a real 3-primary Redis Cluster', () => {
     // Both workers were seen serving each lane, counted on the primaries their connections use.
     const samples = await exporter.samples();
     for (const lane of LANE_NAMES) expect(total(samples, 'bullpen_queue_workers', { lane })).toBe(2);
+    // Redis memory is read from each primary and exported under its address.
+    const primaries = cluster.nodes.map((n) => `127.0.0.1:${n.port}`).sort();
+    for (const name of ['bullpen_redis_memory_used_bytes', 'bullpen_redis_memory_max_bytes', 'bullpen_redis_maxmemory_policy']) {
+      const servers = samples.filter((s) => s.name === name).map((s) => s.labels.server);
+      expect(`${name}: ${servers.sort().join(' ')}`).toBe(`${name}: ${primaries.join(' ')}`);
+    }
+    for (const server of primaries) expect(total(samples, 'bullpen_redis_memory_used_bytes', { server })).toBeGreaterThan(0);
   });
 
   it("refuses new jobs only in the lanes whose own primary is past the API's share of its memory", async () => {

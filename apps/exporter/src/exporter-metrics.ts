@@ -1,5 +1,6 @@
 // The exporter's registry, built from the catalogue: event-derived counters and histograms served
-// from the persisted totals (stored-series.ts), and gauges read at scrape time (queue-sampler.ts).
+// from the persisted totals (stored-series.ts), and gauges read at scrape time (queue-sampler.ts):
+// the lanes' state and each Redis primary's memory.
 import { Registry, type Gauge, type Metric } from 'prom-client';
 import {
   createMetrics,
@@ -14,7 +15,7 @@ import {
   type MetricSet,
 } from '@bullpen/core';
 import { EVENT_METRICS } from './event-counting';
-import type { QueueSnapshot } from './queue-sampler';
+import type { QueueSnapshot, ServerSnapshot } from './queue-sampler';
 import type { SeriesStore } from './stored-series';
 import { streamIdTimeMs } from './stream-loss';
 
@@ -89,17 +90,27 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
       return undefined;
     }
   };
-  /** A collector that sets a per-lane gauge from the snapshot, or clears it when Redis is away. */
-  const perLane =
-    (set: (gauge: Gauge<string>, lane: string, snapshot: QueueSnapshot) => void) => async (gauge: Gauge<string>) => {
+  /**
+   * A collector that sets a gauge from the snapshot, or clears it when Redis is away. Cleared
+   * first either way, so that a series that is no longer true (a policy Redis left) goes stale.
+   */
+  const fromSnapshot =
+    (set: (gauge: Gauge<string>, snapshot: QueueSnapshot) => void) => async (gauge: Gauge<string>) => {
       const snapshot = await sample();
       gauge.reset();
-      if (!snapshot) return;
-      for (const lane of config.laneNames) set(gauge, lane, snapshot);
+      if (snapshot) set(gauge, snapshot);
     };
+  const perLane = (set: (gauge: Gauge<string>, lane: string, snapshot: QueueSnapshot) => void) =>
+    fromSnapshot((gauge, snapshot) => {
+      for (const lane of config.laneNames) set(gauge, lane, snapshot);
+    });
+  const perServer = (set: (gauge: Gauge<string>, server: ServerSnapshot) => void) =>
+    fromSnapshot((gauge, snapshot) => {
+      for (const server of snapshot.servers) set(gauge, server);
+    });
   const laneOf = (snapshot: QueueSnapshot, lane: string) => snapshot.lanes.get(lane);
 
-  const metrics = createMetrics(registry, metricsOf('exporter-queue', 'exporter-self'), {
+  const metrics = createMetrics(registry, metricsOf('exporter-queue', 'exporter-redis', 'exporter-self'), {
     collectors: {
       bullpen_queue_jobs: perLane((gauge, lane, snapshot) => {
         const s = laneOf(snapshot, lane);
@@ -121,6 +132,9 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
         const unread = laneOf(snapshot, lane)?.firstUnreadId;
         gauge.set({ lane }, unread ? Math.max(0, snapshot.takenAtMs - streamIdTimeMs(unread)) / 1000 : 0);
       }),
+      bullpen_redis_memory_used_bytes: perServer((gauge, { address, memory }) => gauge.set({ server: address }, memory.usedBytes)),
+      bullpen_redis_memory_max_bytes: perServer((gauge, { address, memory }) => gauge.set({ server: address }, memory.maxBytes)),
+      bullpen_redis_maxmemory_policy: perServer((gauge, { address, memory }) => gauge.set({ server: address, policy: memory.policy }, 1)),
       bullpen_exporter_redis_up: async (gauge) => {
         gauge.set((await sample()) ? 1 : 0);
       },

@@ -1,17 +1,21 @@
-// Reads the scrape-time view of every lane from Redis in one round trip (lua/lane-snapshot.lua per
-// lane plus CLIENT LIST, all sent at once), at a cost independent of how many jobs wait. Each
-// script call touches one lane's keys only, so on a Redis Cluster each goes to the lane's node.
-// Concurrent callers share one read, so the gauges of one scrape all see the same snapshot.
+// Reads the scrape-time view of every lane, and of Redis's memory, in one round trip
+// (lua/lane-snapshot.lua per lane plus CLIENT LIST and INFO memory on each primary, all sent at
+// once), at a cost independent of how many jobs wait. Each script call touches one lane's keys
+// only, so on a Redis Cluster each goes to the lane's node. Concurrent callers share one read, so
+// the gauges of one scrape all see the same snapshot.
 import {
   laneEventsKey,
   lanePrefix,
   laneStateKeys,
   scriptCommand,
   QUEUE_JOB_STATES,
+  readMemory,
+  serverAddress,
   serversOf,
   whenReady,
   type QueueJobState,
   type RedisClient,
+  type RedisMemory,
 } from '@bullpen/core';
 
 const SNAPSHOT = 'bullpenLaneSnapshot';
@@ -31,8 +35,17 @@ export interface LaneSnapshot {
   workers: number;
 }
 
+/** One primary: the memory it reports, under the address metrics name it by. */
+export interface ServerSnapshot {
+  /** `host:port` (serverAddress()). */
+  address: string;
+  memory: RedisMemory;
+}
+
 export interface QueueSnapshot {
   lanes: Map<string, LaneSnapshot>;
+  /** Every primary (the server itself when not a cluster). */
+  servers: ServerSnapshot[];
   takenAtMs: number;
   durationSeconds: number;
 }
@@ -104,14 +117,19 @@ export class QueueSampler {
         this.positionOf(lane),
       ) as Promise<Array<number | string>>;
     });
+    // Each primary's own state: its connections and its memory. A failed read of either fails
+    // the snapshot, as a failed lane read does (bullpen_exporter_redis_up 0).
+    const perServer = serversOf(this.redis).map(async (server) => {
+      const [list, memory] = await Promise.all([server.client('LIST') as Promise<string>, readMemory(server)]);
+      return { list: String(list), server: { address: serverAddress(server), memory } };
+    });
+    const [results, read] = await Promise.all([Promise.all(replies), Promise.all(perServer)]);
+    const takenAtMs = Date.now();
     // On a cluster a worker's named connection is on one primary or another: like BullMQ's
     // getWorkers(), count each lane on the primary where it has the most.
-    const lists = serversOf(this.redis).map((server) => server.client('LIST') as Promise<string>);
-    const [results, listed] = await Promise.all([Promise.all(replies), Promise.all(lists)]);
-    const takenAtMs = Date.now();
     const workers = new Map<string, number>();
-    for (const list of listed) {
-      for (const [lane, n] of countWorkers(String(list), this.prefix, this.lanes)) {
+    for (const { list } of read) {
+      for (const [lane, n] of countWorkers(list, this.prefix, this.lanes)) {
         workers.set(lane, Math.max(workers.get(lane) ?? 0, n));
       }
     }
@@ -131,6 +149,6 @@ export class QueueSampler {
       });
     });
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { lanes, takenAtMs, durationSeconds };
+    return { lanes, servers: read.map((r) => r.server), takenAtMs, durationSeconds };
   }
 }

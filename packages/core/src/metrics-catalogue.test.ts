@@ -24,7 +24,8 @@ describe('the metric catalogue', () => {
     }
     for (const d of all.filter((d) => d.type === 'histogram')) expect(d.name).toMatch(/_(seconds|bytes)$/);
     for (const d of all.filter((d) => /duration|lag|delay|age|timestamp/.test(d.name))) expect(d.name).toMatch(/_seconds$/);
-    const sizes = all.filter((d) => /memory|heap/.test(d.name) && !d.name.includes('memory_guard'));
+    // Not sizes: a flag (the guard holds intake) and an info gauge (which policy Redis runs).
+    const sizes = all.filter((d) => /memory|heap/.test(d.name) && !/memory_guard|maxmemory_policy/.test(d.name));
     expect(sizes.length).toBeGreaterThan(0);
     for (const d of sizes) expect(d.name).toMatch(/_bytes$/);
   });
@@ -41,6 +42,12 @@ describe('the metric catalogue', () => {
 
   it('labels every lane-level series with lane', () => {
     for (const d of metricsOf('exporter-events', 'exporter-queue')) expect(d.labelNames).toContain('lane');
+  });
+
+  it('labels every series about a Redis primary with server', () => {
+    const redis = metricsOf('exporter-redis');
+    expect(redis.length).toBeGreaterThan(0);
+    for (const d of redis) expect(d.labelNames).toContain('server');
   });
 
   it('gives every metric a sentence of help and every histogram ascending buckets in its unit', () => {

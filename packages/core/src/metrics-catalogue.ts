@@ -10,6 +10,8 @@ export type MetricOrigin =
   | 'exporter-events'
   /** Exporter: read from Redis at scrape time. */
   | 'exporter-queue'
+  /** Exporter: about each Redis primary (label `server`), read at scrape time. */
+  | 'exporter-redis'
   /** Exporter: about the exporter itself. */
   | 'exporter-self'
   | 'api'
@@ -224,6 +226,29 @@ export const METRIC_CATALOGUE = [
     help: 'Configured admission limit of the lane (jobs not yet started).',
     labelNames: ['lane'],
     origin: 'exporter-queue',
+  },
+
+  // ── Exporter: Redis itself, read at scrape time (INFO memory of each primary) ───────────
+  {
+    name: 'bullpen_redis_memory_used_bytes',
+    type: 'gauge',
+    help: 'Memory Redis uses (used_memory), the figure it compares with maxmemory, per primary.',
+    labelNames: ['server'],
+    origin: 'exporter-redis',
+  },
+  {
+    name: 'bullpen_redis_memory_max_bytes',
+    type: 'gauge',
+    help: 'Memory limit of Redis (maxmemory) per primary; 0 when it has none.',
+    labelNames: ['server'],
+    origin: 'exporter-redis',
+  },
+  {
+    name: 'bullpen_redis_maxmemory_policy',
+    type: 'gauge',
+    help: 'What Redis does at its memory limit (maxmemory-policy), per primary: 1 for the current policy. bullpen needs noeviction.',
+    labelNames: ['server', 'policy'],
+    origin: 'exporter-redis',
   },
 
   // ── Exporter: itself ─────────────────────────────────────────────────────────────────────

@@ -1,0 +1,91 @@
+// The exporter's view of Redis's memory against a private redis-server with a known limit: used
+// and max bytes and the maxmemory policy as INFO memory says, a change of policy or limit seen on
+// the next scrape, and an INFO that Redis refuses counted as an unreadable Redis.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import IORedis from 'ioredis';
+import { readMemory } from '@bullpen/core';
+import { spawnExporter, total, type ExporterProcess, type Sample } from './support/prometheus';
+import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
+import { testPrefix, waitUntil } from './support/wait';
+
+const MAX_BYTES = 64 * 1024 * 1024;
+/** used_memory moves between INFO and the scrape (buffers of the connections talking): this much. */
+const USED_TOLERANCE_BYTES = 256 * 1024;
+
+describe('the exporter on Redis memory', () => {
+  let own: RedisProcess;
+  let redis: IORedis;
+  let dir: string;
+  let exporter: ExporterProcess;
+  let server: string;
+
+  const policies = (samples: Sample[]) =>
+    samples.filter((s) => s.name === 'bullpen_redis_maxmemory_policy').map((s) => ({ ...s.labels, value: s.value }));
+
+  beforeEach(async () => {
+    own = await startRedis(['--maxmemory', String(MAX_BYTES), '--maxmemory-policy', 'noeviction']);
+    redis = new IORedis(own.url, { maxRetriesPerRequest: 3 });
+    server = `127.0.0.1:${own.port}`;
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-memory-test-'));
+    const lanesFile = path.join(dir, 'lanes.json');
+    writeFileSync(lanesFile, JSON.stringify({ lanes: { alpha: { concurrency: 1 } } }));
+    exporter = await spawnExporter({ REDIS_URL: own.url, BULLPEN_PREFIX: testPrefix('rm'), LANES_FILE: lanesFile });
+  });
+
+  afterEach(async () => {
+    await exporter?.kill('SIGKILL');
+    redis?.disconnect();
+    await own?.stop();
+    if (own) removeDir(own.dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exports used and max bytes and the policy of the server as INFO memory says, and follows a change of policy', async () => {
+    // A 4 MiB value makes used memory something the exporter must read, not a constant.
+    await redis.set('ballast', 'x'.repeat(4 * 1024 * 1024));
+    const before = await readMemory(redis);
+    const samples = await exporter.samples();
+    const after = await readMemory(redis);
+
+    const used = total(samples, 'bullpen_redis_memory_used_bytes', { server });
+    expect(used).toBeGreaterThan(4 * 1024 * 1024);
+    expect(used).toBeGreaterThanOrEqual(Math.min(before.usedBytes, after.usedBytes) - USED_TOLERANCE_BYTES);
+    expect(used).toBeLessThanOrEqual(Math.max(before.usedBytes, after.usedBytes) + USED_TOLERANCE_BYTES);
+    expect(total(samples, 'bullpen_redis_memory_max_bytes', { server })).toBe(MAX_BYTES);
+    expect(before.maxBytes).toBe(MAX_BYTES);
+    expect(policies(samples)).toEqual([{ server, policy: 'noeviction', value: 1 }]);
+    expect(total(samples, 'bullpen_exporter_redis_up')).toBe(1);
+
+    // Gone, the ballast no longer counts: the gauge is read at scrape time.
+    await redis.del('ballast');
+    const freed = total(await exporter.samples(), 'bullpen_redis_memory_used_bytes', { server });
+    expect(freed).toBeLessThan(used - 3 * 1024 * 1024);
+
+    // The next scrape shows the new policy only (the old series goes), and a limit removed as 0.
+    await redis.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    await redis.config('SET', 'maxmemory', '0');
+    const changed = await exporter.samples();
+    expect(policies(changed)).toEqual([{ server, policy: 'allkeys-lru', value: 1 }]);
+    expect(total(changed, 'bullpen_redis_memory_max_bytes', { server })).toBe(0);
+  });
+
+  it('counts an INFO that Redis refuses as a failed read: redis_up 0 and no memory gauges, until it answers again', async () => {
+    expect(total(await exporter.samples(), 'bullpen_exporter_redis_up')).toBe(1);
+    await redis.acl('SETUSER', 'default', '-info');
+    const refused = await waitUntil(
+      async () => {
+        const s = await exporter.samples();
+        return total(s, 'bullpen_exporter_redis_up') === 0 ? s : undefined;
+      },
+      { what: 'redis_up to drop once INFO is refused' },
+    );
+    expect(refused.filter((s) => s.name.startsWith('bullpen_redis_'))).toEqual([]);
+
+    await redis.acl('SETUSER', 'default', '+info');
+    const back = await exporter.samples();
+    expect(total(back, 'bullpen_exporter_redis_up')).toBe(1);
+    expect(total(back, 'bullpen_redis_memory_max_bytes', { server })).toBe(MAX_BYTES);
+  });
+});
