@@ -15,6 +15,7 @@ import {
   unwrapJobData,
   type BullpenLaneEvent,
   type ErrorClass,
+  type IntakePauseReason,
   type RedisClient,
 } from '@bullpen/core';
 import { Worker, type Job } from 'bullmq';
@@ -45,7 +46,8 @@ export class LaneWorker {
   private readonly writes = new Set<Promise<unknown>>();
   /** The jobs this lane runs now, with BullMQ's attemptsStarted of their current start. */
   private readonly starts = new Map<string, number>();
-  private intakePaused = false;
+  /** What holds the lane's intake now: it resumes only once nothing does. */
+  private readonly intakeHolds = new Set<IntakePauseReason>();
   private connection: RedisClient | undefined;
   private draining = false;
   /** The drain's pause(), which settles once the active jobs have ended. */
@@ -71,7 +73,7 @@ export class LaneWorker {
       ...deps,
       budget: this.budget,
       pool: this.pool,
-      intakeStopped: () => this.intakePaused || this.draining,
+      intakeStopped: () => this.intakeHolds.size > 0 || this.draining,
       onStart: (jobId, attemptsStarted, leasedAt) => {
         this.starts.set(jobId, attemptsStarted);
         this.leases.track(jobId, attemptsStarted, leasedAt);
@@ -91,6 +93,11 @@ export class LaneWorker {
   /** Handlers of this lane holding a slot now. */
   get activeHandlers(): number {
     return this.runner.activeHandlers;
+  }
+
+  /** What holds the lane's intake now; empty while it takes jobs. */
+  get intakePausedBy(): readonly IntakePauseReason[] {
+    return [...this.intakeHolds];
   }
 
   threadStats(): ThreadPoolStats | undefined {
@@ -139,17 +146,18 @@ export class LaneWorker {
     return this.runner.cancel(jobId, reason);
   }
 
-  /** Stops taking new jobs; active ones continue (the memory guard). */
-  async pauseIntake(): Promise<void> {
-    this.intakePaused = true;
+  /** Stops taking new jobs for `reason`; active ones continue. */
+  async pauseIntake(reason: IntakePauseReason): Promise<void> {
+    this.intakeHolds.add(reason);
     // BullMQ keeps running active jobs but fetches no more; a fetch already blocked in Redis may
     // still deliver one job, which the runner hands back.
     await this.worker?.pause(true);
   }
 
-  async resumeIntake(): Promise<void> {
-    this.intakePaused = false;
-    if (this.draining) return;
+  /** Lifts the hold of `reason`; the lane takes jobs again once no other reason holds it. */
+  async resumeIntake(reason: IntakePauseReason): Promise<void> {
+    this.intakeHolds.delete(reason);
+    if (this.intakeHolds.size > 0 || this.draining) return;
     await this.worker?.resume();
   }
 

@@ -61,6 +61,9 @@ export const ATTEMPT_OUTCOMES = ['completed', 'failed'] as const;
 export const RETRY_BUDGET_ACTIONS = ['defer', 'fail'] as const;
 /** Values of the `reason` label of rejection counters. */
 export const REJECTION_REASONS = ['queue_full'] as const;
+/** Values of the `reason` label of bullpen_worker_intake_paused: what holds a lane's intake. */
+export const INTAKE_PAUSE_REASONS = ['memory_guard', 'redis_oom'] as const;
+export type IntakePauseReason = (typeof INTAKE_PAUSE_REASONS)[number];
 /** Every bounded label value set, for pre-initialising series and for tests. */
 export const METRIC_ERROR_CLASSES = ERROR_CLASSES;
 
