@@ -7,6 +7,7 @@ import {
   LANE_EVENT,
   RetryBudget,
   createRedis,
+  isOutOfMemoryReply,
   jobKeys,
   lanePrefix,
   laneRetention,
@@ -26,9 +27,14 @@ import type { AttemptRef, DeadReason } from './events';
 import { emitFailure } from './failure-events';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
 import { LeaseRecorder } from './lease-recorder';
+import { RedisOomBackoff } from './redis-oom-backoff';
+import { RepeatLimiter } from './repeat-limiter';
 
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
+
+/** An error BullMQ's worker repeats is logged once, then once per this long with its count. */
+export const WORKER_ERROR_LOG_INTERVAL_MS = 30_000;
 
 /** The service name of the worker's spans, its handler threads' included. */
 export const WORKER_SERVICE_NAME = 'bullpen-worker';
@@ -48,6 +54,8 @@ export class LaneWorker {
   private readonly starts = new Map<string, number>();
   /** What holds the lane's intake now: it resumes only once nothing does. */
   private readonly intakeHolds = new Set<IntakePauseReason>();
+  private readonly oomBackoff: RedisOomBackoff;
+  private readonly errorLog: RepeatLimiter;
   private connection: RedisClient | undefined;
   private draining = false;
   /** The drain's pause(), which settles once the active jobs have ended. */
@@ -83,6 +91,17 @@ export class LaneWorker {
         this.leases.untrack(jobId);
       },
       publish: (ev) => this.publish(ev),
+    });
+    this.oomBackoff = new RedisOomBackoff({
+      lane,
+      logger,
+      pause: () => this.pauseIntake('redis_oom'),
+      resume: () => this.resumeIntake('redis_oom'),
+    });
+    this.errorLog = new RepeatLimiter({
+      intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
+      onRepeats: (error, repeats) =>
+        logger.error('lane worker error', { error, repeats, interval_ms: WORKER_ERROR_LOG_INTERVAL_MS }),
     });
   }
 
@@ -134,8 +153,13 @@ export class LaneWorker {
       },
     );
     this.worker = worker;
-    worker.on('error', (err) => logger.error('lane worker error', { error: err.message }));
-    worker.on('completed', (job) => this.onCompleted(job));
+    worker.on('error', (err) => this.onError(err));
+    // Redis took a write of the lane again: a job was leased, or one finished.
+    worker.on('active', () => this.oomBackoff.accepted());
+    worker.on('completed', (job) => {
+      this.oomBackoff.accepted();
+      this.onCompleted(job);
+    });
     worker.on('failed', (job, err) => this.onFailed(job, err));
     worker.on('stalled', (jobId) => this.track(this.onStalled(jobId)));
     await worker.waitUntilReady();
@@ -164,6 +188,7 @@ export class LaneWorker {
   /** Stops taking jobs and resolves once the active ones have finished and been recorded. */
   async drain(): Promise<void> {
     this.draining = true;
+    this.oomBackoff.close();
     const worker = this.worker;
     if (!worker) return;
     // pause() waits for active jobs only when it is the call that pauses: a worker the memory
@@ -176,6 +201,7 @@ export class LaneWorker {
   /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
   async close(force: boolean): Promise<void> {
     const worker = this.worker;
+    this.oomBackoff.close();
     await worker?.close(force);
     if (force && this.pausing) {
       // A drain cut short by the grace period leaves BullMQ's pause() waiting for the jobs still
@@ -191,11 +217,27 @@ export class LaneWorker {
     await this.budget.close();
     await Promise.allSettled([...this.writes]);
     this.connection?.disconnect();
+    this.errorLog.close();
   }
 
   /** After close(): resolves once the jobs it left running have ended (see Runtime.settled). */
   settled(): Promise<void> {
     return this.abandonedEnded;
+  }
+
+  /**
+   * BullMQ's worker reports what goes wrong in its own loop here. Without a pause it asks Redis
+   * again at once, so a refusal for lack of memory pauses the lane's intake; anything else is
+   * BullMQ's to retry, and only logged, each repeated message once per interval.
+   */
+  private onError(err: Error): void {
+    const { lane, logger } = this.deps;
+    if (isOutOfMemoryReply(err)) {
+      this.deps.emit('redis:oom-refused', { lane, error: err.message });
+      this.oomBackoff.refused(err);
+      return;
+    }
+    if (this.errorLog.admit(err.message)) logger.error('lane worker error', { error: err.message });
   }
 
   private onCompleted(job: Job): void {
