@@ -389,6 +389,20 @@ export const METRIC_CATALOGUE = [
     labelNames: [],
     origin: 'worker',
   },
+  {
+    name: 'bullpen_worker_redis_oom_total',
+    type: 'counter',
+    help: 'Writes of the lane that Redis refused because it is at maxmemory (OOM); each one pauses or keeps pausing the lane\'s intake.',
+    labelNames: ['lane'],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_intake_paused',
+    type: 'gauge',
+    help: '1 while the lane takes no new jobs in this worker process for the reason (memory_guard, redis_oom), else 0.',
+    labelNames: ['lane', 'reason'],
+    origin: 'worker',
+  },
 ] as const satisfies readonly MetricDefinition[];
 
 type Catalogue = (typeof METRIC_CATALOGUE)[number];
