@@ -166,6 +166,9 @@ export interface WorkerEventMap {
   'memory:resumed': MemoryState;
   /** Heap used passed its warning threshold. */
   'memory:heap-warning': MemoryState;
+  /** Redis refused a write of the lane because it is at `maxmemory` (an OOM reply): the lane's
+   * intake pauses, for longer after each refusal in a row, until Redis accepts writes again. */
+  'redis:oom-refused': { lane: string; error: string };
   /** Lifecycle event log lines could not be written (disk full, permission denied): they were
    * dropped. Jobs are not affected. Emitted after a write attempt that failed. */
   'event-log:write-failed': {

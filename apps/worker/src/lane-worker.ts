@@ -7,6 +7,7 @@ import {
   LANE_EVENT,
   RetryBudget,
   createRedis,
+  isOutOfMemoryReply,
   jobKeys,
   lanePrefix,
   laneRetention,
@@ -15,6 +16,7 @@ import {
   unwrapJobData,
   type BullpenLaneEvent,
   type ErrorClass,
+  type IntakePauseReason,
   type RedisClient,
 } from '@bullpen/core';
 import { Worker, type Job } from 'bullmq';
@@ -25,9 +27,14 @@ import type { AttemptRef, DeadReason } from './events';
 import { emitFailure } from './failure-events';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
 import { LeaseRecorder } from './lease-recorder';
+import { RedisOomBackoff } from './redis-oom-backoff';
+import { RepeatLimiter } from './repeat-limiter';
 
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
+
+/** An error BullMQ's worker repeats is logged once, then once per this long with its count. */
+export const WORKER_ERROR_LOG_INTERVAL_MS = 30_000;
 
 /** The service name of the worker's spans, its handler threads' included. */
 export const WORKER_SERVICE_NAME = 'bullpen-worker';
@@ -45,7 +52,10 @@ export class LaneWorker {
   private readonly writes = new Set<Promise<unknown>>();
   /** The jobs this lane runs now, with BullMQ's attemptsStarted of their current start. */
   private readonly starts = new Map<string, number>();
-  private intakePaused = false;
+  /** What holds the lane's intake now: it resumes only once nothing does. */
+  private readonly intakeHolds = new Set<IntakePauseReason>();
+  private readonly oomBackoff: RedisOomBackoff;
+  private readonly errorLog: RepeatLimiter;
   private connection: RedisClient | undefined;
   private draining = false;
   /** The drain's pause(), which settles once the active jobs have ended. */
@@ -71,7 +81,7 @@ export class LaneWorker {
       ...deps,
       budget: this.budget,
       pool: this.pool,
-      intakeStopped: () => this.intakePaused || this.draining,
+      intakeStopped: () => this.intakeHolds.size > 0 || this.draining,
       onStart: (jobId, attemptsStarted, leasedAt) => {
         this.starts.set(jobId, attemptsStarted);
         this.leases.track(jobId, attemptsStarted, leasedAt);
@@ -82,6 +92,17 @@ export class LaneWorker {
       },
       publish: (ev) => this.publish(ev),
     });
+    this.oomBackoff = new RedisOomBackoff({
+      lane,
+      logger,
+      pause: () => this.pauseIntake('redis_oom'),
+      resume: () => this.resumeIntake('redis_oom'),
+    });
+    this.errorLog = new RepeatLimiter({
+      intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
+      onRepeats: (error, repeats) =>
+        logger.error('lane worker error', { error, repeats, interval_ms: WORKER_ERROR_LOG_INTERVAL_MS }),
+    });
   }
 
   get lane(): string {
@@ -91,6 +112,11 @@ export class LaneWorker {
   /** Handlers of this lane holding a slot now. */
   get activeHandlers(): number {
     return this.runner.activeHandlers;
+  }
+
+  /** What holds the lane's intake now; empty while it takes jobs. */
+  get intakePausedBy(): readonly IntakePauseReason[] {
+    return [...this.intakeHolds];
   }
 
   threadStats(): ThreadPoolStats | undefined {
@@ -127,8 +153,13 @@ export class LaneWorker {
       },
     );
     this.worker = worker;
-    worker.on('error', (err) => logger.error('lane worker error', { error: err.message }));
-    worker.on('completed', (job) => this.onCompleted(job));
+    worker.on('error', (err) => this.onError(err));
+    // Redis took a write of the lane again: a job was leased, or one finished.
+    worker.on('active', () => this.oomBackoff.accepted());
+    worker.on('completed', (job) => {
+      this.oomBackoff.accepted();
+      this.onCompleted(job);
+    });
     worker.on('failed', (job, err) => this.onFailed(job, err));
     worker.on('stalled', (jobId) => this.track(this.onStalled(jobId)));
     await worker.waitUntilReady();
@@ -139,23 +170,25 @@ export class LaneWorker {
     return this.runner.cancel(jobId, reason);
   }
 
-  /** Stops taking new jobs; active ones continue (the memory guard). */
-  async pauseIntake(): Promise<void> {
-    this.intakePaused = true;
+  /** Stops taking new jobs for `reason`; active ones continue. */
+  async pauseIntake(reason: IntakePauseReason): Promise<void> {
+    this.intakeHolds.add(reason);
     // BullMQ keeps running active jobs but fetches no more; a fetch already blocked in Redis may
     // still deliver one job, which the runner hands back.
     await this.worker?.pause(true);
   }
 
-  async resumeIntake(): Promise<void> {
-    this.intakePaused = false;
-    if (this.draining) return;
+  /** Lifts the hold of `reason`; the lane takes jobs again once no other reason holds it. */
+  async resumeIntake(reason: IntakePauseReason): Promise<void> {
+    this.intakeHolds.delete(reason);
+    if (this.intakeHolds.size > 0 || this.draining) return;
     await this.worker?.resume();
   }
 
   /** Stops taking jobs and resolves once the active ones have finished and been recorded. */
   async drain(): Promise<void> {
     this.draining = true;
+    this.oomBackoff.close();
     const worker = this.worker;
     if (!worker) return;
     // pause() waits for active jobs only when it is the call that pauses: a worker the memory
@@ -168,6 +201,7 @@ export class LaneWorker {
   /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
   async close(force: boolean): Promise<void> {
     const worker = this.worker;
+    this.oomBackoff.close();
     await worker?.close(force);
     if (force && this.pausing) {
       // A drain cut short by the grace period leaves BullMQ's pause() waiting for the jobs still
@@ -183,11 +217,27 @@ export class LaneWorker {
     await this.budget.close();
     await Promise.allSettled([...this.writes]);
     this.connection?.disconnect();
+    this.errorLog.close();
   }
 
   /** After close(): resolves once the jobs it left running have ended (see Runtime.settled). */
   settled(): Promise<void> {
     return this.abandonedEnded;
+  }
+
+  /**
+   * BullMQ's worker reports what goes wrong in its own loop here. Without a pause it asks Redis
+   * again at once, so a refusal for lack of memory pauses the lane's intake; anything else is
+   * BullMQ's to retry, and only logged, each repeated message once per interval.
+   */
+  private onError(err: Error): void {
+    const { lane, logger } = this.deps;
+    if (isOutOfMemoryReply(err)) {
+      this.deps.emit('redis:oom-refused', { lane, error: err.message });
+      this.oomBackoff.refused(err);
+      return;
+    }
+    if (this.errorLog.admit(err.message)) logger.error('lane worker error', { error: err.message });
   }
 
   private onCompleted(job: Job): void {

@@ -1,7 +1,7 @@
 // The worker runtime: one LaneWorker per served lane, a process-wide handler cap shared by all of
 // them, the cluster-wide lane caps (BullMQ global concurrency), cancellation, the memory guard,
 // and the typed lifecycle events. The constructor does no I/O; start() and close() are explicit.
-import { createLaneQueue, createRedis, LifecycleLog, type BullpenConfig, type Logger } from '@bullpen/core';
+import { createLaneQueue, createRedis, LifecycleLog, type BullpenConfig, type IntakePauseReason, type Logger } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { AttemptEventBuffer } from './attempt-event-buffer';
@@ -43,8 +43,9 @@ export interface WorkerRuntimeStats {
   isolatedThreadsTerminatedTotal: number;
   /** Completed-attempt events lost because Redis refused a flush. */
   attemptEventsDroppedTotal: number;
-  /** Per served lane: handlers holding a slot now, and the lane's concurrency in this process. */
-  lanes: Record<string, { activeHandlers: number; concurrency: number }>;
+  /** Per served lane: handlers holding a slot now, the lane's concurrency in this process, and
+   * what holds its intake now (empty while it takes jobs). */
+  lanes: Record<string, { activeHandlers: number; concurrency: number; intakePausedBy: readonly IntakePauseReason[] }>;
   /** Lifecycle event log: failed writes and dropped lines (0 when EVENT_LOG_FILE is unset). */
   eventLogErrorsTotal: number;
   eventLogDroppedLinesTotal: number;
@@ -101,7 +102,11 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     const lanes: WorkerRuntimeStats['lanes'] = {};
     for (const lane of this.lanes) {
       const laneWorker = this.laneWorkers.get(lane);
-      lanes[lane] = { activeHandlers: laneWorker?.activeHandlers ?? 0, concurrency: this.config.lanes[lane]?.concurrency ?? 0 };
+      lanes[lane] = {
+        activeHandlers: laneWorker?.activeHandlers ?? 0,
+        concurrency: this.config.lanes[lane]?.concurrency ?? 0,
+        intakePausedBy: laneWorker?.intakePausedBy ?? [],
+      };
       const threads = laneWorker?.threadStats();
       isolatedThreads += threads?.alive ?? 0;
       isolatedThreadsTerminatedTotal += threads?.terminatedTotal ?? 0;
@@ -226,7 +231,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         rssMb: Math.round(state.rssBytes / MiB),
         maxRssMb: this.config.workerMaxRssMb,
       });
-      void Promise.all(workers().map((w) => w.pauseIntake())).then(
+      void Promise.all(workers().map((w) => w.pauseIntake('memory_guard'))).then(
         () => this.emit('memory:paused', this.memoryState),
         (err: unknown) => this.logger.error('could not pause intake', { error: (err as Error).message }),
       );
@@ -234,7 +239,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     guard.on('memory:recovered', () => {
       if (this.state === 'closing' || this.state === 'closed') return;
       this.logger.info('memory back under 90% of the limit: intake resumed', { rssMb: Math.round(guard.lastSample.rss / MiB) });
-      void Promise.all(workers().map((w) => w.resumeIntake())).then(
+      void Promise.all(workers().map((w) => w.resumeIntake('memory_guard'))).then(
         () => this.emit('memory:resumed', this.memoryState),
         (err: unknown) => this.logger.error('could not resume intake', { error: (err as Error).message }),
       );

@@ -3,7 +3,7 @@
 // runtime at scrape time; counters follow the runtime's events.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
-import { collectProcessMetrics, createMetrics, metricsOf, type MetricSet } from '@bullpen/core';
+import { INTAKE_PAUSE_REASONS, collectProcessMetrics, createMetrics, metricsOf, type MetricSet } from '@bullpen/core';
 import type { WorkerEventMap } from './events';
 import type { WorkerRuntime } from './runtime';
 
@@ -32,6 +32,11 @@ export class WorkerMetrics {
         },
         bullpen_worker_max_handlers: (gauge) => gauge.set(runtime.config.maxHandlersPerProcess),
         bullpen_worker_memory_guard_active: (gauge) => gauge.set(runtime.memoryState.paused ? 1 : 0),
+        bullpen_worker_intake_paused: (gauge) => {
+          for (const [lane, stats] of Object.entries(runtime.stats().lanes)) {
+            for (const reason of INTAKE_PAUSE_REASONS) gauge.set({ lane, reason }, stats.intakePausedBy.includes(reason) ? 1 : 0);
+          }
+        },
         // Read now rather than at the guard's last sample: a scrape shows the present.
         bullpen_worker_resident_memory_bytes: (gauge) => gauge.set(process.memoryUsage.rss()),
         bullpen_worker_heap_used_bytes: (gauge) => gauge.set(process.memoryUsage().heapUsed),
@@ -40,7 +45,11 @@ export class WorkerMetrics {
     });
     // Series alerts and dashboards use exist at 0 before the first event.
     const abortIgnored = this.metrics.counter('bullpen_worker_abort_ignored_total');
-    for (const lane of runtime.lanes) abortIgnored.inc({ lane }, 0);
+    const redisOom = this.metrics.counter('bullpen_worker_redis_oom_total');
+    for (const lane of runtime.lanes) {
+      abortIgnored.inc({ lane }, 0);
+      redisOom.inc({ lane }, 0);
+    }
     this.metrics.counter('bullpen_worker_event_log_errors_total').inc(0);
   }
 
@@ -59,6 +68,8 @@ export class WorkerMetrics {
       if (!e.terminated) abortIgnored.inc({ lane: e.lane });
     });
     this.listen('event-log:write-failed', (e) => eventLogErrors.inc(e.errors));
+    const redisOom = this.metrics.counter('bullpen_worker_redis_oom_total');
+    this.listen('redis:oom-refused', (e) => redisOom.inc({ lane: e.lane }));
   }
 
   close(): void {

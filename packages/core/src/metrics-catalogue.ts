@@ -63,6 +63,9 @@ export const ATTEMPT_OUTCOMES = ['completed', 'failed'] as const;
 export const RETRY_BUDGET_ACTIONS = ['defer', 'fail'] as const;
 /** Values of the `reason` label of rejection counters. */
 export const REJECTION_REASONS = ['queue_full'] as const;
+/** Values of the `reason` label of bullpen_worker_intake_paused: what holds a lane's intake. */
+export const INTAKE_PAUSE_REASONS = ['memory_guard', 'redis_oom'] as const;
+export type IntakePauseReason = (typeof INTAKE_PAUSE_REASONS)[number];
 /** Every bounded label value set, for pre-initialising series and for tests. */
 export const METRIC_ERROR_CLASSES = ERROR_CLASSES;
 
@@ -409,6 +412,20 @@ export const METRIC_CATALOGUE = [
     type: 'counter',
     help: 'Failed writes of the lifecycle event log (disk full, permission denied); their lines are dropped and jobs go on.',
     labelNames: [],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_redis_oom_total',
+    type: 'counter',
+    help: 'Writes of the lane that Redis refused because it is at maxmemory (OOM); each one pauses or keeps pausing the lane\'s intake.',
+    labelNames: ['lane'],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_intake_paused',
+    type: 'gauge',
+    help: '1 while the lane takes no new jobs in this worker process for the reason (memory_guard, redis_oom), else 0.',
+    labelNames: ['lane', 'reason'],
     origin: 'worker',
   },
 ] as const satisfies readonly MetricDefinition[];
