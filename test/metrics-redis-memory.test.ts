@@ -89,3 +89,42 @@ describe('the exporter on Redis memory', () => {
     expect(total(back, 'bullpen_redis_memory_max_bytes', { server })).toBe(MAX_BYTES);
   });
 });
+
+describe('an exporter started while Redis is full', () => {
+  let own: RedisProcess;
+  let redis: IORedis;
+  let dir: string;
+  let exporter: ExporterProcess | undefined;
+
+  afterEach(async () => {
+    await exporter?.kill('SIGKILL');
+    redis?.disconnect();
+    await own?.stop();
+    if (own) removeDir(own.dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says Redis refused its lease for memory, stands by, and leads by itself once memory is freed', async () => {
+    own = await startRedis(['--maxmemory-policy', 'noeviction']);
+    redis = new IORedis(own.url, { maxRetriesPerRequest: 3 });
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-full-test-'));
+    const lanesFile = path.join(dir, 'lanes.json');
+    writeFileSync(lanesFile, JSON.stringify({ lanes: { alpha: { concurrency: 1 } } }));
+    // Any write that may grow memory is refused: taking the lease is one.
+    await redis.config('SET', 'maxmemory', '1');
+    exporter = await spawnExporter({ REDIS_URL: own.url, BULLPEN_PREFIX: testPrefix('full'), LANES_FILE: lanesFile }, undefined, {
+      standby: true,
+    });
+    const e = exporter;
+    const refusal = await waitUntil(() => e.logs().find((l) => String(l.msg).includes('leadership lease')), {
+      what: 'the exporter to log why it has no lease',
+    });
+    expect(refusal).toMatchObject({ level: 'warn', error: expect.stringMatching(/^OOM command not allowed/) });
+    expect(refusal.msg).toMatch(/^Redis is out of memory \(maxmemory\) and refused the leadership lease/);
+    expect(total(await e.samples(), 'bullpen_exporter_leader')).toBe(0);
+
+    await redis.config('SET', 'maxmemory', '0');
+    await waitUntil(async () => total(await e.samples(), 'bullpen_exporter_leader') === 1, { what: 'the exporter to take the lease' });
+    expect(total(await e.samples(), 'bullpen_redis_memory_max_bytes')).toBe(0);
+  });
+});

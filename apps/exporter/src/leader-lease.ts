@@ -2,7 +2,7 @@
 // in Redis, so two serving at once would each export the whole of every count and a sum() over
 // them would double it. One exporter holds a lease in Redis (exporter-lease.lua) and reads and
 // serves; any other stands by and takes the lease once it is released or has expired.
-import { exporterLeaderKey, scriptCommand, whenReady, type Logger, type RedisClient } from '@bullpen/core';
+import { exporterLeaderKey, isOutOfMemoryReply, scriptCommand, whenReady, type Logger, type RedisClient } from '@bullpen/core';
 
 type LeaseClient = RedisClient & {
   exporterLease(key: string, id: string, mode: 'hold' | 'release', leaseMs: number): Promise<number>;
@@ -86,7 +86,12 @@ export class LeaderLease {
     } catch (err) {
       if (!this.unreachableLogged) {
         this.unreachableLogged = true;
-        logger.warn('could not reach Redis for the leadership lease; trying again', { error: (err as Error).message });
+        // A lease held already is extended without growing Redis; taking it is a write that a Redis
+        // at maxmemory refuses, so an exporter started then serves nothing until memory is freed.
+        const message = isOutOfMemoryReply(err)
+          ? 'Redis is out of memory (maxmemory) and refused the leadership lease: no job metrics until memory is freed; trying again'
+          : 'could not reach Redis for the leadership lease; trying again';
+        logger.warn(message, { error: (err as Error).message });
       }
     }
     // A holder renews at a third of the lease; a standby asks every second at most, so that a
