@@ -162,7 +162,7 @@ export interface WorkerEventMap {
   };
   /** RSS passed the limit: intake stopped on all lanes; active jobs continue. */
   'memory:paused': MemoryState;
-  /** RSS fell below 90% of the limit: intake resumed. */
+  /** RSS fell below 90% of the limit: the memory guard lets intake resume (a lane another reason holds stays paused). */
   'memory:resumed': MemoryState;
   /** Heap used passed its warning threshold. */
   'memory:heap-warning': MemoryState;

@@ -238,7 +238,10 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     });
     guard.on('memory:recovered', () => {
       if (this.state === 'closing' || this.state === 'closed') return;
-      this.logger.info('memory back under 90% of the limit: intake resumed', { rssMb: Math.round(guard.lastSample.rss / MiB) });
+      // Lanes that something else holds (Redis out of memory) stay paused until it lets go too.
+      this.logger.info('memory back under 90% of the limit: the memory guard lets intake resume', {
+        rssMb: Math.round(guard.lastSample.rss / MiB),
+      });
       void Promise.all(workers().map((w) => w.resumeIntake('memory_guard'))).then(
         () => this.emit('memory:resumed', this.memoryState),
         (err: unknown) => this.logger.error('could not resume intake', { error: (err as Error).message }),
