@@ -75,13 +75,13 @@ describe('producer API: a Redis that fills up', () => {
 
   it('refuses new jobs short of maxmemory, so that workers can still drain the lane, then takes them again', async () => {
     api = await startTestApi({ lanesFile, env: { REDIS_URL: redis.url } });
-    const used = await info(api.redis, 'memory', 'used_memory');
-    await api.redis.config('SET', 'maxmemory', String(used + 16 * MiB));
+    // Room for about 50 bulks of these jobs: each takes about 2% of it.
+    await api.redis.config('SET', 'maxmemory', String((await info(api.redis, 'memory', 'used_memory')) + 32 * MiB));
 
     let created = 0;
     let refused: Reply | undefined;
     for (let tag = 0; !refused; tag++) {
-      expect(tag).toBeLessThan(100); // 16 MiB holds fewer than 40 bulks of these jobs
+      expect(tag).toBeLessThan(100);
       const reply = await bulk(api, tag);
       if (reply.status === 200) created += reply.body.created;
       else refused = reply;
@@ -107,6 +107,29 @@ describe('producer API: a Redis that fills up', () => {
     );
     expect(done.body.state).toBe('waiting');
     await waitUntil(async () => (await api!.backlog(LANE)) === 0, { what: 'the lane to drain', timeoutMs: 60_000 });
+    expect(await oomRefusals(api.redis)).toBe(0);
+  });
+
+  it('judges a submission near the limit by what Redis holds when it arrives, not by a reading taken before', async () => {
+    api = await startTestApi({ lanesFile, env: { REDIS_URL: redis.url } });
+    const maxBytes = (await info(api.redis, 'memory', 'used_memory')) + 32 * MiB;
+    await api.redis.config('SET', 'maxmemory', String(maxBytes));
+    const submit = () => api!.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } });
+    /** Writes 256 KiB values under `prefix` until Redis holds `share` of its maxmemory. */
+    const fillTo = async (share: number, prefix: string) => {
+      for (let i = 0; (await info(api!.redis, 'memory', 'used_memory')) < share * maxBytes; i++) {
+        await api!.redis.set(`${prefix}:${i}`, 'x'.repeat(256 * 1024));
+      }
+    };
+    // 85% full: near the limit (within 10% of it), but under it.
+    await fillTo(0.85, 'ballast:a');
+    expect((await submit()).status).toBe(201);
+    expect((await submit()).status).toBe(201); // taken on a reading of 85%
+    // Someone else (another API, a script) fills Redis to 95% at once; the next submission must see it.
+    await fillTo(0.95, 'ballast:b');
+    expectRedisFull(await submit());
+    await api.redis.del(...(await api.redis.keys('ballast:b:*')));
+    expect((await submit()).status).toBe(201);
     expect(await oomRefusals(api.redis)).toBe(0);
   });
 

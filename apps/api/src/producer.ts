@@ -157,6 +157,7 @@ export class JobProducer {
     const parent = context.active();
     let span: Span | undefined;
     let failure: unknown;
+    if (this.memory.near) await this.memory.fresh();
     this.checkMemory(lane, 1);
     // Room among the jobs on their way to Redis first: a refusal here sent nothing.
     if (!this.inFlight.tryEnter(1)) await this.waitForRoom(lane, 1);
@@ -195,7 +196,8 @@ export class JobProducer {
 
   /**
    * Refuses new jobs while Redis is past the share of its memory the API may fill
-   * (redis-memory-watch.ts), before anything is sent; counted as redis_full.
+   * (redis-memory-watch.ts), before anything is sent; counted as redis_full. Near that share the
+   * caller first waits for a fresh reading (memory.fresh()).
    */
   private checkMemory(lane: string, jobs: number): void {
     const past = this.memory.check(lane);
@@ -265,6 +267,7 @@ export class JobProducer {
     let refused: ValidItem[] = [];
     if (valid.length > 0) {
       const ids = valid.map((item) => item.prepared.jobId);
+      if (this.memory.near) await this.memory.fresh();
       this.checkMemory(lane, valid.length);
       // Room among the jobs on their way to Redis first: a refusal here sent nothing.
       await this.waitForRoom(lane, valid.length);

@@ -3,16 +3,19 @@
 // Redis could not drain. The API stops taking new jobs at a share of maxmemory
 // (API_REDIS_MEMORY_LIMIT), which leaves the rest to the jobs already queued.
 //
-// Submissions never wait on this: they are judged by the last reading, which one of them starts
-// to refresh in the background when it is older than REFRESH_MS (an idle API reads nothing). What
-// slips past a stale reading and meets Redis's own refusal is answered redis_full all the same. On
-// a cluster each primary is read, and a lane is judged by the primary that holds its keys.
+// Far from the limit, submissions do not wait on this: they are judged by the last reading, which
+// one of them starts to refresh in the background when it is older than REFRESH_MS (an idle API
+// reads nothing). Within NEAR_LIMIT of it, each waits for a reading taken after it arrived, so that
+// the writes of the submissions before it are counted: a client sending one bulk after another
+// otherwise got two more in past the limit. What slips past all the same (submissions in flight
+// together) and meets Redis's own refusal is answered redis_full too. On a cluster each primary is
+// read, and a lane is judged by the primary that holds its keys.
 import { lanePrefix, memoryRatio, readMemory, serverAddress, serverAddressOfKey, serversOf, type RedisClient } from '@bullpen/core';
 import { RedisGuard } from './redis-guard';
 
 /** How old a reading may get before a submission starts a new one in the background. */
 export const REFRESH_MS = 250;
-/** How far under the limit (a share of maxmemory) readings are taken back to back. */
+/** How far under the limit (a share of maxmemory) each submission waits for a fresh reading. */
 export const NEAR_LIMIT = 0.1;
 
 export interface MemoryPastLimit {
@@ -45,15 +48,25 @@ export class RedisMemoryWatch {
     this.guard = new RedisGuard(redis);
   }
 
-  /** Whether new jobs for `lane` must be refused, and why; undefined when they may go in. */
+  /** Whether the last reading is close enough to the limit that a submission waits for a fresh one (fresh()). */
+  get near(): boolean {
+    return this.limit < 1 && this.highest >= this.limit - NEAR_LIMIT;
+  }
+
+  /** Resolves once a reading has been taken that started no earlier than this call (or failed). */
+  async fresh(): Promise<void> {
+    // A reading in flight may have been sent before the writes this caller must see: wait it out.
+    if (this.reading) await this.reading;
+    this.refresh();
+    await this.reading;
+  }
+
+  /** Whether new jobs for `lane` must be refused, and why, by the last reading; undefined when they may go in. */
   check(lane: string): MemoryPastLimit | undefined {
     if (this.limit >= 1) return undefined;
+    if (this.now() - this.readAtMs >= REFRESH_MS) this.refresh();
     const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
     const ratio = address === undefined ? undefined : this.ratios.get(address);
-    // Close to the limit a reading a quarter of a second old may be several requests out of date:
-    // there, each reading starts as soon as the last one is back.
-    const near = this.highest >= this.limit - NEAR_LIMIT;
-    if (near || this.now() - this.readAtMs >= REFRESH_MS) this.refresh();
     return ratio !== undefined && ratio >= this.limit ? { ratio, limit: this.limit } : undefined;
   }
 
