@@ -1,6 +1,7 @@
 // The exporter's view of Redis's memory against a private redis-server with a known limit: used
 // and max bytes and the maxmemory policy as INFO memory says, a change of policy or limit seen on
-// the next scrape, and an INFO that Redis refuses counted as an unreadable Redis.
+// the next scrape, and an INFO that Redis refuses counted as an unreadable Redis. And an exporter
+// started while Redis is full, which cannot take its leadership lease until memory is freed.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,10 +15,38 @@ const MAX_BYTES = 64 * 1024 * 1024;
 /** used_memory moves between INFO and the scrape (buffers of the connections talking): this much. */
 const USED_TOLERANCE_BYTES = 256 * 1024;
 
+/** A private redis-server with a client of the test's own, and a lanes file for the exporter. */
+interface OwnRedis {
+  own: RedisProcess;
+  redis: IORedis;
+  /** REDIS_URL, BULLPEN_PREFIX and LANES_FILE for an exporter on it. */
+  env: Record<string, string>;
+  /** Stops the server and removes its directory and the lanes file. */
+  close(): Promise<void>;
+}
+
+async function ownRedis(args: string[]): Promise<OwnRedis> {
+  const own = await startRedis(args);
+  const redis = new IORedis(own.url, { maxRetriesPerRequest: 3 });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-memory-test-'));
+  const lanesFile = path.join(dir, 'lanes.json');
+  writeFileSync(lanesFile, JSON.stringify({ lanes: { alpha: { concurrency: 1 } } }));
+  return {
+    own,
+    redis,
+    env: { REDIS_URL: own.url, BULLPEN_PREFIX: testPrefix('rm'), LANES_FILE: lanesFile },
+    async close() {
+      redis.disconnect();
+      await own.stop();
+      removeDir(own.dir);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('the exporter on Redis memory', () => {
-  let own: RedisProcess;
+  let setup: OwnRedis;
   let redis: IORedis;
-  let dir: string;
   let exporter: ExporterProcess;
   let server: string;
 
@@ -25,21 +54,15 @@ describe('the exporter on Redis memory', () => {
     samples.filter((s) => s.name === 'bullpen_redis_maxmemory_policy').map((s) => ({ ...s.labels, value: s.value }));
 
   beforeEach(async () => {
-    own = await startRedis(['--maxmemory', String(MAX_BYTES), '--maxmemory-policy', 'noeviction']);
-    redis = new IORedis(own.url, { maxRetriesPerRequest: 3 });
-    server = `127.0.0.1:${own.port}`;
-    dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-memory-test-'));
-    const lanesFile = path.join(dir, 'lanes.json');
-    writeFileSync(lanesFile, JSON.stringify({ lanes: { alpha: { concurrency: 1 } } }));
-    exporter = await spawnExporter({ REDIS_URL: own.url, BULLPEN_PREFIX: testPrefix('rm'), LANES_FILE: lanesFile });
+    setup = await ownRedis(['--maxmemory', String(MAX_BYTES), '--maxmemory-policy', 'noeviction']);
+    redis = setup.redis;
+    server = `127.0.0.1:${setup.own.port}`;
+    exporter = await spawnExporter(setup.env);
   });
 
   afterEach(async () => {
     await exporter?.kill('SIGKILL');
-    redis?.disconnect();
-    await own?.stop();
-    if (own) removeDir(own.dir);
-    rmSync(dir, { recursive: true, force: true });
+    await setup?.close();
   });
 
   it('exports used and max bytes and the policy of the server as INFO memory says, and follows a change of policy', async () => {
@@ -91,30 +114,20 @@ describe('the exporter on Redis memory', () => {
 });
 
 describe('an exporter started while Redis is full', () => {
-  let own: RedisProcess;
-  let redis: IORedis;
-  let dir: string;
+  let setup: OwnRedis | undefined;
   let exporter: ExporterProcess | undefined;
 
   afterEach(async () => {
     await exporter?.kill('SIGKILL');
-    redis?.disconnect();
-    await own?.stop();
-    if (own) removeDir(own.dir);
-    rmSync(dir, { recursive: true, force: true });
+    await setup?.close();
   });
 
   it('says Redis refused its lease for memory, stands by, and leads by itself once memory is freed', async () => {
-    own = await startRedis(['--maxmemory-policy', 'noeviction']);
-    redis = new IORedis(own.url, { maxRetriesPerRequest: 3 });
-    dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-redis-full-test-'));
-    const lanesFile = path.join(dir, 'lanes.json');
-    writeFileSync(lanesFile, JSON.stringify({ lanes: { alpha: { concurrency: 1 } } }));
+    setup = await ownRedis(['--maxmemory-policy', 'noeviction']);
+    const { redis } = setup;
     // Any write that may grow memory is refused: taking the lease is one.
     await redis.config('SET', 'maxmemory', '1');
-    exporter = await spawnExporter({ REDIS_URL: own.url, BULLPEN_PREFIX: testPrefix('full'), LANES_FILE: lanesFile }, undefined, {
-      standby: true,
-    });
+    exporter = await spawnExporter(setup.env, undefined, { standby: true });
     const e = exporter;
     const refusal = await waitUntil(() => e.logs().find((l) => String(l.msg).includes('leadership lease')), {
       what: 'the exporter to log why it has no lease',
