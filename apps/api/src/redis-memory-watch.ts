@@ -35,15 +35,11 @@ export class RedisMemoryWatch {
   /** Its own bound on its reads, which are no request's calls. */
   private readonly guard: RedisGuard;
 
-  /**
-   * @param limit share of maxmemory past which lanes are refused; 1 turns the check off
-   * @param now the clock, for tests
-   */
+  /** @param limit share of maxmemory past which lanes are refused; 1 turns the check off */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     readonly limit: number,
-    private readonly now: () => number = Date.now,
   ) {
     this.guard = new RedisGuard(redis);
   }
@@ -64,7 +60,7 @@ export class RedisMemoryWatch {
   /** Whether new jobs for `lane` must be refused, and why, by the last reading; undefined when they may go in. */
   check(lane: string): MemoryPastLimit | undefined {
     if (this.limit >= 1) return undefined;
-    if (this.now() - this.readAtMs >= REFRESH_MS) this.refresh();
+    if (Date.now() - this.readAtMs >= REFRESH_MS) this.refresh();
     const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
     const ratio = address === undefined ? undefined : this.ratios.get(address);
     return ratio !== undefined && ratio >= this.limit ? { ratio, limit: this.limit } : undefined;
@@ -75,11 +71,6 @@ export class RedisMemoryWatch {
     this.reading ??= this.read().finally(() => {
       this.reading = undefined;
     });
-  }
-
-  /** The reading in progress, if any; for close() and tests. */
-  settled(): Promise<void> {
-    return this.reading ?? Promise.resolve();
   }
 
   private async read(): Promise<void> {
@@ -93,7 +84,7 @@ export class RedisMemoryWatch {
       });
       this.ratios = ratios;
       this.highest = Math.max(0, ...ratios.values());
-      this.readAtMs = this.now();
+      this.readAtMs = Date.now();
     } catch {
       // Redis down or slow: the submission's own calls meet the outage and answer it.
     }
