@@ -1,6 +1,6 @@
 // Every error the API answers is an RFC 9457 problem document with a stable `code`.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { UnavailableError, isOutOfMemoryReply, type Logger } from '@bullpen/core';
+import { UnavailableError, isOutOfMemoryReply, isReadOnlyReply, type Logger } from '@bullpen/core';
 import { RedisOutcomeUnknownError } from './redis-guard';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -138,6 +138,9 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
   if (err instanceof UnavailableError) return unavailableProblem(err.message);
   // Redis refuses a write at maxmemory before it changes anything (a script at its first write).
   if (isOutOfMemoryReply(err)) return redisFullProblem('Redis is out of memory (maxmemory) and refused the write; retry later');
+  // A primary demoted by a failover refuses writes before doing them; the connection is moving to
+  // the new primary (reconnectOnError in core's redis.ts).
+  if (isReadOnlyReply(err)) return unavailableProblem('Redis is failing over (the server refused the write as a replica); nothing was written, retry shortly');
   switch (bodyParserType(err)) {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body is not valid JSON');

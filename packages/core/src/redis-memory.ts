@@ -5,8 +5,8 @@
 // stops taking jobs short of the limit, the exporter exports these numbers, and workers recognise
 // the refusal, from what is read here.
 import type IORedis from 'ioredis';
-import { Cluster, ReplyError } from 'ioredis';
-import type { RedisClient } from './redis';
+import { Cluster } from 'ioredis';
+import { isReplyWithCode, type RedisClient } from './redis';
 
 export interface RedisMemory {
   /** `used_memory`: what Redis's allocator holds, the figure `maxmemory` is compared with. */
@@ -51,16 +51,9 @@ export function serverAddress(server: IORedis): string {
   return sentinels?.length ? `sentinel:${name}` : `${host}:${port}`;
 }
 
-/**
- * Whether Redis refused a command because it is at `maxmemory`. A Redis error reply starts with
- * its error code (`OOM ...`); a transaction with a refused command fails as a whole with
- * EXECABORT, and ioredis hangs the refusals on it as `previousErrors`.
- */
+/** Whether Redis refused a command because it is at `maxmemory` (also inside an aborted transaction). */
 export function isOutOfMemoryReply(err: unknown): boolean {
-  if (!(err instanceof ReplyError)) return false;
-  if (/^OOM\b/.test((err as Error).message)) return true;
-  const previous = (err as { previousErrors?: unknown[] }).previousErrors;
-  return Array.isArray(previous) && previous.some((e) => isOutOfMemoryReply(e));
+  return isReplyWithCode(err, 'OOM');
 }
 
 /** CRC16/XMODEM, the hash Redis Cluster takes of a key (or its hash tag) mod 16384 for its slot. */

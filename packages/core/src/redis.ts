@@ -2,7 +2,7 @@
 // maxRetriesPerRequest: null); the API's producer connection fails fast so that a request gets
 // a 503 instead of hanging while Redis is away. The same roles apply to every kind of target:
 // one server, a Redis Cluster, or a master found through Sentinel (redis-target.ts).
-import IORedis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import IORedis, { Cluster, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisAuth, RedisTarget } from './redis-target';
 import { coalesceWrites } from './write-coalescing';
 
@@ -31,6 +31,36 @@ function backoff(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 6), 2000);
 }
 
+/**
+ * Whether `err` is Redis refusing a command with the error code `code` (a Redis error reply starts
+ * with its code: `OOM ...`, `READONLY ...`). A transaction with a refused command fails as a whole
+ * with EXECABORT, and ioredis hangs the refusals on it as `previousErrors`.
+ */
+export function isReplyWithCode(err: unknown, code: string): boolean {
+  if (!(err instanceof ReplyError)) return false;
+  if ((err as Error).message.startsWith(`${code} `)) return true;
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors;
+  return Array.isArray(previous) && previous.some((e) => isReplyWithCode(e, code));
+}
+
+/**
+ * Whether Redis refused a write because it is a replica: a primary that a failover demoted keeps
+ * its clients connected and answers their writes with READONLY.
+ */
+export function isReadOnlyReply(err: unknown): boolean {
+  return isReplyWithCode(err, 'READONLY');
+}
+
+/**
+ * After a failover, a connection still open to the old primary gets READONLY for every write; an
+ * endpoint that follows the primary (a managed service's DNS name, a Sentinel) reaches the new one
+ * on a new connection. So reconnect. A connection that queues commands while reconnecting sends
+ * the refused one again there (2); a fail-fast one fails it (1), and its caller answers 503.
+ */
+function reconnectOnReadOnly(resend: boolean): (err: Error) => boolean | 1 | 2 {
+  return (err) => (isReadOnlyReply(err) ? (resend ? 2 : 1) : false);
+}
+
 export function redisOptions(role: ConnectionRole, name?: string, overrides: ConnectionOverrides = {}): RedisOptions {
   const base: RedisOptions = {
     lazyConnect: false,
@@ -47,9 +77,10 @@ export function redisOptions(role: ConnectionRole, name?: string, overrides: Con
       enableReadyCheck: true,
       // A dropped connection should not replay half-acknowledged writes on reconnect.
       autoResendUnfulfilledCommands: false,
+      reconnectOnError: reconnectOnReadOnly(false),
     };
   }
-  return { ...base, maxRetriesPerRequest: null, enableReadyCheck: true };
+  return { ...base, maxRetriesPerRequest: null, enableReadyCheck: true, reconnectOnError: reconnectOnReadOnly(true) };
 }
 
 function authOptions(auth: RedisAuth): RedisOptions {
