@@ -98,7 +98,13 @@ function authOptions(auth: RedisAuth): RedisOptions {
  * addresses are used as given, so certificates are checked against the names the cluster reports.
  */
 export function clusterOptions(role: ConnectionRole, auth: RedisAuth, name?: string, overrides: ConnectionOverrides = {}): ClusterOptions {
-  const { enableOfflineQueue, lazyConnect, retryStrategy: _nodeRetry, ...node } = redisOptions(role, name, overrides);
+  // Nor do they reconnect on READONLY: a demoted cluster node answers MOVED, which the cluster
+  // client follows, and a node's own reconnect would only resend to the same node.
+  const { enableOfflineQueue, lazyConnect, retryStrategy: _nodeRetry, reconnectOnError: _nodeReconnect, ...node } = redisOptions(
+    role,
+    name,
+    overrides,
+  );
   return {
     lazyConnect,
     enableReadyCheck: true,
