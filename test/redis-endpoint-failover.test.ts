@@ -6,8 +6,9 @@
 import IORedis from 'ioredis';
 import { spawnApi, spawnWorkerApp, type AppProcess } from './support/prometheus';
 import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
-import { startSwitchingProxy, type SwitchingProxy } from './support/switching-proxy';
+import { startCuttingProxy, type CuttingProxy } from './support/cutting-proxy';
 import { writeLanesFile } from './fixtures/worker-process';
+import { laneJobs } from './support/lane-jobs';
 import { testPrefix, waitUntil } from './support/wait';
 
 const KEY = 'failover-key';
@@ -16,14 +17,14 @@ describe('bullpen through a Redis endpoint that follows the primary', () => {
   const lanesFile = writeLanesFile({ lanes: { work: { concurrency: 5 } } });
   let primary: RedisProcess;
   let replica: RedisProcess;
-  let proxy: SwitchingProxy;
+  let proxy: CuttingProxy;
   let api: AppProcess;
   let worker: AppProcess;
 
   beforeAll(async () => {
     primary = await startRedis();
     replica = await startRedis(['--replicaof', '127.0.0.1', String(primary.port)]);
-    proxy = await startSwitchingProxy(primary.port);
+    proxy = await startCuttingProxy(primary.port);
     const env = { REDIS_URL: proxy.url, BULLPEN_PREFIX: testPrefix('failover'), LANES_FILE: lanesFile.file };
     [api, worker] = await Promise.all([spawnApi({ ...env, API_KEYS: `acme:${KEY}` }), spawnWorkerApp(env)]);
   }, 60_000);
@@ -38,19 +39,7 @@ describe('bullpen through a Redis endpoint that follows the primary', () => {
     lanesFile.cleanup();
   });
 
-  const submit = async () => {
-    const res = await fetch(`${api.url}/v1/lanes/work/jobs`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'noop', data: {} }),
-    });
-    return { status: res.status, body: (await res.json()) as { id?: string; code?: string } };
-  };
-  const state = async (id: string) => {
-    const res = await fetch(`${api.url}/v1/lanes/work/jobs/${id}`, { headers: { authorization: `Bearer ${KEY}` } });
-    return res.ok ? ((await res.json()) as { state: string }).state : `http ${res.status}`;
-  };
-  const completes = (id: string) => waitUntil(async () => (await state(id)) === 'completed', { timeoutMs: 30_000, what: `job ${id} to complete` });
+  const { submit, state, completes } = laneJobs(() => api, KEY, 'work');
 
   /** Waits until the replica holds everything the primary has acknowledged. */
   async function replicaCaughtUp(): Promise<void> {

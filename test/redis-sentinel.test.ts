@@ -4,6 +4,7 @@
 import { spawnApi, spawnWorkerApp, type AppProcess } from './support/prometheus';
 import { startRedisSentinel, SENTINEL_MASTER, type RedisSentinelProcess } from './support/redis-sentinel';
 import { writeLanesFile } from './fixtures/worker-process';
+import { laneJobs } from './support/lane-jobs';
 import { testPrefix, waitUntil } from './support/wait';
 
 const KEY = 'sentinel-key';
@@ -31,19 +32,7 @@ describe('bullpen behind Redis Sentinel', () => {
     lanesFile.cleanup();
   });
 
-  const submit = async () => {
-    const res = await fetch(`${api.url}/v1/lanes/work/jobs`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'noop', data: {} }),
-    });
-    return { status: res.status, body: (await res.json()) as { id?: string; code?: string } };
-  };
-  const state = async (id: string) => {
-    const res = await fetch(`${api.url}/v1/lanes/work/jobs/${id}`, { headers: { authorization: `Bearer ${KEY}` } });
-    return res.ok ? ((await res.json()) as { state: string }).state : `http ${res.status}`;
-  };
-  const completes = (id: string) => waitUntil(async () => (await state(id)) === 'completed', { timeoutMs: 30_000, what: `job ${id} to complete` });
+  const { submit, completes } = laneJobs(() => api, KEY, 'work');
 
   it('finds the master through the sentinel and runs jobs there', async () => {
     const { status, body } = await submit();

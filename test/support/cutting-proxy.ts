@@ -2,6 +2,8 @@
 // sends are dropped with the client's connection, and the proxy stops listening, so reconnecting
 // is refused. The command was applied, its answer never arrives, and Redis looks dead: what a
 // client sees when Redis is killed between doing a write and answering it. heal() listens again.
+// It can also stand for an endpoint that follows the primary, as a managed Redis's DNS name does:
+// after switchTo(), new connections reach another server while those already open stay where they are.
 import net from 'node:net';
 
 export interface CuttingProxy {
@@ -10,10 +12,13 @@ export interface CuttingProxy {
   cut(): void;
   /** Accept connections again (on the same port). */
   heal(): Promise<void>;
+  /** Send new connections to this Redis port from now on. */
+  switchTo(redisPort: number): void;
   close(): Promise<void>;
 }
 
 export async function startCuttingProxy(redisPort: number): Promise<CuttingProxy> {
+  let target = redisPort;
   let cutting = false;
   const sockets = new Set<net.Socket>();
   const track = (socket: net.Socket) => {
@@ -23,7 +28,7 @@ export async function startCuttingProxy(redisPort: number): Promise<CuttingProxy
   };
   const server = net.createServer((client) => {
     track(client);
-    const upstream = net.connect(redisPort, '127.0.0.1');
+    const upstream = net.connect(target, '127.0.0.1');
     track(upstream);
     client.on('data', (chunk) => upstream.write(chunk));
     upstream.on('data', (chunk) => {
@@ -49,6 +54,9 @@ export async function startCuttingProxy(redisPort: number): Promise<CuttingProxy
       cutting = true;
     },
     heal: () => listen(port),
+    switchTo(next) {
+      target = next;
+    },
     async close() {
       const stopped = stopListening();
       for (const socket of sockets) socket.destroy();
