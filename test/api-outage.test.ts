@@ -1,8 +1,10 @@
 // Redis outages: the API answers 503 quickly instead of hanging, and recovers on its own when
-// Redis is back. And more submissions than Redis takes in time: past API_MAX_INFLIGHT_JOBS they
-// wait in the API, before anything is sent, and those that cannot go in time are refused as
-// api_overloaded, whose jobs were certainly not enqueued. Each test runs its own redis-server so
-// that it can stop, freeze (SIGSTOP, to hold a submission in flight) and restart it.
+// Redis is back; also while Redis refuses commands for a while (a long script: BUSY). And more
+// submissions than Redis takes in time: past API_MAX_INFLIGHT_JOBS they wait in the API, before
+// anything is sent, and those that cannot go in time are refused as api_overloaded, whose jobs
+// were certainly not enqueued. Each test runs its own redis-server so that it can stop, freeze
+// (SIGSTOP, to hold a submission in flight) and restart it.
+import IORedis from 'ioredis';
 import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
 import { startTestApi, whenReady, type Reply, type TestApi } from '../apps/api/test/harness';
 import { parseExposition } from './support/prometheus';
@@ -79,6 +81,34 @@ describe('producer API: Redis outages', () => {
 
     redis.child.kill('SIGCONT');
     await waitUntil(async () => (await submit(api!)).status === 201, { what: 'submissions to succeed again', timeoutMs: 20_000 });
+  });
+
+  it('answers 503, not 500, while Redis is busy running a long script, and serves once it ends', async () => {
+    api = await startTestApi({ env: { REDIS_URL: redis.url } });
+    expect((await submit(api)).status).toBe(201);
+    const admin = new IORedis(redis.url);
+    const looping = new IORedis(redis.url);
+    try {
+      // Past this many milliseconds Redis answers other commands BUSY instead of queueing them.
+      await admin.config('SET', 'lua-time-limit', '100');
+      const script = looping.eval('while true do end', 0).catch(() => undefined);
+      await waitUntil(() => admin.ping().then(() => false, (err: Error) => err.message.startsWith('BUSY')), {
+        what: 'Redis to answer BUSY',
+      });
+      const busy = await submit(api);
+      expect(busy.status).toBe(503);
+      expect(busy.body).toMatchObject({ code: 'redis_unavailable', detail: expect.stringMatching(/busy running a long script/) });
+      expect((await api.request('POST', `/v1/lanes/${LANE}/jobs/bulk`, { body: { jobs: [{ name: 'noop' }] } })).status).toBe(503);
+
+      await admin.call('SCRIPT', 'KILL');
+      await script;
+      expect((await submit(api)).status).toBe(201);
+    } finally {
+      // A failed expectation must not leave Redis looping: nothing else would stop it.
+      await admin.call('SCRIPT', 'KILL').catch(() => undefined);
+      admin.disconnect();
+      looping.disconnect();
+    }
   });
 
   it('starts while Redis is down, answers 503, and serves once Redis comes up', async () => {

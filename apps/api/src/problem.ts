@@ -1,6 +1,6 @@
 // Every error the API answers is an RFC 9457 problem document with a stable `code`.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { UnavailableError, isOutOfMemoryReply, isReadOnlyReply, type Logger } from '@bullpen/core';
+import { UnavailableError, isOutOfMemoryReply, transientRefusalOf, type Logger, type TransientRefusal } from '@bullpen/core';
 import { RedisOutcomeUnknownError } from './redis-guard';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -126,6 +126,15 @@ export function writeOutcomeUnknown(err: unknown, what: string): unknown {
   );
 }
 
+/** What a 503 says of each of Redis's transient refusals. */
+const TRANSIENT_REFUSAL_DETAILS: Record<TransientRefusal, string> = {
+  // The connection is moving to the new primary (reconnectOnError in core's redis.ts).
+  READONLY: 'Redis is failing over (the server refused the command as a replica)',
+  BUSY: 'Redis is busy running a long script and refused the command',
+  LOADING: 'Redis is loading its data and refused the command',
+  MASTERDOWN: 'Redis is a replica cut off from its primary and refused the command',
+};
+
 /** The `type` field body-parser sets on its errors: a stable code, unlike the message. */
 function bodyParserType(err: unknown): string | undefined {
   const type = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
@@ -138,9 +147,9 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
   if (err instanceof UnavailableError) return unavailableProblem(err.message);
   // Redis refuses a write at maxmemory before it changes anything (a script at its first write).
   if (isOutOfMemoryReply(err)) return redisFullProblem('Redis is out of memory (maxmemory) and refused the write; retry later');
-  // A primary demoted by a failover refuses writes before doing them; the connection is moving to
-  // the new primary (reconnectOnError in core's redis.ts).
-  if (isReadOnlyReply(err)) return unavailableProblem('Redis is failing over (the server refused the write as a replica); nothing was written, retry shortly');
+  // Refused before running, for a while (a failover, a long script, loading): nothing was done.
+  const refusal = transientRefusalOf(err);
+  if (refusal) return unavailableProblem(`${TRANSIENT_REFUSAL_DETAILS[refusal]}; nothing was written, retry shortly`);
   switch (bodyParserType(err)) {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body is not valid JSON');

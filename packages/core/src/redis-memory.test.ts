@@ -1,6 +1,5 @@
 import { ReplyError } from 'ioredis';
 import IORedis from 'ioredis';
-import { isReadOnlyReply } from './redis';
 import { isOutOfMemoryReply, keySlot, memoryRatio, parseMemoryInfo, serverAddress } from './redis-memory';
 
 describe('parseMemoryInfo', () => {
@@ -26,13 +25,6 @@ describe('isOutOfMemoryReply', () => {
     expect(isOutOfMemoryReply(oom)).toBe(true);
     const aborted = Object.assign(new ReplyError('EXECABORT Transaction discarded because of previous errors.'), { previousErrors: [oom] });
     expect(isOutOfMemoryReply(aborted)).toBe(true);
-  });
-
-  it("tells a replica's READONLY refusal from an OOM one", () => {
-    const readOnly = new ReplyError("READONLY You can't write against a read only replica.");
-    expect(isReadOnlyReply(readOnly)).toBe(true);
-    expect(isOutOfMemoryReply(readOnly)).toBe(false);
-    expect(isReadOnlyReply(Object.assign(new ReplyError('EXECABORT Transaction discarded because of previous errors.'), { previousErrors: [readOnly] }))).toBe(true);
   });
 
   it('does not take other failures for it', () => {

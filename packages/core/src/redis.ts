@@ -52,6 +52,19 @@ export function isReadOnlyReply(err: unknown): boolean {
 }
 
 /**
+ * Error codes with which Redis refuses a command without running it, for a while: a primary
+ * demoted by a failover (READONLY), a script or function running past busy-reply-threshold
+ * (BUSY), a dataset still loading (LOADING), a replica cut off from its primary (MASTERDOWN).
+ */
+export const TRANSIENT_REFUSALS = ['READONLY', 'BUSY', 'LOADING', 'MASTERDOWN'] as const;
+export type TransientRefusal = (typeof TRANSIENT_REFUSALS)[number];
+
+/** The code of such a refusal (also inside an aborted transaction), or undefined. */
+export function transientRefusalOf(err: unknown): TransientRefusal | undefined {
+  return TRANSIENT_REFUSALS.find((code) => isReplyWithCode(err, code));
+}
+
+/**
  * After a failover, a connection still open to the old primary gets READONLY for every write; an
  * endpoint that follows the primary (a managed service's DNS name, a Sentinel) reaches the new one
  * on a new connection. So reconnect. A connection that queues commands while reconnecting sends
