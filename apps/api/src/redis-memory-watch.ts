@@ -61,6 +61,8 @@ export class RedisMemoryWatch {
   check(lane: string): MemoryPastLimit | undefined {
     if (this.limit >= 1) return undefined;
     if (Date.now() - this.readAtMs >= REFRESH_MS) this.refresh();
+    // The usual case, no server past the limit (or none with one): no need to find the lane's.
+    if (this.highest < this.limit) return undefined;
     const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
     const ratio = address === undefined ? undefined : this.ratios.get(address);
     return ratio !== undefined && ratio >= this.limit ? { ratio, limit: this.limit } : undefined;
