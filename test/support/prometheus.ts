@@ -192,9 +192,19 @@ interface SpawnAppOptions {
   port: number;
   /** Resolves truthy once the app is ready, given its base URL. */
   ready(url: string): Promise<unknown>;
+  /** Instead of `ready`: started once its log has a line for which this is true. */
+  until?: LogCondition;
 }
 
-async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promise<AppProcess> {
+/** A condition on an app's parsed log lines. */
+export type LogCondition = (logs: Array<Record<string, unknown>>) => boolean;
+
+/** For the spawn helpers: resolve once the app's log has a line for which `until` is true, ready or not. */
+export interface SpawnOptions {
+  until?: LogCondition;
+}
+
+async function spawnApp({ app, main, env, port, ready, until }: SpawnAppOptions): Promise<AppProcess> {
   if (!require('node:fs').existsSync(main)) {
     throw new Error(`${main} is missing: build the ${app} first (npx tsc -b apps/${app}, or npm run build)`);
   }
@@ -234,7 +244,7 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
   const ended = () => child.exitCode !== null || child.signalCode !== null;
   try {
     // An app that exits stops the wait at once (waitUntil takes a throwing probe for "not yet").
-    await waitUntil(async () => ended() || ready(url), {
+    await waitUntil(async () => ended() || (until ? until(proc.logs()) : ready(url)), {
       // Generous: four apps starting at once on a busy 2-core machine take over 20 s.
       timeoutMs: 60_000,
       intervalMs: 50,
@@ -256,9 +266,14 @@ async function spawnApp({ app, main, env, port, ready }: SpawnAppOptions): Promi
  * Starts the exporter; ready once it reads the lane streams, or with `{ standby: true }` once it
  * answers as a standby (another exporter of the prefix holds the leadership lease).
  */
-export async function spawnExporter(env: Record<string, string>, port?: number, { standby = false } = {}): Promise<ExporterProcess> {
+export async function spawnExporter(
+  env: Record<string, string>,
+  port?: number,
+  { standby = false, until }: { standby?: boolean } & SpawnOptions = {},
+): Promise<ExporterProcess> {
   const listenPort = port ?? (await freePort());
   return spawnApp({
+    until,
     app: 'exporter',
     main: EXPORTER_MAIN,
     env: { ...env, EXPORTER_PORT: String(listenPort) },
@@ -273,9 +288,10 @@ export async function spawnExporter(env: Record<string, string>, port?: number, 
 }
 
 /** Starts `node apps/api/dist/main.js` on PORT `port` (free when omitted); ready once /readyz is. */
-export async function spawnApi(env: Record<string, string>, port?: number): Promise<AppProcess> {
+export async function spawnApi(env: Record<string, string>, port?: number, { until }: SpawnOptions = {}): Promise<AppProcess> {
   const listenPort = port ?? (await freePort());
   return spawnApp({
+    until,
     app: 'api',
     main: API_MAIN,
     env: { ...env, PORT: String(listenPort) },
@@ -288,9 +304,10 @@ export async function spawnApi(env: Record<string, string>, port?: number): Prom
  * Starts `node apps/worker/dist/main.js` with its metrics on WORKER_METRICS_PORT `port` (free when
  * omitted); ready once /healthz says its lanes run.
  */
-export async function spawnWorkerApp(env: Record<string, string>, port?: number): Promise<AppProcess> {
+export async function spawnWorkerApp(env: Record<string, string>, port?: number, { until }: SpawnOptions = {}): Promise<AppProcess> {
   const listenPort = port ?? (await freePort());
   return spawnApp({
+    until,
     app: 'worker',
     main: WORKER_MAIN,
     env: { ...env, WORKER_METRICS_PORT: String(listenPort) },

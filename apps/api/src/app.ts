@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import type { RedisClient } from '@bullpen/core';
+import { RedisAccessWatch, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
@@ -39,7 +39,9 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
     logger.warn('authentication is disabled (AUTH_DISABLED=true): every request acts as tenant "default"');
   }
 
-  const guard = new RedisGuard(redis);
+  // Credentials or permissions Redis refuses are logged, and said in the 503s they cause.
+  const redisAccess = new RedisAccessWatch({ target: config.redis, prefix: config.prefix, logger }).watch(redis);
+  const guard = new RedisGuard(redis, undefined, redisAccess);
   const lanes = new LaneRegistry(config, redis, logger);
   const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
   const metrics = createApiMetrics(inFlight);
@@ -70,7 +72,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   });
   app.get('/readyz', async (_req, res) => {
     if (await guard.ping()) res.status(200).json({ status: 'ready' });
-    else sendProblem(res, unavailableProblem('Redis did not answer PING within 1 s'));
+    else sendProblem(res, unavailableProblem(guard.ready ? 'Redis did not answer PING within 1 s' : guard.notReadyReason()));
   });
   app.get('/openapi.json', (_req, res) => {
     openApi ??= JSON.stringify(buildOpenApiDocument(config));
@@ -79,7 +81,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const adminQueues = mountAdminUi(app, config, redis);
 
   app.use(notFoundHandler());
-  app.use(errorHandler(logger, config.bodyLimitBytes));
+  app.use(errorHandler(logger, config.bodyLimitBytes, redisAccess));
 
   return {
     app,

@@ -22,7 +22,8 @@ const common = {
   '404': problem('lane_not_found, or job_not_found (also for another tenant\'s job).'),
   '503': problem(
     'redis_unavailable: Redis is down, or refused the command for a while without running it (a failover, a long ' +
-      'script, loading); nothing was written. redis_timeout: an add was sent but not answered ' +
+      'script, loading); nothing was written. Also when Redis refuses bullpen\'s credentials or an ACL permission: ' +
+      'the detail says which, until an operator grants it. redis_timeout: an add was sent but not answered ' +
       '(over 1 s, or the connection dropped): the jobs named in jobIds may or may not exist; GET them or retry ' +
       'with the same idempotencyKey. api_overloaded (submissions): the API had API_MAX_INFLIGHT_JOBS jobs on their ' +
       'way to Redis and no room came in time; nothing was sent. redis_full (submissions and other writes): Redis ' +

@@ -1,6 +1,13 @@
 // Every error the API answers is an RFC 9457 problem document with a stable `code`.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { UnavailableError, isOutOfMemoryReply, transientRefusalOf, type Logger, type TransientRefusal } from '@bullpen/core';
+import {
+  UnavailableError,
+  isOutOfMemoryReply,
+  transientRefusalOf,
+  type Logger,
+  type RedisAccessWatch,
+  type TransientRefusal,
+} from '@bullpen/core';
 import { RedisOutcomeUnknownError } from './redis-guard';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -179,13 +186,16 @@ export function notFoundHandler(): RequestHandler {
   };
 }
 
-export function errorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestHandler {
+/** @param access logs a refusal of bullpen's Redis credentials or permissions, and explains it */
+export function errorHandler(logger: Logger, bodyLimitBytes: number, access?: RedisAccessWatch): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) {
       next(err);
       return;
     }
-    const problem = toProblemError(err, bodyLimitBytes);
+    // Not the caller's fault nor a bug, and not over in a moment: the operator must grant it.
+    const refusal = access?.note(err);
+    const problem = refusal ? unavailableProblem(`Redis refused the command: ${refusal}`) : toProblemError(err, bodyLimitBytes);
     if (problem) {
       // Client errors and outages are expected traffic: keep them out of the info log.
       logger.debug('request failed', { method: req.method, path: req.path, status: problem.status, code: problem.code });

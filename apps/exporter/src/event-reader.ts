@@ -52,6 +52,8 @@ export interface EventReaderOptions {
   onRead?: (entries: number) => void;
   /** The lifecycle event log (EVENT_LOG_FILE), when it is on. */
   eventLog?: BatchLog;
+  /** Watches the reader's connections' errors (the exporter's RedisAccessWatch). */
+  watch?: (client: RedisClient) => void;
 }
 
 /** How long close() lets a batch in flight finish before abandoning it. */
@@ -132,6 +134,8 @@ export class EventReader {
     if (this.running) return;
     this.reader = createRedis(this.options.redis, 'events', 'bullpen-exporter-reader');
     this.writer = createRedis(this.options.redis, 'events', 'bullpen-exporter');
+    this.options.watch?.(this.reader);
+    this.options.watch?.(this.writer);
     this.state = new LaneStateStore(this.writer, this.options.prefix);
     const { store, logger } = this.options;
     this.loss = new LossRecorder({ state: this.state, store, logger, reload: (cursor) => this.reload(cursor) });

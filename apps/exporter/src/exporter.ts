@@ -7,7 +7,18 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { Registry } from 'prom-client';
-import { createMetrics, createRedis, LifecycleLog, METRIC_CATALOGUE, MetricLabels, metricsOf, type Logger, type RedisClient } from '@bullpen/core';
+import {
+  createMetrics,
+  createRedis,
+  LifecycleLog,
+  METRIC_CATALOGUE,
+  MetricLabels,
+  metricsOf,
+  RedisAccessWatch,
+  RepeatLimiter,
+  type Logger,
+  type RedisClient,
+} from '@bullpen/core';
 import type { ExporterConfig } from './config';
 import { EventLogFeed } from './event-log-feed';
 import { EventReader } from './event-reader';
@@ -17,6 +28,9 @@ import { LeaderLease } from './leader-lease';
 import { QueueSampler } from './queue-sampler';
 import { START_POSITION } from './stream-loss';
 import { SeriesStore } from './stored-series';
+
+/** A reason scrapes fail is logged once, then once per this long with its count. */
+export const SAMPLE_ERROR_LOG_INTERVAL_MS = 30_000;
 
 export interface ExporterHooks {
   /** Another exporter took the lease this one held: the process should exit and stand by when restarted. */
@@ -39,6 +53,10 @@ export class Exporter {
   /** What a standby serves: that it stands by. */
   private readonly standbyRegistry = new Registry();
   private readonly server: http.Server;
+  /** Credentials or permissions Redis refuses, from any of this process's connections. */
+  private readonly redisAccess: RedisAccessWatch;
+  /** Why scrapes read no queue state (bullpen_exporter_redis_up 0), each reason once per interval. */
+  private readonly sampleErrorLog: RepeatLimiter;
 
   constructor(
     private readonly config: ExporterConfig,
@@ -46,6 +64,12 @@ export class Exporter {
     private readonly hooks: ExporterHooks = {},
   ) {
     const { core } = config;
+    this.redisAccess = new RedisAccessWatch({ target: core.redis, prefix: core.prefix, logger });
+    this.sampleErrorLog = new RepeatLimiter({
+      intervalMs: SAMPLE_ERROR_LOG_INTERVAL_MS,
+      onRepeats: (error, repeats) =>
+        logger.warn('reading the queues for /metrics failed', { error, repeats, interval_ms: SAMPLE_ERROR_LOG_INTERVAL_MS }),
+    });
     const labels = new MetricLabels({ jobNames: config.jobNames, tenants: config.tenants });
     if (core.eventLogFile) {
       this.eventLog = new LifecycleLog({
@@ -70,6 +94,7 @@ export class Exporter {
         batchSize: config.batchSize,
         onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
         onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
+        watch: (client) => this.redisAccess.watch(client),
         ...(feed ? { eventLog: feed } : {}),
       });
       for (const lane of lanes) this.readerOf.set(lane, reader);
@@ -111,7 +136,14 @@ export class Exporter {
     const { core } = this.config;
     // Scrape-time reads fail fast (about 1 s) when Redis is away, so /metrics still answers.
     this.sampleRedis = createRedis(core.redis, 'producer', 'bullpen-exporter-scrape');
-    this.sampler = new QueueSampler(this.sampleRedis, core.prefix, core.laneNames, (lane) => this.position(lane));
+    this.redisAccess.watch(this.sampleRedis);
+    this.sampler = new QueueSampler(
+      this.sampleRedis,
+      core.prefix,
+      core.laneNames,
+      (lane) => this.position(lane),
+      (err) => this.onSampleError(err),
+    );
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.config.core.exporterPort, this.config.core.host, () => {
@@ -125,6 +157,7 @@ export class Exporter {
       id: `${os.hostname()}:${process.pid}`,
       leaseMs: this.config.leaderLeaseMs,
       logger: this.logger,
+      access: this.redisAccess,
       onElected: () => {
         this.eventLog?.start();
         for (const reader of this.readers) reader.start();
@@ -136,6 +169,13 @@ export class Exporter {
     });
     this.lease.start();
     return this.port;
+  }
+
+  /** A scrape read no queue state: says why, as the gauges only say that it failed. */
+  private onSampleError(err: unknown): void {
+    if (this.redisAccess.note(err)) return;
+    const message = (err as Error)?.message ?? String(err);
+    if (this.sampleErrorLog.admit(message)) this.logger.warn('reading the queues for /metrics failed', { error: message });
   }
 
   private position(lane: string): string {
@@ -158,6 +198,8 @@ export class Exporter {
     // After the readers: the lines of their last batches are written before the log closes.
     await this.eventLog?.close();
     this.sampleRedis?.disconnect();
+    this.sampleErrorLog.close();
+    this.redisAccess.close();
     this.logger.debug('exporter closed');
   }
 }

@@ -2,7 +2,15 @@
 // in Redis, so two serving at once would each export the whole of every count and a sum() over
 // them would double it. One exporter holds a lease in Redis (exporter-lease.lua) and reads and
 // serves; any other stands by and takes the lease once it is released or has expired.
-import { exporterLeaderKey, isOutOfMemoryReply, scriptCommand, whenReady, type Logger, type RedisClient } from '@bullpen/core';
+import {
+  exporterLeaderKey,
+  isOutOfMemoryReply,
+  scriptCommand,
+  whenReady,
+  type Logger,
+  type RedisAccessWatch,
+  type RedisClient,
+} from '@bullpen/core';
 
 type LeaseClient = RedisClient & {
   exporterLease(key: string, id: string, mode: 'hold' | 'release', leaseMs: number): Promise<number>;
@@ -20,6 +28,8 @@ export interface LeaderLeaseOptions {
   id: string;
   leaseMs: number;
   logger: Logger;
+  /** Says so when Redis refuses the exporter's credentials or permissions. */
+  access?: RedisAccessWatch;
   /** This exporter now holds the lease. */
   onElected(): void;
   /** Another exporter holds the lease this one held (it was paused past the lease, or Redis lost it). */
@@ -88,10 +98,13 @@ export class LeaderLease {
         this.unreachableLogged = true;
         // A lease held already is extended without growing Redis; taking it is a write that a Redis
         // at maxmemory refuses, so an exporter started then serves nothing until memory is freed.
+        const refused = this.options.access?.note(err) ?? this.options.access?.refusal;
         const message = isOutOfMemoryReply(err)
           ? 'Redis is out of memory (maxmemory) and refused the leadership lease: no job metrics until memory is freed; trying again'
-          : 'could not reach Redis for the leadership lease; trying again';
-        logger.warn(message, { error: (err as Error).message });
+          : refused
+            ? 'Redis refused access for the leadership lease: no job metrics until it is granted; trying again'
+            : 'could not reach Redis for the leadership lease; trying again';
+        logger.warn(message, { error: refused ?? (err as Error).message });
       }
     }
     // A holder renews at a third of the lease; a standby asks every second at most, so that a

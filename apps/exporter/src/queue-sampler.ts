@@ -80,6 +80,8 @@ export class QueueSampler {
     private readonly prefix: string,
     private readonly lanes: readonly string[],
     private readonly positionOf: (lane: string) => string,
+    /** Told why a snapshot failed (it reads as bullpen_exporter_redis_up 0). */
+    private readonly onError: (err: unknown) => void = () => undefined,
   ) {
     scriptCommand<SnapshotCommand>(redis, SNAPSHOT, 'lane-snapshot', 10);
   }
@@ -87,9 +89,14 @@ export class QueueSampler {
   /** A snapshot; joins the read in flight if there is one. */
   sample(): Promise<QueueSnapshot> {
     if (!this.inFlight) {
-      this.inFlight = this.read().finally(() => {
-        this.inFlight = undefined;
-      });
+      this.inFlight = this.read()
+        .catch((err: unknown) => {
+          this.onError(err);
+          throw err;
+        })
+        .finally(() => {
+          this.inFlight = undefined;
+        });
     }
     return this.inFlight;
   }

@@ -18,12 +18,15 @@ export class CancellationListener {
     private readonly config: BullpenConfig,
     private readonly logger: Logger,
     private readonly cancelJob: CancelJob,
+    /** Watches the subscriber's connection errors (the runtime's RedisAccessWatch). */
+    private readonly watch: (client: RedisClient) => void = () => undefined,
   ) {}
 
   async start(): Promise<void> {
     // A subscribed connection can run no other commands, hence a dedicated one.
     const subscriber = createRedis(this.config.redis, 'events', 'bullpen:worker:cancel');
     this.subscriber = subscriber;
+    this.watch(subscriber);
     subscriber.on('message', (_channel: string, text: string) => this.onMessage(text));
     await subscriber.subscribe(cancelChannel(this.config.prefix));
   }

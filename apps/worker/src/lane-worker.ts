@@ -5,6 +5,7 @@
 import {
   JOB_FIELD,
   LANE_EVENT,
+  RepeatLimiter,
   RetryBudget,
   createRedis,
   isOutOfMemoryReply,
@@ -17,6 +18,7 @@ import {
   type BullpenLaneEvent,
   type ErrorClass,
   type IntakePauseReason,
+  type RedisAccessWatch,
   type RedisClient,
 } from '@bullpen/core';
 import { Worker, type Job } from 'bullmq';
@@ -28,7 +30,6 @@ import { emitFailure } from './failure-events';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
 import { LeaseRecorder } from './lease-recorder';
 import { RedisOomBackoff } from './redis-oom-backoff';
-import { RepeatLimiter } from './repeat-limiter';
 
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
@@ -41,6 +42,8 @@ export const WORKER_SERVICE_NAME = 'bullpen-worker';
 
 export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish'> & {
   completedEvents: AttemptEventBuffer;
+  /** Logs credentials or permissions Redis refuses, for the whole process. */
+  redisAccess?: RedisAccessWatch;
 };
 
 export class LaneWorker {
@@ -237,6 +240,7 @@ export class LaneWorker {
       this.oomBackoff.refused(err);
       return;
     }
+    if (this.deps.redisAccess?.note(err)) return;
     if (this.errorLog.admit(err.message)) logger.error('lane worker error', { error: err.message });
   }
 

@@ -1,7 +1,16 @@
 // The worker process: read config, start tracing, build the handler registry (built-ins plus
 // HANDLERS_DIR), serve /metrics and /healthz, run the lanes, and shut down gracefully on
 // SIGTERM/SIGINT.
-import { ConfigError, createLogger, describeConfig, loadConfig, startTracing, type BullpenConfig } from '@bullpen/core';
+import {
+  ConfigError,
+  accessRefusalOf,
+  createLogger,
+  describeConfig,
+  explainAccessRefusal,
+  loadConfig,
+  startTracing,
+  type BullpenConfig,
+} from '@bullpen/core';
 import { buildRegistry } from './default-registry';
 import { WORKER_SERVICE_NAME } from './lane-worker';
 import { MetricsServer } from './metrics-server';
@@ -58,7 +67,14 @@ async function main(): Promise<void> {
   metrics.start();
   const port = await server.listen(config.host, config.workerMetricsPort);
   logger.info('metrics listening', { port, metrics: `http://${config.host}:${port}/metrics` });
-  await runtime.start();
+  try {
+    await runtime.start();
+  } catch (err) {
+    // BullMQ does not retry a connection whose setup Redis refused (its INFO, say): say what to grant.
+    if (!accessRefusalOf(err)) throw err;
+    logger.error('cannot start', { error: explainAccessRefusal(err as Error, config.redis, config.prefix) });
+    process.exit(1);
+  }
   logger.info('worker started', {
     workerId: config.workerId,
     lanes: runtime.lanes,

@@ -1,13 +1,22 @@
 // The worker runtime: one LaneWorker per served lane, a process-wide handler cap shared by all of
 // them, the cluster-wide lane caps (BullMQ global concurrency), cancellation, the memory guard,
 // and the typed lifecycle events. The constructor does no I/O; start() and close() are explicit.
-import { createLaneQueue, createRedis, LifecycleLog, type BullpenConfig, type IntakePauseReason, type Logger } from '@bullpen/core';
+import {
+  createLaneQueue,
+  createRedis,
+  LifecycleLog,
+  RedisAccessWatch,
+  RepeatLimiter,
+  type BullpenConfig,
+  type IntakePauseReason,
+  type Logger,
+} from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { AttemptEventBuffer } from './attempt-event-buffer';
 import { CancellationListener } from './cancellation';
 import type { MemoryState, WorkerEventMap } from './events';
-import { LaneWorker } from './lane-worker';
+import { LaneWorker, WORKER_ERROR_LOG_INTERVAL_MS } from './lane-worker';
 import { recordLifecycle } from './lifecycle-log';
 import { MemoryGuard, type MemoryUsageSample } from './memory-guard';
 import type { RandomSource } from './random';
@@ -70,6 +79,10 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private lifecycleLog: LifecycleLog | undefined;
   private stopLifecycleLog: (() => void) | undefined;
   private readonly memoryGuard: MemoryGuard;
+  /** Credentials or permissions Redis refuses, from any of this process's connections. */
+  private readonly redisAccess: RedisAccessWatch;
+  /** Other errors of the connection the lane queues share, each repeated message logged once per interval. */
+  private readonly queueErrorLog: RepeatLimiter;
   private ignoredSignalTotal = 0;
   private abandonedRunning = 0;
   private state: RuntimeStatus = 'new';
@@ -88,6 +101,12 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       if (!this.config.lanes[lane]) throw new Error(`unknown lane "${lane}"`);
     }
     this.slots = new Semaphore(this.config.maxHandlersPerProcess);
+    this.redisAccess = new RedisAccessWatch({ target: this.config.redis, prefix: this.config.prefix, logger: this.logger });
+    this.queueErrorLog = new RepeatLimiter({
+      intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
+      onRepeats: (error, repeats) =>
+        this.logger.error('redis connection error', { error, repeats, interval_ms: WORKER_ERROR_LOG_INTERVAL_MS }),
+    });
     this.memoryGuard = new MemoryGuard({
       maxRssBytes: this.config.workerMaxRssMb * MiB,
       heapWarnBytes: this.config.workerHeapWarnMb * MiB,
@@ -151,6 +170,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     this.startLifecycleLog();
     // Not blocking: bullpen's own writes (attempt rows, lane events, retry budget, leases) share it.
     this.connection = createRedis(config.redis, 'worker', 'bullpen:worker:admin');
+    this.redisAccess.watch(this.connection);
     this.completedEvents = new AttemptEventBuffer({
       redis: this.connection,
       prefix: config.prefix,
@@ -161,13 +181,20 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     // The cluster-wide cap lives in the queue's metadata in Redis, so it binds every replica.
     for (const lane of this.lanes) {
       const queue = createLaneQueue(config, lane, this.connection);
+      // BullMQ passes its connection's errors on from each queue; unheard, it prints them raw to stderr.
+      queue.on('error', (err) => {
+        if (!this.redisAccess.note(err) && this.queueErrorLog.admit(err.message)) this.logger.error('redis connection error', { error: err.message });
+      });
       this.queues.push(queue);
       const cap = config.lanes[lane]?.globalConcurrency;
       if (cap !== undefined) await queue.setGlobalConcurrency(cap);
       else await queue.removeGlobalConcurrency();
     }
-    this.cancellation = new CancellationListener(config, this.logger, ({ lane, jobId }) =>
-      this.laneWorkers.get(lane)?.cancel(jobId, 'cancel requested') ?? false,
+    this.cancellation = new CancellationListener(
+      config,
+      this.logger,
+      ({ lane, jobId }) => this.laneWorkers.get(lane)?.cancel(jobId, 'cancel requested') ?? false,
+      (client) => this.redisAccess.watch(client),
     );
     await this.cancellation.start();
     for (const lane of this.lanes) {
@@ -187,6 +214,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         listens: (event) => this.listenerCount(event) > 0,
         abandon: (stillRunning) => this.abandon(stillRunning),
         ignoredSignalTotal: () => this.ignoredSignalTotal,
+        redisAccess: this.redisAccess,
       });
       this.laneWorkers.set(lane, laneWorker);
     }
@@ -295,6 +323,8 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     await this.lifecycleLog?.close();
     await this.cancellation?.close();
     await Promise.all(this.queues.map((q) => q.close()));
+    this.queueErrorLog.close();
+    this.redisAccess.close();
     if (this.connection) {
       try {
         await this.connection.quit();

@@ -26,3 +26,5 @@ export * from './tracing';
 export * from './process-metrics';
 export * from './config-variables';
 export * from './redis-memory';
+export * from './repeat-limiter';
+export * from './redis-access';

@@ -1,0 +1,73 @@
+import { EventEmitter } from 'node:events';
+import { ReplyError } from 'ioredis';
+import { createLogger } from './logger';
+import { RedisAccessWatch, accessRefusalOf, explainAccessRefusal, requiredAclRules } from './redis-access';
+import type { RedisTarget } from './redis-target';
+
+const standalone: RedisTarget = { mode: 'standalone', url: 'redis://bullpen:secret@redis:6379' };
+const cluster: RedisTarget = { mode: 'cluster', nodes: [{ host: 'a', port: 7000 }], auth: { tls: false } };
+const wrongPass = () => new ReplyError('WRONGPASS invalid username-password pair or user is disabled.');
+const noInfo = () => new ReplyError("NOPERM this user has no permissions to run the 'info' command");
+
+describe('Redis refusing access', () => {
+  it('tells refused credentials from a missing permission, and both from everything else', () => {
+    expect(accessRefusalOf(wrongPass())).toBe('credentials');
+    expect(accessRefusalOf(new ReplyError('NOAUTH Authentication required.'))).toBe('credentials');
+    expect(accessRefusalOf(new ReplyError('ERR invalid password'))).toBe('credentials');
+    expect(accessRefusalOf(noInfo())).toBe('permission');
+    expect(accessRefusalOf(new ReplyError('NOPERM this user has no permissions to access one of the keys used as arguments'))).toBe('permission');
+    // Inside a script, Redis 7 reports the ACL's refusal as an ERR.
+    expect(accessRefusalOf(new ReplyError("ERR The user executing the script can't run this command or subcommand script: 4df0, on @user_script:1."))).toBe(
+      'permission',
+    );
+    const aborted = Object.assign(new ReplyError('EXECABORT Transaction discarded because of previous errors.'), { previousErrors: [noInfo()] });
+    expect(accessRefusalOf(aborted)).toBe('permission');
+
+    expect(accessRefusalOf(new ReplyError('ERR unknown command'))).toBeUndefined();
+    expect(accessRefusalOf(new ReplyError("OOM command not allowed when used memory > 'maxmemory'."))).toBeUndefined();
+    expect(accessRefusalOf(new Error('WRONGPASS'))).toBeUndefined(); // not a reply from Redis
+  });
+
+  it('names the setting that holds the credentials and the rules to grant', () => {
+    expect(explainAccessRefusal(wrongPass(), standalone, 'bullpen')).toMatch(/^Redis refused the user and password in REDIS_URL \(WRONGPASS /);
+    expect(explainAccessRefusal(wrongPass(), cluster, 'bullpen')).toMatch(/in REDIS_CLUSTER_NODES/);
+    const permission = explainAccessRefusal(noInfo(), standalone, 'jobs');
+    expect(permission).toContain("(NOPERM this user has no permissions to run the 'info' command)");
+    expect(permission).toContain(`ACL SETUSER <user> ${requiredAclRules('jobs')}`);
+    expect(requiredAclRules('jobs')).toBe('resetkeys ~jobs:* resetchannels &jobs:* +@all -@dangerous +info +client|list');
+  });
+
+  it('logs a refusal once per interval however often it comes, and remembers refused credentials until ready', () => {
+    jest.useFakeTimers();
+    try {
+      const logger = createLogger('test', 'error');
+      const lines: unknown[][] = [];
+      jest.spyOn(logger, 'error').mockImplementation(((...args: unknown[]) => lines.push(args)) as never);
+      const watch = new RedisAccessWatch({ target: standalone, prefix: 'bullpen', logger, logIntervalMs: 1000 });
+      const client = new EventEmitter();
+      watch.watch(client);
+
+      const err = wrongPass();
+      client.emit('error', err);
+      // BullMQ passes the same error on from every queue on the connection: counted once.
+      expect(watch.note(err)).toMatch(/REDIS_URL/);
+      client.emit('error', wrongPass());
+      client.emit('error', new Error('connect ECONNREFUSED'));
+      expect(watch.refusal).toMatch(/WRONGPASS/);
+      expect(lines).toHaveLength(1);
+      jest.advanceTimersByTime(1000);
+      expect(lines).toHaveLength(2);
+      expect(lines[1]![1]).toMatchObject({ repeats: 1 });
+
+      client.emit('ready');
+      expect(watch.refusal).toBeUndefined();
+      // A missing permission fails commands on a ready connection: logged, not kept as the reason it is down.
+      expect(watch.note(noInfo())).toMatch(/NOPERM/);
+      expect(watch.refusal).toBeUndefined();
+      expect(watch.note(new ReplyError('ERR wrong number of arguments'))).toBeUndefined();
+      watch.close();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
