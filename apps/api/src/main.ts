@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     redis.disconnect();
     throw err;
   }
-  const server = await listen(api.app, config.host, config.port);
+  const server = await listen(api.app, config.host, config.port, { keepAliveTimeoutMs: config.apiKeepAliveTimeoutMs });
   logger.info('api listening', { url: server.url, lanes: config.laneNames });
 
   let stopping = false;

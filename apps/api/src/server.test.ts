@@ -67,3 +67,18 @@ describe('the API HTTP server', () => {
     expect(JSON.parse(failed.body)).toEqual({ error: 'boom' });
   });
 });
+
+describe('idle client connections', () => {
+  it('stay open past a load balancer\'s 60 s idle timeout by default, and as long as configured', async () => {
+    const app = express();
+    const byDefault = await listen(app, '127.0.0.1', 0);
+    const configured = await listen(app, '127.0.0.1', 0, { keepAliveTimeoutMs: 1500 });
+    try {
+      expect(byDefault.server.keepAliveTimeout).toBe(65_000);
+      expect(configured.server.keepAliveTimeout).toBe(1500);
+    } finally {
+      await byDefault.close();
+      await configured.close();
+    }
+  });
+});

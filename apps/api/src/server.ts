@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
+import { DEFAULT_API_KEEPALIVE_TIMEOUT_MS } from '@bullpen/core';
 
 /**
  * An HTTP server for `app` whose requests and responses are made with the app's own prototypes.
@@ -36,8 +37,24 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function listen(app: Express, host: string, port: number): Promise<RunningServer> {
+export interface ListenOptions {
+  /**
+   * How long an idle client connection stays open (API_KEEPALIVE_TIMEOUT_MS). A load balancer
+   * reuses its idle connections to the API for up to its own idle timeout (60 s for AWS ALB and
+   * nginx); were the API to close one first (Node's default is 5 s), a request the balancer sent
+   * on it as it closed would fail, and the client would get a 502 for a request the API never saw.
+   */
+  keepAliveTimeoutMs?: number;
+}
+
+export async function listen(
+  app: Express,
+  host: string,
+  port: number,
+  { keepAliveTimeoutMs = DEFAULT_API_KEEPALIVE_TIMEOUT_MS }: ListenOptions = {},
+): Promise<RunningServer> {
   const server = createHttpServer(app);
+  server.keepAliveTimeout = keepAliveTimeoutMs;
   server.listen(port, host);
   await once(server, 'listening');
   const { port: bound } = server.address() as AddressInfo;

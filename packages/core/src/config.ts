@@ -14,6 +14,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** The repo's shipped lanes file; the same path from src/ and dist/. */
 export const DEFAULT_LANES_PATH = path.resolve(__dirname, '../../../config/lanes.json');
 
+/** API_KEEPALIVE_TIMEOUT_MS's default: longer than a load balancer's usual 60 s idle timeout. */
+export const DEFAULT_API_KEEPALIVE_TIMEOUT_MS = 65_000;
+
 export interface TracingConfig {
   /** On when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) and OTEL_SDK_DISABLED is not true. */
   readonly enabled: boolean;
@@ -79,6 +82,12 @@ export interface BullpenConfig {
   readonly apiMaxInflightJobs: number;
   /** API_INFLIGHT_WAIT_MS: how long a submission waits for room among them; default 5000. */
   readonly apiInflightWaitMs: number;
+  /**
+   * API_KEEPALIVE_TIMEOUT_MS: how long the API keeps an idle client connection open; default
+   * 65000, past the 60 s for which load balancers (AWS ALB, nginx) keep theirs, so that the API
+   * never closes one just as the balancer sends a request on it (Node's own 5 s would).
+   */
+  readonly apiKeepAliveTimeoutMs: number;
   /**
    * API_REDIS_MEMORY_LIMIT: the share of Redis's maxmemory past which the API refuses new jobs
    * (503 redis_full), so that workers keep the rest to move queued jobs to their end; default
@@ -291,6 +300,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     apiMaxInflightJobs: intVar(env, 'API_MAX_INFLIGHT_JOBS', 2000, 1, 1_000_000),
     apiInflightWaitMs: intVar(env, 'API_INFLIGHT_WAIT_MS', 5000, 0, 600_000),
+    apiKeepAliveTimeoutMs: intVar(env, 'API_KEEPALIVE_TIMEOUT_MS', DEFAULT_API_KEEPALIVE_TIMEOUT_MS, 1000, 3_600_000),
     apiRedisMemoryLimit: numberVar(env, 'API_REDIS_MEMORY_LIMIT', 0.9, 0.1, 1),
     shutdownGraceMs: intVar(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
@@ -333,6 +343,7 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     bodyLimitBytes: config.bodyLimitBytes,
     apiMaxInflightJobs: config.apiMaxInflightJobs,
     apiInflightWaitMs: config.apiInflightWaitMs,
+    apiKeepAliveTimeoutMs: config.apiKeepAliveTimeoutMs,
     apiRedisMemoryLimit: config.apiRedisMemoryLimit,
     shutdownGraceMs: config.shutdownGraceMs,
     exporterPort: config.exporterPort,
