@@ -116,6 +116,15 @@ describe('producer API: Redis outages', () => {
     api = await startTestApi({ env: { REDIS_URL: redis.url }, waitForRedis: false });
     expectUnavailable(await submit(api));
     expectUnavailable(await api.request('GET', `/v1/lanes/${LANE}/jobs/some-id`));
+    // Saying why, as a wrong host or port would otherwise look like a Redis that is just restarting.
+    const refused = await waitUntil(
+      async () => {
+        const reply = await submit(api!);
+        return /ECONNREFUSED/.test(String(reply.body.detail)) && reply;
+      },
+      { what: 'the 503 to name the connection error' },
+    );
+    expect(refused.body.detail).toBe(`Redis is reconnecting: connect ECONNREFUSED 127.0.0.1:${redis.port}`);
 
     await redis.restart();
     await whenReady(api.producer);

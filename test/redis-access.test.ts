@@ -8,13 +8,14 @@ import IORedis from 'ioredis';
 import { requiredAclRules } from '@bullpen/core';
 import { writeLanesFile } from './fixtures/worker-process';
 import { WORKER_MAIN, spawnApi, spawnExporter, spawnWorkerApp, type AppProcess, type LogCondition } from './support/prometheus';
-import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
+import { freePort, removeDir, startRedis, type RedisProcess } from './support/redis-server';
 import { testPrefix, waitUntil } from './support/wait';
 
 const KEY = 'access-key';
 const authorization = `Bearer ${KEY}`;
 
 const refusedAccess: LogCondition = (logs) => logs.some((l) => l.msg === 'redis refused access');
+const unreachable: LogCondition = (logs) => logs.some((l) => l.msg === 'cannot reach redis');
 const refusals = (app: AppProcess) => app.logs().filter((l) => l.msg === 'redis refused access');
 
 describe('bullpen against a Redis that refuses its access', () => {
@@ -161,6 +162,31 @@ describe('bullpen against a Redis that refuses its access', () => {
       what: 'the exporter to count it',
     });
     expect([api, worker, exporter].map((app) => app.exitCode())).toEqual([null, null, null]);
+  }, 90_000);
+
+  it('says why it cannot reach Redis at all, once however often it retries', async () => {
+    // A wrong host or port looks like a Redis that is restarting unless someone says which.
+    const closed = await freePort();
+    const nowhere = { ...env('bullpen', 'pw', testPrefix('nowhere')), REDIS_URL: `redis://127.0.0.1:${closed}` };
+    const [api, worker, exporter] = await Promise.all([
+      spawnApi(nowhere, undefined, { until: unreachable }),
+      spawnWorkerApp(nowhere, undefined, { until: unreachable }),
+      spawnExporter(nowhere, undefined, { until: unreachable }),
+    ]);
+    apps.push(api, worker, exporter);
+    const why = `connect ECONNREFUSED 127.0.0.1:${closed}`;
+    const refused = await call(api, 'POST', '/v1/lanes/work/jobs', { name: 'noop' });
+    expect(refused.status).toBe(503);
+    expect(refused.body.detail).toBe(`Redis is reconnecting: ${why}`);
+    // The exporter gives up waiting for its connection after a third of its lease (333 ms); every
+    // connection has retried a few times by then (after 100, 200 and 400 ms): one line each.
+    await waitUntil(() => exporter.logs().some((l) => l.msg === 'could not reach Redis for the leadership lease; trying again'), {
+      what: 'the exporter to give up waiting for its first connection',
+    });
+    for (const app of [api, worker, exporter]) {
+      expect(app.logs().filter((l) => l.msg === 'cannot reach redis')).toEqual([expect.objectContaining({ level: 'warn', error: why })]);
+      expect(app.output()).not.toMatch(/^\s+at /m); // no raw stack traces
+    }
   }, 90_000);
 
   it('names the permission an ACL user lacks: the worker stops with it, the API answers 503, the exporter logs it', async () => {

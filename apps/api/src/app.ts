@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import { RedisAccessWatch, type RedisClient } from '@bullpen/core';
+import { RedisConnectionWatch, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
@@ -39,9 +39,9 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
     logger.warn('authentication is disabled (AUTH_DISABLED=true): every request acts as tenant "default"');
   }
 
-  // Credentials or permissions Redis refuses are logged, and said in the 503s they cause.
-  const redisAccess = new RedisAccessWatch({ target: config.redis, prefix: config.prefix, logger }).watch(redis);
-  const guard = new RedisGuard(redis, undefined, redisAccess);
+  // Why Redis cannot be reached, or what it refuses, is logged and said in the 503s it causes.
+  const redisWatch = new RedisConnectionWatch({ target: config.redis, prefix: config.prefix, logger }).watch(redis);
+  const guard = new RedisGuard(redis, undefined, redisWatch);
   const lanes = new LaneRegistry(config, redis, logger);
   const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
   const metrics = createApiMetrics(inFlight);
@@ -81,7 +81,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const adminQueues = mountAdminUi(app, config, redis);
 
   app.use(notFoundHandler());
-  app.use(errorHandler(logger, config.bodyLimitBytes, redisAccess));
+  app.use(errorHandler(logger, config.bodyLimitBytes, redisWatch));
 
   return {
     app,

@@ -5,7 +5,7 @@ import {
   isOutOfMemoryReply,
   transientRefusalOf,
   type Logger,
-  type RedisAccessWatch,
+  type RedisConnectionWatch,
   type TransientRefusal,
 } from '@bullpen/core';
 import { RedisOutcomeUnknownError } from './redis-guard';
@@ -187,7 +187,7 @@ export function notFoundHandler(): RequestHandler {
 }
 
 /** @param access logs a refusal of bullpen's Redis credentials or permissions, and explains it */
-export function errorHandler(logger: Logger, bodyLimitBytes: number, access?: RedisAccessWatch): ErrorRequestHandler {
+export function errorHandler(logger: Logger, bodyLimitBytes: number, access?: RedisConnectionWatch): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) {
       next(err);

@@ -1,7 +1,7 @@
 // Bounds every Redis call a request makes, so that an outage answers 503 at once (or within the
 // timeout when Redis hangs) instead of holding the request: the producer connection does not
 // queue commands offline, and BullMQ's own waits on its client are cut short here.
-import { UnavailableError, createRedis, type RedisAccessWatch, type RedisClient, type RedisTarget } from '@bullpen/core';
+import { UnavailableError, createRedis, type RedisConnectionWatch, type RedisClient, type RedisTarget } from '@bullpen/core';
 import type IORedis from 'ioredis';
 import { ReplyError } from 'ioredis';
 
@@ -51,11 +51,11 @@ export class RedisTimeoutError extends RedisOutcomeUnknownError {}
 export class RedisConnectionLostError extends RedisOutcomeUnknownError {}
 
 export class RedisGuard {
-  /** @param access says why the connection is down when Redis refused its credentials */
+  /** @param watch says why the connection is down (a connection error, refused credentials) */
   constructor(
     private readonly redis: RedisClient,
     private readonly timeoutMs = REDIS_CALL_TIMEOUT_MS,
-    private readonly access?: RedisAccessWatch,
+    private readonly watch?: RedisConnectionWatch,
   ) {}
 
   /** Whether the connection is up now; cheap, no I/O. */
@@ -95,8 +95,8 @@ export class RedisGuard {
 
   /** Why calls are refused while the connection is not ready. */
   notReadyReason(): string {
-    const refusal = this.access?.refusal;
-    return refusal ? `Redis is ${this.redis.status}: ${refusal}` : `Redis is ${this.redis.status}; retry shortly`;
+    const why = this.watch?.downReason;
+    return why ? `Redis is ${this.redis.status}: ${why}` : `Redis is ${this.redis.status}; retry shortly`;
   }
 
   /** PING within the bound; false instead of throwing. */

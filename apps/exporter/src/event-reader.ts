@@ -52,7 +52,7 @@ export interface EventReaderOptions {
   onRead?: (entries: number) => void;
   /** The lifecycle event log (EVENT_LOG_FILE), when it is on. */
   eventLog?: BatchLog;
-  /** Watches the reader's connections' errors (the exporter's RedisAccessWatch). */
+  /** Watches the reader's connections' errors (the exporter's RedisConnectionWatch). */
   watch?: (client: RedisClient) => void;
 }
 

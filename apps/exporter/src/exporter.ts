@@ -14,7 +14,7 @@ import {
   METRIC_CATALOGUE,
   MetricLabels,
   metricsOf,
-  RedisAccessWatch,
+  RedisConnectionWatch,
   RepeatLimiter,
   type Logger,
   type RedisClient,
@@ -53,8 +53,8 @@ export class Exporter {
   /** What a standby serves: that it stands by. */
   private readonly standbyRegistry = new Registry();
   private readonly server: http.Server;
-  /** Credentials or permissions Redis refuses, from any of this process's connections. */
-  private readonly redisAccess: RedisAccessWatch;
+  /** Why this process's connections cannot reach Redis, or what Redis refuses them, logged. */
+  private readonly redisWatch: RedisConnectionWatch;
   /** Why scrapes read no queue state (bullpen_exporter_redis_up 0), each reason once per interval. */
   private readonly sampleErrorLog: RepeatLimiter;
 
@@ -64,7 +64,7 @@ export class Exporter {
     private readonly hooks: ExporterHooks = {},
   ) {
     const { core } = config;
-    this.redisAccess = new RedisAccessWatch({ target: core.redis, prefix: core.prefix, logger });
+    this.redisWatch = new RedisConnectionWatch({ target: core.redis, prefix: core.prefix, logger });
     this.sampleErrorLog = new RepeatLimiter({
       intervalMs: SAMPLE_ERROR_LOG_INTERVAL_MS,
       onRepeats: (error, repeats) =>
@@ -94,7 +94,7 @@ export class Exporter {
         batchSize: config.batchSize,
         onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
         onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
-        watch: (client) => this.redisAccess.watch(client),
+        watch: (client) => this.redisWatch.watch(client),
         ...(feed ? { eventLog: feed } : {}),
       });
       for (const lane of lanes) this.readerOf.set(lane, reader);
@@ -136,7 +136,7 @@ export class Exporter {
     const { core } = this.config;
     // Scrape-time reads fail fast (about 1 s) when Redis is away, so /metrics still answers.
     this.sampleRedis = createRedis(core.redis, 'producer', 'bullpen-exporter-scrape');
-    this.redisAccess.watch(this.sampleRedis);
+    this.redisWatch.watch(this.sampleRedis);
     this.sampler = new QueueSampler(
       this.sampleRedis,
       core.prefix,
@@ -157,7 +157,7 @@ export class Exporter {
       id: `${os.hostname()}:${process.pid}`,
       leaseMs: this.config.leaderLeaseMs,
       logger: this.logger,
-      access: this.redisAccess,
+      access: this.redisWatch,
       onElected: () => {
         this.eventLog?.start();
         for (const reader of this.readers) reader.start();
@@ -173,7 +173,7 @@ export class Exporter {
 
   /** A scrape read no queue state: says why, as the gauges only say that it failed. */
   private onSampleError(err: unknown): void {
-    if (this.redisAccess.note(err)) return;
+    if (this.redisWatch.handled(err)) return;
     const message = (err as Error)?.message ?? String(err);
     if (this.sampleErrorLog.admit(message)) this.logger.warn('reading the queues for /metrics failed', { error: message });
   }
@@ -199,7 +199,7 @@ export class Exporter {
     await this.eventLog?.close();
     this.sampleRedis?.disconnect();
     this.sampleErrorLog.close();
-    this.redisAccess.close();
+    this.redisWatch.close();
     this.logger.debug('exporter closed');
   }
 }

@@ -8,7 +8,7 @@ import {
   scriptCommand,
   whenReady,
   type Logger,
-  type RedisAccessWatch,
+  type RedisConnectionWatch,
   type RedisClient,
 } from '@bullpen/core';
 
@@ -28,8 +28,8 @@ export interface LeaderLeaseOptions {
   id: string;
   leaseMs: number;
   logger: Logger;
-  /** Says so when Redis refuses the exporter's credentials or permissions. */
-  access?: RedisAccessWatch;
+  /** Says why Redis is out of reach, or what it refused. */
+  access?: RedisConnectionWatch;
   /** This exporter now holds the lease. */
   onElected(): void;
   /** Another exporter holds the lease this one held (it was paused past the lease, or Redis lost it). */
@@ -98,13 +98,13 @@ export class LeaderLease {
         this.unreachableLogged = true;
         // A lease held already is extended without growing Redis; taking it is a write that a Redis
         // at maxmemory refuses, so an exporter started then serves nothing until memory is freed.
-        const refused = this.options.access?.note(err) ?? this.options.access?.refusal;
+        const refused = this.options.access?.note(err);
         const message = isOutOfMemoryReply(err)
           ? 'Redis is out of memory (maxmemory) and refused the leadership lease: no job metrics until memory is freed; trying again'
           : refused
             ? 'Redis refused access for the leadership lease: no job metrics until it is granted; trying again'
             : 'could not reach Redis for the leadership lease; trying again';
-        logger.warn(message, { error: refused ?? (err as Error).message });
+        logger.warn(message, { error: refused ?? this.options.access?.downReason ?? (err as Error).message });
       }
     }
     // A holder renews at a third of the lease; a standby asks every second at most, so that a

@@ -18,7 +18,7 @@ export class CancellationListener {
     private readonly config: BullpenConfig,
     private readonly logger: Logger,
     private readonly cancelJob: CancelJob,
-    /** Watches the subscriber's connection errors (the runtime's RedisAccessWatch). */
+    /** Watches the subscriber's connection errors (the runtime's RedisConnectionWatch). */
     private readonly watch: (client: RedisClient) => void = () => undefined,
   ) {}
 

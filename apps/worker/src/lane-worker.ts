@@ -18,7 +18,7 @@ import {
   type BullpenLaneEvent,
   type ErrorClass,
   type IntakePauseReason,
-  type RedisAccessWatch,
+  type RedisConnectionWatch,
   type RedisClient,
 } from '@bullpen/core';
 import { Worker, type Job } from 'bullmq';
@@ -42,8 +42,8 @@ export const WORKER_SERVICE_NAME = 'bullpen-worker';
 
 export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish'> & {
   completedEvents: AttemptEventBuffer;
-  /** Logs credentials or permissions Redis refuses, for the whole process. */
-  redisAccess?: RedisAccessWatch;
+  /** Logs connection errors and access refusals for the whole process; this lane's connection is watched. */
+  redisWatch?: RedisConnectionWatch;
 };
 
 export class LaneWorker {
@@ -134,6 +134,7 @@ export class LaneWorker {
     // BullMQ fetches on a duplicate of this connection and never closes one it was given.
     const connection = createRedis(config.redis, 'worker', `bullpen:worker:${lane}`);
     this.connection = connection;
+    this.deps.redisWatch?.watch(connection);
     const worker = new Worker(
       lane,
       // Two parameters: BullMQ makes a per-job AbortController (for its cancelJob) only for a
@@ -240,7 +241,7 @@ export class LaneWorker {
       this.oomBackoff.refused(err);
       return;
     }
-    if (this.deps.redisAccess?.note(err)) return;
+    if (this.deps.redisWatch?.handled(err)) return;
     if (this.errorLog.admit(err.message)) logger.error('lane worker error', { error: err.message });
   }
 

@@ -5,7 +5,7 @@ import {
   createLaneQueue,
   createRedis,
   LifecycleLog,
-  RedisAccessWatch,
+  RedisConnectionWatch,
   RepeatLimiter,
   type BullpenConfig,
   type IntakePauseReason,
@@ -79,9 +79,9 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private lifecycleLog: LifecycleLog | undefined;
   private stopLifecycleLog: (() => void) | undefined;
   private readonly memoryGuard: MemoryGuard;
-  /** Credentials or permissions Redis refuses, from any of this process's connections. */
-  private readonly redisAccess: RedisAccessWatch;
-  /** Other errors of the connection the lane queues share, each repeated message logged once per interval. */
+  /** Why this process's connections cannot reach Redis, or what Redis refuses them, logged. */
+  private readonly redisWatch: RedisConnectionWatch;
+  /** The lane queues' other errors, each repeated message logged once per interval. */
   private readonly queueErrorLog: RepeatLimiter;
   private ignoredSignalTotal = 0;
   private abandonedRunning = 0;
@@ -101,11 +101,11 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       if (!this.config.lanes[lane]) throw new Error(`unknown lane "${lane}"`);
     }
     this.slots = new Semaphore(this.config.maxHandlersPerProcess);
-    this.redisAccess = new RedisAccessWatch({ target: this.config.redis, prefix: this.config.prefix, logger: this.logger });
+    this.redisWatch = new RedisConnectionWatch({ target: this.config.redis, prefix: this.config.prefix, logger: this.logger });
     this.queueErrorLog = new RepeatLimiter({
       intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
       onRepeats: (error, repeats) =>
-        this.logger.error('redis connection error', { error, repeats, interval_ms: WORKER_ERROR_LOG_INTERVAL_MS }),
+        this.logger.error('lane queue error', { error, repeats, interval_ms: WORKER_ERROR_LOG_INTERVAL_MS }),
     });
     this.memoryGuard = new MemoryGuard({
       maxRssBytes: this.config.workerMaxRssMb * MiB,
@@ -170,7 +170,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     this.startLifecycleLog();
     // Not blocking: bullpen's own writes (attempt rows, lane events, retry budget, leases) share it.
     this.connection = createRedis(config.redis, 'worker', 'bullpen:worker:admin');
-    this.redisAccess.watch(this.connection);
+    this.redisWatch.watch(this.connection);
     this.completedEvents = new AttemptEventBuffer({
       redis: this.connection,
       prefix: config.prefix,
@@ -181,9 +181,10 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     // The cluster-wide cap lives in the queue's metadata in Redis, so it binds every replica.
     for (const lane of this.lanes) {
       const queue = createLaneQueue(config, lane, this.connection);
-      // BullMQ passes its connection's errors on from each queue; unheard, it prints them raw to stderr.
+      // BullMQ passes its connection's errors on from each queue (the watch logs those); unheard, it
+      // prints them raw to stderr.
       queue.on('error', (err) => {
-        if (!this.redisAccess.note(err) && this.queueErrorLog.admit(err.message)) this.logger.error('redis connection error', { error: err.message });
+        if (!this.redisWatch.handled(err) && this.queueErrorLog.admit(err.message)) this.logger.error('lane queue error', { error: err.message });
       });
       this.queues.push(queue);
       const cap = config.lanes[lane]?.globalConcurrency;
@@ -194,7 +195,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       config,
       this.logger,
       ({ lane, jobId }) => this.laneWorkers.get(lane)?.cancel(jobId, 'cancel requested') ?? false,
-      (client) => this.redisAccess.watch(client),
+      (client) => this.redisWatch.watch(client),
     );
     await this.cancellation.start();
     for (const lane of this.lanes) {
@@ -214,7 +215,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         listens: (event) => this.listenerCount(event) > 0,
         abandon: (stillRunning) => this.abandon(stillRunning),
         ignoredSignalTotal: () => this.ignoredSignalTotal,
-        redisAccess: this.redisAccess,
+        redisWatch: this.redisWatch,
       });
       this.laneWorkers.set(lane, laneWorker);
     }
@@ -324,7 +325,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     await this.cancellation?.close();
     await Promise.all(this.queues.map((q) => q.close()));
     this.queueErrorLog.close();
-    this.redisAccess.close();
+    this.redisWatch.close();
     if (this.connection) {
       try {
         await this.connection.quit();

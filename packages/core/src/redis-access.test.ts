@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { ReplyError } from 'ioredis';
 import { createLogger } from './logger';
-import { RedisAccessWatch, accessRefusalOf, explainAccessRefusal, requiredAclRules } from './redis-access';
+import { RedisConnectionWatch, accessRefusalOf, explainAccessRefusal, requiredAclRules } from './redis-access';
 import type { RedisTarget } from './redis-target';
 
 const standalone: RedisTarget = { mode: 'standalone', url: 'redis://bullpen:secret@redis:6379' };
@@ -37,13 +37,15 @@ describe('Redis refusing access', () => {
     expect(requiredAclRules('jobs')).toBe('resetkeys ~jobs:* resetchannels &jobs:* +@all -@dangerous +info +client|list');
   });
 
-  it('logs a refusal once per interval however often it comes, and remembers refused credentials until ready', () => {
+  it('logs a refusal once per interval however often it comes, and remembers why the connection is down until ready', () => {
     jest.useFakeTimers();
     try {
       const logger = createLogger('test', 'error');
       const lines: unknown[][] = [];
+      const warnings: unknown[][] = [];
       jest.spyOn(logger, 'error').mockImplementation(((...args: unknown[]) => lines.push(args)) as never);
-      const watch = new RedisAccessWatch({ target: standalone, prefix: 'bullpen', logger, logIntervalMs: 1000 });
+      jest.spyOn(logger, 'warn').mockImplementation(((...args: unknown[]) => warnings.push(args)) as never);
+      const watch = new RedisConnectionWatch({ target: standalone, prefix: 'bullpen', logger, logIntervalMs: 1000 });
       const client = new EventEmitter();
       watch.watch(client);
 
@@ -52,18 +54,27 @@ describe('Redis refusing access', () => {
       // BullMQ passes the same error on from every queue on the connection: counted once.
       expect(watch.note(err)).toMatch(/REDIS_URL/);
       client.emit('error', wrongPass());
-      client.emit('error', new Error('connect ECONNREFUSED'));
-      expect(watch.refusal).toMatch(/WRONGPASS/);
+      expect(watch.downReason).toMatch(/WRONGPASS/);
+      expect(lines).toHaveLength(1);
+      // Any other connection error: a warning, once per interval too, and the reason it is down.
+      const refused = new Error('connect ECONNREFUSED 127.0.0.1:6379');
+      client.emit('error', refused);
+      client.emit('error', new Error('connect ECONNREFUSED 127.0.0.1:6379'));
+      expect(watch.downReason).toBe('connect ECONNREFUSED 127.0.0.1:6379');
+      expect(warnings).toEqual([['cannot reach redis', { error: 'connect ECONNREFUSED 127.0.0.1:6379' }]]);
+      expect(watch.handled(refused)).toBe(true);
+      expect(watch.handled(new Error('connect ECONNREFUSED 127.0.0.1:6379'))).toBe(false);
       expect(lines).toHaveLength(1);
       jest.advanceTimersByTime(1000);
       expect(lines).toHaveLength(2);
       expect(lines[1]![1]).toMatchObject({ repeats: 1 });
+      expect(warnings[1]).toEqual(['cannot reach redis', expect.objectContaining({ repeats: 1 })]);
 
       client.emit('ready');
-      expect(watch.refusal).toBeUndefined();
+      expect(watch.downReason).toBeUndefined();
       // A missing permission fails commands on a ready connection: logged, not kept as the reason it is down.
       expect(watch.note(noInfo())).toMatch(/NOPERM/);
-      expect(watch.refusal).toBeUndefined();
+      expect(watch.downReason).toBeUndefined();
       expect(watch.note(new ReplyError('ERR wrong number of arguments'))).toBeUndefined();
       watch.close();
     } finally {

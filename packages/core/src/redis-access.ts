@@ -66,47 +66,58 @@ export function explainAccessRefusal(err: Error, target: RedisTarget, prefix: st
   );
 }
 
-export interface RedisAccessWatchOptions {
+export interface RedisConnectionWatchOptions {
   target: RedisTarget;
   prefix: string;
   logger: Logger;
-  /** Length of a window in which a repeated refusal is only counted; default 30000 ms. */
+  /** Length of a window in which a repeated error is only counted; default 30000 ms. */
   logIntervalMs?: number;
 }
 
 /**
- * Watches connections for access refusals: logs each once, then once per interval with its count
- * (a client retrying bad credentials gets one a reconnect), and remembers the latest until a
- * watched connection is ready again, so that readiness checks and 503s can say why.
+ * Watches connections for the errors that keep them from Redis and says what they are: each
+ * message is logged once, then once per interval with its count (a client retrying gets one a
+ * reconnect). Access refusals are logged as errors with what to do ('redis refused access');
+ * anything else (a name that does not resolve, a refused connection, a certificate not trusted)
+ * as a warning ('cannot reach redis'). The latest is remembered until a watched connection is
+ * ready again, so that readiness checks and 503s can say why Redis is not there.
  */
-export class RedisAccessWatch {
+export class RedisConnectionWatch {
   private latest: string | undefined;
-  private readonly log: RepeatLimiter;
-  /** Errors already counted: BullMQ passes a connection's error on from each queue and worker using it. */
+  private readonly refusals: RepeatLimiter;
+  private readonly failures: RepeatLimiter;
+  /** Errors already logged: BullMQ passes a connection's error on from each queue and worker using it. */
   private readonly seen = new WeakSet<Error>();
 
-  constructor(private readonly options: RedisAccessWatchOptions) {
-    this.log = new RepeatLimiter({
-      intervalMs: options.logIntervalMs,
-      onRepeats: (explanation, repeats) =>
-        options.logger.error('redis refused access', { error: explanation, repeats, interval_ms: options.logIntervalMs ?? 30_000 }),
+  constructor(private readonly options: RedisConnectionWatchOptions) {
+    const interval_ms = options.logIntervalMs ?? 30_000;
+    this.refusals = new RepeatLimiter({
+      intervalMs: interval_ms,
+      onRepeats: (error, repeats) => options.logger.error('redis refused access', { error, repeats, interval_ms }),
+    });
+    this.failures = new RepeatLimiter({
+      intervalMs: interval_ms,
+      onRepeats: (error, repeats) => options.logger.warn('cannot reach redis', { error, repeats, interval_ms }),
     });
   }
 
-  /** The latest refusal of credentials, explained, while no watched connection has been ready since. */
-  get refusal(): string | undefined {
+  /** Why the watched connections are down: the latest connection error (explained if a refusal) since one was ready. */
+  get downReason(): string | undefined {
     return this.latest;
   }
 
-  /** Watches a client's (and a cluster's nodes') errors; a ready connection clears the refusal. */
+  /** Watches a client's (and a cluster's nodes') connection errors; a ready connection clears the reason. */
   watch(client: RedisClient | EventEmitter): this {
-    client.on('error', (err: Error) => this.note(err));
-    if (client instanceof Cluster) client.on('node error', (err: Error) => this.note(err));
+    client.on('error', (err: Error) => this.connectionError(err));
+    if (client instanceof Cluster) client.on('node error', (err: Error) => this.connectionError(err));
     client.on('ready', () => (this.latest = undefined));
     return this;
   }
 
-  /** Records and logs `err` if it is an access refusal, and returns it explained; else undefined. */
+  /**
+   * Records and logs `err` if it is an access refusal (from a connection or a command), and
+   * returns it explained; else undefined.
+   */
   note(err: unknown): string | undefined {
     if (!(err instanceof Error) || !accessRefusalOf(err)) return undefined;
     const explanation = explainAccessRefusal(err, this.options.target, this.options.prefix);
@@ -115,11 +126,24 @@ export class RedisAccessWatch {
     // A connection refused its credentials is not ready; a missing permission fails commands on
     // a ready one, each saying so itself.
     if (accessRefusalOf(err) === 'credentials') this.latest = explanation;
-    if (this.log.admit(explanation)) this.options.logger.error('redis refused access', { error: explanation });
+    if (this.refusals.admit(explanation)) this.options.logger.error('redis refused access', { error: explanation });
     return explanation;
   }
 
+  /** Whether `err` has been logged here: a watched connection's error, or an access refusal. */
+  handled(err: unknown): boolean {
+    return (err instanceof Error && this.seen.has(err)) || this.note(err) !== undefined;
+  }
+
+  private connectionError(err: Error): void {
+    if (this.note(err) !== undefined || this.seen.has(err)) return;
+    this.seen.add(err);
+    this.latest = err.message;
+    if (this.failures.admit(err.message)) this.options.logger.warn('cannot reach redis', { error: err.message });
+  }
+
   close(): void {
-    this.log.close();
+    this.refusals.close();
+    this.failures.close();
   }
 }
