@@ -1,5 +1,5 @@
 // The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, createLogger, describeConfig, describeRedisTarget, loadConfig, startTracing } from '@bullpen/core';
+import { ConfigError, createLogger, describeConfig, describeRedisTarget, loadConfig, registerLanes, startTracing } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
 import { createApiRedis } from './redis-guard';
 import { listen } from './server';
@@ -15,6 +15,10 @@ async function main(): Promise<void> {
   redis.on('ready', () => {
     redisUp = true;
     logger.info('redis ready', { redis: describeRedisTarget(config.redis) });
+    // Known to the exporter even after a lanes file drops one of them with jobs still in it.
+    registerLanes(redis, config.prefix, config.laneNames).catch((err: unknown) =>
+      logger.warn('could not record the lanes in the lane registry', { error: (err as Error).message }),
+    );
   });
   redis.on('close', () => {
     if (!redisUp) return;

@@ -128,6 +128,11 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
         const s = laneOf(snapshot, lane);
         if (s) gauge.set({ lane }, s.workers);
       }),
+      bullpen_unconfigured_lane_jobs: fromSnapshot((gauge, snapshot) => {
+        for (const [lane, jobs] of snapshot.unconfigured) {
+          for (const state of QUEUE_JOB_STATES) if (state !== 'completed') gauge.set({ lane, state }, jobs[state]);
+        }
+      }),
       bullpen_exporter_event_lag_seconds: perLane((gauge, lane, snapshot) => {
         const unread = laneOf(snapshot, lane)?.firstUnreadId;
         gauge.set({ lane }, unread ? Math.max(0, snapshot.takenAtMs - streamIdTimeMs(unread)) / 1000 : 0);

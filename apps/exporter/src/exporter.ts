@@ -15,6 +15,7 @@ import {
   MetricLabels,
   metricsOf,
   RedisConnectionWatch,
+  registerLanes,
   RepeatLimiter,
   type Logger,
   type RedisClient,
@@ -25,7 +26,7 @@ import { EventReader } from './event-reader';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics';
 import { createMetricsServer } from './http-server';
 import { LeaderLease } from './leader-lease';
-import { QueueSampler } from './queue-sampler';
+import { QueueSampler, type QueueSnapshot } from './queue-sampler';
 import { START_POSITION } from './stream-loss';
 import { SeriesStore } from './stored-series';
 
@@ -57,6 +58,8 @@ export class Exporter {
   private readonly redisWatch: RedisConnectionWatch;
   /** Why scrapes read no queue state (bullpen_exporter_redis_up 0), each reason once per interval. */
   private readonly sampleErrorLog: RepeatLimiter;
+  /** Unconfigured lanes already warned of (warnOfUnconfiguredLanes). */
+  private readonly unconfiguredWarned = new Set<string>();
 
   constructor(
     private readonly config: ExporterConfig,
@@ -104,9 +107,11 @@ export class Exporter {
       config: core,
       labels,
       store: this.store,
-      sample: () => {
-        if (!this.sampler) return Promise.reject(new Error('exporter not started'));
-        return this.sampler.sample();
+      sample: async () => {
+        if (!this.sampler) throw new Error('exporter not started');
+        const snapshot = await this.sampler.sample();
+        this.warnOfUnconfiguredLanes(snapshot);
+        return snapshot;
       },
       up: () => this.readers.every((r) => r.up),
       leading: () => this.leading,
@@ -159,6 +164,9 @@ export class Exporter {
       logger: this.logger,
       access: this.redisWatch,
       onElected: () => {
+        registerLanes(this.sampleRedis!, core.prefix, core.laneNames).catch((err: unknown) =>
+          this.logger.warn('could not record the lanes in the lane registry', { error: (err as Error).message }),
+        );
         this.eventLog?.start();
         for (const reader of this.readers) reader.start();
       },
@@ -169,6 +177,20 @@ export class Exporter {
     });
     this.lease.start();
     return this.port;
+  }
+
+  /**
+   * Jobs left in a lane the lanes file no longer names (renamed, or dropped while jobs waited):
+   * nothing of this deployment serves or shows them but bullpen_unconfigured_lane_jobs. Said once
+   * per lane and process.
+   */
+  private warnOfUnconfiguredLanes(snapshot: QueueSnapshot): void {
+    for (const [lane, jobs] of snapshot.unconfigured) {
+      if (this.unconfiguredWarned.has(lane)) continue;
+      this.unconfiguredWarned.add(lane);
+      const held = Object.fromEntries(Object.entries(jobs).filter(([state, n]) => state !== 'completed' && n > 0));
+      this.logger.warn(`lane ${lane} holds jobs but is not in LANES_FILE: no worker sharing this lanes file takes them`, { lane, jobs: held });
+    }
   }
 
   /** A scrape read no queue state: says why, as the gauges only say that it failed. */

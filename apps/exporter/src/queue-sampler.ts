@@ -6,6 +6,7 @@
 import {
   laneEventsKey,
   lanePrefix,
+  laneRegistryKey,
   laneStateKeys,
   scriptCommand,
   QUEUE_JOB_STATES,
@@ -44,6 +45,11 @@ export interface ServerSnapshot {
 
 export interface QueueSnapshot {
   lanes: Map<string, LaneSnapshot>;
+  /**
+   * Lanes in the prefix's lane registry that the lanes file does not name and that still hold
+   * jobs (completed ones aside), with their jobs by state.
+   */
+  unconfigured: Map<string, Record<QueueJobState, number>>;
   /** Every primary (the server itself when not a cluster). */
   servers: ServerSnapshot[];
   takenAtMs: number;
@@ -101,36 +107,54 @@ export class QueueSampler {
     return this.inFlight;
   }
 
+  /** lua/lane-snapshot.lua for one lane: its counts by state, then its paused flag, oldest waiting job and first unread entry. */
+  private snapshotOf(lane: string, position: string): Promise<Array<number | string>> {
+    const k = laneStateKeys(this.prefix, lane);
+    return (this.redis as unknown as SnapshotCommand)[SNAPSHOT].call(
+      this.redis,
+      k.wait,
+      k.paused,
+      k.delayed,
+      k.prioritized,
+      k.active,
+      k.completed,
+      k.failed,
+      k.waitingChildren,
+      k.meta,
+      laneEventsKey(this.prefix, lane),
+      k.jobPrefix,
+      position,
+    ) as Promise<Array<number | string>>;
+  }
+
+  /** Registered lanes the lanes file does not name, with their jobs; one more round trip only when there are some. */
+  private async unconfiguredLanes(registered: Promise<string[]>): Promise<QueueSnapshot['unconfigured']> {
+    const configured = new Set(this.lanes);
+    const others = (await registered).filter((lane) => !configured.has(lane)).sort();
+    // No position of the exporter's in their streams: ask for entries from now on, which is cheap.
+    const replies = await Promise.all(others.map((lane) => this.snapshotOf(lane, `${Date.now()}-0`)));
+    const unconfigured: QueueSnapshot['unconfigured'] = new Map();
+    others.forEach((lane, i) => {
+      const jobs = {} as Record<QueueJobState, number>;
+      QUEUE_JOB_STATES.forEach((state, s) => (jobs[state] = Number(replies[i]?.[s] ?? 0)));
+      if (QUEUE_JOB_STATES.some((state) => state !== 'completed' && jobs[state] > 0)) unconfigured.set(lane, jobs);
+    });
+    return unconfigured;
+  }
+
   private async read(): Promise<QueueSnapshot> {
     const started = process.hrtime.bigint();
     // The scrape connection fails fast by design; right after a (re)connect, give it a moment.
     await whenReady(this.redis, READY_WAIT_MS);
-    const snapshot = (this.redis as unknown as SnapshotCommand)[SNAPSHOT];
-    const replies = this.lanes.map((lane) => {
-      const k = laneStateKeys(this.prefix, lane);
-      return snapshot.call(
-        this.redis,
-        k.wait,
-        k.paused,
-        k.delayed,
-        k.prioritized,
-        k.active,
-        k.completed,
-        k.failed,
-        k.waitingChildren,
-        k.meta,
-        laneEventsKey(this.prefix, lane),
-        k.jobPrefix,
-        this.positionOf(lane),
-      ) as Promise<Array<number | string>>;
-    });
+    const replies = this.lanes.map((lane) => this.snapshotOf(lane, this.positionOf(lane)));
+    const unconfigured = this.unconfiguredLanes(this.redis.smembers(laneRegistryKey(this.prefix)));
     // Each primary's own state: its connections and its memory. A failed read of either fails
     // the snapshot, as a failed lane read does (bullpen_exporter_redis_up 0).
     const perServer = serversOf(this.redis).map(async (server) => {
       const [list, memory] = await Promise.all([server.client('LIST') as Promise<string>, readMemory(server)]);
       return { list: String(list), server: { address: serverAddress(server), memory } };
     });
-    const [results, read] = await Promise.all([Promise.all(replies), Promise.all(perServer)]);
+    const [results, read, others] = await Promise.all([Promise.all(replies), Promise.all(perServer), unconfigured]);
     const takenAtMs = Date.now();
     // On a cluster a worker's named connection is on one primary or another: like BullMQ's
     // getWorkers(), count each lane on the primary where it has the most.
@@ -156,6 +180,6 @@ export class QueueSampler {
       });
     });
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { lanes, servers: read.map((r) => r.server), takenAtMs, durationSeconds };
+    return { lanes, unconfigured: others, servers: read.map((r) => r.server), takenAtMs, durationSeconds };
   }
 }

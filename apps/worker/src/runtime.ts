@@ -6,6 +6,7 @@ import {
   createRedis,
   LifecycleLog,
   RedisConnectionWatch,
+  registerLanes,
   RepeatLimiter,
   type BullpenConfig,
   type IntakePauseReason,
@@ -191,6 +192,10 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       if (cap !== undefined) await queue.setGlobalConcurrency(cap);
       else await queue.removeGlobalConcurrency();
     }
+    // Known to the exporter even after a lanes file drops one of them with jobs still in it.
+    await registerLanes(this.connection, config.prefix, this.lanes).catch((err: unknown) =>
+      this.logger.warn('could not record the lanes in the lane registry', { error: (err as Error).message }),
+    );
     this.cancellation = new CancellationListener(
       config,
       this.logger,

@@ -77,6 +77,14 @@ export function exporterStateKey(prefix: string, lane: string): string {
   return `${laneQualifiedName(prefix, lane)}:bp:exporter`;
 }
 
+/**
+ * Every lane an app of this prefix has been configured with (a set; lanes are never removed), so
+ * that the exporter can find jobs left in a lane that its lanes file no longer names.
+ */
+export function laneRegistryKey(prefix: string): string {
+  return `${prefix}:bp:lanes`;
+}
+
 /** The exporter's leadership lease: the id of the exporter that reads and serves (exporter-lease.lua). */
 export function exporterLeaderKey(prefix: string): string {
   return `${prefix}:bp:exporter:leader`;

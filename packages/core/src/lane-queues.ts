@@ -3,7 +3,7 @@
 import { Queue, type JobsOptions, type KeepJobs } from 'bullmq';
 import type { RedisClient } from './redis';
 import type { BullpenConfig } from './config';
-import { lanePrefix } from './keys';
+import { lanePrefix, laneRegistryKey } from './keys';
 import type { LanePolicy } from './lanes';
 
 /** The custom backoff type bullpen's workers resolve from the lane policy and the job. */
@@ -33,6 +33,14 @@ export function laneRetention(policy: LanePolicy): { removeOnComplete: KeepJobs;
     removeOnComplete: { age: completed.ageSeconds, count: completed.count },
     removeOnFail: { age: failed.ageSeconds, count: failed.count },
   };
+}
+
+/**
+ * Adds `lanes` to the prefix's lane registry (laneRegistryKey). Each app does at start, so that a
+ * lane later dropped from the lanes file, jobs and all, is still known to the exporter.
+ */
+export async function registerLanes(redis: RedisClient, prefix: string, lanes: readonly string[]): Promise<void> {
+  if (lanes.length > 0) await redis.sadd(laneRegistryKey(prefix), ...lanes);
 }
 
 export function createLaneQueue(config: BullpenConfig, lane: string, connection: RedisClient): Queue {

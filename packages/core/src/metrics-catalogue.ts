@@ -210,6 +210,15 @@ export const METRIC_CATALOGUE = [
     origin: 'exporter-queue',
   },
   {
+    name: 'bullpen_unconfigured_lane_jobs',
+    type: 'gauge',
+    help:
+      'Jobs by state (completed aside) in a lane that an app of this prefix once served but the exporter\'s lanes file ' +
+      'does not name: no worker that shares the file takes them, and no other metric shows them. Absent for empty lanes.',
+    labelNames: ['lane', 'state'],
+    origin: 'exporter-queue',
+  },
+  {
     name: 'bullpen_lane_concurrency',
     type: 'gauge',
     help: 'Configured handlers of the lane per worker process.',
