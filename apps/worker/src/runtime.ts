@@ -317,11 +317,14 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     const workers = [...this.laneWorkers.values()];
     const drained = Promise.all(workers.map((w) => w.drain()));
     const inTime = await settlesWithin(drained, graceMs);
-    if (!inTime) {
+    if (!inTime && this.slots.inUse > 0) {
       this.logger.warn('shutdown grace period ended with handlers still running; their jobs will be reclaimed', {
         graceMs,
         activeHandlers: this.slots.inUse,
       });
+    } else if (!inTime) {
+      // No job was running: BullMQ's pause was waiting on Redis (unreachable while stopping).
+      this.logger.warn('shutdown grace period ended before the lanes stopped taking jobs; no handler was running', { graceMs });
     }
     await Promise.all(workers.map((w) => w.close(!inTime)));
     await this.completedEvents?.close();
