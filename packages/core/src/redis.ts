@@ -74,9 +74,19 @@ function reconnectOnReadOnly(resend: boolean): (err: Error) => boolean | 1 | 2 {
   return (err) => (isReadOnlyReply(err) ? (resend ? 2 : 1) : false);
 }
 
+/**
+ * TCP keepalive after this long idle, on every connection. Firewalls, NAT gateways and load
+ * balancers between an app and Redis drop a connection idle for a few minutes (Azure's load
+ * balancer after 4, AWS's NAT gateway and NLB after 350 s), so that the next request of an API
+ * that had nothing to do meets a reset or silence. ioredis turns keepalive on with the system's
+ * first probe after 2 hours (Linux's tcp_keepalive_time).
+ */
+export const TCP_KEEPALIVE_MS = 30_000;
+
 export function redisOptions(role: ConnectionRole, name?: string, overrides: ConnectionOverrides = {}): RedisOptions {
   const base: RedisOptions = {
     lazyConnect: false,
+    keepAlive: TCP_KEEPALIVE_MS,
     retryStrategy: backoff,
     ...(name ? { connectionName: name } : {}),
   };
