@@ -9,6 +9,8 @@ import {
   createRedis,
   laneEventsKey,
   loadConfig,
+  serverOfKey,
+  waitForReplicas,
   type BullpenConfig,
   type RedisClient,
   type RetryBudgetPolicy,
@@ -100,6 +102,16 @@ describe('bullpen on a real 3-primary Redis Cluster', () => {
       } finally {
         direct.disconnect();
       }
+    }
+  });
+
+  it("sends a lane's WAIT to the primary that holds the lane (API_REDIS_WAIT_REPLICAS)", async () => {
+    for (const lane of LANE_NAMES) {
+      const key = laneEventsKey(prefix, lane);
+      const server = serverOfKey(redis, key);
+      expect(server?.options.port).toBe(await cluster.ownerOf(key));
+      // Answered there, not MOVED elsewhere; with no replicas in this cluster none acknowledges.
+      expect(await waitForReplicas(redis, key, 0, 100)).toBe(0);
     }
   });
 

@@ -9,6 +9,7 @@ import {
   type TransientRefusal,
 } from '@bullpen/core';
 import { RedisOutcomeUnknownError } from './redis-guard';
+import { NotReplicatedError } from './replica-wait';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -110,14 +111,20 @@ export function redisFullProblem(detail: string): ProblemError {
  * that the client can look them up, or retry with the same idempotency keys, which cannot create
  * a second job.
  */
-export function outcomeUnknownProblem(lane: string, jobIds: readonly string[]): ProblemError {
+export function outcomeUnknownProblem(lane: string, jobIds: readonly string[], cause?: unknown): ProblemError {
   const which = jobIds.length === 1 ? `job ${jobIds[0]}` : `${jobIds.length} jobs (listed in jobIds)`;
-  return new ProblemError(
-    'redis_timeout',
-    `Redis did not answer: ${which} may or may not have been enqueued in lane ${lane}. ` +
-      'GET the job to find out, or retry with the same idempotencyKey.',
-    { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, jobIds: [...jobIds] },
-  );
+  // Written on the primary, but not on as many replicas as configured: a failover may lose it.
+  const detail =
+    cause instanceof NotReplicatedError
+      ? `Redis's primary took ${which} in lane ${lane}, but only ${cause.acknowledged} of ${cause.replicas} replicas ` +
+        `confirmed it within ${cause.timeoutMs} ms (API_REDIS_WAIT_REPLICAS): a failover now could lose it. ` +
+        'GET the job to find out, or retry with the same idempotencyKey.'
+      : `Redis did not answer: ${which} may or may not have been enqueued in lane ${lane}. ` +
+        'GET the job to find out, or retry with the same idempotencyKey.';
+  return new ProblemError('redis_timeout', detail, {
+    headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
+    jobIds: [...jobIds],
+  });
 }
 
 /**

@@ -25,6 +25,7 @@ import { JobsInFlight } from './jobs-in-flight';
 import { ProblemError, outcomeUnknownProblem, redisFullProblem } from './problem';
 import { RedisOutcomeUnknownError, type RedisGuard } from './redis-guard';
 import { RedisMemoryWatch } from './redis-memory-watch';
+import { ReplicaWait } from './replica-wait';
 import { jobSubmissionSchema, parseWith, type JobSubmission } from './schemas';
 import { checkSubmission, deduplicationId, prepareJob, type PreparedJob } from './submission';
 import { BatchedAddError, SubmitBatcher } from './submit-batcher';
@@ -136,10 +137,12 @@ export class JobProducer {
   private readonly batcher: SubmitBatcher;
   private readonly inFlight: JobsInFlight;
   private readonly memory: RedisMemoryWatch;
+  private readonly replicas: ReplicaWait;
 
   constructor(private readonly deps: ProducerDeps) {
     const { config, redis } = deps;
-    this.batcher = new SubmitBatcher(deps);
+    this.replicas = new ReplicaWait(redis, config);
+    this.batcher = new SubmitBatcher({ ...deps, replicas: this.replicas });
     this.inFlight = deps.inFlight ?? new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
     this.memory = deps.memory ?? new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit);
   }
@@ -185,7 +188,7 @@ export class JobProducer {
         throw err;
       }
       failure = err.cause;
-      if (err.step === 'add' && err.cause instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId]);
+      if (err.step === 'add' && err.cause instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId], err.cause);
       if (isOutOfMemoryReply(err.cause)) throw this.refusedForMemory(lane, 1);
       throw err.cause;
     } finally {
@@ -323,9 +326,10 @@ export class JobProducer {
     let ids: string[];
     try {
       ids = await guard.run(() => addInOneTransaction(queue, admitted.map(({ prepared }) => ({ prepared, defaults }))));
+      await this.replicas.confirm(lane);
     } catch (err) {
       spans.forEach((span) => endSpan(span, err));
-      if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, admitted.map(({ prepared }) => prepared.jobId));
+      if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, admitted.map(({ prepared }) => prepared.jobId), err);
       throw err;
     }
     spans.forEach((span) => endSpan(span));

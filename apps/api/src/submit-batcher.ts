@@ -15,6 +15,7 @@ import {
   type Reservation,
 } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
+import type { ReplicaWait } from './replica-wait';
 import { isConnectionFailure, type RedisGuard } from './redis-guard';
 import type { PreparedJob } from './submission';
 
@@ -45,6 +46,8 @@ export interface SubmitBatcherDeps {
   redis: RedisClient;
   guard: RedisGuard;
   lanes: LaneRegistry;
+  /** Replicas to wait for before a job counts as added (API_REDIS_WAIT_REPLICAS). */
+  replicas?: ReplicaWait;
 }
 
 export class SubmitBatcher {
@@ -106,9 +109,15 @@ export class SubmitBatcher {
         for (const item of admitted) item.reject(new BatchedAddError('add', err));
         return;
       }
+      // One WAIT for the whole batch: it covers every write sent before it on the connection.
+      let unreplicated: unknown;
+      if (this.deps.replicas?.enabled && replies.some((reply) => !('err' in reply))) {
+        await this.deps.replicas.confirm(lane).catch((err: unknown) => (unreplicated = err));
+      }
       admitted.forEach((item, i) => {
         const reply = replies[i] as AddReply;
         if ('err' in reply) item.reject(new BatchedAddError('add', reply.err));
+        else if (unreplicated !== undefined) item.reject(new BatchedAddError('add', unreplicated));
         else item.resolve({ admitted: true, id: reply.id, job: jobs[i] as Job });
       });
     } catch (err) {

@@ -23,6 +23,8 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   API_MAX_INFLIGHT_JOBS: ['api'],
   API_INFLIGHT_WAIT_MS: ['api'],
   API_KEEPALIVE_TIMEOUT_MS: ['api'],
+  API_REDIS_WAIT_REPLICAS: ['api'],
+  API_REDIS_WAIT_TIMEOUT_MS: ['api'],
   API_REDIS_MEMORY_LIMIT: ['api'],
   ADMIN_UI_PASSWORD: ['api'],
   ADMIN_UI_USER: ['api'],

@@ -89,6 +89,13 @@ export interface BullpenConfig {
    */
   readonly apiKeepAliveTimeoutMs: number;
   /**
+   * API_REDIS_WAIT_REPLICAS: replicas that must hold a job before the API answers 201 (Redis's
+   * WAIT); default 0, the primary's acknowledgement alone. API_REDIS_WAIT_TIMEOUT_MS: how long the
+   * API waits for them (default 500); fewer in time answer 503 redis_timeout naming the jobs.
+   */
+  readonly apiRedisWaitReplicas: number;
+  readonly apiRedisWaitTimeoutMs: number;
+  /**
    * API_REDIS_MEMORY_LIMIT: the share of Redis's maxmemory past which the API refuses new jobs
    * (503 redis_full), so that workers keep the rest to move queued jobs to their end; default
    * 0.9. 1 leaves it to Redis, which refuses writes only at maxmemory, workers' included.
@@ -301,6 +308,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     apiMaxInflightJobs: intVar(env, 'API_MAX_INFLIGHT_JOBS', 2000, 1, 1_000_000),
     apiInflightWaitMs: intVar(env, 'API_INFLIGHT_WAIT_MS', 5000, 0, 600_000),
     apiKeepAliveTimeoutMs: intVar(env, 'API_KEEPALIVE_TIMEOUT_MS', DEFAULT_API_KEEPALIVE_TIMEOUT_MS, 1000, 3_600_000),
+    apiRedisWaitReplicas: intVar(env, 'API_REDIS_WAIT_REPLICAS', 0, 0, 16),
+    apiRedisWaitTimeoutMs: intVar(env, 'API_REDIS_WAIT_TIMEOUT_MS', 500, 1, 10_000),
     apiRedisMemoryLimit: numberVar(env, 'API_REDIS_MEMORY_LIMIT', 0.9, 0.1, 1),
     shutdownGraceMs: intVar(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     exporterPort: intVar(env, 'EXPORTER_PORT', 9400, 0, 65535),
@@ -344,6 +353,8 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     apiMaxInflightJobs: config.apiMaxInflightJobs,
     apiInflightWaitMs: config.apiInflightWaitMs,
     apiKeepAliveTimeoutMs: config.apiKeepAliveTimeoutMs,
+    apiRedisWaitReplicas: config.apiRedisWaitReplicas,
+    apiRedisWaitTimeoutMs: config.apiRedisWaitTimeoutMs,
     apiRedisMemoryLimit: config.apiRedisMemoryLimit,
     shutdownGraceMs: config.shutdownGraceMs,
     exporterPort: config.exporterPort,

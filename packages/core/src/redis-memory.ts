@@ -82,3 +82,22 @@ export function serverAddressOfKey(client: RedisClient, key: string): string | u
   if (!(client instanceof Cluster)) return serverAddress(client);
   return client.slots[keySlot(key)]?.[0];
 }
+
+/** The connection that serves `key`: the client itself, or on a cluster its node for the key's slot. */
+export function serverOfKey(client: RedisClient, key: string): IORedis | undefined {
+  if (!(client instanceof Cluster)) return client;
+  const address = serverAddressOfKey(client, key);
+  return client.nodes('master').find((node) => serverAddress(node) === address);
+}
+
+/**
+ * Waits until `replicas` replicas have acknowledged every write this client has sent to the server
+ * of `key` so far (Redis's WAIT), for at most `timeoutMs`; resolves to how many did. Redis
+ * replicates asynchronously: a write the primary acknowledged is lost if it fails over before a
+ * replica has it, unless the writer waits for the replicas first.
+ */
+export async function waitForReplicas(client: RedisClient, key: string, replicas: number, timeoutMs: number): Promise<number> {
+  const server = serverOfKey(client, key);
+  if (!server) throw new Error(`no connection to the Redis server of ${key}`);
+  return Number(await server.call('WAIT', replicas, timeoutMs));
+}
