@@ -120,7 +120,7 @@ describe('producer API: Redis outages', () => {
     const refused = await waitUntil(
       async () => {
         const reply = await submit(api!);
-        return /ECONNREFUSED/.test(String(reply.body.detail)) && reply;
+        return /ECONNREFUSED/.test(String(reply.body.detail)) ? reply : undefined;
       },
       { what: 'the 503 to name the connection error' },
     );

@@ -69,7 +69,7 @@ describe('producer API: jobs on the replicas before the 201', () => {
     const retried = await waitUntil(
       async () => {
         const reply = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', idempotencyKey: 'once' } });
-        return reply.status === 200 && reply;
+        return reply.status === 200 ? reply : undefined;
       },
       { what: 'the retry to be answered' },
     );

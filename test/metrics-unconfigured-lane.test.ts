@@ -32,7 +32,9 @@ describe('jobs left in a lane the lanes file no longer names', () => {
 
   const env = (lanesFile: string) => ({ REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile, API_KEYS: `acme:${KEY}` });
   const unconfigured = async (exporter: AppProcess) =>
-    (await exporter.samples()).filter((s) => s.name === 'bullpen_unconfigured_lane_jobs').map((s) => ({ ...s.labels, value: s.value }));
+    (await exporter.samples())
+      .filter((s) => s.name === 'bullpen_unconfigured_lane_jobs')
+      .map((s) => ({ lane: s.labels.lane, state: s.labels.state, value: s.value }));
 
   it('are shown by the exporter until a worker finishes them', async () => {
     // The API of the old lanes file takes jobs into lane old, which nothing serves yet.
