@@ -228,7 +228,8 @@ describe('the metrics pipeline against a real Prometheus', () => {
 
   beforeAll(async () => {
     own = await startRedis(['--maxmemory', '1gb', '--maxmemory-policy', 'noeviction']);
-    base = { REDIS_URL: own.url, BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile };
+    // The failing server listens on loopback, which the http handler calls only when allowed.
+    base = { REDIS_URL: own.url, BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile, HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' };
     // A short leadership lease: the exporter SIGKILLed below cannot release it, and its restart
     // (another pid) takes the lead only once it has expired.
     exporterEnv = { ...base, API_KEYS: `acme:${TENANTS[0].key}`, EXPORTER_LEADER_LEASE_MS: '1000' };

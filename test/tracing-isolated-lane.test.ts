@@ -41,7 +41,8 @@ describe.each(ENCODINGS)('tracing through an isolated lane (OTLP protocol %s)', 
     downstreamUrl = `${downstream.url}/hook`;
     prefix = testPrefix('trace-iso');
     lanesFile = writeLanesFile({ lanes: { iso: { concurrency: 1, attempts: 1, isolated: true } } });
-    const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
+    // The downstream server listens on loopback, which the http handler calls only when allowed.
+    const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file, HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' };
     const config = loadConfig(env);
     redis = createRedis(standaloneUrl(config), 'worker', 'bullpen:test');
     queue = createLaneQueue(config, 'iso', redis);

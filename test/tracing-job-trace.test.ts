@@ -37,7 +37,8 @@ describe('one trace from the REST request to the handler', () => {
   beforeAll(async () => {
     tracing = startTracing(testConfig().tracing, 'bullpen-test', { exporter });
     config = testConfig({
-      env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug' },
+      // The downstream server listens on loopback, which the http handler calls only when allowed.
+      env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug', HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' },
       lanesFile: {
         lanes: {
           calls: { concurrency: 2, attempts: 3, backoff: { strategy: 'fixed', baseMs: BACKOFF_MS, capMs: 1000 } },
@@ -50,7 +51,7 @@ describe('one trace from the REST request to the handler', () => {
 
     const logger = createLogger('worker', 'debug');
     logLines = captureLogs(logger);
-    const registry = buildRegistry(undefined).register(stubborn, 'the test');
+    const registry = buildRegistry(undefined, config.httpHandlerAllowedHosts).register(stubborn, 'the test');
     stack = await startApiAndWorker({ config, apiKey: KEY, registry, workerLogger: logger });
   });
 

@@ -28,7 +28,8 @@ describe('with tracing off', () => {
 
   beforeAll(async () => {
     config = testConfig({
-      env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug' },
+      // The downstream server listens on loopback, which the http handler calls only when allowed.
+      env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug', HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' },
       lanesFile: { lanes: { calls: { concurrency: 2, attempts: 2, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } } } },
     });
     expect(config.tracing.enabled).toBe(false);
@@ -52,7 +53,7 @@ describe('with tracing off', () => {
 
     const logger = createLogger('worker', 'debug');
     logLines = captureLogs(logger);
-    stack = await startApiAndWorker({ config, apiKey: KEY, registry: buildRegistry(undefined), workerLogger: logger });
+    stack = await startApiAndWorker({ config, apiKey: KEY, registry: buildRegistry(undefined, config.httpHandlerAllowedHosts), workerLogger: logger });
   });
 
   afterAll(async () => {

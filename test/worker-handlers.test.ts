@@ -17,7 +17,8 @@ const lanesFile = {
 describe('built-in handlers', () => {
   let harness: WorkerHarness;
   beforeAll(async () => {
-    harness = await startWorkerHarness({ lanesFile });
+    // The http handler's test server listens on loopback, which it calls only when allowed.
+    harness = await startWorkerHarness({ lanesFile, env: { HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' } });
   });
   afterAll(async () => {
     await harness.close();

@@ -78,7 +78,7 @@ export class LaneWorker {
       logger,
     });
     this.pool = policy.isolated
-      ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, logLevel: config.logLevel, tracing: config.tracing, serviceName: WORKER_SERVICE_NAME }, logger })
+      ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, httpAllowedHosts: config.httpHandlerAllowedHosts, logLevel: config.logLevel, tracing: config.tracing, serviceName: WORKER_SERVICE_NAME }, logger })
       : undefined;
     this.runner = new AttemptRunner({
       ...deps,

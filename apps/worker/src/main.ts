@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   // Before anything else is loaded, handler modules included.
   const tracing = startTracing(config.tracing, WORKER_SERVICE_NAME);
   try {
-    registry = buildRegistry(config.handlersDir);
+    registry = buildRegistry(config.handlersDir, config.httpHandlerAllowedHosts);
   } catch (err) {
     exitOnConfigError(err);
   }

@@ -40,6 +40,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   EVENT_LOG_MAX_BYTES: ['worker', 'exporter'],
   EVENT_LOG_MAX_FILES: ['worker', 'exporter'],
   LOG_JOB_PAYLOADS: ['worker'],
+  HTTP_HANDLER_ALLOWED_HOSTS: ['worker'],
   LOG_REDACT_KEYS: ['worker'],
   EVENTS_MAX_LEN: ALL,
   EXPORTER_PORT: ['exporter'],

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors';
 import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
 import { parseApiKeys, type ApiKeyEntry } from './api-keys';
+import { invalidAllowedHost } from './http-destinations';
 import { describeRedisTarget, loadRedisTarget, type RedisTarget } from './redis-target';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -125,6 +126,11 @@ export interface BullpenConfig {
   readonly logJobPayloads: boolean;
   /** LOG_REDACT_KEYS: comma-separated keys whose values are redacted in logged payloads; default password,token,secret,authorization,apikey,api_key. */
   readonly logRedactKeys: ReadonlySet<string>;
+  /**
+   * HTTP_HANDLER_ALLOWED_HOSTS: comma-separated host names, `*.`domains, IP addresses and CIDR
+   * networks that the built-in http handler may call though they are not public; default none.
+   */
+  readonly httpHandlerAllowedHosts: readonly string[];
   /** EVENT_LOG_FILE: lifecycle event log (JSON lines); default off. */
   readonly eventLogFile: string | undefined;
   /** EVENT_LOG_MAX_BYTES: rotate the event log at this size; default 50 MiB. */
@@ -327,6 +333,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
         .map((k) => k.trim().toLowerCase())
         .filter(Boolean),
     ),
+    httpHandlerAllowedHosts: Object.freeze(allowedHosts(env)),
     eventLogFile: env.EVENT_LOG_FILE ? path.resolve(env.EVENT_LOG_FILE) : undefined,
     eventLogMaxBytes: intVar(env, 'EVENT_LOG_MAX_BYTES', 50 * 1024 * 1024, 1024, 1024 ** 4),
     eventLogMaxFiles: intVar(env, 'EVENT_LOG_MAX_FILES', 5, 0, 1000),
@@ -366,7 +373,21 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     workerHeapWarnMb: config.workerHeapWarnMb,
     tracing: config.tracing,
     logJobPayloads: config.logJobPayloads,
+    httpHandlerAllowedHosts: config.httpHandlerAllowedHosts,
     eventLogFile: config.eventLogFile ?? null,
     adminUi: config.adminUiPassword ? { user: config.adminUiUser, password: '***' } : 'off',
   };
+}
+
+/** HTTP_HANDLER_ALLOWED_HOSTS, each entry checked (http-destinations.ts). */
+function allowedHosts(env: Env): string[] {
+  const entries = (env.HTTP_HANDLER_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  for (const entry of entries) {
+    const invalid = invalidAllowedHost(entry);
+    if (invalid) throw new ConfigError(`HTTP_HANDLER_ALLOWED_HOSTS: ${invalid}`);
+  }
+  return entries;
 }

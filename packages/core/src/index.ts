@@ -28,3 +28,4 @@ export * from './config-variables';
 export * from './redis-memory';
 export * from './repeat-limiter';
 export * from './redis-access';
+export * from './http-destinations';

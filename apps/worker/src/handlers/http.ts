@@ -1,8 +1,17 @@
-// `http` {url, method?, headers?, body?, connectTimeoutMs?, timeoutMs?}: one request with global
-// fetch. Network errors and 5xx are retryable; 429, and 503 with Retry-After, are rate limits whose
-// Retry-After delays the next attempt; 408 is a retryable timeout; other 4xx are permanent. The call
-// is a CLIENT span under the attempt's span and sends traceparent downstream.
-import { PermanentError, RateLimitedError, RetryableError, type BullpenError } from '@bullpen/core';
+// `http` {url, method?, headers?, body?, connectTimeoutMs?, timeoutMs?}: one request, following up
+// to five redirects. Network errors and 5xx are retryable; 429, and 503 with Retry-After, are rate
+// limits whose Retry-After delays the next attempt; 408 is a retryable timeout; other 4xx are
+// permanent. The call is a CLIENT span under the attempt's span and sends traceparent downstream.
+// It connects only to public addresses and those HTTP_HANDLER_ALLOWED_HOSTS names
+// (http-destinations.ts in core): the check runs on the addresses the connection is made to, in
+// the lookup that resolves each host, so a name that resolves one way when checked and another
+// when connected, or a redirect to an internal address, cannot get past it. Node's http client
+// rather than fetch for that reason: fetch takes no lookup of its own.
+import dns from 'node:dns';
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import { HttpDestinations, PermanentError, RateLimitedError, RetryableError, type BullpenError } from '@bullpen/core';
 import { z } from 'zod';
 import { defineHandler } from '../handler';
 import { recordRequestError, recordResponse, startClientSpan } from './http-client-span';
@@ -49,56 +58,144 @@ export interface HttpResult {
   truncated: boolean;
 }
 
-export const httpHandler = defineHandler({
-  name: 'http',
-  payload: httpPayload,
-  run: async (request, { signal }): Promise<HttpResult> => {
-    const target = `${request.method} ${redactUrl(request.url)}`;
-    const local = new AbortController();
-    const limit = (ms: number | undefined, error: () => BullpenError) =>
-      ms === undefined ? undefined : setTimeout(() => local.abort(error()), ms);
-    const connectTimer = limit(
-      request.connectTimeoutMs,
-      () => new RetryableError(`${target}: no response within connectTimeoutMs (${request.connectTimeoutMs} ms)`, 'network'),
-    );
-    const totalTimer = limit(
-      request.timeoutMs,
-      () => new RetryableError(`${target}: not finished within timeoutMs (${request.timeoutMs} ms)`, 'timeout'),
-    );
-    const combined = AbortSignal.any([signal, local.signal]);
-    const init = requestBody(request);
-    // A child of the attempt's span (the handler runs in its context); sends traceparent.
-    const span = startClientSpan(request.method, request.url, init.headers);
-    let status: number | undefined;
-    try {
-      let response: Response;
+/** Redirects followed before a request fails. */
+export const MAX_REDIRECTS = 5;
+
+/** The http handler, calling public addresses and those `destinations` allows. */
+export function createHttpHandler(destinations: HttpDestinations = new HttpDestinations()) {
+  return defineHandler({
+    name: 'http',
+    payload: httpPayload,
+    run: async (request, { signal }): Promise<HttpResult> => {
+      const target = `${request.method} ${redactUrl(request.url)}`;
+      const local = new AbortController();
+      const limit = (ms: number | undefined, error: () => BullpenError) =>
+        ms === undefined ? undefined : setTimeout(() => local.abort(error()), ms);
+      const connectTimer = limit(
+        request.connectTimeoutMs,
+        () => new RetryableError(`${target}: no response within connectTimeoutMs (${request.connectTimeoutMs} ms)`, 'network'),
+      );
+      const totalTimer = limit(
+        request.timeoutMs,
+        () => new RetryableError(`${target}: not finished within timeoutMs (${request.timeoutMs} ms)`, 'timeout'),
+      );
+      const combined = AbortSignal.any([signal, local.signal]);
+      const init = requestBody(request);
+      // A child of the attempt's span (the handler runs in its context); sends traceparent.
+      const span = startClientSpan(request.method, request.url, init.headers);
+      let status: number | undefined;
       try {
-        response = await fetch(request.url, { method: request.method, ...init, signal: combined });
+        let response: Answer;
+        try {
+          const headers = Object.fromEntries(init.headers.entries());
+          response = await send(new URL(request.url), request.method, headers, init.body, combined, destinations, 0);
+        } catch (err) {
+          throw abortReason(signal, local.signal) ?? requestError(target, err);
+        }
+        clearTimeout(connectTimer);
+        status = response.status;
+        recordResponse(span, status);
+        let body: { text: string; truncated: boolean };
+        try {
+          body = await readLimited(response.body, HTTP_BODY_MAX_BYTES);
+        } catch (err) {
+          throw abortReason(signal, local.signal) ?? requestError(target, err);
+        }
+        if (response.status >= 400) throw statusError(target, response, body.text);
+        return { status: response.status, body: decodeBody(response, body), truncated: body.truncated };
       } catch (err) {
-        throw abortReason(signal, local.signal) ?? networkError(target, err);
+        // An error status is on the span already; what is left is a request that got no answer.
+        if (status === undefined || status < 400) recordRequestError(span, errorTypeOf(err), (err as Error)?.message ?? String(err));
+        throw err;
+      } finally {
+        span.end();
+        clearTimeout(connectTimer);
+        clearTimeout(totalTimer);
       }
-      clearTimeout(connectTimer);
-      status = response.status;
-      recordResponse(span, status);
-      let body: { text: string; truncated: boolean };
-      try {
-        body = await readLimited(response, HTTP_BODY_MAX_BYTES);
-      } catch (err) {
-        throw abortReason(signal, local.signal) ?? networkError(target, err);
-      }
-      if (response.status >= 400) throw statusError(target, response, body.text);
-      return { status: response.status, body: decodeBody(response, body), truncated: body.truncated };
-    } catch (err) {
-      // An error status is on the span already; what is left is a request that got no answer.
-      if (status === undefined || status < 400) recordRequestError(span, errorTypeOf(err), (err as Error)?.message ?? String(err));
-      throw err;
-    } finally {
-      span.end();
-      clearTimeout(connectTimer);
-      clearTimeout(totalTimer);
-    }
-  },
-});
+    },
+  });
+}
+
+export const httpHandler = createHttpHandler();
+
+/** A response whose headers have arrived; its body is still to be read. */
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: IncomingMessage;
+}
+
+/** The code of the error a lookup fails with when the handler may not call the host. */
+const DESTINATION_REFUSED = 'EBULLPEN_DESTINATION';
+
+function refusedDestination(message: string): Error {
+  return Object.assign(new Error(message), { code: DESTINATION_REFUSED });
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Request headers not sent on to another origin when a redirect leads there (as fetch does). */
+const CREDENTIALS = ['authorization', 'cookie', 'proxy-authorization'];
+
+/**
+ * One request, and the redirects that follow it. Each connection resolves its host through
+ * `destinations` (an IP address in the URL is checked here, as nothing looks it up).
+ */
+async function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  signal: AbortSignal,
+  destinations: HttpDestinations,
+  redirects: number,
+): Promise<Answer> {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host)) {
+    const refusal = destinations.refusal(host, [host]);
+    if (refusal) throw refusedDestination(refusal);
+  }
+  const lookup: LookupFunction = (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const refusal = destinations.refusal(hostname, addresses.map((a) => a.address));
+      if (refusal) return callback(refusedDestination(refusal), '', 0);
+      const first = addresses[0];
+      if (options.all) (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
+      else if (first) callback(null, first.address, first.family);
+      else callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0);
+    });
+  };
+  const client = url.protocol === 'https:' ? https : http;
+  const answer = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = client.request(url, { method, headers, signal, lookup }, resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+  const status = answer.statusCode ?? 0;
+  const location = answer.headers.location;
+  if (!REDIRECTS.has(status) || location === undefined) return { status, headers: toHeaders(answer.headers), body: answer };
+  answer.resume();
+  if (redirects >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+  const next = new URL(location, url);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw refusedDestination(`a redirect to ${next.protocol} is not followed`);
+  // 303, and 301/302 after a POST, continue as a GET without the body; the rest repeat the request.
+  const asGet = status === 303 || ((status === 301 || status === 302) && method === 'POST');
+  const nextHeaders = Object.fromEntries(
+    Object.entries(headers).filter(
+      ([name]) => !(asGet && name.startsWith('content-')) && !(next.origin !== url.origin && CREDENTIALS.includes(name)),
+    ),
+  );
+  return send(next, asGet ? 'GET' : method, nextHeaders, asGet ? undefined : body, signal, destinations, redirects + 1);
+}
+
+function toHeaders(incoming: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
+  }
+  return headers;
+}
 
 function requestBody(request: z.output<typeof httpPayload>): { headers: Headers; body?: string } {
   const headers = new Headers(request.headers);
@@ -119,14 +216,15 @@ function abortReason(...signals: AbortSignal[]): unknown {
   return signals.find((s) => s.aborted)?.reason;
 }
 
-function networkError(target: string, err: unknown): RetryableError {
-  // fetch rejects with TypeError('fetch failed') whose cause carries the socket error's code.
-  const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
-  const detail = typeof cause?.code === 'string' ? cause.code : String(cause?.message ?? (err as Error).message);
+/** A request that got no answer: a destination the handler may not call (permanent), or the network. */
+function requestError(target: string, err: unknown): BullpenError {
+  const code = (err as { code?: unknown }).code;
+  if (code === DESTINATION_REFUSED) return new PermanentError(`${target}: ${(err as Error).message}`, 'validation');
+  const detail = typeof code === 'string' ? code : String((err as Error)?.message ?? err);
   return new RetryableError(`${target}: request failed (${detail})`, 'network', { cause: err });
 }
 
-function statusError(target: string, response: Response, text: string): BullpenError {
+function statusError(target: string, response: Answer, text: string): BullpenError {
   const snippet = text.length > ERROR_SNIPPET_CHARS ? `${text.slice(0, ERROR_SNIPPET_CHARS)}…` : text;
   const message = `${target}: HTTP ${response.status}${snippet ? ` ${snippet}` : ''}`;
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
@@ -147,20 +245,16 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-async function readLimited(response: Response, maxBytes: number): Promise<{ text: string; truncated: boolean }> {
-  if (!response.body) return { text: '', truncated: false };
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
+async function readLimited(body: IncomingMessage, maxBytes: number): Promise<{ text: string; truncated: boolean }> {
+  const chunks: Buffer[] = [];
   let size = 0;
   let truncated = false;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).byteLength;
     if (size > maxBytes) {
       truncated = true;
-      await reader.cancel();
+      body.destroy();
       break;
     }
   }
@@ -168,7 +262,7 @@ async function readLimited(response: Response, maxBytes: number): Promise<{ text
   return { text: new TextDecoder().decode(bytes), truncated };
 }
 
-function decodeBody(response: Response, body: { text: string; truncated: boolean }): unknown {
+function decodeBody(response: Answer, body: { text: string; truncated: boolean }): unknown {
   const type = response.headers.get('content-type') ?? '';
   if (!body.truncated && /[/+]json\b/i.test(type) && body.text !== '') {
     try {

@@ -18,6 +18,8 @@ import type { JobProgress } from 'bullmq';
 export interface ThreadData {
   /** HANDLERS_DIR, loaded by the thread as the worker process loads it. */
   handlersDir: string | undefined;
+  /** HTTP_HANDLER_ALLOWED_HOSTS, for the thread's http handler. */
+  httpAllowedHosts: readonly string[];
   logLevel: LogLevel;
   /** The worker's tracing settings: a thread exports its handlers' spans as the worker does. */
   tracing: TracingConfig;

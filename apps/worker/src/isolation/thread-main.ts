@@ -21,7 +21,7 @@ const post = (message: FromThread) => port.postMessage(message);
 
 let registry: HandlerRegistry | undefined;
 try {
-  registry = buildRegistry(data.handlersDir);
+  registry = buildRegistry(data.handlersDir, data.httpAllowedHosts);
 } catch (err) {
   post({ type: 'fatal', error: serializeError(err) });
 }
