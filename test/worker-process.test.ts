@@ -136,6 +136,27 @@ describe('the worker process', () => {
     expect(worker.stdout()).not.toContain('handlers still running');
   });
 
+  it('exits on SIGTERM while Redis hangs, dropping the connections it cannot close', async () => {
+    const redis = await startRedis();
+    cleanups.push(async () => {
+      redis.child.kill('SIGCONT');
+      await redis.stop();
+      removeDir(redis.dir);
+    });
+    const lanesFile = writeLanesFile({ lanes: { work: { concurrency: 1 } } });
+    cleanups.push(lanesFile.cleanup);
+    const worker = spawnWorker({ REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file, SHUTDOWN_GRACE_MS: '300' });
+    workers.push(worker);
+    await worker.started();
+    // Redis stops answering but keeps its connections open (a hung server, a partition without a
+    // reset): nothing the worker sends on closing is ever answered.
+    redis.child.kill('SIGSTOP');
+
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    expect(worker.stdout()).toContain('closing its connections without them');
+    expect(worker.stdout()).toContain('"msg":"worker stopped"');
+  });
+
   it('prints a configuration error and exits 1', async () => {
     const worker = spawnWorker({ REDIS_URL: redisUrl(), LANES_FILE: '/nonexistent/lanes.json' });
     workers.push(worker);

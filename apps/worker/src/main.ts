@@ -70,6 +70,8 @@ async function main(): Promise<void> {
   try {
     await runtime.start();
   } catch (err) {
+    // Stopped before it got started (Redis out of reach): the shutdown dropped the connections.
+    if (stopping) return;
     // BullMQ does not retry a connection whose setup Redis refused (its INFO, say): say what to grant.
     if (!accessRefusalOf(err)) throw err;
     logger.error('cannot start', { error: explainAccessRefusal(err as Error, config.redis, config.prefix) });

@@ -326,14 +326,31 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       // No job was running: BullMQ's pause was waiting on Redis (unreachable while stopping).
       this.logger.warn('shutdown grace period ended before the lanes stopped taking jobs; no handler was running', { graceMs });
     }
-    await Promise.all(workers.map((w) => w.close(!inTime)));
-    await this.completedEvents?.close();
+    const teardown = this.closeAll(workers, !inTime);
+    // Closing waits for Redis to take the last writes and QUITs; with Redis unreachable or refusing
+    // the credentials (a worker that never got started, say) that never comes: drop the rest.
+    if (!(await settlesWithin(teardown, TEARDOWN_BOUND_MS))) {
+      this.logger.warn('Redis did not take the worker\'s last writes in time; closing its connections without them', {
+        boundMs: TEARDOWN_BOUND_MS,
+      });
+      for (const worker of workers) void worker.disconnect();
+      for (const queue of this.queues) void queue.disconnect().catch(() => undefined);
+      void this.cancellation?.close();
+      this.connection?.disconnect();
+    }
     this.stopLifecycleLog?.();
     await this.lifecycleLog?.close();
-    await this.cancellation?.close();
-    await Promise.all(this.queues.map((q) => q.close()));
     this.queueErrorLog.close();
     this.redisWatch.close();
+    this.state = 'closed';
+  }
+
+  /** Closes the lanes, the buffered completions, the cancel listener, the queues and the connection. */
+  private async closeAll(workers: readonly LaneWorker[], force: boolean): Promise<void> {
+    await Promise.all(workers.map((w) => w.close(force)));
+    await this.completedEvents?.close();
+    await this.cancellation?.close();
+    await Promise.all(this.queues.map((q) => q.close()));
     if (this.connection) {
       try {
         await this.connection.quit();
@@ -341,9 +358,11 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         this.connection.disconnect();
       }
     }
-    this.state = 'closed';
   }
 }
+
+/** How long closing the connections may take after the lanes have stopped (or the grace period ended). */
+export const TEARDOWN_BOUND_MS = 5000;
 
 /** Whether `promise` settles within ms; a rejection counts as settled (and is swallowed). */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
