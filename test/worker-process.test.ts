@@ -6,7 +6,7 @@ import { createLaneQueue, createRedis, loadConfig, wrapJobData, type BullpenConf
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
 import { cleanupPrefix, standaloneUrl } from './support/config';
-import { removeDir, startRedis } from './support/redis-server';
+import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { FIXTURE_HANDLERS_DIR, WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
 
@@ -117,26 +117,8 @@ describe('the worker process', () => {
     expect(worker.stdout()).toContain('shutdown grace period ended with handlers still running');
   });
 
-  it('exits 0 after the grace period while Redis is down, without claiming handlers were running', async () => {
-    const redis = await startRedis();
-    cleanups.push(async () => {
-      await redis.stop();
-      removeDir(redis.dir);
-    });
-    const lanesFile = writeLanesFile({ lanes: { work: { concurrency: 1 } } });
-    cleanups.push(lanesFile.cleanup);
-    const worker = spawnWorker({ REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file, SHUTDOWN_GRACE_MS: '300' });
-    workers.push(worker);
-    await worker.started();
-    await redis.stop();
-    await waitUntil(async () => worker.stdout().includes('"msg":"cannot reach redis"'), { what: 'the worker to lose Redis' });
-
-    expect(await worker.stop('SIGTERM')).toBe(0);
-    expect(worker.stdout()).toContain('shutdown grace period ended before the lanes stopped taking jobs; no handler was running');
-    expect(worker.stdout()).not.toContain('handlers still running');
-  });
-
-  it('exits on SIGTERM while Redis hangs, dropping the connections it cannot close', async () => {
+  /** A started worker with a short grace period on a Redis of its own, for the test to stop or freeze. */
+  async function workerOnOwnRedis(): Promise<{ redis: RedisProcess; worker: WorkerProcess }> {
     const redis = await startRedis();
     cleanups.push(async () => {
       redis.child.kill('SIGCONT');
@@ -148,6 +130,21 @@ describe('the worker process', () => {
     const worker = spawnWorker({ REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file, SHUTDOWN_GRACE_MS: '300' });
     workers.push(worker);
     await worker.started();
+    return { redis, worker };
+  }
+
+  it('exits 0 after the grace period while Redis is down, without claiming handlers were running', async () => {
+    const { redis, worker } = await workerOnOwnRedis();
+    await redis.stop();
+    await waitUntil(async () => worker.stdout().includes('"msg":"cannot reach redis"'), { what: 'the worker to lose Redis' });
+
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    expect(worker.stdout()).toContain('shutdown grace period ended before the lanes stopped taking jobs; no handler was running');
+    expect(worker.stdout()).not.toContain('handlers still running');
+  });
+
+  it('exits on SIGTERM while Redis hangs, dropping the connections it cannot close', async () => {
+    const { redis, worker } = await workerOnOwnRedis();
     // Redis stops answering but keeps its connections open (a hung server, a partition without a
     // reset): nothing the worker sends on closing is ever answered.
     redis.child.kill('SIGSTOP');
