@@ -40,11 +40,18 @@ export class ReplicaWait {
 
   /**
    * Resolves once the configured replicas hold every write sent so far to the lane's server;
-   * throws NotReplicatedError when fewer confirm in time, or the guard's errors.
+   * throws NotReplicatedError when fewer confirm in time. Any failure here is an outcome unknown:
+   * the writes are on the primary already, so no answer may say that nothing was written.
    */
   async confirm(lane: string): Promise<void> {
     if (!this.enabled) return;
-    const acknowledged = await this.guard.run(() => waitForReplicas(this.redis, lanePrefix(this.config.prefix, lane), this.replicas, this.timeoutMs));
+    let acknowledged: number;
+    try {
+      acknowledged = await this.guard.run(() => waitForReplicas(this.redis, lanePrefix(this.config.prefix, lane), this.replicas, this.timeoutMs));
+    } catch (err) {
+      if (err instanceof RedisOutcomeUnknownError) throw err;
+      throw new RedisOutcomeUnknownError(`the replicas could not be asked: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
     if (acknowledged < this.replicas) throw new NotReplicatedError(acknowledged, this.replicas, this.timeoutMs);
   }
 }
