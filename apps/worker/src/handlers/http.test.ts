@@ -4,6 +4,7 @@
 // addresses it connects to, and again on every redirect.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import zlib from 'node:zlib';
 import { HttpDestinations, PermanentError, createLogger } from '@bullpen/core';
 import type { HandlerContext } from '../handler';
 import { createHttpHandler, type HttpResult } from './http';
@@ -19,6 +20,9 @@ describe('the http handler’s destinations', () => {
       if (req.url === '/to-metadata') res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
       else if (req.url === '/to-ok') res.writeHead(302, { location: '/ok' }).end();
       else if (req.url === '/loop') res.writeHead(302, { location: '/loop' }).end();
+      else if (req.url === '/gzip' && /gzip/.test(String(req.headers['accept-encoding']))) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(zlib.gzipSync(JSON.stringify({ packed: true })));
+      }
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path: req.url }));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -78,6 +82,20 @@ describe('the http handler’s destinations', () => {
   it('calls what HTTP_HANDLER_ALLOWED_HOSTS names, as an address or a network', async () => {
     expect(await call(['127.0.0.1'], `http://127.0.0.1:${port}/a`)).toMatchObject({ status: 200, body: { path: '/a' } });
     expect(await call(['127.0.0.0/8'], `http://127.0.0.1:${port}/b`)).toMatchObject({ status: 200, body: { path: '/b' } });
+  });
+
+  it('asks for compressed answers and decodes them, as fetch does', async () => {
+    expect(await call(['127.0.0.1'], `http://127.0.0.1:${port}/gzip`)).toMatchObject({ status: 200, body: { packed: true } });
+  });
+
+  it('fails a header Node will not send permanently, as validation', async () => {
+    const handler = createHttpHandler(new HttpDestinations(['127.0.0.1']));
+    const err = await Promise.resolve(handler.run(handler.parse({ url: `http://127.0.0.1:${port}/h`, headers: { 'x-note': 'a\nb' } }), ctx())).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).errorClass).toBe('validation');
+    expect(hits).toEqual([]);
   });
 
   it('follows redirects, checking each one: none to the metadata service, none forever', async () => {

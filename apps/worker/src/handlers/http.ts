@@ -11,6 +11,8 @@ import dns from 'node:dns';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
+import type { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import { HttpDestinations, PermanentError, RateLimitedError, RetryableError, type BullpenError } from '@bullpen/core';
 import { z } from 'zod';
 import { defineHandler } from '../handler';
@@ -68,6 +70,8 @@ export function createHttpHandler(destinations: HttpDestinations = new HttpDesti
     payload: httpPayload,
     run: async (request, { signal }): Promise<HttpResult> => {
       const target = `${request.method} ${redactUrl(request.url)}`;
+      // Before the timers: a request that cannot be made leaves none behind.
+      const init = headersAndBody(target, request);
       const local = new AbortController();
       const limit = (ms: number | undefined, error: () => BullpenError) =>
         ms === undefined ? undefined : setTimeout(() => local.abort(error()), ms);
@@ -80,7 +84,6 @@ export function createHttpHandler(destinations: HttpDestinations = new HttpDesti
         () => new RetryableError(`${target}: not finished within timeoutMs (${request.timeoutMs} ms)`, 'timeout'),
       );
       const combined = AbortSignal.any([signal, local.signal]);
-      const init = requestBody(request);
       // A child of the attempt's span (the handler runs in its context); sends traceparent.
       const span = startClientSpan(request.method, request.url, init.headers);
       let status: number | undefined;
@@ -122,7 +125,24 @@ export const httpHandler = createHttpHandler();
 interface Answer {
   status: number;
   headers: Headers;
-  body: IncomingMessage;
+  /** Decoded when the server compressed it. */
+  body: Readable;
+}
+
+/** What the handler asks servers for and decodes, as fetch does. */
+const ACCEPT_ENCODING = 'gzip, deflate, br';
+
+/** The response's body, decompressed when its Content-Encoding says so. */
+function decoded(answer: IncomingMessage): Readable {
+  const encoding = String(answer.headers['content-encoding'] ?? '').trim().toLowerCase();
+  const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? zlib.createGunzip() : encoding === 'deflate' ? zlib.createInflate() : encoding === 'br' ? zlib.createBrotliDecompress() : undefined;
+  if (!decoder) return answer;
+  answer.on('error', (err) => decoder.destroy(err));
+  // A body cut at its limit is destroyed on the decoder's side: let go of the response too.
+  decoder.on('close', () => {
+    if (!answer.complete) answer.destroy();
+  });
+  return answer.pipe(decoder);
 }
 
 /** The code of the error a lookup fails with when the handler may not call the host. */
@@ -166,14 +186,15 @@ async function send(
     });
   };
   const client = url.protocol === 'https:' ? https : http;
+  const sent = { 'accept-encoding': ACCEPT_ENCODING, ...headers };
   const answer = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = client.request(url, { method, headers, signal, lookup }, resolve);
+    const req = client.request(url, { method, headers: sent, signal, lookup }, resolve);
     req.on('error', reject);
     req.end(body);
   });
   const status = answer.statusCode ?? 0;
   const location = answer.headers.location;
-  if (!REDIRECTS.has(status) || location === undefined) return { status, headers: toHeaders(answer.headers), body: answer };
+  if (!REDIRECTS.has(status) || location === undefined) return { status, headers: toHeaders(answer.headers), body: decoded(answer) };
   answer.resume();
   if (redirects >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
   const next = new URL(location, url);
@@ -195,6 +216,15 @@ function toHeaders(incoming: IncomingHttpHeaders): Headers {
     for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
   }
   return headers;
+}
+
+/** The request's headers and body; a header no HTTP request can carry (a newline in it) fails the job for good. */
+function headersAndBody(target: string, request: z.output<typeof httpPayload>): { headers: Headers; body?: string } {
+  try {
+    return requestBody(request);
+  } catch (err) {
+    throw new PermanentError(`${target}: ${(err as Error).message}`, 'validation');
+  }
 }
 
 function requestBody(request: z.output<typeof httpPayload>): { headers: Headers; body?: string } {
@@ -245,7 +275,7 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-async function readLimited(body: IncomingMessage, maxBytes: number): Promise<{ text: string; truncated: boolean }> {
+async function readLimited(body: Readable, maxBytes: number): Promise<{ text: string; truncated: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
   let truncated = false;
