@@ -16,9 +16,7 @@ async function main(): Promise<void> {
     redisUp = true;
     logger.info('redis ready', { redis: describeRedisTarget(config.redis) });
     // Known to the exporter even after a lanes file drops one of them with jobs still in it.
-    registerLanes(redis, config.prefix, config.laneNames).catch((err: unknown) =>
-      logger.warn('could not record the lanes in the lane registry', { error: (err as Error).message }),
-    );
+    void registerLanes(redis, config.prefix, config.laneNames, logger);
   });
   redis.on('close', () => {
     if (!redisUp) return;

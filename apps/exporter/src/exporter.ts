@@ -164,9 +164,7 @@ export class Exporter {
       logger: this.logger,
       access: this.redisWatch,
       onElected: () => {
-        registerLanes(this.sampleRedis!, core.prefix, core.laneNames).catch((err: unknown) =>
-          this.logger.warn('could not record the lanes in the lane registry', { error: (err as Error).message }),
-        );
+        void registerLanes(this.sampleRedis!, core.prefix, core.laneNames, this.logger);
         this.eventLog?.start();
         for (const reader of this.readers) reader.start();
       },

@@ -193,9 +193,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       else await queue.removeGlobalConcurrency();
     }
     // Known to the exporter even after a lanes file drops one of them with jobs still in it.
-    await registerLanes(this.connection, config.prefix, this.lanes).catch((err: unknown) =>
-      this.logger.warn('could not record the lanes in the lane registry', { error: (err as Error).message }),
-    );
+    await registerLanes(this.connection, config.prefix, this.lanes, this.logger);
     this.cancellation = new CancellationListener(
       config,
       this.logger,

@@ -5,6 +5,7 @@ import type { RedisClient } from './redis';
 import type { BullpenConfig } from './config';
 import { lanePrefix, laneRegistryKey } from './keys';
 import type { LanePolicy } from './lanes';
+import type { Logger } from './logger';
 
 /** The custom backoff type bullpen's workers resolve from the lane policy and the job. */
 export const BULLPEN_BACKOFF_TYPE = 'bullpen';
@@ -37,10 +38,16 @@ export function laneRetention(policy: LanePolicy): { removeOnComplete: KeepJobs;
 
 /**
  * Adds `lanes` to the prefix's lane registry (laneRegistryKey). Each app does at start, so that a
- * lane later dropped from the lanes file, jobs and all, is still known to the exporter.
+ * lane later dropped from the lanes file, jobs and all, is still known to the exporter. Best effort:
+ * a failure (Redis full, say) is logged and the app goes on; it records them again at its next start.
  */
-export async function registerLanes(redis: RedisClient, prefix: string, lanes: readonly string[]): Promise<void> {
-  if (lanes.length > 0) await redis.sadd(laneRegistryKey(prefix), ...lanes);
+export async function registerLanes(redis: RedisClient, prefix: string, lanes: readonly string[], logger: Logger): Promise<void> {
+  if (lanes.length === 0) return;
+  try {
+    await redis.sadd(laneRegistryKey(prefix), ...lanes);
+  } catch (err) {
+    logger.warn('could not record the lanes in the lane registry', { error: (err as Error).message });
+  }
 }
 
 export function createLaneQueue(config: BullpenConfig, lane: string, connection: RedisClient): Queue {
