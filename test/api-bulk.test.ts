@@ -42,7 +42,7 @@ describe('producer API: bulk submission', () => {
         index: 1,
         status: 'invalid',
         code: 'validation_failed',
-        errors: [{ field: 'body.jobs[1].priority', message: 'expected an integer from 1 to 2097152' }],
+        errors: [{ field: 'body.jobs[1].priority', message: 'expected an integer from 1 to 2097151' }],
       },
       { index: 2, status: 'invalid', code: 'validation_failed', errors: [{ field: 'body.jobs[2]', message: 'expected a JSON object' }] },
       {

@@ -232,7 +232,7 @@ describe('producer API: jobs', () => {
     );
     expect(job.required).toEqual(['name']);
     expect(job.additionalProperties).toBe(false);
-    expect(job.properties.priority).toMatchObject({ type: 'integer', minimum: 1, maximum: 2097152 });
+    expect(job.properties.priority).toMatchObject({ type: 'integer', minimum: 1, maximum: 2097151 });
     expect(reply.body.components.schemas.BulkSubmission.properties.jobs.items).toEqual({ $ref: '#/components/schemas/JobSubmission' });
     expect(reply.body.paths['/v1/lanes/{lane}/jobs'].post.responses['429']).toBeDefined();
   });

@@ -6,7 +6,7 @@ import { Job } from 'bullmq';
 import { admissionKey } from '@bullpen/core';
 import { ProblemError } from '../apps/api/src/problem';
 import { JobProducer } from '../apps/api/src/producer';
-import { RedisGuard } from '../apps/api/src/redis-guard';
+import { RedisGuard, RedisOutcomeUnknownError } from '../apps/api/src/redis-guard';
 import { BatchedAddError, SubmitBatcher } from '../apps/api/src/submit-batcher';
 import { prepareJob } from '../apps/api/src/submission';
 import { testConfig } from './support/config';
@@ -70,6 +70,27 @@ describe('single submissions made in one turn', () => {
       expect(err).toBeInstanceOf(BatchedAddError);
       expect({ step: err.step, cause: (err.cause as Error).message }).toEqual({ step: 'add', cause: 'boom' });
     }
+    await waitUntil(async () => (await redis.zcard(admissionKey(config.prefix, 'wide'))) === 0, { what: 'the reservations to be given back' });
+  });
+
+  it('fails only the job whose options BullMQ refuses, and does not report the others as maybe enqueued', async () => {
+    const { config, redis, lanes } = side;
+    const batcher = new SubmitBatcher({ config, redis, guard: new RedisGuard(redis), lanes });
+    const policy = config.lanes.wide!;
+    const prepared = (priority?: number) =>
+      prepareJob({ name: 'noop', data: {}, ...(priority ? { priority } : {}) }, { tenant: 'acme', policy, jobId: randomUUID(), nowMs: Date.now() });
+    // BullMQ refuses a priority past its limit before sending anything; the schema keeps the API's
+    // own requests below it, so the refused job stands for any job BullMQ will not take.
+    const jobs = [prepared(), prepared(2 ** 21), prepared(), prepared(3)];
+    const settled = await Promise.allSettled(jobs.map((job) => batcher.add('wide', policy, job)));
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const refused = (settled[1] as PromiseRejectedResult).reason as BatchedAddError;
+    expect(refused).toBeInstanceOf(BatchedAddError);
+    expect(refused.cause).not.toBeInstanceOf(RedisOutcomeUnknownError);
+    expect((refused.cause as Error).message).toMatch(/Priority should be between/);
+    const queue = side.lanes.queue('wide');
+    for (const i of [0, 2, 3]) expect(await Job.fromId(queue, jobs[i]!.jobId)).toBeDefined();
+    expect(await Job.fromId(queue, jobs[1]!.jobId)).toBeUndefined();
     await waitUntil(async () => (await redis.zcard(admissionKey(config.prefix, 'wide'))) === 0, { what: 'the reservations to be given back' });
   });
 

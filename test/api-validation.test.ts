@@ -40,10 +40,23 @@ const cases: Case[] = [
     code: 'validation_failed',
     errors: [
       { field: 'body.name', message: /job name/ },
-      { field: 'body.priority', message: 'expected an integer from 1 to 2097152' },
+      { field: 'body.priority', message: 'expected an integer from 1 to 2097151' },
       { field: 'body.delayMs', message: 'expected an integer from 0 to 31536000000' },
       { field: 'body.attempts', message: 'expected an integer from 1 to 100' },
       { field: 'body.surprise', message: 'unknown field' },
+    ],
+  },
+  {
+    // Past BullMQ's own bound, BullMQ would refuse the job after admission; past Node's longest
+    // timer, the attempt would time out after 1 ms.
+    what: 'a priority BullMQ refuses and a timeout no timer can keep',
+    path: jobs,
+    request: { body: { name: 'noop', priority: 2 ** 21, timeoutMs: 2 ** 31 } },
+    status: 400,
+    code: 'validation_failed',
+    errors: [
+      { field: 'body.priority', message: 'expected an integer from 1 to 2097151' },
+      { field: 'body.timeoutMs', message: 'expected an integer from 1 to 2147483647' },
     ],
   },
   {

@@ -18,19 +18,38 @@ export function createApiRedis(target: RedisTarget | string, name?: string): Red
   return createRedis(target, 'producer', name, { commandTimeoutMs: 5 * REDIS_CALL_TIMEOUT_MS });
 }
 
+/** The error classes (redis-errors, ioredis) of a connection aborted, refused or garbled. */
+const CONNECTION_FAILURE_NAMES = new Set(['AbortError', 'InterruptError', 'MaxRetriesPerRequestError', 'ClusterAllFailedError', 'ParserError']);
+
+/** What ioredis says when a command cannot be sent or answered for want of a connection. */
+const CONNECTION_FAILURE_MESSAGES = [
+  'Connection is closed',
+  'Command timed out',
+  "Stream isn't writeable",
+  "Cluster isn't ready",
+  'Cluster is disconnect',
+  'Cluster is ended',
+  'None of startup nodes is available',
+  'Too many Cluster redirections',
+  'Node is disconnected',
+  'Failed to refresh slots cache',
+  'Socket timeout',
+  'All sentinels are unreachable',
+];
+
 /**
- * ioredis reports a lost or unwritable connection and a command timeout as plain Errors, so the
- * failure is classified by what it is not: neither a reply from Redis (a script error, a wrong
- * type) nor a programming error. Those are bugs and must surface as such, not as an outage.
+ * Whether a call failed for want of a connection: ioredis reports that with plain Errors, known by
+ * their messages and the socket's error codes, or with an AbortError (MaxRetriesPerRequestError).
+ * Anything else — a reply from Redis, BullMQ refusing a job's options before sending anything, a
+ * programming error — is not an outage and must not be reported as one: a refused job is not
+ * "maybe enqueued", and it must not fail the other jobs sent with it.
  */
 export function isConnectionFailure(err: unknown): boolean {
-  return !(
-    err instanceof ReplyError ||
-    err instanceof TypeError ||
-    err instanceof RangeError ||
-    err instanceof ReferenceError ||
-    err instanceof SyntaxError
-  );
+  if (!(err instanceof Error) || err instanceof ReplyError) return false;
+  if (CONNECTION_FAILURE_NAMES.has(err.name)) return true;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && /^(E[A-Z]+|EAI_[A-Z]+)$/.test(code)) return true;
+  return CONNECTION_FAILURE_MESSAGES.some((message) => err.message.startsWith(message));
 }
 
 /**

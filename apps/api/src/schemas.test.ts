@@ -30,7 +30,7 @@ describe('jobSubmissionSchema', () => {
       'body.deadlineMs',
       'body.timeoutMs',
     ]);
-    expect(parsed.errors.find((e) => e.field === 'body.priority')?.message).toBe('expected an integer from 1 to 2097152');
+    expect(parsed.errors.find((e) => e.field === 'body.priority')?.message).toBe('expected an integer from 1 to 2097151');
     expect(parsed.errors.find((e) => e.field === 'body.attempts')?.message).toBe('expected an integer from 1 to 100');
   });
 

@@ -1,7 +1,8 @@
 // Request schemas: the zod schemas that validate request bodies are the ones /openapi.json is
 // generated from, so the document cannot drift from what the API accepts.
 import { z } from 'zod';
-import { JOB_NAME } from '@bullpen/core';
+import { PRIORITY_LIMIT } from 'bullmq';
+import { JOB_NAME, MAX_TIMER_MS } from '@bullpen/core';
 import { decodeDeadCursor } from './dead-letters';
 import type { FieldError } from './problem';
 
@@ -14,7 +15,8 @@ export const requestDocs = z.registry<DocMeta>();
 const doc = (description: string): DocMeta => ({ description });
 
 export const MAX_BULK_JOBS = 1000;
-export const MAX_PRIORITY = 2_097_152;
+/** BullMQ's own bound; a larger priority would be refused by BullMQ after admission. */
+export const MAX_PRIORITY = PRIORITY_LIMIT;
 export const MAX_DELAY_MS = 365 * 24 * 3600 * 1000;
 
 /** One message whether the value is missing, of the wrong type or out of range. */
@@ -61,7 +63,7 @@ export const jobSubmissionSchema = z
     deadlineMs: integer(1)
       .optional()
       .register(requestDocs, doc("No attempt starts later than this after submission; default the lane's deadlineMs, if any.")),
-    timeoutMs: integer(1)
+    timeoutMs: integer(1, MAX_TIMER_MS)
       .optional()
       .register(requestDocs, doc("Per-attempt timeout; default the lane's timeoutMs.")),
   })

@@ -10,6 +10,14 @@ describe('runGuarded', () => {
     await expect(runGuarded(async () => 7, { ...base, timeoutMs: 1000 })).resolves.toBe(7);
   });
 
+  it('lets a handler run under a timeout longer than the longest timer Node keeps', async () => {
+    // Node fires a setTimeout past 2^31 - 1 ms after 1 ms: unbounded, this attempt would time out
+    // at once. The handler's own wait stands for any work that takes more than that millisecond.
+    const timeoutMs = 3_000_000_000;
+    const run = runGuarded((abort) => abortableSleep(50, abort.signal).then(() => 'done'), { ...base, escalationFactor: 10, timeoutMs });
+    await expect(run).resolves.toBe('done');
+  });
+
   // The two stages are checked on Jest's clock rather than the wall clock: a loaded CI machine can
   // run a timer hundreds of milliseconds late, and what matters is which stage fires at which point.
   describe('on a fake clock', () => {

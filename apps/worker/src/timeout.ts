@@ -6,7 +6,7 @@
 // handler's concurrency slot, and the handler's own promise is left to settle unobserved.
 // A cancellation (the attempt's AttemptAbort aborted from outside) aborts the same way and gets the
 // same grace before abandonment.
-import { CancelledError, TimeoutError } from '@bullpen/core';
+import { CancelledError, MAX_TIMER_MS, TimeoutError } from '@bullpen/core';
 import { AttemptAbort } from './attempt-abort';
 
 export type StopKind = 'timeout' | 'cancelled';
@@ -29,7 +29,9 @@ export interface GuardedRunOptions {
 export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, options: GuardedRunOptions): Promise<T> {
   const { timeoutMs, escalationFactor, label } = options;
   const abort = options.abort ?? new AttemptAbort();
-  const graceMs = Math.max(0, Math.round(timeoutMs * (escalationFactor - 1)));
+  // Node fires a timer past MAX_TIMER_MS at once; a timeout that long (from a job stored by an
+  // older API or another BullMQ client) waits the longest timer Node keeps instead.
+  const graceMs = Math.min(MAX_TIMER_MS, Math.max(0, Math.round(timeoutMs * (escalationFactor - 1))));
   const startedAt = Date.now();
 
   if (abort.aborted) return Promise.reject(asCancelled(abort.reason));
@@ -74,7 +76,7 @@ export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, opti
     const softTimer = setTimeout(() => {
       stop(new TimeoutError(`${label} timed out after ${timeoutMs} ms`), 'timeout');
       options.onTimeout?.();
-    }, timeoutMs);
+    }, Math.min(timeoutMs, MAX_TIMER_MS));
 
     let pending: Promise<T>;
     try {

@@ -54,6 +54,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, lanes({ lanes: { a: { concurrency: 1, typo: 1 } } }))).toThrow(
       /typo/,
     );
+    // Node would fire these timers after 1 ms: every attempt would time out, every lock lapse.
+    for (const field of ['timeoutMs', 'lockDurationMs']) {
+      expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, lanes({ lanes: { a: { concurrency: 1, [field]: 2 ** 31 } } }))).toThrow(
+        new RegExp(`field "lanes.a.${field}"`),
+      );
+    }
     expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, { readFile: () => '{not json' })).toThrow(
       /LANES_FILE \(\/x\/lanes.json\): expected a readable JSON file/,
     );

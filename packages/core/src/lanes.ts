@@ -10,6 +10,12 @@ export const BACKOFF_STRATEGIES = ['exponential', 'decorrelated', 'fixed', 'line
 export type BackoffStrategyName = (typeof BACKOFF_STRATEGIES)[number];
 
 const positiveInt = z.number().int().positive();
+
+/**
+ * The longest timer Node keeps (about 24.8 days): a longer setTimeout fires after 1 ms instead,
+ * which would time every attempt out at once. Durations that become timers are bounded by it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 const nonNegativeInt = z.number().int().nonnegative();
 
 export const backoffSchema = z
@@ -93,7 +99,7 @@ export const laneSchema = z
     attempts: positiveInt.max(100).default(3),
     backoff: backoffSchema.default({ strategy: 'exponential', baseMs: 1000, capMs: 60_000, jitter: 0 }),
     /** Per-attempt timeout; default 30000 ms. */
-    timeoutMs: positiveInt.default(30_000),
+    timeoutMs: positiveInt.max(MAX_TIMER_MS).default(30_000),
     /** The attempt is failed at timeoutMs × this factor if the handler ignores its abort signal; default 1.5. */
     timeoutEscalationFactor: z.number().min(1).max(10).default(1.5),
     /**
@@ -108,7 +114,7 @@ export const laneSchema = z
     /** How long an idempotency key is remembered; default 24 hours. */
     idempotencyTtlMs: positiveInt.default(24 * 3600 * 1000),
     /** BullMQ lock duration; a stalled job is reclaimed after it; default 30000 ms. */
-    lockDurationMs: positiveInt.min(1000).default(30_000),
+    lockDurationMs: positiveInt.min(1000).max(MAX_TIMER_MS).default(30_000),
     /**
      * How many times a job may lose its worker while running (crash, OOM kill, SIGKILL, a loop
      * blocked past the lock) and be put back to wait; one more and it fails as stalled, which
