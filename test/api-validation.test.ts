@@ -60,6 +60,22 @@ const cases: Case[] = [
     ],
   },
   {
+    // Both would hash to the key of U+FFFD, so that different keys would name the same job.
+    what: 'an idempotency key with a lone surrogate',
+    path: jobs,
+    request: { raw: '{"name":"noop","idempotencyKey":"order-\\ud800"}' },
+    status: 400,
+    code: 'validation_failed',
+    errors: [{ field: 'body.idempotencyKey', message: /well-formed Unicode/ }],
+  },
+  {
+    what: 'a body that is not UTF-8',
+    path: jobs,
+    request: { raw: Buffer.concat([Buffer.from('{"name":"noop","idempotencyKey":"inv-'), Buffer.from([0xff]), Buffer.from('"}')]) },
+    status: 400,
+    code: 'malformed_json',
+  },
+  {
     what: 'a prototype-pollution key',
     path: jobs,
     request: { raw: '{"name":"noop","__proto__":{"isAdmin":true}}' },

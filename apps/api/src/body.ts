@@ -1,8 +1,9 @@
 // Reads a JSON request body: 415 for another content type, 413 past the limit, 400 for bad JSON
 // (the error handler maps body-parser's error types). Mounted after auth and lane checks, so a
 // body is never read for a request that is refused anyway.
+import { isUtf8 } from 'node:buffer';
 import express, { type RequestHandler } from 'express';
-import { ProblemError } from './problem';
+import { INVALID_UTF8, ProblemError } from './problem';
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
@@ -26,6 +27,15 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
     next();
   };
   // strict: false lets any JSON value through, so that `"x"` is a schema error, not malformed JSON.
-  const parse = express.json({ limit: limitBytes, strict: false, type: () => true });
+  // Bytes that are not UTF-8 would be decoded to U+FFFD, so that two different idempotency keys
+  // could arrive as the same string: such a body is refused instead (body-parser maps the type).
+  const parse = express.json({
+    limit: limitBytes,
+    strict: false,
+    type: () => true,
+    verify: (_req, _res, buf, encoding) => {
+      if (encoding === 'utf-8' && !isUtf8(buf)) throw Object.assign(new Error('request body is not UTF-8'), { type: INVALID_UTF8, status: 400 });
+    },
+  });
   return [requireJson, parse];
 }

@@ -149,6 +149,9 @@ const TRANSIENT_REFUSAL_DETAILS: Record<TransientRefusal, string> = {
   MASTERDOWN: 'Redis is a replica cut off from its primary and refused the command',
 };
 
+/** The error `type` body.ts gives a request body that is not valid UTF-8. */
+export const INVALID_UTF8 = 'entity.utf8.invalid';
+
 /** The `type` field body-parser sets on its errors: a stable code, unlike the message. */
 function bodyParserType(err: unknown): string | undefined {
   const type = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
@@ -167,6 +170,8 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
   switch (bodyParserType(err)) {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body is not valid JSON');
+    case INVALID_UTF8:
+      return new ProblemError('malformed_json', 'The request body is not valid UTF-8');
     case 'entity.too.large':
       return new ProblemError('payload_too_large', `The request body exceeds ${bodyLimitBytes} bytes`);
     case 'encoding.unsupported':

@@ -28,6 +28,7 @@ function integer(min: number, max?: number) {
 
 const jobNameMessage = 'expected a job name: a letter, then up to 127 letters, digits, _ . or -';
 const idempotencyKeyMessage = 'expected a string of 1 to 200 characters';
+const LONE_SURROGATE = /\p{Cs}/u;
 
 export const jobSubmissionSchema = z
   .strictObject({
@@ -43,6 +44,9 @@ export const jobSubmissionSchema = z
       .string({ error: idempotencyKeyMessage })
       .min(1, { error: idempotencyKeyMessage })
       .max(200, { error: idempotencyKeyMessage })
+      // A lone surrogate (a JSON escape such as \ud800) has no UTF-8 form: hashed, every one of
+      // them would become U+FFFD, and keys that differ only there would name the same job.
+      .refine((key) => !LONE_SURROGATE.test(key), { error: 'expected well-formed Unicode: a lone surrogate escape names no character' })
       .optional()
       .register(
         requestDocs,

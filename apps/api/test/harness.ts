@@ -30,7 +30,8 @@ export interface RequestOptions {
   key?: string | null;
   /** JSON-encoded unless `raw` is given. */
   body?: unknown;
-  raw?: string;
+  /** Sent as is: a string as UTF-8, bytes unchanged. */
+  raw?: string | Uint8Array;
   headers?: Record<string, string>;
 }
 
