@@ -50,6 +50,33 @@ describe('worker failure handling', () => {
     expect(harness.events['job:started'].filter((e) => e.jobId === id)).toHaveLength(1);
   });
 
+  it('fails a job whose result cannot be stored once, permanently, instead of running it again and again', async () => {
+    let runs = 0;
+    const cyclic = defineHandler({
+      name: 'cyclic',
+      run: () => {
+        runs += 1;
+        const result: Record<string, unknown> = { ok: true };
+        result.self = result;
+        return result;
+      },
+    });
+    harness = await startWorkerHarness({
+      handlers: [cyclic],
+      lanesFile: { lanes: { work: { concurrency: 1, attempts: 3, backoff: { strategy: 'fixed', baseMs: 200, capMs: 200 } } } },
+    });
+    const id = await harness.add('work', 'cyclic', {});
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(runs).toBe(1);
+    expect(await job!.getState()).toBe('failed');
+    expect(job!.failedReason).toMatch(/^handler "cyclic" returned a value that cannot be stored as JSON/);
+    expect(dead).toMatchObject({ errorClass: 'validation', attemptsMade: 1 });
+    expect((await harness.attemptRows('work', id)).map((r) => [r.attempt, r.errorClass])).toEqual([[1, 'validation']]);
+    expect(harness.events['job:dead'].filter((e) => e.jobId === id)).toHaveLength(1);
+  });
+
   it('retries a retryable error up to the lane attempts, waiting the backoff between attempts', async () => {
     const baseMs = 300;
     harness = await startWorkerHarness({

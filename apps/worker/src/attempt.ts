@@ -137,6 +137,7 @@ export class AttemptRunner {
         try {
           const timeoutMs = meta?.timeoutMs ?? policy.timeoutMs;
           const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, abort, trace);
+          assertStorable(handler.name, result);
           timings.handlerMs = Date.now() - handlerStart;
           timings.durationMs = Date.now() - leasedAt;
           trace.executionSucceeded(timings.handlerMs);
@@ -171,6 +172,19 @@ export class AttemptRunner {
   private deadlineOf(job: AnyJob, metaDeadlineAt: number | undefined): number | undefined {
     const { deadlineMs } = this.deps.policy;
     return metaDeadlineAt ?? (deadlineMs !== undefined ? job.timestamp + deadlineMs : undefined);
+  }
+}
+
+/**
+ * BullMQ stores a result as JSON once the processor has returned; a result JSON cannot hold (a
+ * cycle, a BigInt) would fail there, outside the attempt, and BullMQ would run the handler again
+ * at once. Checked here, it fails the attempt for good, recorded like any other failure.
+ */
+function assertStorable(handlerName: string, result: unknown): void {
+  try {
+    JSON.stringify(result);
+  } catch (err) {
+    throw new PermanentError(`handler "${handlerName}" returned a value that cannot be stored as JSON: ${(err as Error).message}`, 'validation');
   }
 }
 

@@ -270,8 +270,13 @@ export class LaneWorker {
     const failed = this.runner.failureOf(err);
     if (!job) return;
     if (!failed) {
-      // BullMQ failed the job without running our processor: a deferred failure, set when the job
-      // stalled more often than allowed.
+      // BullMQ failed the job outside our processor: a deferred failure, set when the job stalled
+      // more often than allowed, or a failure to store the job's outcome. Only one that moved the
+      // job to the failed set made a dead letter; BullMQ retries the others.
+      if (!job.finishedOn) {
+        if (this.errorLog.admit(err.message)) this.deps.logger.warn('a job failed outside its attempt; BullMQ retries it', { lane: this.deps.lane, job_id: job.id, error: err.message });
+        return;
+      }
       const stalled = Boolean(job.deferredFailure);
       this.dead(job, {
         withoutAttempt: true,
