@@ -2,7 +2,7 @@
 // BullMQ jobs to them.
 import type { Job } from 'bullmq';
 import { z } from 'zod';
-import { ERROR_CLASSES, laneSchema, parseAttemptLogRow } from '@bullpen/core';
+import { ERROR_CLASSES, laneSchema, parseAttemptLogRow, terminalErrorClass } from '@bullpen/core';
 import type { DocMeta } from './schemas';
 
 /** Documentation of the response schemas: ids name them in /openapi.json. */
@@ -226,7 +226,7 @@ export function jobStatusView(job: Job, lane: string, state: JobStateView, logRo
     processedAt: iso(job.processedOn),
     finishedAt: iso(job.finishedOn),
     failedReason: job.failedReason || null,
-    errorClass: attempts.at(-1)?.errorClass ?? null,
+    errorClass: (state === 'failed' ? terminalErrorClass(job.failedReason, attempts.at(-1)?.errorClass) : attempts.at(-1)?.errorClass) ?? null,
     returnValue: job.returnvalue ?? null,
     progress: job.progress ?? 0,
     attempts,
@@ -240,7 +240,7 @@ export function deadLetterView(job: Job, logRows: readonly string[]): DeadLetter
     id: String(job.id),
     name: job.name,
     failedReason: job.failedReason || null,
-    errorClass: attempts.at(-1)?.errorClass ?? null,
+    errorClass: terminalErrorClass(job.failedReason, attempts.at(-1)?.errorClass) ?? null,
     attemptsMade: job.attemptsMade ?? 0,
     createdAt: iso(job.timestamp),
     finishedAt: iso(job.finishedOn),

@@ -47,11 +47,14 @@ export interface BatchCount {
   delta: LaneDelta;
   /** Jobs that failed terminally in this batch, in order; their error class is looked up next. */
   failedJobIds: string[];
+  /** BullMQ's failedReason of each of them, same order (a job failed for stalling has no row). */
+  failedReasons: string[];
 }
 
 export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[], labels: MetricLabels): BatchCount {
   const delta = new LaneDelta();
   const failedJobIds: string[] = [];
+  const failedReasons: string[] = [];
   // Most entries of a busy lane are BullMQ's, one or two per job: their counts are summed here
   // and added once per batch.
   const processed = new Map<string, number>();
@@ -69,6 +72,7 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
         break;
       case 'failed':
         failedJobIds.push(ev.jobId);
+        failedReasons.push(ev.failedReason);
         break;
       case 'stalled':
         delta.inc(M.stalled, { lane });
@@ -113,7 +117,7 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
   for (const [event, count] of processed) delta.inc(M.processed, { lane, event }, count);
   delta.inc(M.completed, { lane }, completed);
   attempts.addTo(delta, lane);
-  return { delta, failedJobIds };
+  return { delta, failedJobIds, failedReasons };
 }
 
 type Outcome = 'completed' | 'failed';

@@ -11,6 +11,7 @@ import {
   jobKeys,
   laneEventsKey,
   parseAttemptLogRow,
+  terminalErrorClass,
   type DecodedLaneEvent,
   type ErrorClass,
   type Logger,
@@ -78,6 +79,7 @@ interface LaneWork {
   events: DecodedLaneEvent[];
   delta: LaneDelta;
   failedJobIds: string[];
+  failedReasons: string[];
 }
 
 export class EventReader {
@@ -295,8 +297,8 @@ export class EventReader {
         events.push(decodeLaneEventBuffers(fields));
       }
       if (ids.length === 0) continue;
-      const { delta, failedJobIds } = countLaneBatch(cursor.lane, events, this.options.labels);
-      work.push({ cursor, ids, events, delta, failedJobIds });
+      const { delta, failedJobIds, failedReasons } = countLaneBatch(cursor.lane, events, this.options.labels);
+      work.push({ cursor, ids, events, delta, failedJobIds, failedReasons });
     }
     if (work.length === 0) return;
 
@@ -320,7 +322,7 @@ export class EventReader {
         const [rowErr, row] = results[next++] ?? [new Error('no reply'), null];
         if (rowErr) throw rowErr;
         const parsed = typeof row === 'string' ? parseAttemptLogRow(row) : undefined;
-        classes.push(this.options.labels.errorClass(parsed?.errorClass));
+        classes.push(this.options.labels.errorClass(terminalErrorClass(w.failedReasons[k], parsed?.errorClass)));
       }
       const { ids } = w;
       const loss = await this.loss!.check(w.cursor, info, ids, w.delta);

@@ -17,6 +17,19 @@ export const ERROR_CLASSES = [
 ] as const;
 export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
+/**
+ * The failedReason BullMQ gives a job it fails for stalling more often than the lane's maxStalls.
+ * BullMQ fails it before any processor runs, so no attempt row names the class: readers of a
+ * failed job (the exporter, the API's views) know it by this reason.
+ */
+export const STALLED_OUT_REASON = 'job stalled more than allowable limit';
+
+/** The class of a terminal failure: `stalled` for a job BullMQ failed for stalling, else the
+ * class of its last attempt row. */
+export function terminalErrorClass(failedReason: string | null | undefined, lastAttemptClass: ErrorClass | undefined): ErrorClass | undefined {
+  return failedReason === STALLED_OUT_REASON ? 'stalled' : lastAttemptClass;
+}
+
 export abstract class BullpenError extends Error {
   abstract readonly code: string;
   /** Whether another attempt may succeed. */
