@@ -7,6 +7,7 @@ import {
   createLogger,
   createRedis,
   formatAttemptLogRow,
+  JOB_FIELD,
   jobKeys,
   lanePrefix,
   laneStateKeys,
@@ -256,7 +257,13 @@ describe('producer API: dead letters', () => {
       expect(deadlineAt).toBeGreaterThan(oldDeadline);
       expect(deadlineAt).toBeGreaterThanOrEqual(startedAt + window);
       expect(deadlineAt).toBeLessThanOrEqual(endedAt + window);
-      expect(unwrapJobData(job.data)).toEqual({ data: unwrapJobData(old.data).data, meta: { ...unwrapJobData(old.data).meta, deadlineAt } });
+      // It waits in line again from its redrive: the worker's wait time and the exporter's
+      // oldest-waiting age count from then, not from the enqueue.
+      const redrivenAt = unwrapJobData(job.data).meta?.redrivenAt as number;
+      expect(redrivenAt).toBeGreaterThanOrEqual(startedAt);
+      expect(redrivenAt).toBeLessThanOrEqual(endedAt);
+      expect(unwrapJobData(job.data)).toEqual({ data: unwrapJobData(old.data).data, meta: { ...unwrapJobData(old.data).meta, deadlineAt, redrivenAt } });
+      expect(await api.redis.hget(jobKeys(api.config.prefix, LANE, id).job, JOB_FIELD.redrivenAt)).toBe(String(redrivenAt));
       // The attempt history stays with the job.
       const status = await api.request('GET', `/v1/lanes/${LANE}/jobs/${id}`);
       expect(status.body).toMatchObject({ state: 'waiting', attemptsMade: 0, failedReason: null, attempts: [{ attempt: 1, message: `boom ${id}` }] });

@@ -4,9 +4,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Queue, Worker } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import IORedis from 'ioredis';
-import { ERROR_CLASSES, laneEventsKey, lanePrefix, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
+import { ERROR_CLASSES, formatAttemptLogRow, JOB_FIELD, jobKeys, STALLED_OUT_REASON, laneEventsKey, lanePrefix, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
 import { cleanupPrefix } from './support/config';
 import { spawnExporter, total, type ExporterProcess, type Sample } from './support/prometheus';
 import { startRedis, type RedisProcess } from './support/redis-server';
@@ -108,6 +108,31 @@ describe('the exporter process', () => {
     expect(health).toMatchObject({ ok: true, reading: true, redis: 'ready' });
   });
 
+  it('counts a job BullMQ failed for stalling as stalled, not as the class of an attempt before', async () => {
+    const exporter = await start();
+    const beta = queue('beta');
+    const taker = new Worker('beta', null, { connection: { url: redisUrl() } as never, prefix: lanePrefix(prefix, 'beta'), autorun: false });
+    closers.push(() => taker.close(true));
+    const job = await beta.add('noop', wrapJobData({}, { v: 1, tenant: 'acme' }), { attempts: 3 });
+    // An earlier attempt failed on the network and was retried; the job then stalled out, which
+    // BullMQ records with its own reason before any processor runs, and no attempt row.
+    const row = formatAttemptLogRow({ attempt: 1, errorClass: 'network', message: 'ECONNRESET', delayMs: 100, worker: 'w1', ts: Date.now() });
+    await redis.rpush(jobKeys(prefix, 'beta', job.id!).logs, row);
+    const taken = await taker.getNextJob('token-1');
+    await taken!.moveToFailed(new UnrecoverableError(STALLED_OUT_REASON), 'token-1', false);
+
+    const failed = (samples: Sample[], error_class: string) => total(samples, 'bullpen_jobs_failed_total', { lane: 'beta', error_class });
+    const samples = await waitUntil(
+      async () => {
+        const s = await exporter.samples();
+        return failed(s, 'stalled') + failed(s, 'network') > 0 ? s : undefined;
+      },
+      { what: 'the failure to be counted' },
+    );
+    expect([failed(samples, 'stalled'), failed(samples, 'network')]).toEqual([1, 0]);
+    expect(total(samples, 'bullpen_jobs_dead_lettered_total', { lane: 'beta', error_class: 'stalled' })).toBe(1);
+  });
+
   it('reads jobs per state, the oldest waiting enqueue time, paused and workers from Redis at scrape time', async () => {
     const exporter = await start();
     const alpha = queue('alpha');
@@ -132,7 +157,7 @@ describe('the exporter process', () => {
     await alpha.add('noop', {}, { timestamp: now - 10_000 });
     await alpha.add('noop', {}, { delay: 1_800_000, timestamp: now - 900_000 }); // older, but delayed: not waiting
     await alpha.add('noop', {}, { delay: 600_000 });
-    await alpha.add('noop', {}, { priority: 5, timestamp: now - 90_000 }); // next in the prioritized set
+    const prioritized = await alpha.add('noop', {}, { priority: 5, timestamp: now - 90_000 }); // next in the prioritized set
     await alpha.pause();
     const serving = new Worker('alpha', async () => undefined, { connection: { url: redisUrl() } as never, prefix: lanePrefix(prefix, 'alpha'), name: 'w1' });
     serving.on('error', () => undefined);
@@ -159,6 +184,10 @@ describe('the exporter process', () => {
     });
     expect(lane(samples, 'bullpen_queue_oldest_waiting_timestamp_seconds')).toBe((now - 90_000) / 1000);
     expect(lane(samples, 'bullpen_queue_paused')).toBe(1);
+    // A job redriven from the dead letters waits in line from its redrive: the tail of wait is
+    // now the one that has waited longest.
+    await redis.hset(jobKeys(prefix, 'alpha', prioritized.id!).job, JOB_FIELD.redrivenAt, now - 20_000);
+    expect(lane(await exporter.samples(), 'bullpen_queue_oldest_waiting_timestamp_seconds')).toBe((now - 60_000) / 1000);
     expect(total(samples, 'bullpen_queue_workers', { lane: 'beta' })).toBe(0);
     expect(await alpha.getWorkersCount()).toBe(1); // BullMQ's own count agrees
 

@@ -2,7 +2,11 @@
 // `maxStalls` allows: one more loss and it fails as stalled, so that a job that kills its worker
 // cannot go on to kill one after another. Worker processes are SIGKILLed under a running job twice.
 import { existsSync } from 'node:fs';
-import { JOB_FIELD, createLaneQueue, createRedis, jobKeys, loadConfig, parseLeaseRecord, wrapJobData } from '@bullpen/core';
+import { JOB_FIELD, createLaneQueue, createLogger, createRedis, jobKeys, loadConfig, parseLeaseRecord, wrapJobData } from '@bullpen/core';
+import { DeadLetters } from '../apps/api/src/dead-letters';
+import { LaneRegistry } from '../apps/api/src/lane-registry';
+import { createApiRedis, RedisGuard } from '../apps/api/src/redis-guard';
+import { jobStatusView } from '../apps/api/src/views';
 import { cleanupPrefix } from './support/config';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
@@ -38,22 +42,48 @@ describe("a lane's maxStalls", () => {
     const lease = async () => parseLeaseRecord(await redis.hget(jobKeys(prefix, 'work', id).job, JOB_FIELD.lease));
 
     let running = await start(1);
-    for (let lost = 1; lost <= 2; lost += 1) {
+    let started = 1;
+    /** Kills the worker running start `lost` of the job, once a live one will notice the loss. */
+    const loseItsWorker = async (lost: number) => {
       await waitUntil(async () => (await lease())?.ats === lost, { timeoutMs: 20_000, what: `start ${lost} of the job` });
-      // A live worker whose stalled check notices the loss.
-      const next = await start(lost + 1);
+      started += 1;
+      const next = await start(started);
       running.child.kill('SIGKILL');
       await running.exited;
       running = next;
-    }
-    return { queue, id, lease };
+    };
+    for (let lost = 1; lost <= 2; lost += 1) await loseItsWorker(lost);
+    return { queue, id, lease, env, loseItsWorker };
   }
 
   it('fails a job as stalled once it has lost its worker one time more than maxStalls', async () => {
     const { queue, id, lease } = await loseItsWorkerTwice(1);
     await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail as stalled' });
-    expect((await queue.getJob(id))?.failedReason).toMatch(/stalled more than allowable limit/);
+    const job = await queue.getJob(id);
+    expect(job?.failedReason).toMatch(/stalled more than allowable limit/);
     expect((await lease())?.ats).toBe(2);
+    // BullMQ fails it before any attempt runs, so no attempt row names why: the API says it.
+    expect(jobStatusView(job!, 'work', 'failed', []).errorClass).toBe('stalled');
+  });
+
+  it('gives a job redriven after it failed as stalled its maxStalls again', async () => {
+    const { queue, id, lease, env, loseItsWorker } = await loseItsWorkerTwice(1);
+    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail as stalled' });
+    const config = loadConfig(env);
+    const producer = createApiRedis(redisUrl(), 'bullpen:test');
+    const lanes = new LaneRegistry(config, producer, createLogger('api', 'error'));
+    cleanups.push(async () => {
+      await lanes.close();
+      producer.disconnect();
+    });
+    await waitUntil(async () => producer.status === 'ready', { what: 'the producer connection' });
+    const dead = new DeadLetters({ config, redis: producer, guard: new RedisGuard(producer), lanes });
+    expect((await dead.redrive('work', 'acme', [id])).results).toEqual([{ id, status: 'redriven' }]);
+
+    // One loss is within maxStalls 1: the job is reclaimed, not failed as stalled at once.
+    await loseItsWorker(1);
+    await waitUntil(async () => (await lease())?.ats === 2, { timeoutMs: 20_000, what: 'the redriven job to be reclaimed' });
+    expect(await queue.getJobState(id)).toBe('active');
   });
 
   it('reclaims a job as often as maxStalls allows', async () => {

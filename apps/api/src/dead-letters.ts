@@ -5,7 +5,7 @@
 // job dead must not delete it after a concurrent redrive has put it back to work.
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
-import { JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
 import { writeOutcomeUnknown } from './problem';
@@ -287,12 +287,19 @@ export class DeadLetters {
   private async redriveOne(job: Job, policy: LanePolicy): Promise<RedriveStatus> {
     try {
       const { data, meta } = unwrapJobData(job.data);
-      const deadlineAt = freshDeadline(job, meta, policy, Date.now());
-      // Before the retry, so that no worker can take the job with its spent deadline.
-      if (meta && deadlineAt !== undefined) await job.updateData(wrapJobData(data, { ...meta, deadlineAt }));
+      const now = Date.now();
+      const deadlineAt = freshDeadline(job, meta, policy, now);
+      // Before the retry, so that no worker can take the job with its spent deadline. The worker
+      // counts the job's wait for a slot from redrivenAt, not from its enqueue.
+      if (meta) await job.updateData(wrapJobData(data, { ...meta, ...(deadlineAt !== undefined ? { deadlineAt } : {}), redrivenAt: now }));
       // The worker's own start bookkeeping goes with BullMQ's counters, or a stale lease would
-      // make the first new start look like a reclaim.
-      await this.deps.redis.hdel(jobKeys(this.deps.config.prefix, job.queueName, String(job.id)).job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease);
+      // make the first new start look like a reclaim; so does BullMQ's stall count, or a job
+      // that died of stalls would fail at its first stall after the redrive.
+      const key = jobKeys(this.deps.config.prefix, job.queueName, String(job.id)).job;
+      await Promise.all([
+        this.deps.redis.hdel(key, JOB_FIELD.uncountedStarts, JOB_FIELD.lease, ...BULLMQ_STALL_FIELDS),
+        this.deps.redis.hset(key, JOB_FIELD.redrivenAt, now),
+      ]);
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       return 'redriven';
     } catch (err) {

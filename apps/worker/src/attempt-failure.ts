@@ -2,7 +2,7 @@
 // record the attempt row and its event in one Redis call, and hand BullMQ the error that makes it
 // do what the plan says. The failed attempt is kept by that error until BullMQ's 'failed' event
 // and backoff strategy ask for it.
-import { classifyError, publishLaneEvent, recordAttempt, LANE_EVENT, type RetryBudgetDecision } from '@bullpen/core';
+import { classifyError, publishLaneEvent, recordAttempt, unwrapJobData, LANE_EVENT, type RetryBudgetDecision } from '@bullpen/core';
 import { Backoffs, DelayedError, UnrecoverableError } from 'bullmq';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
 import type { AttemptDebugLog } from './attempt-debug-log';
@@ -66,7 +66,7 @@ export class FailureRecorder {
     const errorClass = plan.kind === 'dead' ? plan.errorClass : classification.errorClass;
     const willRetry = plan.kind === 'retry';
     const consumesAttempt = plan.kind === 'retry' ? plan.consumesAttempt : true;
-    const waitMs = Math.max(0, startedAt - eligibleAt(job, history));
+    const waitMs = Math.max(0, startedAt - eligibleAt(job, history, unwrapJobData(job.data).meta?.redrivenAt));
     const retry = attemptRetryOf({ ref, classification, plan, strategy: policy.backoff.strategy });
     const writes: Array<Promise<unknown>> = [
       recordAttempt(redis, {

@@ -141,7 +141,7 @@ export class AttemptRunner {
           timings.handlerMs = Date.now() - handlerStart;
           timings.durationMs = Date.now() - leasedAt;
           trace.executionSucceeded(timings.handlerMs);
-          const waitMs = Math.max(0, startedAt - eligibleAt(job, history ? await history : undefined));
+          const waitMs = Math.max(0, startedAt - eligibleAt(job, history ? await history : undefined, meta?.redrivenAt));
           this.completions.set(job, { ref, timings, waitMs });
           this.debugLog.succeeded(ref, timings, result);
           return result;

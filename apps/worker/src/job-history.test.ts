@@ -29,4 +29,10 @@ describe('job history rules', () => {
     expect(eligibleAt(job({ attemptsStarted: 2, attemptsMade: 1 }), history({ lastRow: { ...row, delayMs: 300 } }))).toBe(5300);
     expect(eligibleAt(job({ attemptsStarted: 2, attemptsMade: 1 }), history({ lastRow: { ...row, delayMs: null } }))).toBe(5000);
   });
+
+  it('counts the wait of a redriven job from its redrive, not from its enqueue or its attempts before', () => {
+    const row = { type: 'attempt' as const, attempt: 3, errorClass: 'handler' as const, message: '', worker: 'w', ts: 5000, delayMs: null };
+    expect(eligibleAt(job({}), undefined, 90_000)).toBe(90_000);
+    expect(eligibleAt(job({ attemptsStarted: 2, attemptsMade: 1 }), history({ lastRow: row }), 90_000)).toBe(90_000);
+  });
 });

@@ -74,9 +74,11 @@ export function previousWorker(job: JobStarts, history: StartHistory | undefined
  * backoff chosen after its last failed attempt (the row's time plus its delay; the row is written
  * just before BullMQ schedules the retry, so this is early by that gap, a millisecond or so). For a
  * reclaimed start the wait includes the lost lease and the lock expiry, which is when it waited.
+ * A job redriven from the dead letters waits from its redrive (`redrivenAt`, from its envelope).
  */
-export function eligibleAt(job: JobStarts, history: StartHistory | undefined): number {
-  const afterEnqueue = job.timestamp + (job.opts.delay ?? 0);
+export function eligibleAt(job: JobStarts, history: StartHistory | undefined, redrivenAt?: number): number {
+  const afterEnqueue = Math.max(job.timestamp + (job.opts.delay ?? 0), redrivenAt ?? 0);
   const row = history?.lastRow;
+  // A row from before a redrive (its wait ended then) does not move the start of this one.
   return row ? Math.max(afterEnqueue, row.ts + (row.delayMs ?? 0)) : afterEnqueue;
 }

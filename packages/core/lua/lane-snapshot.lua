@@ -1,7 +1,7 @@
 --[[
   Reads what the exporter shows of a lane at scrape time, in one round trip and at a cost that
   does not grow with the backlog: the number of jobs in each state, the paused flag, the
-  enqueue time of the job that has waited longest among those next in line, and the id of the
+  enqueue (or redrive) time of the job that has waited longest among those next in line, and the id of the
   first stream entry the exporter has not counted yet (for its lag).
 
   The oldest waiting job is the tail of the wait list (BullMQ pushes new jobs at the head and
@@ -21,11 +21,14 @@
 ]]
 local rcall = redis.call
 
+-- When the job joined the line: its enqueue, or its last redrive from the dead letters
+-- ("bp:redriven", JOB_FIELD.redrivenAt), after which it waits in line again.
 local function timestampOf(jobId)
   if not jobId then
     return 0
   end
-  return tonumber(rcall("HGET", ARGV[1] .. jobId, "timestamp")) or 0
+  local fields = rcall("HMGET", ARGV[1] .. jobId, "timestamp", "bp:redriven")
+  return math.max(tonumber(fields[1]) or 0, tonumber(fields[2]) or 0)
 end
 
 local oldest = 0

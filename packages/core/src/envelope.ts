@@ -7,6 +7,8 @@ export interface JobMeta {
   tenant: string;
   /** Epoch ms after which no attempt may start (schedule-to-close). */
   deadlineAt?: number;
+  /** Epoch ms of the last redrive from the dead letters: the job became eligible to run again then. */
+  redrivenAt?: number;
   /** Per-job attempt timeout override. */
   timeoutMs?: number;
   /** Trace context carriers (W3C traceparent/tracestate). */

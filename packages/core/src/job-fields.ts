@@ -13,7 +13,14 @@ export const JOB_FIELD = {
   /** JSON `{ats, worker}`: which worker held start number `ats`, written once that start has run
    * for a while, so that a worker reclaiming the job after a crash can name the one that crashed. */
   lease: 'bp:lease',
+  /** Epoch ms of the job's last redrive from the dead letters: from then on it waits in line again,
+   * so the exporter's oldest-waiting age counts from it rather than from the enqueue. */
+  redrivenAt: 'bp:redriven',
 } as const;
+
+/** BullMQ's own job fields a redrive resets beside its attempt counters: the stall count (so
+ * that a redriven job gets the lane's maxStalls again) and a pending stall failure. */
+export const BULLMQ_STALL_FIELDS = ['stc', 'defa'] as const;
 
 export interface LeaseRecord {
   /** BullMQ's attemptsStarted of the start this record belongs to. */

@@ -191,7 +191,7 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_queue_oldest_waiting_timestamp_seconds',
     type: 'gauge',
-    help: 'Enqueue time (Unix seconds) of the job next in line that waits longest; 0 when nothing waits.',
+    help: 'Enqueue time (Unix seconds), or redrive time for a job redriven from the dead letters, of the job next in line that waits longest; 0 when nothing waits.',
     labelNames: ['lane'],
     origin: 'exporter-queue',
   },
