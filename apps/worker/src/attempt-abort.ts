@@ -2,11 +2,13 @@
 // The signal is made only when something asks for it: most handlers never read ctx.signal and most
 // attempts are never stopped, and an AbortController (an EventTarget with its own maps) is the
 // costliest object an attempt would otherwise allocate.
+import { CancelledError } from '@bullpen/core';
 
 export class AttemptAbort {
   private controller: AbortController | undefined;
   private stopped = false;
   private why: unknown;
+  private cancelledAfter: CancelledError | undefined;
   private listener: ((reason: unknown) => void) | undefined;
 
   get aborted(): boolean {
@@ -27,9 +29,21 @@ export class AttemptAbort {
     return this.controller.signal;
   }
 
-  /** Stops the attempt with `reason`; later calls do nothing. */
+  /**
+   * A cancellation that came after the attempt had been stopped for another reason (its timeout,
+   * while the handler has its grace to stop): the operator's intent still decides the outcome, so
+   * that the job is not retried.
+   */
+  get cancelledLate(): CancelledError | undefined {
+    return this.cancelledAfter;
+  }
+
+  /** Stops the attempt with `reason`; later calls only note a cancellation (cancelledLate). */
   abort(reason: unknown): void {
-    if (this.stopped) return;
+    if (this.stopped) {
+      if (reason instanceof CancelledError && !(this.why instanceof CancelledError)) this.cancelledAfter ??= reason;
+      return;
+    }
     this.stopped = true;
     this.why = reason;
     this.controller?.abort(reason);

@@ -86,6 +86,27 @@ describe('runGuarded', () => {
         'handler "t" ignored its abort signal and was still running at 1.5 × its 200 ms timeout; attempt failed after 300 ms',
       );
     });
+    it('reports a cancellation that comes during the grace after a timeout as the outcome, so the job is not retried', async () => {
+      // Once for a handler that stops late, once for one that ignores its signal to the end.
+      for (const ignores of [false, true]) {
+        const abort = new AttemptAbort();
+        let stopLate: (() => void) | undefined;
+        const run = runGuarded(
+          () =>
+            new Promise<void>((_, reject) => {
+              if (!ignores) stopLate = () => reject(new Error('AbortError'));
+            }),
+          { ...base, timeoutMs: 200, abort },
+        );
+        run.catch(() => undefined);
+        await jest.advanceTimersByTimeAsync(200); // timed out: the grace runs until 300 ms
+        abort.abort(cancelledError('operator'));
+        if (stopLate) stopLate();
+        else await jest.advanceTimersByTimeAsync(100);
+        await expect(run).rejects.toThrow(CancelledError);
+        await expect(run).rejects.toThrow('job cancelled while active: operator');
+      }
+    });
   });
 
   it('aborts with a CancelledError when the attempt is cancelled', async () => {

@@ -59,13 +59,13 @@ export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, opti
         if (!finish()) return;
         const afterMs = Date.now() - startedAt;
         options.onEscalated?.(kind, afterMs);
-        reject(
+        const failure =
           kind === 'timeout'
             ? new TimeoutError(
                 `${label} ignored its abort signal and was still running at ${escalationFactor} × its ${timeoutMs} ms timeout; attempt failed after ${afterMs} ms`,
               )
-            : new CancelledError(`${label} was cancelled and ignored its abort signal for ${graceMs} ms; attempt abandoned`),
-        );
+            : new CancelledError(`${label} was cancelled and ignored its abort signal for ${graceMs} ms; attempt abandoned`);
+        reject(abort.cancelledLate ?? failure);
       }, graceMs);
     };
 
@@ -91,7 +91,7 @@ export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, opti
       // A handler that stops because its signal aborted usually throws an AbortError; the attempt
       // failed because of the timeout or cancellation, so that is what is reported.
       (err: unknown) => {
-        if (finish()) reject(stopError ?? err);
+        if (finish()) reject(abort.cancelledLate ?? stopError ?? err);
       },
     );
   });
