@@ -294,10 +294,11 @@ export class DeadLetters {
       if (meta) await job.updateData(wrapJobData(data, { ...meta, ...(deadlineAt !== undefined ? { deadlineAt } : {}), redrivenAt: now }));
       // The worker's own start bookkeeping goes with BullMQ's counters, or a stale lease would
       // make the first new start look like a reclaim; so does BullMQ's stall count, or a job
-      // that died of stalls would fail at its first stall after the redrive.
+      // that died of stalls would fail at its first stall after the redrive; and a job cancelled
+      // before is an operator's to run again.
       const key = jobKeys(this.deps.config.prefix, job.queueName, String(job.id)).job;
       await Promise.all([
-        this.deps.redis.hdel(key, JOB_FIELD.uncountedStarts, JOB_FIELD.lease, ...BULLMQ_STALL_FIELDS),
+        this.deps.redis.hdel(key, JOB_FIELD.uncountedStarts, JOB_FIELD.lease, JOB_FIELD.cancelRequested, ...BULLMQ_STALL_FIELDS),
         this.deps.redis.hset(key, JOB_FIELD.redrivenAt, now),
       ]);
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });

@@ -2,7 +2,7 @@
 // not a job at all, is "not found" exactly like a job that does not exist.
 import { Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
-import { cancelChannel, unwrapJobData, type BullpenConfig } from '@bullpen/core';
+import { cancelChannel, markCancelRequested, unwrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
 import { ProblemError, writeOutcomeUnknown } from './problem';
 import type { RedisGuard } from './redis-guard';
@@ -68,6 +68,12 @@ export class JobAccess {
       if (removed === 1) return { kind: 'removed', body: { id, lane, state: 'removed', previousState: state } };
       // 0: locked, so a worker took it between the two calls.
     }
+    // Marked on the job first: a worker that starts it later (its worker died, or the message
+    // reached no one) aborts it too.
+    const marked = await guard.run(() => markCancelRequested(this.deps.redis, this.deps.config.prefix, lane, id)).catch((err: unknown) => {
+      throw writeOutcomeUnknown(err, `the request to abort job ${id}`);
+    });
+    if (!marked) throw notFound(lane, id);
     const message: CancelMessage = { lane, jobId: id };
     await guard.run(() => this.deps.redis.publish(cancelChannel(this.deps.config.prefix), JSON.stringify(message))).catch((err: unknown) => {
       throw writeOutcomeUnknown(err, `the request to abort job ${id}`);

@@ -109,7 +109,14 @@ export class AttemptRunner {
     if (this.deps.listens('job:started')) {
       this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
     }
-    if (history) void history.then((h) => detectReclaim(this.deps, job, ref, h));
+    if (history) {
+      void history.then((h) => {
+        detectReclaim(this.deps, job, ref, h);
+        // Cancelled while its earlier start ran, and not stopped then (that worker died, or the
+        // cancel came as that attempt failed): this start ends as the cancellation asked.
+        if (h?.cancelRequested) abort.abort(cancelledError('requested while the job was active before'));
+      });
+    }
     this.debugLog.started(ref, data);
 
     const timings: AttemptTimings = { durationMs: 0, slotWaitMs: null, handlerMs: null };
@@ -130,6 +137,8 @@ export class AttemptRunner {
       trace.slotAcquired(timings.slotWaitMs);
       this.active += 1;
       try {
+        // A job started before may have been cancelled meanwhile: known before its handler runs.
+        if (history) await history;
         const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
         if (deadlineAt !== undefined && Date.now() >= deadlineAt) throw new PermanentError('deadline_exceeded', 'deadline_exceeded');
         const handlerStart = Date.now();

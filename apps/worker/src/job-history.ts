@@ -17,6 +17,8 @@ export interface StartHistory {
   lease: LeaseRecord | undefined;
   /** The job's last attempt row, if its last log line is one. */
   lastRow: AttemptLogRow | undefined;
+  /** A cancellation was requested while the job was active (JOB_FIELD.cancelRequested). */
+  cancelRequested: boolean;
 }
 
 /** The BullMQ job fields these rules read. */
@@ -36,8 +38,8 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
   const keys = jobKeys(prefix, lane, jobId);
   // Sent in the same turn, so in one write (write-coalescing.ts); an ioredis pipeline would copy
   // every script defined on the connection onto itself for these two commands.
-  const [[uncounted, lease], rows] = await Promise.all([
-    redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease),
+  const [[uncounted, lease, cancel], rows] = await Promise.all([
+    redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease, JOB_FIELD.cancelRequested),
     redis.lrange(keys.logs, -1, -1),
   ]);
   const [lastLine] = rows;
@@ -45,6 +47,7 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
     uncountedStarts: Number(uncounted ?? 0) || 0,
     lease: parseLeaseRecord(lease),
     lastRow: lastLine === undefined ? undefined : parseAttemptLogRow(lastLine),
+    cancelRequested: Boolean(cancel),
   };
 }
 

@@ -22,6 +22,7 @@ export * from './lane-events';
 export * from './publish-lane-event';
 export * from './record-attempt';
 export * from './job-fields';
+export * from './cancel-request';
 export * from './tracing';
 export * from './process-metrics';
 export * from './config-variables';
