@@ -90,6 +90,7 @@ export class FailureRecorder {
         },
         message,
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
+        ...(token ? { lockToken: token } : {}),
       }),
     ];
     if (plan.budget) {
@@ -106,6 +107,14 @@ export class FailureRecorder {
       if (result.status === 'rejected') {
         logger.warn('could not record the failed attempt', { job_id: ref.jobId, error: (result.reason as Error)?.message });
       }
+    }
+    const [recorded] = results;
+    if (recorded?.status === 'fulfilled' && recorded.value === null) {
+      // Another worker holds the job now: its outcome is that worker's to record. BullMQ will not
+      // move a job whose lock is another's either, so this error ends the attempt and no more.
+      logger.warn('the attempt ended after this worker lost the job\'s lock; not recorded', { job_id: ref.jobId, attempt: ref.attempt, error: message });
+      trace.failed({ errorClass, message, executed: timings.handlerMs !== null }, undefined);
+      return err instanceof Error ? err : new Error(message);
     }
     const failed: FailedAttempt = { ref, timings, classification, plan, message, strategy: policy.backoff.strategy };
     trace.failed(

@@ -58,6 +58,18 @@ export class AttemptRunner {
     return true;
   }
 
+  /**
+   * The job's lock has gone to another worker (this one could not renew it in time: a paused
+   * process, a blocked event loop, Redis out of reach past lockDurationMs). The job may be running
+   * there already, so its handler here is asked to stop; nothing it does is recorded.
+   */
+  leaseLost(jobId: string): boolean {
+    const abort = this.aborts.get(jobId);
+    if (!abort) return false;
+    abort.abort(new LeaseLostError(`job ${jobId}: this worker lost its lock; another worker may be running it`));
+    return true;
+  }
+
   /** The BullMQ processor. `token` is the job's lock token. */
   async process(job: AnyJob, token: string | undefined): Promise<unknown> {
     if (this.deps.intakeStopped()) {
@@ -195,6 +207,11 @@ function assertStorable(handlerName: string, result: unknown): void {
   } catch (err) {
     throw new PermanentError(`handler "${handlerName}" returned a value that cannot be stored as JSON: ${(err as Error).message}`, 'validation');
   }
+}
+
+/** The reason an attempt's signal aborts when its worker lost the job's lock. */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
 }
 
 function slotWaitCancelled(): CancelledError {

@@ -165,6 +165,7 @@ export class LaneWorker {
       this.onCompleted(job);
     });
     worker.on('failed', (job, err) => this.onFailed(job, err));
+    worker.on('lockRenewalFailed', (jobIds) => this.onLockLost(jobIds));
     worker.on('stalled', (jobId) => this.track(this.onStalled(jobId)));
     await worker.waitUntilReady();
   }
@@ -249,6 +250,19 @@ export class LaneWorker {
     }
     if (this.deps.redisWatch?.handled(err)) return;
     if (this.errorLog.admit(err.message)) logger.error('lane worker error', { error: err.message });
+  }
+
+  /** BullMQ could not renew the locks of these jobs: another worker may hold them now. */
+  private onLockLost(jobIds: readonly string[]): void {
+    for (const jobId of jobIds) {
+      const stopped = this.runner.leaseLost(jobId);
+      this.deps.logger.warn('lost the lock of a running job: its handler is stopped, and another worker may run the job', {
+        lane: this.deps.lane,
+        job_id: jobId,
+        handler_stopped: stopped,
+        lock_duration_ms: this.deps.policy.lockDurationMs,
+      });
+    }
   }
 
   private onCompleted(job: Job): void {

@@ -6,18 +6,28 @@
   The row is appended only while the job exists, as BullMQ's own addLog does, so that a job
   removed meanwhile leaves no orphan log list behind.
 
+  Nothing is recorded when the worker no longer holds the job's lock (given its token): it lost
+  the lock (a paused process, a blocked event loop) and another worker has the job now, whose
+  history this attempt must not write.
+
     KEYS[1] the job hash, "<prefix>:<lane>:<id>"
     KEYS[2] the job's log list, "<prefix>:<lane>:<id>:logs"
     KEYS[3] the lane's event stream, "<prefix>:<lane>:events"
+    KEYS[4] the job's lock, "<prefix>:<lane>:<id>:lock"
 
     ARGV[1] approximate maximum length of the stream (XADD MAXLEN ~)
     ARGV[2] the log row (JSON), or "" for none
     ARGV[3] keep at most this many log rows; 0 keeps all
-    ARGV[4..] the event's fields and values, flat
+    ARGV[4] the lock token the attempt ran under, or "" not to check it
+    ARGV[5..] the event's fields and values, flat
 
-  Returns the id of the stream entry added.
+  Returns the id of the stream entry added, or false when the lock is another's.
 ]]
 local rcall = redis.call
+
+if ARGV[4] ~= "" and rcall("GET", KEYS[4]) ~= ARGV[4] then
+  return false
+end
 
 if ARGV[2] ~= "" and rcall("EXISTS", KEYS[1]) == 1 then
   rcall("RPUSH", KEYS[2], ARGV[2])
@@ -28,7 +38,7 @@ if ARGV[2] ~= "" and rcall("EXISTS", KEYS[1]) == 1 then
 end
 
 local fields = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 return rcall("XADD", KEYS[3], "MAXLEN", "~", ARGV[1], "*", unpack(fields))

@@ -69,7 +69,7 @@ export function laneStateKeys(prefix: string, lane: string) {
 /** A job's hash and its BullMQ log list (where the worker appends attempt rows). */
 export function jobKeys(prefix: string, lane: string, jobId: string) {
   const job = `${laneQualifiedName(prefix, lane)}:${jobId}`;
-  return { job, logs: `${job}:logs`, deadLetterClaim: `${job}:bp:dead-claim` } as const;
+  return { job, logs: `${job}:logs`, lock: `${job}:lock`, deadLetterClaim: `${job}:bp:dead-claim` } as const;
 }
 
 /** The exporter's persisted totals and stream position for one lane (a hash). */

@@ -8,11 +8,11 @@ import { scriptCommand } from './lua';
 
 const RECORD_ATTEMPT = 'bullpenRecordAttempt';
 interface RecordAttemptClient {
-  [RECORD_ATTEMPT](...args: (string | number)[]): Promise<string>;
+  [RECORD_ATTEMPT](...args: (string | number)[]): Promise<string | null>;
 }
 
 function recordAttemptClient(redis: RedisClient): RecordAttemptClient {
-  return scriptCommand<RecordAttemptClient>(redis, RECORD_ATTEMPT, 'record-attempt', 3);
+  return scriptCommand<RecordAttemptClient>(redis, RECORD_ATTEMPT, 'record-attempt', 4);
 }
 
 export interface RecordAttemptOptions {
@@ -27,6 +27,8 @@ export interface RecordAttemptOptions {
   keepLogs?: number;
   /** When the attempt ended; default now. */
   ts?: number;
+  /** The job's lock token the attempt ran under: nothing is recorded once another holds the lock. */
+  lockToken?: string;
 }
 
 /**
@@ -34,9 +36,10 @@ export interface RecordAttemptOptions {
  * attempt history (the BullMQ log, read by the API and by the exporter for terminal failures),
  * and a `bp:attempt` entry in the lane stream. Call it before the job's outcome is recorded in
  * BullMQ (before returning or throwing from the processor), so that the row exists when the
- * native `failed` event is read. Resolves to the stream entry id.
+ * native `failed` event is read. Resolves to the stream entry id, or null when `lockToken` is no
+ * longer the job's lock (another worker has the job: nothing was recorded).
  */
-export async function recordAttempt(redis: RedisClient, options: RecordAttemptOptions): Promise<string> {
+export async function recordAttempt(redis: RedisClient, options: RecordAttemptOptions): Promise<string | null> {
   const { prefix, lane, maxLen, attempt, keepLogs = 0 } = options;
   const ev: AttemptEvent = { event: LANE_EVENT.attempt, ...attempt };
   const row =
@@ -55,9 +58,11 @@ export async function recordAttempt(redis: RedisClient, options: RecordAttemptOp
     keys.job,
     keys.logs,
     laneEventsKey(prefix, lane),
+    keys.lock,
     maxLen,
     row,
     keepLogs,
+    options.lockToken ?? '',
     ...encodeLaneEvent(ev),
   );
 }
