@@ -119,6 +119,28 @@ describe('worker failure handling', () => {
     expect(ran).not.toHaveBeenCalled();
   });
 
+  it('stops a running attempt at the deadline, as a schedule-to-close timeout does, before its own timeout', async () => {
+    let signal: AbortSignal | undefined;
+    const slow = defineHandler({
+      name: 'slow',
+      run: (_payload, ctx) => {
+        signal = ctx.signal;
+        return abortableSleep(60_000, ctx.signal);
+      },
+    });
+    harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1, attempts: 3, timeoutMs: 60_000 } } }, handlers: [slow] });
+    const id = await harness.add('work', 'slow', {}, { meta: { deadlineAt: Date.now() + 300 } });
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+    const job = await harness.queue('work').getJob(id);
+
+    expect(signal?.aborted).toBe(true);
+    expect(job!.failedReason).toBe("deadline_exceeded: the job's deadline passed while attempt 1 ran");
+    expect(job!.attemptsMade).toBe(1);
+    expect(dead).toMatchObject({ errorClass: 'deadline_exceeded', reason: 'deadline_exceeded' });
+    const [row] = await harness.attemptRows('work', id);
+    expect(row).toMatchObject({ attempt: 1, errorClass: 'deadline_exceeded', message: "deadline_exceeded: the job's deadline passed while attempt 1 ran" });
+  });
+
   it('fails a handler that ignores its AbortSignal with a TimeoutError at about 1.5 × timeout and reuses its slot', async () => {
     const release = deferred<void>();
     const stubbornStarted = deferred<void>();

@@ -3,7 +3,7 @@
 // its success needs for BullMQ's 'completed' event. Before it runs, attempt-start.ts looks at the
 // job's earlier starts; on failure, attempt-failure.ts plans the retry and records the attempt
 // before BullMQ records the outcome. The attempt runs inside its CONSUMER span (attempt-trace.ts).
-import { CancelledError, PermanentError, unwrapJobData, type JobMeta } from '@bullpen/core';
+import { CancelledError, PermanentError, TimeoutError, unwrapJobData, type JobMeta } from '@bullpen/core';
 import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
@@ -155,9 +155,18 @@ export class AttemptRunner {
         if (deadlineAt !== undefined && Date.now() >= deadlineAt) throw new PermanentError('deadline_exceeded', 'deadline_exceeded');
         const handlerStart = Date.now();
         trace.executionStarted();
+        // The deadline bounds the running attempt too, as a schedule-to-close timeout does: it
+        // stops at whichever of its timeout and the deadline comes first.
+        const configuredTimeoutMs = meta?.timeoutMs ?? policy.timeoutMs;
+        const untilDeadlineMs = deadlineAt === undefined ? Infinity : Math.max(1, deadlineAt - handlerStart);
+        const timeoutMs = Math.min(configuredTimeoutMs, untilDeadlineMs);
         try {
-          const timeoutMs = meta?.timeoutMs ?? policy.timeoutMs;
-          const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, abort, trace);
+          const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, abort, trace).catch((err: unknown) => {
+            if (err instanceof TimeoutError && timeoutMs < configuredTimeoutMs) {
+              throw new PermanentError(`deadline_exceeded: the job's deadline passed while attempt ${ref.attempt} ran`, 'deadline_exceeded', { cause: err });
+            }
+            throw err;
+          });
           assertStorable(handler.name, result);
           timings.handlerMs = Date.now() - handlerStart;
           timings.durationMs = Date.now() - leasedAt;
