@@ -99,6 +99,14 @@ const cases: Case[] = [
     code: 'job_name_not_allowed',
     errors: [{ field: 'body.name', message: 'expected one of noop, sleep' }],
   },
+  {
+    what: 'data nested one level past the bound',
+    path: jobs,
+    request: { raw: `{"name":"noop","data":${'['.repeat(65)}${']'.repeat(65)}}` },
+    status: 400,
+    code: 'validation_failed',
+    errors: [{ field: 'body.data', message: 'expected arrays and objects nested at most 64 levels deep' }],
+  },
   { what: 'a body over the limit', path: jobs, request: { body: { name: 'noop', data: 'x'.repeat(4096) } }, status: 413, code: 'payload_too_large' },
   { what: 'a bulk body over the limit', path: `${jobs}/bulk`, request: { body: { jobs: [{ name: 'noop', data: 'x'.repeat(4096) }] } }, status: 413, code: 'payload_too_large' },
   { what: 'an empty batch', path: `${jobs}/bulk`, request: { body: { jobs: [] } }, status: 400, code: 'validation_failed', errors: [{ field: 'body.jobs', message: /1 to 1000/ }] },
@@ -139,6 +147,31 @@ describe('producer API: bad input', () => {
       expect(reply.status).toBe(400);
       expect(reply.body.errors).toEqual([{ field: 'body.jobs', message: 'expected an array of 1 to 1000 jobs' }]);
       expect(await big.backlog('tool_call')).toBe(0);
+    } finally {
+      await big.stop();
+    }
+  });
+
+  it('refuses data nested thousands of levels deep with 400 naming the field, alone in a batch, instead of failing with 500', async () => {
+    // Well under the body limit, but deep enough to overflow JSON.stringify's stack in BullMQ.
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const big = await startTestApi({ lanesFile, env: { API_BODY_LIMIT_BYTES: String(1024 * 1024) } });
+    try {
+      const single = await big.request('POST', jobs, { raw: `{"name":"noop","data":${deep}}` });
+      expect(single.status).toBe(400);
+      expect(single.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(single.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'body.data', message: /64 levels/ }] });
+
+      const bulk = await big.request('POST', `${jobs}/bulk`, { raw: `{"jobs":[{"name":"noop"},{"name":"noop","data":${deep}}]}` });
+      expect(bulk.status).toBe(200);
+      expect(bulk.body).toMatchObject({ created: 1, invalid: 1 });
+      expect(bulk.body.results[1]).toEqual({
+        index: 1,
+        status: 'invalid',
+        code: 'validation_failed',
+        errors: [{ field: 'body.jobs[1].data', message: 'expected arrays and objects nested at most 64 levels deep' }],
+      });
+      expect(await big.backlog('tool_call')).toBe(1);
     } finally {
       await big.stop();
     }
