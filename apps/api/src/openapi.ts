@@ -175,8 +175,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         delete: {
           summary: 'Purge dead letters: all of this tenant\'s in the lane, or the listed ids',
           description:
-            `Send \`{}\` or no body at all for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` ` +
-            `(1 to ${MAX_DEAD_IDS}). Purged jobs are removed with their history. Each id gets a result: purged, ` +
+            `Send \`{}\` or no body at all (no Content-Type and no bytes) for every dead letter of this tenant in the ` +
+            `lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). A body sent with a Content-Type must be a JSON object: ` +
+            'an empty one, `null` or another value is refused with 400 naming `body`, never read as "all". ' +
+            'Purged jobs are removed with their history. Each id gets a result: purged, ' +
             'not_found (no such job for this tenant) or not_dead (the job exists but is not dead, or a concurrent ' +
             'redrive or purge holds it). The whole body is validated before anything is removed.',
           parameters: [laneParam],
@@ -188,7 +190,8 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         post: {
           summary: 'Redrive dead letters: all of this tenant\'s in the lane, or the listed ids',
           description:
-            `Send \`{}\` for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). ` +
+            `Send \`{}\` for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}); ` +
+            'a missing or empty body, `null` or another value that is not an object is refused with 400 naming `body`. ' +
             'Each redriven job goes back to the lane with fresh attempts (attemptsMade 0) and a fresh deadline ' +
             '(as long from now as it first had from its enqueue); its attempt history is kept. Admission control ' +
             '(maxQueueSize) does not apply: a redrive is an operator\'s action and is never refused with 429. ' +

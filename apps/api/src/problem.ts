@@ -151,6 +151,13 @@ const TRANSIENT_REFUSAL_DETAILS: Record<TransientRefusal, string> = {
 
 /** The error `type` body.ts gives a request body that is not valid UTF-8. */
 export const INVALID_UTF8 = 'entity.utf8.invalid';
+/** The error `type` body.ts gives an empty request body, which body-parser would read as `{}`. */
+export const EMPTY_BODY = 'entity.empty';
+
+/** A route that reads a JSON body got none, or an empty one. */
+export function bodyRequiredProblem(): ProblemError {
+  return new ProblemError('validation_failed', 'A JSON request body is required', { errors: [{ field: 'body', message: 'required' }] });
+}
 
 /** The `type` field body-parser sets on its errors: a stable code, unlike the message. */
 function bodyParserType(err: unknown): string | undefined {
@@ -172,6 +179,8 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
       return new ProblemError('malformed_json', 'The request body is not valid JSON');
     case INVALID_UTF8:
       return new ProblemError('malformed_json', 'The request body is not valid UTF-8');
+    case EMPTY_BODY:
+      return bodyRequiredProblem();
     case 'entity.too.large':
       return new ProblemError('payload_too_large', `The request body exceeds ${bodyLimitBytes} bytes`);
     case 'encoding.unsupported':
