@@ -7,6 +7,7 @@ const lanesFile = {
     tool_call: { concurrency: 1 },
     restricted: { concurrency: 1, jobNames: ['noop', 'sleep'] },
     critic: { concurrency: 1 },
+    deadlined: { concurrency: 1, deadlineMs: 60_000 },
   },
 };
 
@@ -90,6 +91,15 @@ const cases: Case[] = [
     status: 400,
     code: 'validation_failed',
     errors: [{ field: 'body.deadlineMs', message: /delayMs/ }],
+  },
+  {
+    // Accepted, the job would wait out its delay and then fail with deadline_exceeded, unrun.
+    what: "a delay past the lane's deadline",
+    path: '/v1/lanes/deadlined/jobs',
+    request: { body: { name: 'noop', delayMs: 61_000 } },
+    status: 400,
+    code: 'validation_failed',
+    errors: [{ field: 'body.delayMs', message: /lane's deadlineMs \(60000\)/ }],
   },
   {
     what: 'a job name the lane does not allow',

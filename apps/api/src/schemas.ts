@@ -74,7 +74,10 @@ export const jobSubmissionSchema = z
       .register(requestDocs, doc('1 is the highest priority; jobs without a priority run before prioritized ones.')),
     delayMs: integer(0, MAX_DELAY_MS)
       .optional()
-      .register(requestDocs, doc('Wait this long before the job may start; default 0.')),
+      .register(
+        requestDocs,
+        doc("Wait this long before the job may start; default 0. Must be shorter than the deadline in effect: deadlineMs, or else the lane's."),
+      ),
     attempts: integer(1, 100)
       .optional()
       .register(requestDocs, doc("Attempts including the first; default the lane's attempts.")),
