@@ -131,7 +131,9 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
           description:
             'Items are validated one by one; valid items are admitted in order while the lane has room and added ' +
             'atomically (all admitted items or none; a 503 redis_timeout means either, for the jobIds it names). Each result says whether its item was taken ' +
-            '(created, replayed) or not (rejected: lane full, invalid). Retry-After is set when any item was rejected.',
+            '(created, replayed) or not (rejected: lane full, invalid). Retry-After is set when any item was rejected. ' +
+            "An item repeating an earlier item's idempotencyKey takes no room of its own: it is answered as a replay of " +
+            "that item's job, or rejected with it.",
           parameters: [laneParam],
           requestBody: { required: true, content: json('BulkSubmission') },
           responses: { '200': { description: 'Per-item results.', content: json('BulkResult') }, ...bodyErrors, ...common },
