@@ -187,6 +187,39 @@ describe('producer API: bad input', () => {
     }
   });
 
+  it('answers a method a path does not support with 405 and Allow after authentication, and OPTIONS with 204 and Allow', async () => {
+    // method, path, whether the request carries an API key, status, Allow
+    const cases: [string, string, boolean, number, string][] = [
+      ['PUT', jobs, true, 405, 'POST, OPTIONS'],
+      ['GET', '/v1/lanes/tool_call/pause', true, 405, 'POST, OPTIONS'],
+      ['PATCH', '/v1/lanes/tool_call/jobs/some-id', true, 405, 'GET, HEAD, DELETE, OPTIONS'],
+      // Job ids are UUIDs: "bulk" names the bulk route, never a job.
+      ['GET', `${jobs}/bulk`, true, 405, 'POST, OPTIONS'],
+      ['POST', '/v1/lanes/tool_call/dead', true, 405, 'GET, HEAD, DELETE, OPTIONS'],
+      ['DELETE', '/healthz', false, 405, 'GET, HEAD, OPTIONS'],
+      ['POST', '/openapi.json', false, 405, 'GET, HEAD, OPTIONS'],
+      ['OPTIONS', '/v1/lanes/tool_call/dead', true, 204, 'GET, HEAD, DELETE, OPTIONS'],
+      ['OPTIONS', '/readyz', false, 204, 'GET, HEAD, OPTIONS'],
+    ];
+    for (const [method, path, withKey, status, allow] of cases) {
+      const reply = await api.request(method, path, withKey ? {} : { key: null });
+      const label = `${method} ${path}`;
+      expect([label, reply.status, reply.headers.get('allow')]).toEqual([label, status, allow]);
+      if (status === 405) {
+        expect([label, reply.headers.get('content-type')]).toEqual([label, expect.stringMatching(/^application\/problem\+json/)]);
+        expect(reply.body).toMatchObject({ type: 'urn:bullpen:problem:method_not_allowed', status: 405, code: 'method_not_allowed', title: 'Method not allowed' });
+        expect(reply.body.detail).toContain(allow);
+      } else {
+        expect([label, reply.body]).toEqual([label, '']);
+      }
+    }
+    // Who may not use the API learns nothing of its routes.
+    const anonymous = await api.request('PUT', jobs, { key: null });
+    expect([anonymous.status, anonymous.body.code, anonymous.headers.get('allow')]).toEqual([401, 'unauthorized', null]);
+    // A path that exists for no method is still not found.
+    expect((await api.request('PUT', '/v1/lanes/tool_call/nothing')).body.code).toBe('route_not_found');
+  });
+
   it('did not pollute any prototype', () => {
     expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
   });

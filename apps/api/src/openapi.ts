@@ -99,7 +99,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
       description:
         'Submit jobs to lanes (BullMQ queues), read and cancel them, inspect and pause lanes, ' +
         'list, redrive and purge dead letters. ' +
-        'Every error is application/problem+json with a stable `code`.',
+        'Every error is application/problem+json with a stable `code`. A method that a path does not support is ' +
+        'answered 405 method_not_allowed with an Allow header listing the methods it does (on /v1 paths, after ' +
+        'authentication); OPTIONS on a path is answered 204 with that Allow header. A path that does not exist is ' +
+        'answered 404 route_not_found.',
     },
     security: [{ bearer: [] }],
     components: {

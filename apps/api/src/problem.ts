@@ -37,6 +37,7 @@ export const PROBLEMS = {
   lane_not_found: { status: 404, title: 'Lane not found' },
   job_not_found: { status: 404, title: 'Job not found' },
   route_not_found: { status: 404, title: 'Route not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
   bad_request: { status: 400, title: 'Bad request' },
   malformed_json: { status: 400, title: 'Malformed JSON' },
   validation_failed: { status: 400, title: 'Validation failed' },
@@ -204,6 +205,23 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
 export function notFoundHandler(): RequestHandler {
   return (req, _res, next) => {
     next(new ProblemError('route_not_found', `No route for ${req.method} ${req.path}`));
+  };
+}
+
+/**
+ * For a path that exists, a method it does not support: 405 method_not_allowed with the Allow
+ * header RFC 9110 requires. OPTIONS asks for that list: 204 with Allow (no CORS: the API serves
+ * no browsers). `allowed` are the methods the path's routes handle; OPTIONS is added.
+ */
+export function methodNotAllowedHandler(allowed: readonly string[]): RequestHandler {
+  const allow = [...new Set([...allowed, 'OPTIONS'])].join(', ');
+  return (req, res, next) => {
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Allow', allow);
+      res.status(204).end();
+      return;
+    }
+    next(new ProblemError('method_not_allowed', `${req.method} is not allowed on ${req.path}; allowed: ${allow}`, { headers: { Allow: allow } }));
   };
 }
 
