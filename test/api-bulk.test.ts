@@ -7,6 +7,7 @@ const lanesFile = {
     tool_call: { concurrency: 1, maxQueueSize: 5 },
     restricted: { concurrency: 1, jobNames: ['noop'] },
     big: { concurrency: 1, maxQueueSize: 1000 },
+    small: { concurrency: 1, maxQueueSize: 3 },
     critic: { concurrency: 1 },
   },
 };
@@ -104,6 +105,80 @@ describe('producer API: bulk submission', () => {
     expect(bAgain).toEqual({ index: 2, status: 'replayed', id: b.id });
     expect(c).toEqual({ index: 3, status: 'rejected', code: 'queue_full' });
     expect(await api.backlog('tool_call')).toBe(5);
+  });
+
+  it("takes no room for items repeating an earlier item's idempotency key, answering them as replays of its job", async () => {
+    const reply = await bulk('small', [
+      { name: 'noop', idempotencyKey: 'x', data: 0 },
+      { name: 'noop', idempotencyKey: 'x', data: 1 },
+      { name: 'noop', idempotencyKey: 'x', data: 2 },
+      { name: 'noop' },
+    ]);
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('retry-after')).toBeNull();
+    const [first] = reply.body.results;
+    expect(reply.body).toEqual({
+      lane: 'small',
+      created: 2,
+      replayed: 2,
+      rejected: 0,
+      invalid: 0,
+      results: [
+        { index: 0, status: 'created', id: expect.any(String) },
+        { index: 1, status: 'replayed', id: first.id },
+        { index: 2, status: 'replayed', id: first.id },
+        { index: 3, status: 'created', id: expect.any(String) },
+      ],
+    });
+    expect(await api.backlog('small')).toBe(2);
+  });
+
+  it("shares an item's refusal with the items repeating its key, and its replay too, when the lane is full", async () => {
+    const earlier = await api.request('POST', '/v1/lanes/small/jobs', { body: { name: 'noop', idempotencyKey: 'x' } });
+    for (let i = 0; i < 2; i++) await api.request('POST', '/v1/lanes/small/jobs', { body: { name: 'noop' } });
+
+    const reply = await bulk('small', [
+      { name: 'noop', idempotencyKey: 'y' },
+      { name: 'noop', idempotencyKey: 'x' },
+      { name: 'noop', idempotencyKey: 'y' },
+      { name: 'bad name', idempotencyKey: 'z' },
+      { name: 'noop', idempotencyKey: 'x' },
+    ]);
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('retry-after')).toBe('1');
+    expect(reply.body).toMatchObject({ created: 0, replayed: 2, rejected: 2, invalid: 1 });
+    expect(reply.body.results).toEqual([
+      { index: 0, status: 'rejected', code: 'queue_full' },
+      { index: 1, status: 'replayed', id: earlier.body.id },
+      { index: 2, status: 'rejected', code: 'queue_full' },
+      { index: 3, status: 'invalid', code: 'validation_failed', errors: [expect.objectContaining({ field: 'body.jobs[3].name' })] },
+      { index: 4, status: 'replayed', id: earlier.body.id },
+    ]);
+    expect(await api.backlog('small')).toBe(3);
+  });
+
+  it('adds one job per idempotency key when bulks repeating the same keys race each other', async () => {
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4'];
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, (_, b) => bulk('big', Array.from({ length: 20 }, (_, i) => ({ name: 'noop', idempotencyKey: keys[(i + b) % keys.length] })))),
+    );
+    const idByKey = new Map<string, string>();
+    let created = 0;
+    for (const [b, reply] of replies.entries()) {
+      expect(reply.status).toBe(200);
+      expect(reply.body).toMatchObject({ rejected: 0, invalid: 0 });
+      expect(reply.body.created + reply.body.replayed).toBe(20);
+      created += reply.body.created;
+      reply.body.results.forEach((result: { index: number; status: string; id: string }, i: number) => {
+        expect(result.index).toBe(i);
+        const key = keys[(i + b) % keys.length] as string;
+        const seen = idByKey.get(key) ?? result.id;
+        idByKey.set(key, seen);
+        expect([key, result.id]).toEqual([key, seen]);
+      });
+    }
+    expect(created).toBe(keys.length);
+    expect(await api.backlog('big')).toBe(keys.length);
   });
 
   it('adds 1000 jobs in one call', async () => {

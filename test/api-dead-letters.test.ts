@@ -1,6 +1,7 @@
 // Dead letters over REST against a real Redis: listing (tenant-filtered, newest first, cursor
 // paging), redrive and purge. A plain BullMQ Worker stands in for bullpen's worker: it records an
 // attempt row the way bullpen's does and fails the job permanently, which puts it in the failed set.
+import http from 'node:http';
 import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
 import {
@@ -461,6 +462,13 @@ describe('producer API: dead letters', () => {
       ['POST', REDRIVE, { body: { ids: [a], all: true } }, 400, 'validation_failed', 'body.all'],
       ['POST', REDRIVE, { body: [a] }, 400, 'validation_failed', 'body'],
       ['POST', REDRIVE, {}, 400, 'validation_failed', 'body'],
+      // null, or an empty body sent as JSON (Content-Length: 0), is a lost body, never "all".
+      ['POST', REDRIVE, { raw: 'null' }, 400, 'validation_failed', 'body'],
+      ['POST', REDRIVE, { raw: '' }, 400, 'validation_failed', 'body'],
+      ['DELETE', DEAD, { raw: 'null' }, 400, 'validation_failed', 'body'],
+      ['DELETE', DEAD, { raw: '' }, 400, 'validation_failed', 'body'],
+      ['DELETE', DEAD, { body: [a] }, 400, 'validation_failed', 'body'],
+      ['DELETE', DEAD, { headers: { 'content-type': 'application/json' } }, 400, 'validation_failed', 'body'],
       ['POST', REDRIVE, { raw: '{"ids": [' }, 400, 'malformed_json'],
       ['POST', REDRIVE, { raw: `ids=${a}`, headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type'],
       ['DELETE', DEAD, { body: { ids: [a, ''] } }, 400, 'validation_failed', 'body.ids[1]'],
@@ -487,6 +495,40 @@ describe('producer API: dead letters', () => {
     // Validated before anything changed: the listed valid id is still dead, as it was.
     expect(await states([a])).toEqual(['failed']);
     expect((await jobOf(a)).attemptsMade).toBe(1);
+  });
+
+  it('refuses an empty JSON body sent chunked or with Content-Length: 0, and purges all only when there is no body at all', async () => {
+    const a = await submit(KEYS.acme);
+    await kill([a]);
+    /** A request whose framing fetch would not send: explicit headers, and no body bytes. */
+    const send = (method: string, path: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; body: { code?: string; errors?: { field: string }[]; purged?: number } }>((resolve, reject) => {
+        const req = http.request(`${api.url}${path}`, { method, headers: { authorization: `Bearer ${KEYS.acme}`, ...headers } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const json = { 'content-type': 'application/json' };
+    for (const [method, path] of [
+      ['POST', REDRIVE],
+      ['DELETE', DEAD],
+    ] as const) {
+      for (const framing of [{ 'transfer-encoding': 'chunked' }, { 'content-length': '0' }] as Record<string, string>[]) {
+        const reply = await send(method, path, { ...json, ...framing });
+        const label = `${method} ${JSON.stringify(framing)}`;
+        expect([label, reply.status, reply.body.code, reply.body.errors]).toEqual([label, 400, 'validation_failed', [{ field: 'body', message: 'required' }]]);
+      }
+    }
+    expect(await states([a])).toEqual(['failed']);
+
+    // No Content-Type and no bytes: the documented "all".
+    const all = await send('DELETE', DEAD, { 'content-length': '0' });
+    expect([all.status, all.body.purged]).toEqual([200, 1]);
+    expect(await states([a])).toEqual(['unknown']);
   });
 
   it('documents the three dead-letter routes in /openapi.json', async () => {

@@ -233,8 +233,14 @@ describe('producer API: jobs', () => {
     expect(job.required).toEqual(['name']);
     expect(job.additionalProperties).toBe(false);
     expect(job.properties.priority).toMatchObject({ type: 'integer', minimum: 1, maximum: 2097151 });
+    // Bounds that JSON Schema cannot express are stated in the descriptions.
+    expect(job.properties.data.description).toMatch(/nest at most 64 levels deep/);
+    expect(job.properties.delayMs.description).toMatch(/shorter than the deadline in effect: deadlineMs, or else the lane's/);
     expect(reply.body.components.schemas.BulkSubmission.properties.jobs.items).toEqual({ $ref: '#/components/schemas/JobSubmission' });
     expect(reply.body.paths['/v1/lanes/{lane}/jobs'].post.responses['429']).toBeDefined();
+    // Every problem code the API can answer is listed, 405 included.
+    expect(reply.body.components.schemas.Problem.properties.code.enum).toEqual(expect.arrayContaining(['route_not_found', 'method_not_allowed', 'queue_full']));
+    expect(reply.body.info.description).toMatch(/405 method_not_allowed with an Allow header/);
   });
 
   it('answers /healthz and /readyz without authentication', async () => {

@@ -24,10 +24,13 @@ describe('API metrics', () => {
     const created = await api.request('POST', '/v1/lanes/tiny/jobs', { body: { name: 'noop' } });
     expect(created.status).toBe(429);
     await api.request('GET', '/v1/lanes/tiny/jobs/does-not-exist');
+    await api.request('PUT', '/v1/lanes/tiny/jobs/does-not-exist');
     const text = String((await api.request('GET', '/metrics', { key: null })).body);
     expect(sample(text, 'bullpen_api_requests_total', { route: '/v1/lanes/:lane/jobs', method: 'POST', status: '201' })).toBe(1);
     expect(sample(text, 'bullpen_api_requests_total', { route: '/v1/lanes/:lane/jobs', method: 'POST', status: '429' })).toBe(1);
     expect(sample(text, 'bullpen_api_requests_total', { route: '/v1/lanes/:lane/jobs/:id', method: 'GET', status: '404' })).toBe(1);
+    // A method the route does not support is counted under the route's template too.
+    expect(sample(text, 'bullpen_api_requests_total', { route: '/v1/lanes/:lane/jobs/:id', method: 'PUT', status: '405' })).toBe(1);
     expect(text).not.toContain('does-not-exist');
     expect(sample(text, 'bullpen_api_request_duration_seconds_count', { route: '/v1/lanes/:lane/jobs', status: '201' })).toBe(1);
     expect(sample(text, 'bullpen_api_admission_rejected_total', { lane: 'tiny', reason: 'queue_full' })).toBe(1);

@@ -7,6 +7,7 @@ const lanesFile = {
     tool_call: { concurrency: 1 },
     restricted: { concurrency: 1, jobNames: ['noop', 'sleep'] },
     critic: { concurrency: 1 },
+    deadlined: { concurrency: 1, deadlineMs: 60_000 },
   },
 };
 
@@ -92,12 +93,29 @@ const cases: Case[] = [
     errors: [{ field: 'body.deadlineMs', message: /delayMs/ }],
   },
   {
+    // Accepted, the job would wait out its delay and then fail with deadline_exceeded, unrun.
+    what: "a delay past the lane's deadline",
+    path: '/v1/lanes/deadlined/jobs',
+    request: { body: { name: 'noop', delayMs: 61_000 } },
+    status: 400,
+    code: 'validation_failed',
+    errors: [{ field: 'body.delayMs', message: /lane's deadlineMs \(60000\)/ }],
+  },
+  {
     what: 'a job name the lane does not allow',
     path: '/v1/lanes/restricted/jobs',
     request: { body: { name: 'cpu' } },
     status: 400,
     code: 'job_name_not_allowed',
     errors: [{ field: 'body.name', message: 'expected one of noop, sleep' }],
+  },
+  {
+    what: 'data nested one level past the bound',
+    path: jobs,
+    request: { raw: `{"name":"noop","data":${'['.repeat(65)}${']'.repeat(65)}}` },
+    status: 400,
+    code: 'validation_failed',
+    errors: [{ field: 'body.data', message: 'expected arrays and objects nested at most 64 levels deep' }],
   },
   { what: 'a body over the limit', path: jobs, request: { body: { name: 'noop', data: 'x'.repeat(4096) } }, status: 413, code: 'payload_too_large' },
   { what: 'a bulk body over the limit', path: `${jobs}/bulk`, request: { body: { jobs: [{ name: 'noop', data: 'x'.repeat(4096) }] } }, status: 413, code: 'payload_too_large' },
@@ -142,6 +160,64 @@ describe('producer API: bad input', () => {
     } finally {
       await big.stop();
     }
+  });
+
+  it('refuses data nested thousands of levels deep with 400 naming the field, alone in a batch, instead of failing with 500', async () => {
+    // Well under the body limit, but deep enough to overflow JSON.stringify's stack in BullMQ.
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const big = await startTestApi({ lanesFile, env: { API_BODY_LIMIT_BYTES: String(1024 * 1024) } });
+    try {
+      const single = await big.request('POST', jobs, { raw: `{"name":"noop","data":${deep}}` });
+      expect(single.status).toBe(400);
+      expect(single.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(single.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'body.data', message: /64 levels/ }] });
+
+      const bulk = await big.request('POST', `${jobs}/bulk`, { raw: `{"jobs":[{"name":"noop"},{"name":"noop","data":${deep}}]}` });
+      expect(bulk.status).toBe(200);
+      expect(bulk.body).toMatchObject({ created: 1, invalid: 1 });
+      expect(bulk.body.results[1]).toEqual({
+        index: 1,
+        status: 'invalid',
+        code: 'validation_failed',
+        errors: [{ field: 'body.jobs[1].data', message: 'expected arrays and objects nested at most 64 levels deep' }],
+      });
+      expect(await big.backlog('tool_call')).toBe(1);
+    } finally {
+      await big.stop();
+    }
+  });
+
+  it('answers a method a path does not support with 405 and Allow after authentication, and OPTIONS with 204 and Allow', async () => {
+    // method, path, whether the request carries an API key, status, Allow
+    const cases: [string, string, boolean, number, string][] = [
+      ['PUT', jobs, true, 405, 'POST, OPTIONS'],
+      ['GET', '/v1/lanes/tool_call/pause', true, 405, 'POST, OPTIONS'],
+      ['PATCH', '/v1/lanes/tool_call/jobs/some-id', true, 405, 'GET, HEAD, DELETE, OPTIONS'],
+      // Job ids are UUIDs: "bulk" names the bulk route, never a job.
+      ['GET', `${jobs}/bulk`, true, 405, 'POST, OPTIONS'],
+      ['POST', '/v1/lanes/tool_call/dead', true, 405, 'GET, HEAD, DELETE, OPTIONS'],
+      ['DELETE', '/healthz', false, 405, 'GET, HEAD, OPTIONS'],
+      ['POST', '/openapi.json', false, 405, 'GET, HEAD, OPTIONS'],
+      ['OPTIONS', '/v1/lanes/tool_call/dead', true, 204, 'GET, HEAD, DELETE, OPTIONS'],
+      ['OPTIONS', '/readyz', false, 204, 'GET, HEAD, OPTIONS'],
+    ];
+    for (const [method, path, withKey, status, allow] of cases) {
+      const reply = await api.request(method, path, withKey ? {} : { key: null });
+      const label = `${method} ${path}`;
+      expect([label, reply.status, reply.headers.get('allow')]).toEqual([label, status, allow]);
+      if (status === 405) {
+        expect([label, reply.headers.get('content-type')]).toEqual([label, expect.stringMatching(/^application\/problem\+json/)]);
+        expect(reply.body).toMatchObject({ type: 'urn:bullpen:problem:method_not_allowed', status: 405, code: 'method_not_allowed', title: 'Method not allowed' });
+        expect(reply.body.detail).toContain(allow);
+      } else {
+        expect([label, reply.body]).toEqual([label, '']);
+      }
+    }
+    // Who may not use the API learns nothing of its routes.
+    const anonymous = await api.request('PUT', jobs, { key: null });
+    expect([anonymous.status, anonymous.body.code, anonymous.headers.get('allow')]).toEqual([401, 'unauthorized', null]);
+    // A path that exists for no method is still not found.
+    expect((await api.request('PUT', '/v1/lanes/tool_call/nothing')).body.code).toBe('route_not_found');
   });
 
   it('did not pollute any prototype', () => {

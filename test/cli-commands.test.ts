@@ -114,6 +114,25 @@ describe('the bullpen CLI against a running API', () => {
     expect(after.items.map((i) => i.id)).not.toContain(id);
   });
 
+  it('redrives and purges all dead letters of a lane without --ids', async () => {
+    const failed = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
+    const id = (JSON.parse(failed.stdout) as { id: string }).id;
+    const attemptsOf = async () => {
+      const shown = JSON.parse((await bullpen(['job', 'tool_call', id], env)).stdout) as { state: string; attempts: unknown[] };
+      return shown.state === 'failed' ? shown.attempts.length : 0;
+    };
+    await waitUntil(async () => (await attemptsOf()) === 1);
+    const redriven = await bullpen(['dead', 'tool_call', '--redrive'], env);
+    expect(redriven.code).toBe(0);
+    expect(JSON.parse(redriven.stdout)).toMatchObject({ redriven: 1, results: [{ id, status: 'redriven' }] });
+    await waitUntil(async () => (await attemptsOf()) === 2);
+    const purged = await bullpen(['dead', 'tool_call', '--purge'], env);
+    expect(purged.code).toBe(0);
+    expect(JSON.parse(purged.stdout)).toMatchObject({ purged: 1, results: [{ id, status: 'purged' }] });
+    const after = JSON.parse((await bullpen(['dead', 'tool_call'], env)).stdout) as { items: unknown[] };
+    expect(after.items).toEqual([]);
+  });
+
   it('exits 4 on a wrong key, 1 on an API error and 3 when the API is unreachable', async () => {
     const wrong = await bullpen(['lanes'], { ...env, BULLPEN_API_KEY: 'not-a-key-at-all' });
     expect(wrong.code).toBe(4);

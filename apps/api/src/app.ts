@@ -10,7 +10,7 @@ import { JobAccess } from './job-access';
 import { LaneRegistry } from './lane-registry';
 import { createApiMetrics, markMount, metricsHandler, observe } from './observability';
 import { buildOpenApiDocument } from './openapi';
-import { errorHandler, notFoundHandler, sendProblem, unavailableProblem } from './problem';
+import { errorHandler, methodNotAllowedHandler, notFoundHandler, sendProblem, unavailableProblem } from './problem';
 import { JobProducer } from './producer';
 import { JobsInFlight } from './jobs-in-flight';
 import { RedisGuard } from './redis-guard';
@@ -56,28 +56,32 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   app.use(observe(metrics));
 
   // The API proper comes first, job submissions (the hot path) leading: Express matches a request
-  // against each layer in turn. Each route is one layer that authenticates and runs the rest of
-  // its middleware itself (route-table.ts).
+  // against each layer in turn. Each path is one layer whose routes authenticate and run the rest
+  // of their middleware themselves (route-table.ts); another method on it is authenticated too,
+  // then answered 405 with Allow (OPTIONS: 204 with Allow).
   const auth = authenticate(config);
   const v1 = routeTable(app, '/v1', [auth]);
   jobRoutes(v1, { config, producer, access });
   laneRoutes(v1, { config, guard, lanes });
   deadLetterRoutes(v1, { config, deadLetters });
+  v1.otherMethods(methodNotAllowedHandler);
   // Any other /v1 path is authenticated like the routes, then answered 404 (labelled /v1/*).
   app.use('/v1', markMount(), auth);
 
-  app.get('/metrics', metricsHandler(metrics));
-  app.get('/healthz', (_req, res) => {
+  const root = routeTable(app, '', []);
+  root.get('/metrics', metricsHandler(metrics));
+  root.get('/healthz', (_req, res) => {
     res.status(200).json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
+  root.get('/readyz', async (_req, res) => {
     if (await guard.ping()) res.status(200).json({ status: 'ready' });
     else sendProblem(res, unavailableProblem(guard.ready ? 'Redis did not answer PING within 1 s' : guard.notReadyReason()));
   });
-  app.get('/openapi.json', (_req, res) => {
+  root.get('/openapi.json', (_req, res) => {
     openApi ??= JSON.stringify(buildOpenApiDocument(config));
     res.status(200).type('application/json').send(openApi);
   });
+  root.otherMethods(methodNotAllowedHandler);
   const adminQueues = mountAdminUi(app, config, redis);
 
   app.use(notFoundHandler());

@@ -3,7 +3,7 @@
 // body is never read for a request that is refused anyway.
 import { isUtf8 } from 'node:buffer';
 import express, { type RequestHandler } from 'express';
-import { INVALID_UTF8, ProblemError } from './problem';
+import { EMPTY_BODY, INVALID_UTF8, ProblemError, bodyRequiredProblem } from './problem';
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
@@ -12,11 +12,7 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
     const type = req.is(JSON_TYPES);
     const noBody = type === null || (req.headers['content-length'] === '0' && !req.headers['content-type']);
     if (noBody) {
-      next(
-        new ProblemError('validation_failed', 'A JSON request body is required', {
-          errors: [{ field: 'body', message: 'required' }],
-        }),
-      );
+      next(bodyRequiredProblem());
       return;
     }
     if (type === false) {
@@ -27,13 +23,17 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
     next();
   };
   // strict: false lets any JSON value through, so that `"x"` is a schema error, not malformed JSON.
-  // Bytes that are not UTF-8 would be decoded to U+FFFD, so that two different idempotency keys
-  // could arrive as the same string: such a body is refused instead (body-parser maps the type).
+  // body-parser reads an empty body as {}, which a redrive or purge takes for "all": an empty body
+  // is refused as missing, however it was framed (Content-Length: 0, no chunks, compressed to
+  // nothing). Bytes that are not UTF-8 would be decoded to U+FFFD, so that two different
+  // idempotency keys could arrive as the same string: such a body is refused instead. The error
+  // handler maps both types.
   const parse = express.json({
     limit: limitBytes,
     strict: false,
     type: () => true,
     verify: (_req, _res, buf, encoding) => {
+      if (buf.length === 0) throw Object.assign(new Error('request body is empty'), { type: EMPTY_BODY, status: 400 });
       if (encoding === 'utf-8' && !isUtf8(buf)) throw Object.assign(new Error('request body is not UTF-8'), { type: INVALID_UTF8, status: 400 });
     },
   });

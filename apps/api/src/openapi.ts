@@ -99,7 +99,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
       description:
         'Submit jobs to lanes (BullMQ queues), read and cancel them, inspect and pause lanes, ' +
         'list, redrive and purge dead letters. ' +
-        'Every error is application/problem+json with a stable `code`.',
+        'Every error is application/problem+json with a stable `code`. A method that a path does not support is ' +
+        'answered 405 method_not_allowed with an Allow header listing the methods it does (on /v1 paths, after ' +
+        'authentication); OPTIONS on a path is answered 204 with that Allow header. A path that does not exist is ' +
+        'answered 404 route_not_found.',
     },
     security: [{ bearer: [] }],
     components: {
@@ -131,7 +134,9 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
           description:
             'Items are validated one by one; valid items are admitted in order while the lane has room and added ' +
             'atomically (all admitted items or none; a 503 redis_timeout means either, for the jobIds it names). Each result says whether its item was taken ' +
-            '(created, replayed) or not (rejected: lane full, invalid). Retry-After is set when any item was rejected.',
+            '(created, replayed) or not (rejected: lane full, invalid). Retry-After is set when any item was rejected. ' +
+            "An item repeating an earlier item's idempotencyKey takes no room of its own: it is answered as a replay of " +
+            "that item's job, or rejected with it.",
           parameters: [laneParam],
           requestBody: { required: true, content: json('BulkSubmission') },
           responses: { '200': { description: 'Per-item results.', content: json('BulkResult') }, ...bodyErrors, ...common },
@@ -175,8 +180,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         delete: {
           summary: 'Purge dead letters: all of this tenant\'s in the lane, or the listed ids',
           description:
-            `Send \`{}\` or no body at all for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` ` +
-            `(1 to ${MAX_DEAD_IDS}). Purged jobs are removed with their history. Each id gets a result: purged, ` +
+            `Send \`{}\` or no body at all (no Content-Type and no bytes) for every dead letter of this tenant in the ` +
+            `lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). A body sent with a Content-Type must be a JSON object: ` +
+            'an empty one, `null` or another value is refused with 400 naming `body`, never read as "all". ' +
+            'Purged jobs are removed with their history. Each id gets a result: purged, ' +
             'not_found (no such job for this tenant) or not_dead (the job exists but is not dead, or a concurrent ' +
             'redrive or purge holds it). The whole body is validated before anything is removed.',
           parameters: [laneParam],
@@ -188,7 +195,8 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         post: {
           summary: 'Redrive dead letters: all of this tenant\'s in the lane, or the listed ids',
           description:
-            `Send \`{}\` for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). ` +
+            `Send \`{}\` for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}); ` +
+            'a missing or empty body, `null` or another value that is not an object is refused with 400 naming `body`. ' +
             'Each redriven job goes back to the lane with fresh attempts (attemptsMade 0) and a fresh deadline ' +
             '(as long from now as it first had from its enqueue); its attempt history is kept. Admission control ' +
             '(maxQueueSize) does not apply: a redrive is an operator\'s action and is never refused with 429. ' +

@@ -1,5 +1,5 @@
 import { UnavailableError } from '@bullpen/core';
-import { ProblemError, toProblemError, writeOutcomeUnknown } from './problem';
+import { EMPTY_BODY, ProblemError, toProblemError, writeOutcomeUnknown } from './problem';
 import { RedisConnectionLostError } from './redis-guard';
 
 const bodyParserError = (type: string) => Object.assign(new Error('whatever the message says'), { type });
@@ -14,6 +14,12 @@ describe('toProblemError', () => {
     });
     expect(toProblemError(bodyParserError('charset.unsupported'), 1024)?.status).toBe(415);
     expect(toProblemError(bodyParserError('encoding.unsupported'), 1024)?.status).toBe(415);
+    // body.ts's own: an empty body is a missing one, not the {} body-parser would make of it.
+    expect(toProblemError(bodyParserError(EMPTY_BODY), 1024)?.toProblem()).toMatchObject({
+      status: 400,
+      code: 'validation_failed',
+      errors: [{ field: 'body', message: 'required' }],
+    });
   });
 
   it('answers an outage with 503 and Retry-After', () => {

@@ -37,6 +37,7 @@ export const PROBLEMS = {
   lane_not_found: { status: 404, title: 'Lane not found' },
   job_not_found: { status: 404, title: 'Job not found' },
   route_not_found: { status: 404, title: 'Route not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
   bad_request: { status: 400, title: 'Bad request' },
   malformed_json: { status: 400, title: 'Malformed JSON' },
   validation_failed: { status: 400, title: 'Validation failed' },
@@ -151,6 +152,13 @@ const TRANSIENT_REFUSAL_DETAILS: Record<TransientRefusal, string> = {
 
 /** The error `type` body.ts gives a request body that is not valid UTF-8. */
 export const INVALID_UTF8 = 'entity.utf8.invalid';
+/** The error `type` body.ts gives an empty request body, which body-parser would read as `{}`. */
+export const EMPTY_BODY = 'entity.empty';
+
+/** A route that reads a JSON body got none, or an empty one. */
+export function bodyRequiredProblem(): ProblemError {
+  return new ProblemError('validation_failed', 'A JSON request body is required', { errors: [{ field: 'body', message: 'required' }] });
+}
 
 /** The `type` field body-parser sets on its errors: a stable code, unlike the message. */
 function bodyParserType(err: unknown): string | undefined {
@@ -172,6 +180,8 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
       return new ProblemError('malformed_json', 'The request body is not valid JSON');
     case INVALID_UTF8:
       return new ProblemError('malformed_json', 'The request body is not valid UTF-8');
+    case EMPTY_BODY:
+      return bodyRequiredProblem();
     case 'entity.too.large':
       return new ProblemError('payload_too_large', `The request body exceeds ${bodyLimitBytes} bytes`);
     case 'encoding.unsupported':
@@ -195,6 +205,23 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
 export function notFoundHandler(): RequestHandler {
   return (req, _res, next) => {
     next(new ProblemError('route_not_found', `No route for ${req.method} ${req.path}`));
+  };
+}
+
+/**
+ * For a path that exists, a method it does not support: 405 method_not_allowed with the Allow
+ * header RFC 9110 requires. OPTIONS asks for that list: 204 with Allow (no CORS: the API serves
+ * no browsers). `allowed` are the methods the path's routes handle; OPTIONS is added.
+ */
+export function methodNotAllowedHandler(allowed: readonly string[]): RequestHandler {
+  const allow = [...new Set([...allowed, 'OPTIONS'])].join(', ');
+  return (req, res, next) => {
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Allow', allow);
+      res.status(204).end();
+      return;
+    }
+    next(new ProblemError('method_not_allowed', `${req.method} is not allowed on ${req.path}; allowed: ${allow}`, { headers: { Allow: allow } }));
   };
 }
 

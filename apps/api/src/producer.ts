@@ -127,6 +127,20 @@ interface ValidItem {
   prepared: PreparedJob;
 }
 
+/** A valid bulk item whose idempotency key an earlier valid item of the same request carries. */
+interface RepeatedItem {
+  index: number;
+  /** The index of that earlier item, whose outcome this one shares. */
+  of: number;
+}
+
+/** What an item repeating an earlier item's idempotency key is answered: that item's job, or its refusal. */
+function repeatOf(index: number, first: BulkItemResult): BulkItemResult {
+  if (first.id !== undefined) return { index, status: 'replayed', id: first.id };
+  if (first.status === 'rejected') return { index, status: 'rejected', code: first.code ?? 'queue_full' };
+  throw new Error(`bulk item ${index} repeats item ${first.index}, which has neither a job nor a refusal`);
+}
+
 function queueFull(lane: string, backlog: number, maxQueueSize: number): ProblemError {
   return new ProblemError('queue_full', `Lane ${lane} holds ${backlog} of at most ${maxQueueSize} jobs; retry later`, {
     headers: { 'Retry-After': String(QUEUE_FULL_RETRY_AFTER_SECONDS) },
@@ -244,12 +258,16 @@ export class JobProducer {
    * Validates each item alone, waits for room for the valid ones among the jobs on their way to
    * Redis (jobs-in-flight.ts), admits as many as the lane has room for (in request order), and
    * adds them in one MULTI/EXEC, which Redis applies whole or not at all: if Redis fails, no item
-   * was taken and the whole call is a 503.
+   * was taken and the whole call is a 503. An item repeating the idempotency key of an earlier
+   * item can add no job of its own (same tenant, same lane: the same deduplication id): it takes
+   * no room and shares that item's outcome, the same job replayed or the same refusal.
    */
   async submitBulk({ lane, policy }: LaneContext, tenant: string, items: readonly unknown[]): Promise<BulkOutcome> {
     const { config, redis, guard, lanes } = this.deps;
     const results: BulkItemResult[] = new Array(items.length);
     const valid: ValidItem[] = [];
+    const repeated: RepeatedItem[] = [];
+    const firstWithKey = new Map<string, number>();
     const nowMs = Date.now();
     items.forEach((item, index) => {
       const base = `body.jobs[${index}]`;
@@ -262,6 +280,15 @@ export class JobProducer {
       if (rejection) {
         results[index] = { index, status: 'invalid', code: rejection.code, errors: rejection.errors };
         return;
+      }
+      const key = parsed.value.idempotencyKey;
+      if (key !== undefined) {
+        const of = firstWithKey.get(key);
+        if (of !== undefined) {
+          repeated.push({ index, of });
+          return;
+        }
+        firstWithKey.set(key, index);
       }
       const prepared = prepareJob(parsed.value, { tenant, policy, jobId: randomUUID(), nowMs });
       valid.push({ index, prepared });
@@ -295,6 +322,7 @@ export class JobProducer {
       }
     }
     if (refused.length > 0) await this.settleRefused(lane, refused, results);
+    for (const { index, of } of repeated) results[index] = repeatOf(index, results[of] as BulkItemResult);
     const rejectedCount = results.filter((r) => r.status === 'rejected').length;
     if (rejectedCount > 0) this.recordRejections(lane, rejectedCount);
 

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { routeTable } from './route-table';
+import { routeTable, type RouteTable } from './route-table';
 
 /** Appends `name` to the response's trail and moves on. */
 const step =
@@ -13,6 +13,7 @@ const step =
 
 let server: Server;
 let base: string;
+let v1: RouteTable;
 
 beforeAll(async () => {
   const app = express();
@@ -20,9 +21,12 @@ beforeAll(async () => {
     res.locals.trail = [];
     next();
   });
-  const v1 = routeTable(app, '/v1', [step('shared')]);
+  v1 = routeTable(app, '/v1', [step('shared')]);
   v1.get('/things/:id', step('first'), (req, res) => {
     res.json({ trail: res.locals.trail, id: req.params.id });
+  });
+  v1.post('/things/:id', (_req, res) => {
+    res.status(201).json({ trail: res.locals.trail });
   });
   v1.get('/refused', step('first'), (_req, _res, next) => next(new Error('refused by a middleware')), step('never'));
   v1.get('/thrown', () => {
@@ -34,6 +38,9 @@ beforeAll(async () => {
   });
   v1.get('/through', step('first'));
   v1.get('/skip', step('first'), (_req, _res, next) => next('route'), step('never'));
+  v1.otherMethods((allowed) => (req, res) => {
+    res.status(405).json({ trail: res.locals.trail, method: req.method, allowed });
+  });
   app.get('/v1/skip', (_req, res) => {
     res.json({ trail: res.locals.trail, by: 'the next route' });
   });
@@ -54,8 +61,8 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(base + path);
+async function get(path: string, method = 'GET'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(base + path, { method });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -77,5 +84,17 @@ describe('routeTable', () => {
   it('goes on to the app\'s next layer past its last handler, and to the next route on next("route")', async () => {
     expect(await get('/v1/through')).toEqual({ status: 404, body: { trail: ['shared', 'first'], by: 'the fallback' } });
     expect(await get('/v1/skip')).toEqual({ status: 200, body: { trail: ['shared', 'first'], by: 'the next route' } });
+  });
+
+  it('answers a method none of a path\'s routes handles after the shared handlers, given the methods the path handles', async () => {
+    expect(await get('/v1/things/42', 'PUT')).toEqual({ status: 405, body: { trail: ['shared'], method: 'PUT', allowed: ['GET', 'HEAD', 'POST'] } });
+    expect(await get('/v1/refused', 'DELETE')).toEqual({ status: 405, body: { trail: ['shared'], method: 'DELETE', allowed: ['GET', 'HEAD'] } });
+    // The methods it handles still reach their routes.
+    expect(await get('/v1/things/42', 'POST')).toEqual({ status: 201, body: { trail: ['shared'] } });
+    expect((await fetch(`${base}/v1/things/42`, { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('takes no route after it answers other methods', () => {
+    expect(() => v1.get('/late', step('late'))).toThrow(/GET \/v1\/late added after otherMethods/);
   });
 });

@@ -1,4 +1,4 @@
-import { bulkSubmissionSchema, jobSubmissionSchema, MAX_BULK_JOBS, parseWith } from './schemas';
+import { bulkSubmissionSchema, jobSubmissionSchema, MAX_BULK_JOBS, MAX_DATA_DEPTH, parseWith } from './schemas';
 
 describe('jobSubmissionSchema', () => {
   it('accepts a minimal job and defaults data to an empty object', () => {
@@ -11,6 +11,20 @@ describe('jobSubmissionSchema', () => {
       const parsed = parseWith(jobSubmissionSchema, { name: 'noop', data }, 'body');
       expect(parsed).toEqual({ ok: true, value: { name: 'noop', data } });
     }
+  });
+
+  it('accepts data nested up to 64 levels and refuses deeper data, naming the field', () => {
+    const nested = (levels: number): unknown => JSON.parse('['.repeat(levels) + ']'.repeat(levels));
+    expect(parseWith(jobSubmissionSchema, { name: 'noop', data: nested(MAX_DATA_DEPTH) }, 'body').ok).toBe(true);
+    expect(parseWith(jobSubmissionSchema, { name: 'noop', data: nested(MAX_DATA_DEPTH + 1) }, 'body.jobs[2]')).toEqual({
+      ok: false,
+      errors: [{ field: 'body.jobs[2].data', message: 'expected arrays and objects nested at most 64 levels deep' }],
+    });
+    // Deep enough to overflow a recursive walk: still a field error, not a RangeError.
+    expect(parseWith(jobSubmissionSchema, { name: 'noop', data: nested(100_000) }, 'body')).toEqual({
+      ok: false,
+      errors: [{ field: 'body.data', message: 'expected arrays and objects nested at most 64 levels deep' }],
+    });
   });
 
   it('reports one message per offending field with its path', () => {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { PRIORITY_LIMIT } from 'bullmq';
 import { JOB_NAME, MAX_TIMER_MS } from '@bullpen/core';
 import { decodeDeadCursor } from './dead-letters';
+import { nestsAtMost } from './json-depth';
 import type { FieldError } from './problem';
 
 /** Documentation of the request schemas: ids name them in /openapi.json, descriptions explain fields. */
@@ -18,6 +19,11 @@ export const MAX_BULK_JOBS = 1000;
 /** BullMQ's own bound; a larger priority would be refused by BullMQ after admission. */
 export const MAX_PRIORITY = PRIORITY_LIMIT;
 export const MAX_DELAY_MS = 365 * 24 * 3600 * 1000;
+/**
+ * Arrays and objects nested in a job's data. Far past what a payload needs, and far below the few
+ * thousand levels at which JSON.stringify (BullMQ's, the worker's) overflows the stack.
+ */
+export const MAX_DATA_DEPTH = 64;
 
 /** One message whether the value is missing, of the wrong type or out of range. */
 function integer(min: number, max?: number) {
@@ -29,6 +35,7 @@ function integer(min: number, max?: number) {
 const jobNameMessage = 'expected a job name: a letter, then up to 127 letters, digits, _ . or -';
 const idempotencyKeyMessage = 'expected a string of 1 to 200 characters';
 const LONE_SURROGATE = /\p{Cs}/u;
+const dataDepthMessage = `expected arrays and objects nested at most ${MAX_DATA_DEPTH} levels deep`;
 
 export const jobSubmissionSchema = z
   .strictObject({
@@ -38,8 +45,15 @@ export const jobSubmissionSchema = z
       .register(requestDocs, doc('Job name: selects the handler; the lane may restrict the names it accepts.')),
     data: z
       .unknown()
+      .refine((data) => nestsAtMost(data, MAX_DATA_DEPTH), { error: dataDepthMessage })
       .default(() => ({}))
-      .register(requestDocs, doc('Any JSON value, passed to the handler as its payload; default {}.')),
+      .register(
+        requestDocs,
+        doc(
+          `Any JSON value, passed to the handler as its payload; default {}. Arrays and objects may nest at most ${MAX_DATA_DEPTH} ` +
+            'levels deep ({"a": [1]} is 2 levels).',
+        ),
+      ),
     idempotencyKey: z
       .string({ error: idempotencyKeyMessage })
       .min(1, { error: idempotencyKeyMessage })
@@ -60,7 +74,10 @@ export const jobSubmissionSchema = z
       .register(requestDocs, doc('1 is the highest priority; jobs without a priority run before prioritized ones.')),
     delayMs: integer(0, MAX_DELAY_MS)
       .optional()
-      .register(requestDocs, doc('Wait this long before the job may start; default 0.')),
+      .register(
+        requestDocs,
+        doc("Wait this long before the job may start; default 0. Must be shorter than the deadline in effect: deadlineMs, or else the lane's."),
+      ),
     attempts: integer(1, 100)
       .optional()
       .register(requestDocs, doc("Attempts including the first; default the lane's attempts.")),

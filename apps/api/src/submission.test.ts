@@ -62,6 +62,24 @@ describe('checkSubmission', () => {
     expect(checkSubmission({ name: 'anything', data: {} }, policy, 'body')).toBeUndefined();
   });
 
+  it("rejects a delay as long as the lane's deadline when the job has none of its own, and accepts a longer deadline of its own", () => {
+    const lane = laneSchema.parse({ concurrency: 1, deadlineMs: 60_000 });
+    for (const delayMs of [60_000, 61_000]) {
+      expect(checkSubmission({ name: 'n', data: {}, delayMs }, lane, 'body')).toEqual({
+        code: 'validation_failed',
+        errors: [
+          {
+            field: 'body.delayMs',
+            message: "expected less than the lane's deadlineMs (60000), the deadline in effect without a deadlineMs of its own: the job could never start",
+          },
+        ],
+      });
+    }
+    expect(checkSubmission({ name: 'n', data: {}, delayMs: 59_999 }, lane, 'body')).toBeUndefined();
+    expect(checkSubmission({ name: 'n', data: {}, delayMs: 61_000, deadlineMs: 120_000 }, lane, 'body')).toBeUndefined();
+    expect(checkSubmission({ name: 'n', data: {}, delayMs: 61_000, deadlineMs: 61_000 }, lane, 'body')?.errors[0]?.field).toBe('body.deadlineMs');
+  });
+
   it('rejects a deadline that ends before the delay does', () => {
     expect(checkSubmission({ name: 'n', data: {}, delayMs: 1000, deadlineMs: 1000 }, policy, 'body.jobs[2]')).toEqual({
       code: 'validation_failed',

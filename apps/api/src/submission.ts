@@ -28,11 +28,28 @@ export function checkSubmission(input: JobSubmission, policy: LanePolicy, base: 
       errors: [{ field: `${base}.name`, message: `expected one of ${policy.jobNames.join(', ')}` }],
     };
   }
-  if (input.deadlineMs !== undefined && input.delayMs !== undefined && input.deadlineMs <= input.delayMs) {
-    return {
-      code: 'validation_failed',
-      errors: [{ field: `${base}.deadlineMs`, message: 'expected more than delayMs: the job could never start' }],
-    };
+  // The deadline in effect is the job's own or, without one, the lane's: either way a job delayed
+  // past it would wait out its delay only to fail with deadline_exceeded, never having run.
+  if (input.delayMs !== undefined) {
+    if (input.deadlineMs !== undefined && input.deadlineMs <= input.delayMs) {
+      return {
+        code: 'validation_failed',
+        errors: [{ field: `${base}.deadlineMs`, message: 'expected more than delayMs: the job could never start' }],
+      };
+    }
+    if (input.deadlineMs === undefined && policy.deadlineMs !== undefined && policy.deadlineMs <= input.delayMs) {
+      return {
+        code: 'validation_failed',
+        errors: [
+          {
+            field: `${base}.delayMs`,
+            message:
+              `expected less than the lane's deadlineMs (${policy.deadlineMs}), the deadline in effect without a deadlineMs ` +
+              'of its own: the job could never start',
+          },
+        ],
+      };
+    }
   }
   return undefined;
 }

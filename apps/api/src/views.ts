@@ -3,6 +3,7 @@
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import { ERROR_CLASSES, laneSchema, parseAttemptLogRow, terminalErrorClass } from '@bullpen/core';
+import { PROBLEMS, type ProblemCode } from './problem';
 import type { DocMeta } from './schemas';
 
 /** Documentation of the response schemas: ids name them in /openapi.json. */
@@ -33,7 +34,9 @@ export const problemSchema = z
     type: z.string(),
     title: z.string(),
     status: z.int(),
-    code: z.string().register(responseDocs, doc('Stable machine-readable code, e.g. queue_full, validation_failed.')),
+    code: z
+      .enum(Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]])
+      .register(responseDocs, doc('Stable machine-readable code: one of the catalogue, each always with the same status.')),
     detail: z.string(),
     errors: z.array(fieldErrorSchema).optional().register(responseDocs, doc('For validation: one message per offending field.')),
     jobIds: z

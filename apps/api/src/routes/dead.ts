@@ -15,10 +15,14 @@ export interface DeadLetterRoutesDeps {
 
 type LaneRequest = Request<{ lane: string }>;
 
-/** No body at all (curl -X DELETE): neither a length nor chunked encoding, or an empty one. */
+/**
+ * No body at all (curl -X DELETE): no Content-Type, no chunked encoding, and no length or a length
+ * of 0. A request that names a Content-Type announces a body: if it is empty, or `null`, the
+ * client most likely lost what it meant to send, and a purge must not read that as "all".
+ */
 function hasNoBody(req: Request): boolean {
-  const length = req.headers['content-length'];
-  return length === '0' || (length === undefined && req.headers['transfer-encoding'] === undefined);
+  const { 'content-length': length, 'content-type': type, 'transfer-encoding': encoding } = req.headers;
+  return type === undefined && encoding === undefined && (length === undefined || length === '0');
 }
 
 /** The JSON body readers, skipped when the request has no body: DELETE without one means "all". */
@@ -53,7 +57,8 @@ export function deadLetterRoutes(router: RouteTable, { config, deadLetters }: De
   });
 
   router.delete('/lanes/:lane/dead', lane, ...optionalJsonBody(config.bodyLimitBytes), async (req: LaneRequest, res: Response) => {
-    const { ids } = selection(req.body ?? {});
+    // Only a request without any body means "all"; a body of null is refused like any non-object.
+    const { ids } = selection(hasNoBody(req) ? {} : req.body);
     res.status(200).json(await deadLetters.purge(laneOf(res).lane, principalOf(res).tenant, ids));
   });
 }
