@@ -1,5 +1,5 @@
 import { metricDefinition, type MetricDefinition } from '@bullpen/core';
-import { bucketIndex, LaneDelta, SeriesStore } from './stored-series';
+import { bucketIndex, INDEXED_BUCKET_BOUNDS, LaneDelta, SeriesStore } from './stored-series';
 
 const def = (name: string): MetricDefinition => {
   const found = metricDefinition(name);
@@ -30,8 +30,8 @@ describe('stored series', () => {
     expect(Object.fromEntries(delta.ints)).toEqual({
       'bullpen_jobs_completed_total|a': 3,
       'bullpen_jobs_failed_total|a|network': 1,
-      'bullpen_job_run_duration_seconds|b0|a|noop|completed': 1,
-      'bullpen_job_run_duration_seconds|b16|a|noop|completed': 1,
+      'bullpen_job_run_duration_seconds|le0.005|a|noop|completed': 1,
+      'bullpen_job_run_duration_seconds|le+Inf|a|noop|completed': 1,
     });
     expect(Object.fromEntries(delta.floats)).toEqual({ 'bullpen_job_run_duration_seconds|sum|a|noop|completed': 400.003 });
   });
@@ -75,6 +75,50 @@ describe('stored series', () => {
     expect(reloaded.loadLane('a', persisted)).toEqual([]);
     expect(reloaded.values('bullpen_job_run_duration_seconds')).toEqual(store.values('bullpen_job_run_duration_seconds'));
     expect(reloaded.counterValue('a', 'bullpen_jobs_completed_total', { lane: 'a' })).toBe(5);
+  });
+
+  it('reads bucket fields saved under other bounds into the bucket of the next bound, keeping the other cumulative counts', () => {
+    const h: MetricDefinition = { name: 'h', type: 'histogram', help: 'h', labelNames: ['lane'], buckets: [1, 10, 100], origin: 'exporter-events' };
+    const store = new SeriesStore([h]);
+    const unknown = store.loadLane('a', {
+      'h|le1|a': '1',
+      'h|le5|a': '2', // 5 is no longer a bound: counted at 10
+      'h|le10|a': '3',
+      'h|le+Inf|a': '1',
+      'h|sum|a': '42',
+      'h|le|a': '1',
+      'h|leten|a': '1',
+    });
+    expect(unknown.sort()).toEqual(['h|leten|a', 'h|le|a']);
+    const cumulative = store.values('h').filter((v) => v.metricName === 'h_bucket').map((v) => [v.labels.le, v.value]);
+    expect(cumulative).toEqual([
+      [1, 1],
+      [10, 6],
+      [100, 6],
+      ['+Inf', 7],
+    ]);
+  });
+
+  it('reads the bucket fields of older exporters, named by index, under the bounds they were written with', () => {
+    const written = INDEXED_BUCKET_BOUNDS.bullpen_job_run_duration_seconds as readonly number[];
+    const labels = 'a|noop|completed';
+    const store = new SeriesStore([run]);
+    const unknown = store.loadLane('a', {
+      [`bullpen_job_run_duration_seconds|b0|${labels}`]: '1', // ≤ 5 ms
+      [`bullpen_job_run_duration_seconds|b${written.indexOf(30)}|${labels}`]: '2', // 10-30 s
+      [`bullpen_job_run_duration_seconds|b${written.length}|${labels}`]: '1', // over the last bound
+      [`bullpen_job_run_duration_seconds|le30|${labels}`]: '5', // the same bucket, saved by a newer exporter
+      [`bullpen_job_run_duration_seconds|sum|${labels}`]: '200',
+      [`bullpen_job_run_duration_seconds|b${written.length + 1}|${labels}`]: '1',
+    });
+    expect(unknown).toEqual([`bullpen_job_run_duration_seconds|b${written.length + 1}|${labels}`]);
+    const buckets = store.values('bullpen_job_run_duration_seconds').filter((v) => v.metricName?.endsWith('_bucket'));
+    const le = (bound: number | string) => buckets.find((v) => v.labels.le === bound)?.value;
+    expect([le(0.005), le(10), le(30), le(300), le('+Inf')]).toEqual([1, 1, 8, 8, 9]);
+    // Bounds between two of the old ones hold only what was saved by bound, never a share of an old bucket.
+    for (const bound of run.buckets ?? []) {
+      if (bound > 10 && bound < 30) expect(le(bound)).toBe(1);
+    }
   });
 
   it('ignores saved fields of metrics or label sets that are no longer in the catalogue', () => {
