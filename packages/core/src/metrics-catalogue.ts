@@ -244,6 +244,13 @@ export const METRIC_CATALOGUE = [
     labelNames: ['lane'],
     origin: 'exporter-queue',
   },
+  {
+    name: 'bullpen_lane_timeout_seconds',
+    type: 'gauge',
+    help: 'Configured per-attempt timeout of the lane (timeoutMs), which applies to every job that does not set its own.',
+    labelNames: ['lane'],
+    origin: 'exporter-queue',
+  },
 
   // ── Exporter: Redis itself, read at scrape time (INFO memory of each primary) ───────────
   {
