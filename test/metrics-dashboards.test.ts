@@ -1,11 +1,25 @@
 // grafana/: provisioning points at a fixed datasource uid and a file provider; both dashboards
 // use the datasource variable (never a hard-coded uid, no __inputs), every panel has a unit and a
 // description, the drill-down has a lane variable, and every metric a panel names is in the
-// catalogue. (test/metrics-pipeline.test.ts evaluates every query against a real Prometheus.)
+// catalogue. On an idle system, run by the real apps and scraped by a real Prometheus, no panel
+// shows NaN. (test/metrics-pipeline.test.ts evaluates every query under load.)
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { catalogueNameOf } from '@bullpen/core';
-import { namesIn, REPO_ROOT } from './support/prometheus';
+import { writeLanesFile } from './fixtures/worker-process';
+import { cleanupPrefix } from './support/config';
+import {
+  namesIn,
+  REPO_ROOT,
+  spawnApi,
+  spawnExporter,
+  spawnWorkerApp,
+  startPrometheus,
+  type AppProcess,
+  type PrometheusProcess,
+} from './support/prometheus';
+import { freePort } from './support/redis-server';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
 
 interface Target {
   expr?: string;
@@ -143,5 +157,101 @@ describe('the overview', () => {
     ]) {
       expect(all).toContain(needle);
     }
+  });
+});
+
+describe('the dashboards on an idle but running system', () => {
+  // Prometheus scrapes every second here, so Grafana's $__rate_interval would be 4 s (four scrapes).
+  const RATE_INTERVAL = '5s';
+  const KEY = 'idle-key-0001';
+  const LANES = ['alpha', 'beta'];
+  const lanesFile = writeLanesFile({
+    lanes: {
+      alpha: { concurrency: 2, attempts: 3, backoff: { strategy: 'fixed', baseMs: 25, capMs: 25 } },
+      beta: { concurrency: 1 },
+    },
+  });
+  const prefix = testPrefix('idle');
+  const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file, API_KEYS: `acme:${KEY}` };
+  let apps: AppProcess[] = [];
+  let api: AppProcess;
+  let prometheus: PrometheusProcess;
+
+  beforeAll(async () => {
+    const [exporterPort, apiPort, workerPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    let started: AppProcess[];
+    [started, prometheus] = await Promise.all([
+      Promise.all([spawnExporter(env, exporterPort), spawnApi(env, apiPort), spawnWorkerApp(env, workerPort)]),
+      startPrometheus({
+        jobs: [
+          { job: 'bullpen-exporter', targets: [`127.0.0.1:${exporterPort}`] },
+          { job: 'bullpen-api', targets: [`127.0.0.1:${apiPort}`] },
+          { job: 'bullpen-worker', targets: [`127.0.0.1:${workerPort}`] },
+        ],
+      }),
+    ]);
+    apps = started;
+    api = started[1] as AppProcess;
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(apps.map((app) => app.kill('SIGTERM')));
+    await prometheus?.stop();
+    await cleanupPrefix(prefix);
+    lanesFile.cleanup();
+  });
+
+  /** Every panel query (the lane dashboard's for each lane) and every recording rule whose value is NaN. */
+  const nanResults = async (): Promise<string[]> => {
+    const found: string[] = [];
+    for (const [file, dashboard] of Object.entries(DASHBOARDS)) {
+      for (const panel of panelsOf(dashboard)) {
+        for (const target of panel.targets ?? []) {
+          const template = target.expr ?? '';
+          for (const lane of template.includes('$lane') ? LANES : ['']) {
+            const expr = template.replaceAll('$__rate_interval', RATE_INTERVAL).replaceAll('$lane', lane);
+            for (const row of await prometheus.vector(expr)) {
+              if (Number.isNaN(row.value)) found.push(`${file} "${panel.title}": ${expr} → NaN for ${JSON.stringify(row.metric)}`);
+            }
+          }
+        }
+      }
+    }
+    for (const row of await prometheus.vector('{__name__=~"bullpen:.+"}')) {
+      if (Number.isNaN(row.value)) found.push(`recording rule ${JSON.stringify(row.metric)} → NaN`);
+    }
+    return found;
+  };
+
+  it('shows no NaN in any panel or recording rule before the first job, when nothing has finished', async () => {
+    // The rates of the counters (at 0 from the start) exist once Prometheus holds two scrapes.
+    for (const rule of ['bullpen:lane_completed:rate5m', 'bullpen:lane_errors:rate5m']) {
+      await waitUntil(async () => (await prometheus.vector(rule)).length === LANES.length, { what: `${rule} for every lane` });
+    }
+    expect(await nanResults()).toEqual([]);
+  });
+
+  it('shows no NaN in any panel or recording rule once the jobs that ran have left the rate window', async () => {
+    const jobs = [{ name: 'noop' }, { name: 'noop' }, { name: 'fail', data: { kind: 'retryable', succeedOnAttempt: 2 } }];
+    for (const job of jobs) {
+      const res = await fetch(`${api.url}/v1/lanes/alpha/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify(job),
+      });
+      expect(res.status).toBe(201);
+    }
+    // Counted (run time, wait time and backoff histograms now have series), then idle for a window.
+    await waitUntil(async () => (await prometheus.vector('sum(bullpen_jobs_completed_total)'))[0]?.value === jobs.length, {
+      timeoutMs: 30_000,
+      what: 'Prometheus to see the jobs completed',
+    });
+    await waitUntil(
+      async () =>
+        (await prometheus.vector(`sum(bullpen_job_backoff_delay_seconds_count) > 0`)).length === 1 &&
+        (await prometheus.vector(`sum(increase(bullpen_job_run_duration_seconds_count[${RATE_INTERVAL}])) == 0`)).length === 1,
+      { timeoutMs: 30_000, what: `no attempt in the last ${RATE_INTERVAL}` },
+    );
+    expect(await nanResults()).toEqual([]);
   });
 });

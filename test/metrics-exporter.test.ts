@@ -14,7 +14,7 @@ import { redisUrl, testPrefix, waitUntil } from './support/wait';
 
 const LANES = {
   lanes: {
-    alpha: { concurrency: 4, maxQueueSize: 500, globalConcurrency: 6 },
+    alpha: { concurrency: 4, maxQueueSize: 500, globalConcurrency: 6, timeoutMs: 120_000 },
     beta: { concurrency: 2 },
   },
 };
@@ -100,6 +100,8 @@ describe('the exporter process', () => {
     has('bullpen_lane_concurrency', { lane: 'beta' }, 2);
     has('bullpen_lane_max_queue_size', { lane: 'alpha' }, 500);
     has('bullpen_lane_max_queue_size', { lane: 'beta' }, 1000);
+    has('bullpen_lane_timeout_seconds', { lane: 'alpha' }, 120);
+    has('bullpen_lane_timeout_seconds', { lane: 'beta' }, 30);
     has('bullpen_lane_global_concurrency', { lane: 'alpha' }, 6);
     expect(samples.some((s) => s.name === 'bullpen_lane_global_concurrency' && s.labels.lane === 'beta')).toBe(false);
     has('bullpen_exporter_up', {}, 1);

@@ -162,12 +162,13 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     },
   });
 
-  // Lane limits are configuration: set once, for saturation ratios.
+  // Lane limits are configuration: set once, for saturation ratios and the run-time alert.
   for (const lane of config.laneNames) {
     const policy = config.lanes[lane];
     if (!policy) continue;
     metrics.gauge('bullpen_lane_concurrency').set({ lane }, policy.concurrency);
     metrics.gauge('bullpen_lane_max_queue_size').set({ lane }, policy.maxQueueSize);
+    metrics.gauge('bullpen_lane_timeout_seconds').set({ lane }, policy.timeoutMs / 1000);
     if (policy.globalConcurrency !== undefined) {
       metrics.gauge('bullpen_lane_global_concurrency').set({ lane }, policy.globalConcurrency);
     }

@@ -1,5 +1,5 @@
 import { metricDefinition, type MetricDefinition } from '@bullpen/core';
-import { bucketIndex, LaneDelta, SeriesStore } from './stored-series';
+import { bucketIndex, INDEXED_BUCKET_BOUNDS, LaneDelta, SeriesStore } from './stored-series';
 
 const def = (name: string): MetricDefinition => {
   const found = metricDefinition(name);
@@ -26,14 +26,14 @@ describe('stored series', () => {
     delta.inc(completed, { lane: 'a' }, 2);
     delta.inc(failed, { lane: 'a', error_class: 'network' });
     delta.observe(run, { lane: 'a', job_name: 'noop', outcome: 'completed' }, 0.003);
-    delta.observe(run, { lane: 'a', job_name: 'noop', outcome: 'completed' }, 400);
+    delta.observe(run, { lane: 'a', job_name: 'noop', outcome: 'completed' }, 4000);
     expect(Object.fromEntries(delta.ints)).toEqual({
       'bullpen_jobs_completed_total|a': 3,
       'bullpen_jobs_failed_total|a|network': 1,
-      'bullpen_job_run_duration_seconds|b0|a|noop|completed': 1,
-      'bullpen_job_run_duration_seconds|b16|a|noop|completed': 1,
+      'bullpen_job_run_duration_seconds|le0.005|a|noop|completed': 1,
+      'bullpen_job_run_duration_seconds|le+Inf|a|noop|completed': 1,
     });
-    expect(Object.fromEntries(delta.floats)).toEqual({ 'bullpen_job_run_duration_seconds|sum|a|noop|completed': 400.003 });
+    expect(Object.fromEntries(delta.floats)).toEqual({ 'bullpen_job_run_duration_seconds|sum|a|noop|completed': 4000.003 });
   });
 
   it('records observations already sorted into buckets as the same fields as one observe each', () => {
@@ -75,6 +75,49 @@ describe('stored series', () => {
     expect(reloaded.loadLane('a', persisted)).toEqual([]);
     expect(reloaded.values('bullpen_job_run_duration_seconds')).toEqual(store.values('bullpen_job_run_duration_seconds'));
     expect(reloaded.counterValue('a', 'bullpen_jobs_completed_total', { lane: 'a' })).toBe(5);
+  });
+
+  it('reads bucket fields saved under other bounds into the bucket of the next bound, keeping the other cumulative counts', () => {
+    const h: MetricDefinition = { name: 'h', type: 'histogram', help: 'h', labelNames: ['lane'], buckets: [1, 10, 100], origin: 'exporter-events' };
+    const store = new SeriesStore([h]);
+    const unknown = store.loadLane('a', {
+      'h|le1|a': '1',
+      'h|le5|a': '2', // 5 is no longer a bound: counted at 10
+      'h|le10|a': '3',
+      'h|le+Inf|a': '1',
+      'h|sum|a': '42',
+      'h|le|a': '1',
+      'h|leten|a': '1',
+    });
+    expect(unknown.sort()).toEqual(['h|leten|a', 'h|le|a']);
+    const cumulative = store.values('h').filter((v) => v.metricName === 'h_bucket').map((v) => [v.labels.le, v.value]);
+    expect(cumulative).toEqual([
+      [1, 1],
+      [10, 6],
+      [100, 6],
+      ['+Inf', 7],
+    ]);
+  });
+
+  it('reads the bucket fields of older exporters, named by index, under the bounds they were written with', () => {
+    // Written under 16 bounds, … 5, 10, 30, 60, 120, 300: b12 is 10-30 s, b16 over 300 s.
+    expect(INDEXED_BUCKET_BOUNDS.bullpen_job_run_duration_seconds).toHaveLength(16);
+    const labels = 'a|noop|completed';
+    const store = new SeriesStore([run]);
+    const unknown = store.loadLane('a', {
+      [`bullpen_job_run_duration_seconds|b0|${labels}`]: '1', // ≤ 5 ms
+      [`bullpen_job_run_duration_seconds|b12|${labels}`]: '2', // 10-30 s
+      [`bullpen_job_run_duration_seconds|b16|${labels}`]: '1', // over 300 s
+      [`bullpen_job_run_duration_seconds|le30|${labels}`]: '5', // the same bucket, saved by a newer exporter
+      [`bullpen_job_run_duration_seconds|sum|${labels}`]: '200',
+      [`bullpen_job_run_duration_seconds|b17|${labels}`]: '1',
+    });
+    expect(unknown).toEqual([`bullpen_job_run_duration_seconds|b17|${labels}`]);
+    const buckets = store.values('bullpen_job_run_duration_seconds').filter((v) => v.metricName?.endsWith('_bucket'));
+    const le = (bound: number | string) => buckets.find((v) => v.labels.le === bound)?.value;
+    expect([le(0.005), le(10), le(30), le(300), le(1800), le('+Inf')]).toEqual([1, 1, 8, 8, 8, 9]);
+    // A bound added between two old ones holds nothing of the old bucket around it.
+    expect([le(15), le(20)]).toEqual([1, 1]);
   });
 
   it('ignores saved fields of metrics or label sets that are no longer in the catalogue', () => {

@@ -4,10 +4,15 @@
 //
 // Field encoding, one field per number:
 //   counter    `<name>|<label values in catalogue order, joined by |>`
-//   histogram  `<name>|b<i>|<label values>`   observations in bucket i (not cumulative; i =
-//                                              buckets.length is the +Inf overflow)
-//              `<name>|sum|<label values>`     sum of observations
+//   histogram  `<name>|le<bound>|<label values>`  observations in the bucket of that upper bound
+//                                                  (not cumulative; `le+Inf` is the overflow)
+//              `<name>|sum|<label values>`         sum of observations
 // Label values are bounded (lanes, allow-listed names, error classes) and never contain `|`.
+//
+// A bucket is named by its bound, not its position, so that totals saved under one bucket layout
+// still read right after the catalogue's buckets change: a saved bound that is no longer one is
+// counted in the next bound above it, which keeps every cumulative count at the other bounds
+// exact. Exporters before this named buckets by index (`b<i>`); INDEXED_BUCKET_BOUNDS reads those.
 import type { MetricDefinition } from '@bullpen/core';
 
 type Labels = Record<string, string>;
@@ -23,6 +28,50 @@ interface HistogramSeries {
 }
 
 const SEP = '|';
+const INF = '+Inf';
+
+/**
+ * The bucket bounds that older exporters' `b<i>` fields were written under: bucket i of these
+ * bounds (i = length being +Inf). They are the catalogue's buckets at the time, fixed here so
+ * that those saved totals keep their meaning whatever the catalogue says now.
+ */
+export const INDEXED_BUCKET_BOUNDS: Readonly<Record<string, readonly number[]>> = {
+  bullpen_job_run_duration_seconds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120, 300],
+  bullpen_job_wait_duration_seconds: [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800,
+  ],
+  bullpen_job_backoff_delay_seconds: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+};
+
+/** The field part naming each bucket of a histogram, by index (`le<bound>`, last `le+Inf`); built once per definition. */
+const bucketParts = new WeakMap<MetricDefinition, string[]>();
+function bucketPart(def: MetricDefinition, index: number): string {
+  let parts = bucketParts.get(def);
+  if (!parts) {
+    parts = [...(def.buckets ?? []).map((bound) => `le${bound}`), `le${INF}`];
+    bucketParts.set(def, parts);
+  }
+  return parts[index] as string;
+}
+
+/** The bucket a saved field part (`le<bound>`, or an older `b<i>`) counts in now; undefined when it is not one. */
+function bucketOfPart(def: MetricDefinition, part: string): number | undefined {
+  const bounds = def.buckets ?? [];
+  let bound: number;
+  if (part.startsWith('le')) {
+    const text = part.slice(2);
+    bound = text === INF ? Infinity : text.trim() === '' ? NaN : Number(text);
+    if (Number.isNaN(bound)) return undefined;
+  } else {
+    const index = /^b(\d+)$/.exec(part);
+    if (!index) return undefined;
+    const old = INDEXED_BUCKET_BOUNDS[def.name] ?? bounds;
+    const i = Number(index[1]);
+    if (i > old.length) return undefined;
+    bound = i === old.length ? Infinity : (old[i] as number);
+  }
+  return bucketIndex(bounds, bound);
+}
 
 function labelValue(def: MetricDefinition, labels: Labels, name: string): string {
   const value = labels[name];
@@ -62,7 +111,7 @@ export class LaneDelta {
 
   observe(def: MetricDefinition, labels: Labels, value: number): void {
     const suffix = labelSuffix(def, labels);
-    const bucket = `${def.name}${SEP}b${bucketIndex(def.buckets ?? [], value)}${suffix}`;
+    const bucket = `${def.name}${SEP}${bucketPart(def, bucketIndex(def.buckets ?? [], value))}${suffix}`;
     const sum = `${def.name}${SEP}sum${suffix}`;
     this.ints.set(bucket, (this.ints.get(bucket) ?? 0) + 1);
     this.floats.set(sum, (this.floats.get(sum) ?? 0) + value);
@@ -75,7 +124,7 @@ export class LaneDelta {
     counts.forEach((count, i) => {
       if (count === 0) return;
       seen += count;
-      const bucket = `${def.name}${SEP}b${i}${suffix}`;
+      const bucket = `${def.name}${SEP}${bucketPart(def, i)}${suffix}`;
       this.ints.set(bucket, (this.ints.get(bucket) ?? 0) + count);
     });
     if (seen === 0) return;
@@ -159,15 +208,15 @@ export class SeriesStore {
     return out;
   }
 
-  private parseField(field: string): { def: MetricDefinition; part?: string; values: string[] } | undefined {
+  /** A field's metric and label values, and for a histogram field its part: the sum, or a bucket of the current bounds. */
+  private parseField(field: string): { def: MetricDefinition; part?: 'sum' | number; values: string[] } | undefined {
     const [name = '', ...rest] = field.split(SEP);
     const def = this.defs.get(name);
     if (!def) return undefined;
     if (def.type === 'histogram') {
-      const [part = '', ...values] = rest;
-      const buckets = def.buckets?.length ?? 0;
-      const index = /^b(\d+)$/.exec(part);
-      if (part !== 'sum' && (!index || Number(index[1]) > buckets)) return undefined;
+      const [text = '', ...values] = rest;
+      const part = text === 'sum' ? 'sum' : bucketOfPart(def, text);
+      if (part === undefined) return undefined;
       return values.length === def.labelNames.length ? { def, part, values } : undefined;
     }
     return rest.length === def.labelNames.length ? { def, values: rest } : undefined;
@@ -180,7 +229,7 @@ export class SeriesStore {
     if ('value' in series) series.value += by;
     else if (parsed.part === 'sum') series.sum += by;
     else {
-      const i = Number(parsed.part?.slice(1));
+      const i = parsed.part as number;
       series.buckets[i] = (series.buckets[i] ?? 0) + by;
     }
   }

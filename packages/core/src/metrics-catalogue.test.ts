@@ -59,10 +59,21 @@ describe('the metric catalogue', () => {
     }
     const buckets = (name: string) => all.find((d) => d.name === name)?.buckets ?? [];
     expect(buckets('bullpen_job_run_duration_seconds')[0]).toBe(0.005);
-    expect(buckets('bullpen_job_run_duration_seconds').at(-1)).toBe(300);
+    expect(buckets('bullpen_job_run_duration_seconds').at(-1)).toBe(1800);
     expect(buckets('bullpen_job_wait_duration_seconds').at(-1)).toBe(1800);
     expect(buckets('bullpen_job_backoff_delay_seconds')[0]).toBe(0.01);
     expect(buckets('bullpen_job_backoff_delay_seconds').at(-1)).toBe(600);
+  });
+
+  it('resolves run times finely from 10 s to 5 minutes and up to 30 minutes, and keeps the alert threshold as a bound', () => {
+    const run = all.find((d) => d.name === 'bullpen_job_run_duration_seconds')?.buckets ?? [];
+    // A quantile is interpolated inside its bucket: the wider the bucket, the further off it reads.
+    const ratios = run.slice(1).map((bound, i) => ({ from: run[i] as number, to: bound, ratio: bound / (run[i] as number) }));
+    expect(ratios.filter((r) => r.from >= 10 && r.to <= 300 && r.ratio > 1.5)).toEqual([]);
+    expect(ratios.filter((r) => r.from >= 1 && r.ratio > 2)).toEqual([]);
+    // Lane timeouts run well past 5 minutes; slower attempts than the last bound all read as it.
+    expect(run.at(-1)).toBeGreaterThanOrEqual(1800);
+    expect(run).toContain(2); // BullpenLaneRunTimeP95High: p95 above 2 s
   });
 
   it('holds the core series of the metrics issue under their exact names', () => {

@@ -27,9 +27,14 @@ export interface MetricDefinition {
   readonly origin: MetricOrigin;
 }
 
-/** Job run time per attempt: 5 ms … 5 minutes (2 s and 5 s are bounds, as the alerts use them). */
+/**
+ * Job run time per attempt: 5 ms … 30 minutes, as lane timeouts go well past 5 minutes. From 10 s
+ * up neighbouring bounds are at most 1.5× apart, as a quantile is interpolated within a bucket (a
+ * lane of 20 s jobs read p99 29 s between 10 and 30). 2 s is a bound, as the p95 alert uses it.
+ * Each bound is a series per lane, job name and outcome.
+ */
 export const RUN_DURATION_BUCKETS_SECONDS = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120, 300,
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 600, 900, 1800,
 ] as const;
 /** Time from eligible to started: 5 ms … 30 minutes. */
 export const WAIT_DURATION_BUCKETS_SECONDS = [
@@ -236,6 +241,13 @@ export const METRIC_CATALOGUE = [
     name: 'bullpen_lane_max_queue_size',
     type: 'gauge',
     help: 'Configured admission limit of the lane (jobs not yet started).',
+    labelNames: ['lane'],
+    origin: 'exporter-queue',
+  },
+  {
+    name: 'bullpen_lane_timeout_seconds',
+    type: 'gauge',
+    help: 'Configured per-attempt timeout of the lane (timeoutMs), which applies to every job that does not set its own.',
     labelNames: ['lane'],
     origin: 'exporter-queue',
   },
