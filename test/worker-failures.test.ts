@@ -77,6 +77,32 @@ describe('worker failure handling', () => {
     expect(harness.events['job:dead'].filter((e) => e.jobId === id)).toHaveLength(1);
   });
 
+  it('keeps a readable reason for an Error without a message and for a thrown value with a cycle', async () => {
+    const bare = defineHandler({
+      name: 'bare',
+      run: () => {
+        throw new Error('');
+      },
+    });
+    const cyclic = defineHandler({
+      name: 'cyclic_throw',
+      run: () => {
+        const thrown: Record<string, unknown> = { code: 'E_LOOP' };
+        thrown.self = thrown;
+        throw thrown;
+      },
+    });
+    harness = await startWorkerHarness({ handlers: [bare, cyclic], lanesFile: { lanes: { work: { concurrency: 2, attempts: 1 } } } });
+    const bareId = await harness.add('work', 'bare', {});
+    const cyclicId = await harness.add('work', 'cyclic_throw', {});
+    for (const id of [bareId, cyclicId]) await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+
+    expect((await harness.queue('work').getJob(bareId))!.failedReason).toBe('Error');
+    const [row] = await harness.attemptRows('work', cyclicId);
+    expect(row?.message).toMatch(/code: 'E_LOOP'/);
+    expect((await harness.queue('work').getJob(cyclicId))!.failedReason).toBe(row?.message);
+  });
+
   it('retries a retryable error up to the lane attempts, waiting the backoff between attempts', async () => {
     const baseMs = 300;
     harness = await startWorkerHarness({

@@ -2,6 +2,7 @@
 // record the attempt row and its event in one Redis call, and hand BullMQ the error that makes it
 // do what the plan says. The failed attempt is kept by that error until BullMQ's 'failed' event
 // and backoff strategy ask for it.
+import { inspect } from 'node:util';
 import { classifyError, publishLaneEvent, recordAttempt, unwrapJobData, LANE_EVENT, type RetryBudgetDecision } from '@bullpen/core';
 import { Backoffs, DelayedError, UnrecoverableError } from 'bullmq';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
@@ -133,7 +134,9 @@ export class FailureRecorder {
     }
     let thrown: Error;
     if (plan.kind === 'retry' || plan.reason === 'attempts_exhausted') {
-      thrown = err instanceof Error ? err : new Error(message);
+      // BullMQ keeps the thrown message as the job's failedReason: an Error without one (or a
+      // thrown non-Error) is handed over with the message the attempt row has.
+      thrown = err instanceof Error && err.message ? err : withStackOf(new Error(message), err);
     } else {
       thrown = new UnrecoverableError(plan.failedReason ?? message);
       if (err instanceof Error && err.stack) thrown.stack = err.stack;
@@ -189,12 +192,21 @@ function previousDelayOf(job: AnyJob, history: StartHistory | undefined): number
   return job.attemptsMade > 0 && job.delay > 0 ? job.delay : undefined;
 }
 
+/** Longest message kept for a thrown value that is not an Error. */
+const MAX_THROWN_TEXT = 2000;
+
 function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   if (typeof err === 'string') return err;
   try {
     return JSON.stringify(err) ?? String(err);
   } catch {
-    return String(err);
+    // A cycle or a BigInt: described as Node would print it, not as "[object Object]".
+    return inspect(err, { depth: 2, breakLength: Infinity }).slice(0, MAX_THROWN_TEXT);
   }
+}
+
+function withStackOf(error: Error, original: unknown): Error {
+  if (original instanceof Error && original.stack) error.stack = original.stack;
+  return error;
 }
