@@ -49,6 +49,38 @@ describe('producer API: authentication', () => {
     expect(await api.backlog(LANE)).toBe(0);
   });
 
+  it('lets only operator tenants pause and resume a lane, which stops it for every tenant', async () => {
+    const paused = async () => new Queue(LANE, { connection: api.redis, prefix: lanePrefix(api.config.prefix, LANE) }).isPaused();
+    const refused = await api.request('POST', `/v1/lanes/${LANE}/pause`, { key: KEYS.beta });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ code: 'operator_only', detail: expect.stringContaining('API_OPERATOR_TENANTS') });
+    expect(await paused()).toBe(false);
+
+    expect((await api.request('POST', `/v1/lanes/${LANE}/pause`, { key: KEYS.acme })).status).toBe(200);
+    expect(await paused()).toBe(true);
+    expect((await api.request('POST', `/v1/lanes/${LANE}/resume`, { key: KEYS.beta })).body.code).toBe('operator_only');
+    expect(await paused()).toBe(true);
+    expect((await api.request('POST', `/v1/lanes/${LANE}/resume`, { key: KEYS.acme })).status).toBe(200);
+    expect(await paused()).toBe(false);
+  });
+
+  it('lets no tenant pause a lane when the keys name several tenants and no operator is named', async () => {
+    const several = await startTestApi({ env: { API_OPERATOR_TENANTS: '' } });
+    try {
+      for (const key of [KEYS.acme, KEYS.beta]) {
+        expect((await several.request('POST', `/v1/lanes/${LANE}/pause`, { key })).body.code).toBe('operator_only');
+      }
+    } finally {
+      await several.stop();
+    }
+    const single = await startTestApi({ env: { API_KEYS: `acme:${KEYS.acme}`, API_OPERATOR_TENANTS: '' } });
+    try {
+      expect((await single.request('POST', `/v1/lanes/${LANE}/pause`, { key: KEYS.acme })).status).toBe(200);
+    } finally {
+      await single.stop();
+    }
+  });
+
   it('answers 403 for a lane the key may not use, and lists only the lanes it may', async () => {
     const denied = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { key: KEYS.acmeCriticOnly, body: { name: 'noop' } });
     expect(denied.status).toBe(403);

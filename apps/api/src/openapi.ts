@@ -16,6 +16,10 @@ const problem = (description: string, headers?: JsonObject) => ({
 });
 const retryAfter = { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } } };
 
+const operatorOnly = problem(
+  'lane_forbidden: the key may not use this lane. operator_only: the tenant may not pause or resume lanes (API_OPERATOR_TENANTS).',
+);
+
 const common = {
   '401': problem('unauthorized: missing or wrong API key (WWW-Authenticate: Bearer).'),
   '403': problem('lane_forbidden: the key may not use this lane.'),
@@ -216,15 +220,17 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
       '/v1/lanes/{lane}/pause': {
         post: {
           summary: 'Pause a lane: workers take no new jobs from it; submissions are still accepted',
+          description: 'The lane is paused for every tenant: with keys of several tenants, only those API_OPERATOR_TENANTS names may.',
           parameters: [laneParam],
-          responses: { '200': { description: 'Paused.', content: json('LanePaused') }, ...common },
+          responses: { '200': { description: 'Paused.', content: json('LanePaused') }, ...common, '403': operatorOnly },
         },
       },
       '/v1/lanes/{lane}/resume': {
         post: {
           summary: 'Resume a paused lane',
+          description: 'The lane is resumed for every tenant: with keys of several tenants, only those API_OPERATOR_TENANTS names may.',
           parameters: [laneParam],
-          responses: { '200': { description: 'Resumed.', content: json('LanePaused') }, ...common },
+          responses: { '200': { description: 'Resumed.', content: json('LanePaused') }, ...common, '403': operatorOnly },
         },
       },
       '/healthz': {

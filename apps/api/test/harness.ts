@@ -65,7 +65,8 @@ export async function whenReady(redis: IORedis): Promise<void> {
 }
 
 export async function startTestApi(options: TestConfigOptions & { waitForRedis?: boolean } = {}): Promise<TestApi> {
-  const config = testConfig({ ...options, env: { API_KEYS, ...options.env } });
+  // acme operates the lanes (pause, resume); beta is a tenant like any other.
+  const config = testConfig({ ...options, env: { API_KEYS, API_OPERATOR_TENANTS: 'acme', ...options.env } });
   const producer = createApiRedis(standaloneUrl(config));
   const redis = createRedis(standaloneUrl(config), 'worker');
   if (options.waitForRedis !== false) await Promise.all([whenReady(producer), whenReady(redis)]);

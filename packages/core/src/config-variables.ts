@@ -19,6 +19,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   API_KEYS: ['api', 'exporter'],
   API_KEYS_FILE: ['api', 'exporter'],
   AUTH_DISABLED: ['api'],
+  API_OPERATOR_TENANTS: ['api'],
   API_BODY_LIMIT_BYTES: ['api'],
   API_MAX_INFLIGHT_JOBS: ['api'],
   API_INFLIGHT_WAIT_MS: ['api'],

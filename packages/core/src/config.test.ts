@@ -1,5 +1,5 @@
 import { ConfigError } from './errors';
-import { loadConfig } from './config';
+import { loadConfig, mayOperateLanes } from './config';
 import { findApiKey, hashApiKey } from './api-keys';
 
 const lanes = (body: unknown) => ({ readFile: () => JSON.stringify(body) });
@@ -63,6 +63,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, { readFile: () => '{not json' })).toThrow(
       /LANES_FILE \(\/x\/lanes.json\): expected a readable JSON file/,
     );
+  });
+
+  it('names the operator tenants, refusing one no key belongs to', () => {
+    const keys = 'acme:aaaaaaaaaa,beta:bbbbbbbbbb';
+    expect([...(loadConfig({ API_KEYS: keys, API_OPERATOR_TENANTS: 'acme' }).apiOperatorTenants ?? [])]).toEqual(['acme']);
+    expect(() => loadConfig({ API_KEYS: keys, API_OPERATOR_TENANTS: 'acme,ops' })).toThrow(/API_OPERATOR_TENANTS: expected tenants of API_KEYS \(acme, beta\), got "ops"/);
+    expect(mayOperateLanes(loadConfig({ API_KEYS: keys }), 'acme')).toBe(false);
+    expect(mayOperateLanes(loadConfig({ API_KEYS: 'acme:aaaaaaaaaa,acme:cccccccccc' }), 'acme')).toBe(true);
+    expect(mayOperateLanes(loadConfig({ AUTH_DISABLED: 'true' }), 'default')).toBe(true);
   });
 
   it('selects worker lanes from WORKER_LANES', () => {

@@ -73,6 +73,12 @@ export interface BullpenConfig {
   readonly apiKeys: readonly ApiKeyEntry[];
   /** AUTH_DISABLED=true turns authentication off (logged as a warning); default false. */
   readonly authDisabled: boolean;
+  /**
+   * API_OPERATOR_TENANTS: the tenants whose keys may pause and resume lanes, which stops or starts
+   * a lane for every tenant. Unset: any tenant when the keys name only one tenant, none otherwise
+   * (see mayOperateLanes).
+   */
+  readonly apiOperatorTenants: ReadonlySet<string> | undefined;
   /** WORKER_LANES: lanes this worker serves; default all. */
   readonly workerLanes: readonly string[];
   /** LOG_LEVEL; default info. */
@@ -296,6 +302,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     }
   }
   const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames));
+  const apiOperatorTenants = operatorTenants(env, apiKeys);
 
   const config: BullpenConfig = {
     redis,
@@ -308,6 +315,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     maxHandlersPerProcess: intVar(env, 'WORKER_MAX_HANDLERS', parsed.maxHandlersPerProcess, 1, 10_000),
     apiKeys: Object.freeze(apiKeys),
     authDisabled: boolVar(env, 'AUTH_DISABLED', false),
+    apiOperatorTenants,
     workerLanes: Object.freeze([...workerLanes]),
     logLevel: logLevel as LogLevel,
     bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
@@ -343,6 +351,29 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   return Object.freeze(config);
 }
 
+/** API_OPERATOR_TENANTS: each must be the tenant of a configured key, or it names no one. */
+function operatorTenants(env: Env, apiKeys: readonly ApiKeyEntry[]): ReadonlySet<string> | undefined {
+  const text = env.API_OPERATOR_TENANTS?.trim();
+  if (!text) return undefined;
+  const tenants = new Set(text.split(',').map((t) => t.trim()).filter(Boolean));
+  const known = new Set(apiKeys.map((k) => k.tenant));
+  for (const tenant of tenants) {
+    if (apiKeys.length > 0 && !known.has(tenant)) fail('API_OPERATOR_TENANTS', `tenants of API_KEYS (${[...known].join(', ')})`, tenant);
+  }
+  return tenants;
+}
+
+/**
+ * Whether `tenant` may pause and resume lanes. A paused lane is paused for every tenant, so in a
+ * deployment of several tenants only those API_OPERATOR_TENANTS names may; with keys of a single
+ * tenant (or authentication off) that tenant is the operator unless the variable says otherwise.
+ */
+export function mayOperateLanes(config: Pick<BullpenConfig, 'apiOperatorTenants' | 'apiKeys' | 'authDisabled'>, tenant: string): boolean {
+  if (config.apiOperatorTenants) return config.apiOperatorTenants.has(tenant);
+  if (config.authDisabled) return true;
+  return new Set(config.apiKeys.map((k) => k.tenant)).size <= 1;
+}
+
 /** The effective configuration for a startup log line, with secrets masked. */
 export function describeConfig(config: BullpenConfig): Record<string, unknown> {
   return {
@@ -354,6 +385,7 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     workerLanes: config.workerLanes,
     maxHandlersPerProcess: config.maxHandlersPerProcess,
     authDisabled: config.authDisabled,
+    apiOperatorTenants: config.apiOperatorTenants ? [...config.apiOperatorTenants] : null,
     apiKeys: config.apiKeys.map((k) => ({ tenant: k.tenant, key: '***', lanes: k.lanes ? [...k.lanes] : 'all' })),
     logLevel: config.logLevel,
     bodyLimitBytes: config.bodyLimitBytes,

@@ -1,8 +1,9 @@
 // /v1/lanes: each lane's policy and live counts; pausing and resuming a lane.
 import type { JobType } from 'bullmq';
 import type { Response } from 'express';
-import type { BullpenConfig } from '@bullpen/core';
+import { mayOperateLanes, type BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, mayUseLane, principalOf } from '../auth';
+import { ProblemError } from '../problem';
 import type { LaneRegistry } from '../lane-registry';
 import type { RedisGuard } from '../redis-guard';
 import type { RouteTable } from '../route-table';
@@ -36,7 +37,18 @@ export function laneRoutes(router: RouteTable, { config, guard, lanes }: LaneRou
     res.status(200).json({ lanes: await Promise.all(visible.map(laneStatus)) });
   });
 
+  /** Pausing stops a lane for every tenant: an operator's action (API_OPERATOR_TENANTS). */
+  function assertOperator(res: Response, action: string): void {
+    const { tenant } = principalOf(res);
+    if (mayOperateLanes(config, tenant)) return;
+    throw new ProblemError(
+      'operator_only',
+      `Tenant ${tenant} may not ${action} lanes: a lane is ${action}d for every tenant, so only the tenants API_OPERATOR_TENANTS names may`,
+    );
+  }
+
   router.post('/lanes/:lane/pause', laneAccess(config), async (_req, res: Response) => {
+    assertOperator(res, 'pause');
     const { lane } = laneOf(res);
     const queue = lanes.queue(lane);
     await guard.run(() => queue.pause());
@@ -44,6 +56,7 @@ export function laneRoutes(router: RouteTable, { config, guard, lanes }: LaneRou
   });
 
   router.post('/lanes/:lane/resume', laneAccess(config), async (_req, res: Response) => {
+    assertOperator(res, 'resume');
     const { lane } = laneOf(res);
     const queue = lanes.queue(lane);
     await guard.run(() => queue.resume());
