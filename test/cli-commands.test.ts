@@ -114,6 +114,64 @@ describe('the bullpen CLI against a running API', () => {
     expect(after.items.map((i) => i.id)).not.toContain(id);
   });
 
+  /** Enqueues `n` jobs that fail for good and waits until they are dead; returns their ids. */
+  async function deadLetters(n: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i += 1) {
+      const run = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
+      ids.push((JSON.parse(run.stdout) as { id: string }).id);
+    }
+    await waitUntil(async () => {
+      const dead = JSON.parse((await bullpen(['dead', 'tool_call', '--all'], env)).stdout) as { items: Array<{ id: string }> };
+      return ids.every((id) => dead.items.some((i) => i.id === id));
+    });
+    return ids;
+  }
+
+  it('refuses to redrive or purge without --ids or --all, and an --ids that names no id, touching nothing', async () => {
+    const ids = await deadLetters(1);
+    for (const args of [
+      ['--purge', '--ids', ''],
+      ['--redrive', '--ids', ''],
+      ['--purge', '--ids', ' , ,'],
+      ['--purge'],
+      ['--redrive'],
+      ['--purge', '--ids', ids[0] ?? '', '--all'],
+    ]) {
+      const refused = await bullpen(['dead', 'tool_call', ...args], env);
+      expect({ args, code: refused.code, stdout: refused.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(refused.stderr).toMatch(/--ids: expected one or more comma-separated job ids|name the dead letters with --ids id1,id2, or pass --all|--ids or --all, not both/);
+    }
+    const listed = JSON.parse((await bullpen(['dead', 'tool_call', '--all'], env)).stdout) as { items: Array<{ id: string }> };
+    expect(listed.items.map((i) => i.id)).toContain(ids[0]);
+
+    const purged = await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    expect(purged.code).toBe(0);
+    expect((JSON.parse(purged.stdout) as { purged: number }).purged).toBeGreaterThanOrEqual(1);
+    const after = JSON.parse((await bullpen(['dead', 'tool_call'], env)).stdout) as { items: unknown[] };
+    expect(after.items).toEqual([]);
+  });
+
+  it('lists dead letters a page at a time with --limit and --cursor, and every page with --all', async () => {
+    await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    const ids = await deadLetters(3);
+    const first = await bullpen(['dead', 'tool_call', '--limit', '2'], env);
+    expect(first.code).toBe(0);
+    const page = JSON.parse(first.stdout) as { items: Array<{ id: string }>; nextCursor: string | null };
+    expect(page.items).toHaveLength(2);
+    expect(page.nextCursor).toEqual(expect.any(String));
+    expect(first.stderr).toContain(`--cursor ${page.nextCursor}`);
+    const second = JSON.parse((await bullpen(['dead', 'tool_call', '--limit', '2', '--cursor', page.nextCursor ?? ''], env)).stdout) as {
+      items: Array<{ id: string }>;
+      nextCursor: string | null;
+    };
+    expect([...page.items, ...second.items].map((i) => i.id).sort()).toEqual([...ids].sort());
+    const all = JSON.parse((await bullpen(['dead', 'tool_call', '--all', '--limit', '1'], env)).stdout) as { items: Array<{ id: string }>; nextCursor: null };
+    expect(all.items.map((i) => i.id).sort()).toEqual([...ids].sort());
+    expect(all.nextCursor).toBeNull();
+    expect((await bullpen(['dead', 'tool_call', '--limit', '0'], env)).code).toBe(2);
+  });
+
   it('exits 4 on a wrong key, 1 on an API error and 3 when the API is unreachable', async () => {
     const wrong = await bullpen(['lanes'], { ...env, BULLPEN_API_KEY: 'not-a-key-at-all' });
     expect(wrong.code).toBe(4);

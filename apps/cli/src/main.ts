@@ -5,6 +5,8 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ApiClient, ApiError } from './api-client';
 import { loadCliConfig, UsageError } from './config';
+import { dead, DEAD_USAGE } from './dead';
+import type { Out } from './io';
 import { buildReport, formatReport } from './report';
 
 const USAGE = `usage: bullpen <command> [options]
@@ -14,12 +16,10 @@ const USAGE = `usage: bullpen <command> [options]
   enqueue <lane> --file jobs.jsonl          (one {"name":..,"data":..} per line; sent in batches)
   job <lane> <id>
   lanes
-  dead <lane> [--redrive] [--purge] [--ids id1,id2]
+  ${DEAD_USAGE}
 
 environment: BULLPEN_API_URL (default http://localhost:3000), BULLPEN_API_KEY
 exit codes: 0 ok, 1 API error, 2 bad arguments, 3 API unreachable, 4 authentication failed`;
-
-type Out = { out: (s: string) => void; err: (s: string) => void };
 
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
@@ -179,25 +179,8 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
         io.out(JSON.stringify(res.body, null, 2));
         return 0;
       }
-      case 'dead': {
-        const { values, positionals } = parseArgs({
-          args: rest,
-          allowPositionals: true,
-          options: { redrive: { type: 'boolean' }, purge: { type: 'boolean' }, ids: { type: 'string' } },
-        });
-        const [lane] = positionals;
-        if (!lane) throw new UsageError('dead: expected a lane');
-        if (values.redrive && values.purge) throw new UsageError('dead: --redrive or --purge, not both');
-        const ids = values.ids ? values.ids.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-        const base = `/v1/lanes/${encodeURIComponent(lane)}/dead`;
-        const res = values.redrive
-          ? await client.request<unknown>('POST', `${base}/redrive`, ids ? { ids } : {})
-          : values.purge
-            ? await client.request<unknown>('DELETE', base, ids ? { ids } : {})
-            : await client.request<unknown>('GET', base);
-        io.out(JSON.stringify(res.body, null, 2));
-        return 0;
-      }
+      case 'dead':
+        return await dead(rest, client, io);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
     }
