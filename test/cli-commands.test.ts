@@ -1,5 +1,4 @@
 // Each CLI command against a running API (and a worker, so that jobs finish and fail).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,26 +7,8 @@ import { startTestApi, KEYS, type TestApi } from '../apps/api/test/harness';
 import { builtinHandlers } from '../apps/worker/src/handlers';
 import { HandlerRegistry } from '../apps/worker/src/registry';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
+import { bullpen } from './support/cli';
 import { waitUntil } from './support/wait';
-
-const CLI = path.resolve(__dirname, '../apps/cli/dist/main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bullpen(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('the bullpen CLI against a running API', () => {
   let api: TestApi;

@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ApiClient, ApiError } from './api-client';
+import { ApiClient, ApiError, UnexpectedAnswerError } from './api-client';
 import { loadCliConfig, UsageError } from './config';
 import { dead, DEAD_USAGE } from './dead';
 import type { Out } from './io';
@@ -80,7 +80,11 @@ const BATCH_RETRIES = 30;
 async function sendBatch(client: ApiClient, lane: string, batch: unknown[], io: Out): Promise<BulkResult> {
   for (let retries = 0; ; retries += 1) {
     try {
-      const { body } = await client.request<BulkResult>('POST', `/v1/lanes/${encodeURIComponent(lane)}/jobs/bulk`, { jobs: batch });
+      const path = `/v1/lanes/${encodeURIComponent(lane)}/jobs/bulk`;
+      const { status, body } = await client.request<BulkResult>('POST', path, { jobs: batch });
+      if (!Array.isArray(body?.results) || body.results.length !== batch.length) {
+        throw new UnexpectedAnswerError(`unexpected answer to POST ${path}: no result for each of the ${batch.length} jobs sent`, status);
+      }
       return body;
     } catch (err) {
       if (!(err instanceof ApiError) || !NOTHING_ENQUEUED.has(err.code ?? '') || retries >= BATCH_RETRIES) throw err;
