@@ -52,13 +52,14 @@ describe('the bullpen CLI against a running API', () => {
   it('enqueues a file in bulk and sums up what was accepted and rejected', async () => {
     const file = path.join(dir, 'jobs.jsonl');
     writeFileSync(file, ['{"name":"noop"}', '{"name":"noop"}', 'not json', '{"name":"9bad"}', '{"name":"noop"}', '{"name":"noop"}'].join('\n'));
-    // critic holds at most 3 jobs and no worker serves it here: the fourth valid job is refused.
-    const run = await bullpen(['enqueue', 'critic', '--file', file], env);
-    expect(run.code).toBe(0);
+    // critic holds at most 3 jobs and no worker serves it here: the fourth valid job is refused,
+    // at once with --full-wait 0. Lines were refused: exit 5, each named on stderr.
+    const run = await bullpen(['enqueue', 'critic', '--file', file, '--full-wait', '0s'], env);
+    expect(run.code).toBe(5);
     expect(run.stdout).toMatch(/accepted 3, rejected 3 \(.*queue_full: 1.*\)/);
     expect(run.stdout).toMatch(/malformed_line: 1/);
     expect(run.stdout).toMatch(/validation_failed: 1/);
-    expect(run.stderr).toMatch(/6 sent|4 sent|5 sent/);
+    expect(run.stderr).toMatch(/^line 3: malformed_line .*\nline 4: validation_failed .*\nline 6: queue_full /m);
   });
 
   it('lists lanes with live counts', async () => {

@@ -79,6 +79,11 @@ const NOT_SENT = new Set([
 /** Longest part of an unexpected body quoted in a message. */
 const QUOTE_CHARS = 200;
 
+/** A request body already serialized as JSON, sent as it is. */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
 export interface ApiAnswer<T> {
   status: number;
   body: T;
@@ -101,7 +106,7 @@ export class ApiClient {
           authorization: `Bearer ${this.config.apiKey}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(body === undefined ? {} : { body: body instanceof RawJson ? body.text : JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.config.timeoutMs),
       });
       text = await res.text();
