@@ -3,6 +3,7 @@
 // constant memory apart from the run times kept for percentiles and the exporter's line keys.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { RepeatLeases } from './repeat-leases';
 
 export interface ReportWindow {
   /** Epoch ms, inclusive. */
@@ -58,6 +59,7 @@ export class ReportBuilder {
   duplicateLines = 0;
   /** lane, stream_id, event, job and attempt of the exporter's lines read so far. */
   private readonly seen = new Set<string>();
+  private readonly repeats = new RepeatLeases();
 
   constructor(private readonly window: ReportWindow) {}
 
@@ -78,6 +80,12 @@ export class ReportBuilder {
       this.corruptLines += 1;
       return;
     }
+    // Read before anything is skipped: a retry outside the window still makes its lease inside a
+    // repeat, and a line written twice repeats its effect on this state harmlessly.
+    const jobId = String(event.job_id);
+    let repeatLease = false;
+    if (event.event === 'retry_scheduled') this.repeats.retryScheduled(event.lane, jobId, event.attempt, event.next_attempt);
+    else if (event.event === 'lease_created') repeatLease = this.repeats.leased(event.lane, jobId, event.attempt);
     // The exporter writes a batch's lines before committing its position: after a crash between
     // the two, they are written again, with the same stream_id. One entry of completed attempts
     // holds many jobs, hence the job and attempt in the key.
@@ -101,13 +109,14 @@ export class ReportBuilder {
       this.groups.set(key, group);
     }
     switch (event.event) {
-      case 'lease_created':
+      case 'lease_created': {
         // A job starts once: a later lease of its first attempt (taken back after a stall, or
-        // deferred by the retry budget) is the same start, as its attempts_started says.
-        if ((event.attempt === 1 || event.attempt === undefined) && !(typeof event.attempts_started === 'number' && event.attempts_started > 1)) {
-          group.started += 1;
-        }
+        // retried without using an attempt) is the same start. A worker's line says so in its
+        // attempts_started; the exporter's has null there, and the retry before it tells.
+        const again = typeof event.attempts_started === 'number' ? event.attempts_started > 1 : repeatLease;
+        if ((event.attempt === 1 || event.attempt === undefined) && !again) group.started += 1;
         break;
+      }
       case 'completed':
         group.succeeded += 1;
         if (typeof event.run_ms === 'number' && Number.isFinite(event.run_ms)) group.runMs.push(event.run_ms);
