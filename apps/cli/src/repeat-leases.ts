@@ -8,8 +8,12 @@
 const DEFAULT_MAX_PENDING = 100_000;
 
 export class RepeatLeases {
-  /** lane, job and attempt of retries that used no attempt and whose lease was not read yet. */
-  private readonly pending = new Set<string>();
+  /** lane, job and attempt of retries that used no attempt and whose lease was not read yet, each
+   * with the number of the retry that put it there. */
+  private readonly pending = new Map<string, number>();
+  /** The last maxPending such retries, as a ring, so that the oldest is forgotten in O(1). */
+  private readonly order: Array<{ key: string; seq: number }> = [];
+  private seq = 0;
 
   constructor(private readonly maxPending = DEFAULT_MAX_PENDING) {}
 
@@ -22,12 +26,12 @@ export class RepeatLeases {
   retryScheduled(lane: string, jobId: string, attempt: unknown, nextAttempt: unknown): void {
     if (typeof nextAttempt !== 'number' || nextAttempt !== attempt) return;
     const key = keyOf(lane, jobId, nextAttempt);
-    this.pending.delete(key);
-    this.pending.add(key);
-    if (this.pending.size > this.maxPending) {
-      const oldest = this.pending.values().next();
-      if (!oldest.done) this.pending.delete(oldest.value);
-    }
+    const seq = (this.seq += 1);
+    this.pending.set(key, seq);
+    const slot = seq % this.maxPending;
+    const oldest = this.order[slot];
+    if (oldest && this.pending.get(oldest.key) === oldest.seq) this.pending.delete(oldest.key);
+    this.order[slot] = { key, seq };
   }
 
   /** A lease_created line: whether it repeats an attempt that was leased before. */

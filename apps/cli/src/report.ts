@@ -1,9 +1,10 @@
 // `bullpen report`: per lane and tenant figures from lifecycle event logs (a worker's, or the
 // exporter's for the whole deployment), streamed line by line so a log of any size is read in
-// constant memory apart from the run times kept for percentiles and the exporter's line keys.
+// bounded memory apart from the run times of the window, kept for percentiles.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { RepeatLeases } from './repeat-leases';
+import { ReplayedLines } from './replayed-lines';
 
 export interface ReportWindow {
   /** Epoch ms, inclusive. */
@@ -29,7 +30,8 @@ export interface Report {
   linesRead: number;
   corruptLines: number;
   outsideWindow: number;
-  /** Exporter lines seen before (same lane, stream_id, event, job and attempt): written again after a crash. */
+  /** Exporter lines in the window read before (the same line of the same stream entry): written
+   * again after a crash. */
   duplicateLines: number;
   groups: GroupReport[];
 }
@@ -57,11 +59,22 @@ export class ReportBuilder {
   corruptLines = 0;
   outsideWindow = 0;
   duplicateLines = 0;
-  /** lane, stream_id, event, job and attempt of the exporter's lines read so far. */
-  private readonly seen = new Set<string>();
-  private readonly repeats = new RepeatLeases();
+  private readonly copies: ReplayedLines;
+  private readonly repeats: RepeatLeases;
 
-  constructor(private readonly window: ReportWindow) {}
+  constructor(
+    private readonly window: ReportWindow,
+    /** Bounds of what is remembered across lines; the defaults suit any exporter. */
+    bounds: { entriesPerLane?: number; pendingRetries?: number } = {},
+  ) {
+    this.copies = new ReplayedLines(bounds.entriesPerLane);
+    this.repeats = new RepeatLeases(bounds.pendingRetries);
+  }
+
+  /** What is remembered across lines now, bounded whatever the size of the log. */
+  get remembered(): { entries: number; pendingRetries: number } {
+    return { entries: this.copies.size, pendingRetries: this.repeats.size };
+  }
 
   addLine(line: string): void {
     if (line.trim() === '') return;
@@ -86,19 +99,17 @@ export class ReportBuilder {
     let repeatLease = false;
     if (event.event === 'retry_scheduled') this.repeats.retryScheduled(event.lane, jobId, event.attempt, event.next_attempt);
     else if (event.event === 'lease_created') repeatLease = this.repeats.leased(event.lane, jobId, event.attempt);
-    // The exporter writes a batch's lines before committing its position: after a crash between
-    // the two, they are written again, with the same stream_id. One entry of completed attempts
-    // holds many jobs, hence the job and attempt in the key.
-    if (typeof event.stream_id === 'string') {
-      const key = `${event.lane}\u0000${event.stream_id}\u0000${event.event}\u0000${String(event.job_id)}\u0000${String(event.attempt)}`;
-      if (this.seen.has(key)) {
-        this.duplicateLines += 1;
-        return;
-      }
-      this.seen.add(key);
-    }
-    if (ts < this.window.from || ts >= this.window.to) {
+    const inWindow = ts >= this.window.from && ts < this.window.to;
+    // The exporter's lines written again after a crash (replayed-lines.ts) carry their stream_id.
+    const copy =
+      typeof event.stream_id === 'string' &&
+      this.copies.isCopy(event.lane, event.stream_id, `${event.event}\u0000${jobId}\u0000${String(event.attempt)}`, inWindow);
+    if (!inWindow) {
       this.outsideWindow += 1;
+      return;
+    }
+    if (copy) {
+      this.duplicateLines += 1;
       return;
     }
     const tenant = typeof event.tenant === 'string' && event.tenant !== '' ? event.tenant : '-';
