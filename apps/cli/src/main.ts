@@ -1,18 +1,16 @@
 #!/usr/bin/env node
 // `bullpen`: the operator CLI. Commands: report, enqueue, job, lanes, dead.
-import { parseArgs } from 'node:util';
 import { ApiClient, ApiError } from './api-client';
-import { parseDuration, parseTime } from './args';
 import { EXIT_LINES_REFUSED } from './bulk-enqueue';
 import { loadCliConfig, UsageError } from './config';
 import { dead, DEAD_USAGE } from './dead';
 import { enqueue, ENQUEUE_USAGE } from './enqueue';
 import type { Out } from './io';
-import { buildReport, formatReport } from './report';
+import { report, REPORT_USAGE } from './report-command';
 
 const USAGE = `usage: bullpen <command> [options]
 
-  report <events.jsonl...> [--window 24h] [--since ISO] [--until ISO] [--json]
+  ${REPORT_USAGE}
   ${ENQUEUE_USAGE}
   job <lane> <id>
   lanes
@@ -22,19 +20,6 @@ environment: BULLPEN_API_URL (default http://localhost:3000), BULLPEN_API_KEY
 exit codes: 0 ok, 1 API error, 2 bad arguments, 3 API unreachable, 4 authentication failed,
             ${EXIT_LINES_REFUSED} enqueue --file read every line but the API refused some (each is named on stderr)`;
 
-async function report(args: string[], io: Out): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { window: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean' } },
-  });
-  if (positionals.length === 0) throw new UsageError('report: expected at least one events file');
-  const to = values.until ? parseTime('--until', values.until) : Date.now();
-  const from = values.since ? parseTime('--since', values.since) : to - parseDuration('--window', values.window ?? '24h');
-  const result = await buildReport(positionals, { from, to });
-  io.out(values.json ? JSON.stringify(result, null, 2) : formatReport(result));
-}
-
 export async function run(argv: string[], env: Readonly<Record<string, string | undefined>>, io: Out): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -42,10 +27,7 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
       io.out(USAGE);
       return command ? 0 : 2;
     }
-    if (command === 'report') {
-      await report(rest, io);
-      return 0;
-    }
+    if (command === 'report') return await report(rest, io);
     const client = new ApiClient(loadCliConfig(env));
     switch (command) {
       case 'enqueue':

@@ -1,8 +1,9 @@
 // `bullpen report`: per lane and tenant figures from lifecycle event logs (a worker's, or the
 // exporter's for the whole deployment), streamed line by line so a log of any size is read in
 // bounded memory apart from the run times of the window, kept for percentiles.
-import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { UsageError } from './config';
+import { openLogFiles } from './report-files';
 import { RepeatLeases } from './repeat-leases';
 import { ReplayedLines } from './replayed-lines';
 
@@ -27,6 +28,11 @@ export interface GroupReport {
 
 export interface Report {
   window: { from: string; to: string };
+  /** The files read, in order (rotated files oldest first, then the live one). */
+  files: string[];
+  /** The time of the oldest line read, in the window or not: after the window's start, the files
+   * do not cover all of it. Null when no line was read. */
+  oldestLine: string | null;
   linesRead: number;
   corruptLines: number;
   outsideWindow: number;
@@ -59,6 +65,8 @@ export class ReportBuilder {
   corruptLines = 0;
   outsideWindow = 0;
   duplicateLines = 0;
+  /** Epoch ms of the oldest line read. */
+  oldestMs = Infinity;
   private readonly copies: ReplayedLines;
   private readonly repeats: RepeatLeases;
 
@@ -93,6 +101,7 @@ export class ReportBuilder {
       this.corruptLines += 1;
       return;
     }
+    if (ts < this.oldestMs) this.oldestMs = ts;
     // Read before anything is skipped: a retry outside the window still makes its lease inside a
     // repeat, and a line written twice repeats its effect on this state harmlessly.
     const jobId = String(event.job_id);
@@ -143,7 +152,7 @@ export class ReportBuilder {
     }
   }
 
-  build(): Report {
+  build(files: string[] = []): Report {
     const groups = [...this.groups.values()]
       .sort((a, b) => a.lane.localeCompare(b.lane) || a.tenant.localeCompare(b.tenant))
       .map((g): GroupReport => {
@@ -171,6 +180,8 @@ export class ReportBuilder {
       });
     return {
       window: { from: new Date(this.window.from).toISOString(), to: new Date(this.window.to).toISOString() },
+      files,
+      oldestLine: Number.isFinite(this.oldestMs) ? new Date(this.oldestMs).toISOString() : null,
       linesRead: this.linesRead,
       corruptLines: this.corruptLines,
       outsideWindow: this.outsideWindow,
@@ -180,13 +191,31 @@ export class ReportBuilder {
   }
 }
 
-export async function buildReport(files: readonly string[], window: ReportWindow): Promise<Report> {
+/**
+ * Reads the logs at `paths`, each with its rotated files unless `rotated` is false. A file none of
+ * whose lines is a lifecycle event is refused rather than reported as all corrupt.
+ */
+export async function buildReport(paths: readonly string[], window: ReportWindow, { rotated = true }: { rotated?: boolean } = {}): Promise<Report> {
   const builder = new ReportBuilder(window);
-  for (const file of files) {
-    const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-    for await (const line of lines) builder.addLine(line);
+  const files = await openLogFiles(paths, { rotated });
+  try {
+    for (const { path, handle } of files) {
+      const before = { read: builder.linesRead, corrupt: builder.corruptLines };
+      const input = handle.createReadStream({ encoding: 'utf8', start: 0, autoClose: false });
+      let first = true;
+      for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+        builder.addLine(first && line.startsWith('\uFEFF') ? line.slice(1) : line);
+        first = false;
+      }
+      const read = builder.linesRead - before.read;
+      if (read > 0 && builder.corruptLines - before.corrupt === read) {
+        throw new UsageError(`report: none of the ${read} lines of ${path} is a lifecycle event (a JSON object with ts, event and lane): is it an event log (EVENT_LOG_FILE)?`);
+      }
+    }
+  } finally {
+    await Promise.all(files.map((f) => f.handle.close().catch(() => undefined)));
   }
-  return builder.build();
+  return builder.build(files.map((f) => f.path));
 }
 
 function ms(value: number): string {
@@ -211,6 +240,7 @@ export function formatReport(report: Report): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   return [
+    ...(report.files.length > 1 ? [`files ${report.files.join(', ')}`] : []),
     `window ${report.window.from} .. ${report.window.to}: ${report.linesRead} lines, ${report.corruptLines} corrupt (skipped), ${report.outsideWindow} outside the window${report.duplicateLines > 0 ? `, ${report.duplicateLines} duplicate (skipped)` : ''}`,
     fmt(header),
     ...rows.map(fmt),
