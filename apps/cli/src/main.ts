@@ -67,7 +67,8 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
   }
 }
 
-if (require.main === module) {
+/** Runs the command line of this process and exits with its code (the `bullpen` bin calls this). */
+export function main(): void {
   run(process.argv.slice(2), process.env, {
     out: (s) => process.stdout.write(`${s}\n`),
     err: (s) => process.stderr.write(s),
@@ -80,3 +81,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) main();
