@@ -6,9 +6,9 @@ import { ApiError, type ApiClient } from './api-client';
 import { UsageError } from './config';
 import type { Out } from './io';
 
-export const DEAD_USAGE = `dead <lane> [--limit N] [--cursor C] [--all]    list dead letters, newest first (--all: every page)
-  dead <lane> --redrive|--purge --ids id1,id2    redrive or purge these dead letters
-  dead <lane> --redrive|--purge --all            ... every dead letter of yours in the lane`;
+export const DEAD_USAGE = `dead <lane> [--limit N] [--cursor C] [--all]  list dead letters, newest first (--all: every page)
+  dead <lane> --redrive|--purge --ids id1,id2   redrive or purge these dead letters
+  dead <lane> --redrive|--purge --all           ... every dead letter of yours in the lane`;
 
 /** The API's largest page of dead letters. */
 const PAGE_MAX = 500;

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `bullpen`: the operator CLI. Commands: report, enqueue, job, lanes, dead.
+import { parseArgs } from 'node:util';
 import { ApiClient, ApiError } from './api-client';
 import { EXIT_LINES_REFUSED } from './bulk-enqueue';
 import { loadCliConfig, UsageError } from './config';
@@ -8,24 +9,60 @@ import { enqueue, ENQUEUE_USAGE } from './enqueue';
 import type { Out } from './io';
 import { report, REPORT_USAGE } from './report-command';
 
-const USAGE = `usage: bullpen <command> [options]
+const JOB_USAGE = 'job <lane> <id>                               a job: state, attempts, result';
+const LANES_USAGE = 'lanes                                         lanes with their policies and live counts';
 
-  ${REPORT_USAGE}
-  ${ENQUEUE_USAGE}
-  job <lane> <id>
-  lanes
-  ${DEAD_USAGE}
+/** Each command's usage, for `bullpen <command> --help`. */
+const COMMAND_USAGE: Record<string, string> = {
+  report: REPORT_USAGE,
+  enqueue: ENQUEUE_USAGE,
+  job: JOB_USAGE,
+  lanes: LANES_USAGE,
+  dead: DEAD_USAGE,
+};
 
-environment: BULLPEN_API_URL (default http://localhost:3000), BULLPEN_API_KEY
+const FOOTER = `environment: BULLPEN_API_URL (default http://localhost:3000), BULLPEN_API_KEY, BULLPEN_API_TIMEOUT_MS (default 30000)
 exit codes: 0 ok, 1 API error, 2 bad arguments, 3 API unreachable, 4 authentication failed,
             ${EXIT_LINES_REFUSED} enqueue --file read every line but the API refused some (each is named on stderr)`;
+
+const USAGE = `usage: bullpen <command> [options]     (bullpen <command> --help for one command)
+
+${Object.values(COMMAND_USAGE)
+  .map((u) => `  ${u}`)
+  .join('\n')}
+
+${FOOTER}`;
+
+/** Whether the arguments ask for help (--help or -h), whatever else they hold. */
+function asksForHelp(args: string[]): boolean {
+  try {
+    return parseArgs({ args, strict: false, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } }).values.help === true;
+  } catch {
+    return false;
+  }
+}
+
+/** The positionals of a command that takes no options. */
+function positionalsOf(command: string, args: string[], count: number): string[] {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length > count) throw new UsageError(`${command}: unexpected ${JSON.stringify(positionals[count])}\nusage: bullpen ${COMMAND_USAGE[command]}`);
+  return positionals;
+}
 
 export async function run(argv: string[], env: Readonly<Record<string, string | undefined>>, io: Out): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (!command || command === '--help' || command === '-h' || command === 'help') {
-      io.out(USAGE);
+      const about = command === 'help' ? rest[0] : undefined;
+      const usage = about === undefined ? undefined : COMMAND_USAGE[about];
+      if (about !== undefined && usage === undefined) throw new UsageError(`help: unknown command ${JSON.stringify(about)}\n${USAGE}`);
+      io.out(usage === undefined ? USAGE : `usage: bullpen ${usage}\n\n${FOOTER}`);
       return command ? 0 : 2;
+    }
+    const usage = COMMAND_USAGE[command];
+    if (usage !== undefined && asksForHelp(rest)) {
+      io.out(`usage: bullpen ${usage}\n\n${FOOTER}`);
+      return 0;
     }
     if (command === 'report') return await report(rest, io);
     const client = new ApiClient(loadCliConfig(env));
@@ -33,13 +70,14 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
       case 'enqueue':
         return await enqueue(rest, client, io);
       case 'job': {
-        const [lane, id] = rest;
+        const [lane, id] = positionalsOf('job', rest, 2);
         if (!lane || !id) throw new UsageError('job: expected <lane> <id>');
         const res = await client.request<unknown>('GET', `/v1/lanes/${encodeURIComponent(lane)}/jobs/${encodeURIComponent(id)}`);
         io.out(JSON.stringify(res.body, null, 2));
         return 0;
       }
       case 'lanes': {
+        positionalsOf('lanes', rest, 0);
         const res = await client.request<unknown>('GET', '/v1/lanes');
         io.out(JSON.stringify(res.body, null, 2));
         return 0;
