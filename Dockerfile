@@ -45,9 +45,11 @@ COPY --from=build /app/apps/exporter/package.json apps/exporter/
 COPY --from=build /app/apps/exporter/dist apps/exporter/dist
 COPY --from=build /app/apps/cli/package.json apps/cli/
 COPY --from=build /app/apps/cli/dist apps/cli/dist
+COPY --from=build /app/apps/cli/bin apps/cli/bin
 COPY docker/entrypoint.sh docker/healthcheck.js /usr/local/bin/
-RUN chmod 0755 /usr/local/bin/entrypoint.sh && ln -s /app/apps/cli/dist/main.js /usr/local/bin/bullpen \
-  && chmod 0755 /app/apps/cli/dist/main.js \
+# `bullpen` on PATH: the package's bin, as npm links it outside the image.
+RUN chmod 0755 /usr/local/bin/entrypoint.sh && ln -s /app/apps/cli/bin/bullpen.js /usr/local/bin/bullpen \
+  && chmod 0755 /app/apps/cli/bin/bullpen.js \
   && mkdir -p /var/lib/bullpen/events && chown -R node:node /var/lib/bullpen
 # Where event logs go (EVENT_LOG_FILE): a volume mounted here starts out owned by the app's user.
 USER node

@@ -1,5 +1,4 @@
 // Each CLI command against a running API (and a worker, so that jobs finish and fail).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,26 +7,8 @@ import { startTestApi, KEYS, type TestApi } from '../apps/api/test/harness';
 import { builtinHandlers } from '../apps/worker/src/handlers';
 import { HandlerRegistry } from '../apps/worker/src/registry';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
+import { bullpen } from './support/cli';
 import { waitUntil } from './support/wait';
-
-const CLI = path.resolve(__dirname, '../apps/cli/dist/main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bullpen(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('the bullpen CLI against a running API', () => {
   let api: TestApi;
@@ -71,13 +52,14 @@ describe('the bullpen CLI against a running API', () => {
   it('enqueues a file in bulk and sums up what was accepted and rejected', async () => {
     const file = path.join(dir, 'jobs.jsonl');
     writeFileSync(file, ['{"name":"noop"}', '{"name":"noop"}', 'not json', '{"name":"9bad"}', '{"name":"noop"}', '{"name":"noop"}'].join('\n'));
-    // critic holds at most 3 jobs and no worker serves it here: the fourth valid job is refused.
-    const run = await bullpen(['enqueue', 'critic', '--file', file], env);
-    expect(run.code).toBe(0);
+    // critic holds at most 3 jobs and no worker serves it here: the fourth valid job is refused,
+    // at once with --full-wait 0. Lines were refused: exit 5, each named on stderr.
+    const run = await bullpen(['enqueue', 'critic', '--file', file, '--full-wait', '0s'], env);
+    expect(run.code).toBe(5);
     expect(run.stdout).toMatch(/accepted 3, rejected 3 \(.*queue_full: 1.*\)/);
     expect(run.stdout).toMatch(/malformed_line: 1/);
     expect(run.stdout).toMatch(/validation_failed: 1/);
-    expect(run.stderr).toMatch(/6 sent|4 sent|5 sent/);
+    expect(run.stderr).toMatch(/^line 3: malformed_line .*\nline 4: validation_failed .*\nline 6: queue_full /m);
   });
 
   it('lists lanes with live counts', async () => {
@@ -114,23 +96,78 @@ describe('the bullpen CLI against a running API', () => {
     expect(after.items.map((i) => i.id)).not.toContain(id);
   });
 
-  it('redrives and purges all dead letters of a lane without --ids', async () => {
-    const failed = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
-    const id = (JSON.parse(failed.stdout) as { id: string }).id;
+  /** Enqueues `n` jobs that fail for good and waits until they are dead; returns their ids. */
+  async function deadLetters(n: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i += 1) {
+      const run = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
+      ids.push((JSON.parse(run.stdout) as { id: string }).id);
+    }
+    await waitUntil(async () => {
+      const dead = JSON.parse((await bullpen(['dead', 'tool_call', '--all'], env)).stdout) as { items: Array<{ id: string }> };
+      return ids.every((id) => dead.items.some((i) => i.id === id));
+    });
+    return ids;
+  }
+
+  it('refuses to redrive or purge without --ids or --all, and an --ids that names no id, touching nothing', async () => {
+    const ids = await deadLetters(1);
+    for (const args of [
+      ['--purge', '--ids', ''],
+      ['--redrive', '--ids', ''],
+      ['--purge', '--ids', ' , ,'],
+      ['--purge'],
+      ['--redrive'],
+      ['--purge', '--ids', ids[0] ?? '', '--all'],
+    ]) {
+      const refused = await bullpen(['dead', 'tool_call', ...args], env);
+      expect({ args, code: refused.code, stdout: refused.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(refused.stderr).toMatch(/--ids: expected one or more comma-separated job ids|name the dead letters with --ids id1,id2, or pass --all|--ids or --all, not both/);
+    }
+    const listed = JSON.parse((await bullpen(['dead', 'tool_call', '--all'], env)).stdout) as { items: Array<{ id: string }> };
+    expect(listed.items.map((i) => i.id)).toContain(ids[0]);
+
+    const purged = await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    expect(purged.code).toBe(0);
+    expect((JSON.parse(purged.stdout) as { purged: number }).purged).toBeGreaterThanOrEqual(1);
+    const after = JSON.parse((await bullpen(['dead', 'tool_call'], env)).stdout) as { items: unknown[] };
+    expect(after.items).toEqual([]);
+  });
+
+  it('redrives and purges all dead letters of a lane with --all', async () => {
+    await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    const [id] = await deadLetters(1);
     const attemptsOf = async () => {
-      const shown = JSON.parse((await bullpen(['job', 'tool_call', id], env)).stdout) as { state: string; attempts: unknown[] };
+      const shown = JSON.parse((await bullpen(['job', 'tool_call', id ?? ''], env)).stdout) as { state: string; attempts: unknown[] };
       return shown.state === 'failed' ? shown.attempts.length : 0;
     };
-    await waitUntil(async () => (await attemptsOf()) === 1);
-    const redriven = await bullpen(['dead', 'tool_call', '--redrive'], env);
+    const redriven = await bullpen(['dead', 'tool_call', '--redrive', '--all'], env);
     expect(redriven.code).toBe(0);
     expect(JSON.parse(redriven.stdout)).toMatchObject({ redriven: 1, results: [{ id, status: 'redriven' }] });
     await waitUntil(async () => (await attemptsOf()) === 2);
-    const purged = await bullpen(['dead', 'tool_call', '--purge'], env);
+    const purged = await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
     expect(purged.code).toBe(0);
     expect(JSON.parse(purged.stdout)).toMatchObject({ purged: 1, results: [{ id, status: 'purged' }] });
-    const after = JSON.parse((await bullpen(['dead', 'tool_call'], env)).stdout) as { items: unknown[] };
-    expect(after.items).toEqual([]);
+  });
+
+  it('lists dead letters a page at a time with --limit and --cursor, and every page with --all', async () => {
+    await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    const ids = await deadLetters(3);
+    const first = await bullpen(['dead', 'tool_call', '--limit', '2'], env);
+    expect(first.code).toBe(0);
+    const page = JSON.parse(first.stdout) as { items: Array<{ id: string }>; nextCursor: string | null };
+    expect(page.items).toHaveLength(2);
+    expect(page.nextCursor).toEqual(expect.any(String));
+    expect(first.stderr).toContain(`--cursor ${page.nextCursor}`);
+    const second = JSON.parse((await bullpen(['dead', 'tool_call', '--limit', '2', '--cursor', page.nextCursor ?? ''], env)).stdout) as {
+      items: Array<{ id: string }>;
+      nextCursor: string | null;
+    };
+    expect([...page.items, ...second.items].map((i) => i.id).sort()).toEqual([...ids].sort());
+    const all = JSON.parse((await bullpen(['dead', 'tool_call', '--all', '--limit', '1'], env)).stdout) as { items: Array<{ id: string }>; nextCursor: null };
+    expect(all.items.map((i) => i.id).sort()).toEqual([...ids].sort());
+    expect(all.nextCursor).toBeNull();
+    expect((await bullpen(['dead', 'tool_call', '--limit', '0'], env)).code).toBe(2);
   });
 
   it('exits 4 on a wrong key, 1 on an API error and 3 when the API is unreachable', async () => {

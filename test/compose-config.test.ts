@@ -20,14 +20,15 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
   deploy?: { replicas?: number };
   healthcheck?: unknown;
+  stop_grace_period?: string;
 }
 
-/** The compose file as Compose itself resolves it (defaults interpolated). */
-function resolvedCompose(): { services: Record<string, Service>; volumes?: Record<string, unknown> } {
+/** The compose file as Compose itself resolves it (defaults interpolated, or `env`'s values). */
+function resolvedCompose(env: Record<string, string> = {}): { services: Record<string, Service>; volumes?: Record<string, unknown> } {
   const run = spawnSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config'], {
     cwd: ROOT,
     encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '' },
+    env: { PATH: process.env.PATH ?? '', ...env },
   });
   if (run.error) throw new Error(`docker-compose is needed to validate the compose file (apt-get install -y docker-compose): ${run.error.message}`);
   if (run.status !== 0) throw new Error(`docker-compose config failed:\n${run.stderr}`);
@@ -118,6 +119,24 @@ describe('docker-compose.yml', () => {
     expect(services.worker?.ports).toBeUndefined();
     expect(services.worker?.deploy?.replicas).toBe(2);
     for (const app of APPS) expect(services[app]?.depends_on?.redis?.condition).toBe('service_healthy');
+  });
+
+  it('gives a stopping worker longer than SHUTDOWN_GRACE_MS before it is killed, by default, in .env.example and when both are raised', () => {
+    /** Compose's durations as the worker's milliseconds: 40s, 1m30s, 1500ms. */
+    const ms = (duration: string | undefined) => {
+      const parts = [...(duration ?? '').matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
+      expect(parts.map((p) => p[0]).join('')).toBe(duration);
+      return parts.reduce((sum, [, n, unit]) => sum + Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'], 0);
+    };
+    const example = Object.fromEntries([...read('.env.example').matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+    const raised = { SHUTDOWN_GRACE_MS: '120000', WORKER_STOP_GRACE_PERIOD: '2m10s' };
+    for (const env of [{}, example, raised]) {
+      const worker = resolvedCompose(env).services.worker;
+      const grace = Number(worker?.environment?.SHUTDOWN_GRACE_MS);
+      expect(grace).toBe(Number((env as Record<string, string>).SHUTDOWN_GRACE_MS ?? 30000));
+      expect(ms(worker?.stop_grace_period)).toBeGreaterThanOrEqual(grace + 5000);
+    }
+    expect(resolvedCompose(raised).services.worker?.stop_grace_period).toBe('2m10s');
   });
 
   it('sends every app’s traces to the collector, and the collector to Jaeger', () => {

@@ -17,7 +17,13 @@ import { spawnExporter, total, type ExporterProcess } from './support/prometheus
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { ENVELOPE, expectRotatedLog, readLogLines, type LogLine } from './support/event-log-files';
 
-const LANES = { lanes: { work: { concurrency: 4, attempts: 3, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } } } };
+const LANES = {
+  lanes: {
+    work: { concurrency: 4, attempts: 3, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } },
+    // Rate-limited failures are retried under the same attempt number.
+    limited: { concurrency: 4, attempts: 3, rateLimitedConsumesAttempt: false, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } },
+  },
+};
 
 describe("the exporter's lifecycle event log", () => {
   let dir: string;
@@ -135,6 +141,34 @@ describe("the exporter's lifecycle event log", () => {
     ]);
     expect((await buildReport([workerFile], window)).groups).toEqual(report.groups);
     expect(total(await exporter.samples(), 'bullpen_exporter_event_log_errors_total')).toBe(0);
+  });
+
+  it('gives bullpen report the same figures as the worker log when retries use no attempt', async () => {
+    const file = path.join(dir, 'exporter.jsonl');
+    const workerFile = path.join(dir, 'worker.jsonl');
+    await startExporter({ EVENT_LOG_FILE: file });
+    const worker = await startWorker({ EVENT_LOG_FILE: workerFile });
+    const limited = createLaneQueue(testConfig({ prefix, env: { LANES_FILE: lanesFile } }), 'limited', redis);
+    closers.push(() => limited.close());
+    const t0 = Date.now();
+    // Three jobs rate-limited without end: each is leased again and again under attempt 1.
+    const added = await limited.addBulk(
+      Array.from({ length: 3 }, () => ({ name: 'fail', data: wrapJobData({ kind: 'rate_limited', retryAfterMs: 5 }, { v: 1, tenant: 'acme' }) })),
+    );
+    const ids = new Set(added.map((job) => job.id as string));
+    const leases = (f: string) => readLogLines(f).filter((l) => l.event === 'lease_created' && ids.has(String(l.job_id)));
+    await waitUntil(() => leases(file).length >= 30, { what: 'thirty leases in the exporter log' });
+    await worker.close();
+    // Every lease the worker wrote has ended, so the exporter writes it too.
+    await waitUntil(() => leases(file).length === leases(workerFile).length, { what: "the exporter's lines of every lease" });
+    expect(leases(file).every((l) => l.attempt === 1)).toBe(true);
+
+    const window = { from: t0 - 1000, to: Date.now() + 1000 };
+    const fromExporter = await buildReport([file], window);
+    const fromWorker = await buildReport([workerFile], window);
+    const limitedGroup = (r: typeof fromWorker) => r.groups.find((g) => g.lane === 'limited');
+    expect(limitedGroup(fromWorker)).toMatchObject({ started: 3, succeeded: 0, failed: 0 });
+    expect(limitedGroup(fromExporter)).toEqual(limitedGroup(fromWorker));
   });
 
   it('rotates at EVENT_LOG_MAX_BYTES and keeps EVENT_LOG_MAX_FILES rotated files', async () => {

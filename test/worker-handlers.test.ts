@@ -1,8 +1,15 @@
 // Each built-in handler run by a real worker against real Redis; `http` against a local server.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createLaneQueue, createRedis, loadConfig, wrapJobData } from '@bullpen/core';
+import { cleanupPrefix, standaloneUrl } from './support/config';
 import { freePort } from './support/redis-server';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
+import { spawnWorker, writeLanesFile } from './fixtures/worker-process';
 
 const lanesFile = {
   maxHandlersPerProcess: 8,
@@ -200,5 +207,56 @@ describe('built-in handlers', () => {
       expect(job.failedReason).toMatch(/not finished within timeoutMs \(200 ms\)/);
       expect(rows).toEqual([expect.objectContaining({ errorClass: 'timeout' })]);
     });
+  });
+});
+
+describe('handlers in a folder outside the bullpen tree', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it("load in a worker process when they require bullpen's own packages, as the README's example does", async () => {
+    // As mounted at /handlers in a container: no node_modules on the way up from it.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-own-handlers-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(path.join(dir, 'lib'));
+    writeFileSync(
+      path.join(dir, 'lib', 'shout.js'),
+      "const { z } = require('zod');\nmodule.exports = (text) => z.string().parse(text).toUpperCase();\n",
+    );
+    writeFileSync(
+      path.join(dir, 'shout.js'),
+      [
+        "const { defineHandler } = require('@bullpen/worker');",
+        "const { z } = require('zod');",
+        "const shout = require('./lib/shout');",
+        "module.exports = defineHandler({ name: 'shout', payload: z.object({ text: z.string() }), run: (data) => ({ shouted: shout(data.text) }) });",
+      ].join('\n'),
+    );
+    const lanes = writeLanesFile({ lanes: { own: { concurrency: 1, attempts: 1 } } });
+    cleanups.push(lanes.cleanup);
+    const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: testPrefix('oh'), LANES_FILE: lanes.file };
+    const config = loadConfig(env);
+    const redis = createRedis(standaloneUrl(config), 'worker', 'bullpen:test');
+    const queue = createLaneQueue(config, 'own', redis);
+    cleanups.push(async () => {
+      await queue.close();
+      await redis.quit();
+      await cleanupPrefix(config.prefix);
+    });
+
+    const worker = spawnWorker({ ...env, HANDLERS_DIR: dir });
+    cleanups.push(() => worker.stop('SIGKILL'));
+    // A worker that cannot load the folder exits at once: say why rather than wait.
+    await Promise.race([
+      worker.started(),
+      worker.exited.then((code) => {
+        throw new Error(`worker exited with ${code}: ${worker.stderr()}`);
+      }),
+    ]);
+    const job = await queue.add('shout', wrapJobData({ text: 'hello' }, { v: 1, tenant: 't' }));
+    await waitUntil(async () => (await queue.getJobState(job.id as string)) === 'completed', { what: 'the shout job to complete' });
+    expect((await queue.getJob(job.id as string))?.returnvalue).toEqual({ shouted: 'HELLO' });
   });
 });

@@ -1,4 +1,8 @@
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { EventLog, LIFECYCLE_EVENT, lifecycleLine } from '@bullpen/core';
 import { buildReport, formatReport, percentile, ReportBuilder } from './report';
 import { run } from './main';
 
@@ -103,5 +107,95 @@ describe('bullpen report', () => {
     const io = { out: () => undefined, err: () => undefined };
     expect(await run(['lanes'], { BULLPEN_API_URL: 'http://127.0.0.1:9', BULLPEN_API_KEY: 'k' }, io)).toBe(3);
     expect(await run(['lanes'], {}, io)).toBe(2);
+  });
+
+  describe('over rotated, compressed and wrong files', () => {
+    let dir: string;
+    const io = () => {
+      const out: string[] = [];
+      const err: string[] = [];
+      return { out, err, io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) } };
+    };
+    beforeEach(() => {
+      dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-report-'));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    /** A log written by the event log writer the apps use, rotating every few lines: one job
+     * started and completed a minute, from 10:00. */
+    async function rotatedLog(jobs: number): Promise<string> {
+      const file = path.join(dir, 'exporter.jsonl');
+      const log = new EventLog({ file, maxBytes: 1500, maxFiles: 3 });
+      for (let i = 0; i < jobs; i += 1) {
+        const at = Date.parse('2026-01-01T10:00:00Z') + i * 60_000;
+        const who = { lane: 'a', jobId: String(i), jobName: 'noop', tenant: 'acme', attempt: 1, workerId: 'w' };
+        log.write(lifecycleLine(LIFECYCLE_EVENT.leaseCreated, who, { attempts_started: null }, at, { stream_id: `${at}-0` }));
+        log.write(lifecycleLine(LIFECYCLE_EVENT.completed, who, { run_ms: 5, wait_ms: 1, slot_wait_ms: null, handler_ms: null }, at, { stream_id: `${at}-0` }));
+        await log.flush();
+      }
+      await log.close();
+      return file;
+    }
+
+    it('reads the rotated files of a log, oldest first, each once however it is named', async () => {
+      const file = await rotatedLog(12);
+      expect(readdirSync(dir).sort()).toEqual(['exporter.jsonl', 'exporter.jsonl.1', 'exporter.jsonl.2', 'exporter.jsonl.3']);
+      const all = await buildReport([file], window);
+      expect(all.files).toEqual([`${file}.3`, `${file}.2`, `${file}.1`, file]);
+      const liveOnly = await buildReport([file], window, { rotated: false });
+      expect(liveOnly.files).toEqual([file]);
+      const started = (r: typeof all) => r.groups[0]?.started ?? 0;
+      expect(started(liveOnly)).toBeLessThan(started(all));
+      // As a shell expands exporter.jsonl*: newest first, every file named.
+      const globbed = await buildReport([file, `${file}.1`, `${file}.2`, `${file}.3`], window);
+      expect(globbed.files).toEqual(all.files);
+      expect(globbed.groups).toEqual(all.groups);
+      const out = io();
+      expect(await run(['report', file, '--no-rotated', '--json', '--since', '2026-01-01T00:00:00Z', '--until', '2026-01-02T00:00:00Z'], {}, out.io)).toBe(0);
+      expect((JSON.parse(out.out.join('')) as { files: string[] }).files).toEqual([file]);
+    });
+
+    it('warns when the oldest line read is after the start of the window', async () => {
+      const file = await rotatedLog(12);
+      const oldest = (await buildReport([file], window)).oldestLine ?? '';
+      const covered = io();
+      expect(await run(['report', file, '--since', oldest, '--until', '2026-01-02T00:00:00Z'], {}, covered.io)).toBe(0);
+      expect(covered.err.join('')).toBe('');
+      const uncovered = io();
+      expect(await run(['report', file, '--since', '2026-01-01T09:00:00Z', '--until', '2026-01-02T00:00:00Z'], {}, uncovered.io)).toBe(0);
+      expect(uncovered.err.join('')).toMatch(
+        new RegExp(`warning: the oldest line read \\(${oldest.replace(/\./g, '\\.')}\\) is after the window's start \\(2026-01-01T09:00:00\\.000Z\\)`),
+      );
+    });
+
+    it('refuses a gzip-compressed file, a file that is not an event log and a directory with a clear message (exit 2)', async () => {
+      const file = await rotatedLog(3);
+      const gz = path.join(dir, 'old.jsonl.gz');
+      writeFileSync(gz, gzipSync(Buffer.from('{"ts":"2026-01-01T10:00:00Z","event":"completed","lane":"a"}\n'.repeat(50))));
+      const binary = path.join(dir, 'core');
+      writeFileSync(binary, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
+      const sub = path.join(dir, 'events');
+      mkdirSync(sub);
+      writeFileSync(path.join(sub, 'exporter.jsonl'), '');
+      const cases: Array<[string, RegExp]> = [
+        [gz, /old\.jsonl\.gz is gzip-compressed; bullpen writes its event logs as plain text: decompress it first \(gunzip -k /],
+        [binary, /none of the \d+ lines of .*core is a lifecycle event/],
+        [sub, /events is a directory: name a log in it, such as .*events\/exporter\.jsonl/],
+      ];
+      for (const [target, message] of cases) {
+        const out = io();
+        expect({ target, code: await run(['report', file, target], {}, out.io) }).toEqual({ target, code: 2 });
+        expect(out.err.join('')).toMatch(message);
+        expect(out.out).toEqual([]);
+      }
+    });
+
+    it('refuses an empty window: --since not before --until, or --since with --window (exit 2)', async () => {
+      const out = io();
+      expect(await run(['report', fixture, '--since', '2026-01-02T00:00:00Z', '--until', '2026-01-01T00:00:00Z'], {}, out.io)).toBe(2);
+      expect(await run(['report', fixture, '--since', '2026-01-01T00:00:00Z', '--window', '1h'], {}, out.io)).toBe(2);
+      expect(out.err.join('')).toMatch(/the window is empty: its start 2026-01-02T00:00:00\.000Z is not before its end 2026-01-01T00:00:00\.000Z/);
+      expect(out.err.join('')).toMatch(/--window or --since, not both/);
+    });
   });
 });

@@ -1,8 +1,11 @@
 // `bullpen report`: per lane and tenant figures from lifecycle event logs (a worker's, or the
 // exporter's for the whole deployment), streamed line by line so a log of any size is read in
-// constant memory apart from the run times kept for percentiles and the exporter's line keys.
-import { createReadStream } from 'node:fs';
+// bounded memory apart from the run times of the window, kept for percentiles.
 import { createInterface } from 'node:readline';
+import { UsageError } from './config';
+import { openLogFiles } from './report-files';
+import { RepeatLeases } from './repeat-leases';
+import { ReplayedLines } from './replayed-lines';
 
 export interface ReportWindow {
   /** Epoch ms, inclusive. */
@@ -25,10 +28,16 @@ export interface GroupReport {
 
 export interface Report {
   window: { from: string; to: string };
+  /** The files read, in order (rotated files oldest first, then the live one). */
+  files: string[];
+  /** The time of the oldest line read, in the window or not: after the window's start, the files
+   * do not cover all of it. Null when no line was read. */
+  oldestLine: string | null;
   linesRead: number;
   corruptLines: number;
   outsideWindow: number;
-  /** Exporter lines seen before (same lane, stream_id, event, job and attempt): written again after a crash. */
+  /** Exporter lines in the window read before (the same line of the same stream entry): written
+   * again after a crash. */
   duplicateLines: number;
   groups: GroupReport[];
 }
@@ -56,10 +65,24 @@ export class ReportBuilder {
   corruptLines = 0;
   outsideWindow = 0;
   duplicateLines = 0;
-  /** lane, stream_id, event, job and attempt of the exporter's lines read so far. */
-  private readonly seen = new Set<string>();
+  /** Epoch ms of the oldest line read. */
+  oldestMs = Infinity;
+  private readonly copies: ReplayedLines;
+  private readonly repeats: RepeatLeases;
 
-  constructor(private readonly window: ReportWindow) {}
+  constructor(
+    private readonly window: ReportWindow,
+    /** Bounds of what is remembered across lines; the defaults suit any exporter. */
+    bounds: { entriesPerLane?: number; pendingRetries?: number } = {},
+  ) {
+    this.copies = new ReplayedLines(bounds.entriesPerLane);
+    this.repeats = new RepeatLeases(bounds.pendingRetries);
+  }
+
+  /** What is remembered across lines now, bounded whatever the size of the log. */
+  get remembered(): { entries: number; pendingRetries: number } {
+    return { entries: this.copies.size, pendingRetries: this.repeats.size };
+  }
 
   addLine(line: string): void {
     if (line.trim() === '') return;
@@ -78,19 +101,24 @@ export class ReportBuilder {
       this.corruptLines += 1;
       return;
     }
-    // The exporter writes a batch's lines before committing its position: after a crash between
-    // the two, they are written again, with the same stream_id. One entry of completed attempts
-    // holds many jobs, hence the job and attempt in the key.
-    if (typeof event.stream_id === 'string') {
-      const key = `${event.lane}\u0000${event.stream_id}\u0000${event.event}\u0000${String(event.job_id)}\u0000${String(event.attempt)}`;
-      if (this.seen.has(key)) {
-        this.duplicateLines += 1;
-        return;
-      }
-      this.seen.add(key);
-    }
-    if (ts < this.window.from || ts >= this.window.to) {
+    if (ts < this.oldestMs) this.oldestMs = ts;
+    // Read before anything is skipped: a retry outside the window still makes its lease inside a
+    // repeat, and a line written twice repeats its effect on this state harmlessly.
+    const jobId = String(event.job_id);
+    let repeatLease = false;
+    if (event.event === 'retry_scheduled') this.repeats.retryScheduled(event.lane, jobId, event.attempt, event.next_attempt);
+    else if (event.event === 'lease_created') repeatLease = this.repeats.leased(event.lane, jobId, event.attempt);
+    const inWindow = ts >= this.window.from && ts < this.window.to;
+    // The exporter's lines written again after a crash (replayed-lines.ts) carry their stream_id.
+    const copy =
+      typeof event.stream_id === 'string' &&
+      this.copies.isCopy(event.lane, event.stream_id, `${event.event}\u0000${jobId}\u0000${String(event.attempt)}`, inWindow);
+    if (!inWindow) {
       this.outsideWindow += 1;
+      return;
+    }
+    if (copy) {
+      this.duplicateLines += 1;
       return;
     }
     const tenant = typeof event.tenant === 'string' && event.tenant !== '' ? event.tenant : '-';
@@ -101,13 +129,14 @@ export class ReportBuilder {
       this.groups.set(key, group);
     }
     switch (event.event) {
-      case 'lease_created':
+      case 'lease_created': {
         // A job starts once: a later lease of its first attempt (taken back after a stall, or
-        // deferred by the retry budget) is the same start, as its attempts_started says.
-        if ((event.attempt === 1 || event.attempt === undefined) && !(typeof event.attempts_started === 'number' && event.attempts_started > 1)) {
-          group.started += 1;
-        }
+        // retried without using an attempt) is the same start. A worker's line says so in its
+        // attempts_started; the exporter's has null there, and the retry before it tells.
+        const again = typeof event.attempts_started === 'number' ? event.attempts_started > 1 : repeatLease;
+        if ((event.attempt === 1 || event.attempt === undefined) && !again) group.started += 1;
         break;
+      }
       case 'completed':
         group.succeeded += 1;
         if (typeof event.run_ms === 'number' && Number.isFinite(event.run_ms)) group.runMs.push(event.run_ms);
@@ -123,7 +152,7 @@ export class ReportBuilder {
     }
   }
 
-  build(): Report {
+  build(files: string[] = []): Report {
     const groups = [...this.groups.values()]
       .sort((a, b) => a.lane.localeCompare(b.lane) || a.tenant.localeCompare(b.tenant))
       .map((g): GroupReport => {
@@ -151,6 +180,8 @@ export class ReportBuilder {
       });
     return {
       window: { from: new Date(this.window.from).toISOString(), to: new Date(this.window.to).toISOString() },
+      files,
+      oldestLine: Number.isFinite(this.oldestMs) ? new Date(this.oldestMs).toISOString() : null,
       linesRead: this.linesRead,
       corruptLines: this.corruptLines,
       outsideWindow: this.outsideWindow,
@@ -160,13 +191,31 @@ export class ReportBuilder {
   }
 }
 
-export async function buildReport(files: readonly string[], window: ReportWindow): Promise<Report> {
+/**
+ * Reads the logs at `paths`, each with its rotated files unless `rotated` is false. A file none of
+ * whose lines is a lifecycle event is refused rather than reported as all corrupt.
+ */
+export async function buildReport(paths: readonly string[], window: ReportWindow, { rotated = true }: { rotated?: boolean } = {}): Promise<Report> {
   const builder = new ReportBuilder(window);
-  for (const file of files) {
-    const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-    for await (const line of lines) builder.addLine(line);
+  const files = await openLogFiles(paths, { rotated });
+  try {
+    for (const { path, handle } of files) {
+      const before = { read: builder.linesRead, corrupt: builder.corruptLines };
+      const input = handle.createReadStream({ encoding: 'utf8', start: 0, autoClose: false });
+      let first = true;
+      for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+        builder.addLine(first && line.startsWith('\uFEFF') ? line.slice(1) : line);
+        first = false;
+      }
+      const read = builder.linesRead - before.read;
+      if (read > 0 && builder.corruptLines - before.corrupt === read) {
+        throw new UsageError(`report: none of the ${read} lines of ${path} is a lifecycle event (a JSON object with ts, event and lane): is it an event log (EVENT_LOG_FILE)?`);
+      }
+    }
+  } finally {
+    await Promise.all(files.map((f) => f.handle.close().catch(() => undefined)));
   }
-  return builder.build();
+  return builder.build(files.map((f) => f.path));
 }
 
 function ms(value: number): string {
@@ -191,6 +240,7 @@ export function formatReport(report: Report): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   return [
+    ...(report.files.length > 1 ? [`files ${report.files.join(', ')}`] : []),
     `window ${report.window.from} .. ${report.window.to}: ${report.linesRead} lines, ${report.corruptLines} corrupt (skipped), ${report.outsideWindow} outside the window${report.duplicateLines > 0 ? `, ${report.duplicateLines} duplicate (skipped)` : ''}`,
     fmt(header),
     ...rows.map(fmt),

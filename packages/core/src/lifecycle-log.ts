@@ -2,7 +2,9 @@
 // per process) and the exporter (from the lanes' event streams, one log for the deployment), so
 // that a line of a given kind has the same envelope and fields whoever wrote it. `bullpen report`
 // (apps/cli/src/report.ts) reads these names and fields: lease_created with attempt 1 is a started
-// job, completed (run_ms) a success, failed with final true a failure, retry_scheduled a retry.
+// job (unless it repeats the attempt: attempts_started above 1, or a retry_scheduled before it
+// naming the same attempt as next_attempt), completed (run_ms) a success, failed with final true a
+// failure, retry_scheduled a retry.
 import { EventLog } from './event-log';
 import type { Logger } from './logger';
 
