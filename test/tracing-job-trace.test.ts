@@ -172,6 +172,21 @@ describe('one trace from the REST request to the handler', () => {
     );
   });
 
+  it('records no attempt span of a job whose request was not sampled, instead of a new trace per attempt', async () => {
+    // The caller decided not to sample (flags 00): parent-based sampling follows it to the worker.
+    const traceId = '3'.repeat(32);
+    const created = await stack.call('POST', '/v1/lanes/calls/jobs', { name: 'noop' }, { traceparent: `00-${traceId}-${'4'.repeat(16)}-00` });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    await finished('calls', id);
+    // A job submitted after it is traced: once its attempt span is out, the first one's would be.
+    const after = await stack.call('POST', '/v1/lanes/calls/jobs', { name: 'noop' });
+    await finished('calls', after.body.id as string);
+    await waitUntil(() => consumersOf(after.body.id as string).length === 1, { what: 'the attempt span of the traced job' });
+    expect(consumersOf(id)).toEqual([]);
+    expect(spans().filter((s) => s.spanContext().traceId === traceId)).toEqual([]);
+  });
+
   it('gives a bulk request one producer span per job, each linked to the request span', async () => {
     const res = await stack.call('POST', '/v1/lanes/calls/jobs/bulk', { jobs: [{ name: 'noop' }, { name: 'noop' }, { name: 'noop' }] });
     expect(res.body.created).toBe(3);

@@ -26,7 +26,7 @@ export interface ApiAndWorker {
   server: RunningServer;
   runtime: WorkerRuntime;
   /** Calls the API with the test's key, sending `body` as JSON, and parses the JSON answer. */
-  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Stops the worker, then the API and its connection, and removes the config's keys. */
   close(): Promise<void>;
 }
@@ -59,10 +59,10 @@ export async function startApiAndWorker(options: ApiAndWorkerOptions): Promise<A
     api,
     server,
     runtime,
-    async call(method, path, body) {
+    async call(method, path, body, headers = {}) {
       const res = await fetch(`${url}${path}`, {
         method,
-        headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };

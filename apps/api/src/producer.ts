@@ -107,7 +107,9 @@ function startProducerSpan(lane: string, prepared: PreparedJob, links?: Link[], 
     },
     parent,
   );
-  if (span.isRecording()) {
+  // An unsampled span travels too (traceparent flags 00): the attempts of the job follow the
+  // decision instead of each starting a trace of its own. Tracing off makes no valid context.
+  if (trace.isSpanContextValid(span.spanContext())) {
     const carrier = injectTraceContext(trace.setSpan(parent, span));
     if (Object.keys(carrier).length > 0) prepared.data.bullpen.trace = carrier;
   }
