@@ -49,12 +49,6 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void stop('SIGINT'));
 }
 
-function redactedUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
-}
-
 main().catch((err: unknown) => {
   if (err instanceof ConfigError) {
     process.stderr.write(`bullpen api: ${err.message}\n`);

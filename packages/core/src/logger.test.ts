@@ -37,5 +37,10 @@ describe('logger', () => {
       Password: '[redacted]',
       nested: [{ token: '[redacted]', ok: 1 }],
     });
+    // As deep as job data may nest, and past it nothing shows unredacted.
+    const nest = (levels: number): unknown => (levels === 0 ? { password: 'DEEP' } : { inner: nest(levels - 1) });
+    expect(JSON.stringify(redact(nest(60), keys))).not.toContain('DEEP');
+    expect(JSON.stringify(redact(nest(60), keys))).toContain('[redacted]');
+    expect(JSON.stringify(redact(nest(200), keys))).not.toContain('DEEP');
   });
 });

@@ -39,9 +39,14 @@ export function createLogger(service: string, level: LogLevel = 'info'): Logger 
   });
 }
 
+/** Levels redact() walks; job data may nest 64 (the API's bound), so all of it is covered. */
+const MAX_REDACT_DEPTH = 64;
+
 /** A copy of `value` with the values of `keys` (at any depth, case-insensitive) replaced. */
 export function redact(value: unknown, keys: ReadonlySet<string>, depth = 0): unknown {
-  if (depth > 20 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  // Deeper than this is not walked, so it is not shown either: a key it holds could not be redacted.
+  if (depth > MAX_REDACT_DEPTH) return '[too deep to redact]';
   if (Array.isArray(value)) return value.map((v) => redact(v, keys, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {

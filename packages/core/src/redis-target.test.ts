@@ -19,6 +19,11 @@ describe('loadRedisTarget', () => {
     expect(JSON.stringify(describeRedisTarget(target))).not.toContain('s@cret');
   });
 
+  it('masks a password given as a query parameter of REDIS_URL, which ioredis accepts too', () => {
+    const target = loadRedisTarget({ REDIS_URL: 'redis://127.0.0.1:6379/0?password=QUERYSECRET' });
+    expect(JSON.stringify(describeRedisTarget(target))).not.toContain('QUERYSECRET');
+  });
+
   it('reads sentinels, the master group and the master credentials and database from REDIS_URL', () => {
     const target = loadRedisTarget({
       REDIS_SENTINELS: 'redis://:sentinelpw@s1:26379,redis://:sentinelpw@s2:26380',

@@ -119,6 +119,8 @@ export function describeRedisTarget(target: RedisTarget): Record<string, unknown
     case 'standalone': {
       const url = new URL(target.url);
       if (url.password) url.password = '***';
+      // ioredis also takes credentials as query parameters.
+      for (const name of ['password', 'sentinelPassword']) if (url.searchParams.has(name)) url.searchParams.set(name, '***');
       return { mode: 'standalone', url: url.toString() };
     }
     case 'cluster':
