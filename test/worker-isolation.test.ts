@@ -56,6 +56,19 @@ describe('isolated lanes', () => {
     expect(harness.runtime.stats()).toMatchObject({ isolatedThreads: 1, isolatedThreadsTerminatedTotal: 1, abandonedHandlersRunning: 0 });
   });
 
+  it('does not fail the next job with an error a finished handler left behind, and replaces that thread', async () => {
+    const before = await completed('iso', await harness.add('iso', 'report_progress', { steps: 1 }));
+    const strayId = await harness.add('iso', 'stray', { afterMs: 50 });
+    // Next on the lane's one thread, and running when the stray rejection comes.
+    const innocentId = await harness.add('iso', 'sleep', { ms: 300 });
+    await completed('iso', strayId);
+    const innocent = await completed('iso', innocentId);
+    expect(innocent.returnvalue).toEqual({ sleptMs: 300 });
+    // The thread it happened in is not used again.
+    const after = await completed('iso', await harness.add('iso', 'report_progress', { steps: 1 }));
+    expect((after.returnvalue as { threadId: number }).threadId).not.toBe((before.returnvalue as { threadId: number }).threadId);
+  });
+
   it('can only abandon the same handler in process: it keeps running after its slot is freed', async () => {
     const timeoutMs = 300;
     const spinMs = 1500;

@@ -53,6 +53,9 @@ export type ToThread =
 
 export type FromThread =
   | { type: 'fatal'; error: SerializedError }
+  /** An error no handler call caught (a rejection or a throw after the call ended), and the job
+   * of the last call that started in the thread, its likely source. */
+  | { type: 'stray'; error: SerializedError; jobId: string | undefined; handler: string | undefined }
   | { type: 'progress'; taskId: number; value: JobProgress }
   | { type: 'done'; taskId: number; ok: true; value: unknown }
   | { type: 'done'; taskId: number; ok: false; error: SerializedError };

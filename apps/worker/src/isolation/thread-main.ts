@@ -28,6 +28,14 @@ try {
 const logger = createLogger('worker', data.logLevel).child({ thread: threadId });
 const tracing = startTracing(data.tracing, data.serviceName);
 const running = new Map<number, AbortController>();
+/** The last call that started here: an error no call caught most likely comes from it. */
+let lastCall: { jobId: string; handler: string } | undefined;
+
+// Node would end the thread on such an error, failing whatever call runs in it then, most often
+// the next job's. It is reported instead, and the pool retires this thread once its call is done.
+const stray = (err: unknown) => post({ type: 'stray', error: serializeError(err), jobId: lastCall?.jobId, handler: lastCall?.handler });
+process.on('uncaughtException', stray);
+process.on('unhandledRejection', stray);
 
 /** Exports what the SDK still holds, then lets the thread end. */
 async function shutdown(): Promise<void> {
@@ -50,6 +58,7 @@ port.on('message', (message: ToThread) => {
   }
   if (!registry) return; // 'fatal' was sent; the pool stops this thread
   const { taskId, name, payload, ctx, trace } = message;
+  lastCall = { jobId: ctx.jobId, handler: name };
   const handler = registry.get(name);
   if (!handler) {
     const err = new PermanentError(`no handler named "${name}" in isolated threads (built-ins and HANDLERS_DIR)`, 'unknown_handler');

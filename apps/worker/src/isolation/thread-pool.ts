@@ -49,6 +49,8 @@ interface PoolThread {
   worker: Worker;
   call: Call | undefined;
   exited: Promise<void>;
+  /** An error no call caught happened in it: replaced once its call (if any) is done. */
+  retiring?: boolean;
 }
 
 export interface ThreadPoolOptions {
@@ -144,6 +146,11 @@ export class ThreadPool {
   private release(thread: PoolThread): void {
     thread.call = undefined;
     if (!this.threads.has(thread)) return;
+    if (thread.retiring) {
+      // Its exit lets the next waiter have a fresh thread (replace()).
+      void thread.worker.terminate();
+      return;
+    }
     const waiter = this.waiters.shift();
     if (waiter) waiter.grant(thread);
     else this.idle.push(thread);
@@ -190,6 +197,22 @@ export class ThreadPool {
       this.options.logger.error('isolated handler thread could not load its handlers', { lane: this.options.lane, error: err.message });
       thread.call?.reject(err);
       void thread.worker.terminate();
+      return;
+    }
+    if (message.type === 'stray') {
+      // The call running now (if any) is not its source: it goes on, and the thread goes after it.
+      this.options.logger.warn('an isolated handler left an error no call caught; its thread is replaced', {
+        lane: this.options.lane,
+        job_id: message.jobId ?? null,
+        handler: message.handler ?? null,
+        error: deserializeError(message.error).message,
+      });
+      thread.retiring = true;
+      const index = this.idle.indexOf(thread);
+      if (index >= 0) {
+        this.idle.splice(index, 1);
+        void thread.worker.terminate();
+      }
       return;
     }
     const call = thread.call;
