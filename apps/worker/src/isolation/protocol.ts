@@ -60,8 +60,12 @@ export type FromThread =
   | { type: 'done'; taskId: number; ok: true; value: unknown }
   | { type: 'done'; taskId: number; ok: false; error: SerializedError };
 
+/** The bullpen error class an error is an instance of (a subclass keeps its own name). */
+type ErrorKind = 'PermanentError' | 'RetryableError' | 'RateLimitedError' | 'TimeoutError' | 'CancelledError';
+
 export interface SerializedError {
   name: string;
+  kind?: ErrorKind;
   message: string;
   stack?: string;
   code?: string;
@@ -77,8 +81,12 @@ export function serializeError(err: unknown): SerializedError {
   if (err.stack) out.stack = err.stack;
   if (typeof fields.code === 'string') out.code = fields.code;
   if (err instanceof BullpenError) out.errorClass = err.errorClass;
+  const kind = kindOf(err);
+  if (kind) out.kind = kind;
   if (err instanceof RateLimitedError && err.retryAfterMs !== undefined) out.retryAfterMs = err.retryAfterMs;
-  const status = fields.status ?? fields.statusCode;
+  // The places classifyError looks for an HTTP status, an HTTP client's error.response included.
+  const response = fields.response as Record<string, unknown> | undefined;
+  const status = fields.status ?? fields.statusCode ?? (typeof response === 'object' && response !== null ? response.status : undefined);
   if (typeof status === 'number') out.status = status;
   return out;
 }
@@ -86,7 +94,7 @@ export function serializeError(err: unknown): SerializedError {
 /** Rebuilds the error a handler threw, as the class the classification knows. */
 export function deserializeError(s: SerializedError): Error {
   let err: Error;
-  switch (s.name) {
+  switch (s.kind ?? s.name) {
     case 'PermanentError':
       err = new PermanentError(s.message, s.errorClass ?? 'handler');
       break;
@@ -110,6 +118,18 @@ export function deserializeError(s: SerializedError): Error {
       if (s.status !== undefined) fields.status = s.status;
     }
   }
+  // A subclass (class NotFound extends PermanentError) comes back as its base class, with its name.
+  if (s.kind && s.name !== err.name) Object.defineProperty(err, 'name', { value: s.name, configurable: true, writable: true });
   if (s.stack) err.stack = s.stack;
   return err;
+}
+
+function kindOf(err: Error): ErrorKind | undefined {
+  // Most specific first: RateLimitedError and TimeoutError are RetryableErrors.
+  if (err instanceof RateLimitedError) return 'RateLimitedError';
+  if (err instanceof TimeoutError) return 'TimeoutError';
+  if (err instanceof CancelledError) return 'CancelledError';
+  if (err instanceof PermanentError) return 'PermanentError';
+  if (err instanceof RetryableError) return 'RetryableError';
+  return undefined;
 }
