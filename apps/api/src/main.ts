@@ -1,5 +1,5 @@
 // The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, createLogger, describeConfig, describeRedisTarget, loadConfig, registerLanes, startTracing } from '@bullpen/core';
+import { ConfigError, createLogger, describeConfig, describeRedisTarget, listenFailure, loadConfig, registerLanes, startTracing } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
 import { createApiRedis } from './redis-guard';
 import { listen } from './server';
@@ -31,7 +31,11 @@ async function main(): Promise<void> {
     redis.disconnect();
     throw err;
   }
-  const server = await listen(api.app, config.host, config.port, { keepAliveTimeoutMs: config.apiKeepAliveTimeoutMs });
+  const server = await listen(api.app, config.host, config.port, { keepAliveTimeoutMs: config.apiKeepAliveTimeoutMs }).catch(async (err: unknown) => {
+    await api.close();
+    redis.disconnect();
+    throw listenFailure(err, 'PORT', config.port, config.host);
+  });
   logger.info('api listening', { url: server.url, lanes: config.laneNames });
 
   let stopping = false;

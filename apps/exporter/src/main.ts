@@ -1,6 +1,6 @@
 // The metrics sidecar: counts every lane's event stream into Prometheus counters and histograms
 // that survive restarts, and reads queue state at scrape time. Wiring only.
-import { ConfigError, createLogger, describeConfig, startTracing } from '@bullpen/core';
+import { ConfigError, createLogger, describeConfig, listenFailure, startTracing } from '@bullpen/core';
 import { loadExporterConfig } from './config';
 import { Exporter } from './exporter';
 
@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   let stop: (signal: string, exitCode?: number) => void = () => undefined;
   // Restarted, this process stands by until the lease is free again.
   const exporter = new Exporter(config, logger, { onLeadershipLost: () => stop('leadership lost', 1) });
-  const port = await exporter.start();
+  const port = await exporter.start().catch((err: unknown) => {
+    throw listenFailure(err, 'EXPORTER_PORT', config.core.exporterPort, config.core.host);
+  });
   logger.info('exporter listening', {
     port,
     metrics: `http://${config.core.host}:${port}/metrics`,

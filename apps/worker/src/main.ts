@@ -7,6 +7,7 @@ import {
   createLogger,
   describeConfig,
   explainAccessRefusal,
+  listenFailure,
   loadConfig,
   startTracing,
   type BullpenConfig,
@@ -65,7 +66,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
 
   metrics.start();
-  const port = await server.listen(config.host, config.workerMetricsPort);
+  const port = await server.listen(config.host, config.workerMetricsPort).catch((err: unknown) => {
+    throw listenFailure(err, 'WORKER_METRICS_PORT', config.workerMetricsPort, config.host);
+  });
   logger.info('metrics listening', { port, metrics: `http://${config.host}:${port}/metrics` });
   try {
     await runtime.start();
@@ -94,6 +97,7 @@ function exitOnConfigError(err: unknown): never {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof ConfigError) exitOnConfigError(err);
   process.stderr.write(`bullpen worker: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -95,6 +95,23 @@ export class ConfigError extends Error {
   readonly code = 'config_invalid';
 }
 
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'is in use by another process',
+  EACCES: 'may not be bound by this user',
+  EADDRNOTAVAIL: 'is not an address of this machine',
+};
+
+/**
+ * A server that cannot listen is a configuration problem: named by the variable that chose the
+ * port (and HOST), as a ConfigError; any other error is returned as it is.
+ */
+export function listenFailure(err: unknown, variable: string, port: number, host: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why = code ? LISTEN_FAILURES[code] : undefined;
+  if (!why) return err;
+  return new ConfigError(`${variable}: cannot listen on ${host}:${port}: it ${why} (${code}); set ${variable} (or HOST) to another`);
+}
+
 const NETWORK_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
