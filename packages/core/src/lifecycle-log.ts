@@ -79,6 +79,9 @@ export function lifecycleLine<K extends LifecycleEventName>(
   };
 }
 
+/** How long close() waits for the last lines to be written. */
+export const CLOSE_BOUND_MS = 5000;
+
 export interface LifecycleWriteFailure {
   /** Failed writes since the previous report. */
   errors: number;
@@ -157,11 +160,28 @@ export class LifecycleLog {
     this.reportFailures();
   }
 
-  /** Stops the periodic write and writes what is left. */
-  async close(): Promise<void> {
+  /**
+   * Stops the periodic write and writes what is left, for at most `boundMs`: a file system that
+   * hangs (a stuck network mount, a pipe nobody reads) must not keep the process from exiting.
+   * Lines not written by then are dropped, and a warning says so.
+   */
+  async close(boundMs = CLOSE_BOUND_MS): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.log.close();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(resolve, boundMs, 'late');
+      timer.unref();
+    });
+    const outcome = await Promise.race([this.log.close().then(() => 'written' as const), late]);
+    clearTimeout(timer);
+    if (outcome === 'late') {
+      this.options.logger.warn('lifecycle event log: its last lines could not be written in time; they are dropped', {
+        file: this.options.file,
+        bound_ms: boundMs,
+      });
+      return;
+    }
     this.reportFailures();
   }
 
