@@ -12,6 +12,7 @@ describe('loadHandlersDir', () => {
     expect(loaded.map(({ handler, file }) => [handler.name, path.basename(file)])).toEqual([
       ['probe', 'probe.js'],
       ['report_progress', 'report-progress.js'],
+      ['stray', 'stray.js'],
     ]);
     expect(isHandler(loaded[0]!.handler)).toBe(true);
   });
