@@ -1,5 +1,9 @@
 // Stops a worker from taking new jobs while its RSS is over the limit, and lets it take jobs
 // again once RSS is back under a fraction of the limit (hysteresis, so it does not flap).
+// Far from the limit it samples once a second. Near it (from the resume threshold's fraction of the
+// limit up), and while intake is stopped, it samples ten times as often: a worker that resumes
+// leases a burst of jobs at once, and a second between samples lets such a burst carry RSS well
+// past the limit before intake stops again.
 import { EventEmitter } from 'node:events';
 
 export interface MemoryUsageSample {
@@ -14,8 +18,15 @@ export interface MemoryGuardOptions {
   resumeFraction?: number;
   /** Heap used above which a warning is raised; default 400 MiB. */
   heapWarnBytes?: number;
-  /** How often memory is sampled; default 1000 ms. */
+  /** How often memory is sampled while RSS is far below the limit; default 1000 ms. */
   intervalMs?: number;
+  /**
+   * How often memory is sampled while RSS is at or above `nearFraction` of the limit, or intake is
+   * stopped; default intervalMs / 10.
+   */
+  nearIntervalMs?: number;
+  /** From this fraction of maxRssBytes up, memory is sampled every nearIntervalMs; default 0.8. */
+  nearFraction?: number;
   /** Memory reader, for tests; default process.memoryUsage. */
   sample?: () => MemoryUsageSample;
 }
@@ -33,8 +44,11 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
   readonly resumeBelowBytes: number;
   readonly heapWarnBytes: number;
   private readonly intervalMs: number;
+  private readonly nearIntervalMs: number;
+  private readonly nearBytes: number;
   private readonly sample: () => MemoryUsageSample;
   private timer: NodeJS.Timeout | undefined;
+  private started = false;
   private overLimit = false;
   private heapWarned = false;
   private last: MemoryUsageSample = { rss: 0, heapUsed: 0 };
@@ -45,6 +59,8 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     this.resumeBelowBytes = this.maxRssBytes * (options.resumeFraction ?? 0.9);
     this.heapWarnBytes = options.heapWarnBytes ?? 400 * MiB;
     this.intervalMs = options.intervalMs ?? 1000;
+    this.nearIntervalMs = options.nearIntervalMs ?? Math.max(1, Math.round(this.intervalMs / 10));
+    this.nearBytes = this.maxRssBytes * (options.nearFraction ?? 0.8);
     this.sample = options.sample ?? (() => process.memoryUsage());
   }
 
@@ -61,10 +77,21 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     return this.last;
   }
 
+  /** How long until the next sample, given the last one. */
+  get nextSampleInMs(): number {
+    return this.overLimit || this.last.rss >= this.nearBytes ? this.nearIntervalMs : this.intervalMs;
+  }
+
   start(): void {
-    if (this.timer) return;
+    if (this.started) return;
+    this.started = true;
+    this.tick();
+  }
+
+  private tick(): void {
     this.check();
-    this.timer = setInterval(() => this.check(), this.intervalMs);
+    if (!this.started) return; // a listener closed the guard
+    this.timer = setTimeout(() => this.tick(), this.nextSampleInMs);
     this.timer.unref();
   }
 
@@ -87,7 +114,8 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 }
