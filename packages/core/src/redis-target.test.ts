@@ -55,8 +55,34 @@ describe('loadRedisTarget', () => {
     [{ REDIS_SENTINELS: 'redis://s:26379' }, /REDIS_SENTINEL_MASTER: expected the name of the master group/],
     [{ REDIS_SENTINEL_MASTER: 'mymaster' }, /REDIS_SENTINEL_MASTER: expected to be set only with REDIS_SENTINELS/],
     [{ REDIS_SENTINELS: 'redis://s:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_URL: 'redis://x/abc' }, /REDIS_URL: expected a database number/],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379/abc' }, /REDIS_URL: expected a database number as its path/],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379/1/2' }, /REDIS_URL: expected a database number as its path/],
   ])('names the variable for a bad combination or value (%j)', (env, message) => {
     expect(() => loadRedisTarget(env)).toThrow(message);
+  });
+
+  it('takes a database number as the path of a standalone REDIS_URL', () => {
+    expect(loadRedisTarget({ REDIS_URL: 'redis://127.0.0.1:6379/3' })).toEqual({ mode: 'standalone', url: 'redis://127.0.0.1:6379/3' });
+    expect(loadRedisTarget({ REDIS_URL: 'redis://127.0.0.1:6379/' }).mode).toBe('standalone');
+  });
+
+  it('masks passwords in the value a bad REDIS_URL error shows', () => {
+    const messages = ['redis://app:s3cret@db:6379/x', 'redis://db:6379/x?password=s3cret', 'redis://:s3cret@db/abc'].map((url) => {
+      try {
+        loadRedisTarget({ REDIS_URL: url });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error(`${url} was accepted`);
+    });
+    for (const message of messages) {
+      expect(message).toMatch(/^REDIS_URL: expected a database number/);
+      expect(message).not.toContain('s3cret');
+      expect(message).toContain('***');
+    }
+    expect(() => loadRedisTarget({ REDIS_CLUSTER_NODES: 'redis://:s3cret@a:1,redis://:0ther@b:2' })).toThrow(
+      /got "redis:\/\/:\*\*\*@a:1,redis:\/\/:\*\*\*@b:2"/,
+    );
   });
 
   it('is what loadConfig reports as the redis target, and a prefix with a hash tag of its own is refused', () => {

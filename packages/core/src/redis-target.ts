@@ -33,7 +33,12 @@ export type RedisTarget =
 type Env = Record<string, string | undefined>;
 
 function fail(name: string, expected: string, got?: string): never {
-  throw new ConfigError(`${name}: expected ${expected}${got === undefined ? '' : `, got ${JSON.stringify(got)}`}`);
+  throw new ConfigError(`${name}: expected ${expected}${got === undefined ? '' : `, got ${JSON.stringify(masked(got))}`}`);
+}
+
+/** A Redis URL (or list of them) as an error may show it: passwords, in userinfo or query, masked. */
+function masked(text: string): string {
+  return text.replace(/(\/\/[^:/@\s,]*:)[^@/\s,]*@/g, '$1***@').replace(/([?&](?:password|sentinelPassword)=)[^&\s,]*/gi, '$1***');
 }
 
 function parseUrl(name: string, text: string): URL {
@@ -95,18 +100,23 @@ export function loadRedisTarget(env: Env): RedisTarget {
       // With Sentinel, REDIS_URL only carries the master's credentials and database.
       const url = parseUrl('REDIS_URL', env.REDIS_URL);
       masterAuth = authOf(url);
-      const path = url.pathname.replace(/^\//, '');
-      if (path !== '') {
-        if (!/^\d{1,2}$/.test(path)) fail('REDIS_URL', 'a database number as its path', env.REDIS_URL);
-        db = Number(path);
-      }
+      db = databaseOf(url, env.REDIS_URL);
     }
     return { mode: 'sentinel', sentinels: nodes, sentinelAuth: auth, masterName, auth: masterAuth, db };
   }
 
   const url = env.REDIS_URL || 'redis://127.0.0.1:6379';
-  parseUrl('REDIS_URL', url);
+  // ioredis would send SELECT NaN for a path that is not a number and crash the app on its reply.
+  databaseOf(parseUrl('REDIS_URL', url), url);
   return { mode: 'standalone', url };
+}
+
+/** The database number a REDIS_URL's path names (0 when it names none). */
+function databaseOf(url: URL, text: string): number {
+  const path = url.pathname.replace(/^\//, '');
+  if (path === '') return 0;
+  if (!/^\d{1,5}$/.test(path)) fail('REDIS_URL', 'a database number as its path (redis://host:port/0)', text);
+  return Number(path);
 }
 
 function maskAuth(auth: RedisAuth): Record<string, unknown> {
