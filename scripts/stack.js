@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 // `npm run stack`: API + worker + exporter as local processes against REDIS_URL, or against a
-// private redis-server started here when none answers. Ctrl-C stops everything started here.
+// private redis-server started here when none answers. Ctrl-C stops everything started here:
+// the apps first, each with one SIGTERM and its full shutdown grace, then Redis.
+//
+// Each child runs in a process group of its own, so the terminal's Ctrl-C reaches only this
+// script. Were the children in the terminal's group, they would get its SIGINT and then this
+// script's SIGTERM: a worker takes a second signal during shutdown as "exit now", which cut its
+// active jobs' grace short, and Redis went down while the apps were still finishing.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -10,6 +16,8 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const children = [];
 let stopping = false;
+/** How long an app may take to stop before it is killed: the worker's shutdown grace and then some. */
+const stopBoundMs = () => Number(process.env.SHUTDOWN_GRACE_MS || 30000) + 15000;
 
 function reachable(url) {
   const { hostname, port } = new URL(url);
@@ -35,7 +43,7 @@ async function waitReachable(url, ms) {
 }
 
 function start(name, command, args, env) {
-  const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   child.on('exit', (code, signal) => {
     if (!stopping) {
       console.error(`[stack] ${name} exited (${signal ?? code}); stopping the stack`);
@@ -46,19 +54,27 @@ function start(name, command, args, env) {
   return child;
 }
 
-function stop(code) {
+function stopChild(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), stopBoundMs()).unref();
+  });
+}
+
+async function stop(code) {
   if (stopping) return;
   stopping = true;
-  const waits = children.map(
-    ({ child }) =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', resolve);
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 15000).unref();
-      }),
-  );
-  Promise.all(waits).then(() => process.exit(code));
+  const apps = children.filter(({ name }) => name !== 'redis');
+  await Promise.all(apps.map(({ child }) => stopChild(child)));
+  await Promise.all(children.filter(({ name }) => name === 'redis').map(({ child }) => stopChild(child)));
+  process.exit(code);
+}
+
+/** AUTH_DISABLED as the apps read it (config.ts): only these values turn authentication off. */
+function authDisabled(value) {
+  return ['true', '1', 'yes'].includes(String(value ?? '').trim().toLowerCase());
 }
 
 async function main() {
@@ -81,7 +97,7 @@ async function main() {
       return;
     }
   }
-  if (!env.API_KEYS && !env.API_KEYS_FILE && !env.AUTH_DISABLED) {
+  if (!env.API_KEYS && !env.API_KEYS_FILE && !authDisabled(env.AUTH_DISABLED)) {
     env.API_KEYS = 'demo:bullpen-demo-key';
     console.log('[stack] no API_KEYS set: using the demo key "bullpen-demo-key" for tenant "demo"');
   }
@@ -106,8 +122,7 @@ Ctrl-C stops everything started here.
 `);
 }
 
-process.on('SIGINT', () => stop(0));
-process.on('SIGTERM', () => stop(0));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => void stop(0));
 main().catch((err) => {
   console.error(err);
   stop(1);
