@@ -16,6 +16,11 @@ describe('loadExporterConfig', () => {
     expect(config.tenants).toEqual(['acme', 'beta']);
   });
 
+  it('counts jobs of an API without authentication under its tenant "default", not "other"', () => {
+    expect(loadExporterConfig({ AUTH_DISABLED: 'true' }).tenants).toEqual(['default']);
+    expect(loadExporterConfig({ AUTH_DISABLED: 'false', API_KEYS: 'acme:acme-key-1' }).tenants).toEqual(['acme']);
+  });
+
   it('names the variable and what was expected for a bad value', () => {
     expect(() => loadExporterConfig({ EXPORTER_JOB_NAMES: 'ok,not ok' })).toThrow(/EXPORTER_JOB_NAMES: expected job names .*got "not ok"/);
     expect(() => loadExporterConfig({ EXPORTER_BATCH_SIZE: '0' })).toThrow(/EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000/);
