@@ -19,6 +19,15 @@ describe('API metrics', () => {
   });
   afterAll(() => api.stop());
 
+  it('has every lane\'s admission rejections at 0 before the first one, so an alert\'s increase() sees the first burst', async () => {
+    const text = String((await api.request('GET', '/metrics', { key: null })).body);
+    for (const lane of ['tiny', 'critic']) {
+      for (const reason of ['queue_full', 'api_overloaded', 'redis_full']) {
+        expect(sample(text, 'bullpen_api_admission_rejected_total', { lane, reason })).toBe(0);
+      }
+    }
+  });
+
   it('counts requests by route template and status, never by raw path', async () => {
     expect((await api.request('POST', '/v1/lanes/tiny/jobs', { body: { name: 'noop' } })).status).toBe(201);
     const created = await api.request('POST', '/v1/lanes/tiny/jobs', { body: { name: 'noop' } });

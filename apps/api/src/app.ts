@@ -44,7 +44,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const guard = new RedisGuard(redis, undefined, redisWatch);
   const lanes = new LaneRegistry(config, redis, logger);
   const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
-  const metrics = createApiMetrics(inFlight);
+  const metrics = createApiMetrics(inFlight, config.laneNames);
   const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight });
   const access = new JobAccess({ config, redis, guard, lanes });
   const deadLetters = new DeadLetters({ config, redis, guard, lanes });

@@ -7,10 +7,17 @@ import { Registry } from 'prom-client';
 import { METRIC_CATALOGUE, collectProcessMetrics, createMetrics, tracer, type MetricSet } from '@bullpen/core';
 import type { JobsInFlight } from './jobs-in-flight';
 
-export function createApiMetrics(inFlight: JobsInFlight): MetricSet {
+/** Why admission refuses jobs: the `reason` values of bullpen_api_admission_rejected_total. */
+export const ADMISSION_REJECT_REASONS = ['queue_full', 'api_overloaded', 'redis_full'] as const;
+
+/**
+ * @param lanes the configured lanes: each lane's admission rejections exist at 0 from the start,
+ *              so BullpenApiOverloaded's increase() sees the first burst of refusals too.
+ */
+export function createApiMetrics(inFlight: JobsInFlight, lanes: readonly string[]): MetricSet {
   const registry = new Registry();
   collectProcessMetrics(registry);
-  return createMetrics(
+  const metrics = createMetrics(
     registry,
     METRIC_CATALOGUE.filter((def) => def.origin === 'api'),
     {
@@ -20,6 +27,9 @@ export function createApiMetrics(inFlight: JobsInFlight): MetricSet {
       },
     },
   );
+  const rejected = metrics.counter('bullpen_api_admission_rejected_total');
+  for (const lane of lanes) for (const reason of ADMISSION_REJECT_REASONS) rejected.inc({ lane, reason }, 0);
+  return metrics;
 }
 
 const mountKey = Symbol('bullpen.mount');
