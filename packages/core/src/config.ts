@@ -130,7 +130,11 @@ export interface BullpenConfig {
   readonly tracing: TracingConfig;
   /** LOG_JOB_PAYLOADS=true logs job payloads and results at debug level, redacted; default false. */
   readonly logJobPayloads: boolean;
-  /** LOG_REDACT_KEYS: comma-separated keys whose values are redacted in logged payloads; default password,token,secret,authorization,apikey,api_key. */
+  /**
+   * LOG_REDACT_KEYS: comma-separated keys whose values are redacted in logged payloads, matched
+   * inside longer keys, ignoring case and punctuation (logger.ts redact); default
+   * password,token,secret,authorization,apikey,cookie,credential. Empty is the default.
+   */
   readonly logRedactKeys: ReadonlySet<string>;
   /**
    * HTTP_HANDLER_ALLOWED_HOSTS: comma-separated host names, `*.`domains, IP addresses and CIDR
@@ -336,7 +340,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     tracing: Object.freeze(tracingConfig(env)),
     logJobPayloads: boolVar(env, 'LOG_JOB_PAYLOADS', false),
     logRedactKeys: new Set(
-      (env.LOG_REDACT_KEYS ?? 'password,token,secret,authorization,apikey,api_key')
+      (env.LOG_REDACT_KEYS?.trim() || 'password,token,secret,authorization,apikey,cookie,credential')
         .split(',')
         .map((k) => k.trim().toLowerCase())
         .filter(Boolean),

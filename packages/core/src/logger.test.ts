@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import winston from 'winston';
+import { loadConfig } from './config';
 import { createLogger, redact } from './logger';
 
 function capture(level: 'info' | 'debug' = 'info') {
@@ -42,5 +43,29 @@ describe('logger', () => {
     expect(JSON.stringify(redact(nest(60), keys))).not.toContain('DEEP');
     expect(JSON.stringify(redact(nest(60), keys))).toContain('[redacted]');
     expect(JSON.stringify(redact(nest(200), keys))).not.toContain('DEEP');
+  });
+
+  it('redacts keys that contain a configured key, whatever their case and punctuation', () => {
+    const keys = loadConfig({}).logRedactKeys;
+    const payload = {
+      user: 'ann',
+      access_token: 'a1',
+      refreshToken: 'r1',
+      client_secret: 's1',
+      'api-key': 'k1',
+      'X-Api-Key': 'k2',
+      headers: { Cookie: 'c1', Authorization: 'Bearer b1' },
+      aws: { credentials: { id: 'i1' } },
+      db_password_hash: 'h1',
+    };
+    const shown = JSON.stringify(redact(payload, keys));
+    for (const secret of ['a1', 'r1', 's1', 'k1', 'k2', 'c1', 'b1', 'i1', 'h1']) expect(shown).not.toContain(`"${secret}"`);
+    expect(shown).toContain('"ann"');
+    // Empty means the default, as for every other variable; it does not turn redaction off.
+    expect([...loadConfig({ LOG_REDACT_KEYS: '' }).logRedactKeys]).toEqual([...keys]);
+    expect(redact({ session_id: 'x', sessionId: 'y' }, loadConfig({ LOG_REDACT_KEYS: 'Session-ID' }).logRedactKeys)).toEqual({
+      session_id: '[redacted]',
+      sessionId: '[redacted]',
+    });
   });
 });

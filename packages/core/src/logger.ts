@@ -42,15 +42,30 @@ export function createLogger(service: string, level: LogLevel = 'info'): Logger 
 /** Levels redact() walks; job data may nest 64 (the API's bound), so all of it is covered. */
 const MAX_REDACT_DEPTH = 64;
 
-/** A copy of `value` with the values of `keys` (at any depth, case-insensitive) replaced. */
+/** A key as redaction compares it: lower case, letters and digits only (`API-Key` → `apikey`). */
+export function redactionForm(key: string): string {
+  return key.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+/**
+ * A copy of `value` where the value of every key (at any depth) that contains one of `keys` is
+ * replaced. Keys compare in redactionForm, so `token` covers `access_token`, `refreshToken` and
+ * `X-Token`, and `apikey` covers `api-key` and `x_api_key`: secrets are named in many ways, and a
+ * key missed shows a secret in clear, while a key redacted that need not be costs little.
+ */
 export function redact(value: unknown, keys: ReadonlySet<string>, depth = 0): unknown {
+  return redactWith(value, [...keys].map(redactionForm).filter(Boolean), depth);
+}
+
+function redactWith(value: unknown, keys: readonly string[], depth: number): unknown {
   if (value === null || typeof value !== 'object') return value;
   // Deeper than this is not walked, so it is not shown either: a key it holds could not be redacted.
   if (depth > MAX_REDACT_DEPTH) return '[too deep to redact]';
-  if (Array.isArray(value)) return value.map((v) => redact(v, keys, depth + 1));
+  if (Array.isArray(value)) return value.map((v) => redactWith(v, keys, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    out[k] = keys.has(k.toLowerCase()) ? '[redacted]' : redact(v, keys, depth + 1);
+    const form = redactionForm(k);
+    out[k] = keys.some((key) => form.includes(key)) ? '[redacted]' : redactWith(v, keys, depth + 1);
   }
   return out;
 }
