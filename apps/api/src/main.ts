@@ -36,7 +36,8 @@ async function main(): Promise<void> {
     redis.disconnect();
     throw listenFailure(err, 'PORT', config.port, config.host);
   });
-  logger.info('api listening', { url: server.url, lanes: config.laneNames });
+  // url is where this machine reaches it (127.0.0.1 for a wildcard host); host is what it is bound to.
+  logger.info('api listening', { url: server.url, host: config.host, lanes: config.laneNames });
 
   let stopping = false;
   const stop = async (signal: string) => {
