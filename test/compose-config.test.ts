@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { CONFIG_VARIABLES, loadConfig, readsVariable, type AppName } from '@bullpen/core';
+import { CONFIG_VARIABLES, DEFAULT_LANES_PATH, loadConfig, readsVariable, type AppName } from '@bullpen/core';
 
 const ROOT = path.resolve(__dirname, '..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -200,5 +200,18 @@ describe('docker-compose.yml', () => {
     const ignore = read('.dockerignore');
     for (const entry of ['**/node_modules', '.git', 'test']) expect(ignore).toContain(entry);
     for (const app of APPS) expect(services[app]?.command).toEqual([app]);
+  });
+
+  it("mounts the repository's config folder where every app reads its lanes file, so a new lane takes a restart, not a rebuild", () => {
+    // The image's apps read config/lanes.json under their WORKDIR (DEFAULT_LANES_PATH).
+    const dockerfile = read('Dockerfile');
+    const workdirs = [...dockerfile.matchAll(/^WORKDIR (\S+)$/gm)].map((m) => m[1]);
+    const workdir = workdirs[workdirs.length - 1] ?? '';
+    expect(path.relative(path.join(ROOT, 'config'), path.dirname(DEFAULT_LANES_PATH))).toBe('');
+    for (const app of APPS) {
+      expect(env(app).LANES_FILE).toBeUndefined();
+      const mount = (services[app]?.volumes ?? []).map((v) => v.split(':')).find(([, target]) => target === `${workdir}/config`);
+      expect({ app, source: mount && path.relative(ROOT, mount[0] ?? '') }).toEqual({ app, source: 'config' });
+    }
   });
 });
