@@ -172,6 +172,18 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     // Not blocking: bullpen's own writes (attempt rows, lane events, retry budget, leases) share it.
     this.connection = createRedis(config.redis, 'worker', 'bullpen:worker:admin');
     this.redisWatch.watch(this.connection);
+    // A Redis that restarted without its data has lost the caps (and the lane registry): put them
+    // back on every reconnect, or each replica would run its lane's full concurrency unnoticed.
+    let connectedOnce = false;
+    this.connection.on('ready', () => {
+      if (!connectedOnce) {
+        connectedOnce = true;
+        return;
+      }
+      this.applyLaneSettings().catch((err: unknown) =>
+        this.logger.error('could not restore the lanes\' global concurrency after reconnecting', { error: (err as Error).message }),
+      );
+    });
     this.completedEvents = new AttemptEventBuffer({
       redis: this.connection,
       prefix: config.prefix,
@@ -188,12 +200,8 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
         if (!this.redisWatch.handled(err) && this.queueErrorLog.admit(err.message)) this.logger.error('lane queue error', { error: err.message });
       });
       this.queues.push(queue);
-      const cap = config.lanes[lane]?.globalConcurrency;
-      if (cap !== undefined) await queue.setGlobalConcurrency(cap);
-      else await queue.removeGlobalConcurrency();
     }
-    // Known to the exporter even after a lanes file drops one of them with jobs still in it.
-    await registerLanes(this.connection, config.prefix, this.lanes, this.logger);
+    await this.applyLaneSettings();
     this.cancellation = new CancellationListener(
       config,
       this.logger,
@@ -225,6 +233,21 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     await Promise.all([...this.laneWorkers.values()].map((w) => w.start()));
     this.startMemoryGuard();
     this.state = 'running';
+  }
+
+  /**
+   * What the lanes file says lives in Redis: each lane's cluster-wide cap, kept in its queue's
+   * metadata so that it binds every replica, and the lanes' registration, which keeps them known
+   * to the exporter even after a lanes file drops one with jobs still in it.
+   */
+  private async applyLaneSettings(): Promise<void> {
+    const { config } = this;
+    for (const queue of this.queues) {
+      const cap = config.lanes[queue.name]?.globalConcurrency;
+      if (cap !== undefined) await queue.setGlobalConcurrency(cap);
+      else await queue.removeGlobalConcurrency();
+    }
+    await registerLanes(this.connection as RedisClient, config.prefix, this.lanes, this.logger);
   }
 
   /** The lifecycle event log, when EVENT_LOG_FILE is set: written from this runtime's events. */
