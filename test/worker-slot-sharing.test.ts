@@ -88,6 +88,17 @@ describe('worker slot sharing', () => {
     expect(gates.running.size).toBe(running);
   });
 
+  it('takes a lane\'s next jobs while its one running job holds on after the queue ran empty', async () => {
+    const harness = await start();
+    await harness.add('big', 'gate', { key: 'first' });
+    await waitUntil(() => gates.running.has('first'), { what: 'the first job to run' });
+    // The lane found its queue empty since: it waits for the next job in a slot of its own.
+    await waitUntil(() => harness.runtime.stats().lanes.big!.leaseLimit === 2, { what: 'the lane to keep one slot for its next job' });
+    await harness.add('big', 'gate', { key: 'second' });
+    await harness.add('big', 'gate', { key: 'third' });
+    await waitUntil(() => gates.running.has('second') && gates.running.has('third'), { what: 'the next jobs to run beside the first' });
+  });
+
   it('runs a small lane\'s job at once although a big lane\'s backlog fills the process', async () => {
     const harness = await start();
     for (let i = 0; i < 20; i++) await harness.add('big', 'gate', { key: `big-${i}` });

@@ -35,7 +35,7 @@ describe('HandlerSlots', () => {
     expect([big.slots.leaseLimit, small.slots.leaseLimit]).toEqual([2, 2]);
     small.slots.drained();
     expect([big.slots.leaseLimit, small.slots.leaseLimit]).toEqual([3, 1]);
-    small.slots.leased();
+    small.slots.leased('s1');
     // The big lane's limit comes down; the small lane's goes up only into a slot nobody may use.
     expect([big.slots.leaseLimit, small.slots.leaseLimit]).toEqual([2, 2]);
   });
@@ -46,9 +46,10 @@ describe('HandlerSlots', () => {
     const small = lane(slots, 2);
     small.slots.drained();
     const running = [1, 2, 3].map(() => big.slots.tryAcquire()!);
+    small.slots.leased('s1');
+    small.slots.begun('s1');
     const first = small.slots.tryAcquire()!;
     expect(first).toBeDefined();
-    small.slots.leased();
     // Three big handlers and one small one hold all four slots: the big lane is over its share of 2.
     expect([big.slots.leaseLimit, small.slots.leaseLimit]).toEqual([2, 1]);
     running[0]!();
@@ -56,6 +57,20 @@ describe('HandlerSlots', () => {
     expect(small.limits.at(-1)).toBe(2);
     first();
     for (const release of running) release();
+  });
+
+  it('counts a leased job whose attempt has not begun, so an idle lane keeps a slot for the next one', () => {
+    const slots = new HandlerSlots(4);
+    const a = lane(slots, 4).slots;
+    a.leased('j1');
+    // BullMQ fetches on before it starts j1, and finds the queue empty.
+    a.drained();
+    expect(a.leaseLimit).toBe(2);
+    a.begun('j1');
+    const release = a.tryAcquire()!;
+    expect(a.leaseLimit).toBe(2);
+    release();
+    expect(a.leaseLimit).toBe(1);
   });
 
   it('hands a released slot to the waiting lane that runs fewest handlers, before another lane\'s backlog', async () => {

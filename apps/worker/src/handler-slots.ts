@@ -27,6 +27,9 @@ export class LaneSlots {
   running = 0;
   /** Leases of this lane waiting for a slot, first come first served. */
   readonly waiters: Waiter[] = [];
+  /** Jobs BullMQ has leased for the lane whose attempt has not begun yet (BullMQ fetches on
+   * before it starts the jobs it has), by id. */
+  private readonly unstarted = new Set<string>();
   /** How many jobs the lane's BullMQ Worker may hold now. */
   leaseLimit = 1;
   /** Whether the lane's queue had no job for it at its last fetch. */
@@ -59,10 +62,17 @@ export class LaneSlots {
   }
 
   /** The lane's BullMQ Worker leased a job: its queue has work. */
-  leased(): void {
+  leased(jobId: string): void {
+    this.unstarted.add(jobId);
     if (!this.idle) return;
     this.idle = false;
     this.pool.rebalance();
+  }
+
+  /** The attempt of a leased job began (it takes a slot or hands the job back), or the job ended
+   * without one. */
+  begun(jobId: string): void {
+    this.unstarted.delete(jobId);
   }
 
   /** The lane's BullMQ Worker found its queue empty. */
@@ -81,7 +91,7 @@ export class LaneSlots {
 
   /** What the lane asks for now. */
   demand(): number {
-    const held = this.running + this.waiters.length;
+    const held = this.held();
     if (!this.fetching) return held;
     if (this.idle) return Math.min(this.concurrency, held + 1);
     return this.concurrency;
@@ -89,8 +99,13 @@ export class LaneSlots {
 
   /** The slots the lane may be using now: its lease limit, or more while it runs leases beyond it. */
   committed(): number {
-    const held = this.running + this.waiters.length;
+    const held = this.held();
     return this.fetching ? Math.max(this.leaseLimit, held) : held;
+  }
+
+  /** Jobs the lane holds: running, waiting for a slot, or leased and not begun. */
+  private held(): number {
+    return this.running + this.waiters.length + this.unstarted.size;
   }
 }
 

@@ -158,7 +158,10 @@ export class LaneWorker {
       // Two parameters: BullMQ makes a per-job AbortController (for its cancelJob) only for a
       // processor that declares a third. The runner cancels its attempts itself (cancel()), with
       // the one signal it gives the handler.
-      (job: Job, token: string | undefined) => this.runner.process(job, token),
+      (job: Job, token: string | undefined) => {
+        this.slots.begun(job.id ?? '');
+        return this.runner.process(job, token);
+      },
       {
         connection,
         prefix: lanePrefix(config.prefix, lane),
@@ -178,13 +181,14 @@ export class LaneWorker {
     this.worker = worker;
     worker.on('error', (err) => this.onError(err));
     // Redis took a write of the lane again: a job was leased, or one finished.
-    worker.on('active', () => {
+    worker.on('active', (job) => {
       this.oomBackoff.accepted();
-      this.slots.leased();
+      this.slots.leased(job.id ?? '');
     });
     worker.on('drained', () => this.slots.drained());
     worker.on('completed', (job) => {
       this.oomBackoff.accepted();
+      this.slots.begun(job.id ?? '');
       this.onCompleted(job);
     });
     worker.on('failed', (job, err) => this.onFailed(job, err));
@@ -318,6 +322,8 @@ export class LaneWorker {
   private onFailed(job: Job | undefined, err: Error): void {
     const failed = this.runner.failureOf(err);
     if (!job) return;
+    // BullMQ fails a job it leased without running it (a deferred failure).
+    this.slots.begun(job.id ?? '');
     if (!failed) {
       // BullMQ failed the job outside our processor: a deferred failure, set when the job stalled
       // more often than allowed, or a failure to store the job's outcome. Only one that moved the
