@@ -74,9 +74,13 @@ describe('worker metrics', () => {
     expect(value('bullpen_worker_concurrency_slots', { lane: 'a' })).toBe(3);
     expect(value('bullpen_worker_concurrency_slots', { lane: 'b' })).toBe(2);
     expect(value('bullpen_worker_max_handlers')).toBe(10);
+    // An idle lane holds one slot, for the job it waits for.
+    await waitUntil(async () => (await sample('bullpen_worker_slot_share', { lane: 'a' })) === 1, { what: 'lane a to be idle' });
+    await waitUntil(async () => (await sample('bullpen_worker_slot_share', { lane: 'b' })) === 1, { what: 'lane b to be idle' });
     expect(value('bullpen_worker_memory_guard_active')).toBe(0);
     for (const lane of ['a', 'b']) {
       expect(samples.filter((s) => s.name === 'bullpen_worker_active_handlers' && s.labels.lane === lane)).toHaveLength(1);
+      expect(value('bullpen_worker_jobs_waiting_for_slot', { lane })).toBe(0);
       expect(samples.filter((s) => s.name === 'bullpen_worker_abort_ignored_total' && s.labels.lane === lane)).toEqual([
         { name: 'bullpen_worker_abort_ignored_total', labels: { lane }, value: 0 },
       ]);
@@ -90,8 +94,30 @@ describe('worker metrics', () => {
     for (let i = 0; i < 3; i += 1) await h.add('a', 'held', {});
     await waitUntil(async () => (await sample('bullpen_worker_active_handlers', { lane: 'a' })) === 3, { what: 'three active handlers in a' });
     expect(await sample('bullpen_worker_active_handlers', { lane: 'b' })).toBe(0);
+    // Ten slots are enough for all of a busy lane's concurrency.
+    expect(await sample('bullpen_worker_slot_share', { lane: 'a' })).toBe(3);
     gate.resolve();
     await waitUntil(async () => (await sample('bullpen_worker_active_handlers', { lane: 'a' })) === 0, { what: 'the handlers to finish' });
+  });
+
+  it('shows a lane\'s leased job waiting for the only slot while another lane\'s handler holds it', async () => {
+    const gate = deferred();
+    const held = defineHandler({ name: 'held', run: () => gate.promise.then(() => 'released') });
+    const { h, sample } = await serve({
+      lanesFile: { maxHandlersPerProcess: 1, lanes: { a: { concurrency: 2 }, b: { concurrency: 2 } } },
+      handlers: [held],
+    });
+    await h.runtime.start();
+    await h.add('a', 'held', {});
+    await waitUntil(async () => (await sample('bullpen_worker_active_handlers', { lane: 'a' })) === 1, { what: 'the handler in a' });
+    // More lanes than slots: each lane still fetches one job, and b's waits for the slot a holds.
+    const waiting = await h.add('b', 'noop', {});
+    await waitUntil(async () => (await sample('bullpen_worker_jobs_waiting_for_slot', { lane: 'b' })) === 1, { what: 'b\'s job to wait for a slot' });
+    expect(await sample('bullpen_worker_slot_share', { lane: 'a' })).toBe(1);
+    expect(await sample('bullpen_worker_slot_share', { lane: 'b' })).toBe(1);
+    gate.resolve();
+    await h.waitForEvent('job:completed', (e) => e.jobId === waiting);
+    expect(await sample('bullpen_worker_jobs_waiting_for_slot', { lane: 'b' })).toBe(0);
   });
 
   it('reports event-loop lag in seconds from the delay since the previous scrape', async () => {

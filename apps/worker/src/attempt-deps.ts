@@ -6,8 +6,8 @@ import type { Job } from 'bullmq';
 import type { WorkerEventMap } from './events';
 import type { ThreadPool } from './isolation/thread-pool';
 import type { RandomSource } from './random';
+import type { LaneSlots } from './handler-slots';
 import type { HandlerRegistry } from './registry';
-import type { Semaphore } from './semaphore';
 
 export type AnyJob = Job<unknown, unknown, string>;
 
@@ -16,8 +16,8 @@ export interface AttemptDeps {
   lane: string;
   policy: LanePolicy;
   registry: HandlerRegistry;
-  /** The process-wide handler cap, shared by all lanes. */
-  slots: Semaphore;
+  /** The lane's share of the process-wide handler cap. */
+  slots: LaneSlots;
   logger: Logger;
   random: RandomSource;
   /** A non-blocking connection for bullpen's own writes (attempt rows, events, budget). */

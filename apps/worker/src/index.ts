@@ -22,5 +22,6 @@ export { backoffDelay, withRetryAfter, type BackoffInput } from './backoff';
 export { decideRetry, type RetryDecision, type RetryDecisionInput } from './retry-decision';
 export { planRetry, DEADLINE_EXCEEDED, RETRY_BUDGET_EXHAUSTED, type RetryPlan, type RetryPlanInput } from './retry-plan';
 export { seededRandom, type RandomSource } from './random';
-export { Semaphore, type Release } from './semaphore';
+export { HandlerSlots, LaneSlots, type Release } from './handler-slots';
+export { shareSlots } from './slot-share';
 export { MemoryGuard, type MemoryGuardOptions, type MemoryUsageSample } from './memory-guard';

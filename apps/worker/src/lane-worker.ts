@@ -27,6 +27,8 @@ import type { AttemptDeps } from './attempt-deps';
 import type { AttemptEventBuffer } from './attempt-event-buffer';
 import type { AttemptRef, DeadReason } from './events';
 import { emitFailure } from './failure-events';
+import { wakeFetchLoop } from './fetch-loop';
+import type { HandlerSlots, LaneSlots } from './handler-slots';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
 import { LeaseRecorder } from './lease-recorder';
 import { RedisOomBackoff } from './redis-oom-backoff';
@@ -40,7 +42,9 @@ export const WORKER_ERROR_LOG_INTERVAL_MS = 30_000;
 /** The service name of the worker's spans, its handler threads' included. */
 export const WORKER_SERVICE_NAME = 'bullpen-worker';
 
-export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish'> & {
+export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish' | 'slots'> & {
+  /** The process-wide handler cap, shared by all lanes. */
+  slots: HandlerSlots;
   completedEvents: AttemptEventBuffer;
   /** Logs connection errors and access refusals for the whole process; this lane's connection is watched. */
   redisWatch?: RedisConnectionWatch;
@@ -52,6 +56,8 @@ export class LaneWorker {
   private readonly budget: RetryBudget;
   private readonly leases: LeaseRecorder;
   private readonly pool: ThreadPool | undefined;
+  /** The lane's share of the process's handler slots, which sets how many jobs it may lease. */
+  private readonly slots: LaneSlots;
   private readonly writes = new Set<Promise<unknown>>();
   /** The jobs this lane runs now, with BullMQ's attemptsStarted of their current start. */
   private readonly starts = new Map<string, number>();
@@ -80,8 +86,10 @@ export class LaneWorker {
     this.pool = policy.isolated
       ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, httpAllowedHosts: config.httpHandlerAllowedHosts, logLevel: config.logLevel, tracing: config.tracing, serviceName: WORKER_SERVICE_NAME }, logger })
       : undefined;
+    this.slots = deps.slots.lane({ concurrency: policy.concurrency, onLeaseLimit: (limit, raised) => this.setLeaseLimit(limit, raised) });
     this.runner = new AttemptRunner({
       ...deps,
+      slots: this.slots,
       budget: this.budget,
       pool: this.pool,
       intakeStopped: () => this.intakeHolds.size > 0 || this.draining,
@@ -117,6 +125,16 @@ export class LaneWorker {
     return this.runner.activeHandlers;
   }
 
+  /** Leased jobs of this lane waiting for a handler slot. */
+  get waitingForSlot(): number {
+    return this.slots.waiting;
+  }
+
+  /** How many jobs the lane may hold now: its share of the process's handler slots. */
+  get leaseLimit(): number {
+    return this.slots.leaseLimit;
+  }
+
   /** What holds the lane's intake now; empty while it takes jobs. */
   get intakePausedBy(): readonly IntakePauseReason[] {
     return [...this.intakeHolds];
@@ -140,11 +158,15 @@ export class LaneWorker {
       // Two parameters: BullMQ makes a per-job AbortController (for its cancelJob) only for a
       // processor that declares a third. The runner cancels its attempts itself (cancel()), with
       // the one signal it gives the handler.
-      (job: Job, token: string | undefined) => this.runner.process(job, token),
+      (job: Job, token: string | undefined) => {
+        this.slots.begun(job.id ?? '');
+        return this.runner.process(job, token);
+      },
       {
         connection,
         prefix: lanePrefix(config.prefix, lane),
-        concurrency: policy.concurrency,
+        // The lane's share of the process's handler slots, changed as the lanes' demand changes.
+        concurrency: this.slots.leaseLimit,
         lockDuration: policy.lockDurationMs,
         // A stalled job is found within two intervals of its lock expiring (BullMQ's defaults are
         // both 30 s); a short test lock gets a correspondingly quick check.
@@ -159,9 +181,14 @@ export class LaneWorker {
     this.worker = worker;
     worker.on('error', (err) => this.onError(err));
     // Redis took a write of the lane again: a job was leased, or one finished.
-    worker.on('active', () => this.oomBackoff.accepted());
+    worker.on('active', (job) => {
+      this.oomBackoff.accepted();
+      this.slots.leased(job.id ?? '');
+    });
+    worker.on('drained', () => this.slots.drained());
     worker.on('completed', (job) => {
       this.oomBackoff.accepted();
+      this.slots.begun(job.id ?? '');
       this.onCompleted(job);
     });
     worker.on('failed', (job, err) => this.onFailed(job, err));
@@ -178,6 +205,7 @@ export class LaneWorker {
   /** Stops taking new jobs for `reason`; active ones continue. */
   async pauseIntake(reason: IntakePauseReason): Promise<void> {
     this.intakeHolds.add(reason);
+    this.slots.setFetching(false);
     // BullMQ keeps running active jobs but fetches no more; a fetch already blocked in Redis may
     // still deliver one job, which the runner hands back.
     await this.worker?.pause(true);
@@ -187,12 +215,14 @@ export class LaneWorker {
   async resumeIntake(reason: IntakePauseReason): Promise<void> {
     this.intakeHolds.delete(reason);
     if (this.intakeHolds.size > 0 || this.draining) return;
+    this.slots.setFetching(true);
     await this.worker?.resume();
   }
 
   /** Stops taking jobs and resolves once the active ones have finished and been recorded. */
   async drain(): Promise<void> {
     this.draining = true;
+    this.slots.setFetching(false);
     this.oomBackoff.close();
     const worker = this.worker;
     if (!worker) return;
@@ -234,6 +264,15 @@ export class LaneWorker {
   /** After close(): resolves once the jobs it left running have ended (see Runtime.settled). */
   settled(): Promise<void> {
     return this.abandonedEnded;
+  }
+
+  /** BullMQ reads its concurrency each time it decides whether to fetch; a raised one is acted on
+   * at once rather than when one of the lane's running jobs ends. */
+  private setLeaseLimit(limit: number, raised: boolean): void {
+    const worker = this.worker;
+    if (!worker) return;
+    worker.concurrency = limit;
+    if (raised) wakeFetchLoop(worker);
   }
 
   /**
@@ -283,6 +322,8 @@ export class LaneWorker {
   private onFailed(job: Job | undefined, err: Error): void {
     const failed = this.runner.failureOf(err);
     if (!job) return;
+    // BullMQ fails a job it leased without running it (a deferred failure).
+    this.slots.begun(job.id ?? '');
     if (!failed) {
       // BullMQ failed the job outside our processor: a deferred failure, set when the job stalled
       // more often than allowed, or a failure to store the job's outcome. Only one that moved the

@@ -1,6 +1,6 @@
 // The worker runtime: one LaneWorker per served lane, a process-wide handler cap shared by all of
-// them, the cluster-wide lane caps (BullMQ global concurrency), cancellation, the memory guard,
-// and the typed lifecycle events. The constructor does no I/O; start() and close() are explicit.
+// them (which also bounds the jobs they lease), the cluster-wide lane caps (BullMQ global
+// concurrency), cancellation, the memory guard, and the typed lifecycle events. The constructor does no I/O; start() and close() are explicit.
 import {
   createLaneQueue,
   createRedis,
@@ -16,13 +16,13 @@ import type { Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { AttemptEventBuffer } from './attempt-event-buffer';
 import { CancellationListener } from './cancellation';
+import { HandlerSlots } from './handler-slots';
 import type { MemoryState, WorkerEventMap } from './events';
 import { LaneWorker, WORKER_ERROR_LOG_INTERVAL_MS } from './lane-worker';
 import { recordLifecycle } from './lifecycle-log';
 import { MemoryGuard, type MemoryUsageSample } from './memory-guard';
 import type { RandomSource } from './random';
 import type { HandlerRegistry } from './registry';
-import { Semaphore } from './semaphore';
 import { TypedEmitter } from './typed-emitter';
 
 export interface WorkerRuntimeOptions {
@@ -41,7 +41,7 @@ export interface WorkerRuntimeOptions {
 export interface WorkerRuntimeStats {
   /** Handlers holding a slot under the process-wide cap. */
   activeHandlers: number;
-  /** Leased jobs waiting for a slot. */
+  /** Leased jobs waiting for a slot (only while the process serves more lanes than it has slots). */
   waitingForSlot: number;
   /** In-process handlers abandoned because they ignored their aborted signal. */
   ignoredSignalTotal: number;
@@ -53,9 +53,13 @@ export interface WorkerRuntimeStats {
   isolatedThreadsTerminatedTotal: number;
   /** Completed-attempt events lost because Redis refused a flush. */
   attemptEventsDroppedTotal: number;
-  /** Per served lane: handlers holding a slot now, the lane's concurrency in this process, and
-   * what holds its intake now (empty while it takes jobs). */
-  lanes: Record<string, { activeHandlers: number; concurrency: number; intakePausedBy: readonly IntakePauseReason[] }>;
+  /** Per served lane: handlers holding a slot now, leased jobs waiting for one, the lane's
+   * concurrency in this process, how many jobs it may hold now (its share of the process's slots),
+   * and what holds its intake now (empty while it takes jobs). */
+  lanes: Record<
+    string,
+    { activeHandlers: number; waitingForSlot: number; concurrency: number; leaseLimit: number; intakePausedBy: readonly IntakePauseReason[] }
+  >;
   /** Lifecycle event log: failed writes and dropped lines (0 when EVENT_LOG_FILE is unset). */
   eventLogErrorsTotal: number;
   eventLogDroppedLinesTotal: number;
@@ -71,7 +75,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private readonly logger: Logger;
   private readonly registry: HandlerRegistry;
   private readonly random: RandomSource;
-  private readonly slots: Semaphore;
+  private readonly slots: HandlerSlots;
   private readonly laneWorkers = new Map<string, LaneWorker>();
   private readonly queues: Queue[] = [];
   private connection: RedisClient | undefined;
@@ -101,7 +105,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     for (const lane of this.lanes) {
       if (!this.config.lanes[lane]) throw new Error(`unknown lane "${lane}"`);
     }
-    this.slots = new Semaphore(this.config.maxHandlersPerProcess);
+    this.slots = new HandlerSlots(this.config.maxHandlersPerProcess);
     this.redisWatch = new RedisConnectionWatch({ target: this.config.redis, prefix: this.config.prefix, logger: this.logger });
     this.queueErrorLog = new RepeatLimiter({
       intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
@@ -124,7 +128,9 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       const laneWorker = this.laneWorkers.get(lane);
       lanes[lane] = {
         activeHandlers: laneWorker?.activeHandlers ?? 0,
+        waitingForSlot: laneWorker?.waitingForSlot ?? 0,
         concurrency: this.config.lanes[lane]?.concurrency ?? 0,
+        leaseLimit: laneWorker?.leaseLimit ?? 0,
         intakePausedBy: laneWorker?.intakePausedBy ?? [],
       };
       const threads = laneWorker?.threadStats();

@@ -30,6 +30,12 @@ export class WorkerMetrics {
         bullpen_worker_concurrency_slots: (gauge) => {
           for (const [lane, stats] of Object.entries(runtime.stats().lanes)) gauge.set({ lane }, stats.concurrency);
         },
+        bullpen_worker_slot_share: (gauge) => {
+          for (const [lane, stats] of Object.entries(runtime.stats().lanes)) gauge.set({ lane }, stats.leaseLimit);
+        },
+        bullpen_worker_jobs_waiting_for_slot: (gauge) => {
+          for (const [lane, stats] of Object.entries(runtime.stats().lanes)) gauge.set({ lane }, stats.waitingForSlot);
+        },
         bullpen_worker_max_handlers: (gauge) => gauge.set(runtime.config.maxHandlersPerProcess),
         bullpen_worker_memory_guard_active: (gauge) => gauge.set(runtime.memoryState.paused ? 1 : 0),
         bullpen_worker_intake_paused: (gauge) => {

@@ -387,6 +387,20 @@ export const METRIC_CATALOGUE = [
     origin: 'worker',
   },
   {
+    name: 'bullpen_worker_slot_share',
+    type: 'gauge',
+    help: 'Jobs the lane may hold now in this worker process: its share of the process-wide handler cap, at most its concurrency.',
+    labelNames: ['lane'],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_jobs_waiting_for_slot',
+    type: 'gauge',
+    help: 'Jobs of the lane this worker process has leased that wait for a handler slot; above 0 only while the process serves more lanes than it has slots.',
+    labelNames: ['lane'],
+    origin: 'worker',
+  },
+  {
     name: 'bullpen_worker_max_handlers',
     type: 'gauge',
     help: 'Process-wide cap on handlers running at once in this worker process.',

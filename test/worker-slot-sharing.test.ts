@@ -1,0 +1,120 @@
+// The process-wide handler cap (maxHandlersPerProcess) below the sum of the lanes' concurrencies:
+// a worker process leases no more jobs than it has slots for, so another worker process takes the
+// rest, and the lanes share the slots, so a small lane is not stuck behind a big lane's backlog.
+import { z } from 'zod';
+import { defineHandler } from '../apps/worker/src/handler';
+import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
+import { deferred, waitUntil, type Deferred } from './support/wait';
+
+/** A handler that runs until the test opens its gate (or its signal aborts). */
+class Gates {
+  readonly running = new Set<string>();
+  readonly started: string[] = [];
+  private readonly gates = new Map<string, Deferred<void>>();
+
+  handler(name: string) {
+    return defineHandler({
+      name,
+      payload: z.object({ key: z.string() }),
+      run: async ({ key }, { signal }) => {
+        this.running.add(key);
+        this.started.push(key);
+        try {
+          await new Promise<void>((resolve, reject) => {
+            this.gate(key).promise.then(resolve, reject);
+            signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+          });
+        } finally {
+          this.running.delete(key);
+        }
+      },
+    });
+  }
+
+  open(key: string): void {
+    this.gate(key).resolve();
+  }
+
+  openAll(): void {
+    for (const gate of this.gates.values()) gate.resolve();
+  }
+
+  private gate(key: string): Deferred<void> {
+    let gate = this.gates.get(key);
+    if (!gate) {
+      gate = deferred<void>();
+      this.gates.set(key, gate);
+    }
+    return gate;
+  }
+}
+
+const LANES = { maxHandlersPerProcess: 4, lanes: { big: { concurrency: 20 }, small: { concurrency: 2 } } };
+
+describe('worker slot sharing', () => {
+  const harnesses: WorkerHarness[] = [];
+  let gates: Gates;
+  beforeEach(() => {
+    gates = new Gates();
+  });
+  afterEach(async () => {
+    gates.openAll();
+    // The first harness owns the prefix and removes it: close it last.
+    for (const harness of harnesses.splice(0).reverse()) await harness.close();
+  });
+
+  const start = async (env: Record<string, string> = {}) => {
+    const harness = await startWorkerHarness({ lanesFile: LANES, env, handlers: [gates.handler('gate')] });
+    harnesses.push(harness);
+    return harness;
+  };
+
+  it('leases no more jobs than it has handler slots, so a second worker process runs the rest', async () => {
+    const first = await start({ WORKER_ID: 'first' });
+    const keys = Array.from({ length: 12 }, (_, i) => `big-${i}`);
+    for (const key of keys) await first.add('big', 'gate', { key });
+    await waitUntil(() => first.runtime.stats().activeHandlers >= 3, { what: 'the first worker to run big jobs' });
+    // Its jobs active in BullMQ are the ones it runs: none sits leased waiting for a slot.
+    await waitUntil(async () => (await first.queue('big').getWaitingCount()) === 12 - first.runtime.stats().activeHandlers, {
+      what: 'the first worker to lease only what it runs',
+    });
+    expect(await first.queue('big').getActiveCount()).toBe(first.runtime.stats().activeHandlers);
+    expect(first.runtime.stats().waitingForSlot).toBe(0);
+
+    const second = await start({ WORKER_ID: 'second', BULLPEN_PREFIX: first.config.prefix });
+    await waitUntil(() => second.runtime.stats().activeHandlers >= 3, { what: 'the second worker to run big jobs while the first is full' });
+    const running = first.runtime.stats().activeHandlers + second.runtime.stats().activeHandlers;
+    expect(await first.queue('big').getActiveCount()).toBe(running);
+    expect(gates.running.size).toBe(running);
+  });
+
+  it('takes a lane\'s next jobs while its one running job holds on after the queue ran empty', async () => {
+    const harness = await start();
+    await harness.add('big', 'gate', { key: 'first' });
+    await waitUntil(() => gates.running.has('first'), { what: 'the first job to run' });
+    // The lane found its queue empty since: it waits for the next job in a slot of its own.
+    await waitUntil(() => harness.runtime.stats().lanes.big!.leaseLimit === 2, { what: 'the lane to keep one slot for its next job' });
+    await harness.add('big', 'gate', { key: 'second' });
+    await harness.add('big', 'gate', { key: 'third' });
+    await waitUntil(() => gates.running.has('second') && gates.running.has('third'), { what: 'the next jobs to run beside the first' });
+  });
+
+  it('runs a small lane\'s job at once although a big lane\'s backlog fills the process', async () => {
+    const harness = await start();
+    for (let i = 0; i < 20; i++) await harness.add('big', 'gate', { key: `big-${i}` });
+    await waitUntil(() => harness.runtime.stats().lanes.big!.activeHandlers >= 3, { what: 'the big lane to run its jobs' });
+    await harness.add('small', 'gate', { key: 'small-0' });
+    await harness.add('small', 'gate', { key: 'small-1' });
+
+    // While every big job holds on, a slot is there for the small lane.
+    await waitUntil(() => gates.running.has('small-0'), { what: 'the first small job to run while the big ones hold on' });
+    // The next slot a big job gives back goes to the small lane, not to the big lane's backlog.
+    const bigRunning = [...gates.running].filter((key) => key.startsWith('big-'));
+    gates.open(bigRunning[0]!);
+    await waitUntil(() => gates.running.has('small-1'), { what: 'the second small job to get the next free slot' });
+    expect(gates.started.filter((key) => key.startsWith('big-'))).toEqual(bigRunning);
+    expect(harness.runtime.stats().lanes).toMatchObject({ big: { activeHandlers: 2 }, small: { activeHandlers: 2 } });
+    expect(await harness.queue('big').getActiveCount()).toBe(2);
+    expect(harness.runtime.stats().waitingForSlot).toBe(0);
+  });
+});
