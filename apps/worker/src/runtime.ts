@@ -292,7 +292,8 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   /**
    * Stops taking jobs, lets active ones finish for up to graceMs, then closes every connection.
    * Jobs still running when the grace period ends are left to BullMQ's stalled-job recovery:
-   * their locks expire and another worker takes them over.
+   * their locks expire and another worker takes them over. In an isolated lane their threads are
+   * terminated and the jobs handed back to the wait list at once.
    */
   close(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
     this.closing ??= this.doClose(graceMs);
