@@ -34,6 +34,8 @@ export type DeadReason =
   | 'attempts_exhausted'
   | 'deadline_exceeded'
   | 'retry_budget_exhausted'
+  /** Rate limited once more after the lane's maxRateLimitedRetries retries that used no attempt. */
+  | 'rate_limited_retries_exhausted'
   | 'cancelled'
   | 'stalled';
 
