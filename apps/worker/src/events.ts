@@ -183,6 +183,16 @@ export interface WorkerEventMap {
     /** Lines dropped so far. */
     droppedLinesTotal: number;
   };
+  /** Lifecycle event log lines were dropped: their write failed, or they found the write buffer
+   * full (the disk is slow or stuck). Jobs are not affected. Emitted at most once per flush interval. */
+  'event-log:lines-dropped': {
+    /** File of the event log (EVENT_LOG_FILE). */
+    file: string;
+    /** Lines dropped since the previous event. */
+    lines: number;
+    /** Lines dropped so far. */
+    droppedLinesTotal: number;
+  };
 }
 
 export type WorkerEventName = keyof WorkerEventMap;

@@ -229,14 +229,16 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
 
   /** The lifecycle event log, when EVENT_LOG_FILE is set: written from this runtime's events. */
   private startLifecycleLog(): void {
-    const { eventLogFile: file, eventLogMaxBytes: maxBytes, eventLogMaxFiles: maxFiles } = this.config;
+    const { eventLogFile: file, eventLogMaxBytes: maxBytes, eventLogMaxFiles: maxFiles, eventLogMaxBufferedLines: maxBufferedLines } = this.config;
     if (!file) return;
     this.lifecycleLog = new LifecycleLog({
       file,
       maxBytes,
       maxFiles,
+      maxBufferedLines,
       logger: this.logger,
       onWriteFailed: (failure) => this.emit('event-log:write-failed', { file, ...failure }),
+      onLinesDropped: (drop) => this.emit('event-log:lines-dropped', { file, ...drop }),
     });
     this.lifecycleLog.start();
     this.stopLifecycleLog = recordLifecycle(this, this.lifecycleLog);
