@@ -228,6 +228,8 @@ describe('producer API: dead letters', () => {
     await kill([a, b, c, other]);
     const waiting = await submit(KEYS.acme);
     const before = new Map(await Promise.all([a, b].map(async (id) => [id, await jobOf(id)] as const)));
+    // As a job that died after its lane's free rate-limited retries leaves it.
+    await api.redis.hset(jobKeys(api.config.prefix, LANE, a).job, JOB_FIELD.rateLimitedRetries, 20);
 
     const startedAt = Date.now();
     const reply = await api.request('POST', REDRIVE, { body: { ids: [a, other, waiting, 'no-such-job', b] } });
@@ -265,6 +267,8 @@ describe('producer API: dead letters', () => {
       expect(redrivenAt).toBeLessThanOrEqual(endedAt);
       expect(unwrapJobData(job.data)).toEqual({ data: unwrapJobData(old.data).data, meta: { ...unwrapJobData(old.data).meta, deadlineAt, redrivenAt } });
       expect(await api.redis.hget(jobKeys(api.config.prefix, LANE, id).job, JOB_FIELD.redrivenAt)).toBe(String(redrivenAt));
+      // It gets the lane's free rate-limited retries again.
+      expect(await api.redis.hget(jobKeys(api.config.prefix, LANE, id).job, JOB_FIELD.rateLimitedRetries)).toBeNull();
       // The attempt history stays with the job.
       const status = await api.request('GET', `/v1/lanes/${LANE}/jobs/${id}`);
       expect(status.body).toMatchObject({ state: 'waiting', attemptsMade: 0, failedReason: null, attempts: [{ attempt: 1, message: `boom ${id}` }] });

@@ -3,6 +3,7 @@
 // null for what the streams do not carry), `bullpen report` reads it, it rotates at
 // EVENT_LOG_MAX_BYTES, a SIGKILL loses no line, and a path that cannot be written does not stop
 // the exporter counting: the failed writes are counted in a metric and logged once.
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -220,6 +221,25 @@ describe("the exporter's lifecycle event log", () => {
     expect(report.groups).toEqual([
       expect.objectContaining({ lane: 'work', tenant: 'acme', started: ids.length, succeeded: ids.length, failed: 0, retried: before.length }),
     ]);
+  });
+
+  it('keeps counting while the disk is stuck: the lines its full buffer drops are counted in a metric and logged once', async () => {
+    // Opening a FIFO for writing waits for a reader, as a write to a hung disk waits.
+    const fifo = path.join(dir, 'events.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const exporter = await startExporter({ EVENT_LOG_FILE: fifo, EVENT_LOG_MAX_BUFFERED_LINES: '4' });
+    await startWorker();
+    const dropped = async () => total(await exporter.samples(), 'bullpen_exporter_event_log_dropped_lines_total');
+    expect(await dropped()).toBe(0);
+
+    const ids = await run(Array.from({ length: 10 }, () => ({ name: 'noop', data: {} })));
+    await waitUntil(async () => (await attemptsCounted(exporter)) === ids.length, { what: 'the exporter to count every attempt' });
+    // lease_created + completed per job: 20 lines, of which the stuck write holds some and the
+    // buffer four; the rest are dropped, and counted.
+    await waitUntil(async () => (await dropped()) >= 12, { what: 'the dropped lines to be counted' });
+    expect(total(await exporter.samples(), 'bullpen_exporter_event_log_errors_total')).toBe(0);
+    const reported = exporter.logs().filter((l) => String(l.msg).startsWith('lifecycle event log: write buffer full'));
+    expect(reported).toEqual([expect.objectContaining({ level: 'warn', file: fifo, max_buffered_lines: 4 })]);
   });
 
   it('keeps counting when the log cannot be written: the failed writes are counted in a metric and logged once', async () => {

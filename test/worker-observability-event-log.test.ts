@@ -1,7 +1,8 @@
 // The lifecycle event log with real jobs: the worker writes each job's lifecycle in the common
 // envelope, `bullpen report` reads it back, the file rotates at EVENT_LOG_MAX_BYTES, and a path
 // that cannot be written does not stop jobs: the error is counted in a metric and logged once.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLaneQueue, createLogger, createRedis, wrapJobData, type BullpenConfig } from '@bullpen/core';
@@ -150,6 +151,31 @@ describe('the lifecycle event log', () => {
     const completed = new Set(lines.filter((l) => l.event === 'completed').map((l) => l.job_id));
     expect(completed.size).toBeGreaterThan(0);
     expect(completed.size).toBeLessThan(ids.length);
+  });
+
+  it('keeps completing jobs while the disk is stuck, counts the lines its full buffer drops in a metric and logs that once', async () => {
+    // Opening a FIFO for writing waits for a reader, as a write to a hung disk waits.
+    const fifo = path.join(dir, 'events.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const worker = await start({ EVENT_LOG_FILE: fifo, EVENT_LOG_MAX_BUFFERED_LINES: '4' });
+    const scrapeDropped = async () => total(parseExposition(await worker.metrics.registry.metrics()), 'bullpen_worker_event_log_dropped_lines_total');
+    expect(await scrapeDropped()).toBe(0);
+    try {
+      const first = await worker.run(Array.from({ length: 5 }, () => ({ name: 'noop', data: {} })));
+      const second = await worker.run(Array.from({ length: 5 }, () => ({ name: 'noop', data: {} })));
+      expect(await worker.states([...first, ...second])).toEqual(Array(10).fill('completed'));
+      // lease_created + completed per job: 20 lines, of which the stuck write holds some and the
+      // buffer four; the rest are dropped, and counted.
+      await waitUntil(async () => (await scrapeDropped()) >= 12, { what: 'the dropped lines to be counted' });
+      expect(await scrapeDropped()).toBe(worker.runtime.stats().eventLogDroppedLinesTotal);
+      expect(worker.runtime.stats().eventLogErrorsTotal).toBe(0);
+      const reported = worker.logs.filter((l) => String(l.msg).startsWith('lifecycle event log: write buffer full'));
+      expect(reported).toEqual([expect.objectContaining({ level: 'warn', file: fifo, max_buffered_lines: 4 })]);
+    } finally {
+      await worker.close();
+      // A reader lets the blocked open finish, so that nothing is left waiting.
+      closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+    }
   });
 
   it('keeps completing jobs when the log cannot be written, counts the errors in a metric and logs them once', async () => {

@@ -2,7 +2,7 @@
 // A cluster-wide lane cap across two processes, graceful shutdown on SIGTERM, and a startup
 // configuration error.
 import { existsSync } from 'node:fs';
-import { createLaneQueue, createRedis, loadConfig, wrapJobData, type BullpenConfig } from '@bullpen/core';
+import { attemptsOf, createLaneQueue, createRedis, decodeLaneEvent, laneEventsKey, LANE_EVENT, loadConfig, wrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
 import { cleanupPrefix, standaloneUrl } from './support/config';
@@ -115,6 +115,48 @@ describe('the worker process', () => {
     // Not failed: the job stays active until its lock expires and a worker reclaims it.
     expect(await queue.getJobState(id)).toBe('active');
     expect(worker.stdout()).toContain('shutdown grace period ended with handlers still running');
+  });
+
+  it('hands an isolated lane\'s running job back after the grace period, recording no failed attempt', async () => {
+    const { prefix, queue, redis, start } = setup({ lanes: { iso: { concurrency: 1, isolated: true, attempts: 3 } } }, 'iso', {
+      SHUTDOWN_GRACE_MS: '300',
+      LOG_LEVEL: 'debug',
+    });
+    const worker = start();
+    await worker.started();
+    // Still running when the 300 ms grace period ends.
+    const id = (await queue.add('sleep', wrapJobData({ ms: 2000 }, { v: 1, tenant: 't' }))).id!;
+    await waitUntil(async () => worker.stdout().includes('"msg":"attempt started"'), { what: "the job's attempt to start" });
+
+    const signalledAt = Date.now();
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(2000);
+    // Its thread was stopped, so the job goes back to wait at once, with no attempt used and
+    // nothing blamed on its handler: no attempt row, no failed attempt event.
+    expect(await queue.getJobState(id)).toBe('waiting');
+    const job = (await queue.getJob(id))!;
+    expect(job.attemptsMade).toBe(0);
+    expect(job.failedReason).toBeUndefined();
+    expect((await queue.getJobLogs(id)).logs).toEqual([]);
+    const events = (await redis.xrange(laneEventsKey(prefix, 'iso'), '-', '+')).map(([, fields]) => decodeLaneEvent(fields));
+    expect(events.filter((ev) => ev.event === LANE_EVENT.attempt)).toEqual([]);
+    expect(worker.stdout()).toContain('shutdown stopped an isolated handler; its job goes back to the wait list');
+
+    // The next worker runs it to completion as its first attempt, not as the reclaim of a lost one.
+    const next = start();
+    await next.started();
+    const laneEvents = async () => (await redis.xrange(laneEventsKey(prefix, 'iso'), '-', '+')).map(([, fields]) => decodeLaneEvent(fields));
+    // Completed attempts reach the stream in batches.
+    const completedAttempts = await waitUntil(
+      async () => {
+        const rows = (await laneEvents()).flatMap((ev) => (ev.event === LANE_EVENT.completedAttempts ? attemptsOf(ev) : []));
+        return rows.length > 0 ? rows : undefined;
+      },
+      { what: 'the job to complete on the next worker' },
+    );
+    expect(completedAttempts.map((a) => [a.jobId, a.attempt])).toEqual([[id, 1]]);
+    expect((await laneEvents()).filter((ev) => ev.event === LANE_EVENT.reclaimed || ev.event === LANE_EVENT.attempt)).toEqual([]);
+    expect(next.stdout()).not.toContain('reclaimed a job whose earlier start never finished');
   });
 
   /** A started worker with a short grace period on a Redis of its own, for the test to stop or freeze. */

@@ -185,6 +185,41 @@ describe('worker retries', () => {
     expect(dead).toMatchObject({ reason: 'attempts_exhausted', errorClass: 'rate_limited', attemptsMade: 2 });
   });
 
+  it('ends a job its dependency rate limits forever as a dead letter once the lane\'s free rate-limited retries are used', async () => {
+    const alwaysLimited = defineHandler({
+      name: 'always_limited',
+      run: () => {
+        throw new RateLimitedError('429 from the dependency', 10);
+      },
+    });
+    // No deadline, and the default bound on free retries (20).
+    harness = await startWorkerHarness({
+      lanesFile: { lanes: { free: { concurrency: 1, attempts: 2, rateLimitedConsumesAttempt: false, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } } } },
+      handlers: [alwaysLimited],
+    });
+    const id = await harness.add('free', 'always_limited', {});
+    const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id, 30_000);
+    const job = await harness.queue('free').getJob(id);
+
+    expect(await job!.getState()).toBe('failed');
+    expect(job!.failedReason).toBe('rate_limited_retries_exhausted');
+    expect(dead).toMatchObject({ reason: 'rate_limited_retries_exhausted', errorClass: 'rate_limited' });
+    // Twenty retries used no attempt; the twenty-first rate limit ended the job in its first attempt.
+    expect(job!.attemptsStarted).toBe(21);
+    const retries = harness.events['job:retrying'].filter((e) => e.jobId === id);
+    expect(retries).toHaveLength(20);
+    expect(retries.every((e) => !e.consumesAttempt)).toBe(true);
+    const failures = harness.events['job:failed'].filter((e) => e.jobId === id);
+    expect(failures).toHaveLength(21);
+    expect(failures.at(-1)).toMatchObject({ errorClass: 'rate_limited', willRetry: false });
+    const rows = await harness.attemptRows('free', id);
+    expect(rows).toHaveLength(21);
+    expect(rows.at(-1)).toMatchObject({ attempt: 1, errorClass: 'rate_limited', message: '429 from the dependency' });
+    expect(rows.at(-1)!.delayMs).toBeNull();
+    await waitUntil(async () => bp(await harness!.streamEvents('free'), LANE_EVENT.dead, id).length === 1, { what: 'the bp:dead event' });
+    expect(bp(await harness.streamEvents('free'), LANE_EVENT.dead, id)[0]).toMatchObject({ reason: 'rate_limited_retries_exhausted', errorClass: 'rate_limited' });
+  });
+
   it('stops retrying with deadline_exceeded when the next attempt would start after the deadline', async () => {
     harness = await startWorkerHarness({
       lanesFile: {

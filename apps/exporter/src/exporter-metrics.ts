@@ -175,6 +175,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
   }
   metrics.counter('bullpen_exporter_commit_conflicts_total').inc(0);
   metrics.counter('bullpen_exporter_event_log_errors_total').inc(0);
+  metrics.counter('bullpen_exporter_event_log_dropped_lines_total').inc(0);
 
   const ensureLaneSeries = (lane: string): void => {
     const M = EVENT_METRICS;

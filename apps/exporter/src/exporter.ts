@@ -79,8 +79,10 @@ export class Exporter {
         file: core.eventLogFile,
         maxBytes: core.eventLogMaxBytes,
         maxFiles: core.eventLogMaxFiles,
+        maxBufferedLines: core.eventLogMaxBufferedLines,
         logger,
         onWriteFailed: ({ errors }) => this.metrics.metrics.counter('bullpen_exporter_event_log_errors_total').inc(errors),
+        onLinesDropped: ({ lines }) => this.metrics.metrics.counter('bullpen_exporter_event_log_dropped_lines_total').inc(lines),
       });
     }
     // One feed for all readers: the log is one file whichever primary a lane lives on.

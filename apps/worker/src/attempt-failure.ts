@@ -10,7 +10,7 @@ import type { AttemptDebugLog } from './attempt-debug-log';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import { attemptRetryOf, emitFailure, type FailedAttempt } from './failure-events';
-import { countUncountedStart, eligibleAt, type StartHistory } from './job-history';
+import { countRateLimitedRetry, eligibleAt, type StartHistory } from './job-history';
 import { planRetry } from './retry-plan';
 
 /** What the attempt runner knows of an attempt when it fails. */
@@ -56,6 +56,7 @@ export class FailureRecorder {
       attemptsMade: job.attemptsMade,
       maxAttempts: ref.maxAttempts,
       retry: job.attemptsMade + (history?.uncountedStarts ?? 0),
+      rateLimitedRetries: history?.rateLimitedRetries ?? 0,
       policy,
       ...(previousDelayOf(job, history) !== undefined ? { previousDelayMs: previousDelayOf(job, history) } : {}),
       ...(deadlineAt !== undefined ? { deadlineAt } : {}),
@@ -101,7 +102,7 @@ export class FailureRecorder {
       const ev = { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, ...refusal, ...subject };
       writes.push(publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen));
     }
-    if (!consumesAttempt) writes.push(countUncountedStart(redis, config.prefix, lane, ref.jobId));
+    if (!consumesAttempt) writes.push(countRateLimitedRetry(redis, config.prefix, lane, ref.jobId));
     // Issued together, so they share one round trip; the row and its event are one script call.
     const results = await Promise.allSettled(writes);
     for (const result of results) {

@@ -1,6 +1,7 @@
 // What an attempt does about the job's earlier starts before its handler runs: a lease taken while
-// intake is stopped is handed back, and a job started before has its start history read, from
-// which an earlier start that never finished is reported as a reclaim.
+// intake is stopped is handed back (as is one whose isolated handler a shutdown stopped), and a job
+// started before has its start history read, from which an earlier start that never finished is
+// reported as a reclaim.
 import { LANE_EVENT } from '@bullpen/core';
 import { WaitingError } from 'bullmq';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
@@ -8,18 +9,34 @@ import type { AttemptRef } from './events';
 import { countUncountedStart, lostStarts, previousWorker, readStartHistory, type StartHistory } from './job-history';
 
 /**
- * Puts a job leased while intake is stopped back at the head of the wait list. BullMQ may hand a
- * paused worker one more job (a fetch already blocked in Redis when the pause began); it must not
- * run here. The start is counted as using no attempt, so that it is not mistaken for a crash.
+ * Why a leased job goes back to the wait list: intake is stopped (BullMQ may hand a paused worker
+ * one more job, from a fetch already blocked in Redis when the pause began; it must not run here),
+ * or the worker is shutting down and has stopped the job's isolated handler.
  */
-export async function handBack(deps: AttemptDeps, job: AnyJob, token: string | undefined): Promise<Error | undefined> {
+export type HandBackReason = 'intake_stopped' | 'shutdown';
+
+/**
+ * Puts a leased job back at the head of the wait list. The start is counted as using no attempt,
+ * so that it is not mistaken for a crash. Returns the error that tells BullMQ the job has moved,
+ * or undefined when it could not be moved (logged).
+ */
+export async function handBack(
+  deps: AttemptDeps,
+  job: AnyJob,
+  token: string | undefined,
+  reason: HandBackReason = 'intake_stopped',
+): Promise<Error | undefined> {
   const { redis, config, lane, logger } = deps;
   try {
     await countUncountedStart(redis, config.prefix, lane, job.id ?? '');
     await job.moveToWait(token);
     return new WaitingError();
   } catch (err) {
-    logger.warn('could not hand a job back while intake is stopped; running it', { job_id: job.id, error: (err as Error).message });
+    const failure =
+      reason === 'intake_stopped'
+        ? 'could not hand a job back while intake is stopped; running it'
+        : 'could not hand back a job whose isolated handler the shutdown stopped; it is reclaimed once its lock expires';
+    logger.warn(failure, { job_id: job.id, error: (err as Error).message });
     return undefined;
   }
 }

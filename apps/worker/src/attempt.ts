@@ -4,6 +4,7 @@
 // job's earlier starts; on failure, attempt-failure.ts plans the retry and records the attempt
 // before BullMQ records the outcome. The attempt runs inside its CONSUMER span (attempt-trace.ts).
 import { CancelledError, PermanentError, TimeoutError, unwrapJobData, type JobMeta } from '@bullpen/core';
+import { WaitingError } from 'bullmq';
 import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
@@ -13,6 +14,7 @@ import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import type { FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
+import { ThreadPoolClosedError } from './isolation/thread-pool';
 import { eligibleAt, isFirstStart } from './job-history';
 import { cancelledError } from './timeout';
 
@@ -33,6 +35,8 @@ export class AttemptRunner {
   private readonly failures: FailureRecorder;
   /** Handlers of this lane holding a slot now. */
   private active = 0;
+  /** Jobs whose isolated handler a shutdown stopped, on their way back to the wait list. */
+  private readonly handingBack = new Set<Promise<Error>>();
 
   constructor(private readonly deps: AttemptDeps) {
     const { config, logger, policy, pool, emit, abandon, ignoredSignalTotal } = deps;
@@ -183,12 +187,37 @@ export class AttemptRunner {
         release();
       }
     } catch (err) {
+      if (err instanceof ThreadPoolClosedError) throw await this.handBackStopped(job, token, ref);
       timings.durationMs = Date.now() - leasedAt;
       const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
       throw await this.failures.record(job, token, { ref, timings, startedAt, trace }, history, deadlineAt, err);
     } finally {
       this.deps.onEnd(ref.jobId);
     }
+  }
+
+  /**
+   * Resolves once the jobs whose isolated handler the shutdown stopped are back in the wait list.
+   * Called after the lane's thread pool has closed: the pool fails its calls before its threads
+   * exit, so every such attempt has begun its hand-back by the time close() returns.
+   */
+  async handBacksSettled(): Promise<void> {
+    await Promise.allSettled([...this.handingBack]);
+  }
+
+  /**
+   * The worker is shutting down and took the attempt's thread (an isolated lane's handler still
+   * running when the grace period ended). The handler did not fail: nothing is recorded, and the
+   * job goes back to the wait list without using an attempt, as a job leased during shutdown does,
+   * for this worker's successor or another one. A job that cannot be moved stays active and is
+   * reclaimed once its lock expires, as an in-process handler still running at exit is.
+   */
+  private handBackStopped(job: AnyJob, token: string | undefined, ref: AttemptRef): Promise<Error> {
+    this.deps.logger.info('shutdown stopped an isolated handler; its job goes back to the wait list', { job_id: ref.jobId, attempt: ref.attempt });
+    const handing = handBack(this.deps, job, token, 'shutdown').then((handedBack) => handedBack ?? new WaitingError());
+    this.handingBack.add(handing);
+    void handing.finally(() => this.handingBack.delete(handing));
+    return handing;
   }
 
   /** BullMQ's `settings.backoffStrategy`: the delay was decided when the attempt failed. */

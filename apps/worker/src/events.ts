@@ -34,6 +34,8 @@ export type DeadReason =
   | 'attempts_exhausted'
   | 'deadline_exceeded'
   | 'retry_budget_exhausted'
+  /** Rate limited once more after the lane's maxRateLimitedRetries retries that used no attempt. */
+  | 'rate_limited_retries_exhausted'
   | 'cancelled'
   | 'stalled';
 
@@ -178,6 +180,16 @@ export interface WorkerEventMap {
     errors: number;
     /** Failed writes so far. */
     errorsTotal: number;
+    /** Lines dropped so far. */
+    droppedLinesTotal: number;
+  };
+  /** Lifecycle event log lines were dropped: their write failed, or they found the write buffer
+   * full (the disk is slow or stuck). Jobs are not affected. Emitted at most once per flush interval. */
+  'event-log:lines-dropped': {
+    /** File of the event log (EVENT_LOG_FILE). */
+    file: string;
+    /** Lines dropped since the previous event. */
+    lines: number;
     /** Lines dropped so far. */
     droppedLinesTotal: number;
   };

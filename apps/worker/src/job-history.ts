@@ -14,6 +14,8 @@ import type { RedisClient } from '@bullpen/core';
 export interface StartHistory {
   /** Starts that ended without using an attempt (see JOB_FIELD.uncountedStarts). */
   uncountedStarts: number;
+  /** Of those, the rate-limited retries (see JOB_FIELD.rateLimitedRetries). */
+  rateLimitedRetries: number;
   lease: LeaseRecord | undefined;
   /** The job's last attempt row, if its last log line is one. */
   lastRow: AttemptLogRow | undefined;
@@ -38,13 +40,14 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
   const keys = jobKeys(prefix, lane, jobId);
   // Sent in the same turn, so in one write (write-coalescing.ts); an ioredis pipeline would copy
   // every script defined on the connection onto itself for these two commands.
-  const [[uncounted, lease, cancel], rows] = await Promise.all([
-    redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.lease, JOB_FIELD.cancelRequested),
+  const [[uncounted, rateLimited, lease, cancel], rows] = await Promise.all([
+    redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries, JOB_FIELD.lease, JOB_FIELD.cancelRequested),
     redis.lrange(keys.logs, -1, -1),
   ]);
   const [lastLine] = rows;
   return {
     uncountedStarts: Number(uncounted ?? 0) || 0,
+    rateLimitedRetries: Number(rateLimited ?? 0) || 0,
     lease: parseLeaseRecord(lease),
     lastRow: lastLine === undefined ? undefined : parseAttemptLogRow(lastLine),
     cancelRequested: Boolean(cancel),
@@ -55,6 +58,13 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
  * a crash in between can only hide a reclaim, never report one that did not happen. */
 export async function countUncountedStart(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
   await redis.hincrby(jobKeys(prefix, lane, jobId).job, JOB_FIELD.uncountedStarts, 1);
+}
+
+/** Counts one rate-limited retry that uses no attempt: a start that used none, and one of the
+ * lane's maxRateLimitedRetries. Both are sent in the same turn, so in one write. */
+export async function countRateLimitedRetry(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
+  const key = jobKeys(prefix, lane, jobId).job;
+  await Promise.all([redis.hincrby(key, JOB_FIELD.uncountedStarts, 1), redis.hincrby(key, JOB_FIELD.rateLimitedRetries, 1)]);
 }
 
 /**

@@ -249,6 +249,8 @@ export class LaneWorker {
     }
     await this.leases.close();
     await this.pool?.close();
+    // The jobs whose handlers that stopped go back to wait on this lane's connections.
+    await this.runner.handBacksSettled();
     await this.budget.close();
     await Promise.allSettled([...this.writes]);
     this.connection?.disconnect();

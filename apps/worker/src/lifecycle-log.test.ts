@@ -46,6 +46,7 @@ describe('recordLifecycle', () => {
       maxFiles: 1,
       logger: createLogger('worker', 'error'),
       onWriteFailed: () => undefined,
+      onLinesDropped: () => undefined,
     });
     log.start();
     stop = recordLifecycle(source, log, () => NOW);

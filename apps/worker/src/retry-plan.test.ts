@@ -1,10 +1,11 @@
 import type { Classification, LanePolicy, RetryBudgetDecision } from '@bullpen/core';
 import { planRetry, type RetryPlanInput } from './retry-plan';
 
-const policy: Pick<LanePolicy, 'backoff' | 'retryBudget' | 'rateLimitedConsumesAttempt'> = {
+const policy: Pick<LanePolicy, 'backoff' | 'retryBudget' | 'rateLimitedConsumesAttempt' | 'maxRateLimitedRetries'> = {
   backoff: { strategy: 'fixed', baseMs: 100, capMs: 5000, jitter: 0 },
   retryBudget: { ratio: 0.2, minRetriesPerSecond: 10, windowSeconds: 10, onExhausted: 'defer' },
   rateLimitedConsumesAttempt: true,
+  maxRateLimitedRetries: 20,
 };
 const retryable: Classification = { errorClass: 'network', retryable: true };
 const granted: RetryBudgetDecision = { granted: true, retriesInWindow: 1, allowedInWindow: 10 };
@@ -16,6 +17,7 @@ function input(over: Partial<RetryPlanInput> = {}): RetryPlanInput {
     attemptsMade: 0,
     maxAttempts: 3,
     retry: 0,
+    rateLimitedRetries: 0,
     policy,
     now: 1_000_000,
     random: () => 0.5,
@@ -97,6 +99,26 @@ describe('planRetry', () => {
       delayMs: 5000,
       consumesAttempt: false,
     });
+  });
+
+  it('fails a job rate limited once more after the lane\'s free rate-limited retries, without asking the budget', async () => {
+    const limited: Classification = { errorClass: 'rate_limited', retryable: true, retryAfterMs: 1500 };
+    const free = { ...policy, rateLimitedConsumesAttempt: false, maxRateLimitedRetries: 3 };
+    const tryRetry = jest.fn(async () => granted);
+    expect(await planRetry(input({ classification: limited, policy: free, rateLimitedRetries: 2, tryRetry }))).toMatchObject({
+      kind: 'retry',
+      consumesAttempt: false,
+    });
+    expect(tryRetry).toHaveBeenCalledTimes(1);
+    expect(await planRetry(input({ classification: limited, policy: free, rateLimitedRetries: 3, tryRetry }))).toEqual({
+      kind: 'dead',
+      reason: 'rate_limited_retries_exhausted',
+      errorClass: 'rate_limited',
+      failedReason: 'rate_limited_retries_exhausted',
+    });
+    expect(tryRetry).toHaveBeenCalledTimes(1);
+    // Where rate-limited retries use attempts, the attempts bound them instead.
+    expect(await planRetry(input({ classification: limited, rateLimitedRetries: 3 }))).toMatchObject({ kind: 'retry', consumesAttempt: true });
   });
 
   it('keeps the delay BullMQ will use for jobs with one of its own backoffs', async () => {

@@ -1,5 +1,5 @@
 // The verdict on a failed attempt, lane rules included: the job's own rules (retry-decision.ts),
-// then the job's deadline (no retry may start after it), then the lane's retry budget shared by all
+// then the bound on rate-limited retries that use no attempt, then the job's deadline (no retry may start after it), then the lane's retry budget shared by all
 // replicas (a refused retry is deferred to the backoff cap or fails the job). Pure apart from the
 // one budget call it is handed.
 import type { Classification, ErrorClass, LanePolicy, RetryBudgetDecision } from '@bullpen/core';
@@ -11,6 +11,8 @@ import { decideRetry } from './retry-decision';
 export const DEADLINE_EXCEEDED = 'deadline_exceeded';
 /** The failedReason of a job whose retry the budget refused on a lane with `onExhausted: fail`. */
 export const RETRY_BUDGET_EXHAUSTED = 'retry_budget_exhausted';
+/** The failedReason of a job rate limited once more after the lane's maxRateLimitedRetries free retries. */
+export const RATE_LIMITED_RETRIES_EXHAUSTED = 'rate_limited_retries_exhausted';
 
 export interface BudgetRefusal {
   action: 'defer' | 'fail';
@@ -47,7 +49,9 @@ export interface RetryPlanInput {
   maxAttempts: number;
   /** The backoff's retry number: retries so far, including those that used no attempt. */
   retry: number;
-  policy: Pick<LanePolicy, 'backoff' | 'retryBudget' | 'rateLimitedConsumesAttempt'>;
+  /** Rate-limited retries so far that used no attempt. */
+  rateLimitedRetries: number;
+  policy: Pick<LanePolicy, 'backoff' | 'retryBudget' | 'rateLimitedConsumesAttempt' | 'maxRateLimitedRetries'>;
   previousDelayMs?: number;
   /** Epoch ms after which no attempt may start. */
   deadlineAt?: number;
@@ -78,6 +82,16 @@ export async function planRetry(input: RetryPlanInput): Promise<RetryPlan> {
   });
   if (!decision.willRetry) {
     return { kind: 'dead', reason: deadReasonOf(classification), errorClass: classification.errorClass };
+  }
+  // Free retries have no attempts to run out of: without this bound a dependency that keeps
+  // refusing would keep a job without a deadline retrying forever.
+  if (!consumesAttempt && input.rateLimitedRetries >= policy.maxRateLimitedRetries) {
+    return {
+      kind: 'dead',
+      reason: 'rate_limited_retries_exhausted',
+      errorClass: classification.errorClass,
+      failedReason: RATE_LIMITED_RETRIES_EXHAUSTED,
+    };
   }
 
   let delayMs = input.bullmqDelayMs ?? decision.delayMs ?? 0;

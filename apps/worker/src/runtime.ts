@@ -258,14 +258,16 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
 
   /** The lifecycle event log, when EVENT_LOG_FILE is set: written from this runtime's events. */
   private startLifecycleLog(): void {
-    const { eventLogFile: file, eventLogMaxBytes: maxBytes, eventLogMaxFiles: maxFiles } = this.config;
+    const { eventLogFile: file, eventLogMaxBytes: maxBytes, eventLogMaxFiles: maxFiles, eventLogMaxBufferedLines: maxBufferedLines } = this.config;
     if (!file) return;
     this.lifecycleLog = new LifecycleLog({
       file,
       maxBytes,
       maxFiles,
+      maxBufferedLines,
       logger: this.logger,
       onWriteFailed: (failure) => this.emit('event-log:write-failed', { file, ...failure }),
+      onLinesDropped: (drop) => this.emit('event-log:lines-dropped', { file, ...drop }),
     });
     this.lifecycleLog.start();
     this.stopLifecycleLog = recordLifecycle(this, this.lifecycleLog);
@@ -321,7 +323,8 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   /**
    * Stops taking jobs, lets active ones finish for up to graceMs, then closes every connection.
    * Jobs still running when the grace period ends are left to BullMQ's stalled-job recovery:
-   * their locks expire and another worker takes them over.
+   * their locks expire and another worker takes them over. In an isolated lane their threads are
+   * terminated and the jobs handed back to the wait list at once.
    */
   close(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
     this.closing ??= this.doClose(graceMs);

@@ -57,6 +57,7 @@ export class WorkerMetrics {
       redisOom.inc({ lane }, 0);
     }
     this.metrics.counter('bullpen_worker_event_log_errors_total').inc(0);
+    this.metrics.counter('bullpen_worker_event_log_dropped_lines_total').inc(0);
   }
 
   get registry(): Registry {
@@ -74,6 +75,8 @@ export class WorkerMetrics {
       if (!e.terminated) abortIgnored.inc({ lane: e.lane });
     });
     this.listen('event-log:write-failed', (e) => eventLogErrors.inc(e.errors));
+    const eventLogDropped = this.metrics.counter('bullpen_worker_event_log_dropped_lines_total');
+    this.listen('event-log:lines-dropped', (e) => eventLogDropped.inc(e.lines));
     const redisOom = this.metrics.counter('bullpen_worker_redis_oom_total');
     this.listen('redis:oom-refused', (e) => redisOom.inc({ lane: e.lane }));
   }

@@ -40,6 +40,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   EVENT_LOG_FILE: ['worker', 'exporter'],
   EVENT_LOG_MAX_BYTES: ['worker', 'exporter'],
   EVENT_LOG_MAX_FILES: ['worker', 'exporter'],
+  EVENT_LOG_MAX_BUFFERED_LINES: ['worker', 'exporter'],
   LOG_JOB_PAYLOADS: ['worker'],
   HTTP_HANDLER_ALLOWED_HOSTS: ['worker'],
   LOG_REDACT_KEYS: ['worker'],

@@ -147,6 +147,9 @@ export interface BullpenConfig {
   readonly eventLogMaxBytes: number;
   /** EVENT_LOG_MAX_FILES: rotated event logs kept; default 5. */
   readonly eventLogMaxFiles: number;
+  /** EVENT_LOG_MAX_BUFFERED_LINES: lines held in memory at most while the disk is slow or stuck;
+   * past it new lines are dropped (and counted); default 100,000. */
+  readonly eventLogMaxBufferedLines: number;
   /** ADMIN_UI_PASSWORD: enables bull-board at /admin/queues behind HTTP Basic auth; default off. */
   readonly adminUiPassword: string | undefined;
   /** ADMIN_UI_USER: the Basic auth user of the admin UI; default admin. */
@@ -349,6 +352,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     eventLogFile: env.EVENT_LOG_FILE ? path.resolve(env.EVENT_LOG_FILE) : undefined,
     eventLogMaxBytes: intVar(env, 'EVENT_LOG_MAX_BYTES', 50 * 1024 * 1024, 1024, 1024 ** 4),
     eventLogMaxFiles: intVar(env, 'EVENT_LOG_MAX_FILES', 5, 0, 1000),
+    eventLogMaxBufferedLines: intVar(env, 'EVENT_LOG_MAX_BUFFERED_LINES', 100_000, 1, 10_000_000),
     adminUiPassword: adminPassword(env),
     adminUiUser: env.ADMIN_UI_USER || 'admin',
   };

@@ -1,6 +1,7 @@
 // The lifecycle event log: one JSON object per line appended to a file that rotates by size.
 // Writing must never crash or block a worker: lines are buffered and flushed asynchronously,
-// errors (disk full, permission denied) are counted and reported once, and the job goes on.
+// errors (disk full, permission denied) and lines dropped because the buffer is full (a slow or
+// stuck disk) are counted and reported once, and the job goes on.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
@@ -17,6 +18,8 @@ export interface EventLogOptions {
   maxBufferedLines?: number;
   /** Called on the first error of a kind (code), for a log line. */
   onError?: (err: NodeJS.ErrnoException) => void;
+  /** Called on the first line dropped because the buffer was full, for a log line. */
+  onBufferFull?: (maxBufferedLines: number) => void;
 }
 
 export class EventLog {
@@ -31,6 +34,8 @@ export class EventLog {
   private readonly reported = new Set<string>();
   /** Lines that could not be written (error or full buffer). */
   droppedLines = 0;
+  /** Of those, the lines dropped because the buffer was full. */
+  bufferFullLines = 0;
   /** Write errors seen. */
   errors = 0;
   /** Rotations done. */
@@ -53,6 +58,14 @@ export class EventLog {
   write(event: Record<string, unknown>): void {
     if (this.buffer.length >= this.maxBufferedLines) {
       this.droppedLines += 1;
+      this.bufferFullLines += 1;
+      if (this.bufferFullLines === 1) {
+        try {
+          this.options.onBufferFull?.(this.maxBufferedLines);
+        } catch {
+          // A failing reporter must not break the log.
+        }
+      }
       return;
     }
     let line: string;

@@ -10,6 +10,9 @@ export const JOB_FIELD = {
    * attempt counters should delete it too.
    */
   uncountedStarts: 'bp:uncounted',
+  /** Rate-limited retries of the job that used no attempt (`rateLimitedConsumesAttempt: false`),
+   * bounded by the lane's `maxRateLimitedRetries`. A redrive deletes it. */
+  rateLimitedRetries: 'bp:rl_retries',
   /** JSON `{ats, worker}`: which worker held start number `ats`, written once that start has run
    * for a while, so that a worker reclaiming the job after a crash can name the one that crashed. */
   lease: 'bp:lease',

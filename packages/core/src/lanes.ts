@@ -124,6 +124,12 @@ export const laneSchema = z
     retryBudget: retryBudgetSchema.default({ ratio: 0.2, minRetriesPerSecond: 10, windowSeconds: 10, onExhausted: 'defer' }),
     /** Whether a rate-limited (429 / Retry-After) retry uses up one of the job's attempts; default true. */
     rateLimitedConsumesAttempt: z.boolean().default(true),
+    /**
+     * With rateLimitedConsumesAttempt false: how many rate-limited retries a job may take without
+     * using an attempt. Rate limited once more, it is a dead letter (rate_limited_retries_exhausted),
+     * so that a dependency that never stops refusing cannot keep a job retrying forever; default 20.
+     */
+    maxRateLimitedRetries: positiveInt.max(10_000).default(20),
     /** Classification rules checked before the defaults; default none. */
     errorRules: z.array(errorRuleSchema).default([]),
     retention: retentionSchema.default({

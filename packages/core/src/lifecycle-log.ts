@@ -89,6 +89,12 @@ export interface LifecycleWriteFailure {
   droppedLinesTotal: number;
 }
 
+export interface LifecycleLinesDropped {
+  /** Lines dropped since the previous report: their write failed, or the buffer was full. */
+  lines: number;
+  droppedLinesTotal: number;
+}
+
 export interface LifecycleLogOptions {
   /** EVENT_LOG_FILE. */
   file: string;
@@ -96,10 +102,17 @@ export interface LifecycleLogOptions {
   maxBytes: number;
   /** EVENT_LOG_MAX_FILES. */
   maxFiles: number;
+  /** EVENT_LOG_MAX_BUFFERED_LINES; default 100,000. */
+  maxBufferedLines?: number;
   /** The first failure of each kind (ENOSPC, EACCES, …) is logged here, once. */
   logger: Logger;
   /** Called after each flush that failed (its lines were dropped): for a metric. */
   onWriteFailed(failure: LifecycleWriteFailure): void;
+  /**
+   * Called when lines were dropped since the previous report, whatever the cause: for a metric.
+   * Reported at each periodic write, even while an earlier write hangs, and on close.
+   */
+  onLinesDropped(drop: LifecycleLinesDropped): void;
   /** How often buffered lines are written; default 200 ms. */
   flushIntervalMs?: number;
 }
@@ -107,19 +120,28 @@ export interface LifecycleLogOptions {
 /**
  * The lifecycle log file: lines are buffered and written asynchronously with size rotation
  * (EventLog). Never throws and never blocks its caller; a failed write drops its lines, is
- * reported through onWriteFailed, and is logged once per kind of error.
+ * reported through onWriteFailed, and is logged once per kind of error. A line that finds the
+ * buffer full (the disk is slow or stuck) is dropped, and the first such line is logged. Every
+ * dropped line is reported through onLinesDropped.
  */
 export class LifecycleLog {
   private readonly log: EventLog;
   private timer: NodeJS.Timeout | undefined;
   private errorsReported = 0;
+  private droppedLinesReported = 0;
 
   constructor(private readonly options: LifecycleLogOptions) {
-    const { file, maxBytes, maxFiles, logger } = options;
+    const { file, maxBytes, maxFiles, maxBufferedLines, logger } = options;
     this.log = new EventLog({
       file,
       maxBytes,
       maxFiles,
+      ...(maxBufferedLines !== undefined ? { maxBufferedLines } : {}),
+      onBufferFull: (max) =>
+        logger.warn('lifecycle event log: write buffer full (the disk is slow or stuck); new lines are dropped, jobs go on', {
+          file,
+          max_buffered_lines: max,
+        }),
       // EventLog reports the first error of each kind only: one line per cause, not per write.
       onError: (err) =>
         logger.error('lifecycle event log: write failed; its lines are dropped, jobs go on', {
@@ -145,7 +167,11 @@ export class LifecycleLog {
   /** Starts the periodic write. */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs ?? 200);
+    this.timer = setInterval(() => {
+      // Not after the flush: a write that hangs must not hold back the count of what is dropped.
+      this.reportDroppedLines();
+      void this.flush();
+    }, this.options.flushIntervalMs ?? 200);
     this.timer.unref();
   }
 
@@ -158,6 +184,7 @@ export class LifecycleLog {
   async flush(): Promise<void> {
     await this.log.flush();
     this.reportFailures();
+    this.reportDroppedLines();
   }
 
   /**
@@ -175,6 +202,7 @@ export class LifecycleLog {
     });
     const outcome = await Promise.race([this.log.close().then(() => 'written' as const), late]);
     clearTimeout(timer);
+    this.reportDroppedLines();
     if (outcome === 'late') {
       this.options.logger.warn('lifecycle event log: its last lines could not be written in time; they are dropped', {
         file: this.options.file,
@@ -183,6 +211,17 @@ export class LifecycleLog {
       return;
     }
     this.reportFailures();
+  }
+
+  private reportDroppedLines(): void {
+    const lines = this.log.droppedLines - this.droppedLinesReported;
+    if (lines === 0) return;
+    this.droppedLinesReported = this.log.droppedLines;
+    try {
+      this.options.onLinesDropped({ lines, droppedLinesTotal: this.log.droppedLines });
+    } catch {
+      // A failing listener must not break the log.
+    }
   }
 
   private reportFailures(): void {

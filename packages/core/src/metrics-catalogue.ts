@@ -332,6 +332,13 @@ export const METRIC_CATALOGUE = [
     labelNames: [],
     origin: 'exporter-self',
   },
+  {
+    name: 'bullpen_exporter_event_log_dropped_lines_total',
+    type: 'counter',
+    help: 'Lines the exporter\'s lifecycle event log dropped: their write failed, or they found its write buffer full (a slow or stuck disk); counting goes on.',
+    labelNames: [],
+    origin: 'exporter-self',
+  },
 
   // ── API process ──────────────────────────────────────────────────────────────────────────
   {
@@ -446,6 +453,13 @@ export const METRIC_CATALOGUE = [
     name: 'bullpen_worker_event_log_errors_total',
     type: 'counter',
     help: 'Failed writes of the lifecycle event log (disk full, permission denied); their lines are dropped and jobs go on.',
+    labelNames: [],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_event_log_dropped_lines_total',
+    type: 'counter',
+    help: 'Lines the lifecycle event log dropped: their write failed, or they found its write buffer full (a slow or stuck disk); jobs go on.',
     labelNames: [],
     origin: 'worker',
   },

@@ -63,6 +63,15 @@ export interface ThreadPoolOptions {
   script?: string;
 }
 
+/**
+ * A call the pool ended because it closed (the worker is shutting down): the handler did not
+ * fail, its thread was taken from it. The attempt hands its job back rather than recording a failure.
+ */
+export class ThreadPoolClosedError extends Error {
+  override readonly name = 'ThreadPoolClosedError';
+  readonly code = 'thread_pool_closed';
+}
+
 export class ThreadPool {
   private readonly threads = new Set<PoolThread>();
   private readonly idle: PoolThread[] = [];
@@ -88,9 +97,9 @@ export class ThreadPool {
     const result = this.acquire().then(
       (acquired) =>
         new Promise<unknown>((resolve, reject) => {
-          if (stopped) {
+          if (stopped || this.closed) {
             this.release(acquired);
-            reject(new Error('isolated handler call stopped before it started'));
+            reject(this.closed ? this.closedError() : new Error('isolated handler call stopped before it started'));
             return;
           }
           thread = acquired;
@@ -112,16 +121,19 @@ export class ThreadPool {
   }
 
   /**
-   * Stops every thread and fails calls still waiting for one. An idle thread is asked to exit, so
-   * that it first exports the spans it holds; a busy one, or one that does not exit within
-   * `graceMs`, is terminated.
+   * Stops every thread. Calls still running or waiting for a thread fail with a
+   * ThreadPoolClosedError, before their thread is terminated, so that they are not taken for the
+   * handler's own failure. An idle thread is asked to exit, so that it first exports the spans it
+   * holds; a busy one, or one that does not exit within `graceMs`, is terminated.
    */
   async close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     this.closed = true;
-    for (const waiter of this.waiters.splice(0)) waiter.fail(new Error(`lane ${this.options.lane}: thread pool closed`));
+    for (const waiter of this.waiters.splice(0)) waiter.fail(this.closedError());
     await Promise.all(
       [...this.threads].map(async (thread) => {
-        if (!thread.call) {
+        if (thread.call) {
+          thread.call.reject(this.closedError());
+        } else {
           this.send(thread, { type: 'shutdown' });
           let timer: NodeJS.Timeout | undefined;
           const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, graceMs, 'late')));
@@ -136,11 +148,15 @@ export class ThreadPool {
   }
 
   private acquire(): Promise<PoolThread> {
-    if (this.closed) return Promise.reject(new Error(`lane ${this.options.lane}: thread pool closed`));
+    if (this.closed) return Promise.reject(this.closedError());
     const idle = this.idle.pop();
     if (idle) return Promise.resolve(idle);
     if (this.threads.size < this.options.size) return Promise.resolve(this.spawn());
     return new Promise((grant, fail) => this.waiters.push({ grant, fail }));
+  }
+
+  private closedError(): ThreadPoolClosedError {
+    return new ThreadPoolClosedError(`lane ${this.options.lane}: thread pool closed (the worker is shutting down)`);
   }
 
   private release(thread: PoolThread): void {
