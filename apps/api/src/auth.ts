@@ -1,10 +1,8 @@
 // Who is calling: a Bearer key from configuration binds the request to a tenant and, optionally,
 // to a set of lanes. With AUTH_DISABLED every request is the tenant "default".
 import type { RequestHandler, Response } from 'express';
-import { ConfigError, findApiKey, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { ConfigError, DEFAULT_TENANT, findApiKey, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import { ProblemError } from './problem';
-
-export const DEFAULT_TENANT = 'default';
 
 export interface Principal {
   readonly tenant: string;

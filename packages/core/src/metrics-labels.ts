@@ -16,9 +16,17 @@ export function defaultMetricJobNames(config: Pick<BullpenConfig, 'lanes'>): str
   return [...names];
 }
 
-/** Tenants named in the API keys configuration; only these appear as `tenant` label values. */
-export function configuredTenants(config: Pick<BullpenConfig, 'apiKeys'>): string[] {
-  return [...new Set(config.apiKeys.map((k) => k.tenant))];
+/** The tenant every request acts as when authentication is off (AUTH_DISABLED=true). */
+export const DEFAULT_TENANT = 'default';
+
+/**
+ * Tenants named in the API keys configuration, and `default` when authentication is off; only
+ * these appear as `tenant` label values.
+ */
+export function configuredTenants(config: Pick<BullpenConfig, 'apiKeys' | 'authDisabled'>): string[] {
+  const tenants = new Set(config.apiKeys.map((k) => k.tenant));
+  if (config.authDisabled) tenants.add(DEFAULT_TENANT);
+  return [...tenants];
 }
 
 const ERROR_CLASS_SET: ReadonlySet<string> = new Set(ERROR_CLASSES);
