@@ -50,7 +50,9 @@ function positionalsOf(command: string, args: string[], count: number): string[]
 }
 
 export async function run(argv: string[], env: Readonly<Record<string, string | undefined>>, io: Out): Promise<number> {
-  const [command, ...rest] = argv;
+  // `npx bullpen -- --help`: npm 11 passes on the `--` that older npm took as its own. Only a
+  // leading one is dropped; after the command, `--` keeps its meaning for the command's options.
+  const [command, ...rest] = argv[0] === '--' ? argv.slice(1) : argv;
   try {
     if (!command || command === '--help' || command === '-h' || command === 'help') {
       const about = command === 'help' ? rest[0] : undefined;
