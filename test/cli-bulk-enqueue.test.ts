@@ -73,11 +73,23 @@ describe('bullpen enqueue --file', () => {
     expect(run.code).toBe(5);
     expect(run.stdout).toBe('accepted 3, rejected 3 (malformed_line: 1, validation_failed: 1, queue_full: 1)\n');
     expect(run.stderr).toMatch(/^line 3: malformed_line \(not JSON: Unexpected token/m);
-    expect(run.stderr).toMatch(/^line 4: validation_failed \([^)]*name[^)]*: expected a job name/m);
+    expect(run.stderr).toMatch(/^line 4: validation_failed \(name: expected a job name/m);
     expect(run.stderr).toMatch(/^line 6: queue_full \(lane critic took no job for 0\.5 s \(--full-wait\)\)$/m);
     // stderr is not a terminal here: no progress redrawn with \r.
     expect(run.stderr).not.toContain('\r');
     expect(await api.backlog('critic')).toBe(3);
+  });
+
+  it("names a refused line's fields as the line's own, not by its place in the bulk request", async () => {
+    const jobs = file(['{"name":"noop"}', '{"name":"noop"}', '{"name":"noop"}', '{"name":"9bad"}', '{"name":"noop","colour":"red","data":{}}', '[1,2]']);
+    const run = await bullpen(['enqueue', 'big', '--file', jobs, '--batch-size', '4'], env);
+    expect(run.code).toBe(5);
+    expect(run.stdout).toBe('accepted 3, rejected 3 (validation_failed: 3)\n');
+    // Line 4 is the fourth job of the first request, lines 5 and 6 the first and second of the next.
+    expect(run.stderr).toMatch(/^line 4: validation_failed \(name: expected a job name[^\n]*\)$/m);
+    expect(run.stderr).toMatch(/^line 5: validation_failed \(colour: unknown field\)$/m);
+    expect(run.stderr).toMatch(/^line 6: validation_failed \(expected a JSON object\)$/m);
+    expect(run.stderr).not.toMatch(/jobs\[/);
   });
 
   it('names the first 20 refused lines and counts the rest', async () => {

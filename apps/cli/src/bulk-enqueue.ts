@@ -61,6 +61,18 @@ function isResult(r: unknown): r is BulkItemResult {
   return typeof x === 'object' && x !== null && typeof x.index === 'number' && typeof x.status === 'string';
 }
 
+/**
+ * A refused item's field error as the line's own: the API names fields in the bulk request
+ * (`body.jobs[2].name`), whose position in a batch means nothing to whoever wrote the file, so
+ * `name: …`, `data.x: …`, or only the message when the line as a whole is wrong (not an object).
+ */
+function fieldOfLine(field: string, index: number, message: string): string {
+  const item = `body.jobs[${index}]`;
+  if (!field.startsWith(item)) return `${field}: ${message}`;
+  const own = field.slice(item.length).replace(/^\./, '');
+  return own === '' ? message : `${own}: ${message}`;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class BulkEnqueue {
@@ -185,7 +197,7 @@ export class BulkEnqueue {
       } else if (r.code === 'queue_full') {
         full.push(item);
       } else {
-        const detail = r.errors?.map((e) => `${e.field}: ${e.message}`).join('; ');
+        const detail = r.errors?.map((e) => fieldOfLine(e.field, i, e.message)).join('; ');
         this.reject(item.line, r.code ?? r.status, detail, item);
       }
     });
