@@ -3,7 +3,7 @@
 // requests stay under the API's body limit (and a batch refused as too large is split), a run that
 // stops says which lines were enqueued, and --idempotency-prefix makes a second run a replay.
 // Against the real API and a worker; a stand-in API where the real one cannot be made to fail so.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@bullpen/core';
@@ -140,8 +140,14 @@ describe('bullpen enqueue --file', () => {
     const first = await bullpen(['enqueue', 'big', '--file', jobs, '--idempotency-prefix', 'import-7'], env);
     expect(first.stdout).toBe('accepted 3, rejected 1 (validation_failed: 1)\n');
     const second = await bullpen(['enqueue', 'big', '--file', jobs, '--idempotency-prefix', 'import-7'], env);
-    expect(second.stdout).toBe('accepted 3, rejected 1 (validation_failed: 1)\n');
+    // Every job was in already: the summary says so, rather than looking like 3 jobs added.
+    expect(second.stdout).toBe('accepted 3 (replayed 3), rejected 1 (validation_failed: 1)\n');
     expect(await api.backlog('big')).toBe(before + 3);
+    // The file grown by a line: only that line adds a job.
+    appendFileSync(jobs, '\n{"name":"noop","data":{"n":5}}');
+    const third = await bullpen(['enqueue', 'big', '--file', jobs, '--idempotency-prefix', 'import-7'], env);
+    expect(third.stdout).toBe('accepted 4 (replayed 3), rejected 1 (validation_failed: 1)\n');
+    expect(await api.backlog('big')).toBe(before + 4);
   });
 
   /** A stand-in API that takes every job of the first `good` bulk requests, then answers `fail`. */

@@ -77,6 +77,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class BulkEnqueue {
   private accepted = 0;
+  /** Of the accepted, lines whose job was already in the lane (its idempotency key was seen
+   * before, in an earlier run or an earlier line): nothing was added for them. */
+  private replayed = 0;
   private rejected = 0;
   private sent = 0;
   private readonly reasons = new Map<string, number>();
@@ -193,7 +196,7 @@ export class BulkEnqueue {
     items.forEach((item, i) => {
       const r = byIndex.get(i) as BulkItemResult;
       if (r.status === 'created' || r.status === 'replayed') {
-        this.accept(item);
+        this.accept(item, r.status === 'replayed');
       } else if (r.code === 'queue_full') {
         full.push(item);
       } else {
@@ -230,9 +233,10 @@ export class BulkEnqueue {
     }
   }
 
-  private accept(item: Item): void {
+  private accept(item: Item, replayed: boolean): void {
     item.settled = true;
     this.accepted += 1;
+    if (replayed) this.replayed += 1;
     this.enqueued.add(item.line);
     this.lastProgressAt = Date.now();
   }
@@ -267,12 +271,17 @@ export class BulkEnqueue {
   private summary(): void {
     if (this.rejected > LINES_SHOWN) this.io.err(`... and ${this.rejected - LINES_SHOWN} more lines refused\n`);
     const why = [...this.reasons].map(([code, n]) => `${code}: ${n}`).join(', ');
-    this.io.out(`accepted ${this.accepted}, rejected ${this.rejected}${why ? ` (${why})` : ''}`);
+    this.io.out(`accepted ${this.accepted}${this.replayedNote()}, rejected ${this.rejected}${why ? ` (${why})` : ''}`);
+  }
+
+  /** ` (replayed 3)`: how many accepted lines added nothing, their job being in the lane already. */
+  private replayedNote(): string {
+    return this.replayed > 0 ? ` (replayed ${this.replayed})` : '';
   }
 
   private progress(): void {
     if (!this.io.tty) return;
-    this.io.err(`\renqueue ${this.options.lane}: ${this.sent} sent, ${this.accepted} accepted, ${this.rejected} rejected`);
+    this.io.err(`\renqueue ${this.options.lane}: ${this.sent} sent, ${this.accepted} accepted${this.replayedNote()}, ${this.rejected} rejected`);
     this.progressShown = true;
   }
 
