@@ -46,11 +46,49 @@ describe('bullpen and answers that are not the API’s', () => {
     expect(run.stderr).not.toMatch(/TypeError|\n\s+at /);
   });
 
-  it('quotes an error page shortened, with its content type', async () => {
-    standIn = await startStandIn((_req, res) => res.writeHead(502, { 'content-type': 'text/html' }).end(HTML));
-    const run = await bullpen(['lanes'], { BULLPEN_API_URL: standIn.url, BULLPEN_API_KEY: 'k' });
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^bullpen: 502: \(text\/html\) <!DOCTYPE html>.*… \(\d+ characters\)\n$/);
+  it('names an error page, or an error that is not a problem document, as an unexpected answer quoted shortened (exit 1, 4 for 401 and 403)', async () => {
+    const pages: Array<{ status: number; type: string; body: string; code: number }> = [
+      { status: 404, type: 'text/html;charset=utf-8', body: HTML, code: 1 },
+      { status: 502, type: 'text/html', body: HTML, code: 1 },
+      { status: 500, type: 'text/plain', body: 'Internal Server Error', code: 1 },
+      { status: 500, type: 'application/json', body: '{"message":"upstream failed"}', code: 1 },
+      { status: 401, type: 'text/html', body: HTML, code: 4 },
+      { status: 403, type: 'application/json', body: '{"error":"forbidden"}', code: 4 },
+    ];
+    for (const page of pages) {
+      standIn = await startStandIn((_req, res) => res.writeHead(page.status, { 'content-type': page.type }).end(page.body));
+      const run = await bullpen(['lanes'], { BULLPEN_API_URL: standIn.url, BULLPEN_API_KEY: 'k' });
+      const start = `bullpen: unexpected answer (${page.status}, ${page.type}) from GET ${standIn.url}/v1/lanes: ${page.body.slice(0, 15)}`;
+      expect({ page: page.status, code: run.code, start: run.stderr.slice(0, start.length) }).toEqual({ page: page.status, code: page.code, start });
+      if (page.body === HTML) expect(run.stderr).toMatch(/… \(\d+ characters\)\n$/);
+      await standIn.close();
+      standIn = undefined;
+    }
+  });
+
+  it("splits a bulk request a proxy refuses as too large with its own 413 page", async () => {
+    // The proxy takes bodies of up to 40 bytes: one job of the file each.
+    standIn = await startStandIn((req, res) => {
+      if (req.body.length > 40) {
+        res.writeHead(413, { 'content-type': 'text/html' }).end('<html><body>413 Request Entity Too Large</body></html>');
+        return;
+      }
+      const { jobs } = JSON.parse(req.body) as { jobs: unknown[] };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ results: jobs.map((_, index) => ({ index, status: 'created' })) }));
+    });
+    const run = await bullpen(['enqueue', 'tool_call', '--file', file], { BULLPEN_API_URL: standIn.url, BULLPEN_API_KEY: 'k' });
+    expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: 'accepted 2, rejected 0\n', stderr: '' });
+    expect(standIn.requests).toHaveLength(3);
+  });
+
+  it("still names the API's own problem documents by their code and detail", async () => {
+    standIn = await startStandIn((_req, res) =>
+      res
+        .writeHead(404, { 'content-type': 'application/problem+json; charset=utf-8' })
+        .end(JSON.stringify({ type: 'urn:bullpen:problem:lane_not_found', title: 'Lane not found', status: 404, code: 'lane_not_found', detail: 'No lane critic' })),
+    );
+    const run = await bullpen(['job', 'critic', '1'], { BULLPEN_API_URL: standIn.url, BULLPEN_API_KEY: 'k' });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 1, stderr: 'bullpen: 404: lane_not_found - No lane critic\n' });
   });
 
   it('reports a request that got no answer as an outcome unknown, not as an API it cannot reach', async () => {

@@ -29,6 +29,15 @@ describe('the bullpen command', () => {
     // The CLI itself answered: a usage error about the URL.
     expect(npx.status).toBe(2);
     expect(npx.stderr).toMatch(/BULLPEN_API_URL: expected an http:\/\/ or https:\/\/ URL/);
+    // README's `npx bullpen -- --help`, as written: npm 11 passes the `--` on to the command (an
+    // npx option such as --no before the name would make npm take it as its own). npm_config_yes
+    // is --no's setting: never install a package of that name.
+    const help = spawnSync('npx', ['bullpen', '--', '--help'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: os.tmpdir(), npm_config_yes: 'false' },
+    });
+    expect({ status: help.status, stdout: help.stdout }).toEqual({ status: 0, stdout: expect.stringMatching(/^usage: bullpen <command>/) });
   });
 
   it('says the CLI is not built when dist/ is missing', () => {

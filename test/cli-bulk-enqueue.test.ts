@@ -3,7 +3,7 @@
 // requests stay under the API's body limit (and a batch refused as too large is split), a run that
 // stops says which lines were enqueued, and --idempotency-prefix makes a second run a replay.
 // Against the real API and a worker; a stand-in API where the real one cannot be made to fail so.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@bullpen/core';
@@ -73,11 +73,23 @@ describe('bullpen enqueue --file', () => {
     expect(run.code).toBe(5);
     expect(run.stdout).toBe('accepted 3, rejected 3 (malformed_line: 1, validation_failed: 1, queue_full: 1)\n');
     expect(run.stderr).toMatch(/^line 3: malformed_line \(not JSON: Unexpected token/m);
-    expect(run.stderr).toMatch(/^line 4: validation_failed \([^)]*name[^)]*: expected a job name/m);
+    expect(run.stderr).toMatch(/^line 4: validation_failed \(name: expected a job name/m);
     expect(run.stderr).toMatch(/^line 6: queue_full \(lane critic took no job for 0\.5 s \(--full-wait\)\)$/m);
     // stderr is not a terminal here: no progress redrawn with \r.
     expect(run.stderr).not.toContain('\r');
     expect(await api.backlog('critic')).toBe(3);
+  });
+
+  it("names a refused line's fields as the line's own, not by its place in the bulk request", async () => {
+    const jobs = file(['{"name":"noop"}', '{"name":"noop"}', '{"name":"noop"}', '{"name":"9bad"}', '{"name":"noop","colour":"red","data":{}}', '[1,2]']);
+    const run = await bullpen(['enqueue', 'big', '--file', jobs, '--batch-size', '4'], env);
+    expect(run.code).toBe(5);
+    expect(run.stdout).toBe('accepted 3, rejected 3 (validation_failed: 3)\n');
+    // Line 4 is the fourth job of the first request, lines 5 and 6 the first and second of the next.
+    expect(run.stderr).toMatch(/^line 4: validation_failed \(name: expected a job name[^\n]*\)$/m);
+    expect(run.stderr).toMatch(/^line 5: validation_failed \(colour: unknown field\)$/m);
+    expect(run.stderr).toMatch(/^line 6: validation_failed \(expected a JSON object\)$/m);
+    expect(run.stderr).not.toMatch(/jobs\[/);
   });
 
   it('names the first 20 refused lines and counts the rest', async () => {
@@ -128,8 +140,14 @@ describe('bullpen enqueue --file', () => {
     const first = await bullpen(['enqueue', 'big', '--file', jobs, '--idempotency-prefix', 'import-7'], env);
     expect(first.stdout).toBe('accepted 3, rejected 1 (validation_failed: 1)\n');
     const second = await bullpen(['enqueue', 'big', '--file', jobs, '--idempotency-prefix', 'import-7'], env);
-    expect(second.stdout).toBe('accepted 3, rejected 1 (validation_failed: 1)\n');
+    // Every job was in already: the summary says so, rather than looking like 3 jobs added.
+    expect(second.stdout).toBe('accepted 3 (replayed 3), rejected 1 (validation_failed: 1)\n');
     expect(await api.backlog('big')).toBe(before + 3);
+    // The file grown by a line: only that line adds a job.
+    appendFileSync(jobs, '\n{"name":"noop","data":{"n":5}}');
+    const third = await bullpen(['enqueue', 'big', '--file', jobs, '--idempotency-prefix', 'import-7'], env);
+    expect(third.stdout).toBe('accepted 4 (replayed 3), rejected 1 (validation_failed: 1)\n');
+    expect(await api.backlog('big')).toBe(before + 4);
   });
 
   /** A stand-in API that takes every job of the first `good` bulk requests, then answers `fail`. */

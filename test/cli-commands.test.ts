@@ -49,6 +49,17 @@ describe('the bullpen CLI against a running API', () => {
     expect(job.returnValue).toEqual({ sleptMs: 10 });
   });
 
+  it('says on stderr when an enqueue with an idempotency key was a replay of a job already in, and prints that job', async () => {
+    const args = ['enqueue', 'tool_call', 'noop', '--idempotency-key', `replay-${Date.now()}`];
+    const first = await bullpen(args, env);
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: '' });
+    const created = JSON.parse(first.stdout) as { id: string };
+    const again = await bullpen(args, env);
+    expect(again.code).toBe(0);
+    expect((JSON.parse(again.stdout) as { id: string }).id).toBe(created.id);
+    expect(again.stderr).toBe(`enqueue tool_call: replayed: idempotency key "${args[4]}" names job ${created.id}, already enqueued; nothing was added\n`);
+  });
+
   it('enqueues a file in bulk and sums up what was accepted and rejected', async () => {
     const file = path.join(dir, 'jobs.jsonl');
     writeFileSync(file, ['{"name":"noop"}', '{"name":"noop"}', 'not json', '{"name":"9bad"}', '{"name":"noop"}', '{"name":"noop"}'].join('\n'));

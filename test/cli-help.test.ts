@@ -27,6 +27,23 @@ describe('bullpen help', () => {
     expect(api.requests).toEqual([]);
   });
 
+  it('ignores a leading `--`, which npm 11 passes on from `npx bullpen -- --help`', async () => {
+    const env = { BULLPEN_API_URL: api.url, BULLPEN_API_KEY: 'k' };
+    for (const [args, usage] of [
+      [['--', '--help'], /^usage: bullpen <command>/],
+      [['--', 'lanes', '--help'], /^usage: bullpen lanes /],
+      [['--', 'help', 'dead'], /^usage: bullpen dead <lane>/],
+    ] as Array<[string[], RegExp]>) {
+      const run = await bullpen(args, env);
+      expect({ args, code: run.code, stderr: run.stderr }).toEqual({ args, code: 0, stderr: '' });
+      expect(run.stdout).toMatch(usage);
+    }
+    // Only the very first argument: a second `--` is not a command.
+    const twice = await bullpen(['--', '--', '--help'], env);
+    expect({ code: twice.code, stderr: twice.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/^bullpen: unknown command "--"/) });
+    expect(api.requests).toEqual([]);
+  });
+
   it('refuses arguments a command does not take (exit 2), without calling the API', async () => {
     const env = { BULLPEN_API_URL: api.url, BULLPEN_API_KEY: 'k' };
     for (const args of [['lanes', 'tool_call'], ['lanes', '--all'], ['job', 'tool_call', '1', '2'], ['help', 'frobnicate']]) {

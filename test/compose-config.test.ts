@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, DEFAULT_LANES_PATH, loadConfig, readsVariable, type AppName } from '@bullpen/core';
+import { loadCliConfig } from '../apps/cli/src/config';
 
 const ROOT = path.resolve(__dirname, '..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -70,19 +71,40 @@ describe('docker-compose.yml', () => {
     expect(env('api').API_KEYS).toBeTruthy();
   });
 
-  it('reads no variable that is not in the documented list', () => {
-    const seen = new Set<string>();
-    const spy = new Proxy({} as Record<string, string | undefined>, {
-      get: (_t, key) => {
-        if (typeof key === 'string') seen.add(key);
-        return undefined;
-      },
-    });
-    loadConfig(spy);
-    for (const name of seen) expect({ name, known: name in CONFIG_VARIABLES }).toEqual({ name, known: true });
+  it('reads no variable that is not in the documented list, in the apps and in the CLI', () => {
+    /** The variables `load` reads from an environment in which none is set. */
+    const readBy = (load: (env: Record<string, string | undefined>) => unknown): Set<string> => {
+      const seen = new Set<string>();
+      load(
+        new Proxy({} as Record<string, string | undefined>, {
+          get: (_t, key) => {
+            if (typeof key === 'string') seen.add(key);
+            return undefined;
+          },
+        }),
+      );
+      return seen;
+    };
+    for (const name of readBy(loadConfig)) expect({ name, known: name in CONFIG_VARIABLES }).toEqual({ name, known: true });
+    // The CLI reads its environment in its own loadCliConfig, not in core's loadConfig.
+    const cli = readBy(loadCliConfig);
+    for (const name of cli) expect({ name, cli: readsVariable('cli', name) }).toEqual({ name, cli: true });
+    const listedForCli = Object.keys(CONFIG_VARIABLES).filter((name) => readsVariable('cli', name));
+    expect(listedForCli.sort()).toEqual([...cli].sort());
     const readme = read('README.md');
     for (const name of Object.keys(CONFIG_VARIABLES)) {
       expect({ name, documented: readme.includes(`\`${name}\``) }).toEqual({ name, documented: true });
+    }
+    // And the other way: every variable of the README's table is in the list.
+    const section = readme.slice(readme.indexOf('\n## Configuration\n'));
+    const table = section.slice(0, section.indexOf('\n#', 1));
+    const rows = table.split('\n').filter((l) => /^\| `[A-Z]/.test(l));
+    expect(rows.length).toBeGreaterThan(40);
+    for (const row of rows) {
+      const [, first = ''] = row.split('|');
+      for (const [, name = ''] of first.matchAll(/`([A-Z][A-Z0-9_]+)`/g)) {
+        expect({ name, listed: name in CONFIG_VARIABLES }).toEqual({ name, listed: true });
+      }
     }
   });
 

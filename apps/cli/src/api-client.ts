@@ -47,11 +47,12 @@ export class OutcomeUnknownError extends ApiError {
   }
 }
 
-/** An answer that is not the API's: not JSON, or JSON of another shape. Exit code 1. */
+/** An answer that is not the API's: not JSON, an error that is not a problem document, or JSON of
+ * another shape. Exit code 1, or 4 for a 401 or 403 (a proxy that wants credentials). */
 export class UnexpectedAnswerError extends ApiError {
   override readonly name = 'UnexpectedAnswerError';
-  constructor(message: string, status: number) {
-    super(message, status, 1);
+  constructor(message: string, status: number, exitCode = 1, retryAfterSeconds?: number) {
+    super(message, status, exitCode, undefined, retryAfterSeconds);
   }
   override get code(): string {
     return 'unexpected_answer';
@@ -127,14 +128,15 @@ export class ApiClient {
       }
     }
     if (!isJson) parsed = text;
-    if (res.status === 401 || res.status === 403) {
-      throw new ApiError(`${res.status}: ${describe(parsed, contentType)}`, res.status, 4, parsed);
+    const exitCode = res.status === 401 || res.status === 403 ? 4 : 1;
+    // An error the API sends is a problem document with a `code`; any other (a proxy's or a
+    // gateway's page, JSON or not) is named as what it is, whatever its status.
+    if (!isJson || (res.status >= 400 && !isProblem(parsed))) {
+      const message = `unexpected answer (${res.status}, ${contentType}) from ${method} ${url}: ${quote(text)}`;
+      throw new UnexpectedAnswerError(message, res.status, exitCode, retryAfterSeconds);
     }
     if (res.status >= 400) {
-      throw new ApiError(`${res.status}: ${describe(parsed, contentType)}`, res.status, 1, parsed, retryAfterSeconds);
-    }
-    if (!isJson) {
-      throw new UnexpectedAnswerError(`unexpected answer (${res.status}, ${contentType}) from ${method} ${url}: ${quote(text)}`, res.status);
+      throw new ApiError(`${res.status}: ${describe(parsed as Problem)}`, res.status, exitCode, parsed, retryAfterSeconds);
     }
     return { status: res.status, body: parsed as T, retryAfterSeconds };
   }
@@ -163,12 +165,19 @@ function quote(text: string): string {
   return flat.length > QUOTE_CHARS ? `${flat.slice(0, QUOTE_CHARS)}… (${text.length} characters)` : flat;
 }
 
-function describe(body: unknown, contentType: string): string {
-  if (typeof body === 'object' && body !== null) {
-    const p = body as { code?: string; detail?: string; title?: string; errors?: { field: string; message: string }[] };
-    const fields = p.errors?.map((e) => `${e.field}: ${e.message}`).join('; ');
-    const text = [p.code, p.detail ?? p.title, fields].filter(Boolean).join(' - ');
-    if (text !== '') return text;
-  }
-  return `(${contentType}) ${quote(typeof body === 'string' ? body : JSON.stringify(body))}`;
+/** The API's error answer (RFC 9457), as far as the CLI reads it. */
+interface Problem {
+  code: string;
+  detail?: string;
+  title?: string;
+  errors?: { field: string; message: string }[];
+}
+
+function isProblem(body: unknown): body is Problem {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) && typeof (body as { code?: unknown }).code === 'string';
+}
+
+function describe(p: Problem): string {
+  const fields = Array.isArray(p.errors) ? p.errors.map((e) => `${e.field}: ${e.message}`).join('; ') : undefined;
+  return [p.code, p.detail ?? p.title, fields].filter(Boolean).join(' - ');
 }

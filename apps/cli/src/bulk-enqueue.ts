@@ -61,10 +61,25 @@ function isResult(r: unknown): r is BulkItemResult {
   return typeof x === 'object' && x !== null && typeof x.index === 'number' && typeof x.status === 'string';
 }
 
+/**
+ * A refused item's field error as the line's own: the API names fields in the bulk request
+ * (`body.jobs[2].name`), whose position in a batch means nothing to whoever wrote the file, so
+ * `name: …`, `data.x: …`, or only the message when the line as a whole is wrong (not an object).
+ */
+function fieldOfLine(field: string, index: number, message: string): string {
+  const item = `body.jobs[${index}]`;
+  if (!field.startsWith(item)) return `${field}: ${message}`;
+  const own = field.slice(item.length).replace(/^\./, '');
+  return own === '' ? message : `${own}: ${message}`;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class BulkEnqueue {
   private accepted = 0;
+  /** Of the accepted, lines whose job was already in the lane (its idempotency key was seen
+   * before, in an earlier run or an earlier line): nothing was added for them. */
+  private replayed = 0;
   private rejected = 0;
   private sent = 0;
   private readonly reasons = new Map<string, number>();
@@ -181,11 +196,11 @@ export class BulkEnqueue {
     items.forEach((item, i) => {
       const r = byIndex.get(i) as BulkItemResult;
       if (r.status === 'created' || r.status === 'replayed') {
-        this.accept(item);
+        this.accept(item, r.status === 'replayed');
       } else if (r.code === 'queue_full') {
         full.push(item);
       } else {
-        const detail = r.errors?.map((e) => `${e.field}: ${e.message}`).join('; ');
+        const detail = r.errors?.map((e) => fieldOfLine(e.field, i, e.message)).join('; ');
         this.reject(item.line, r.code ?? r.status, detail, item);
       }
     });
@@ -218,9 +233,10 @@ export class BulkEnqueue {
     }
   }
 
-  private accept(item: Item): void {
+  private accept(item: Item, replayed: boolean): void {
     item.settled = true;
     this.accepted += 1;
+    if (replayed) this.replayed += 1;
     this.enqueued.add(item.line);
     this.lastProgressAt = Date.now();
   }
@@ -255,12 +271,17 @@ export class BulkEnqueue {
   private summary(): void {
     if (this.rejected > LINES_SHOWN) this.io.err(`... and ${this.rejected - LINES_SHOWN} more lines refused\n`);
     const why = [...this.reasons].map(([code, n]) => `${code}: ${n}`).join(', ');
-    this.io.out(`accepted ${this.accepted}, rejected ${this.rejected}${why ? ` (${why})` : ''}`);
+    this.io.out(`accepted ${this.accepted}${this.replayedNote()}, rejected ${this.rejected}${why ? ` (${why})` : ''}`);
+  }
+
+  /** ` (replayed 3)`: how many accepted lines added nothing, their job being in the lane already. */
+  private replayedNote(): string {
+    return this.replayed > 0 ? ` (replayed ${this.replayed})` : '';
   }
 
   private progress(): void {
     if (!this.io.tty) return;
-    this.io.err(`\renqueue ${this.options.lane}: ${this.sent} sent, ${this.accepted} accepted, ${this.rejected} rejected`);
+    this.io.err(`\renqueue ${this.options.lane}: ${this.sent} sent, ${this.accepted} accepted${this.replayedNote()}, ${this.rejected} rejected`);
     this.progressShown = true;
   }
 

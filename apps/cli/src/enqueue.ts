@@ -72,7 +72,11 @@ export async function enqueue(args: string[], client: ApiClient, io: Out): Promi
     }
   }
   const body = { name, data, ...(values['idempotency-key'] ? { idempotencyKey: values['idempotency-key'] } : {}) };
-  const res = await client.request<unknown>('POST', `/v1/lanes/${encodeURIComponent(lane)}/jobs`, body);
+  const res = await client.request<{ id?: unknown }>('POST', `/v1/lanes/${encodeURIComponent(lane)}/jobs`, body);
   io.out(JSON.stringify(res.body, null, 2));
+  // The API answers a new job 201, and a repeated idempotency key 200 with the job it names.
+  if (res.status === 200) {
+    io.err(`enqueue ${lane}: replayed: idempotency key ${JSON.stringify(values['idempotency-key'])} names job ${String(res.body?.id)}, already enqueued; nothing was added\n`);
+  }
   return 0;
 }

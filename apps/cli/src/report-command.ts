@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration, parseTime } from './args';
 import { UsageError } from './config';
 import type { Out } from './io';
-import { buildReport, formatReport } from './report';
+import { buildReport, formatReport, type Report } from './report';
 
 export const REPORT_USAGE = `report <events.jsonl...> [--window 24h | --since ISO] [--until ISO] [--json] [--no-rotated]
                                                 per lane and tenant figures from lifecycle event logs;
@@ -31,11 +31,22 @@ export async function report(args: string[], io: Out): Promise<number> {
   }
   const result = await buildReport(positionals, { from, to }, { rotated: values['no-rotated'] !== true });
   io.out(values.json ? JSON.stringify(result, null, 2) : formatReport(result));
-  if (result.oldestLine !== null && Date.parse(result.oldestLine) > from) {
-    io.err(
-      `bullpen: warning: the oldest line read (${result.oldestLine}) is after the window's start (${result.window.from}): ` +
-        `the figures cover ${result.oldestLine} .. ${result.window.to} only (older lines were rotated away, or were never written)\n`,
+  const warning = coverageWarning(result);
+  if (warning !== undefined) io.err(`bullpen: warning: ${warning}\n`);
+  return 0;
+}
+
+/** What the figures leave out of the window, when the files do not cover all of it. */
+function coverageWarning(result: Report): string | undefined {
+  const { window, oldestLine, newestLine } = result;
+  const inWindow = result.linesRead - result.corruptLines - result.outsideWindow;
+  if (oldestLine === null || newestLine === null) return `no events inside the window ${window.from} .. ${window.to}: the log holds no lifecycle event`;
+  if (inWindow === 0) return `no events inside the window ${window.from} .. ${window.to}; the log covers ${oldestLine} .. ${newestLine}`;
+  if (Date.parse(oldestLine) > Date.parse(window.from)) {
+    return (
+      `the oldest line read (${oldestLine}) is after the window's start (${window.from}): ` +
+      `the figures cover ${oldestLine} .. ${window.to} only (older lines were rotated away, or were never written)`
     );
   }
-  return 0;
+  return undefined;
 }

@@ -168,6 +168,28 @@ describe('bullpen report', () => {
       );
     });
 
+    it('says plainly that no event is inside the window, and which times the log covers, when the window is before or after the log', async () => {
+      const file = await rotatedLog(12);
+      // The twelfth job's lines, at 10:11, are the newest; the oldest are what rotation kept.
+      const { oldestLine } = await buildReport([file], window);
+      const newestLine = '2026-01-01T10:11:00.000Z';
+      for (const [since, until] of [
+        ['2020-01-01T00:00:00Z', '2020-01-02T00:00:00Z'],
+        ['2027-01-01T00:00:00Z', '2027-01-02T00:00:00Z'],
+      ]) {
+        const out = io();
+        expect({ since, code: await run(['report', file, '--since', since ?? '', '--until', until ?? ''], {}, out.io) }).toEqual({ since, code: 0 });
+        const start = new Date(since ?? '').toISOString();
+        const end = new Date(until ?? '').toISOString();
+        expect(out.err.join('')).toBe(`bullpen: warning: no events inside the window ${start} .. ${end}; the log covers ${oldestLine} .. ${newestLine}\n`);
+      }
+      const empty = path.join(dir, 'empty.jsonl');
+      writeFileSync(empty, '');
+      const out = io();
+      expect(await run(['report', empty, '--since', '2026-01-01T00:00:00Z', '--until', '2026-01-02T00:00:00Z'], {}, out.io)).toBe(0);
+      expect(out.err.join('')).toBe('bullpen: warning: no events inside the window 2026-01-01T00:00:00.000Z .. 2026-01-02T00:00:00.000Z: the log holds no lifecycle event\n');
+    });
+
     it('refuses a gzip-compressed file, a file that is not an event log and a directory with a clear message (exit 2)', async () => {
       const file = await rotatedLog(3);
       const gz = path.join(dir, 'old.jsonl.gz');

@@ -33,6 +33,8 @@ export interface Report {
   /** The time of the oldest line read, in the window or not: after the window's start, the files
    * do not cover all of it. Null when no line was read. */
   oldestLine: string | null;
+  /** The time of the newest line read, in the window or not. Null when no line was read. */
+  newestLine: string | null;
   linesRead: number;
   corruptLines: number;
   outsideWindow: number;
@@ -65,8 +67,9 @@ export class ReportBuilder {
   corruptLines = 0;
   outsideWindow = 0;
   duplicateLines = 0;
-  /** Epoch ms of the oldest line read. */
+  /** Epoch ms of the oldest and the newest line read. */
   oldestMs = Infinity;
+  newestMs = -Infinity;
   private readonly copies: ReplayedLines;
   private readonly repeats: RepeatLeases;
 
@@ -102,6 +105,7 @@ export class ReportBuilder {
       return;
     }
     if (ts < this.oldestMs) this.oldestMs = ts;
+    if (ts > this.newestMs) this.newestMs = ts;
     // Read before anything is skipped: a retry outside the window still makes its lease inside a
     // repeat, and a line written twice repeats its effect on this state harmlessly.
     const jobId = String(event.job_id);
@@ -182,6 +186,7 @@ export class ReportBuilder {
       window: { from: new Date(this.window.from).toISOString(), to: new Date(this.window.to).toISOString() },
       files,
       oldestLine: Number.isFinite(this.oldestMs) ? new Date(this.oldestMs).toISOString() : null,
+      newestLine: Number.isFinite(this.newestMs) ? new Date(this.newestMs).toISOString() : null,
       linesRead: this.linesRead,
       corruptLines: this.corruptLines,
       outsideWindow: this.outsideWindow,

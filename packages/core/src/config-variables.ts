@@ -1,6 +1,7 @@
 // Every environment variable a bullpen app reads, by app. The compose file, .env.example and
-// the README's table are checked against this list, and loadConfig is checked to read nothing
-// outside it, so a misspelt or stale variable cannot pass unnoticed.
+// the README's table are checked against this list, and loadConfig (and the CLI's loadCliConfig,
+// in apps/cli) is checked to read nothing outside it, so a misspelt or stale variable cannot pass
+// unnoticed.
 
 export type AppName = 'api' | 'worker' | 'exporter' | 'cli';
 
@@ -66,6 +67,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT: ALL,
   BULLPEN_API_URL: ['cli'],
   BULLPEN_API_KEY: ['cli'],
+  BULLPEN_API_TIMEOUT_MS: ['cli'],
 };
 
 export function readsVariable(app: AppName, name: string): boolean {
