@@ -4,7 +4,7 @@
 // each repeated message once per window with a count; span export is watched so that a failing
 // collector is one line, then one line a window while it keeps failing, and one when it works again.
 // Loaded by startTracing only, with the SDK.
-import { DiagLogLevel, diag, type DiagLogger } from '@opentelemetry/api';
+import { DiagLogLevel, ROOT_CONTEXT, context, diag, type DiagLogger } from '@opentelemetry/api';
 import { ExportResultCode, setGlobalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './logger';
@@ -80,7 +80,8 @@ export class OtelDiagnostics {
     return {
       export: (spans: ReadableSpan[], done: (result: ExportResult) => void) =>
         exporter.export(spans, (result) => {
-          this.exported(spans.length, result);
+          // Outside whatever span was active when the batch went out: the line is about no request.
+          context.with(ROOT_CONTEXT, () => this.exported(spans.length, result));
           done(result);
         }),
       shutdown: () => exporter.shutdown(),
@@ -137,7 +138,7 @@ export class OtelDiagnostics {
   private write(level: LogLevel, text: string): void {
     // Messages that differ only in their numbers (a count of dropped spans, a retry delay) are one.
     if (!this.repeats.admit(`${level} ${text.replace(/\d+/g, '#').slice(0, 300)}`)) return;
-    this.logger.log(level, `opentelemetry: ${text}`);
+    context.with(ROOT_CONTEXT, () => this.logger.log(level, `opentelemetry: ${text}`));
   }
 }
 
