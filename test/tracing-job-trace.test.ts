@@ -35,7 +35,7 @@ describe('one trace from the REST request to the handler', () => {
   let logLines: Array<Record<string, unknown>>;
 
   beforeAll(async () => {
-    tracing = startTracing(testConfig().tracing, 'bullpen-test', { exporter });
+    tracing = startTracing(testConfig().tracing, 'bullpen-test', createLogger('test', 'error'), { exporter });
     config = testConfig({
       // The downstream server listens on loopback, which the http handler calls only when allowed.
       env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug', HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' },

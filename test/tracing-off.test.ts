@@ -33,7 +33,7 @@ describe('with tracing off', () => {
       lanesFile: { lanes: { calls: { concurrency: 2, attempts: 2, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } } } },
     });
     expect(config.tracing.enabled).toBe(false);
-    expect(startTracing(config.tracing, 'bullpen-test').enabled).toBe(false);
+    expect(startTracing(config.tracing, 'bullpen-test', createLogger('test')).enabled).toBe(false);
     const getTracer = trace.getTracer.bind(trace);
     jest.spyOn(trace, 'getTracer').mockImplementation((...args) => {
       const real = getTracer(...args);
@@ -113,7 +113,7 @@ describe('the OpenTelemetry SDK', () => {
   function sdkModulesLoaded(env: Record<string, string>): string[] {
     const script = `
       const core = require(${JSON.stringify(CORE)});
-      const tracing = core.startTracing(core.loadConfig(process.env).tracing, 'probe');
+      const tracing = core.startTracing(core.loadConfig(process.env).tracing, 'probe', core.createLogger('probe'));
       const loaded = Object.keys(require.cache)
         .map((file) => /node_modules[\\\\/](@opentelemetry[\\\\/][^\\\\/]+)/.exec(file)?.[1])
         .filter((name) => name && name !== '@opentelemetry/api');

@@ -7,7 +7,7 @@ import { listen } from './server';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api', config.logLevel);
-  const tracing = startTracing(config.tracing, 'bullpen-api');
+  const tracing = startTracing(config.tracing, 'bullpen-api', logger);
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
   const redis = createApiRedis(config.redis, 'bullpen-api');
   // Transitions only: ioredis emits 'close' on every failed reconnect attempt.

@@ -60,6 +60,15 @@ export function serverSpanOf(res: Response): Span | undefined {
   return (res.locals as Record<symbol, Span | undefined>)[spanKey];
 }
 
+/**
+ * The status label of a request whose client closed the connection before the whole response was
+ * sent: nginx's 499 ("client closed request"), which Prometheus users know from its logs and
+ * exporters. No response carries it; it is never a 4xx the API answered.
+ */
+export const CLIENT_CLOSED_STATUS = 499;
+/** The server span's error.type for such a request. */
+export const CLIENT_CLOSED_ERROR_TYPE = 'client_closed';
+
 export function observe(metrics: MetricSet): RequestHandler {
   const requests = metrics.counter('bullpen_api_requests_total');
   const duration = metrics.histogram('bullpen_api_request_duration_seconds');
@@ -75,20 +84,34 @@ export function observe(metrics: MetricSet): RequestHandler {
       parent,
     );
     (res.locals as Record<symbol, Span>)[spanKey] = span;
-    res.once('finish', () => {
+    let recorded = false;
+    // Once per request: 'close' follows 'finish' too, and comes alone when the client left first.
+    const record = (abandoned: boolean) => {
+      if (recorded) return;
+      recorded = true;
       const route = routeOf(req, res);
-      const status = String(res.statusCode);
+      const status = String(abandoned ? CLIENT_CLOSED_STATUS : res.statusCode);
       const labels = { route, method: req.method, status };
       requests.inc(labels);
       duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       if (span.isRecording()) {
         span.updateName(route === 'unmatched' ? req.method : `${req.method} ${route}`);
         span.setAttribute('http.route', route);
-        span.setAttribute('http.response.status_code', res.statusCode);
-        if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        if (abandoned) {
+          if (res.headersSent) span.setAttribute('http.response.status_code', res.statusCode);
+          span.setAttribute('error.type', CLIENT_CLOSED_ERROR_TYPE);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client closed the connection before the response was sent' });
+        } else {
+          span.setAttribute('http.response.status_code', res.statusCode);
+          if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        }
       }
       span.end();
-    });
+    };
+    // A request whose body never came in full was left by its client too, though the API's answer
+    // to the broken body may still have been handed to the closing socket.
+    res.once('finish', () => record(req.readableAborted));
+    res.once('close', () => record(!res.writableFinished || req.readableAborted));
     context.with(trace.setSpan(parent, span), next);
   };
 }

@@ -6,8 +6,8 @@ import { Exporter } from './exporter';
 
 async function main(): Promise<void> {
   const config = loadExporterConfig(process.env);
-  const tracing = startTracing(config.core.tracing, 'bullpen-exporter');
   const logger = createLogger('exporter', config.core.logLevel);
+  const tracing = startTracing(config.core.tracing, 'bullpen-exporter', logger);
   logger.info('starting', {
     config: describeConfig(config.core),
     jobNames: config.jobNames,

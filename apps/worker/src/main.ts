@@ -27,14 +27,14 @@ async function main(): Promise<void> {
   } catch (err) {
     exitOnConfigError(err);
   }
+  const logger = createLogger('worker', config.logLevel);
   // Before anything else is loaded, handler modules included.
-  const tracing = startTracing(config.tracing, WORKER_SERVICE_NAME);
+  const tracing = startTracing(config.tracing, WORKER_SERVICE_NAME, logger);
   try {
     registry = buildRegistry(config.handlersDir, config.httpHandlerAllowedHosts);
   } catch (err) {
     exitOnConfigError(err);
   }
-  const logger = createLogger('worker', config.logLevel);
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
   const runtime = new WorkerRuntime({ config, logger, registry });
   const metrics = new WorkerMetrics(runtime);

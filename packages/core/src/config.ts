@@ -8,6 +8,7 @@ import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from 
 import { parseApiKeys, type ApiKeyEntry } from './api-keys';
 import { invalidAllowedHost } from './http-destinations';
 import { describeRedisTarget, loadRedisTarget, type RedisTarget } from './redis-target';
+import { otelLogLevelFromEnv, resourceAttributesFromEnv, samplerFromEnv, type OtelLogLevel, type TracesSampler } from './otel-env';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -21,10 +22,19 @@ export const DEFAULT_API_KEEPALIVE_TIMEOUT_MS = 65_000;
 export interface TracingConfig {
   /** On when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) and OTEL_SDK_DISABLED is not true. */
   readonly enabled: boolean;
-  /** OTEL_SERVICE_NAME; default bullpen-<app>. */
+  /** OTEL_SERVICE_NAME; else a service.name in OTEL_RESOURCE_ATTRIBUTES; default bullpen-<app>. */
   readonly serviceName: string | undefined;
-  /** OTEL_TRACES_SAMPLER_ARG: parent-based ratio for root spans, 0..1; default 1. */
+  /**
+   * OTEL_TRACES_SAMPLER: which sampler decides for every span, the SDK's and the lean ones; default
+   * parentbased_always_on, or parentbased_traceidratio when only OTEL_TRACES_SAMPLER_ARG is set.
+   */
+  readonly sampler: TracesSampler;
+  /** OTEL_TRACES_SAMPLER_ARG: the ratio of the traceidratio samplers, 0..1; default 1. */
   readonly sampleRatio: number;
+  /** OTEL_RESOURCE_ATTRIBUTES: attributes of every span's resource (service.name aside); default none. */
+  readonly resourceAttributes: Readonly<Record<string, string>>;
+  /** OTEL_LOG_LEVEL: OpenTelemetry's own diagnostics logged at this level and above; default warn. */
+  readonly logLevel: OtelLogLevel;
   /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: how spans are encoded over
    * OTLP/HTTP; default http/protobuf, OpenTelemetry's default. */
   readonly protocol: OtlpProtocol;
@@ -203,16 +213,16 @@ function tracingConfig(env: Env): TracingConfig {
       fail(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT', 'an http(s) URL', endpoint);
     }
   }
-  let sampleRatio = 1;
-  const arg = env.OTEL_TRACES_SAMPLER_ARG;
-  if (arg !== undefined && arg !== '') {
-    sampleRatio = Number(arg);
-    if (!Number.isFinite(sampleRatio) || sampleRatio < 0 || sampleRatio > 1) fail('OTEL_TRACES_SAMPLER_ARG', 'a number from 0 to 1', arg);
-  }
+  const { sampler, ratio } = samplerFromEnv(env);
+  const resourceAttributes = resourceAttributesFromEnv(env);
   return {
     enabled: !disabled && Boolean(endpoint),
-    serviceName: env.OTEL_SERVICE_NAME || undefined,
-    sampleRatio,
+    // As OpenTelemetry's environment detector has it, OTEL_SERVICE_NAME wins over the attribute.
+    serviceName: env.OTEL_SERVICE_NAME || resourceAttributes['service.name'] || undefined,
+    sampler,
+    sampleRatio: ratio,
+    resourceAttributes,
+    logLevel: otelLogLevelFromEnv(env),
     protocol: otlpProtocol(env),
     spanLimits: Object.freeze(spanLimits(env)),
   };

@@ -24,6 +24,7 @@ export * from './record-attempt';
 export * from './job-fields';
 export * from './cancel-request';
 export * from './tracing';
+export * from './otel-env';
 export * from './process-metrics';
 export * from './config-variables';
 export * from './redis-memory';

@@ -1,6 +1,7 @@
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { SpanKind, context, trace } from '@opentelemetry/api';
 import { loadConfig } from './config';
+import { createLogger } from './logger';
 import { extractTraceContext, injectTraceContext, startTracing, tracer } from './tracing';
 
 describe('tracing', () => {
@@ -41,7 +42,7 @@ describe('tracing', () => {
 
   it('records spans and carries their context through a plain object', async () => {
     const exporter = new InMemorySpanExporter();
-    const tracing = startTracing(loadConfig({}).tracing, 'bullpen-test', { exporter });
+    const tracing = startTracing(loadConfig({}).tracing, 'bullpen-test', createLogger('test'), { exporter });
     const parent = tracer().startSpan('request', { kind: SpanKind.SERVER });
     const carrier = injectTraceContext(trace.setSpan(context.active(), parent));
     expect(carrier.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);

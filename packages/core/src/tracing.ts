@@ -4,10 +4,11 @@
 // JSON, which a worker running thousands of jobs a second notices. With no endpoint, or
 // OTEL_SDK_DISABLED=true, the SDK is never started: the global tracer stays OpenTelemetry's no-op
 // one, so no span is created, no exporter retries and nothing is logged.
-import { context, propagation, trace, type Context, type Tracer } from '@opentelemetry/api';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { context, diag, propagation, trace, type Context, type Tracer } from '@opentelemetry/api';
+import type { ReadableSpan, Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { TracingConfig } from './config';
 import type { LeanSpanFactory } from './lean-span';
+import type { Logger } from './logger';
 
 export const TRACER_NAME = 'bullpen';
 
@@ -23,20 +24,30 @@ export interface StartTracingOptions {
 
 const OFF: Tracing = { enabled: false, shutdown: async () => undefined };
 
-export function startTracing(settings: TracingConfig, serviceName: string, options: StartTracingOptions = {}): Tracing {
+/**
+ * Starts the SDK when tracing is on. `serviceName` is the app's default service name; `logger` is
+ * where OpenTelemetry's own diagnostics go (otel-diagnostics.ts), a failing collector included.
+ */
+export function startTracing(settings: TracingConfig, serviceName: string, logger: Logger, options: StartTracingOptions = {}): Tracing {
   if (!settings.enabled && !options.exporter) return OFF;
   // The SDK and its exporters are loaded only here: loading them costs a process about 0.7 s and
   // 50 MB of RSS (sdk-node brings every exporter and instrumentation base it supports), which a
   // process with tracing off should not pay.
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
-  const { BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, SimpleSpanProcessor, TraceIdRatioBasedSampler } =
-    require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
-  const exporter = options.exporter ?? otlpExporter(settings.protocol);
+  const { BatchSpanProcessor, RandomIdGenerator, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  const { OtelDiagnostics } = require('./otel-diagnostics') as typeof import('./otel-diagnostics');
+  const diagnostics = new OtelDiagnostics(logger, settings.logLevel);
+  // Before the exporter and processor are built: they report bad OTEL_* settings as they start.
+  diagnostics.install();
+  const exporter = diagnostics.watch(options.exporter ?? otlpExporter(settings.protocol));
   const processor = options.exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter);
-  const resource = resourceFromAttributes({ 'service.name': settings.serviceName ?? serviceName });
-  const sampler = new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) });
+  const resource = resourceFromAttributes({ ...settings.resourceAttributes, 'service.name': settings.serviceName ?? serviceName });
+  const sampler = samplerOf(settings);
   const idGenerator = new RandomIdGenerator();
+  // The SDK installs a console logger of its own when OTEL_LOG_LEVEL is set; with no logger in place
+  // it does so without warning about the one it replaces, and ours replaces it just after.
+  diag.disable();
   const sdk = new NodeSDK({
     resource,
     autoDetectResources: false,
@@ -46,6 +57,7 @@ export function startTracing(settings: TracingConfig, serviceName: string, optio
     spanLimits: { ...settings.spanLimits },
     instrumentations: [],
   });
+  diagnostics.install();
   sdk.start();
   // The SDK's tracer names the scope; lean spans share that object, so an export groups them with
   // the tracer's own spans.
@@ -56,12 +68,32 @@ export function startTracing(settings: TracingConfig, serviceName: string, optio
     enabled: true,
     shutdown: () => {
       leanSpanFactory = undefined;
-      return sdk.shutdown();
+      return sdk.shutdown().finally(() => diagnostics.close());
     },
   };
 }
 
 let leanSpanFactory: LeanSpanFactory | undefined;
+
+/** The sampler OTEL_TRACES_SAMPLER names, as OpenTelemetry's SDK builds it from the same variables. */
+function samplerOf(settings: TracingConfig): Sampler {
+  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } =
+    require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  switch (settings.sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(settings.sampleRatio);
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) });
+  }
+}
 
 /**
  * Where a hot path gets its recording spans while tracing is on (undefined when it is off): lean

@@ -26,7 +26,7 @@ try {
   post({ type: 'fatal', error: serializeError(err) });
 }
 const logger = createLogger('worker', data.logLevel).child({ thread: threadId });
-const tracing = startTracing(data.tracing, data.serviceName);
+const tracing = startTracing(data.tracing, data.serviceName, logger);
 const running = new Map<number, AbortController>();
 /** The last call that started here: an error no call caught most likely comes from it. */
 let lastCall: { jobId: string; handler: string } | undefined;
