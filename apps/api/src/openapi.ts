@@ -30,8 +30,9 @@ const common = {
       'the detail says which, until an operator grants it. redis_timeout: an add was sent but not answered ' +
       '(over 1 s, or the connection dropped), or, with API_REDIS_WAIT_REPLICAS, not confirmed by that many replicas ' +
       'in time: the jobs named in jobIds may or may not exist; GET them or retry with the same idempotencyKey. ' +
-      'api_overloaded (submissions): the API had API_MAX_INFLIGHT_JOBS jobs on their way to Redis and no room came ' +
-      'in time; nothing was sent. redis_full (submissions and other writes): Redis ' +
+      'api_overloaded (submissions, dead-letter redrives and purges): the API had API_MAX_INFLIGHT_JOBS jobs on their ' +
+      'way to Redis and no room came in time; nothing (more) was sent: a redrive or purge cut short lists what its ' +
+      'batches before did in results, and touched nothing after. redis_full (submissions and other writes): Redis ' +
       'is past API_REDIS_MEMORY_LIMIT of its maxmemory, or refused the write at maxmemory; nothing was changed.',
     retryAfter,
   ),

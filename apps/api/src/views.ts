@@ -43,6 +43,13 @@ export const problemSchema = z
       .array(z.string())
       .optional()
       .register(responseDocs, doc('For redis_timeout: the jobs the request was adding, which may or may not have been enqueued.')),
+    results: z
+      .array(z.object({ id: z.string(), status: z.string() }))
+      .optional()
+      .register(
+        responseDocs,
+        doc('For api_overloaded or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
+      ),
   })
   .register(responseDocs, { id: 'Problem', description: 'RFC 9457 problem details.' });
 
