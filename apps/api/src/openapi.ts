@@ -214,7 +214,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
       },
       '/v1/lanes': {
         get: {
-          summary: "Each lane's policy, live counts and paused flag (the lanes this key may use)",
+          summary: "Each lane's policy, paused flag and, for an operator tenant, live counts (the lanes this key may use)",
+          description:
+            "A lane is shared by every tenant and its counts are of all their jobs, so only an operator tenant " +
+            '(API_OPERATOR_TENANTS; with keys of a single tenant, that tenant) gets them; for the others counts is null.',
           responses: { '200': { description: 'Lanes.', content: json('LaneList') }, ...common },
         },
       },
