@@ -11,7 +11,7 @@ import {
   laneStateKeys,
   unwrapJobData,
 } from '@bullpen/core';
-import { startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
+import { KEYS, startTestApi, whenReady, type TestApi } from '../apps/api/test/harness';
 import { deferred, waitUntil } from './support/wait';
 import { standaloneUrl } from './support/config';
 
@@ -220,6 +220,21 @@ describe('producer API: jobs', () => {
       paused: false,
       counts: { waiting: 1, delayed: 1 },
     });
+  });
+
+  it("shows a lane's counts, which are of every tenant's jobs, only to an operator tenant", async () => {
+    await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } });
+    // acme operates the lanes (API_OPERATOR_TENANTS); beta is a tenant like any other.
+    const operator = await api.request('GET', '/v1/lanes');
+    expect(operator.body.lanes.find((l: { name: string }) => l.name === LANE).counts).toMatchObject({ waiting: 1 });
+
+    const tenant = await api.request('GET', '/v1/lanes', { key: KEYS.beta });
+    expect(tenant.status).toBe(200);
+    expect(tenant.body.lanes.map((l: { name: string }) => l.name)).toEqual(api.config.laneNames);
+    for (const lane of tenant.body.lanes) {
+      expect(lane.counts).toBeNull();
+      expect(lane).toMatchObject({ paused: false, policy: expect.any(Object) });
+    }
   });
 
   it('serves an OpenAPI 3.1 document built from the request schemas, without authentication', async () => {

@@ -81,6 +81,15 @@ describe('the bullpen CLI against a running API', () => {
     expect(critic?.counts.waiting).toBe(3);
   });
 
+  it("lists lanes without counts for a tenant that is no operator, and says why", async () => {
+    const run = await bullpen(['lanes'], { ...env, BULLPEN_API_KEY: KEYS.beta });
+    expect(run.code).toBe(0);
+    const body = JSON.parse(run.stdout) as { lanes: Array<{ name: string; counts: unknown }> };
+    expect(body.lanes.length).toBeGreaterThan(0);
+    expect(body.lanes.every((l) => l.counts === null)).toBe(true);
+    expect(run.stderr).toMatch(/operator tenants only \(API_OPERATOR_TENANTS\)/);
+  });
+
   it('lists, redrives and purges dead letters', async () => {
     const failed = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
     const id = (JSON.parse(failed.stdout) as { id: string }).id;

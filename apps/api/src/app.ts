@@ -47,7 +47,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const metrics = createApiMetrics(inFlight, config.laneNames);
   const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight });
   const access = new JobAccess({ config, redis, guard, lanes });
-  const deadLetters = new DeadLetters({ config, redis, guard, lanes });
+  const deadLetters = new DeadLetters({ config, redis, guard, lanes, inFlight });
   let openApi: string | undefined;
 
   const app = express();

@@ -6,9 +6,10 @@
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { JobsInFlight, OVERLOADED_RETRY_AFTER_SECONDS } from './jobs-in-flight';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
-import { writeOutcomeUnknown } from './problem';
+import { ProblemError, writeOutcomeUnknown, type ActionResult } from './problem';
 import {
   deadLetterView,
   type DeadLetter,
@@ -26,6 +27,13 @@ const MAX_LOG_ROWS = 200;
  * Redis bound, so a claim outlives its call only when the API died holding it.
  */
 export const DEAD_LETTER_CLAIM_MS = 30_000;
+/**
+ * How many submitted jobs one redriven or purged job counts as among the jobs on their way to
+ * Redis: a submission is about one call per job (its add), a redrive six (claim, data, fields,
+ * retry, release) and a purge four. Counted as one, forty redrives of 200 at once took the room
+ * of eight bulks of 1,000 and timed out half of themselves on a 2-core machine.
+ */
+export const DEAD_LETTER_WEIGHT = 5;
 /** Ids a job may have; anything else (a colon, say) cannot name a job hash (as in job-access.ts). */
 const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
 
@@ -71,6 +79,13 @@ export interface DeadLettersDeps {
   redis: RedisClient;
   guard: RedisGuard;
   lanes: LaneRegistry;
+  /**
+   * The room among the jobs on their way to Redis that submissions share (API_MAX_INFLIGHT_JOBS):
+   * each batch of a redrive or purge takes its share before it reads or writes anything, so that
+   * a large one, or many at once, cannot flood Redis and time out the submissions sent with them.
+   * Default: room of its own with the config's limit.
+   */
+  inFlight?: JobsInFlight;
 }
 
 type Entry = DeadCursor;
@@ -101,6 +116,7 @@ function errorCode(err: unknown): unknown {
 export class DeadLetters {
   private readonly batchSize: number;
   private readonly maxScannedPerPage: number;
+  private readonly inFlight: JobsInFlight;
 
   constructor(
     private readonly deps: DeadLettersDeps,
@@ -108,6 +124,7 @@ export class DeadLetters {
   ) {
     this.batchSize = options.batchSize ?? 200;
     this.maxScannedPerPage = options.maxScannedPerPage ?? 2000;
+    this.inFlight = deps.inFlight ?? new JobsInFlight(deps.config.apiMaxInflightJobs, deps.config.apiInflightWaitMs);
   }
 
   /** Newest first, from just after `cursor`; only `tenant`'s jobs. */
@@ -149,7 +166,7 @@ export class DeadLetters {
   async redrive(lane: string, tenant: string, ids?: readonly string[]): Promise<RedriveResult> {
     const policy = this.deps.config.lanes[lane];
     if (!policy) throw new Error(`unknown lane ${lane}`);
-    const results = await this.apply<RedriveStatus>(lane, tenant, ids, (job) => this.claimed(lane, job, () => this.redriveOne(job, policy)));
+    const results = await this.apply<RedriveStatus>(lane, tenant, ids, 'redrive', (job) => this.claimed(lane, job, () => this.redriveOne(job, policy)));
     const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
     return { lane, redriven: count('redriven'), notFound: count('not_found'), notDead: count('not_dead'), results };
   }
@@ -157,7 +174,7 @@ export class DeadLetters {
   /** Removes dead jobs with their history. Without `ids`, every dead letter of `tenant`. */
   async purge(lane: string, tenant: string, ids?: readonly string[]): Promise<PurgeResult> {
     const queue = this.deps.lanes.queue(lane);
-    const results = await this.apply<PurgeStatus>(lane, tenant, ids, (job) =>
+    const results = await this.apply<PurgeStatus>(lane, tenant, ids, 'purge', (job) =>
       this.claimed(lane, job, async () => {
         // Found dead before the claim; a redrive may have taken it back to work since.
         if ((await this.deps.redis.zscore(laneStateKeys(this.deps.config.prefix, lane).failed, String(job.id))) === null) return 'not_dead';
@@ -214,36 +231,67 @@ export class DeadLetters {
     return meta ? meta.tenant === tenant : this.deps.config.authDisabled;
   }
 
-  /** Runs `act` on each selected job, a batch at a time; one result per id (or per dead letter found). */
+  /**
+   * Runs `act` on each selected job, a batch at a time; one result per id (or per dead letter
+   * found). Each batch is done whole before the next starts, and takes its room among the jobs on
+   * their way to Redis before it reads anything: a batch that gets none in time ends the call with
+   * api_overloaded, which lists the results of the batches done before it (none touched after).
+   */
   private async apply<S extends string>(
     lane: string,
     tenant: string,
     ids: readonly string[] | undefined,
+    action: 'redrive' | 'purge',
     act: (job: Job) => Promise<S | 'not_found' | 'not_dead'>,
-  ): Promise<{ id: string; status: S | 'not_found' | 'not_dead' }[]> {
-    const results: { id: string; status: S | 'not_found' | 'not_dead' }[] = [];
+  ): Promise<ActionResult<S | 'not_found' | 'not_dead'>[]> {
+    const results: ActionResult<S | 'not_found' | 'not_dead'>[] = [];
     const run = async (selected: readonly Selected[]) => {
       const outcomes = await this.deps.guard
         .run(() => Promise.all(selected.map(async (item) => ({ id: item.id, status: 'job' in item ? await act(item.job) : item.status }))))
         .catch((err: unknown) => {
-          throw writeOutcomeUnknown(err, `the ${selected.length} dead letters of this batch (${results.length} before it were done)`);
+          throw writeOutcomeUnknown(err, `the ${selected.length} dead letters of this batch (the ${results.length} before it are listed in results)`, results);
         });
       results.push(...outcomes);
     };
+    const withRoom = async <T>(jobs: number, step: () => Promise<T>): Promise<T> => {
+      const weight = jobs * DEAD_LETTER_WEIGHT;
+      try {
+        await this.inFlight.enter(weight);
+      } catch {
+        throw overloaded(action, this.inFlight.limit, results);
+      }
+      try {
+        return await step();
+      } finally {
+        this.inFlight.leave(weight);
+      }
+    };
     if (ids) {
       for (let start = 0; start < ids.length; start += this.batchSize) {
-        await run(await this.select(lane, tenant, ids.slice(start, start + this.batchSize)));
+        const batch = ids.slice(start, start + this.batchSize);
+        await withRoom(batch.length, async () => run(await this.select(lane, tenant, batch)));
       }
       return results;
     }
     const queue = this.deps.lanes.queue(lane);
-    for await (const { entries } of this.scan(lane, undefined)) {
-      const jobs = await this.load(queue, entries.map((entry) => entry.id));
-      const selected: Selected[] = [];
-      for (const job of jobs) if (job && this.visible(job, tenant)) selected.push({ id: String(job.id), job });
-      await run(selected);
+    const pages = this.scan(lane, undefined);
+    try {
+      // A page holds at most batchSize dead letters: its room is taken before it is read.
+      while (
+        await withRoom(this.batchSize, async () => {
+          const page = await pages.next();
+          if (page.done) return false;
+          const jobs = await this.load(queue, page.value.entries.map((entry) => entry.id));
+          const selected: Selected[] = [];
+          for (const job of jobs) if (job && this.visible(job, tenant)) selected.push({ id: String(job.id), job });
+          await run(selected);
+          return true;
+        })
+      );
+      return results;
+    } finally {
+      await pages.return(undefined);
     }
-    return results;
   }
 
   /** Classifies listed ids: another tenant's job, or no job, is not_found; a live job is not_dead. */
@@ -310,6 +358,20 @@ export class DeadLetters {
       throw err;
     }
   }
+}
+
+/** No room came in time for a batch: says what the batches before it did, and that nothing after was touched. */
+function overloaded(action: 'redrive' | 'purge', limit: number, results: readonly ActionResult<string>[]): ProblemError {
+  const done = action === 'redrive' ? 'redriven' : 'purged';
+  const before =
+    results.length === 0
+      ? `No dead letter was ${done}; retry shortly.`
+      : `Only the ${results.length} dead letters listed in results were looked at (${results.filter((r) => r.status === done).length} ${done}); ` +
+        `the others were not touched: retry shortly to ${action} them.`;
+  return new ProblemError('api_overloaded', `The API has ${limit} jobs on their way to Redis and no room for this ${action} in time. ${before}`, {
+    headers: { 'Retry-After': String(OVERLOADED_RETRY_AFTER_SECONDS) },
+    results: [...results],
+  });
 }
 
 /**

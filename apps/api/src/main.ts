@@ -1,5 +1,5 @@
 // The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, createLogger, describeConfig, describeRedisTarget, listenFailure, loadConfig, registerLanes, startTracing } from '@bullpen/core';
+import { ConfigError, RedisHeartbeat, createLogger, describeConfig, describeRedisTarget, listenFailure, loadConfig, registerLanes, startTracing } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
 import { createApiRedis } from './redis-guard';
 import { listen } from './server';
@@ -10,6 +10,9 @@ async function main(): Promise<void> {
   const tracing = startTracing(config.tracing, 'bullpen-api', logger);
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
   const redis = createApiRedis(config.redis, 'bullpen-api');
+  // An API with nothing to do must not have its connection closed by Redis's idle timeout: the
+  // requests that found it reconnecting would be answered 503 (redis-heartbeat.ts).
+  const heartbeat = new RedisHeartbeat(redis).start();
   // Transitions only: ioredis emits 'close' on every failed reconnect attempt.
   let redisUp = false;
   redis.on('ready', () => {
@@ -28,11 +31,13 @@ async function main(): Promise<void> {
   try {
     api = createApiApp({ config, redis, logger });
   } catch (err) {
+    void heartbeat.close();
     redis.disconnect();
     throw err;
   }
   const server = await listen(api.app, config.host, config.port, { keepAliveTimeoutMs: config.apiKeepAliveTimeoutMs }).catch(async (err: unknown) => {
     await api.close();
+    await heartbeat.close();
     redis.disconnect();
     throw listenFailure(err, 'PORT', config.port, config.host);
   });
@@ -46,6 +51,7 @@ async function main(): Promise<void> {
     logger.info('stopping', { signal });
     await server.close();
     await api.close();
+    await heartbeat.close();
     await redis.quit().catch(() => redis.disconnect());
     await tracing.shutdown().catch(() => undefined);
     process.exit(0);

@@ -30,8 +30,9 @@ const common = {
       'the detail says which, until an operator grants it. redis_timeout: an add was sent but not answered ' +
       '(over 1 s, or the connection dropped), or, with API_REDIS_WAIT_REPLICAS, not confirmed by that many replicas ' +
       'in time: the jobs named in jobIds may or may not exist; GET them or retry with the same idempotencyKey. ' +
-      'api_overloaded (submissions): the API had API_MAX_INFLIGHT_JOBS jobs on their way to Redis and no room came ' +
-      'in time; nothing was sent. redis_full (submissions and other writes): Redis ' +
+      'api_overloaded (submissions, dead-letter redrives and purges): the API had API_MAX_INFLIGHT_JOBS jobs on their ' +
+      'way to Redis and no room came in time; nothing (more) was sent: a redrive or purge cut short lists what its ' +
+      'batches before did in results, and touched nothing after. redis_full (submissions and other writes): Redis ' +
       'is past API_REDIS_MEMORY_LIMIT of its maxmemory, or refused the write at maxmemory; nothing was changed.',
     retryAfter,
   ),
@@ -213,7 +214,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
       },
       '/v1/lanes': {
         get: {
-          summary: "Each lane's policy, live counts and paused flag (the lanes this key may use)",
+          summary: "Each lane's policy, paused flag and, for an operator tenant, live counts (the lanes this key may use)",
+          description:
+            "A lane is shared by every tenant and its counts are of all their jobs, so only an operator tenant " +
+            '(API_OPERATOR_TENANTS; with keys of a single tenant, that tenant) gets them; for the others counts is null.',
           responses: { '200': { description: 'Lanes.', content: json('LaneList') }, ...common },
         },
       },

@@ -28,6 +28,14 @@ export interface Problem {
   errors?: FieldError[];
   /** With redis_timeout: the ids of the jobs the request was adding, whose fate is unknown. */
   jobIds?: string[];
+  /** With api_overloaded or redis_timeout from a redrive or purge: what its batches before that did. */
+  results?: ActionResult<string>[];
+}
+
+/** What a redrive or purge did with one dead letter. */
+export interface ActionResult<S extends string> {
+  id: string;
+  status: S;
 }
 
 /** Stable codes, their HTTP status and title. */
@@ -48,7 +56,7 @@ export const PROBLEMS = {
   queue_full: { status: 429, title: 'Lane is full' },
   redis_unavailable: { status: 503, title: 'Redis unavailable' },
   redis_timeout: { status: 503, title: 'Redis did not answer; the outcome is unknown' },
-  api_overloaded: { status: 503, title: 'Too many jobs on their way to Redis; nothing was enqueued' },
+  api_overloaded: { status: 503, title: 'Too many jobs on their way to Redis; nothing more was sent' },
   redis_full: { status: 503, title: 'Redis is (nearly) out of memory' },
   internal: { status: 500, title: 'Internal error' },
 } as const;
@@ -65,7 +73,7 @@ export class ProblemError extends Error {
   constructor(
     readonly code: ProblemCode,
     readonly detail: string,
-    readonly options: { errors?: FieldError[]; headers?: Record<string, string>; jobIds?: string[] } = {},
+    readonly options: { errors?: FieldError[]; headers?: Record<string, string>; jobIds?: string[]; results?: ActionResult<string>[] } = {},
   ) {
     super(detail);
     this.status = PROBLEMS[code].status;
@@ -81,6 +89,7 @@ export class ProblemError extends Error {
     };
     if (this.options.errors) problem.errors = this.options.errors;
     if (this.options.jobIds) problem.jobIds = this.options.jobIds;
+    if (this.options.results) problem.results = this.options.results;
     return problem;
   }
 }
@@ -131,14 +140,15 @@ export function outcomeUnknownProblem(lane: string, jobIds: readonly string[], c
 
 /**
  * A cancel, redrive or purge sent but not answered may have been applied: the answer says so
- * instead of the outage's "retry shortly", which would imply that nothing was done.
+ * instead of the outage's "retry shortly", which would imply that nothing was done. `results`: what
+ * the batches of a redrive or purge before the unanswered one did.
  */
-export function writeOutcomeUnknown(err: unknown, what: string): unknown {
+export function writeOutcomeUnknown(err: unknown, what: string, results?: readonly ActionResult<string>[]): unknown {
   if (!(err instanceof RedisOutcomeUnknownError)) return err;
   return new ProblemError(
     'redis_timeout',
     `Redis did not answer: ${what} may or may not have been done. Look at the job before retrying.`,
-    { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) } },
+    { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, ...(results ? { results: [...results] } : {}) },
   );
 }
 

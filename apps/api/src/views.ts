@@ -43,6 +43,13 @@ export const problemSchema = z
       .array(z.string())
       .optional()
       .register(responseDocs, doc('For redis_timeout: the jobs the request was adding, which may or may not have been enqueued.')),
+    results: z
+      .array(z.object({ id: z.string(), status: z.string() }))
+      .optional()
+      .register(
+        responseDocs,
+        doc('For api_overloaded or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
+      ),
   })
   .register(responseDocs, { id: 'Problem', description: 'RFC 9457 problem details.' });
 
@@ -121,7 +128,16 @@ export const laneStatusSchema = z
   .object({
     name: z.string(),
     paused: z.boolean(),
-    counts: z.object(Object.fromEntries(LANE_COUNT_TYPES.map((t) => [t, z.int()])) as Record<(typeof LANE_COUNT_TYPES)[number], z.ZodInt>),
+    counts: z
+      .object(Object.fromEntries(LANE_COUNT_TYPES.map((t) => [t, z.int()])) as Record<(typeof LANE_COUNT_TYPES)[number], z.ZodInt>)
+      .nullable()
+      .register(
+        responseDocs,
+        doc(
+          "The lane's jobs by state, of every tenant (a lane is shared). Only for an operator tenant (API_OPERATOR_TENANTS; " +
+            'with keys of a single tenant, that tenant): null for the others, as they would tell one tenant how much the others submit and fail.',
+        ),
+      ),
     policy: laneSchema,
   })
   .register(responseDocs, { id: 'LaneStatus' });

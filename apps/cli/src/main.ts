@@ -10,7 +10,7 @@ import type { Out } from './io';
 import { report, REPORT_USAGE } from './report-command';
 
 const JOB_USAGE = 'job <lane> <id>                               a job: state, attempts, result';
-const LANES_USAGE = 'lanes                                         lanes with their policies and live counts';
+const LANES_USAGE = 'lanes                                         lanes with their policies and (operators) live counts';
 
 /** Each command's usage, for `bullpen <command> --help`. */
 const COMMAND_USAGE: Record<string, string> = {
@@ -82,6 +82,9 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
         positionalsOf('lanes', rest, 0);
         const res = await client.request<unknown>('GET', '/v1/lanes');
         io.out(JSON.stringify(res.body, null, 2));
+        if (countsWithheld(res.body)) {
+          io.err('bullpen: lanes are shared by every tenant: their counts are shown to operator tenants only (API_OPERATOR_TENANTS)\n');
+        }
         return 0;
       }
       case 'dead':
@@ -123,3 +126,9 @@ export function main(): void {
 }
 
 if (require.main === module) main();
+
+/** Whether GET /v1/lanes withheld the counts (counts: null): the key's tenant is not an operator. */
+function countsWithheld(body: unknown): boolean {
+  const lanes = (body as { lanes?: unknown } | null)?.lanes;
+  return Array.isArray(lanes) && lanes.some((lane) => (lane as { counts?: unknown } | null)?.counts === null);
+}

@@ -15,6 +15,7 @@ import {
   MetricLabels,
   metricsOf,
   RedisConnectionWatch,
+  RedisHeartbeat,
   registerLanes,
   RepeatLimiter,
   type Logger,
@@ -50,6 +51,7 @@ export class Exporter {
   private readonly eventLog: LifecycleLog | undefined;
   private sampler: QueueSampler | undefined;
   private sampleRedis: RedisClient | undefined;
+  private heartbeat: RedisHeartbeat | undefined;
   private lease: LeaderLease | undefined;
   /** What a standby serves: that it stands by. */
   private readonly standbyRegistry = new Registry();
@@ -144,6 +146,9 @@ export class Exporter {
     // Scrape-time reads fail fast (about 1 s) when Redis is away, so /metrics still answers.
     this.sampleRedis = createRedis(core.redis, 'producer', 'bullpen-exporter-scrape');
     this.redisWatch.watch(this.sampleRedis);
+    // Fail-fast like the API's, and idle between scrapes and lease renewals: kept open below
+    // Redis's idle timeout, so that neither meets it closed (redis-heartbeat.ts).
+    this.heartbeat = new RedisHeartbeat(this.sampleRedis).start();
     this.sampler = new QueueSampler(
       this.sampleRedis,
       core.prefix,
@@ -219,6 +224,7 @@ export class Exporter {
     await Promise.all(this.readers.map((r) => r.close()));
     // After the readers: the lines of their last batches are written before the log closes.
     await this.eventLog?.close();
+    await this.heartbeat?.close();
     this.sampleRedis?.disconnect();
     this.sampleErrorLog.close();
     this.redisWatch.close();

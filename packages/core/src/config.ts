@@ -85,7 +85,7 @@ export interface BullpenConfig {
   readonly authDisabled: boolean;
   /**
    * API_OPERATOR_TENANTS: the tenants whose keys may pause and resume lanes, which stops or starts
-   * a lane for every tenant. Unset: any tenant when the keys name only one tenant, none otherwise
+   * a lane for every tenant, and see a lane's counts, which are of every tenant's jobs. Unset: any tenant when the keys name only one tenant, none otherwise
    * (see mayOperateLanes).
    */
   readonly apiOperatorTenants: ReadonlySet<string> | undefined;
@@ -382,7 +382,8 @@ function operatorTenants(env: Env, apiKeys: readonly ApiKeyEntry[]): ReadonlySet
 }
 
 /**
- * Whether `tenant` may pause and resume lanes. A paused lane is paused for every tenant, so in a
+ * Whether `tenant` may pause and resume lanes and see their lane-wide counts (GET /v1/lanes). A
+ * paused lane is paused for every tenant, and its counts are of every tenant's jobs, so in a
  * deployment of several tenants only those API_OPERATOR_TENANTS names may; with keys of a single
  * tenant (or authentication off) that tenant is the operator unless the variable says otherwise.
  */

@@ -31,3 +31,4 @@ export * from './redis-memory';
 export * from './repeat-limiter';
 export * from './redis-access';
 export * from './http-destinations';
+export * from './redis-heartbeat';

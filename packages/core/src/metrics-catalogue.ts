@@ -366,14 +366,14 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_api_jobs_in_flight',
     type: 'gauge',
-    help: 'Jobs this API process has on their way to Redis now (admission and add), at most API_MAX_INFLIGHT_JOBS.',
+    help: 'Jobs this API process has on their way to Redis now (admission and add; a dead letter being redriven or purged counts as five), at most API_MAX_INFLIGHT_JOBS.',
     labelNames: [],
     origin: 'api',
   },
   {
     name: 'bullpen_api_submissions_waiting',
     type: 'gauge',
-    help: 'Submissions waiting in this API process for room among the jobs on their way to Redis.',
+    help: 'Submissions (and batches of dead-letter redrives and purges) waiting in this API process for room among the jobs on their way to Redis.',
     labelNames: [],
     origin: 'api',
   },

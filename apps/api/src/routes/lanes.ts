@@ -1,4 +1,8 @@
-// /v1/lanes: each lane's policy and live counts; pausing and resuming a lane.
+// /v1/lanes: each lane's policy and live counts; pausing and resuming a lane. A lane is shared by
+// every tenant, and its counts are of every tenant's jobs: they tell one tenant how much the
+// others submit, how much of it fails and how far behind they are, which the rest of the API
+// (another tenant's job is "not found", dead letters are each tenant's own) never shows. So only
+// an operator tenant (mayOperateLanes), who runs the deployment for all of them, gets the counts.
 import type { JobType } from 'bullmq';
 import type { Response } from 'express';
 import { mayOperateLanes, type BullpenConfig } from '@bullpen/core';
@@ -16,17 +20,18 @@ export interface LaneRoutesDeps {
 }
 
 export function laneRoutes(router: RouteTable, { config, guard, lanes }: LaneRoutesDeps): void {
-  async function laneStatus(name: string): Promise<LaneStatus> {
+  /** @param withCounts the lane-wide counts, for an operator tenant; null otherwise */
+  async function laneStatus(name: string, withCounts: boolean): Promise<LaneStatus> {
     const queue = lanes.queue(name);
     // BullMQ's JobType omits 'paused', but getJobCounts counts that list like any other.
     const types = LANE_COUNT_TYPES as readonly string[] as JobType[];
-    const [counts, paused] = await guard.run(() => Promise.all([queue.getJobCounts(...types), queue.isPaused()]));
+    const [counts, paused] = await guard.run(() => Promise.all([withCounts ? queue.getJobCounts(...types) : undefined, queue.isPaused()]));
     const policy = config.lanes[name];
     if (!policy) throw new Error(`unknown lane ${name}`);
     return {
       name,
       paused,
-      counts: Object.fromEntries(LANE_COUNT_TYPES.map((type) => [type, counts[type] ?? 0])) as LaneStatus['counts'],
+      counts: counts ? (Object.fromEntries(LANE_COUNT_TYPES.map((type) => [type, counts[type] ?? 0])) as NonNullable<LaneStatus['counts']>) : null,
       policy,
     };
   }
@@ -34,7 +39,8 @@ export function laneRoutes(router: RouteTable, { config, guard, lanes }: LaneRou
   router.get('/lanes', async (_req, res: Response) => {
     const principal = principalOf(res);
     const visible = config.laneNames.filter((name) => mayUseLane(principal, name));
-    res.status(200).json({ lanes: await Promise.all(visible.map(laneStatus)) });
+    const withCounts = mayOperateLanes(config, principal.tenant);
+    res.status(200).json({ lanes: await Promise.all(visible.map((name) => laneStatus(name, withCounts))) });
   });
 
   /** Pausing stops a lane for every tenant: an operator's action (API_OPERATOR_TENANTS). */
