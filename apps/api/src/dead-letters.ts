@@ -64,7 +64,10 @@ export function decodeDeadCursor(text: string): DeadCursor | undefined {
 }
 
 export interface DeadLettersOptions {
-  /** Failed-set entries read per round trip, and jobs redriven or purged at once; default 200. */
+  /**
+   * Failed-set entries read per round trip (besides the rest of a run of equal failure times), and
+   * jobs redriven or purged at once; default 200.
+   */
   batchSize?: number;
   /**
    * Entries of all tenants one page may scan before it answers with fewer than `limit` items and
@@ -187,32 +190,33 @@ export class DeadLetters {
   }
 
   /**
-   * The failed set newest first, in batches, from just after `after`. Positions are (score, id),
-   * not offsets, so entries added (newer) or removed (already passed) meanwhile shift nothing.
+   * The failed set newest first, in batches of at most batchSize, from just after `after`. Each
+   * read continues strictly after the last entry given, by (score, id), never by an offset: an
+   * offset counts entries already passed, and shifts when another call removes some of them.
+   * Redis cannot start a read after an id within a score, so the rest of the last entry's score
+   * is read whole, in one reply, with the next entries of lower scores: dead letters often share
+   * a failure time (BullMQ's stalled-job checker fails many jobs in one millisecond), and a run
+   * of n of them costs one reply of n ids, read once per walk (once per page when listing).
    */
   private async *scan(lane: string, after: DeadCursor | undefined): AsyncGenerator<EntryBatch> {
     const { redis, guard, config } = this.deps;
     const key = laneStateKeys(config.prefix, lane).failed;
     let position = after;
-    // Entries tied with `position` on score that it already passed come first in a batch; when a
-    // whole batch is such ties, the next read skips them by offset.
-    let skip = 0;
     for (;;) {
-      const max = position ? String(position.score) : '+inf';
-      const raw = await guard.run(() =>
-        redis.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', skip, this.batchSize),
+      const from = position;
+      const [tied, older] = await guard.run(() =>
+        Promise.all([
+          from ? redis.zrevrangebyscore(key, from.score, from.score) : Promise.resolve([]),
+          redis.zrevrangebyscore(key, from ? `(${from.score}` : '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, this.batchSize),
+        ]),
       );
-      const read: Entry[] = [];
-      for (let i = 0; i + 1 < raw.length; i += 2) read.push({ id: raw[i] as string, score: Number(raw[i + 1]) });
-      const last = read.length < this.batchSize;
-      const entries = position ? read.filter((entry) => isAfter(entry, position as DeadCursor)) : read;
-      if (entries.length === 0) {
-        if (last) return;
-        skip += read.length;
-        continue;
+      const entries: Entry[] = from ? tied.map((id) => ({ id, score: from.score })).filter((entry) => isAfter(entry, from)) : [];
+      for (let i = 0; i + 1 < older.length; i += 2) entries.push({ id: older[i] as string, score: Number(older[i + 1]) });
+      // Nothing follows the entries of lower scores read unless they filled their batch.
+      const last = older.length < 2 * this.batchSize;
+      for (let start = 0; start < entries.length; start += this.batchSize) {
+        yield { entries: entries.slice(start, start + this.batchSize), last: last && start + this.batchSize >= entries.length };
       }
-      skip = 0;
-      yield { entries, last };
       if (last) return;
       position = entries[entries.length - 1];
     }
