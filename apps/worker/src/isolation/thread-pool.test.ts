@@ -15,17 +15,16 @@ function pool(size: number): ThreadPool {
     size,
     data: { handlersDir: undefined, httpAllowedHosts: [], logLevel: 'error', tracing: loadConfig({}).tracing, serviceName: 'bullpen-worker' },
     logger: createLogger('worker', 'error'),
+    startTimeoutMs: 60_000,
   });
 }
 
 describe('an isolated lane\'s thread pool', () => {
   it('fails the calls it stops on closing with a ThreadPoolClosedError, running or waiting for a thread', async () => {
     const threads = pool(1);
-    const noProgress = () => undefined;
-    const running = threads.run(sleepTask('1', 60_000), new AbortController().signal, noProgress);
-    const waiting = threads.run(sleepTask('2', 10), new AbortController().signal, noProgress);
-    const outcomes = Promise.allSettled([running.result, waiting.result]);
-    // Closing only once the first call is in its thread: then it is the running one.
+    const running = (await threads.acquire()).run(sleepTask('1', 60_000), new AbortController().signal, () => undefined);
+    const waiting = threads.acquire();
+    const outcomes = Promise.allSettled([running.result, waiting]);
     await waitUntil(() => threads.stats().busy === 1, { what: 'the first call to run' });
 
     await threads.close();
@@ -36,11 +35,13 @@ describe('an isolated lane\'s thread pool', () => {
     expect(threads.stats()).toMatchObject({ alive: 0, busy: 0 });
   });
 
-  it('fails a call that reaches its thread as the pool closes with a ThreadPoolClosedError', async () => {
+  it('fails a caller still waiting for its thread to start with a ThreadPoolClosedError when the pool closes', async () => {
     const threads = pool(1);
-    const call = threads.run(sleepTask('1', 10), new AbortController().signal, () => undefined);
-    const outcome = call.result.catch((err: unknown) => err);
+    threads.start();
+    const outcome = threads.acquire().catch((err: unknown) => err);
+    expect(threads.stats()).toMatchObject({ alive: 1, starting: 1 });
     await threads.close();
     expect(await outcome).toBeInstanceOf(ThreadPoolClosedError);
+    expect(threads.stats()).toMatchObject({ alive: 0 });
   });
 });
