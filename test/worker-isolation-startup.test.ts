@@ -7,6 +7,7 @@
 // (npx tsc -b apps/worker).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { cancelChannel } from '@bullpen/core';
 import { REPO_ROOT } from './fixtures/worker-process';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
 import { waitUntil } from './support/wait';
@@ -91,6 +92,8 @@ describe('an isolated lane whose threads never become ready', () => {
           stuck: { concurrency: 1, attempts: 1, isolated: true, timeoutMs: 1000, threadStartTimeoutMs: 1500 },
           // The default start-up bound (a minute), but a deadline 2 s after enqueue.
           late: { concurrency: 1, attempts: 1, isolated: true, timeoutMs: 1000, deadlineMs: 2000 },
+          // Neither: its attempts wait for a thread until something stops them.
+          held: { concurrency: 1, attempts: 1, isolated: true, timeoutMs: 1000 },
         },
       },
       env: { HANDLERS_DIR: STUCK_START_HANDLERS_DIR },
@@ -118,6 +121,18 @@ describe('an isolated lane whose threads never become ready', () => {
       outcome: 'dead',
       errorClass: 'deadline_exceeded',
       message: expect.stringMatching(/deadline passed while attempt 1 waited for a handler thread to start/),
+    });
+  });
+
+  it('fails an attempt cancelled while it waits for its thread as cancelled, saying what it was waiting for', async () => {
+    const id = await harness.add('held', 'noop', {});
+    // From its start to its wait for a thread, the attempt does not yield: once started, it waits.
+    await harness.waitForEvent('job:started', (e) => e.lane === 'held' && e.jobId === id);
+    await harness.redis.publish(cancelChannel(harness.config.prefix), JSON.stringify({ lane: 'held', jobId: id }));
+    expect(await ended(harness, 'held', id)).toMatchObject({
+      outcome: 'dead',
+      errorClass: 'cancelled',
+      message: expect.stringMatching(/job cancelled while active.*\(it was waiting for a handler thread to start\)/),
     });
   });
 });
