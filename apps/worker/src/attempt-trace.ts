@@ -9,6 +9,7 @@ import type { AttemptRef, RetryReason } from './events';
 
 export const ATTEMPT_EVENT = {
   acquiredSlot: 'acquired_slot',
+  acquiredThread: 'acquired_thread',
   executionStarted: 'execution_started',
   executionSucceeded: 'execution_succeeded',
   executionFailed: 'execution_failed',
@@ -60,6 +61,13 @@ export class AttemptTrace {
     if (!this.recording) return;
     this.span.setAttribute('bullpen.slot_wait_ms', slotWaitMs);
     this.span.addEvent(ATTEMPT_EVENT.acquiredSlot, { 'bullpen.slot_wait_ms': slotWaitMs });
+  }
+
+  /** An isolated lane's attempt took a ready handler thread, after waiting for one to start. */
+  threadAcquired(threadWaitMs: number): void {
+    if (!this.recording) return;
+    this.span.setAttribute('bullpen.thread_wait_ms', threadWaitMs);
+    this.span.addEvent(ATTEMPT_EVENT.acquiredThread, { 'bullpen.thread_wait_ms': threadWaitMs });
   }
 
   executionStarted(): void {

@@ -1,9 +1,10 @@
 // One attempt of one job, from lease to outcome: find the handler, check the payload, take a slot
-// under the process-wide cap, check the deadline, run the handler under its timeout and keep what
-// its success needs for BullMQ's 'completed' event. Before it runs, attempt-start.ts looks at the
-// job's earlier starts; on failure, attempt-failure.ts plans the retry and records the attempt
-// before BullMQ records the outcome. The attempt runs inside its CONSUMER span (attempt-trace.ts).
-import { CancelledError, PermanentError, TimeoutError, unwrapJobData, type JobMeta } from '@bullpen/core';
+// under the process-wide cap, check the deadline, take a ready thread in an isolated lane (so that
+// the timeout measures the handler, not the thread's start-up), run the handler under its timeout
+// and keep what its success needs for BullMQ's 'completed' event. Before it runs, attempt-start.ts
+// looks at the job's earlier starts; on failure, attempt-failure.ts plans the retry and records the
+// attempt before BullMQ records the outcome. The attempt runs inside its CONSUMER span (attempt-trace.ts).
+import { CancelledError, MAX_TIMER_MS, PermanentError, TimeoutError, unwrapJobData, type JobMeta } from '@bullpen/core';
 import { WaitingError } from 'bullmq';
 import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
@@ -14,7 +15,7 @@ import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import type { FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
-import { ThreadPoolClosedError } from './isolation/thread-pool';
+import { ThreadPoolClosedError, type ThreadLease, type ThreadPool } from './isolation/thread-pool';
 import { eligibleAt, isFirstStart } from './job-history';
 import { cancelledError } from './timeout';
 
@@ -39,8 +40,8 @@ export class AttemptRunner {
   private readonly handingBack = new Set<Promise<Error>>();
 
   constructor(private readonly deps: AttemptDeps) {
-    const { config, logger, policy, pool, emit, abandon, ignoredSignalTotal } = deps;
-    this.callDeps = { logger, escalationFactor: policy.timeoutEscalationFactor, pool, emit, abandon, ignoredSignalTotal };
+    const { config, logger, policy, emit, abandon, ignoredSignalTotal } = deps;
+    this.callDeps = { logger, escalationFactor: policy.timeoutEscalationFactor, emit, abandon, ignoredSignalTotal };
     this.debugLog = new AttemptDebugLog(logger, { include: config.logJobPayloads, redactKeys: config.logRedactKeys });
     this.failures = new FailureRecorder(deps, this.debugLog);
   }
@@ -157,6 +158,7 @@ export class AttemptRunner {
         if (history) await history;
         const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
         if (deadlineAt !== undefined && Date.now() >= deadlineAt) throw new PermanentError('deadline_exceeded', 'deadline_exceeded');
+        const thread = this.deps.pool ? await this.threadFor(this.deps.pool, ref, abort, deadlineAt, trace) : undefined;
         const handlerStart = Date.now();
         trace.executionStarted();
         // The deadline bounds the running attempt too, as a schedule-to-close timeout does: it
@@ -165,7 +167,7 @@ export class AttemptRunner {
         const untilDeadlineMs = deadlineAt === undefined ? Infinity : Math.max(1, deadlineAt - handlerStart);
         const timeoutMs = Math.min(configuredTimeoutMs, untilDeadlineMs);
         try {
-          const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, abort, trace).catch((err: unknown) => {
+          const result = await callHandler(this.callDeps, job, handler, payload, ref, timeoutMs, abort, trace, thread).catch((err: unknown) => {
             if (err instanceof TimeoutError && timeoutMs < configuredTimeoutMs) {
               throw new PermanentError(`deadline_exceeded: the job's deadline passed while attempt ${ref.attempt} ran`, 'deadline_exceeded', { cause: err });
             }
@@ -194,6 +196,42 @@ export class AttemptRunner {
     } finally {
       this.deps.onEnd(ref.jobId);
     }
+  }
+
+  /**
+   * Takes a ready thread of the isolated lane's pool for the handler. A thread still starting (the
+   * lane's first ones, or the successor of one terminated with its handler) is waited for before the
+   * handler's timeout starts: starting one takes seconds on a busy machine, and a timeout shorter
+   * than that could otherwise never be met. The pool bounds the wait by its threadStartTimeoutMs
+   * (a ThreadStartError); the job's deadline and a cancellation bound it too.
+   */
+  private async threadFor(pool: ThreadPool, ref: AttemptRef, abort: AttemptAbort, deadlineAt: number | undefined, trace: AttemptTrace): Promise<ThreadLease> {
+    const waitStart = Date.now();
+    let thread = pool.tryAcquire();
+    if (!thread) {
+      if (abort.aborted) throw threadWaitStopped(abort.reason);
+      const waiting = new AbortController();
+      const onAbort = () => waiting.abort(threadWaitStopped(abort.reason));
+      abort.signal.addEventListener('abort', onAbort, { once: true });
+      const deadlineTimer =
+        deadlineAt === undefined
+          ? undefined
+          : setTimeout(
+              () =>
+                waiting.abort(
+                  new PermanentError(`deadline_exceeded: the job's deadline passed while attempt ${ref.attempt} waited for a handler thread to start`, 'deadline_exceeded'),
+                ),
+              Math.min(MAX_TIMER_MS, Math.max(0, deadlineAt - waitStart)),
+            );
+      try {
+        thread = await pool.acquire(waiting.signal);
+      } finally {
+        clearTimeout(deadlineTimer);
+        abort.signal.removeEventListener('abort', onAbort);
+      }
+    }
+    trace.threadAcquired(Date.now() - waitStart);
+    return thread;
   }
 
   /**
@@ -254,4 +292,10 @@ export class LeaseLostError extends Error {
 
 function slotWaitCancelled(): CancelledError {
   return new CancelledError('job cancelled while active: it was waiting for a handler slot');
+}
+
+/** The attempt was stopped (cancelled, or its lock lost) while its handler's thread was starting. */
+function threadWaitStopped(reason: unknown): Error {
+  const cancelled = reason instanceof CancelledError ? reason : reason instanceof Error ? undefined : cancelledError(reason);
+  return cancelled ? new CancelledError(`${cancelled.message} (it was waiting for a handler thread to start)`) : (reason as Error);
 }

@@ -11,7 +11,7 @@ const ref: AttemptRef = { lane: 'emails', jobId: 'job-7', jobName: 'send', tenan
 function setup() {
   const logger = createLogger('bullpen-worker', 'info');
   const lines = captureLogs(logger);
-  const deps: HandlerCallDeps = { logger, escalationFactor: 2, pool: undefined, emit: () => undefined, abandon: () => 0, ignoredSignalTotal: () => 0 };
+  const deps: HandlerCallDeps = { logger, escalationFactor: 2, emit: () => undefined, abandon: () => 0, ignoredSignalTotal: () => 0 };
   const updateProgress = jest.fn(async () => undefined);
   const job = { name: ref.jobName, updateProgress } as unknown as Job<unknown, unknown, string>;
   return { deps, job, lines, updateProgress };

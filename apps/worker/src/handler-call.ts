@@ -1,21 +1,20 @@
 // One call of a job's handler under its attempt's timeout, with escalation and cancellation (see
-// timeout.ts): in process, or in a thread of the lane's pool when the lane is isolated. At the hard
-// stage an in-process handler can only be abandoned (and keeps running until it stops by itself);
-// an isolated one is really stopped by terminating its thread.
+// timeout.ts): in process, or on a ready thread of the lane's pool when the lane is isolated (the
+// attempt takes the thread first, so its start-up is not the handler's time). At the hard stage an
+// in-process handler can only be abandoned (and keeps running until it stops by itself); an
+// isolated one is really stopped by terminating its thread.
 import { injectTraceContext, type Logger } from '@bullpen/core';
 import type { Job } from 'bullmq';
 import type { AttemptAbort } from './attempt-abort';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, WorkerEventMap } from './events';
 import type { Handler, HandlerContext } from './handler';
-import type { IsolatedRun, ThreadPool } from './isolation/thread-pool';
+import type { IsolatedRun, ThreadLease } from './isolation/thread-pool';
 import { runGuarded } from './timeout';
 
 export interface HandlerCallDeps {
   logger: Logger;
   escalationFactor: number;
-  /** The lane's thread pool when it is isolated. */
-  pool: ThreadPool | undefined;
   emit<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void;
   /** Counts an in-process handler abandoned for ignoring its signal; `stillRunning` settles when it
    * finally stops. Returns the process total of abandoned handlers. */
@@ -33,11 +32,13 @@ export async function callHandler(
   timeoutMs: number,
   abort: AttemptAbort,
   trace?: AttemptTrace,
+  /** In an isolated lane, the ready thread the handler runs on; released here if it is not used. */
+  thread?: ThreadLease,
 ): Promise<unknown> {
   // A child logger costs an allocation per job; most attempts never log, so it is made on first use.
   let childLogger: Logger | undefined;
   const log = (): Logger => (childLogger ??= deps.logger.child({ job_id: ref.jobId, attempt: ref.attempt }));
-  const isolated = deps.pool !== undefined;
+  const isolated = thread !== undefined;
   const startedAt = Date.now();
   let attemptOver = false;
   // A handler abandoned after its timeout must not write to a job it no longer owns.
@@ -48,12 +49,12 @@ export async function callHandler(
   try {
     return await runGuarded(
       () => {
-        if (deps.pool) {
+        if (thread) {
           const ctx = { jobId: ref.jobId, jobName: ref.jobName, lane: ref.lane, attempt: ref.attempt, maxAttempts: ref.maxAttempts, tenant: ref.tenant };
           // The attempt span is the active context here; the thread continues it.
           const carrier = trace ? injectTraceContext() : undefined;
           const task = carrier && Object.keys(carrier).length > 0 ? { name: handler.name, payload, ctx, trace: carrier } : { name: handler.name, payload, ctx };
-          isolatedRun = deps.pool.run(task, abort.signal, (value) => {
+          isolatedRun = thread.run(task, abort.signal, (value) => {
             progress(value).catch((err: unknown) => log().debug('progress update failed', { error: (err as Error).message }));
           });
           running = isolatedRun.result;
@@ -103,6 +104,8 @@ export async function callHandler(
     );
   } finally {
     attemptOver = true;
+    // Not run when the attempt was stopped before the call began.
+    thread?.release();
   }
 }
 

@@ -84,7 +84,13 @@ export class LaneWorker {
       logger,
     });
     this.pool = policy.isolated
-      ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, httpAllowedHosts: config.httpHandlerAllowedHosts, logLevel: config.logLevel, tracing: config.tracing, serviceName: WORKER_SERVICE_NAME }, logger })
+      ? new ThreadPool({
+          lane,
+          size: policy.concurrency,
+          data: { handlersDir: config.handlersDir, httpAllowedHosts: config.httpHandlerAllowedHosts, logLevel: config.logLevel, tracing: config.tracing, serviceName: WORKER_SERVICE_NAME },
+          logger,
+          startTimeoutMs: policy.threadStartTimeoutMs,
+        })
       : undefined;
     this.slots = deps.slots.lane({ concurrency: policy.concurrency, onLeaseLimit: (limit, raised) => this.setLeaseLimit(limit, raised) });
     this.runner = new AttemptRunner({
@@ -149,6 +155,9 @@ export class LaneWorker {
     const { config, lane, policy, logger } = this.deps;
     this.budget.start();
     this.leases.start();
+    // The lane's threads start now, while the worker connects, so that they are likely ready when
+    // the first jobs come (a job that comes sooner waits for one, outside its timeout).
+    this.pool?.start();
     // BullMQ fetches on a duplicate of this connection and never closes one it was given.
     const connection = createRedis(config.redis, 'worker', `bullpen:worker:${lane}`);
     this.connection = connection;

@@ -12,6 +12,8 @@ export const ERROR_CLASSES = [
   'deadline_exceeded',
   'cancelled',
   'stalled',
+  /** An isolated lane's handler thread could not start (its handlers failed to load, or hung). */
+  'thread_start',
   'handler',
   'unknown',
 ] as const;

@@ -107,6 +107,12 @@ export const laneSchema = z
      * timeoutMs × timeoutEscalationFactor is really terminated; default false (in-process).
      */
     isolated: z.boolean().default(false),
+    /**
+     * In an isolated lane, how long a handler thread may take to start (load bullpen, the handlers
+     * and tracing) before it is terminated and the attempt waiting for it fails (thread_start).
+     * Start-up never counts against timeoutMs; default 60000 ms.
+     */
+    threadStartTimeoutMs: positiveInt.max(MAX_TIMER_MS).default(60_000),
     /** Total budget from enqueue (schedule-to-close); default none. */
     deadlineMs: positiveInt.optional(),
     /** Allowed job names; default any name. */

@@ -52,6 +52,9 @@ export type ToThread =
   | { type: 'shutdown' };
 
 export type FromThread =
+  /** The thread has loaded its handlers (and tracing) and takes calls. */
+  | { type: 'ready' }
+  /** The thread could not load its handlers; it takes no call. */
   | { type: 'fatal'; error: SerializedError }
   /** An error no handler call caught (a rejection or a throw after the call ended), and the job
    * of the last call that started in the thread, its likely source. */

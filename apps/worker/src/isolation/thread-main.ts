@@ -1,7 +1,7 @@
 // The entry point of a handler thread of an isolated lane. It builds the same handler registry as
-// the worker process (built-ins plus HANDLERS_DIR), then runs one handler call at a time as the
-// pool asks: the payload arrives already validated, the AbortSignal is driven by `abort` messages,
-// progress is forwarded, and the result or error is sent back. The pool terminates the thread when
+// the worker process (built-ins plus HANDLERS_DIR), reports that it is ready, then runs one handler
+// call at a time as the pool asks: the payload arrives already validated, the AbortSignal is driven
+// by `abort` messages, progress is forwarded, and the result or error is sent back. The pool terminates the thread when
 // a handler ignores its aborted signal for too long. With tracing on, the thread runs its own
 // OpenTelemetry SDK under the worker's settings, and each call runs in the context of the attempt
 // span it was sent, so the handler's spans (the http handler's outbound call) are that span's
@@ -93,3 +93,6 @@ port.on('message', (message: ToThread) => {
     )
     .finally(() => running.delete(taskId));
 });
+// The pool hands this thread a call only from now on: the time it took to get here (loading
+// bullpen, the handlers and the tracing SDK, seconds on a busy machine) is not any handler's.
+if (registry) post({ type: 'ready' });

@@ -1,13 +1,17 @@
-// The handler threads of one isolated lane: at most `size` (the lane's concurrency) threads,
-// started when first needed and reused; each runs one handler call at a time. A call whose handler
-// must be stopped is ended with worker.terminate(), which really stops it (even a loop that never
-// yields), and its thread is replaced by a fresh one for the next call.
+// The handler threads of one isolated lane: `size` (the lane's concurrency) threads, started with
+// the lane and reused; each runs one handler call at a time. A thread takes calls only once it has
+// reported that it is ready: starting one takes seconds on a busy machine, and that time is no
+// handler's, so a caller takes a ready thread (acquire) before its handler's clock starts. A call
+// whose handler must be stopped is ended with worker.terminate(), which really stops it (even a
+// loop that never yields), and its thread is replaced at once by a fresh one, which starts in the
+// background. A thread that is not ready within the start-up bound is terminated.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@bullpen/core';
 import type { JobProgress } from 'bullmq';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ThreadTaskContext, type ToThread } from './protocol';
+import { ThreadStartError } from './thread-start-error';
 
 /** How long close() lets an idle thread flush its spans before terminating it. */
 export const SHUTDOWN_GRACE_MS = 2000;
@@ -21,6 +25,14 @@ export interface ThreadTask {
   trace?: Record<string, string>;
 }
 
+/** A ready thread taken for one handler call: run() it, or release() it unused. */
+export interface ThreadLease {
+  /** Starts the call on the thread at once; `signal` aborting is forwarded to the handler's own signal. */
+  run(task: ThreadTask, signal: AbortSignal, onProgress: (value: JobProgress) => void): IsolatedRun;
+  /** Gives the thread back without a call; nothing once run() was called. */
+  release(): void;
+}
+
 /** One handler call in a thread. */
 export interface IsolatedRun {
   /** Settles with the handler's result or error. */
@@ -30,8 +42,10 @@ export interface IsolatedRun {
 }
 
 export interface ThreadPoolStats {
-  /** Threads alive now (busy or idle). */
+  /** Threads alive now (starting, busy or idle). */
   alive: number;
+  /** Threads alive but not ready yet. */
+  starting: number;
   busy: number;
   startedTotal: number;
   /** Threads terminated because their handler had to be stopped. */
@@ -47,10 +61,20 @@ interface Call {
 
 interface PoolThread {
   worker: Worker;
+  /** It reported that it loaded its handlers: it takes calls. */
+  ready: boolean;
+  /** Why it will never be ready (its handlers failed to load, or it took too long). */
+  startFailure?: ThreadStartError;
+  startTimer?: NodeJS.Timeout;
   call: Call | undefined;
   exited: Promise<void>;
   /** An error no call caught happened in it: replaced once its call (if any) is done. */
   retiring?: boolean;
+}
+
+interface Waiter {
+  grant(thread: PoolThread): void;
+  fail(err: unknown): void;
 }
 
 export interface ThreadPoolOptions {
@@ -59,6 +83,8 @@ export interface ThreadPoolOptions {
   size: number;
   data: ThreadData;
   logger: Logger;
+  /** How long a thread may take to become ready before it is terminated; the lane's threadStartTimeoutMs. */
+  startTimeoutMs: number;
   /** The thread entry script; default the built thread-main.js. */
   script?: string;
 }
@@ -75,7 +101,7 @@ export class ThreadPoolClosedError extends Error {
 export class ThreadPool {
   private readonly threads = new Set<PoolThread>();
   private readonly idle: PoolThread[] = [];
-  private readonly waiters: Array<{ grant(thread: PoolThread): void; fail(err: unknown): void }> = [];
+  private readonly waiters: Waiter[] = [];
   private nextTaskId = 1;
   private started = 0;
   private terminated = 0;
@@ -83,48 +109,65 @@ export class ThreadPool {
 
   constructor(private readonly options: ThreadPoolOptions) {}
 
-  stats(): ThreadPoolStats {
-    let busy = 0;
-    for (const thread of this.threads) if (thread.call) busy += 1;
-    return { alive: this.threads.size, busy, startedTotal: this.started, terminatedTotal: this.terminated };
+  /** Starts the lane's threads, so that they are likely ready when its first jobs come; it does not wait for them. */
+  start(): void {
+    while (!this.closed && this.threads.size < this.options.size) this.spawn();
   }
 
-  /** Runs one handler call in a thread; `signal` aborting is forwarded to the handler's own signal. */
-  run(task: ThreadTask, signal: AbortSignal, onProgress: (value: JobProgress) => void): IsolatedRun {
-    const taskId = this.nextTaskId++;
-    let thread: PoolThread | undefined;
-    let stopped = false;
-    const result = this.acquire().then(
-      (acquired) =>
-        new Promise<unknown>((resolve, reject) => {
-          if (stopped || this.closed) {
-            this.release(acquired);
-            reject(this.closed ? this.closedError() : new Error('isolated handler call stopped before it started'));
-            return;
-          }
-          thread = acquired;
-          acquired.call = { taskId, resolve, reject, onProgress };
-          const onAbort = () => this.send(acquired, { type: 'abort', taskId, reason: serializeError(signal.reason) });
-          if (signal.aborted) onAbort();
-          else signal.addEventListener('abort', onAbort, { once: true });
-          this.send(acquired, { type: 'run', taskId, name: task.name, payload: task.payload, ctx: task.ctx, ...(task.trace ? { trace: task.trace } : {}) });
-        }),
-    );
-    return {
-      result,
-      terminate: async () => {
-        stopped = true;
-        if (!thread || thread.call?.taskId !== taskId) return;
-        await this.terminateThread(thread);
-      },
-    };
+  stats(): ThreadPoolStats {
+    let busy = 0;
+    let starting = 0;
+    for (const thread of this.threads) {
+      if (thread.call) busy += 1;
+      if (!thread.ready) starting += 1;
+    }
+    return { alive: this.threads.size, starting, busy, startedTotal: this.started, terminatedTotal: this.terminated };
+  }
+
+  /** A ready idle thread at once, or undefined when none is. */
+  tryAcquire(): ThreadLease | undefined {
+    if (this.closed || this.waiters.length > 0) return undefined;
+    const idle = this.idle.pop();
+    return idle ? this.lease(idle) : undefined;
+  }
+
+  /**
+   * Resolves with a ready thread, once there is one: a thread still starting is waited for, and a
+   * missing one started. Rejects with the ThreadStartError of a thread that could not start in its
+   * stead, a ThreadPoolClosedError, or `signal`'s reason if it aborts first.
+   */
+  acquire(signal?: AbortSignal): Promise<ThreadLease> {
+    if (this.closed) return Promise.reject(this.closedError());
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const now = this.tryAcquire();
+    if (now) return Promise.resolve(now);
+    return new Promise<ThreadLease>((resolve, reject) => {
+      const onAbort = () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(signal?.reason);
+      };
+      const waiter: Waiter = {
+        grant: (thread) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(this.lease(thread));
+        },
+        fail: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      this.waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.startForWaiters();
+    });
   }
 
   /**
    * Stops every thread. Calls still running or waiting for a thread fail with a
    * ThreadPoolClosedError, before their thread is terminated, so that they are not taken for the
    * handler's own failure. An idle thread is asked to exit, so that it first exports the spans it
-   * holds; a busy one, or one that does not exit within `graceMs`, is terminated.
+   * holds; a busy one, one still starting, or one that does not exit within `graceMs`, is terminated.
    */
   async close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     this.closed = true;
@@ -133,7 +176,7 @@ export class ThreadPool {
       [...this.threads].map(async (thread) => {
         if (thread.call) {
           thread.call.reject(this.closedError());
-        } else {
+        } else if (thread.ready) {
           this.send(thread, { type: 'shutdown' });
           let timer: NodeJS.Timeout | undefined;
           const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, graceMs, 'late')));
@@ -147,12 +190,47 @@ export class ThreadPool {
     );
   }
 
-  private acquire(): Promise<PoolThread> {
-    if (this.closed) return Promise.reject(this.closedError());
-    const idle = this.idle.pop();
-    if (idle) return Promise.resolve(idle);
-    if (this.threads.size < this.options.size) return Promise.resolve(this.spawn());
-    return new Promise((grant, fail) => this.waiters.push({ grant, fail }));
+  private lease(thread: PoolThread): ThreadLease {
+    let used = false;
+    return {
+      run: (task, signal, onProgress) => {
+        if (used) throw new Error('a thread lease runs one call');
+        used = true;
+        return this.runOn(thread, task, signal, onProgress);
+      },
+      release: () => {
+        if (used) return;
+        used = true;
+        this.release(thread);
+      },
+    };
+  }
+
+  private runOn(thread: PoolThread, task: ThreadTask, signal: AbortSignal, onProgress: (value: JobProgress) => void): IsolatedRun {
+    const taskId = this.nextTaskId++;
+    const result = new Promise<unknown>((resolve, reject) => {
+      if (this.closed) {
+        this.release(thread);
+        reject(this.closedError());
+        return;
+      }
+      if (!this.threads.has(thread)) {
+        reject(new Error('isolated handler thread exited before its call started'));
+        return;
+      }
+      thread.call = { taskId, resolve, reject, onProgress };
+      const onAbort = () => this.send(thread, { type: 'abort', taskId, reason: serializeError(signal.reason) });
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      this.send(thread, { type: 'run', taskId, name: task.name, payload: task.payload, ctx: task.ctx, ...(task.trace ? { trace: task.trace } : {}) });
+    });
+    return {
+      result,
+      terminate: async () => {
+        if (thread.call?.taskId !== taskId) return;
+        await this.terminateThread(thread);
+      },
+    };
   }
 
   private closedError(): ThreadPoolClosedError {
@@ -161,9 +239,9 @@ export class ThreadPool {
 
   private release(thread: PoolThread): void {
     thread.call = undefined;
-    if (!this.threads.has(thread)) return;
+    if (!this.threads.has(thread) || this.closed) return;
     if (thread.retiring) {
-      // Its exit lets the next waiter have a fresh thread (replace()).
+      // Its exit starts its successor, which the next waiter gets once it is ready.
       void thread.worker.terminate();
       return;
     }
@@ -172,46 +250,90 @@ export class ThreadPool {
     else this.idle.push(thread);
   }
 
-  /** A thread left the pool (terminated, crashed): the next waiter gets a fresh one. */
-  private replace(): void {
-    const waiter = this.waiters.shift();
-    if (waiter && !this.closed && this.threads.size < this.options.size) waiter.grant(this.spawn());
-    else if (waiter) this.waiters.unshift(waiter);
+  /**
+   * Starts threads for the callers waiting that no thread starting now will serve (the pool's
+   * threads were never started, or some could not start), as far as the pool's size allows.
+   */
+  private startForWaiters(): void {
+    let starting = 0;
+    for (const thread of this.threads) if (!thread.ready && !thread.startFailure) starting += 1;
+    let missing = this.waiters.length - starting;
+    while (missing > 0 && !this.closed && this.threads.size < this.options.size) {
+      this.spawn();
+      missing -= 1;
+    }
   }
 
   private spawn(): PoolThread {
+    const { lane, logger, startTimeoutMs } = this.options;
     const worker = new Worker(this.options.script ?? threadScriptPath(), { workerData: this.options.data });
     // Idle threads must not keep the process alive; the runtime closes the pool on shutdown.
     worker.unref();
     this.started += 1;
     let markExited!: () => void;
     const exited = new Promise<void>((resolve) => (markExited = resolve));
-    const thread: PoolThread = { worker, call: undefined, exited };
+    const thread: PoolThread = { worker, ready: false, call: undefined, exited };
+    thread.startTimer = setTimeout(() => {
+      thread.startFailure = new ThreadStartError(
+        `lane ${lane}: a handler thread was not ready ${startTimeoutMs} ms after it started (loading its handlers took longer than the lane's threadStartTimeoutMs, or hung); it was terminated`,
+        'thread_start_timeout',
+      );
+      logger.error('isolated handler thread did not become ready in time; it is terminated', { lane, thread_start_timeout_ms: startTimeoutMs });
+      void worker.terminate();
+    }, startTimeoutMs);
+    thread.startTimer.unref();
     this.threads.add(thread);
     worker.on('message', (message: FromThread) => this.onMessage(thread, message));
     worker.on('error', (err) => {
+      if (!thread.ready) {
+        thread.startFailure ??= new ThreadStartError(`lane ${lane}: a handler thread failed while starting: ${err.message}`, 'thread_start_failed', { cause: err });
+        logger.error('isolated handler thread failed while starting', { lane, error: err.message });
+        return;
+      }
       // An error the handler did not catch (say, thrown from a timer): the thread is going down.
-      this.options.logger.warn('isolated handler thread crashed', { lane: this.options.lane, error: err.message });
+      logger.warn('isolated handler thread crashed', { lane, error: err.message });
       thread.call?.reject(err);
     });
     worker.on('exit', (code) => {
       markExited();
+      clearTimeout(thread.startTimer);
       const call = thread.call;
       thread.call = undefined;
       this.threads.delete(thread);
       const index = this.idle.indexOf(thread);
       if (index >= 0) this.idle.splice(index, 1);
       call?.reject(new Error(`isolated handler thread exited with code ${code}`));
-      this.replace();
+      if (this.closed) return;
+      if (thread.ready) {
+        // It had served calls (its handler was terminated, or it crashed): its successor starts now,
+        // in the background, rather than on the next call's time.
+        if (this.threads.size < this.options.size) this.spawn();
+        return;
+      }
+      // A start that failed fails the call that has waited longest, in whose stead it started; it is
+      // not started again for nobody, so that handlers that cannot load do not restart in a loop.
+      this.waiters.shift()?.fail(
+        thread.startFailure ?? new ThreadStartError(`lane ${lane}: a handler thread exited with code ${code} before it was ready`, 'thread_start_failed'),
+      );
+      this.startForWaiters();
     });
     return thread;
   }
 
   private onMessage(thread: PoolThread, message: FromThread): void {
+    if (message.type === 'ready') {
+      if (thread.startFailure) return; // too late: it is being terminated
+      clearTimeout(thread.startTimer);
+      thread.ready = true;
+      this.release(thread);
+      return;
+    }
     if (message.type === 'fatal') {
       const err = deserializeError(message.error);
       this.options.logger.error('isolated handler thread could not load its handlers', { lane: this.options.lane, error: err.message });
-      thread.call?.reject(err);
+      thread.startFailure = new ThreadStartError(`lane ${this.options.lane}: a handler thread could not load its handlers: ${err.message}`, 'thread_start_failed', {
+        cause: err,
+      });
       void thread.worker.terminate();
       return;
     }
