@@ -28,6 +28,22 @@ describe('HandlerSlots', () => {
     expect(slots.inUse).toBe(0);
   });
 
+  it('leaves every lane at its whole concurrency when the concurrencies fit in the capacity together', () => {
+    const slots = new HandlerSlots(8);
+    const a = lane(slots, 5);
+    const b = lane(slots, 3);
+    expect([a.slots.leaseLimit, b.slots.leaseLimit]).toEqual([5, 3]);
+    b.slots.drained();
+    b.slots.leased('b1');
+    b.slots.begun('b1');
+    a.slots.drained();
+    a.slots.setFetching(false);
+    a.slots.setFetching(true);
+    // Set once, when each lane registered: the queues emptying and filling move nothing.
+    expect(a.limits).toEqual([5]);
+    expect(b.limits).toEqual([3]);
+  });
+
   it('splits the slots between busy lanes, and gives an idle lane one for the job it waits for', () => {
     const slots = new HandlerSlots(4);
     const big = lane(slots, 20);
@@ -60,7 +76,7 @@ describe('HandlerSlots', () => {
   });
 
   it('counts a leased job whose attempt has not begun, so an idle lane keeps a slot for the next one', () => {
-    const slots = new HandlerSlots(4);
+    const slots = new HandlerSlots(3);
     const a = lane(slots, 4).slots;
     a.leased('j1');
     // BullMQ fetches on before it starts j1, and finds the queue empty.

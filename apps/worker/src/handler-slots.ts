@@ -177,6 +177,13 @@ export class HandlerSlots {
    */
   rebalance(): void {
     const { lanes } = this;
+    // Lanes whose concurrencies fit in the capacity together can never want each other's slots:
+    // each keeps its whole concurrency, and no lane's limit moves with its queue emptying and
+    // filling (each move up would wake BullMQ's fetch loop for an extra fetch per idle-to-busy turn).
+    if (lanes.reduce((sum, lane) => sum + lane.concurrency, 0) <= this.capacity) {
+      for (const lane of lanes) this.setLeaseLimit(lane, lane.concurrency);
+      return;
+    }
     const targets = shareSlots(this.capacity, lanes.map((lane) => lane.demand()));
     // A lane's BullMQ Worker always has room for one job: with fewer slots than lanes, an idle
     // lane's one lease may have to wait for a slot.
