@@ -50,6 +50,13 @@ export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStoppe
   redisWatch?: RedisConnectionWatch;
 };
 
+/** Errors a processor throws after moving its job itself (BullMQ's DelayedError, WaitingError,
+ * WaitingChildrenError): BullMQ stores no outcome for them and emits no event. */
+const MOVED_BY_PROCESSOR: ReadonlySet<string | undefined> = new Set(['DelayedError', 'WaitingError', 'WaitingChildrenError']);
+
+/** The connection events after which it may have become ready or stopped being so. */
+const CONNECTION_STATE_EVENTS = ['ready', 'close', 'end', 'reconnecting', 'error'] as const;
+
 export class LaneWorker {
   private worker: Worker | undefined;
   private readonly runner: AttemptRunner;
@@ -69,6 +76,12 @@ export class LaneWorker {
   private draining = false;
   /** The drain's pause(), which settles once the active jobs have ended. */
   private pausing: Promise<void> | undefined;
+  /** The drain ended before BullMQ's pause(): the lane held no job and Redis was out of reach. */
+  private drainedUnreachable = false;
+  /** Jobs whose attempt has begun here and whose outcome BullMQ has not stored yet. */
+  private readonly inHand = new Set<string>();
+  /** Called whenever the lane lets go of a job or its connection changes state (during a drain). */
+  private onHoldingChanged: (() => void) | undefined;
   /** Settles once the jobs a forced close left running have ended and been cleaned up after. */
   private abandonedEnded: Promise<void> = Promise.resolve();
 
@@ -159,8 +172,14 @@ export class LaneWorker {
       // processor that declares a third. The runner cancels its attempts itself (cancel()), with
       // the one signal it gives the handler.
       (job: Job, token: string | undefined) => {
-        this.slots.begun(job.id ?? '');
-        return this.runner.process(job, token);
+        const jobId = job.id ?? '';
+        this.slots.begun(jobId);
+        this.inHand.add(jobId);
+        return this.runner.process(job, token).catch((err: unknown) => {
+          // The runner moved the job itself (handed back, or delayed): BullMQ stores nothing more.
+          if (MOVED_BY_PROCESSOR.has((err as Error)?.name)) this.letGo(jobId);
+          throw err;
+        });
       },
       {
         connection,
@@ -189,9 +208,13 @@ export class LaneWorker {
     worker.on('completed', (job) => {
       this.oomBackoff.accepted();
       this.slots.begun(job.id ?? '');
+      this.letGo(job.id ?? '');
       this.onCompleted(job);
     });
-    worker.on('failed', (job, err) => this.onFailed(job, err));
+    worker.on('failed', (job, err) => {
+      this.onFailed(job, err);
+      if (job) this.letGo(job.id ?? '');
+    });
     worker.on('lockRenewalFailed', (jobIds) => this.onLockLost(jobIds));
     worker.on('stalled', (jobId) => this.track(this.onStalled(jobId)));
     await worker.waitUntilReady();
@@ -219,7 +242,11 @@ export class LaneWorker {
     await this.worker?.resume();
   }
 
-  /** Stops taking jobs and resolves once the active ones have finished and been recorded. */
+  /**
+   * Stops taking jobs and resolves once the active ones have finished and been recorded, or at
+   * once when the lane holds no job while Redis is out of reach: BullMQ's pause() then waits for
+   * Redis to come back (its blocking fetch retries until it does), for nothing that needs it.
+   */
   async drain(): Promise<void> {
     this.draining = true;
     this.slots.setFetching(false);
@@ -230,13 +257,51 @@ export class LaneWorker {
     // guard paused is resumed first (anything it fetches meanwhile is handed back).
     if (worker.isPaused()) await worker.resume();
     this.pausing = worker.pause();
-    await this.pausing;
+    const paused = this.pausing.then(() => false);
+    this.drainedUnreachable = await Promise.race([paused, this.idleWhileUnreachable()]).finally(() => this.stopWatchingHolding());
+    if (this.drainedUnreachable) {
+      this.deps.logger.info('lane holds no job and Redis is out of reach: it stops without waiting for Redis', { lane: this.deps.lane });
+    }
+  }
+
+  /** Jobs the lane holds: leased and not begun, or begun and their outcome not yet stored. */
+  private get heldJobs(): number {
+    return this.slots.held() + this.inHand.size;
+  }
+
+  /** Resolves with true once the lane holds no job while its connection to Redis is not ready. */
+  private idleWhileUnreachable(): Promise<boolean> {
+    const connection = this.connection;
+    if (!connection) return new Promise<boolean>(() => undefined);
+    return new Promise<boolean>((resolve) => {
+      const check = () => {
+        if (this.heldJobs === 0 && connection.status !== 'ready') resolve(true);
+      };
+      this.onHoldingChanged = check;
+      for (const event of CONNECTION_STATE_EVENTS) connection.on(event, check);
+      this.stopWatchingHolding = () => {
+        this.onHoldingChanged = undefined;
+        for (const event of CONNECTION_STATE_EVENTS) connection.off(event, check);
+      };
+      check();
+    });
+  }
+
+  private stopWatchingHolding: () => void = () => undefined;
+
+  /** BullMQ has stored the outcome of the job (or the lane lost it): the lane holds it no more. */
+  private letGo(jobId: string): void {
+    this.inHand.delete(jobId);
+    this.onHoldingChanged?.();
   }
 
   /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
   async close(force: boolean): Promise<void> {
     const worker = this.worker;
     this.oomBackoff.close();
+    // A lane drained with nothing held and Redis out of reach has nothing to wait for: BullMQ's
+    // close() would wait for its fetch, which waits for Redis.
+    force ||= this.drainedUnreachable;
     await worker?.close(force);
     if (force && this.pausing) {
       // A drain cut short by the grace period leaves BullMQ's pause() waiting for the jobs still
@@ -296,6 +361,7 @@ export class LaneWorker {
   /** BullMQ could not renew the locks of these jobs: another worker may hold them now. */
   private onLockLost(jobIds: readonly string[]): void {
     for (const jobId of jobIds) {
+      this.letGo(jobId);
       const stopped = this.runner.leaseLost(jobId);
       this.deps.logger.warn('lost the lock of a running job: its handler is stopped, and another worker may run the job', {
         lane: this.deps.lane,
