@@ -66,6 +66,24 @@ describe("a lane's maxStalls", () => {
     expect(jobStatusView(job!, 'work', 'failed', []).errorClass).toBe('stalled');
   });
 
+  it('logs a stall within maxStalls as moved back to wait, and the one past it as failing the job', async () => {
+    const { queue, id } = await loseItsWorkerTwice(1);
+    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail as stalled' });
+    /** The stall lines the workers logged about the job, in the order of their stall counts. */
+    const stallLines = () =>
+      workers
+        .flatMap((w) => w.stdout().split('\n'))
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg: string; job_id?: string; stalls?: number; max_stalls?: number })
+        .filter((line) => line.job_id === id && line.msg.startsWith('job stalled'))
+        .sort((a, b) => (a.stalls ?? 0) - (b.stalls ?? 0));
+    await waitUntil(async () => stallLines().length === 2, { timeoutMs: 10_000, what: 'both stalls to be logged' });
+    const [reclaimed, failed] = stallLines();
+    expect(reclaimed).toMatchObject({ msg: 'job stalled: its lock expired and it was moved back to wait', stalls: 1, max_stalls: 1 });
+    expect(failed).toMatchObject({ msg: expect.stringContaining('fails as stalled'), stalls: 2, max_stalls: 1 });
+    expect(failed?.msg).not.toContain('moved back to wait');
+  });
+
   it('gives a job redriven after it failed as stalled its maxStalls again', async () => {
     const { queue, id, lease, env, loseItsWorker } = await loseItsWorkerTwice(1);
     await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail as stalled' });

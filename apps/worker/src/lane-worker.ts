@@ -3,16 +3,13 @@
 // an isolated lane, its handler threads; it runs each job through an AttemptRunner and turns
 // BullMQ's worker events into the runtime's lifecycle events.
 import {
-  JOB_FIELD,
   LANE_EVENT,
   RepeatLimiter,
   RetryBudget,
   createRedis,
   isOutOfMemoryReply,
-  jobKeys,
   lanePrefix,
   laneRetention,
-  parseLeaseRecord,
   publishLaneEvent,
   unwrapJobData,
   type BullpenLaneEvent,
@@ -32,6 +29,7 @@ import type { HandlerSlots, LaneSlots } from './handler-slots';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
 import { LeaseRecorder } from './lease-recorder';
 import { RedisOomBackoff } from './redis-oom-backoff';
+import { reportStall } from './stall-report';
 
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
@@ -216,7 +214,7 @@ export class LaneWorker {
       if (job) this.letGo(job.id ?? '');
     });
     worker.on('lockRenewalFailed', (jobIds) => this.onLockLost(jobIds));
-    worker.on('stalled', (jobId) => this.track(this.onStalled(jobId)));
+    worker.on('stalled', (jobId) => this.track(reportStall(this.deps, jobId, this.starts.get(jobId))));
     await worker.waitUntilReady();
   }
 
@@ -444,28 +442,6 @@ export class LaneWorker {
       attempt: ref.attempt,
       worker: ref.workerId,
     });
-  }
-
-  /**
-   * Names the worker that held a stalled job, from its lease record. The job may have been leased
-   * again before the record is read: by this worker (its start is known here, so the stalled start
-   * is the one before) or by another one (attemptsStarted has moved on and the record no longer
-   * fits: unknown).
-   */
-  private async onStalled(jobId: string): Promise<void> {
-    const { config, lane, redis, logger } = this.deps;
-    let previousWorker: string | undefined;
-    try {
-      const [ats, lease] = await redis.hmget(jobKeys(config.prefix, lane, jobId).job, 'ats', JOB_FIELD.lease);
-      const record = parseLeaseRecord(lease);
-      const current = Number(ats);
-      const stalledStart = this.starts.get(jobId) === current ? current - 1 : current;
-      if (record && record.ats === stalledStart) previousWorker = record.worker;
-    } catch (err) {
-      logger.debug('could not read the lease of a stalled job', { job_id: jobId, error: (err as Error).message });
-    }
-    logger.warn('job stalled: its lock expired and it was moved back to wait', { job_id: jobId, previous_worker: previousWorker ?? null });
-    this.deps.emit('job:stalled', { lane, jobId, workerId: config.workerId, previousWorker });
   }
 
   private publish(ev: BullpenLaneEvent): void {
