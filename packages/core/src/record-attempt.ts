@@ -23,6 +23,8 @@ export interface RecordAttemptOptions {
   attempt: Omit<AttemptEvent, 'event'>;
   /** Failed attempts: the error message kept in the attempt history. */
   message?: string;
+  /** A rate-limited failure retried without using an attempt: which free retry it is, from 1. */
+  rateLimitedRetry?: number;
   /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
   keepLogs?: number;
   /** When the attempt ended; default now. */
@@ -51,6 +53,7 @@ export async function recordAttempt(redis: RedisClient, options: RecordAttemptOp
           delayMs: attempt.willRetry ? (attempt.delayMs ?? null) : null,
           worker: attempt.worker,
           ts: options.ts ?? Date.now(),
+          ...(options.rateLimitedRetry !== undefined ? { rateLimitedRetry: options.rateLimitedRetry } : {}),
         })
       : '';
   const keys = jobKeys(prefix, lane, attempt.jobId);
