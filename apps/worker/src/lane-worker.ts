@@ -27,6 +27,7 @@ import { emitFailure } from './failure-events';
 import { wakeFetchLoop } from './fetch-loop';
 import type { HandlerSlots, LaneSlots } from './handler-slots';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
+import { HeldJobs } from './held-jobs';
 import { LeaseRecorder } from './lease-recorder';
 import { RedisOomBackoff } from './redis-oom-backoff';
 import { reportStall } from './stall-report';
@@ -47,13 +48,6 @@ export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStoppe
   /** Logs connection errors and access refusals for the whole process; this lane's connection is watched. */
   redisWatch?: RedisConnectionWatch;
 };
-
-/** Errors a processor throws after moving its job itself (BullMQ's DelayedError, WaitingError,
- * WaitingChildrenError): BullMQ stores no outcome for them and emits no event. */
-const MOVED_BY_PROCESSOR: ReadonlySet<string | undefined> = new Set(['DelayedError', 'WaitingError', 'WaitingChildrenError']);
-
-/** The connection events after which it may have become ready or stopped being so. */
-const CONNECTION_STATE_EVENTS = ['ready', 'close', 'end', 'reconnecting', 'error'] as const;
 
 export class LaneWorker {
   private worker: Worker | undefined;
@@ -76,10 +70,8 @@ export class LaneWorker {
   private pausing: Promise<void> | undefined;
   /** The drain ended before BullMQ's pause(): the lane held no job and Redis was out of reach. */
   private drainedUnreachable = false;
-  /** Jobs whose attempt has begun here and whose outcome BullMQ has not stored yet. */
-  private readonly inHand = new Set<string>();
-  /** Called whenever the lane lets go of a job or its connection changes state (during a drain). */
-  private onHoldingChanged: (() => void) | undefined;
+  /** The jobs the lane holds until BullMQ has stored their outcome. */
+  private readonly held: HeldJobs;
   /** Settles once the jobs a forced close left running have ended and been cleaned up after. */
   private abandonedEnded: Promise<void> = Promise.resolve();
 
@@ -97,6 +89,7 @@ export class LaneWorker {
     this.pool = policy.isolated
       ? new ThreadPool({ lane, size: policy.concurrency, data: { handlersDir: config.handlersDir, httpAllowedHosts: config.httpHandlerAllowedHosts, logLevel: config.logLevel, tracing: config.tracing, serviceName: WORKER_SERVICE_NAME }, logger })
       : undefined;
+    this.held = new HeldJobs(() => this.slots.held());
     this.slots = deps.slots.lane({ concurrency: policy.concurrency, onLeaseLimit: (limit, raised) => this.setLeaseLimit(limit, raised) });
     this.runner = new AttemptRunner({
       ...deps,
@@ -172,10 +165,9 @@ export class LaneWorker {
       (job: Job, token: string | undefined) => {
         const jobId = job.id ?? '';
         this.slots.begun(jobId);
-        this.inHand.add(jobId);
+        this.held.begun(jobId);
         return this.runner.process(job, token).catch((err: unknown) => {
-          // The runner moved the job itself (handed back, or delayed): BullMQ stores nothing more.
-          if (MOVED_BY_PROCESSOR.has((err as Error)?.name)) this.letGo(jobId);
+          this.held.processorThrew(jobId, err);
           throw err;
         });
       },
@@ -206,12 +198,12 @@ export class LaneWorker {
     worker.on('completed', (job) => {
       this.oomBackoff.accepted();
       this.slots.begun(job.id ?? '');
-      this.letGo(job.id ?? '');
+      this.held.letGo(job.id ?? '');
       this.onCompleted(job);
     });
     worker.on('failed', (job, err) => {
       this.onFailed(job, err);
-      if (job) this.letGo(job.id ?? '');
+      if (job) this.held.letGo(job.id ?? '');
     });
     worker.on('lockRenewalFailed', (jobIds) => this.onLockLost(jobIds));
     worker.on('stalled', (jobId) => this.track(reportStall(this.deps, jobId, this.starts.get(jobId))));
@@ -255,42 +247,12 @@ export class LaneWorker {
     // guard paused is resumed first (anything it fetches meanwhile is handed back).
     if (worker.isPaused()) await worker.resume();
     this.pausing = worker.pause();
-    const paused = this.pausing.then(() => false);
-    this.drainedUnreachable = await Promise.race([paused, this.idleWhileUnreachable()]).finally(() => this.stopWatchingHolding());
+    const connection = this.connection;
+    if (!connection) return this.pausing;
+    this.drainedUnreachable = await this.held.noneWhileUnreachable(connection, this.pausing);
     if (this.drainedUnreachable) {
       this.deps.logger.info('lane holds no job and Redis is out of reach: it stops without waiting for Redis', { lane: this.deps.lane });
     }
-  }
-
-  /** Jobs the lane holds: leased and not begun, or begun and their outcome not yet stored. */
-  private get heldJobs(): number {
-    return this.slots.held() + this.inHand.size;
-  }
-
-  /** Resolves with true once the lane holds no job while its connection to Redis is not ready. */
-  private idleWhileUnreachable(): Promise<boolean> {
-    const connection = this.connection;
-    if (!connection) return new Promise<boolean>(() => undefined);
-    return new Promise<boolean>((resolve) => {
-      const check = () => {
-        if (this.heldJobs === 0 && connection.status !== 'ready') resolve(true);
-      };
-      this.onHoldingChanged = check;
-      for (const event of CONNECTION_STATE_EVENTS) connection.on(event, check);
-      this.stopWatchingHolding = () => {
-        this.onHoldingChanged = undefined;
-        for (const event of CONNECTION_STATE_EVENTS) connection.off(event, check);
-      };
-      check();
-    });
-  }
-
-  private stopWatchingHolding: () => void = () => undefined;
-
-  /** BullMQ has stored the outcome of the job (or the lane lost it): the lane holds it no more. */
-  private letGo(jobId: string): void {
-    this.inHand.delete(jobId);
-    this.onHoldingChanged?.();
   }
 
   /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
@@ -359,7 +321,7 @@ export class LaneWorker {
   /** BullMQ could not renew the locks of these jobs: another worker may hold them now. */
   private onLockLost(jobIds: readonly string[]): void {
     for (const jobId of jobIds) {
-      this.letGo(jobId);
+      this.held.letGo(jobId);
       const stopped = this.runner.leaseLost(jobId);
       this.deps.logger.warn('lost the lock of a running job: its handler is stopped, and another worker may run the job', {
         lane: this.deps.lane,
