@@ -54,11 +54,15 @@ describe('a worker that lost the lock of a running job', () => {
       .find((line) => line.includes('lost the lock of a running job'));
     expect(JSON.parse(notice!)).toMatchObject({ level: 'warn', job_id: 'the-job', handler_stopped: true });
 
-    // worker-2's attempt fails after its 4 s: the one row there is must be its own.
+    // worker-2's attempt fails after its 4 s. Before its row, only the row worker-2 wrote for the
+    // start it found stalled (worker-1's): nothing worker-1's own attempt did.
     const history = await waitUntil(async () => {
       const found = await rows();
-      return found.length > 0 ? found : undefined;
+      return found.some((row) => row?.errorClass !== 'stalled') ? found : undefined;
     }, { timeoutMs: 20_000, what: "worker-2's attempt to be recorded" });
-    expect(history.map((row) => row?.worker)).toEqual(['worker-2']);
+    expect(history.map((row) => [row?.worker, row?.errorClass === 'stalled' ? 'stalled' : 'attempt'])).toEqual([
+      ['worker-1', 'stalled'],
+      ['worker-2', 'attempt'],
+    ]);
   });
 });

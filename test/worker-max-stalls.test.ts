@@ -20,9 +20,14 @@ describe("a lane's maxStalls", () => {
   });
 
   /** Starts a job that outlives the test, and SIGKILLs the worker running it twice. */
-  async function loseItsWorkerTwice(maxStalls: number) {
+  function loseItsWorkerTwice(maxStalls: number) {
+    return loseItsWorker({ maxStalls }, 2);
+  }
+
+  /** Starts a long job on a lane with `policy`, and SIGKILLs the worker running it `times` times. */
+  async function loseItsWorker(policy: Record<string, unknown>, times: number) {
     if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run npx tsc -b apps/worker first`);
-    const lanes = { lanes: { work: { concurrency: 1, attempts: 3, lockDurationMs: 1000, maxStalls } } };
+    const lanes = { lanes: { work: { concurrency: 1, attempts: 3, lockDurationMs: 1000, ...policy } } };
     const prefix = testPrefix('stalls');
     const lanesFile = writeLanesFile(lanes);
     const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
@@ -52,7 +57,7 @@ describe("a lane's maxStalls", () => {
       await running.exited;
       running = next;
     };
-    for (let lost = 1; lost <= 2; lost += 1) await loseItsWorker(lost);
+    for (let lost = 1; lost <= times; lost += 1) await loseItsWorker(lost);
     return { queue, id, lease, env, loseItsWorker };
   }
 
@@ -64,6 +69,51 @@ describe("a lane's maxStalls", () => {
     expect((await lease())?.ats).toBe(2);
     // BullMQ fails it before any attempt runs, so no attempt row names why: the API says it.
     expect(jobStatusView(job!, 'work', 'failed', []).errorClass).toBe('stalled');
+  });
+
+  it("keeps a row for each start a stall lost in a dead letter's attempt history", async () => {
+    const { queue, id } = await loseItsWorkerTwice(1);
+    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail as stalled' });
+    // The second row is written by the worker that found the second stall, which may come after
+    // the job has failed.
+    await waitUntil(async () => (await queue.getJobLogs(id)).logs.length === 2, { timeoutMs: 10_000, what: 'both stall rows' });
+    const job = await queue.getJob(id);
+    const view = jobStatusView(job!, 'work', 'failed', (await queue.getJobLogs(id)).logs);
+    expect(view.attemptsMade).toBe(1);
+    expect(view.errorClass).toBe('stalled');
+    expect(view.attempts).toEqual([
+      expect.objectContaining({ attempt: 1, errorClass: 'stalled', worker: 'worker-1', delayMs: null, message: expect.stringContaining('moved back to wait') }),
+      expect.objectContaining({ attempt: 1, errorClass: 'stalled', worker: 'worker-2', delayMs: null, message: expect.stringContaining('fails as stalled') }),
+    ]);
+  });
+
+  it('writes one row for a start a stall lost, then the row of the attempt that reran it', async () => {
+    // One loss, within maxStalls: the rerun times out, and with one attempt the job is dead.
+    const { queue, id } = await loseItsWorker({ maxStalls: 1, attempts: 1, timeoutMs: 3000 }, 1);
+    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the rerun to time out' });
+    const rows = jobStatusView((await queue.getJob(id))!, 'work', 'failed', (await queue.getJobLogs(id)).logs).attempts;
+    expect(rows.map((r) => [r.attempt, r.errorClass, r.worker])).toEqual([
+      [1, 'stalled', 'worker-1'],
+      [1, 'timeout', 'worker-2'],
+    ]);
+  });
+
+  it('logs a stall within maxStalls as moved back to wait, and the one past it as failing the job', async () => {
+    const { queue, id } = await loseItsWorkerTwice(1);
+    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the job to fail as stalled' });
+    /** The stall lines the workers logged about the job, in the order of their stall counts. */
+    const stallLines = () =>
+      workers
+        .flatMap((w) => w.stdout().split('\n'))
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg: string; job_id?: string; stalls?: number; max_stalls?: number })
+        .filter((line) => line.job_id === id && line.msg.startsWith('job stalled'))
+        .sort((a, b) => (a.stalls ?? 0) - (b.stalls ?? 0));
+    await waitUntil(async () => stallLines().length === 2, { timeoutMs: 10_000, what: 'both stalls to be logged' });
+    const [reclaimed, failed] = stallLines();
+    expect(reclaimed).toMatchObject({ msg: 'job stalled: its lock expired and it was moved back to wait', stalls: 1, max_stalls: 1 });
+    expect(failed).toMatchObject({ msg: expect.stringContaining('fails as stalled'), stalls: 2, max_stalls: 1 });
+    expect(failed?.msg).not.toContain('moved back to wait');
   });
 
   it('gives a job redriven after it failed as stalled its maxStalls again', async () => {

@@ -159,8 +159,8 @@ describe('the worker process', () => {
     expect(next.stdout()).not.toContain('reclaimed a job whose earlier start never finished');
   });
 
-  /** A started worker with a short grace period on a Redis of its own, for the test to stop or freeze. */
-  async function workerOnOwnRedis(): Promise<{ redis: RedisProcess; worker: WorkerProcess }> {
+  /** A started worker with a short grace period (unless given) on a Redis of its own, for the test to stop or freeze. */
+  async function workerOnOwnRedis(graceMs = 300): Promise<{ redis: RedisProcess; worker: WorkerProcess; queue: Queue }> {
     const redis = await startRedis();
     cleanups.push(async () => {
       redis.child.kill('SIGCONT');
@@ -169,20 +169,52 @@ describe('the worker process', () => {
     });
     const lanesFile = writeLanesFile({ lanes: { work: { concurrency: 1 } } });
     cleanups.push(lanesFile.cleanup);
-    const worker = spawnWorker({ REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file, SHUTDOWN_GRACE_MS: '300' });
+    const env = { REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file, SHUTDOWN_GRACE_MS: String(graceMs) };
+    const worker = spawnWorker(env);
     workers.push(worker);
     await worker.started();
-    return { redis, worker };
+    const producer = createRedis(redis.url, 'worker', 'bullpen:test');
+    const queue = createLaneQueue(loadConfig(env), 'work', producer);
+    cleanups.push(async () => {
+      await queue.close().catch(() => undefined);
+      producer.disconnect();
+    });
+    return { redis, worker, queue };
   }
 
-  it('exits 0 after the grace period while Redis is down, without claiming handlers were running', async () => {
-    const { redis, worker } = await workerOnOwnRedis();
+  it('exits 0 on SIGTERM at once while Redis is down and it holds no job, without waiting out the grace period', async () => {
+    const graceMs = 60_000;
+    const { redis, worker } = await workerOnOwnRedis(graceMs);
     await redis.stop();
     await waitUntil(async () => worker.stdout().includes('"msg":"cannot reach redis"'), { what: 'the worker to lose Redis' });
 
-    expect(await worker.stop('SIGTERM')).toBe(0);
-    expect(worker.stdout()).toContain('shutdown grace period ended before the lanes stopped taking jobs; no handler was running');
+    const signalledAt = Date.now();
+    worker.child.kill('SIGTERM');
+    // Well inside the grace period, and inside the teardown's own bound: nothing waited for Redis.
+    await waitUntil(async () => worker.child.exitCode !== null, { timeoutMs: 4000, what: 'the worker to exit' });
+    expect(await worker.exited).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(4000);
+    expect(worker.stdout()).toContain('lane holds no job and Redis is out of reach');
+    expect(worker.stdout()).not.toContain('shutdown grace period ended');
     expect(worker.stdout()).not.toContain('handlers still running');
+    expect(worker.stdout()).toContain('"msg":"worker stopped"');
+  });
+
+  it('waits out the grace period while Redis is down when a job it ran has no stored outcome yet', async () => {
+    const graceMs = 4000;
+    const { redis, worker, queue } = await workerOnOwnRedis(graceMs);
+    const id = (await queue.add('sleep', wrapJobData({ ms: 1500 }, { v: 1, tenant: 'acme' }))).id!;
+    await waitUntil(async () => (await queue.getJobState(id)) === 'active', { what: 'the worker to take the job' });
+    await redis.stop();
+    await waitUntil(async () => worker.stdout().includes('"msg":"cannot reach redis"'), { what: 'the worker to lose Redis' });
+
+    const signalledAt = Date.now();
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    // The handler ends within the grace period, but its outcome cannot be stored: the lane still
+    // holds the job, so the worker gives Redis the whole grace period to come back.
+    expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(graceMs);
+    expect(worker.stdout()).not.toContain('lane holds no job and Redis is out of reach');
+    expect(worker.stdout()).toContain('shutdown grace period ended');
   });
 
   it('exits on SIGTERM while Redis hangs, dropping the connections it cannot close', async () => {

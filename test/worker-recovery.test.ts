@@ -78,6 +78,12 @@ describe('recovery from a crashed worker', () => {
     expect(job.attemptsMade).toBe(1); // the lost start used no attempt
     expect(job.attemptsStarted).toBe(2);
     expect(job.processedBy).toBe('rescuer');
+    // The rescuer wrote the row of the lost start; the start it reran waited from the enqueue,
+    // through the lost lease and the lock's expiry, not from the moment the stall was found.
+    expect((await queue.getJobLogs(id)).logs.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({ type: 'attempt', attempt: 1, errorClass: 'stalled', worker: 'doomed-worker', delayMs: null }),
+    ]);
+    expect(completed.waitMs).toBeGreaterThanOrEqual(lanes.lanes.work.lockDurationMs);
     const stream = await waitUntil(
       async () => {
         const entries = await redis.xrange(laneEventsKey(prefix, 'work'), '-', '+');

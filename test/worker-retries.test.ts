@@ -2,6 +2,7 @@
 // After, rate-limited retries that use no attempt, deadlines, dead letters with their history, the
 // retry budget's defer and fail actions, and the bp: events that go with them.
 import { LANE_EVENT, RateLimitedError, type BackoffStrategyName, type DecodedLaneEvent } from '@bullpen/core';
+import { jobStatusView } from '../apps/api/src/views';
 import { defineHandler } from '../apps/worker/src/handler';
 import { seededRandom } from '../apps/worker/src/random';
 import { decideRetry } from '../apps/worker/src/retry-decision';
@@ -216,6 +217,16 @@ describe('worker retries', () => {
     expect(rows).toHaveLength(21);
     expect(rows.at(-1)).toMatchObject({ attempt: 1, errorClass: 'rate_limited', message: '429 from the dependency' });
     expect(rows.at(-1)!.delayMs).toBeNull();
+    // All 21 rows are attempt 1: each free retry's row says which free retry it was, and the API
+    // shows it; the row that ended the job used the attempt and has none.
+    expect(rows.map((r) => r.rateLimitedRetry)).toEqual([...Array.from({ length: 20 }, (_, i) => i + 1), undefined]);
+    const { logs } = await harness.queue('free').getJobLogs(id);
+    const shown = jobStatusView(job!, 'free', 'failed', logs).attempts;
+    expect(shown.slice(0, 2)).toEqual([
+      expect.objectContaining({ attempt: 1, errorClass: 'rate_limited', rateLimitedRetry: 1 }),
+      expect.objectContaining({ attempt: 1, errorClass: 'rate_limited', rateLimitedRetry: 2 }),
+    ]);
+    expect(shown.at(-1)).not.toHaveProperty('rateLimitedRetry');
     await waitUntil(async () => bp(await harness!.streamEvents('free'), LANE_EVENT.dead, id).length === 1, { what: 'the bp:dead event' });
     expect(bp(await harness.streamEvents('free'), LANE_EVENT.dead, id)[0]).toMatchObject({ reason: 'rate_limited_retries_exhausted', errorClass: 'rate_limited' });
   });

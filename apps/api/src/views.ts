@@ -66,6 +66,13 @@ export const attemptSchema = z
     delayMs: z.number().nullable().register(responseDocs, doc('Delay before the next attempt; null when none followed.')),
     worker: z.string().nullable(),
     at: timestamp,
+    rateLimitedRetry: z
+      .int()
+      .optional()
+      .register(
+        responseDocs,
+        doc('Only on a rate-limited failure retried without using an attempt (rateLimitedConsumesAttempt: false): which of the job\'s free retries it was, from 1. Such rows keep the number of the attempt that is retried.'),
+      ),
   })
   .register(responseDocs, { id: 'Attempt', description: 'A failed attempt, as the worker recorded it.' });
 export type AttemptView = z.infer<typeof attemptSchema>;
@@ -228,6 +235,7 @@ export function parseAttempts(rows: readonly string[]): AttemptView[] {
       delayMs: row.delayMs,
       worker: row.worker || null,
       at: iso(row.ts),
+      ...(row.rateLimitedRetry !== undefined ? { rateLimitedRetry: row.rateLimitedRetry } : {}),
     });
   }
   return attempts;

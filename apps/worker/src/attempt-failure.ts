@@ -91,6 +91,8 @@ export class FailureRecorder {
           ...(retry ? { retry } : {}),
         },
         message,
+        // Free retries keep the attempt number: the row says which free retry it was.
+        ...(!consumesAttempt ? { rateLimitedRetry: (history?.rateLimitedRetries ?? 0) + 1 } : {}),
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
         ...(token ? { lockToken: token } : {}),
       }),

@@ -138,7 +138,9 @@ export interface WorkerEventMap {
     message: string;
     attemptsMade: number;
   };
-  /** BullMQ's stalled checker in this process found a job whose lock expired and moved it back to wait. */
+  /** BullMQ's stalled checker in this process found a job whose lock expired and moved it back to
+   * wait: to run again, or, once it has stalled more often than the lane's maxStalls, to be failed
+   * as stalled by the next worker that takes it. */
   'job:stalled': {
     lane: string;
     jobId: string;
@@ -146,6 +148,8 @@ export interface WorkerEventMap {
     workerId: string;
     /** The worker that held the job, when its lease was recorded. */
     previousWorker: string | undefined;
+    /** The job stalled more often than maxStalls allows: it fails as stalled and will not run again. */
+    failsAsStalled: boolean;
   };
   /** The attempt's timeout passed: its signal has been aborted. */
   'handler:timeout-warning': AttemptRef & { timeoutMs: number; elapsedMs: number; isolated: boolean };

@@ -104,7 +104,7 @@ export class LaneSlots {
   }
 
   /** Jobs the lane holds: running, waiting for a slot, or leased and not begun. */
-  private held(): number {
+  held(): number {
     return this.running + this.waiters.length + this.unstarted.size;
   }
 }

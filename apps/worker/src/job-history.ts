@@ -17,7 +17,9 @@ export interface StartHistory {
   /** Of those, the rate-limited retries (see JOB_FIELD.rateLimitedRetries). */
   rateLimitedRetries: number;
   lease: LeaseRecord | undefined;
-  /** The job's last attempt row, if its last log line is one. */
+  /** The job's last attempt row that a worker wrote as its attempt ended, if one is among its last
+   * log lines: rows of attempts lost to a stall are passed over (the start they lost is part of
+   * the wait, and they chose no delay). */
   lastRow: AttemptLogRow | undefined;
   /** A cancellation was requested while the job was active (JOB_FIELD.cancelRequested). */
   cancelRequested: boolean;
@@ -36,20 +38,26 @@ export function isFirstStart(job: JobStarts): boolean {
   return job.attemptsStarted <= 1 && job.attemptsMade === 0;
 }
 
+/** How many of the job's last log lines are read for its last attempt row: enough to pass over the
+ * rows of the stalls a lane's maxStalls lets in a row, in most lanes. */
+const LAST_ROWS_READ = 4;
+
 export async function readStartHistory(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<StartHistory> {
   const keys = jobKeys(prefix, lane, jobId);
   // Sent in the same turn, so in one write (write-coalescing.ts); an ioredis pipeline would copy
   // every script defined on the connection onto itself for these two commands.
   const [[uncounted, rateLimited, lease, cancel], rows] = await Promise.all([
     redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries, JOB_FIELD.lease, JOB_FIELD.cancelRequested),
-    redis.lrange(keys.logs, -1, -1),
+    redis.lrange(keys.logs, -LAST_ROWS_READ, -1),
   ]);
-  const [lastLine] = rows;
   return {
     uncountedStarts: Number(uncounted ?? 0) || 0,
     rateLimitedRetries: Number(rateLimited ?? 0) || 0,
     lease: parseLeaseRecord(lease),
-    lastRow: lastLine === undefined ? undefined : parseAttemptLogRow(lastLine),
+    lastRow: rows
+      .map((line) => parseAttemptLogRow(line))
+      .reverse()
+      .find((row) => row !== undefined && row.errorClass !== 'stalled'),
     cancelRequested: Boolean(cancel),
   };
 }

@@ -3,16 +3,13 @@
 // an isolated lane, its handler threads; it runs each job through an AttemptRunner and turns
 // BullMQ's worker events into the runtime's lifecycle events.
 import {
-  JOB_FIELD,
   LANE_EVENT,
   RepeatLimiter,
   RetryBudget,
   createRedis,
   isOutOfMemoryReply,
-  jobKeys,
   lanePrefix,
   laneRetention,
-  parseLeaseRecord,
   publishLaneEvent,
   unwrapJobData,
   type BullpenLaneEvent,
@@ -30,8 +27,10 @@ import { emitFailure } from './failure-events';
 import { wakeFetchLoop } from './fetch-loop';
 import type { HandlerSlots, LaneSlots } from './handler-slots';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
+import { HeldJobs } from './held-jobs';
 import { LeaseRecorder } from './lease-recorder';
 import { RedisOomBackoff } from './redis-oom-backoff';
+import { reportStall } from './stall-report';
 
 /** A start is recorded as a lease once it has run this long (at most half the lock duration). */
 export const LEASE_RECORD_AFTER_MS = 1000;
@@ -69,6 +68,10 @@ export class LaneWorker {
   private draining = false;
   /** The drain's pause(), which settles once the active jobs have ended. */
   private pausing: Promise<void> | undefined;
+  /** The drain ended before BullMQ's pause(): the lane held no job and Redis was out of reach. */
+  private drainedUnreachable = false;
+  /** The jobs the lane holds until BullMQ has stored their outcome. */
+  private readonly held: HeldJobs;
   /** Settles once the jobs a forced close left running have ended and been cleaned up after. */
   private abandonedEnded: Promise<void> = Promise.resolve();
 
@@ -92,6 +95,7 @@ export class LaneWorker {
           startTimeoutMs: policy.threadStartTimeoutMs,
         })
       : undefined;
+    this.held = new HeldJobs(() => this.slots.held());
     this.slots = deps.slots.lane({ concurrency: policy.concurrency, onLeaseLimit: (limit, raised) => this.setLeaseLimit(limit, raised) });
     this.runner = new AttemptRunner({
       ...deps,
@@ -168,8 +172,13 @@ export class LaneWorker {
       // processor that declares a third. The runner cancels its attempts itself (cancel()), with
       // the one signal it gives the handler.
       (job: Job, token: string | undefined) => {
-        this.slots.begun(job.id ?? '');
-        return this.runner.process(job, token);
+        const jobId = job.id ?? '';
+        this.slots.begun(jobId);
+        this.held.begun(jobId);
+        return this.runner.process(job, token).catch((err: unknown) => {
+          this.held.processorThrew(jobId, err);
+          throw err;
+        });
       },
       {
         connection,
@@ -198,11 +207,15 @@ export class LaneWorker {
     worker.on('completed', (job) => {
       this.oomBackoff.accepted();
       this.slots.begun(job.id ?? '');
+      this.held.letGo(job.id ?? '');
       this.onCompleted(job);
     });
-    worker.on('failed', (job, err) => this.onFailed(job, err));
+    worker.on('failed', (job, err) => {
+      this.onFailed(job, err);
+      if (job) this.held.letGo(job.id ?? '');
+    });
     worker.on('lockRenewalFailed', (jobIds) => this.onLockLost(jobIds));
-    worker.on('stalled', (jobId) => this.track(this.onStalled(jobId)));
+    worker.on('stalled', (jobId) => this.track(reportStall(this.deps, jobId, this.starts.get(jobId))));
     await worker.waitUntilReady();
   }
 
@@ -228,7 +241,11 @@ export class LaneWorker {
     await this.worker?.resume();
   }
 
-  /** Stops taking jobs and resolves once the active ones have finished and been recorded. */
+  /**
+   * Stops taking jobs and resolves once the active ones have finished and been recorded, or at
+   * once when the lane holds no job while Redis is out of reach: BullMQ's pause() then waits for
+   * Redis to come back (its blocking fetch retries until it does), for nothing that needs it.
+   */
   async drain(): Promise<void> {
     this.draining = true;
     this.slots.setFetching(false);
@@ -239,13 +256,21 @@ export class LaneWorker {
     // guard paused is resumed first (anything it fetches meanwhile is handed back).
     if (worker.isPaused()) await worker.resume();
     this.pausing = worker.pause();
-    await this.pausing;
+    const connection = this.connection;
+    if (!connection) return this.pausing;
+    this.drainedUnreachable = await this.held.noneWhileUnreachable(connection, this.pausing);
+    if (this.drainedUnreachable) {
+      this.deps.logger.info('lane holds no job and Redis is out of reach: it stops without waiting for Redis', { lane: this.deps.lane });
+    }
   }
 
   /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
   async close(force: boolean): Promise<void> {
     const worker = this.worker;
     this.oomBackoff.close();
+    // A lane drained with nothing held and Redis out of reach has nothing to wait for: BullMQ's
+    // close() would wait for its fetch, which waits for Redis.
+    force ||= this.drainedUnreachable;
     await worker?.close(force);
     if (force && this.pausing) {
       // A drain cut short by the grace period leaves BullMQ's pause() waiting for the jobs still
@@ -305,6 +330,7 @@ export class LaneWorker {
   /** BullMQ could not renew the locks of these jobs: another worker may hold them now. */
   private onLockLost(jobIds: readonly string[]): void {
     for (const jobId of jobIds) {
+      this.held.letGo(jobId);
       const stopped = this.runner.leaseLost(jobId);
       this.deps.logger.warn('lost the lock of a running job: its handler is stopped, and another worker may run the job', {
         lane: this.deps.lane,
@@ -387,28 +413,6 @@ export class LaneWorker {
       attempt: ref.attempt,
       worker: ref.workerId,
     });
-  }
-
-  /**
-   * Names the worker that held a stalled job, from its lease record. The job may have been leased
-   * again before the record is read: by this worker (its start is known here, so the stalled start
-   * is the one before) or by another one (attemptsStarted has moved on and the record no longer
-   * fits: unknown).
-   */
-  private async onStalled(jobId: string): Promise<void> {
-    const { config, lane, redis, logger } = this.deps;
-    let previousWorker: string | undefined;
-    try {
-      const [ats, lease] = await redis.hmget(jobKeys(config.prefix, lane, jobId).job, 'ats', JOB_FIELD.lease);
-      const record = parseLeaseRecord(lease);
-      const current = Number(ats);
-      const stalledStart = this.starts.get(jobId) === current ? current - 1 : current;
-      if (record && record.ats === stalledStart) previousWorker = record.worker;
-    } catch (err) {
-      logger.debug('could not read the lease of a stalled job', { job_id: jobId, error: (err as Error).message });
-    }
-    logger.warn('job stalled: its lock expired and it was moved back to wait', { job_id: jobId, previous_worker: previousWorker ?? null });
-    this.deps.emit('job:stalled', { lane, jobId, workerId: config.workerId, previousWorker });
   }
 
   private publish(ev: BullpenLaneEvent): void {

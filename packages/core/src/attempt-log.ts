@@ -14,6 +14,10 @@ export interface AttemptLogRow {
   worker: string;
   /** Epoch ms at which the attempt failed. */
   ts: number;
+  /** Set when the failure was rate limited and retried without using an attempt (a lane with
+   * `rateLimitedConsumesAttempt: false`): which of the job's free retries that was, from 1. The
+   * row's `attempt` stays the attempt that is retried, so consecutive free retries share it. */
+  rateLimitedRetry?: number;
 }
 
 /** Longest message kept in a row; longer messages are cut so one log row stays small. */
@@ -30,6 +34,7 @@ export function formatAttemptLogRow(row: Omit<AttemptLogRow, 'type'>): string {
     delayMs: row.delayMs,
     worker: row.worker,
     ts: row.ts,
+    ...(row.rateLimitedRetry !== undefined ? { rateLimitedRetry: row.rateLimitedRetry } : {}),
   };
   return JSON.stringify(full);
 }
@@ -55,5 +60,6 @@ export function parseAttemptLogRow(line: string): AttemptLogRow | undefined {
     delayMs: typeof r.delayMs === 'number' ? r.delayMs : null,
     worker: typeof r.worker === 'string' ? r.worker : '',
     ts: typeof r.ts === 'number' ? r.ts : 0,
+    ...(typeof r.rateLimitedRetry === 'number' ? { rateLimitedRetry: r.rateLimitedRetry } : {}),
   };
 }

@@ -1,7 +1,8 @@
 // A failed or finished attempt recorded in one atomic step (lua/record-attempt.lua): its row in the
-// job's attempt history and its bp:attempt entry in the lane stream (lane-events.ts).
+// job's attempt history and its bp:attempt entry in the lane stream (lane-events.ts); and the row of
+// an attempt lost to a stall, which no worker ran to its end (lua/append-attempt-row.lua).
 import type { RedisClient } from './redis';
-import { formatAttemptLogRow } from './attempt-log';
+import { formatAttemptLogRow, type AttemptLogRow } from './attempt-log';
 import { jobKeys, laneEventsKey } from './keys';
 import { encodeLaneEvent, LANE_EVENT, type AttemptEvent } from './lane-events';
 import { scriptCommand } from './lua';
@@ -23,6 +24,8 @@ export interface RecordAttemptOptions {
   attempt: Omit<AttemptEvent, 'event'>;
   /** Failed attempts: the error message kept in the attempt history. */
   message?: string;
+  /** A rate-limited failure retried without using an attempt: which free retry it is, from 1. */
+  rateLimitedRetry?: number;
   /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
   keepLogs?: number;
   /** When the attempt ended; default now. */
@@ -51,6 +54,7 @@ export async function recordAttempt(redis: RedisClient, options: RecordAttemptOp
           delayMs: attempt.willRetry ? (attempt.delayMs ?? null) : null,
           worker: attempt.worker,
           ts: options.ts ?? Date.now(),
+          ...(options.rateLimitedRetry !== undefined ? { rateLimitedRetry: options.rateLimitedRetry } : {}),
         })
       : '';
   const keys = jobKeys(prefix, lane, attempt.jobId);
@@ -65,4 +69,29 @@ export async function recordAttempt(redis: RedisClient, options: RecordAttemptOp
     options.lockToken ?? '',
     ...encodeLaneEvent(ev),
   );
+}
+
+const APPEND_ATTEMPT_ROW = 'bullpenAppendAttemptRow';
+interface AppendAttemptRowClient {
+  [APPEND_ATTEMPT_ROW](...args: (string | number)[]): Promise<number>;
+}
+
+export interface AppendAttemptRowOptions {
+  prefix: string;
+  lane: string;
+  jobId: string;
+  row: Omit<AttemptLogRow, 'type'>;
+  /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
+  keepLogs?: number;
+}
+
+/**
+ * Appends a row for an attempt no worker recorded (one lost to a stall: its worker died or stopped
+ * renewing its lock) to the job's attempt history, without a lane event. Resolves to false when
+ * the job no longer exists (nothing written).
+ */
+export async function appendAttemptRow(redis: RedisClient, options: AppendAttemptRowOptions): Promise<boolean> {
+  const keys = jobKeys(options.prefix, options.lane, options.jobId);
+  const client = scriptCommand<AppendAttemptRowClient>(redis, APPEND_ATTEMPT_ROW, 'append-attempt-row', 2);
+  return (await client[APPEND_ATTEMPT_ROW](keys.job, keys.logs, formatAttemptLogRow(options.row), options.keepLogs ?? 0)) === 1;
 }
