@@ -2,8 +2,7 @@
 // record the attempt row and its event in one Redis call, and hand BullMQ the error that makes it
 // do what the plan says. The failed attempt is kept by that error until BullMQ's 'failed' event
 // and backoff strategy ask for it.
-import { inspect } from 'node:util';
-import { classifyError, publishLaneEvent, recordAttempt, unwrapJobData, LANE_EVENT, type RetryBudgetDecision } from '@bullpen/core';
+import { classifyError, describeThrown, publishLaneEvent, recordAttempt, unwrapJobData, LANE_EVENT, type RetryBudgetDecision } from '@bullpen/core';
 import { Backoffs, DelayedError, UnrecoverableError } from 'bullmq';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
 import type { AttemptDebugLog } from './attempt-debug-log';
@@ -48,7 +47,7 @@ export class FailureRecorder {
   ): Promise<Error> {
     const { policy, config, lane, redis, logger } = this.deps;
     const classification = classifyError(err, policy.errorRules);
-    const message = messageOf(err);
+    const message = describeThrown(err);
     const history = pendingHistory ? await pendingHistory : undefined;
     const bullmqDelayMs = bullmqDelay(job, err);
     const plan = await planRetry({
@@ -195,19 +194,6 @@ function previousDelayOf(job: AnyJob, history: StartHistory | undefined): number
   return job.attemptsMade > 0 && job.delay > 0 ? job.delay : undefined;
 }
 
-/** Longest message kept for a thrown value that is not an Error. */
-const MAX_THROWN_TEXT = 2000;
-
-function messageOf(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  if (typeof err === 'string') return err;
-  try {
-    return JSON.stringify(err) ?? String(err);
-  } catch {
-    // A cycle or a BigInt: described as Node would print it, not as "[object Object]".
-    return inspect(err, { depth: 2, breakLength: Infinity }).slice(0, MAX_THROWN_TEXT);
-  }
-}
 
 function withStackOf(error: Error, original: unknown): Error {
   if (original instanceof Error && original.stack) error.stack = original.stack;

@@ -1,4 +1,5 @@
 // Error classes shared by the apps and their classification into a small, bounded set.
+import { inspect } from 'node:util';
 
 /** Bounded error classes: fit for a metric label. */
 export const ERROR_CLASSES = [
@@ -188,4 +189,22 @@ export function classifyError(err: unknown, rules: readonly ClassificationRule[]
     return { errorClass: 'timeout', retryable: true };
   }
   return { errorClass: 'handler', retryable: true };
+}
+
+/** Longest description kept for a thrown value that is not an Error and has no JSON form. */
+const MAX_THROWN_TEXT = 2000;
+
+/**
+ * A readable one-line account of anything thrown or reported: an Error's message (its name when
+ * the message is empty), a string as it is, anything else as JSON, or, for a cycle or a BigInt,
+ * as Node would print it rather than as "[object Object]".
+ */
+export function describeThrown(value: unknown): string {
+  if (value instanceof Error) return value.message || value.name;
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return inspect(value, { depth: 2, breakLength: Infinity }).slice(0, MAX_THROWN_TEXT);
+  }
 }

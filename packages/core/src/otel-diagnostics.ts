@@ -7,6 +7,7 @@
 import { DiagLogLevel, ROOT_CONTEXT, context, diag, type DiagLogger } from '@opentelemetry/api';
 import { ExportResultCode, setGlobalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { describeThrown } from './errors';
 import type { Logger } from './logger';
 import type { OtelLogLevel } from './otel-env';
 import { RepeatLimiter } from './repeat-limiter';
@@ -71,7 +72,7 @@ export class OtelDiagnostics {
     else diag.setLogger(this.diagLogger(), { logLevel: DIAG_LEVELS[this.level], suppressOverrideMessage: true });
     setGlobalErrorHandler((err) => {
       if (typeof err === 'object' && err !== null && this.reported.has(err)) return;
-      diag.error(describe(err));
+      diag.error(describeThrown(err));
     });
   }
 
@@ -131,7 +132,7 @@ export class OtelDiagnostics {
     const at =
       (level: LogLevel) =>
       (message: string, ...args: unknown[]) =>
-        this.write(level, [message, ...args.map(describe)].join(' '));
+        this.write(level, [message, ...args.map((arg) => describeThrown(arg))].join(' '));
     return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), verbose: at('debug') };
   }
 
@@ -149,20 +150,11 @@ function splitKey(key: string): [LogLevel, string] {
   return ['error', 'warn', 'info', 'debug'].includes(level) ? [level as LogLevel, key.slice(space + 1)] : ['warn', key];
 }
 
-function describe(value: unknown): string {
-  if (value instanceof Error) return value.message || value.name;
-  if (typeof value === 'string') return value;
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
 
 /** What an export failure says: the error, the collector's HTTP status and answer when it gave one. */
 function errorFields(error: Error | undefined): Record<string, unknown> {
   if (!error) return { error: 'export failed' };
-  const fields: Record<string, unknown> = { error: describe(error) };
+  const fields: Record<string, unknown> = { error: describeThrown(error) };
   const { code, data } = error as Error & { code?: unknown; data?: unknown };
   if (typeof code === 'number') fields.status = code;
   else if (typeof code === 'string') fields.code = code;
