@@ -10,17 +10,11 @@ import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { ProblemError } from '../apps/api/src/problem';
 import { RedisGuard } from '../apps/api/src/redis-guard';
 import { startTestApi, type Reply, type TestApi } from '../apps/api/test/harness';
-import { parseExposition } from './support/prometheus';
 import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
 import { waitUntil } from './support/wait';
 
 const LANE = 'big';
 const lanesFile = { lanes: { big: { concurrency: 1, maxQueueSize: 100_000 }, critic: { concurrency: 1 } } };
-
-async function metric(api: TestApi, name: string): Promise<number | undefined> {
-  const samples = parseExposition(String((await api.request('GET', '/metrics', { key: null })).body));
-  return samples.find((s) => s.name === name)?.value;
-}
 
 /** `n` dead letters of `tenant` in the lane, as bullpen's worker leaves them: in the failed set. */
 async function seedDead(api: TestApi, tenant: string, n: number): Promise<string[]> {
@@ -62,7 +56,7 @@ describe('dead-letter redrives and purges under API_MAX_INFLIGHT_JOBS', () => {
     expect((await target.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } })).status).toBe(201);
     redis.child.kill('SIGSTOP');
     const bulk = target.request('POST', `/v1/lanes/${LANE}/jobs/bulk`, { body: { jobs: Array.from({ length: 100 }, () => ({ name: 'noop' })) } });
-    await waitUntil(async () => (await metric(target, 'bullpen_api_jobs_in_flight')) === 100, { what: 'the bulk to be in flight', timeoutMs: 5000 });
+    await waitUntil(async () => (await target.metric('bullpen_api_jobs_in_flight')) === 100, { what: 'the bulk to be in flight', timeoutMs: 5000 });
     return { target, ids, bulk };
   }
 
@@ -81,7 +75,7 @@ describe('dead-letter redrives and purges under API_MAX_INFLIGHT_JOBS', () => {
   it('holds a redrive of all until room comes back, then redrives', async () => {
     const { target, bulk } = await fullApi(20_000);
     const redrive = target.request('POST', `/v1/lanes/${LANE}/dead/redrive`, { body: {} });
-    await waitUntil(async () => (await metric(target, 'bullpen_api_submissions_waiting')) === 1, { what: 'the redrive to wait for room', timeoutMs: 5000 });
+    await waitUntil(async () => (await target.metric('bullpen_api_submissions_waiting')) === 1, { what: 'the redrive to wait for room', timeoutMs: 5000 });
     redis.child.kill('SIGCONT');
     expect((await bulk).status).toBe(200);
     const reply = await redrive;

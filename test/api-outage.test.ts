@@ -7,16 +7,9 @@
 import IORedis from 'ioredis';
 import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
 import { startTestApi, whenReady, type Reply, type TestApi } from '../apps/api/test/harness';
-import { parseExposition } from './support/prometheus';
 import { waitUntil } from './support/wait';
 
 const LANE = 'tool_call';
-
-/** One series of the API's own /metrics (`labels` among its labels), or undefined when it has none. */
-async function metric(api: TestApi, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
-  const samples = parseExposition(String((await api.request('GET', '/metrics', { key: null })).body));
-  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
-}
 
 describe('producer API: Redis outages', () => {
   let redis: RedisProcess;
@@ -186,25 +179,25 @@ describe('producer API: Redis outages', () => {
         expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       }
       expect(await target.backlog('big')).toBe(101);
-      expect(await metric(target, 'bullpen_api_admission_rejected_total', { lane: 'big', reason: 'api_overloaded' })).toBe(300);
-      expect(await metric(target, 'bullpen_api_jobs_in_flight')).toBe(0);
+      expect(await target.metric('bullpen_api_admission_rejected_total', { lane: 'big', reason: 'api_overloaded' })).toBe(300);
+      expect(await target.metric('bullpen_api_jobs_in_flight')).toBe(0);
     });
 
     it('holds what does not fit in the API, and lets it through in turn when room comes back', async () => {
       const target = await frozenApi(100, 20_000);
       const { sent } = sendBulks(target, ['a', 'b', 'c', 'd', 'e']);
       // One bulk on its way to the frozen Redis; the other four wait in the API, none sent.
-      await waitUntil(async () => (await metric(target, 'bullpen_api_submissions_waiting')) === 4, {
+      await waitUntil(async () => (await target.metric('bullpen_api_submissions_waiting')) === 4, {
         what: 'four bulks waiting for room',
         timeoutMs: 5000,
       });
-      expect(await metric(target, 'bullpen_api_jobs_in_flight')).toBe(100);
+      expect(await target.metric('bullpen_api_jobs_in_flight')).toBe(100);
       redis.child.kill('SIGCONT');
       const replies = await sent;
 
       expect(replies.map((r) => [r.status, r.body.created])).toEqual(Array.from({ length: 5 }, () => [200, 100]));
       expect(await target.backlog('big')).toBe(501);
-      expect(await metric(target, 'bullpen_api_submissions_waiting')).toBe(0);
+      expect(await target.metric('bullpen_api_submissions_waiting')).toBe(0);
     });
   });
 });

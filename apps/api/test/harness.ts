@@ -6,6 +6,7 @@ import { createLogger, createRedis, laneBacklogKeys, type BullpenConfig } from '
 import { createApiApp } from '../src/app';
 import { createApiRedis } from '../src/redis-guard';
 import { listen } from '../src/server';
+import { parseExposition } from '../../../test/support/prometheus';
 import { cleanupPrefix, standaloneUrl, testConfig, type TestConfigOptions } from '../../../test/support/config';
 
 export const KEYS = {
@@ -45,6 +46,8 @@ export interface TestApi {
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<Reply<T>>;
   /** Jobs not yet started in a lane: wait + paused + delayed + prioritized. */
   backlog(lane: string): Promise<number>;
+  /** One series of the API's own /metrics (`labels` among its labels), or undefined when it has none. */
+  metric(name: string, labels?: Record<string, string>): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -73,7 +76,7 @@ export async function startTestApi(options: TestConfigOptions & { waitForRedis?:
   const api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
   const server = await listen(api.app, '127.0.0.1', 0);
 
-  return {
+  const testApi: TestApi = {
     config,
     url: server.url,
     producer,
@@ -94,6 +97,10 @@ export async function startTestApi(options: TestConfigOptions & { waitForRedis?:
       return { status: response.status, headers: response.headers, body: parsed, elapsedMs: Date.now() - started };
     },
     backlog: (lane) => backlogOf(redis, config.prefix, lane),
+    async metric(name, labels = {}) {
+      const samples = parseExposition(String((await testApi.request('GET', '/metrics', { key: null })).body));
+      return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    },
     async stop() {
       await server.close(1000);
       await api.close();
@@ -102,6 +109,7 @@ export async function startTestApi(options: TestConfigOptions & { waitForRedis?:
       await cleanupPrefix(config.prefix, standaloneUrl(config));
     },
   };
+  return testApi;
 }
 
 /**
