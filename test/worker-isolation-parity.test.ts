@@ -1,0 +1,78 @@
+// README promises that an isolated lane runs the same handlers as an ordinary one: a handler must
+// not behave differently because it runs in a worker thread. Each case here runs one handler in an
+// isolated lane and in an ordinary lane with the same settings and compares what bullpen recorded.
+// The threads use the built worker (npx tsc -b apps/worker).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT } from './fixtures/worker-process';
+import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
+import { waitUntil } from './support/wait';
+
+const THREAD_MAIN = path.join(REPO_ROOT, 'apps/worker/dist/isolation/thread-main.js');
+const PARITY_HANDLERS_DIR = path.join(REPO_ROOT, 'test/fixtures/parity-handlers');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { THROWN_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'throw-value.js')) as { THROWN_KINDS: string[] };
+
+const LANE = {
+  concurrency: 2,
+  attempts: 2,
+  timeoutMs: 5000,
+  // A retry is decided, not run, within a test.
+  backoff: { strategy: 'exponential', baseMs: 60_000, capMs: 60_000, jitter: 0 },
+  errorRules: [
+    { code: 'E_QUOTA', retryable: false, errorClass: 'validation' },
+    { status: 418, retryable: true, errorClass: 'http_5xx' },
+    { status: 409, retryable: true, errorClass: 'http_4xx' },
+  ],
+};
+
+describe('an isolated lane and an ordinary lane running the same handler', () => {
+  let harness: WorkerHarness;
+  beforeAll(async () => {
+    if (!existsSync(THREAD_MAIN)) throw new Error(`${THREAD_MAIN} is missing: run npx tsc -b apps/worker first`);
+    harness = await startWorkerHarness({
+      lanesFile: { maxHandlersPerProcess: 8, lanes: { iso: { ...LANE, isolated: true }, inproc: LANE } },
+      env: { HANDLERS_DIR: PARITY_HANDLERS_DIR },
+    });
+  });
+  afterAll(async () => {
+    await harness.close();
+  });
+
+  /** Runs a job of `name` in the lane and resolves with how its first attempt ended, as recorded. */
+  async function firstAttempt(lane: string, name: string, data: unknown) {
+    const jobId = await harness.add(lane, name, data);
+    const of = (e: { lane: string; jobId: string }) => e.lane === lane && e.jobId === jobId;
+    const ended = await waitUntil(
+      () => {
+        const completed = harness.events['job:completed'].find(of);
+        if (completed) return { outcome: 'completed' as const };
+        const failed = harness.events['job:failed'].find(of);
+        return failed && { outcome: 'failed' as const, errorClass: failed.errorClass, retryable: failed.retryable, willRetry: failed.willRetry, message: failed.message };
+      },
+      { timeoutMs: 30_000, what: `job ${jobId} of lane ${lane} to end its first attempt` },
+    );
+    const job = (await harness.queue(lane).getJob(jobId))!;
+    return { ...ended, jobId, job };
+  }
+
+  /** The same job in both lanes, run at once. */
+  async function inBothLanes(name: string, data: unknown) {
+    const [isolated, inProcess] = await Promise.all([firstAttempt('iso', name, data), firstAttempt('inproc', name, data)]);
+    return { isolated, inProcess };
+  }
+
+  it.each(THROWN_KINDS)('classifies a thrown %s as the ordinary lane does: same error class, retry decision and message', async (kind) => {
+    const { isolated, inProcess } = await inBothLanes('throw_value', { kind });
+    const seen = (r: typeof isolated) => ({
+      outcome: r.outcome,
+      errorClass: 'errorClass' in r ? r.errorClass : undefined,
+      retryable: 'retryable' in r ? r.retryable : undefined,
+      willRetry: 'willRetry' in r ? r.willRetry : undefined,
+      message: 'message' in r ? r.message : undefined,
+      failedReason: r.job.failedReason,
+    });
+    expect(inProcess.outcome).toBe('failed');
+    expect(seen(isolated)).toEqual(seen(inProcess));
+  });
+});
