@@ -62,6 +62,19 @@ describe('an isolated lane and an ordinary lane running the same handler', () =>
     return { isolated, inProcess };
   }
 
+  it('gives an isolated handler what its payload schema\'s transforms make, as in process', async () => {
+    const { isolated, inProcess } = await inBothLanes('decode', { b64: 'aGVsbG8=', url: 'https://example.com/a?b=1', at: '2026-01-02T03:04:05Z' });
+    const expected = { isBuffer: true, text: 'hello', isUrl: true, host: 'example.com', isDate: true, year: 2026 };
+    expect(inProcess.job.returnvalue).toEqual({ isMainThread: true, ...expected });
+    expect(isolated.job.returnvalue).toEqual({ isMainThread: false, ...expected });
+  });
+
+  it('fails a payload its schema refuses before the isolated handler runs, as in process', async () => {
+    const { isolated, inProcess } = await inBothLanes('decode', { b64: 'aGVsbG8=', url: 42, at: 'x' });
+    expect(inProcess).toMatchObject({ outcome: 'failed', errorClass: 'validation', willRetry: false });
+    expect({ ...isolated, jobId: undefined, job: undefined }).toEqual({ ...inProcess, jobId: undefined, job: undefined });
+  });
+
   it.each(THROWN_KINDS)('classifies a thrown %s as the ordinary lane does: same error class, retry decision and message', async (kind) => {
     const { isolated, inProcess } = await inBothLanes('throw_value', { kind });
     const seen = (r: typeof isolated) => ({

@@ -3,7 +3,7 @@
 // attempt takes the thread first, so its start-up is not the handler's time). At the hard stage an
 // in-process handler can only be abandoned (and keeps running until it stops by itself); an
 // isolated one is really stopped by terminating its thread.
-import { injectTraceContext, type Logger } from '@bullpen/core';
+import { injectTraceContext, unwrapJobData, type Logger } from '@bullpen/core';
 import type { Job } from 'bullmq';
 import type { AttemptAbort } from './attempt-abort';
 import type { AttemptTrace } from './attempt-trace';
@@ -27,6 +27,7 @@ export async function callHandler(
   deps: HandlerCallDeps,
   job: Job<unknown, unknown, string>,
   handler: Handler,
+  /** What handler.parse made of the job's payload; an isolated handler's thread parses it again. */
   payload: unknown,
   ref: AttemptRef,
   timeoutMs: number,
@@ -53,7 +54,10 @@ export async function callHandler(
           const ctx = { jobId: ref.jobId, jobName: ref.jobName, lane: ref.lane, attempt: ref.attempt, maxAttempts: ref.maxAttempts, tenant: ref.tenant };
           // The attempt span is the active context here; the thread continues it.
           const carrier = trace ? injectTraceContext() : undefined;
-          const task = carrier && Object.keys(carrier).length > 0 ? { name: handler.name, payload, ctx, trace: carrier } : { name: handler.name, payload, ctx };
+          // The payload as the job stores it: what the schema's transforms made of it (a Buffer, a
+          // URL) would arrive as plain data, so the thread runs the schema again.
+          const raw = unwrapJobData(job.data).data;
+          const task = carrier && Object.keys(carrier).length > 0 ? { name: handler.name, payload: raw, ctx, trace: carrier } : { name: handler.name, payload: raw, ctx };
           isolatedRun = thread.run(task, abort.signal, (value) => {
             progress(value).catch((err: unknown) => log().debug('progress update failed', { error: (err as Error).message }));
           });

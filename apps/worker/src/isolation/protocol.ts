@@ -43,6 +43,7 @@ export type ToThread =
       type: 'run';
       taskId: number;
       name: string;
+      /** The job's payload as stored (JSON data); the thread parses it with the handler's schema. */
       payload: unknown;
       ctx: ThreadTaskContext;
       /** The attempt span's W3C trace context: the handler's spans are its children. */

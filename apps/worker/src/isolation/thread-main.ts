@@ -1,7 +1,9 @@
 // The entry point of a handler thread of an isolated lane. It builds the same handler registry as
 // the worker process (built-ins plus HANDLERS_DIR), reports that it is ready, then runs one handler
-// call at a time as the pool asks: the payload arrives already validated, the AbortSignal is driven
-// by `abort` messages, progress is forwarded, and the result or error is sent back. The pool terminates the thread when
+// call at a time as the pool asks: the payload arrives as the job stores it and is parsed here with
+// the handler's schema (the main thread checked it already, but what its transforms make, a Buffer
+// or a URL, would not survive the trip), the AbortSignal is driven by `abort` messages, progress is
+// forwarded, and the result or error is sent back. The pool terminates the thread when
 // a handler ignores its aborted signal for too long. With tracing on, the thread runs its own
 // OpenTelemetry SDK under the worker's settings, and each call runs in the context of the attempt
 // span it was sent, so the handler's spans (the http handler's outbound call) are that span's
@@ -78,7 +80,7 @@ port.on('message', (message: ToThread) => {
   };
   const parent = tracing.enabled ? extractTraceContext(trace, ROOT_CONTEXT) : ROOT_CONTEXT;
   Promise.resolve()
-    .then(() => otelContext.with(parent, () => handler.run(payload, context)))
+    .then(() => otelContext.with(parent, () => handler.run(handler.parse(payload), context)))
     .then(
       (value: unknown) => {
         try {
