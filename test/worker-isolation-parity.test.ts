@@ -12,6 +12,10 @@ const THREAD_MAIN = path.join(REPO_ROOT, 'apps/worker/dist/isolation/thread-main
 const PARITY_HANDLERS_DIR = path.join(REPO_ROOT, 'test/fixtures/parity-handlers');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { THROWN_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'throw-value.js')) as { THROWN_KINDS: string[] };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { RETURNED_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'return-value.js')) as { RETURNED_KINDS: string[] };
+/** Results JSON cannot hold: the attempt fails for good, in either lane. */
+const UNSTORABLE = new Set(['bigint', 'cycle']);
 
 const LANE = {
   concurrency: 2,
@@ -87,5 +91,18 @@ describe('an isolated lane and an ordinary lane running the same handler', () =>
     });
     expect(inProcess.outcome).toBe('failed');
     expect(seen(isolated)).toEqual(seen(inProcess));
+  });
+
+  it.each(RETURNED_KINDS)('stores a returned %s as the ordinary lane does', async (kind) => {
+    const { isolated, inProcess } = await inBothLanes('return_value', { kind });
+    const stored = (r: typeof isolated) => ({
+      outcome: r.outcome,
+      returnvalue: r.job.returnvalue,
+      errorClass: 'errorClass' in r ? r.errorClass : undefined,
+      willRetry: 'willRetry' in r ? r.willRetry : undefined,
+      failedReason: r.job.failedReason,
+    });
+    expect(inProcess.outcome).toBe(UNSTORABLE.has(kind) ? 'failed' : 'completed');
+    expect(stored(isolated)).toEqual(stored(inProcess));
   });
 });

@@ -62,6 +62,7 @@ export type FromThread =
    * of the last call that started in the thread, its likely source. */
   | { type: 'stray'; error: SerializedError; jobId: string | undefined; handler: string | undefined }
   | { type: 'progress'; taskId: number; value: JobProgress }
+  /** `value` is the result's stored (JSON) form, made in the thread. */
   | { type: 'done'; taskId: number; ok: true; value: unknown }
   | { type: 'done'; taskId: number; ok: false; error: SerializedError };
 

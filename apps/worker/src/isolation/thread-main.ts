@@ -14,6 +14,7 @@ import { PermanentError, createLogger, extractTraceContext, startTracing } from 
 import { buildRegistry } from '../default-registry';
 import type { HandlerContext } from '../handler';
 import type { HandlerRegistry } from '../registry';
+import { storedResult } from '../stored-json';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ToThread } from './protocol';
 
 const port = parentPort;
@@ -83,13 +84,16 @@ port.on('message', (message: ToThread) => {
     .then(() => otelContext.with(parent, () => handler.run(handler.parse(payload), context)))
     .then(
       (value: unknown) => {
+        // What an ordinary lane stores for it, made here: JSON data always leaves the thread, and a
+        // value JSON cannot hold fails as it would in process.
+        let stored: unknown;
         try {
-          post({ type: 'done', taskId, ok: true, value });
+          stored = storedResult(name, value);
         } catch (err) {
-          // Not structured-cloneable: retrying would not change that.
-          const reason = new PermanentError(`handler "${name}" returned a value that cannot leave its thread: ${(err as Error).message}`);
-          post({ type: 'done', taskId, ok: false, error: serializeError(reason) });
+          post({ type: 'done', taskId, ok: false, error: serializeError(err) });
+          return;
         }
+        post({ type: 'done', taskId, ok: true, value: stored });
       },
       (err: unknown) => post({ type: 'done', taskId, ok: false, error: serializeError(err) }),
     )
