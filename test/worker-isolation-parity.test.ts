@@ -14,8 +14,12 @@ const PARITY_HANDLERS_DIR = path.join(REPO_ROOT, 'test/fixtures/parity-handlers'
 const { THROWN_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'throw-value.js')) as { THROWN_KINDS: string[] };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { RETURNED_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'return-value.js')) as { RETURNED_KINDS: string[] };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { REPORTED_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'report-value.js')) as { REPORTED_KINDS: string[] };
 /** Results JSON cannot hold: the attempt fails for good, in either lane. */
 const UNSTORABLE = new Set(['bigint', 'cycle']);
+/** Progress JSON cannot hold or has no form for: ctx.progress() rejects, in either lane. */
+const REFUSED_PROGRESS = new Set(['bigint', 'nestedBigint', 'cycle', 'bareFunction', 'symbol']);
 
 const LANE = {
   concurrency: 2,
@@ -103,6 +107,21 @@ describe('an isolated lane and an ordinary lane running the same handler', () =>
       failedReason: r.job.failedReason,
     });
     expect(inProcess.outcome).toBe(UNSTORABLE.has(kind) ? 'failed' : 'completed');
+    expect(stored(isolated)).toEqual(stored(inProcess));
+  });
+
+  it.each(REPORTED_KINDS)('stores a reported %s progress as the ordinary lane does', async (kind) => {
+    const { isolated, inProcess } = await inBothLanes('report_value', { kind });
+    const stored = (r: typeof isolated) => ({
+      outcome: r.outcome,
+      progress: r.job.progress,
+      errorClass: 'errorClass' in r ? r.errorClass : undefined,
+      willRetry: 'willRetry' in r ? r.willRetry : undefined,
+      failedReason: r.job.failedReason,
+    });
+    expect(stored(inProcess)).toMatchObject(
+      REFUSED_PROGRESS.has(kind) ? { outcome: 'failed', errorClass: 'validation', willRetry: false } : { outcome: 'completed' },
+    );
     expect(stored(isolated)).toEqual(stored(inProcess));
   });
 });

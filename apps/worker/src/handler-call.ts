@@ -10,6 +10,7 @@ import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, WorkerEventMap } from './events';
 import type { Handler, HandlerContext } from './handler';
 import type { IsolatedRun, ThreadLease } from './isolation/thread-pool';
+import { storedProgress } from './stored-json';
 import { runGuarded } from './timeout';
 
 export interface HandlerCallDeps {
@@ -42,9 +43,16 @@ export async function callHandler(
   const isolated = thread !== undefined;
   const startedAt = Date.now();
   let attemptOver = false;
-  // A handler abandoned after its timeout must not write to a job it no longer owns.
-  const progress = (value: Parameters<HandlerContext['progress']>[0]) =>
-    attemptOver ? Promise.resolve() : job.updateProgress(value);
+  // A handler abandoned after its timeout must not write to a job it no longer owns. What is written
+  // is the value's JSON form, checked here as an isolated handler's thread checks it.
+  const progress = (value: Parameters<HandlerContext['progress']>[0]): Promise<void> => {
+    if (attemptOver) return Promise.resolve();
+    try {
+      return job.updateProgress(storedProgress(handler.name, value));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
   let running: Promise<unknown> = Promise.resolve();
   let isolatedRun: IsolatedRun | undefined;
   try {

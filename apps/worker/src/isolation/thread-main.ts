@@ -14,7 +14,7 @@ import { PermanentError, createLogger, extractTraceContext, startTracing } from 
 import { buildRegistry } from '../default-registry';
 import type { HandlerContext } from '../handler';
 import type { HandlerRegistry } from '../registry';
-import { storedResult } from '../stored-json';
+import { storedProgress, storedResult } from '../stored-json';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ToThread } from './protocol';
 
 const port = parentPort;
@@ -74,8 +74,14 @@ port.on('message', (message: ToThread) => {
     ...ctx,
     signal: controller.signal,
     logger: logger.child({ lane: ctx.lane, job_id: ctx.jobId, attempt: ctx.attempt }),
+    // Sent as it will be stored (JSON), so that a value an ordinary lane refuses is refused here, as
+    // a rejection of this call, and one it stores (a Buffer, an object with a method) can be sent.
     progress: (value) => {
-      post({ type: 'progress', taskId, value });
+      try {
+        post({ type: 'progress', taskId, value: storedProgress(name, value) });
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return Promise.resolve();
     },
   };
