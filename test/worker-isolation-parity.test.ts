@@ -10,11 +10,8 @@ import { waitUntil } from './support/wait';
 
 const THREAD_MAIN = path.join(REPO_ROOT, 'apps/worker/dist/isolation/thread-main.js');
 const PARITY_HANDLERS_DIR = path.join(REPO_ROOT, 'test/fixtures/parity-handlers');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { THROWN_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'throw-value.js')) as { THROWN_KINDS: string[] };
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { RETURNED_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'return-value.js')) as { RETURNED_KINDS: string[] };
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { REPORTED_KINDS } = require(path.join(PARITY_HANDLERS_DIR, 'report-value.js')) as { REPORTED_KINDS: string[] };
 /** Results JSON cannot hold: the attempt fails for good, in either lane. */
 const UNSTORABLE = new Set(['bigint', 'cycle']);
