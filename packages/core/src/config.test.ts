@@ -4,6 +4,10 @@ import { findApiKey, hashApiKey } from './api-keys';
 
 const lanes = (body: unknown) => ({ readFile: () => JSON.stringify(body) });
 const defaultsEnv = {};
+/** Serves `text` as /keys.txt, and the shipped lanes file as itself. */
+const keysFile = (text: string) => ({
+  readFile: (file: string): string => (file === '/keys.txt' ? text : (require('node:fs') as typeof import('node:fs')).readFileSync(file, 'utf8')),
+});
 
 describe('loadConfig', () => {
   it('applies the documented defaults with the shipped lanes file', () => {
@@ -107,6 +111,38 @@ describe('loadConfig', () => {
       },
     );
     expect(config.apiKeys.map((k) => k.tenant)).toEqual(['acme', 'beta']);
+  });
+
+  it('keeps every key on a commented-out line of API_KEYS_FILE off, commas and all', () => {
+    const config = loadConfig(
+      { API_KEYS_FILE: '/keys.txt' },
+      keysFile('teamy:y-current-key\n# revoked: teamy:y-old-key-1,teamy:y-leaked-key-2\n  # rotate monthly, see runbook\n'),
+    );
+    expect(config.apiKeys.map((k) => k.tenant)).toEqual(['teamy']);
+    expect(findApiKey(config.apiKeys, 'y-current-key')?.tenant).toBe('teamy');
+    expect(findApiKey(config.apiKeys, 'y-old-key-1')).toBeUndefined();
+    expect(findApiKey(config.apiKeys, 'y-leaked-key-2')).toBeUndefined();
+  });
+
+  it('reads several comma-separated entries on one line of API_KEYS_FILE, and keeps a # later in a line', () => {
+    const config = loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('acme:acme-key-1, beta:beta-key-22\r\ngamma:gamma#key-3\n'));
+    expect(config.apiKeys.map((k) => k.tenant)).toEqual(['acme', 'beta', 'gamma']);
+    expect(findApiKey(config.apiKeys, 'gamma#key-3')?.tenant).toBe('gamma');
+  });
+
+  it('refuses an API_KEYS entry that starts with #, instead of reading the keys after its comma', () => {
+    expect(() => loadConfig({ API_KEYS: 'teamy:y-current-key\n# revoked: teamy:y-old-key-1,teamy:y-leaked-key-2' })).toThrow(
+      /^API_KEYS: entry 2: field "tenant"/,
+    );
+  });
+
+  it('names API_KEYS_FILE and the line of a malformed entry', () => {
+    expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('# keys\n\nacme:acme-key-1\nbeta\n'))).toThrow(
+      /^API_KEYS_FILE \(\/keys.txt\): line 4: expected tenant:key/,
+    );
+    expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('acme:acme-key-1\nbeta:beta-key-22,beta:short\n'))).toThrow(
+      /^API_KEYS_FILE \(\/keys.txt\): line 2, entry 2: field "key": expected at least 8 characters/,
+    );
   });
 });
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
-import { parseApiKeys, type ApiKeyEntry } from './api-keys';
+import { parseApiKeys, type ApiKeyEntry, type ApiKeysLayout } from './api-keys';
 import { invalidAllowedHost } from './http-destinations';
 import { describeRedisTarget, loadRedisTarget, type RedisTarget } from './redis-target';
 import { otelLogLevelFromEnv, resourceAttributesFromEnv, samplerFromEnv, type OtelLogLevel, type TracesSampler } from './otel-env';
@@ -309,16 +309,18 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
 
   let keysText = env.API_KEYS ?? '';
   let keysSource = 'API_KEYS';
+  let keysLayout: ApiKeysLayout = 'list';
   if (env.API_KEYS_FILE) {
     if (env.API_KEYS) fail('API_KEYS_FILE', 'API_KEYS or API_KEYS_FILE, not both');
     keysSource = `API_KEYS_FILE (${env.API_KEYS_FILE})`;
+    keysLayout = 'lines';
     try {
       keysText = readFile(path.resolve(env.API_KEYS_FILE));
     } catch (err) {
       throw new ConfigError(`${keysSource}: expected a readable file (${(err as Error).message})`);
     }
   }
-  const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames));
+  const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames), keysLayout);
   const apiOperatorTenants = operatorTenants(env, apiKeys);
 
   const config: BullpenConfig = {
