@@ -25,11 +25,26 @@ export function hashApiKey(key: string): Buffer {
  * text of API_KEYS_FILE (`layout` "lines": a line starting with `#` is a comment, and is dropped
  * whole before its commas are looked at, so a commented-out key stays off; other lines hold one
  * entry, or several separated by commas; named "line N" in errors). `source` names the variable.
- * Errors never show a key.
+ * A key listed twice is refused: the second entry would either hand one tenant's key to another or
+ * silently lose its lane binding. Errors never show a key.
  */
 export function parseApiKeys(text: string, source: string, knownLanes: ReadonlySet<string>, layout: ApiKeysLayout): ApiKeyEntry[] {
-  const items = layout === 'lines' ? fileItems(text) : listItems(text);
-  return items.map(({ item, label }) => parseEntry(item, `${source}: ${label}`, knownLanes));
+  const entries: ApiKeyEntry[] = [];
+  const seen = new Map<string, { label: string; tenant: string }>();
+  for (const { item, label } of layout === 'lines' ? fileItems(text) : listItems(text)) {
+    const entry = parseEntry(item, `${source}: ${label}`, knownLanes);
+    const hash = entry.keyHash.toString('hex');
+    const first = seen.get(hash);
+    if (first) {
+      throw new ConfigError(
+        `${source}: ${label} (tenant ${entry.tenant}) has the same key as ${first.label} (tenant ${first.tenant}); ` +
+          'expected each key once, with all its lanes in one entry',
+      );
+    }
+    seen.set(hash, { label, tenant: entry.tenant });
+    entries.push(entry);
+  }
+  return entries;
 }
 
 interface Item {

@@ -136,6 +136,32 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a key given twice, to two tenants or with two lane bindings, without showing it', () => {
+    const twoTenants = () => loadConfig({ API_KEYS: 'teamx:shared-key-1,teamy:shared-key-1' });
+    expect(twoTenants).toThrow(ConfigError);
+    expect(twoTenants).toThrow(/^API_KEYS: entry 2 \(tenant teamy\) has the same key as entry 1 \(tenant teamx\)/);
+    expect(() => loadConfig({ API_KEYS: 't:tenant-key-1:critic,t:tenant-key-1:tool_call' })).toThrow(
+      /^API_KEYS: entry 2 \(tenant t\) has the same key as entry 1 \(tenant t\)/,
+    );
+    // The same key, once as its hash.
+    const hashed = hashApiKey('shared-key-1').toString('hex');
+    expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile(`teamx:shared-key-1\n# teamy\nteamy:sha256=${hashed}\n`))).toThrow(
+      /^API_KEYS_FILE \(\/keys.txt\): line 3 \(tenant teamy\) has the same key as line 1 \(tenant teamx\)/,
+    );
+    for (const load of [twoTenants, () => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile(`teamx:shared-key-1\nteamy:sha256=${hashed}\n`))]) {
+      const message = (() => {
+        try {
+          load();
+          return '';
+        } catch (err) {
+          return (err as Error).message;
+        }
+      })();
+      expect(message).not.toContain('shared-key-1');
+      expect(message).not.toContain(hashed);
+    }
+  });
+
   it('names API_KEYS_FILE and the line of a malformed entry', () => {
     expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('# keys\n\nacme:acme-key-1\nbeta\n'))).toThrow(
       /^API_KEYS_FILE \(\/keys.txt\): line 4: expected tenant:key/,
