@@ -78,6 +78,16 @@ describe('loadConfig', () => {
     expect(mayOperateLanes(loadConfig({ AUTH_DISABLED: 'true' }), 'default')).toBe(true);
   });
 
+  it('refuses an API_OPERATOR_TENANTS that names no tenant at all, ignoring blank entries beside one', () => {
+    expect(() => loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: ',' })).toThrow(
+      /^API_OPERATOR_TENANTS: expected one or more comma-separated tenants, or unset, got ","/,
+    );
+    expect(() => loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: ' , ,' })).toThrow(/^API_OPERATOR_TENANTS: /);
+    expect([...(loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: 'acme,' }).apiOperatorTenants ?? [])]).toEqual(['acme']);
+    // Empty, or blank, is unset.
+    expect(loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: ' ' }).apiOperatorTenants).toBeUndefined();
+  });
+
   it('selects worker lanes from WORKER_LANES', () => {
     expect(loadConfig({ WORKER_LANES: 'critic, tool_call' }).workerLanes).toEqual(['critic', 'tool_call']);
   });

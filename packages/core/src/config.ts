@@ -376,6 +376,9 @@ function operatorTenants(env: Env, apiKeys: readonly ApiKeyEntry[]): ReadonlySet
   const text = env.API_OPERATOR_TENANTS?.trim();
   if (!text) return undefined;
   const tenants = new Set(text.split(',').map((t) => t.trim()).filter(Boolean));
+  // Blank entries are ignored as in the other lists, but a value naming no tenant at all would
+  // quietly mean that no one may operate lanes, which unset does not.
+  if (tenants.size === 0) fail('API_OPERATOR_TENANTS', 'one or more comma-separated tenants, or unset', env.API_OPERATOR_TENANTS);
   const known = new Set(apiKeys.map((k) => k.tenant));
   for (const tenant of tenants) {
     if (apiKeys.length > 0 && !known.has(tenant)) fail('API_OPERATOR_TENANTS', `tenants of API_KEYS (${[...known].join(', ')})`, tenant);
