@@ -92,6 +92,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ WORKER_LANES: 'critic, tool_call' }).workerLanes).toEqual(['critic', 'tool_call']);
   });
 
+  it('refuses a WORKER_LANES that names no lane, rather than start a worker serving nothing', () => {
+    expect(() => loadConfig({ WORKER_LANES: ',' })).toThrow(/^WORKER_LANES: expected one or more lanes from .*, or \* for all, got ","/);
+    expect(loadConfig({ WORKER_LANES: 'critic,' }).workerLanes).toEqual(['critic']);
+  });
+
   it('parses API keys with tenants, lane sets and hashed keys', () => {
     const hashed = hashApiKey('secret-of-b').toString('hex');
     const config = loadConfig({ API_KEYS: `acme:acme-key-1,beta:sha256=${hashed}:critic|tool_call` });

@@ -300,6 +300,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   let workerLanes = laneNames;
   if (env.WORKER_LANES && env.WORKER_LANES.trim() !== '' && env.WORKER_LANES.trim() !== '*') {
     workerLanes = env.WORKER_LANES.split(',').map((s) => s.trim()).filter(Boolean);
+    // A value naming no lane (`,`) would start a worker that serves nothing.
+    if (workerLanes.length === 0) fail('WORKER_LANES', `one or more lanes from ${lanesFile}, or * for all`, env.WORKER_LANES);
     for (const lane of workerLanes) {
       if (!LANE_NAME.test(lane) || !parsed.lanes[lane]) {
         fail('WORKER_LANES', `lanes from ${lanesFile} (${laneNames.join(', ')})`, lane);
