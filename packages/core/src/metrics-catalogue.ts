@@ -443,6 +443,20 @@ export const METRIC_CATALOGUE = [
     origin: 'worker',
   },
   {
+    name: 'bullpen_worker_handler_runs_total',
+    type: 'counter',
+    help: 'Handler runs of the lane that ended in this worker process: attempts whose handler started, however they ended.',
+    labelNames: ['lane'],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_handler_runs_near_timeout_total',
+    type: 'counter',
+    help: "Handler runs of the lane that took at least 80% of their attempt's timeout (the job's own timeoutMs, else the lane's), those its timeout cut off included.",
+    labelNames: ['lane'],
+    origin: 'worker',
+  },
+  {
     name: 'bullpen_worker_abort_ignored_total',
     type: 'counter',
     help: 'Attempts whose in-process handler kept running past the hard timeout after its abort signal fired.',
