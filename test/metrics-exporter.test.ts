@@ -201,6 +201,24 @@ describe('the exporter process', () => {
     expect(lane(after, 'bullpen_queue_oldest_waiting_timestamp_seconds')).toBe(0);
   });
 
+  it('reads the oldest waiting time from when the job became eligible: after its delay, after the backoff of its last attempt', async () => {
+    const exporter = await start();
+    const now = Date.now();
+    // alpha: created 50 s ago with a delay of 40 s, due 10 s ago and promoted to wait.
+    const delayed = await queue('alpha').add('noop', {}, { delay: 40_000, timestamp: now - 50_000 });
+    await delayed.promote();
+    // beta: created 100 s ago; its first attempt failed 25 s ago with a backoff of 5 s, so it
+    // has waited 20 s, not 100 (a later row of a stall chose no delay and is passed over).
+    const retried = await queue('beta').add('noop', {}, { attempts: 3, timestamp: now - 100_000 });
+    const logs = jobKeys(prefix, 'beta', retried.id!).logs;
+    await redis.rpush(logs, formatAttemptLogRow({ attempt: 1, errorClass: 'network', message: 'ECONNRESET', delayMs: 5_000, worker: 'w1', ts: now - 25_000 }));
+    await redis.rpush(logs, formatAttemptLogRow({ attempt: 2, errorClass: 'stalled', message: 'stalled', delayMs: null, worker: 'w2', ts: now - 1_000 }));
+    const samples = await exporter.samples();
+    expect(total(samples, 'bullpen_queue_jobs', { lane: 'alpha', state: 'waiting' })).toBe(1);
+    expect(total(samples, 'bullpen_queue_oldest_waiting_timestamp_seconds', { lane: 'alpha' })).toBe((now - 10_000) / 1000);
+    expect(total(samples, 'bullpen_queue_oldest_waiting_timestamp_seconds', { lane: 'beta' })).toBe((now - 20_000) / 1000);
+  });
+
   it('counts events trimmed from a stream before it read them as lost, says so in a log line, and loses nothing else', async () => {
     const alpha = queue('alpha', 200);
     let exporter = await start();

@@ -196,7 +196,7 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_queue_oldest_waiting_timestamp_seconds',
     type: 'gauge',
-    help: 'Enqueue time (Unix seconds), or redrive time for a job redriven from the dead letters, of the job next in line that waits longest; 0 when nothing waits.',
+    help: 'When the job next in line that waits longest became eligible to run (Unix seconds): its enqueue plus its delay, the end of the backoff after its last failed attempt, or its redrive from the dead letters, whichever is latest; 0 when nothing waits.',
     labelNames: ['lane'],
     origin: 'exporter-queue',
   },
