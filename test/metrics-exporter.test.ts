@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import IORedis from 'ioredis';
-import { ERROR_CLASSES, formatAttemptLogRow, JOB_FIELD, jobKeys, STALLED_OUT_REASON, laneEventsKey, lanePrefix, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
+import { encodeLaneEvent, ERROR_CLASSES, formatAttemptLogRow, LANE_EVENT, JOB_FIELD, jobKeys, STALLED_OUT_REASON, laneEventsKey, lanePrefix, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
 import { cleanupPrefix } from './support/config';
 import { spawnExporter, total, type ExporterProcess, type Sample } from './support/prometheus';
 import { startRedis, type RedisProcess } from './support/redis-server';
@@ -250,6 +250,52 @@ describe('the exporter process', () => {
     const warning = exporter.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('events lost'));
     expect(warning).toMatchObject({ level: 'warn', lane: 'alpha', lost });
     expect(total(samples, 'bullpen_exporter_events_lost_total', { lane: 'beta' })).toBe(0);
+  });
+
+  it('serves after a restart in place histogram sums no lower than before it, as Redis keeps them', async () => {
+    let exporter = await start();
+    const sums = (samples: Sample[]) =>
+      Object.fromEntries(
+        samples.filter((x) => x.name.endsWith('_sum') && x.labels.lane === 'alpha').map((x) => [`${x.name}${JSON.stringify(x.labels)}`, x.value]),
+      );
+    // Attempts of 0.1 s and 0.2 s, one batch each: the exporter's own addition makes
+    // 0.30000000000000004 of them, while Redis (HINCRBYFLOAT) keeps the total as the text "0.3",
+    // which is what a restart reloads.
+    let counted = 0;
+    for (let round = 0; round < 10; round += 1) {
+      const ms = round % 2 === 0 ? 100 : 200;
+      await redis.xadd(
+        laneEventsKey(prefix, 'alpha'),
+        '*',
+        ...encodeLaneEvent({
+          event: LANE_EVENT.attempt,
+          jobId: `j${round}`,
+          name: 'noop',
+          tenant: 'acme',
+          attempt: 1,
+          outcome: 'failed',
+          errorClass: 'network',
+          willRetry: true,
+          runMs: ms,
+          waitMs: ms,
+          delayMs: ms,
+          worker: 'w1',
+        }),
+      );
+      counted += 1;
+      await waitUntil(async () => total(await exporter.samples(), 'bullpen_job_attempts_total', { lane: 'alpha' }) === counted, {
+        what: `attempt ${round} to be counted`,
+      });
+    }
+    const before = sums(await exporter.samples());
+    expect(Object.keys(before).length).toBeGreaterThanOrEqual(3);
+    await exporter.kill('SIGTERM');
+    exporter = await start();
+    const after = sums(await exporter.samples());
+    const lower = Object.entries(before)
+      .filter(([series, value]) => !((after[series] ?? -Infinity) >= value))
+      .map(([series, value]) => `${series}: ${value} → ${after[series]}`);
+    expect(lower).toEqual([]);
   });
 
   describe('with two exporters on one prefix', () => {
