@@ -1,5 +1,8 @@
 // `bullpen <command> --help` shows that command's usage and calls nothing; a command given
 // arguments it does not take says so instead of calling the API.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { bullpen, startStandIn, type StandIn } from './support/cli';
 
 describe('bullpen help', () => {
@@ -51,5 +54,33 @@ describe('bullpen help', () => {
       expect({ args, code: run.code }).toEqual({ args, code: 2 });
     }
     expect(api.requests).toEqual([]);
+  });
+});
+
+describe('the bullpen commands docs/runbooks.md gives', () => {
+  let api: StandIn;
+  let dir: string;
+  beforeAll(async () => {
+    api = await startStandIn((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"lanes":[]}'));
+    dir = mkdtempSync(path.join(tmpdir(), 'bullpen-runbook-'));
+  });
+  afterAll(async () => {
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('are taken as written: none is refused as bad arguments (exit 2)', async () => {
+    const runbooks = readFileSync(path.resolve(__dirname, '../docs/runbooks.md'), 'utf8');
+    // Code spans are one line or wrap over two.
+    const commands = [...runbooks.matchAll(/`bullpen ([a-z][^`]*)`/g)].map((m) => (m[1] as string).replace(/\s+/g, ' ').trim());
+    expect(commands.length).toBeGreaterThanOrEqual(3);
+    const jobsFile = path.join(dir, 'jobs.jsonl');
+    writeFileSync(jobsFile, '{"name":"noop","data":{}}\n');
+    const env = { BULLPEN_API_URL: api.url, BULLPEN_API_KEY: 'k' };
+    for (const command of commands) {
+      const args = command.split(' ').map((arg) => (arg === '<lane>' ? 'tool_call' : arg === 'jobs.jsonl' ? jobsFile : arg));
+      const run = await bullpen(args, env);
+      expect({ command, refusedArguments: run.code === 2, stderr: run.code === 2 ? run.stderr : '' }).toEqual({ command, refusedArguments: false, stderr: '' });
+    }
   });
 });

@@ -255,3 +255,57 @@ describe('the dashboards on an idle but running system', () => {
     expect(await nanResults()).toEqual([]);
   });
 });
+
+describe('capacity on the dashboards, with a worker whose process-wide cap holds fewer handlers than the lanes it serves', () => {
+  // Two workers serve alpha and beta (concurrency 4 each); one runs at most 2 handlers in all
+  // (WORKER_MAX_HANDLERS=2), so it gives alpha 1 slot while beta may take the other.
+  const lanesFile = writeLanesFile({ lanes: { alpha: { concurrency: 4 }, beta: { concurrency: 4 } } });
+  const prefix = testPrefix('capacity');
+  const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, LANES_FILE: lanesFile.file };
+  let apps: AppProcess[] = [];
+  let prometheus: PrometheusProcess;
+  let cappedInstance: string;
+
+  beforeAll(async () => {
+    const [exporterPort, workerPort, cappedPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    cappedInstance = `127.0.0.1:${cappedPort}`;
+    let started: AppProcess[];
+    [started, prometheus] = await Promise.all([
+      Promise.all([spawnExporter(env, exporterPort), spawnWorkerApp(env, workerPort), spawnWorkerApp({ ...env, WORKER_MAX_HANDLERS: '2' }, cappedPort)]),
+      startPrometheus({
+        jobs: [
+          { job: 'bullpen-exporter', targets: [`127.0.0.1:${exporterPort}`] },
+          { job: 'bullpen-worker', targets: [`127.0.0.1:${workerPort}`, cappedInstance] },
+        ],
+      }),
+    ]);
+    apps = started;
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(apps.map((app) => app.kill('SIGTERM')));
+    await prometheus?.stop();
+    await cleanupPrefix(prefix);
+    lanesFile.cleanup();
+  });
+
+  const panelExpr = (title: string, refId: string): string => {
+    const panel = panelsOf(DASHBOARDS['lane.json']).find((p) => p.title === title);
+    const expr = panel?.targets?.find((t) => t.refId === refId)?.expr;
+    if (!expr) throw new Error(`no query ${refId} in panel "${title}"`);
+    return expr.replaceAll('$lane', 'alpha');
+  };
+
+  it('counts the slots each worker gives the lane, not its concurrency on every worker', async () => {
+    await waitUntil(async () => (await prometheus.vector('bullpen:lane_workers:count{lane="alpha"} == 2')).length === 1, {
+      what: 'both workers to be counted on alpha',
+    });
+    await waitUntil(async () => (await prometheus.vector('count(bullpen_worker_slot_share{lane="alpha"})')).at(0)?.value === 2, {
+      what: 'both workers to be scraped',
+    });
+    // 4 from the uncapped worker, 1 from the capped one (not 4 × 2 = 8).
+    expect((await prometheus.vector(panelExpr('Active jobs and capacity', 'B'))).map((r) => r.value)).toEqual([5]);
+    const slots = await prometheus.vector(panelExpr('Worker active handlers', 'B'));
+    expect(slots.find((r) => r.metric.instance === cappedInstance)?.value).toBe(1);
+  });
+});

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import IORedis from 'ioredis';
-import { ERROR_CLASSES, formatAttemptLogRow, JOB_FIELD, jobKeys, STALLED_OUT_REASON, laneEventsKey, lanePrefix, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
+import { encodeLaneEvent, ERROR_CLASSES, formatAttemptLogRow, LANE_EVENT, JOB_FIELD, jobKeys, STALLED_OUT_REASON, laneEventsKey, lanePrefix, QUEUE_JOB_STATES, wrapJobData } from '@bullpen/core';
 import { cleanupPrefix } from './support/config';
 import { spawnExporter, total, type ExporterProcess, type Sample } from './support/prometheus';
 import { startRedis, type RedisProcess } from './support/redis-server';
@@ -201,6 +201,24 @@ describe('the exporter process', () => {
     expect(lane(after, 'bullpen_queue_oldest_waiting_timestamp_seconds')).toBe(0);
   });
 
+  it('reads the oldest waiting time from when the job became eligible: after its delay, after the backoff of its last attempt', async () => {
+    const exporter = await start();
+    const now = Date.now();
+    // alpha: created 50 s ago with a delay of 40 s, due 10 s ago and promoted to wait.
+    const delayed = await queue('alpha').add('noop', {}, { delay: 40_000, timestamp: now - 50_000 });
+    await delayed.promote();
+    // beta: created 100 s ago; its first attempt failed 25 s ago with a backoff of 5 s, so it
+    // has waited 20 s, not 100 (a later row of a stall chose no delay and is passed over).
+    const retried = await queue('beta').add('noop', {}, { attempts: 3, timestamp: now - 100_000 });
+    const logs = jobKeys(prefix, 'beta', retried.id!).logs;
+    await redis.rpush(logs, formatAttemptLogRow({ attempt: 1, errorClass: 'network', message: 'ECONNRESET', delayMs: 5_000, worker: 'w1', ts: now - 25_000 }));
+    await redis.rpush(logs, formatAttemptLogRow({ attempt: 2, errorClass: 'stalled', message: 'stalled', delayMs: null, worker: 'w2', ts: now - 1_000 }));
+    const samples = await exporter.samples();
+    expect(total(samples, 'bullpen_queue_jobs', { lane: 'alpha', state: 'waiting' })).toBe(1);
+    expect(total(samples, 'bullpen_queue_oldest_waiting_timestamp_seconds', { lane: 'alpha' })).toBe((now - 10_000) / 1000);
+    expect(total(samples, 'bullpen_queue_oldest_waiting_timestamp_seconds', { lane: 'beta' })).toBe((now - 20_000) / 1000);
+  });
+
   it('counts events trimmed from a stream before it read them as lost, says so in a log line, and loses nothing else', async () => {
     const alpha = queue('alpha', 200);
     let exporter = await start();
@@ -232,6 +250,52 @@ describe('the exporter process', () => {
     const warning = exporter.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('events lost'));
     expect(warning).toMatchObject({ level: 'warn', lane: 'alpha', lost });
     expect(total(samples, 'bullpen_exporter_events_lost_total', { lane: 'beta' })).toBe(0);
+  });
+
+  it('serves after a restart in place histogram sums no lower than before it, as Redis keeps them', async () => {
+    let exporter = await start();
+    const sums = (samples: Sample[]) =>
+      Object.fromEntries(
+        samples.filter((x) => x.name.endsWith('_sum') && x.labels.lane === 'alpha').map((x) => [`${x.name}${JSON.stringify(x.labels)}`, x.value]),
+      );
+    // Attempts of 0.1 s and 0.2 s, one batch each: the exporter's own addition makes
+    // 0.30000000000000004 of them, while Redis (HINCRBYFLOAT) keeps the total as the text "0.3",
+    // which is what a restart reloads.
+    let counted = 0;
+    for (let round = 0; round < 10; round += 1) {
+      const ms = round % 2 === 0 ? 100 : 200;
+      await redis.xadd(
+        laneEventsKey(prefix, 'alpha'),
+        '*',
+        ...encodeLaneEvent({
+          event: LANE_EVENT.attempt,
+          jobId: `j${round}`,
+          name: 'noop',
+          tenant: 'acme',
+          attempt: 1,
+          outcome: 'failed',
+          errorClass: 'network',
+          willRetry: true,
+          runMs: ms,
+          waitMs: ms,
+          delayMs: ms,
+          worker: 'w1',
+        }),
+      );
+      counted += 1;
+      await waitUntil(async () => total(await exporter.samples(), 'bullpen_job_attempts_total', { lane: 'alpha' }) === counted, {
+        what: `attempt ${round} to be counted`,
+      });
+    }
+    const before = sums(await exporter.samples());
+    expect(Object.keys(before).length).toBeGreaterThanOrEqual(3);
+    await exporter.kill('SIGTERM');
+    exporter = await start();
+    const after = sums(await exporter.samples());
+    const lower = Object.entries(before)
+      .filter(([series, value]) => !((after[series] ?? -Infinity) >= value))
+      .map(([series, value]) => `${series}: ${value} → ${after[series]}`);
+    expect(lower).toEqual([]);
   });
 
   describe('with two exporters on one prefix', () => {

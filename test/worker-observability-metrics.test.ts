@@ -145,6 +145,31 @@ describe('worker metrics', () => {
     expect(await sample('bullpen_worker_abort_ignored_total', { lane: 'a' })).toBe(0);
   });
 
+  it("counts the handler runs that took 80% of their attempt's timeout, the job's own timeoutMs when it has one", async () => {
+    const nap = defineHandler({
+      name: 'nap',
+      run: (data, ctx) =>
+        new Promise<string>((resolve) => {
+          const { ms } = data as { ms: number };
+          const timer = setTimeout(() => resolve('rested'), ms);
+          ctx.signal.addEventListener('abort', () => (clearTimeout(timer), resolve('woken')), { once: true });
+        }),
+    });
+    const { h, sample } = await serve({ lanesFile: { lanes: { a: { concurrency: 4, timeoutMs: 1000 } } }, handlers: [nap] });
+    await h.runtime.start();
+    expect(await sample('bullpen_worker_handler_runs_total', { lane: 'a' })).toBe(0);
+    expect(await sample('bullpen_worker_handler_runs_near_timeout_total', { lane: 'a' })).toBe(0);
+    const ids = await Promise.all([
+      h.add('a', 'nap', { ms: 850 }), // 85% of the lane's 1 s: near
+      h.add('a', 'nap', { ms: 50 }), // 5%
+      h.add('a', 'nap', { ms: 1300 }, { meta: { timeoutMs: 5000 } }), // 26% of its own 5 s (past the lane's 1 s)
+      h.add('a', 'nap', { ms: 300 }, { meta: { timeoutMs: 350 } }), // 86% of its own 350 ms: near
+    ]);
+    for (const id of ids) await h.waitForEvent('job:completed', (e) => e.jobId === id);
+    expect(await sample('bullpen_worker_handler_runs_total', { lane: 'a' })).toBe(4);
+    expect(await sample('bullpen_worker_handler_runs_near_timeout_total', { lane: 'a' })).toBe(2);
+  });
+
   it('shows the memory guard holding intake while RSS is over the limit', async () => {
     let rss = 40 * MiB;
     const { h, sample } = await serve({

@@ -347,8 +347,10 @@ export class EventReader {
     const outcomes = await this.state!.commit(commits);
     for (const [i, w] of committed.entries()) {
       const commit = commits[i] as LaneCommit;
-      if (outcomes[i]) {
+      const totals = outcomes[i];
+      if (totals) {
         this.options.store.apply(w.cursor.lane, w.delta);
+        this.options.store.adoptTotals(w.cursor.lane, totals);
         Object.assign(w.cursor, { position: commit.position, saved: commit.position, read: w.cursor.read + commit.readDelta });
       } else {
         this.options.logger.warn('another exporter committed this lane first; reloading its state', { lane: w.cursor.lane });

@@ -56,8 +56,12 @@ export class LaneStateStore {
     }
   }
 
-  /** Commits several lanes in one round trip; true per lane when committed, false on conflict. */
-  async commit(commits: readonly LaneCommit[]): Promise<boolean[]> {
+  /**
+   * Commits several lanes in one round trip. Per lane: undefined on conflict; when committed, the
+   * new totals of the batch's float fields (histogram sums) as Redis keeps them, to be adopted
+   * (SeriesStore.adoptTotals) so that the served sums are the ones a restart reloads.
+   */
+  async commit(commits: readonly LaneCommit[]): Promise<Array<ReadonlyMap<string, number> | undefined>> {
     if (commits.length === 0) return [];
     const pipeline = this.redis.pipeline();
     for (const c of commits) this.addCommit(pipeline, c);
@@ -65,7 +69,9 @@ export class LaneStateStore {
     return commits.map((c, i) => {
       const [err, reply] = results[i] ?? [new Error('no reply'), null];
       if (err) throw new Error(`committing lane ${c.lane}: ${err.message}`);
-      return Number(reply) === 1;
+      if (!Array.isArray(reply) || Number(reply[0]) !== 1) return undefined;
+      const fields = c.delta ? [...c.delta.floats.keys()] : [];
+      return new Map(fields.map((field, k) => [field, Number(reply[k + 1])]));
     });
   }
 

@@ -4,6 +4,7 @@
 // only, so on a Redis Cluster each goes to the lane's node. Concurrent callers share one read, so
 // the gauges of one scrape all see the same snapshot.
 import {
+  JOB_LOGS_SUFFIX,
   laneEventsKey,
   lanePrefix,
   laneRegistryKey,
@@ -124,6 +125,7 @@ export class QueueSampler {
       laneEventsKey(this.prefix, lane),
       k.jobPrefix,
       position,
+      JOB_LOGS_SUFFIX,
     ) as Promise<Array<number | string>>;
   }
 

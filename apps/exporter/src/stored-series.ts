@@ -175,6 +175,20 @@ export class SeriesStore {
     for (const [field, by] of delta.floats) this.add(lane, field, by);
   }
 
+  /**
+   * Sets sum fields to the totals Redis holds after a commit (in place of the exporter's own
+   * addition of the deltas, which can differ from them in the last bits): what is served is then
+   * exactly what a restart reloads, and a _sum never steps down across one.
+   */
+  adoptTotals(lane: string, totals: ReadonlyMap<string, number>): void {
+    for (const [field, total] of totals) {
+      const parsed = this.parseField(field);
+      if (!parsed || parsed.part !== 'sum' || !Number.isFinite(total)) continue;
+      const series = this.series(lane, parsed.def, parsed.values);
+      if (!('value' in series)) series.sum = total;
+    }
+  }
+
   /** Current value of a counter series (tests and logs). */
   counterValue(lane: string, name: string, labels: Labels): number {
     const def = this.defs.get(name);

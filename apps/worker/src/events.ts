@@ -151,6 +151,14 @@ export interface WorkerEventMap {
     /** The job stalled more often than maxStalls allows: it fails as stalled and will not run again. */
     failsAsStalled: boolean;
   };
+  /** The attempt's handler ended (returned, threw, or was cut off by its timeout or a cancellation). */
+  'handler:finished': AttemptRef & {
+    /** How long the handler ran. */
+    handlerMs: number;
+    /** The attempt's timeout: the job's own timeoutMs, else the lane's (a deadline that cuts an
+     * attempt shorter is not a timeout). */
+    timeoutMs: number;
+  };
   /** The attempt's timeout passed: its signal has been aborted. */
   'handler:timeout-warning': AttemptRef & { timeoutMs: number; elapsedMs: number; isolated: boolean };
   /** The handler ignored its aborted signal: its slot is free again. In-process it was abandoned

@@ -9,6 +9,9 @@ import type { WorkerRuntime } from './runtime';
 
 /** Sampling resolution of the event-loop delay monitor. */
 const LOOP_DELAY_RESOLUTION_MS = 10;
+/** A handler run this close to its timeout counts in bullpen_worker_handler_runs_near_timeout_total
+ * (BullpenLaneRunTimeP99Critical alerts on their share). */
+export const NEAR_TIMEOUT_SHARE = 0.8;
 
 export class WorkerMetrics {
   readonly metrics: MetricSet;
@@ -52,9 +55,13 @@ export class WorkerMetrics {
     // Series alerts and dashboards use exist at 0 before the first event.
     const abortIgnored = this.metrics.counter('bullpen_worker_abort_ignored_total');
     const redisOom = this.metrics.counter('bullpen_worker_redis_oom_total');
+    const handlerRuns = this.metrics.counter('bullpen_worker_handler_runs_total');
+    const nearTimeout = this.metrics.counter('bullpen_worker_handler_runs_near_timeout_total');
     for (const lane of runtime.lanes) {
       abortIgnored.inc({ lane }, 0);
       redisOom.inc({ lane }, 0);
+      handlerRuns.inc({ lane }, 0);
+      nearTimeout.inc({ lane }, 0);
     }
     this.metrics.counter('bullpen_worker_event_log_errors_total').inc(0);
     this.metrics.counter('bullpen_worker_event_log_dropped_lines_total').inc(0);
@@ -79,6 +86,15 @@ export class WorkerMetrics {
     this.listen('event-log:lines-dropped', (e) => eventLogDropped.inc(e.lines));
     const redisOom = this.metrics.counter('bullpen_worker_redis_oom_total');
     this.listen('redis:oom-refused', (e) => redisOom.inc({ lane: e.lane }));
+    // Each attempt against its own timeout, which the run-time histogram cannot do: its buckets
+    // are shared by every lane and job, and a quantile interpolated within one says nothing exact
+    // about 80% of a timeout that is not a bound.
+    const handlerRuns = this.metrics.counter('bullpen_worker_handler_runs_total');
+    const nearTimeout = this.metrics.counter('bullpen_worker_handler_runs_near_timeout_total');
+    this.listen('handler:finished', (e) => {
+      handlerRuns.inc({ lane: e.lane });
+      if (e.handlerMs >= NEAR_TIMEOUT_SHARE * e.timeoutMs) nearTimeout.inc({ lane: e.lane });
+    });
   }
 
   close(): void {

@@ -14,7 +14,11 @@
     ARGV[5 .. 4+2n] integer field, delta pairs (HINCRBY)
     ARGV[5+2n ..] float field, delta pairs (HINCRBYFLOAT)
 
-  Returns 1 when committed, 0 when the saved position had moved (nothing written).
+  Returns 0 when the saved position had moved (nothing written); when committed, { 1, the new
+  total of each float field as Redis keeps it, in the order given }. HINCRBYFLOAT stores its
+  result as text that reads back as a slightly different double than the exporter's own sum of
+  the same deltas: the exporter adopts these totals, so that what it serves is what a restart
+  reloads, and a histogram's _sum never goes down across a restart.
 ]]
 local rcall = redis.call
 local key = KEYS[1]
@@ -34,8 +38,9 @@ while i < lastInt do
   rcall("HINCRBY", key, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+local totals = { 1 }
 while i < #ARGV do
-  rcall("HINCRBYFLOAT", key, ARGV[i], ARGV[i + 1])
+  totals[#totals + 1] = rcall("HINCRBYFLOAT", key, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-return 1
+return totals

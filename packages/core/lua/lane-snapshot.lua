@@ -1,7 +1,7 @@
 --[[
   Reads what the exporter shows of a lane at scrape time, in one round trip and at a cost that
   does not grow with the backlog: the number of jobs in each state, the paused flag, the
-  enqueue (or redrive) time of the job that has waited longest among those next in line, and the id of the
+  time the job that has waited longest among those next in line became eligible to run, and the id of the
   first stream entry the exporter has not counted yet (for its lag).
 
   The oldest waiting job is the tail of the wait list (BullMQ pushes new jobs at the head and
@@ -15,20 +15,54 @@
 
     ARGV[1] prefix of the lane's job hashes, "<prefix>:<lane>:"
     ARGV[2] the exporter's position in the stream (an entry id)
+    ARGV[3] suffix of a job's log list after its hash key, ":logs" (its attempt rows)
 
   Returns { wait, paused, delayed, prioritized, active, completed, failed, waitingChildren,
             pausedFlag (0|1), oldestWaitingTimestampMs (0 when none), firstUnreadId ("" when none) }
+
+  Reading the last few log rows of at most three jobs keeps the cost constant.
 ]]
 local rcall = redis.call
 
--- When the job joined the line: its enqueue, or its last redrive from the dead letters
--- ("bp:redriven", JOB_FIELD.redrivenAt), after which it waits in line again.
-local function timestampOf(jobId)
+-- How many of a job's last log rows are read for its last attempt row (as the worker reads them,
+-- job-history.ts LAST_ROWS_READ): enough to pass over the rows of a few stalls in a row.
+local LAST_ROWS_READ = 4
+
+-- When the job became eligible to run, as the worker's eligibleAt() (job-history.ts) reckons
+-- the wait: its enqueue plus its delay (BullMQ zeroes the hash's `delay` field once the job is
+-- promoted, so the delay is read from its opts), its last redrive from the dead letters
+-- ("bp:redriven", JOB_FIELD.redrivenAt), or the end of the backoff chosen after its last failed
+-- attempt (that attempt row's ts plus its delayMs; rows of stalls chose no delay and are passed
+-- over), whichever is latest. Time spent delayed or backing off is not time waiting in line.
+local function eligibleAt(jobId)
   if not jobId then
     return 0
   end
-  local fields = rcall("HMGET", ARGV[1] .. jobId, "timestamp", "bp:redriven")
-  return math.max(tonumber(fields[1]) or 0, tonumber(fields[2]) or 0)
+  local jobKey = ARGV[1] .. jobId
+  local fields = rcall("HMGET", jobKey, "timestamp", "bp:redriven", "opts")
+  local at = tonumber(fields[1]) or 0
+  if at == 0 then
+    return 0
+  end
+  if fields[3] then
+    local ok, opts = pcall(cjson.decode, fields[3])
+    if ok and type(opts) == "table" then
+      at = at + (tonumber(opts["delay"]) or 0)
+    end
+  end
+  at = math.max(at, tonumber(fields[2]) or 0)
+  local rows = rcall("LRANGE", jobKey .. ARGV[3], -LAST_ROWS_READ, -1)
+  for i = #rows, 1, -1 do
+    local ok, row = pcall(cjson.decode, rows[i])
+    if ok and type(row) == "table" and row["type"] == "attempt" and row["errorClass"] ~= "stalled" then
+      local ts = tonumber(row["ts"])
+      if ts then
+        at = math.max(at, ts + (tonumber(row["delayMs"]) or 0))
+      end
+      break
+    end
+  end
+  return at
 end
 
 local oldest = 0
@@ -38,10 +72,10 @@ local function consider(ts)
   end
 end
 
-consider(timestampOf(rcall("LINDEX", KEYS[1], -1)))
-consider(timestampOf(rcall("LINDEX", KEYS[2], -1)))
+consider(eligibleAt(rcall("LINDEX", KEYS[1], -1)))
+consider(eligibleAt(rcall("LINDEX", KEYS[2], -1)))
 local head = rcall("ZRANGE", KEYS[4], 0, 0)
-consider(timestampOf(head[1]))
+consider(eligibleAt(head[1]))
 
 local pausedFlag = 0
 if rcall("HEXISTS", KEYS[9], "paused") == 1 then

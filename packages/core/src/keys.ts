@@ -66,10 +66,13 @@ export function laneStateKeys(prefix: string, lane: string) {
   } as const;
 }
 
+/** A job's BullMQ log list (its attempt rows) is its hash key followed by this. */
+export const JOB_LOGS_SUFFIX = ':logs';
+
 /** A job's hash and its BullMQ log list (where the worker appends attempt rows). */
 export function jobKeys(prefix: string, lane: string, jobId: string) {
   const job = `${laneQualifiedName(prefix, lane)}:${jobId}`;
-  return { job, logs: `${job}:logs`, lock: `${job}:lock`, deadLetterClaim: `${job}:bp:dead-claim` } as const;
+  return { job, logs: `${job}${JOB_LOGS_SUFFIX}`, lock: `${job}:lock`, deadLetterClaim: `${job}:bp:dead-claim` } as const;
 }
 
 /** The exporter's persisted totals and stream position for one lane (a hash). */

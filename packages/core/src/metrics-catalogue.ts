@@ -196,7 +196,7 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_queue_oldest_waiting_timestamp_seconds',
     type: 'gauge',
-    help: 'Enqueue time (Unix seconds), or redrive time for a job redriven from the dead letters, of the job next in line that waits longest; 0 when nothing waits.',
+    help: 'When the job next in line that waits longest became eligible to run (Unix seconds): its enqueue plus its delay, the end of the backoff after its last failed attempt, or its redrive from the dead letters, whichever is latest; 0 when nothing waits.',
     labelNames: ['lane'],
     origin: 'exporter-queue',
   },
@@ -440,6 +440,20 @@ export const METRIC_CATALOGUE = [
     type: 'gauge',
     help: 'Event loop delay of this worker process (recent mean).',
     labelNames: [],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_handler_runs_total',
+    type: 'counter',
+    help: 'Handler runs of the lane that ended in this worker process: attempts whose handler started, however they ended.',
+    labelNames: ['lane'],
+    origin: 'worker',
+  },
+  {
+    name: 'bullpen_worker_handler_runs_near_timeout_total',
+    type: 'counter',
+    help: "Handler runs of the lane that took at least 80% of their attempt's timeout (the job's own timeoutMs, else the lane's), those its timeout cut off included.",
+    labelNames: ['lane'],
     origin: 'worker',
   },
   {
