@@ -184,7 +184,7 @@ export class AttemptRunner {
           return result;
         } finally {
           timings.handlerMs ??= Date.now() - handlerStart;
-          this.deps.emit('handler:finished', { ...ref, handlerMs: timings.handlerMs, timeoutMs: configuredTimeoutMs });
+          this.deps.emit('handler:finished', { lane: ref.lane, handlerMs: timings.handlerMs, timeoutMs: configuredTimeoutMs });
         }
       } finally {
         this.active -= 1;

@@ -152,7 +152,8 @@ export interface WorkerEventMap {
     failsAsStalled: boolean;
   };
   /** The attempt's handler ended (returned, threw, or was cut off by its timeout or a cancellation). */
-  'handler:finished': AttemptRef & {
+  'handler:finished': {
+    lane: string;
     /** How long the handler ran. */
     handlerMs: number;
     /** The attempt's timeout: the job's own timeoutMs, else the lane's (a deadline that cuts an

@@ -2,7 +2,7 @@
 // registry of its own (plus prom-client's default process metrics). Gauges are read from the
 // runtime at scrape time; counters follow the runtime's events.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { Registry } from 'prom-client';
+import { Registry, type Counter } from 'prom-client';
 import { INTAKE_PAUSE_REASONS, collectProcessMetrics, createMetrics, metricsOf, type MetricSet } from '@bullpen/core';
 import type { WorkerEventMap } from './events';
 import type { WorkerRuntime } from './runtime';
@@ -91,9 +91,16 @@ export class WorkerMetrics {
     // about 80% of a timeout that is not a bound.
     const handlerRuns = this.metrics.counter('bullpen_worker_handler_runs_total');
     const nearTimeout = this.metrics.counter('bullpen_worker_handler_runs_near_timeout_total');
+    // Once per job: each lane's series are looked up once, not hashed from labels at every run.
+    const byLane = new Map<string, { runs: Counter.Internal; near: Counter.Internal }>();
     this.listen('handler:finished', (e) => {
-      handlerRuns.inc({ lane: e.lane });
-      if (e.handlerMs >= NEAR_TIMEOUT_SHARE * e.timeoutMs) nearTimeout.inc({ lane: e.lane });
+      let series = byLane.get(e.lane);
+      if (!series) {
+        series = { runs: handlerRuns.labels({ lane: e.lane }), near: nearTimeout.labels({ lane: e.lane }) };
+        byLane.set(e.lane, series);
+      }
+      series.runs.inc();
+      if (e.handlerMs >= NEAR_TIMEOUT_SHARE * e.timeoutMs) series.near.inc();
     });
   }
 
