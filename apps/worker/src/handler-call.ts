@@ -9,6 +9,7 @@ import type { AttemptAbort } from './attempt-abort';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, WorkerEventMap } from './events';
 import type { Handler, HandlerContext } from './handler';
+import { handlerLogger } from './handler-logger';
 import type { IsolatedRun, ThreadLease } from './isolation/thread-pool';
 import { runGuarded } from './timeout';
 
@@ -37,7 +38,7 @@ export async function callHandler(
 ): Promise<unknown> {
   // A child logger costs an allocation per job; most attempts never log, so it is made on first use.
   let childLogger: Logger | undefined;
-  const log = (): Logger => (childLogger ??= deps.logger.child({ job_id: ref.jobId, attempt: ref.attempt }));
+  const log = (): Logger => (childLogger ??= handlerLogger(deps.logger, { lane: ref.lane, job_id: ref.jobId, attempt: ref.attempt }));
   const isolated = thread !== undefined;
   const startedAt = Date.now();
   let attemptOver = false;

@@ -11,6 +11,7 @@ import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { PermanentError, createLogger, extractTraceContext, startTracing } from '@bullpen/core';
 import { buildRegistry } from '../default-registry';
 import type { HandlerContext } from '../handler';
+import { handlerLogger } from '../handler-logger';
 import type { HandlerRegistry } from '../registry';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ToThread } from './protocol';
 
@@ -70,7 +71,7 @@ port.on('message', (message: ToThread) => {
   const context: HandlerContext = {
     ...ctx,
     signal: controller.signal,
-    logger: logger.child({ lane: ctx.lane, job_id: ctx.jobId, attempt: ctx.attempt }),
+    logger: handlerLogger(logger, { thread: threadId, lane: ctx.lane, job_id: ctx.jobId, attempt: ctx.attempt }),
     progress: (value) => {
       post({ type: 'progress', taskId, value });
       return Promise.resolve();
