@@ -333,6 +333,21 @@ describe('the worker process', () => {
     expect(worker.stderr()).toMatch(/^bullpen worker: LANES_FILE \(\/nonexistent\/lanes.json\): expected a readable JSON file/);
   });
 
+  it.each([
+    ['in a folder whose package.json says "type": "module"', true, '"type": "module" in '],
+    ['with import and export statements', false, 'it has import or export statements'],
+  ])('refuses to start on an ES module in HANDLERS_DIR %s, saying that ES modules are not loaded', async (_label, typeModule, why) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-esm-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    if (typeModule) writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+    writeFileSync(path.join(dir, 'job.js'), "import { defineHandler } from '@bullpen/worker';\nexport default defineHandler({ name: 'esm_job', run: () => 1 });\n");
+    const worker = spawnWorker({ REDIS_URL: redisUrl(), HANDLERS_DIR: dir });
+    workers.push(worker);
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr()).toContain(`bullpen worker: HANDLERS_DIR (${dir}): file job.js is an ES module (${why}`);
+    expect(worker.stderr()).toContain('and ES modules are not loaded: build it to CommonJS (require and module.exports) first');
+  });
+
   it('refuses to start when a HANDLERS_DIR handler reuses a built-in name', async () => {
     const worker = spawnWorker({ REDIS_URL: redisUrl(), HANDLERS_DIR: `${FIXTURE_HANDLERS_DIR}/../bad-handlers` });
     workers.push(worker);
