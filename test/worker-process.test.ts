@@ -262,13 +262,20 @@ describe('the worker process', () => {
         });
     }
 
-    it('logs a stray promise rejection as one JSON line and goes on running its other jobs', async () => {
+    it('logs a stray promise rejection as one JSON line, counts it, and goes on running its other jobs', async () => {
       const { queue, start } = setup({ lanes: { work: { concurrency: 2, maxStalls: 0, lockDurationMs: 5000 } } }, 'work', {
         HANDLERS_DIR: carelessHandlers(),
       });
       const worker = start();
       await worker.started();
       const add = async (name: string, data: unknown) => (await queue.add(name, wrapJobData(data, { v: 1, tenant: 't' }))).id!;
+
+      const port = jsonLines(worker).find((l) => l.msg === 'metrics listening')?.port as number;
+      const rejectionsCounted = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return Number(/^bullpen_worker_unhandled_rejections_total (\S+)$/m.exec(text)?.[1]);
+      };
+      expect(await rejectionsCounted()).toBe(0);
 
       const innocent = await add('sleep', { ms: 1500 });
       await waitUntil(async () => (await queue.getJobState(innocent)) === 'active', { what: 'the innocent job to start' });
@@ -299,6 +306,7 @@ describe('the worker process', () => {
       const line = jsonLines(worker).find((l) => typeof l.msg === 'string' && l.msg.startsWith('unhandled promise rejection'));
       expect(line).toMatchObject({ level: 'error', service: 'worker', error: 'stray rejection', error_name: 'Error' });
       expect(line?.stack).toEqual(expect.stringContaining('careless.js'));
+      expect(await rejectionsCounted()).toBe(1);
     });
 
     it('logs an uncaught exception as JSON, lets its active jobs finish, and exits 1', async () => {

@@ -30,16 +30,17 @@ async function main(): Promise<void> {
   }
   const logger = createLogger('worker', config.logLevel);
   // From here on, before handler modules load: one of them may leave a rejection nothing handles.
-  let started: WorkerRuntime | undefined;
-  let stopAfterFault: (() => void) | undefined;
+  // Until the worker is built, a fault is logged only, and an uncaught exception exits at once.
+  let built: { runtime: WorkerRuntime; metrics: WorkerMetrics; stopAfterFault(): void } | undefined;
   watchProcessFaults({
     logger,
     activeHandlers: () => {
       const active: Record<string, number> = {};
-      for (const [lane, stats] of Object.entries(started?.stats().lanes ?? {})) if (stats.activeHandlers > 0) active[lane] = stats.activeHandlers;
+      for (const [lane, stats] of Object.entries(built?.runtime.stats().lanes ?? {})) if (stats.activeHandlers > 0) active[lane] = stats.activeHandlers;
       return active;
     },
-    onUncaughtException: () => (stopAfterFault ? stopAfterFault() : process.exit(1)),
+    onUnhandledRejection: () => built?.metrics.countUnhandledRejection(),
+    onUncaughtException: () => (built ? built.stopAfterFault() : process.exit(1)),
   });
   // Before anything else is loaded, handler modules included.
   const tracing = startTracing(config.tracing, WORKER_SERVICE_NAME, logger);
@@ -50,7 +51,6 @@ async function main(): Promise<void> {
   }
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
   const runtime = new WorkerRuntime({ config, logger, registry });
-  started = runtime;
   const metrics = new WorkerMetrics(runtime);
   const server = new MetricsServer(metrics.registry, () => ({ ok: runtime.status === 'running', status: runtime.status }));
 
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals) => shutdown({ signal }, 0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  stopAfterFault = () => shutdown({ cause: 'uncaught exception' }, 1);
+  built = { runtime, metrics, stopAfterFault: () => shutdown({ cause: 'uncaught exception' }, 1) };
 
   metrics.start();
   const port = await server.listen(config.host, config.workerMetricsPort).catch((err: unknown) => {

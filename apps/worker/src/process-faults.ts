@@ -10,6 +10,8 @@ export interface ProcessFaultOptions {
   logger: Logger;
   /** Handlers running now, by lane (lanes with none left out); read only when a fault is logged. */
   activeHandlers(): Record<string, number>;
+  /** Called for each unhandled rejection, after it was logged. */
+  onUnhandledRejection?(): void;
   /** Called once for the first uncaught exception, after it was logged: stop the process. */
   onUncaughtException(err: unknown): void;
 }
@@ -23,6 +25,7 @@ export function watchProcessFaults(options: ProcessFaultOptions): () => void {
       ...describe(reason),
       active_handlers: activeHandlers(options),
     });
+    options.onUnhandledRejection?.();
   };
   const onException = (err: unknown): void => {
     logger.error(

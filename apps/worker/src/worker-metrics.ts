@@ -57,6 +57,7 @@ export class WorkerMetrics {
       redisOom.inc({ lane }, 0);
     }
     this.metrics.counter('bullpen_worker_event_log_errors_total').inc(0);
+    this.metrics.counter('bullpen_worker_unhandled_rejections_total').inc(0);
     this.metrics.counter('bullpen_worker_event_log_dropped_lines_total').inc(0);
   }
 
@@ -79,6 +80,11 @@ export class WorkerMetrics {
     this.listen('event-log:lines-dropped', (e) => eventLogDropped.inc(e.lines));
     const redisOom = this.metrics.counter('bullpen_worker_redis_oom_total');
     this.listen('redis:oom-refused', (e) => redisOom.inc({ lane: e.lane }));
+  }
+
+  /** A promise rejection nothing handled (see process-faults.ts): not the runtime's, so not one of its events. */
+  countUnhandledRejection(): void {
+    this.metrics.counter('bullpen_worker_unhandled_rejections_total').inc();
   }
 
   close(): void {
