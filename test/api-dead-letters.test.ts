@@ -281,6 +281,27 @@ describe('producer API: dead letters', () => {
     expect((await jobOf(a)).attemptsMade).toBe(1);
   });
 
+  it('gives a job redriven a second time the same deadline budget as its first, not one grown by the time since its enqueue', async () => {
+    const id = await submit(KEYS.acme, { deadlineMs: 60_000 });
+    await kill([id]);
+    expect((await api.request('POST', REDRIVE, { body: { ids: [id] } })).body.results).toEqual([{ id, status: 'redriven' }]);
+    const first = unwrapJobData((await jobOf(id)).data).meta;
+    const budget = (first?.deadlineAt as number) - (first?.redrivenAt as number);
+    expect(budget).toBeGreaterThan(59_000);
+    expect(budget).toBeLessThanOrEqual(60_000);
+    // As if the job had been enqueued an hour before that first redrive.
+    await api.redis.hset(jobKeys(api.config.prefix, LANE, id).job, 'timestamp', (await jobOf(id)).timestamp - 3_600_000);
+    await kill([id]);
+
+    const startedAt = Date.now();
+    expect((await api.request('POST', REDRIVE, { body: { ids: [id] } })).body.results).toEqual([{ id, status: 'redriven' }]);
+    const endedAt = Date.now();
+    const second = unwrapJobData((await jobOf(id)).data).meta;
+    expect(second?.deadlineAt).toBeGreaterThanOrEqual(startedAt + budget);
+    expect(second?.deadlineAt).toBeLessThanOrEqual(endedAt + budget);
+    expect((second?.deadlineAt as number) - (second?.redrivenAt as number)).toBe(budget);
+  });
+
   it("redrives all of the caller's dead jobs with {}, leaving other tenants' dead jobs dead", async () => {
     const a = await submit(KEYS.acme, { deadlineMs: 30_000 });
     const b = await submit(KEYS.acme);

@@ -77,6 +77,27 @@ describe('producer API: jobs on the replicas before the 201', () => {
     expect(await onReplica(api, jobId as string)).toBe(1);
   });
 
+  it('names the job Redis answered, the original one of a replayed idempotency key, when the replicas do not confirm', async () => {
+    const api = await start({ API_REDIS_WAIT_REPLICAS: '1', API_REDIS_WAIT_TIMEOUT_MS: '300' });
+    const original = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', idempotencyKey: 'known' } });
+    expect(original.status).toBe(201);
+    const originalId = original.body.id as string;
+
+    replica.child.kill('SIGSTOP');
+    const single = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', idempotencyKey: 'known' } });
+    expect(single.status).toBe(503);
+    expect(single.body).toMatchObject({ code: 'redis_timeout', jobIds: [originalId] });
+    expect(single.body.detail).toContain(`job ${originalId} `);
+
+    const bulk = await api.request('POST', `/v1/lanes/${LANE}/jobs/bulk`, {
+      body: { jobs: [{ name: 'noop', idempotencyKey: 'new' }, { name: 'noop', idempotencyKey: 'known' }] },
+    });
+    expect(bulk.status).toBe(503);
+    expect(bulk.body).toMatchObject({ code: 'redis_timeout', jobIds: [expect.any(String), originalId] });
+    // Every job named is one a GET finds, the new one included.
+    for (const id of bulk.body.jobIds as string[]) expect((await api.request('GET', `/v1/lanes/${LANE}/jobs/${id}`)).status).toBe(200);
+  });
+
   it('answers 201 on the primary alone by default', async () => {
     const api = await start();
     replica.child.kill('SIGSTOP');

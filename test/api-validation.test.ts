@@ -19,6 +19,7 @@ interface Case {
   status: number;
   code: string;
   errors?: { field: string; message: string | RegExp }[];
+  detail?: RegExp;
 }
 
 const jobs = '/v1/lanes/tool_call/jobs';
@@ -31,6 +32,23 @@ const cases: Case[] = [
   { what: 'a path that does not decode', path: '/v1/lanes/%E0%A4%A/jobs', request: { body: { name: 'noop' } }, status: 400, code: 'bad_request' },
   { what: 'malformed JSON', path: jobs, request: { raw: '{"name": "noop",' }, status: 400, code: 'malformed_json' },
   { what: 'a wrong content type', path: jobs, request: { raw: 'name=noop', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, status: 415, code: 'unsupported_media_type' },
+  {
+    // Well-formed UTF-16 JSON, which body-parser would decode: JSON between systems is UTF-8.
+    what: 'a charset other than UTF-8',
+    path: jobs,
+    request: { raw: Buffer.from('{"name":"noop"}', 'utf16le'), headers: { 'content-type': 'application/json; charset=utf-16le' } },
+    status: 415,
+    code: 'unsupported_media_type',
+    detail: /charset utf-16le; send UTF-8 JSON/,
+  },
+  {
+    what: 'a body that does not decompress as its Content-Encoding says',
+    path: jobs,
+    request: { raw: '{"name":"noop"}', headers: { 'content-encoding': 'gzip' } },
+    status: 400,
+    code: 'bad_request',
+    detail: /does not decompress as its Content-Encoding says \(Z_DATA_ERROR\)/,
+  },
   { what: 'a missing body', path: jobs, request: {}, status: 400, code: 'validation_failed', errors: [{ field: 'body', message: 'required' }] },
   { what: 'a body that is not an object', path: jobs, request: { body: ['noop'] }, status: 400, code: 'validation_failed', errors: [{ field: 'body', message: 'expected a JSON object' }] },
   {
@@ -135,11 +153,12 @@ describe('producer API: bad input', () => {
     await api.stop();
   });
 
-  it.each(cases)('answers $what with $status $code', async ({ method = 'POST', path, request, status, code, errors }) => {
+  it.each(cases)('answers $what with $status $code', async ({ method = 'POST', path, request, status, code, errors, detail }) => {
     const reply = await api.request(method, path, request);
     expect(reply.status).toBe(status);
     expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(reply.body).toMatchObject({ type: `urn:bullpen:problem:${code}`, status, code, title: expect.any(String), detail: expect.any(String) });
+    if (detail) expect(reply.body.detail).toMatch(detail);
     if (errors) {
       expect(reply.body.errors).toHaveLength(errors.length);
       errors.forEach((expected, i) => {

@@ -20,6 +20,13 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
       next(new ProblemError('unsupported_media_type', `Expected Content-Type: application/json, got ${got}`));
       return;
     }
+    // JSON between systems is UTF-8 (RFC 8259). body-parser would decode any utf-* charset, and
+    // UTF-16's unpaired surrogates become U+FFFD as invalid UTF-8 would: refused alike.
+    const charset = charsetOf(req.headers['content-type']);
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      next(new ProblemError('unsupported_media_type', `Unsupported charset ${charset}; send UTF-8 JSON`));
+      return;
+    }
     next();
   };
   // strict: false lets any JSON value through, so that `"x"` is a schema error, not malformed JSON.
@@ -38,4 +45,10 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
     },
   });
   return [requireJson, parse];
+}
+
+/** The charset parameter of a Content-Type, lower-cased; undefined when it has none. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  const match = contentType ? /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType) : null;
+  return match ? (match[1] ?? '').toLowerCase() : undefined;
 }

@@ -379,9 +379,10 @@ function overloaded(action: 'redrive' | 'purge', limit: number, results: readonl
 }
 
 /**
- * The deadline a redriven job gets: as long from now as it first had from its enqueue. A job
- * without one in its envelope, in a lane with deadlineMs, would have the lane's deadline counted
- * from its original enqueue by the worker (and fail at once), so it gets the lane's from now.
+ * The deadline a redriven job gets: as long from now as it first had from its enqueue, at every
+ * redrive. A job without one in its envelope, in a lane with deadlineMs, would have the lane's
+ * deadline counted from its original enqueue by the worker (and fail at once), so it gets the
+ * lane's from now.
  * Jobs without an envelope (plain BullMQ producers) are left as they are.
  */
 export function freshDeadline(
@@ -391,6 +392,8 @@ export function freshDeadline(
   nowMs: number,
 ): number | undefined {
   if (!meta) return undefined;
-  if (meta.deadlineAt !== undefined) return nowMs + Math.max(0, meta.deadlineAt - job.timestamp);
+  // After a redrive deadlineAt is counted from redrivenAt, not from the enqueue: counting a later
+  // redrive's budget from the enqueue would add every wait in between to it.
+  if (meta.deadlineAt !== undefined) return nowMs + Math.max(0, meta.deadlineAt - (meta.redrivenAt ?? job.timestamp));
   return policy.deadlineMs !== undefined ? nowMs + policy.deadlineMs : undefined;
 }

@@ -203,7 +203,7 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
             `Send \`{}\` for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}); ` +
             'a missing or empty body, `null` or another value that is not an object is refused with 400 naming `body`. ' +
             'Each redriven job goes back to the lane with fresh attempts (attemptsMade 0) and a fresh deadline ' +
-            '(as long from now as it first had from its enqueue); its attempt history is kept. Admission control ' +
+            '(as long from now as it first had from its enqueue, however often it is redriven); its attempt history is kept. Admission control ' +
             '(maxQueueSize) does not apply: a redrive is an operator\'s action and is never refused with 429. ' +
             'Each id gets a result: redriven, not_found (no such job for this tenant) or not_dead (not dead, or a ' +
             'concurrent redrive or purge holds it). The whole body is validated before anything is redriven.',

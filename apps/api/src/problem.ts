@@ -205,6 +205,11 @@ export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemErr
     default:
       break;
   }
+  // A gzip, deflate or br body whose bytes do not decompress: zlib's error, made a 400 by body-parser.
+  const zlibCode = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (typeof zlibCode === 'string' && zlibCode.startsWith('Z_')) {
+    return new ProblemError('bad_request', `The request body does not decompress as its Content-Encoding says (${zlibCode})`);
+  }
   // Express itself flags client errors (a path that does not decode, say) with a 4xx status.
   const status = typeof err === 'object' && err !== null ? (err as { status?: unknown }).status : undefined;
   if (typeof status === 'number' && status >= 400 && status < 500) {

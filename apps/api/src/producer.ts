@@ -204,7 +204,9 @@ export class JobProducer {
         throw err;
       }
       failure = err.cause;
-      if (err.step === 'add' && err.cause instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, [prepared.jobId], err.cause);
+      if (err.step === 'add' && err.cause instanceof RedisOutcomeUnknownError) {
+        throw outcomeUnknownProblem(lane, [err.jobId ?? prepared.jobId], err.cause);
+      }
       if (isOutOfMemoryReply(err.cause)) throw this.refusedForMemory(lane, 1);
       throw err.cause;
     } finally {
@@ -353,13 +355,15 @@ export class JobProducer {
     const request = trace.getActiveSpan()?.spanContext();
     const links = request ? [{ context: request }] : [];
     const spans = admitted.map(({ prepared }) => startProducerSpan(lane, prepared, links));
-    let ids: string[];
+    let ids: string[] | undefined;
     try {
       ids = await guard.run(() => addInOneTransaction(queue, admitted.map(({ prepared }) => ({ prepared, defaults }))));
       await this.replicas.confirm(lane);
     } catch (err) {
       spans.forEach((span) => endSpan(span, err));
-      if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, admitted.map(({ prepared }) => prepared.jobId), err);
+      // Once Redis answered the adds, the jobs are the ids it answered (a replayed idempotency
+      // key's is its original job's), though the replicas did not confirm them.
+      if (err instanceof RedisOutcomeUnknownError) throw outcomeUnknownProblem(lane, ids ?? admitted.map(({ prepared }) => prepared.jobId), err);
       throw err;
     }
     spans.forEach((span) => endSpan(span));

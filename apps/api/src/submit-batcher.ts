@@ -27,6 +27,12 @@ export class BatchedAddError extends Error {
   constructor(
     readonly step: 'admission' | 'add',
     override readonly cause: unknown,
+    /**
+     * The id Redis answered for the job when the add itself succeeded and what failed came after
+     * it (the replicas did not confirm): a replayed idempotency key's original job, not the id the
+     * submission was prepared with. Undefined when Redis did not answer the add.
+     */
+    readonly jobId?: string,
   ) {
     super(`${step} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
   }
@@ -117,7 +123,7 @@ export class SubmitBatcher {
       admitted.forEach((item, i) => {
         const reply = replies[i] as AddReply;
         if ('err' in reply) item.reject(new BatchedAddError('add', reply.err));
-        else if (unreplicated !== undefined) item.reject(new BatchedAddError('add', unreplicated));
+        else if (unreplicated !== undefined) item.reject(new BatchedAddError('add', unreplicated, reply.id));
         else item.resolve({ admitted: true, id: reply.id, job: jobs[i] as Job });
       });
     } catch (err) {

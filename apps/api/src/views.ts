@@ -141,7 +141,8 @@ export const laneStatusSchema = z
       .register(
         responseDocs,
         doc(
-          "The lane's jobs by state, of every tenant (a lane is shared). Only for an operator tenant (API_OPERATOR_TENANTS; " +
+          "The lane's jobs by state, of every tenant (a lane is shared). A paused lane's jobs count as waiting; paused counts " +
+            "BullMQ's legacy paused list (only a lane paused by BullMQ before 5 holds one). Only for an operator tenant (API_OPERATOR_TENANTS; " +
             'with keys of a single tenant, that tenant): null for the others, as they would tell one tenant how much the others submit and fail.',
         ),
       ),

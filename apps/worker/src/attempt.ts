@@ -17,6 +17,7 @@ import type { FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import { ThreadPoolClosedError, type ThreadLease, type ThreadPool } from './isolation/thread-pool';
 import { eligibleAt, isFirstStart } from './job-history';
+import { resultJson } from './stored-json';
 import { cancelledError } from './timeout';
 
 export interface CompletedAttempt {
@@ -173,7 +174,7 @@ export class AttemptRunner {
             }
             throw err;
           });
-          assertStorable(handler.name, result);
+          resultJson(handler.name, result);
           timings.handlerMs = Date.now() - handlerStart;
           timings.durationMs = Date.now() - leasedAt;
           trace.executionSucceeded(timings.handlerMs);
@@ -269,19 +270,6 @@ export class AttemptRunner {
   private deadlineOf(job: AnyJob, metaDeadlineAt: number | undefined): number | undefined {
     const { deadlineMs } = this.deps.policy;
     return metaDeadlineAt ?? (deadlineMs !== undefined ? job.timestamp + deadlineMs : undefined);
-  }
-}
-
-/**
- * BullMQ stores a result as JSON once the processor has returned; a result JSON cannot hold (a
- * cycle, a BigInt) would fail there, outside the attempt, and BullMQ would run the handler again
- * at once. Checked here, it fails the attempt for good, recorded like any other failure.
- */
-function assertStorable(handlerName: string, result: unknown): void {
-  try {
-    JSON.stringify(result);
-  } catch (err) {
-    throw new PermanentError(`handler "${handlerName}" returned a value that cannot be stored as JSON: ${(err as Error).message}`, 'validation');
   }
 }
 

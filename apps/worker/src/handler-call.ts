@@ -3,7 +3,7 @@
 // attempt takes the thread first, so its start-up is not the handler's time). At the hard stage an
 // in-process handler can only be abandoned (and keeps running until it stops by itself); an
 // isolated one is really stopped by terminating its thread.
-import { injectTraceContext, type Logger } from '@bullpen/core';
+import { injectTraceContext, unwrapJobData, type Logger } from '@bullpen/core';
 import type { Job } from 'bullmq';
 import type { AttemptAbort } from './attempt-abort';
 import type { AttemptTrace } from './attempt-trace';
@@ -11,6 +11,7 @@ import type { AttemptRef, WorkerEventMap } from './events';
 import type { Handler, HandlerContext } from './handler';
 import { handlerLogger } from './handler-logger';
 import type { IsolatedRun, ThreadLease } from './isolation/thread-pool';
+import { storedProgress } from './stored-json';
 import { runGuarded } from './timeout';
 
 export interface HandlerCallDeps {
@@ -28,6 +29,7 @@ export async function callHandler(
   deps: HandlerCallDeps,
   job: Job<unknown, unknown, string>,
   handler: Handler,
+  /** What handler.parse made of the job's payload; an isolated handler's thread parses it again. */
   payload: unknown,
   ref: AttemptRef,
   timeoutMs: number,
@@ -42,9 +44,16 @@ export async function callHandler(
   const isolated = thread !== undefined;
   const startedAt = Date.now();
   let attemptOver = false;
-  // A handler abandoned after its timeout must not write to a job it no longer owns.
-  const progress = (value: Parameters<HandlerContext['progress']>[0]) =>
-    attemptOver ? Promise.resolve() : job.updateProgress(value);
+  // A handler abandoned after its timeout must not write to a job it no longer owns. What is written
+  // is the value's JSON form, checked here as an isolated handler's thread checks it.
+  const progress = (value: Parameters<HandlerContext['progress']>[0]): Promise<void> => {
+    if (attemptOver) return Promise.resolve();
+    try {
+      return job.updateProgress(storedProgress(handler.name, value));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
   let running: Promise<unknown> = Promise.resolve();
   let isolatedRun: IsolatedRun | undefined;
   try {
@@ -54,7 +63,10 @@ export async function callHandler(
           const ctx = { jobId: ref.jobId, jobName: ref.jobName, lane: ref.lane, attempt: ref.attempt, maxAttempts: ref.maxAttempts, tenant: ref.tenant };
           // The attempt span is the active context here; the thread continues it.
           const carrier = trace ? injectTraceContext() : undefined;
-          const task = carrier && Object.keys(carrier).length > 0 ? { name: handler.name, payload, ctx, trace: carrier } : { name: handler.name, payload, ctx };
+          // The payload as the job stores it: what the schema's transforms made of it (a Buffer, a
+          // URL) would arrive as plain data, so the thread runs the schema again.
+          const raw = unwrapJobData(job.data).data;
+          const task = carrier && Object.keys(carrier).length > 0 ? { name: handler.name, payload: raw, ctx, trace: carrier } : { name: handler.name, payload: raw, ctx };
           isolatedRun = thread.run(task, abort.signal, (value) => {
             progress(value).catch((err: unknown) => log().debug('progress update failed', { error: (err as Error).message }));
           });

@@ -19,7 +19,9 @@ export interface HandlerContext {
   readonly signal: AbortSignal;
   /** A child logger carrying lane, jobId and attempt. */
   readonly logger: Logger;
-  /** Records progress on the job (visible to BullMQ clients); ignored once the attempt has ended. */
+  /** Records progress on the job (visible to BullMQ clients) as JSON; ignored once the attempt has
+   * ended. Rejects with a PermanentError (validation) for a value JSON cannot hold or has no form
+   * for (a BigInt, a cycle, a function, a symbol). */
   progress(value: JobProgress): Promise<void>;
 }
 

@@ -4,6 +4,10 @@ import { findApiKey, hashApiKey } from './api-keys';
 
 const lanes = (body: unknown) => ({ readFile: () => JSON.stringify(body) });
 const defaultsEnv = {};
+/** Serves `text` as /keys.txt, and the shipped lanes file as itself. */
+const keysFile = (text: string) => ({
+  readFile: (file: string): string => (file === '/keys.txt' ? text : (require('node:fs') as typeof import('node:fs')).readFileSync(file, 'utf8')),
+});
 
 describe('loadConfig', () => {
   it('applies the documented defaults with the shipped lanes file', () => {
@@ -74,8 +78,23 @@ describe('loadConfig', () => {
     expect(mayOperateLanes(loadConfig({ AUTH_DISABLED: 'true' }), 'default')).toBe(true);
   });
 
+  it('refuses an API_OPERATOR_TENANTS that names no tenant at all, ignoring blank entries beside one', () => {
+    expect(() => loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: ',' })).toThrow(
+      /^API_OPERATOR_TENANTS: expected one or more comma-separated tenants, or unset, got ","/,
+    );
+    expect(() => loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: ' , ,' })).toThrow(/^API_OPERATOR_TENANTS: /);
+    expect([...(loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: 'acme,' }).apiOperatorTenants ?? [])]).toEqual(['acme']);
+    // Empty, or blank, is unset.
+    expect(loadConfig({ API_KEYS: 'acme:aaaaaaaaaa', API_OPERATOR_TENANTS: ' ' }).apiOperatorTenants).toBeUndefined();
+  });
+
   it('selects worker lanes from WORKER_LANES', () => {
     expect(loadConfig({ WORKER_LANES: 'critic, tool_call' }).workerLanes).toEqual(['critic', 'tool_call']);
+  });
+
+  it('refuses a WORKER_LANES that names no lane, rather than start a worker serving nothing', () => {
+    expect(() => loadConfig({ WORKER_LANES: ',' })).toThrow(/^WORKER_LANES: expected one or more lanes from .*, or \* for all, got ","/);
+    expect(loadConfig({ WORKER_LANES: 'critic,' }).workerLanes).toEqual(['critic']);
   });
 
   it('parses API keys with tenants, lane sets and hashed keys', () => {
@@ -107,6 +126,64 @@ describe('loadConfig', () => {
       },
     );
     expect(config.apiKeys.map((k) => k.tenant)).toEqual(['acme', 'beta']);
+  });
+
+  it('keeps every key on a commented-out line of API_KEYS_FILE off, commas and all', () => {
+    const config = loadConfig(
+      { API_KEYS_FILE: '/keys.txt' },
+      keysFile('teamy:y-current-key\n# revoked: teamy:y-old-key-1,teamy:y-leaked-key-2\n  # rotate monthly, see runbook\n'),
+    );
+    expect(config.apiKeys.map((k) => k.tenant)).toEqual(['teamy']);
+    expect(findApiKey(config.apiKeys, 'y-current-key')?.tenant).toBe('teamy');
+    expect(findApiKey(config.apiKeys, 'y-old-key-1')).toBeUndefined();
+    expect(findApiKey(config.apiKeys, 'y-leaked-key-2')).toBeUndefined();
+  });
+
+  it('reads several comma-separated entries on one line of API_KEYS_FILE, and keeps a # later in a line', () => {
+    const config = loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('acme:acme-key-1, beta:beta-key-22\r\ngamma:gamma#key-3\n'));
+    expect(config.apiKeys.map((k) => k.tenant)).toEqual(['acme', 'beta', 'gamma']);
+    expect(findApiKey(config.apiKeys, 'gamma#key-3')?.tenant).toBe('gamma');
+  });
+
+  it('refuses an API_KEYS entry that starts with #, instead of reading the keys after its comma', () => {
+    expect(() => loadConfig({ API_KEYS: 'teamy:y-current-key\n# revoked: teamy:y-old-key-1,teamy:y-leaked-key-2' })).toThrow(
+      /^API_KEYS: entry 2: field "tenant"/,
+    );
+  });
+
+  it('refuses a key given twice, to two tenants or with two lane bindings, without showing it', () => {
+    const twoTenants = () => loadConfig({ API_KEYS: 'teamx:shared-key-1,teamy:shared-key-1' });
+    expect(twoTenants).toThrow(ConfigError);
+    expect(twoTenants).toThrow(/^API_KEYS: entry 2 \(tenant teamy\) has the same key as entry 1 \(tenant teamx\)/);
+    expect(() => loadConfig({ API_KEYS: 't:tenant-key-1:critic,t:tenant-key-1:tool_call' })).toThrow(
+      /^API_KEYS: entry 2 \(tenant t\) has the same key as entry 1 \(tenant t\)/,
+    );
+    // The same key, once as its hash.
+    const hashed = hashApiKey('shared-key-1').toString('hex');
+    expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile(`teamx:shared-key-1\n# teamy\nteamy:sha256=${hashed}\n`))).toThrow(
+      /^API_KEYS_FILE \(\/keys.txt\): line 3 \(tenant teamy\) has the same key as line 1 \(tenant teamx\)/,
+    );
+    for (const load of [twoTenants, () => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile(`teamx:shared-key-1\nteamy:sha256=${hashed}\n`))]) {
+      const message = (() => {
+        try {
+          load();
+          return '';
+        } catch (err) {
+          return (err as Error).message;
+        }
+      })();
+      expect(message).not.toContain('shared-key-1');
+      expect(message).not.toContain(hashed);
+    }
+  });
+
+  it('names API_KEYS_FILE and the line of a malformed entry', () => {
+    expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('# keys\n\nacme:acme-key-1\nbeta\n'))).toThrow(
+      /^API_KEYS_FILE \(\/keys.txt\): line 4: expected tenant:key/,
+    );
+    expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('acme:acme-key-1\nbeta:beta-key-22,beta:short\n'))).toThrow(
+      /^API_KEYS_FILE \(\/keys.txt\): line 2, entry 2: field "key": expected at least 8 characters/,
+    );
   });
 });
 

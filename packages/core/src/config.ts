@@ -5,7 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
-import { parseApiKeys, type ApiKeyEntry } from './api-keys';
+import { parseApiKeys, type ApiKeyEntry, type ApiKeysLayout } from './api-keys';
 import { invalidAllowedHost } from './http-destinations';
 import { describeRedisTarget, loadRedisTarget, type RedisTarget } from './redis-target';
 import { otelLogLevelFromEnv, resourceAttributesFromEnv, samplerFromEnv, type OtelLogLevel, type TracesSampler } from './otel-env';
@@ -300,6 +300,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   let workerLanes = laneNames;
   if (env.WORKER_LANES && env.WORKER_LANES.trim() !== '' && env.WORKER_LANES.trim() !== '*') {
     workerLanes = env.WORKER_LANES.split(',').map((s) => s.trim()).filter(Boolean);
+    // A value naming no lane (`,`) would start a worker that serves nothing.
+    if (workerLanes.length === 0) fail('WORKER_LANES', `one or more lanes from ${lanesFile}, or * for all`, env.WORKER_LANES);
     for (const lane of workerLanes) {
       if (!LANE_NAME.test(lane) || !parsed.lanes[lane]) {
         fail('WORKER_LANES', `lanes from ${lanesFile} (${laneNames.join(', ')})`, lane);
@@ -309,16 +311,18 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
 
   let keysText = env.API_KEYS ?? '';
   let keysSource = 'API_KEYS';
+  let keysLayout: ApiKeysLayout = 'list';
   if (env.API_KEYS_FILE) {
     if (env.API_KEYS) fail('API_KEYS_FILE', 'API_KEYS or API_KEYS_FILE, not both');
     keysSource = `API_KEYS_FILE (${env.API_KEYS_FILE})`;
+    keysLayout = 'lines';
     try {
       keysText = readFile(path.resolve(env.API_KEYS_FILE));
     } catch (err) {
       throw new ConfigError(`${keysSource}: expected a readable file (${(err as Error).message})`);
     }
   }
-  const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames));
+  const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames), keysLayout);
   const apiOperatorTenants = operatorTenants(env, apiKeys);
 
   const config: BullpenConfig = {
@@ -374,6 +378,9 @@ function operatorTenants(env: Env, apiKeys: readonly ApiKeyEntry[]): ReadonlySet
   const text = env.API_OPERATOR_TENANTS?.trim();
   if (!text) return undefined;
   const tenants = new Set(text.split(',').map((t) => t.trim()).filter(Boolean));
+  // Blank entries are ignored as in the other lists, but a value naming no tenant at all would
+  // quietly mean that no one may operate lanes, which unset does not.
+  if (tenants.size === 0) fail('API_OPERATOR_TENANTS', 'one or more comma-separated tenants, or unset', env.API_OPERATOR_TENANTS);
   const known = new Set(apiKeys.map((k) => k.tenant));
   for (const tenant of tenants) {
     if (apiKeys.length > 0 && !known.has(tenant)) fail('API_OPERATOR_TENANTS', `tenants of API_KEYS (${[...known].join(', ')})`, tenant);

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { classifyError, errorCodeOf, PermanentError, RateLimitedError, RetryableError, TimeoutError } from './errors';
+import { classifyError, ConfigError, errorCodeOf, listenFailure, PermanentError, RateLimitedError, RetryableError, TimeoutError } from './errors';
 
 describe('classifyError', () => {
   it('classifies typed errors by their class', () => {
@@ -83,5 +83,27 @@ describe('classifyError', () => {
       expect((thrown as Error).message).toBe('fetch failed');
       expect(classifyError(thrown)).toEqual({ errorClass: 'network', retryable: true });
     });
+  });
+});
+
+describe('listenFailure', () => {
+  const failure = (code: string) => Object.assign(new Error(`getaddrinfo ${code} nope.invalid`), { code, hostname: 'nope.invalid' });
+
+  it('names HOST when its name does not resolve, whichever port variable the server listens on', () => {
+    for (const code of ['ENOTFOUND', 'EAI_AGAIN']) {
+      const err = listenFailure(failure(code), 'WORKER_METRICS_PORT', 9464, 'nope.invalid');
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(
+        new RegExp(`^HOST: cannot listen on nope.invalid:9464 \\(WORKER_METRICS_PORT\\): "nope.invalid" .* \\(${code}\\); set HOST to`),
+      );
+    }
+  });
+
+  it('names the port variable when the port is taken, and returns other errors as they are', () => {
+    expect((listenFailure(failure('EADDRINUSE'), 'PORT', 3000, '127.0.0.1') as Error).message).toBe(
+      'PORT: cannot listen on 127.0.0.1:3000: it is in use by another process (EADDRINUSE); set PORT (or HOST) to another',
+    );
+    const other = failure('EIO');
+    expect(listenFailure(other, 'PORT', 3000, '127.0.0.1')).toBe(other);
   });
 });

@@ -104,12 +104,26 @@ const LISTEN_FAILURES: Record<string, string> = {
   EADDRNOTAVAIL: 'is not an address of this machine',
 };
 
+/** Failures to look up HOST's name before listening: HOST's fault alone, whatever the port. */
+const HOST_LOOKUP_FAILURES: Record<string, string> = {
+  ENOTFOUND: 'is not a name that resolves',
+  EAI_AGAIN: 'could not be resolved (the name service did not answer)',
+};
+
 /**
  * A server that cannot listen is a configuration problem: named by the variable that chose the
- * port (and HOST), as a ConfigError; any other error is returned as it is.
+ * port (and HOST), or by HOST when its name does not resolve, as a ConfigError; any other error
+ * is returned as it is.
  */
 export function listenFailure(err: unknown, variable: string, port: number, host: string): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const hostWhy = code ? HOST_LOOKUP_FAILURES[code] : undefined;
+  if (hostWhy) {
+    return new ConfigError(
+      `HOST: cannot listen on ${host}:${port} (${variable}): ${JSON.stringify(host)} ${hostWhy} (${code}); ` +
+        'set HOST to an address or a name of this machine',
+    );
+  }
   const why = code ? LISTEN_FAILURES[code] : undefined;
   if (!why) return err;
   return new ConfigError(`${variable}: cannot listen on ${host}:${port}: it ${why} (${code}); set ${variable} (or HOST) to another`);

@@ -1,4 +1,4 @@
-import { CancelledError, PermanentError, RateLimitedError, RetryableError, TimeoutError, classifyError } from '@bullpen/core';
+import { CancelledError, PermanentError, RateLimitedError, RetryableError, TimeoutError, classifyError, describeThrown } from '@bullpen/core';
 import { deserializeError, serializeError } from './protocol';
 
 const roundTrip = (err: unknown) => deserializeError(structuredClone(serializeError(err)));
@@ -37,5 +37,48 @@ describe('errors crossing a thread boundary', () => {
       expect(back.message).toBe(err instanceof Error ? err.message : 'a string');
     }
     expect(roundTrip(new RateLimitedError('x', 20))).toBeInstanceOf(RateLimitedError);
+  });
+
+  it('carry what classifies a thrown value that is not an Error, and describe it as the attempt would', () => {
+    const rules = [{ code: 'E_QUOTA', retryable: false, errorClass: 'validation' as const }];
+    const values: unknown[] = [
+      { status: 404 },
+      { statusCode: 503 },
+      { response: { status: 429 } },
+      { code: 'ECONNRESET' },
+      { message: 'obj', code: 'E_QUOTA' },
+      { name: 'AbortError' },
+      // A field that is not a number still hides the next one from `status ?? statusCode`.
+      { status: { text: 'n/a' }, statusCode: 503 },
+      Object.assign(Object.create(null) as object, { status: 503 }),
+    ];
+    for (const value of values) {
+      const back = roundTrip(value);
+      expect(classifyError(back, rules)).toEqual(classifyError(value, rules));
+      expect(describeThrown(back)).toBe(describeThrown(value));
+    }
+  });
+
+  it('never throw, whatever was thrown', () => {
+    const throwingGetter = Object.defineProperty({}, 'status', {
+      get() {
+        throw new Error('no');
+      },
+    });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    for (const value of [throwingGetter, proxy, Object.create(null), Symbol('s'), 10n]) {
+      expect(() => roundTrip(value)).not.toThrow();
+    }
+  });
+
+  it('carry the chain of causes, a cycle cut short', () => {
+    const root = Object.assign(new Error('connect failed'), { code: 'ECONNREFUSED' });
+    const err = new Error('fetch failed', { cause: root });
+    (root as Error & { cause?: unknown }).cause = err;
+    const back = roundTrip(err);
+    expect(back.cause).toBeInstanceOf(Error);
+    expect(back.cause).toMatchObject({ message: 'connect failed', code: 'ECONNREFUSED' });
+    expect((back.cause as Error).cause).toBeUndefined();
   });
 });

@@ -1,7 +1,9 @@
 // The entry point of a handler thread of an isolated lane. It builds the same handler registry as
 // the worker process (built-ins plus HANDLERS_DIR), reports that it is ready, then runs one handler
-// call at a time as the pool asks: the payload arrives already validated, the AbortSignal is driven
-// by `abort` messages, progress is forwarded, and the result or error is sent back. The pool terminates the thread when
+// call at a time as the pool asks: the payload arrives as the job stores it and is parsed here with
+// the handler's schema (the main thread checked it already, but what its transforms make, a Buffer
+// or a URL, would not survive the trip), the AbortSignal is driven by `abort` messages, progress is
+// forwarded, and the result or error is sent back. The pool terminates the thread when
 // a handler ignores its aborted signal for too long. With tracing on, the thread runs its own
 // OpenTelemetry SDK under the worker's settings, and each call runs in the context of the attempt
 // span it was sent, so the handler's spans (the http handler's outbound call) are that span's
@@ -13,6 +15,7 @@ import { buildRegistry } from '../default-registry';
 import type { HandlerContext } from '../handler';
 import { handlerLogger } from '../handler-logger';
 import type { HandlerRegistry } from '../registry';
+import { storedProgress, storedResult } from '../stored-json';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ToThread } from './protocol';
 
 const port = parentPort;
@@ -72,23 +75,32 @@ port.on('message', (message: ToThread) => {
     ...ctx,
     signal: controller.signal,
     logger: handlerLogger(logger, { thread: threadId, lane: ctx.lane, job_id: ctx.jobId, attempt: ctx.attempt }),
+    // Sent as it will be stored (JSON), so that a value an ordinary lane refuses is refused here, as
+    // a rejection of this call, and one it stores (a Buffer, an object with a method) can be sent.
     progress: (value) => {
-      post({ type: 'progress', taskId, value });
+      try {
+        post({ type: 'progress', taskId, value: storedProgress(name, value) });
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return Promise.resolve();
     },
   };
   const parent = tracing.enabled ? extractTraceContext(trace, ROOT_CONTEXT) : ROOT_CONTEXT;
   Promise.resolve()
-    .then(() => otelContext.with(parent, () => handler.run(payload, context)))
+    .then(() => otelContext.with(parent, () => handler.run(handler.parse(payload), context)))
     .then(
       (value: unknown) => {
+        // What an ordinary lane stores for it, made here: JSON data always leaves the thread, and a
+        // value JSON cannot hold fails as it would in process.
+        let stored: unknown;
         try {
-          post({ type: 'done', taskId, ok: true, value });
+          stored = storedResult(name, value);
         } catch (err) {
-          // Not structured-cloneable: retrying would not change that.
-          const reason = new PermanentError(`handler "${name}" returned a value that cannot leave its thread: ${(err as Error).message}`);
-          post({ type: 'done', taskId, ok: false, error: serializeError(reason) });
+          post({ type: 'done', taskId, ok: false, error: serializeError(err) });
+          return;
         }
+        post({ type: 'done', taskId, ok: true, value: stored });
       },
       (err: unknown) => post({ type: 'done', taskId, ok: false, error: serializeError(err) }),
     )

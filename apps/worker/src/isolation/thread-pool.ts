@@ -18,7 +18,9 @@ export const SHUTDOWN_GRACE_MS = 2000;
 
 export interface ThreadTask {
   name: string;
-  /** The validated payload; passed by structured clone. */
+  /** The job's payload as stored, checked in the main thread already; passed by structured clone and
+   * parsed again in the thread, because what a schema's transforms make (a Buffer, a URL, a class
+   * instance) does not survive a structured clone. */
   payload: unknown;
   ctx: ThreadTaskContext;
   /** The attempt span's W3C trace context, when there is one to continue. */
