@@ -259,6 +259,66 @@ describe('worker failure handling', () => {
     expect(await harness.attemptRows('work', id)).toEqual([expect.objectContaining({ errorClass: 'cancelled', delayMs: null })]);
   });
 
+  describe('a cooperative handler that returns what it has once its signal aborts', () => {
+    /** Counts until its signal aborts, then returns the count, as a batch job handing back partial work would. */
+    function counter(started: { resolve(): void }) {
+      return defineHandler({
+        name: 'counter',
+        run: async (_data, ctx) => {
+          started.resolve();
+          let n = 0;
+          while (!ctx.signal.aborted) {
+            n += 1;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          return { n };
+        },
+      });
+    }
+
+    it('fails a cancelled job as cancelled, not completed with the partial result', async () => {
+      const started = deferred<void>();
+      harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1, attempts: 3 } } }, handlers: [counter(started)] });
+      const id = await harness.add('work', 'counter', {});
+      await started.promise;
+
+      const publisher = createRedis(standaloneUrl(harness.config), 'worker');
+      try {
+        await publisher.publish(cancelChannel(harness.config.prefix), JSON.stringify({ lane: 'work', jobId: id }));
+      } finally {
+        await publisher.quit();
+      }
+      const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+      const job = (await harness.queue('work').getJob(id))!;
+
+      expect(dead.errorClass).toBe('cancelled');
+      expect(await job.getState()).toBe('failed');
+      expect(job.returnvalue).toBeNull();
+      expect(job.attemptsMade).toBe(1);
+      expect(job.failedReason).toBe('job cancelled while active: cancel requested');
+      expect(harness.events['job:completed'].filter((e) => e.jobId === id)).toEqual([]);
+    });
+
+    it('fails a timed-out attempt with its TimeoutError and retries it, rather than completing it', async () => {
+      const started = deferred<void>();
+      harness = await startWorkerHarness({
+        lanesFile: { lanes: { work: { concurrency: 1, attempts: 2, timeoutMs: 200, backoff: { strategy: 'fixed', baseMs: 10 } } } },
+        handlers: [counter(started)],
+      });
+      const id = await harness.add('work', 'counter', {});
+      const dead = await harness.waitForEvent('job:dead', (e) => e.jobId === id);
+      const job = (await harness.queue('work').getJob(id))!;
+
+      expect(dead).toMatchObject({ errorClass: 'timeout', attemptsMade: 2 });
+      expect(job.failedReason).toBe('handler "counter" timed out after 200 ms');
+      expect((await harness.attemptRows('work', id)).map((r) => [r.attempt, r.errorClass])).toEqual([
+        [1, 'timeout'],
+        [2, 'timeout'],
+      ]);
+      expect(harness.events['job:completed'].filter((e) => e.jobId === id)).toEqual([]);
+    });
+  });
+
   it('keeps running jobs when a lifecycle listener throws', async () => {
     harness = await startWorkerHarness({ lanesFile: { lanes: { work: { concurrency: 1 } } } });
     const logged = captureLogs(harness.logger);

@@ -216,32 +216,23 @@ describe('handlers in a folder outside the bullpen tree', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it("load in a worker process when they require bullpen's own packages, as the README's example does", async () => {
-    // As mounted at /handlers in a container: no node_modules on the way up from it.
+  /** A folder of handler files outside the bullpen tree, as mounted at /handlers in a container (no
+   * node_modules on the way up from it), a worker process loading it, and a producer per lane. */
+  async function ownHandlersWorker(files: Record<string, string>, lanesFile: { lanes: Record<string, unknown> }) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-own-handlers-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    mkdirSync(path.join(dir, 'lib'));
-    writeFileSync(
-      path.join(dir, 'lib', 'shout.js'),
-      "const { z } = require('zod');\nmodule.exports = (text) => z.string().parse(text).toUpperCase();\n",
-    );
-    writeFileSync(
-      path.join(dir, 'shout.js'),
-      [
-        "const { defineHandler } = require('@bullpen/worker');",
-        "const { z } = require('zod');",
-        "const shout = require('./lib/shout');",
-        "module.exports = defineHandler({ name: 'shout', payload: z.object({ text: z.string() }), run: (data) => ({ shouted: shout(data.text) }) });",
-      ].join('\n'),
-    );
-    const lanes = writeLanesFile({ lanes: { own: { concurrency: 1, attempts: 1 } } });
+    for (const [name, text] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      writeFileSync(path.join(dir, name), text);
+    }
+    const lanes = writeLanesFile(lanesFile);
     cleanups.push(lanes.cleanup);
     const env = { REDIS_URL: redisUrl(), BULLPEN_PREFIX: testPrefix('oh'), LANES_FILE: lanes.file };
     const config = loadConfig(env);
     const redis = createRedis(standaloneUrl(config), 'worker', 'bullpen:test');
-    const queue = createLaneQueue(config, 'own', redis);
+    const queues = new Map(Object.keys(lanesFile.lanes).map((lane) => [lane, createLaneQueue(config, lane, redis)]));
     cleanups.push(async () => {
-      await queue.close();
+      for (const queue of queues.values()) await queue.close();
       await redis.quit();
       await cleanupPrefix(config.prefix);
     });
@@ -255,8 +246,52 @@ describe('handlers in a folder outside the bullpen tree', () => {
         throw new Error(`worker exited with ${code}: ${worker.stderr()}`);
       }),
     ]);
-    const job = await queue.add('shout', wrapJobData({ text: 'hello' }, { v: 1, tenant: 't' }));
-    await waitUntil(async () => (await queue.getJobState(job.id as string)) === 'completed', { what: 'the shout job to complete' });
-    expect((await queue.getJob(job.id as string))?.returnvalue).toEqual({ shouted: 'HELLO' });
+    return { worker, queue: (lane: string) => queues.get(lane)! };
+  }
+
+  it("load in a worker process when they require bullpen's own packages, as the README's example does", async () => {
+    const { queue } = await ownHandlersWorker(
+      {
+        'lib/shout.js': "const { z } = require('zod');\nmodule.exports = (text) => z.string().parse(text).toUpperCase();\n",
+        'shout.js': [
+          "const { defineHandler } = require('@bullpen/worker');",
+          "const { z } = require('zod');",
+          "const shout = require('./lib/shout');",
+          "module.exports = defineHandler({ name: 'shout', payload: z.object({ text: z.string() }), run: (data) => ({ shouted: shout(data.text) }) });",
+        ].join('\n'),
+      },
+      { lanes: { own: { concurrency: 1, attempts: 1 } } },
+    );
+    const job = await queue('own').add('shout', wrapJobData({ text: 'hello' }, { v: 1, tenant: 't' }));
+    await waitUntil(async () => (await queue('own').getJobState(job.id as string)) === 'completed', { what: 'the shout job to complete' });
+    expect((await queue('own').getJob(job.id as string))?.returnvalue).toEqual({ shouted: 'HELLO' });
+  });
+
+  it("fail as the error classes they import from '@bullpen/worker' say: a PermanentError once, a RateLimitedError after its retryAfterMs", async () => {
+    const { queue } = await ownHandlersWorker(
+      {
+        'refuse.js': [
+          "const { defineHandler, PermanentError, RateLimitedError } = require('@bullpen/worker');",
+          "exports.refuse = defineHandler({ name: 'refuse', run: () => { throw new PermanentError('no such account', 'validation'); } });",
+          "exports.limited = defineHandler({ name: 'limited', run: () => { throw new RateLimitedError('slow down', 4000); } });",
+        ].join('\n'),
+      },
+      { lanes: { own: { concurrency: 2, attempts: 3, backoff: { strategy: 'fixed', baseMs: 10, capMs: 30_000 } } } },
+    );
+    const lane = queue('own');
+    const refused = (await lane.add('refuse', wrapJobData({}, { v: 1, tenant: 't' }))).id!;
+    const limited = (await lane.add('limited', wrapJobData({}, { v: 1, tenant: 't' }))).id!;
+
+    await waitUntil(async () => (await lane.getJobState(refused)) === 'failed', { what: 'the refuse job to fail' });
+    const refusedJob = (await lane.getJob(refused))!;
+    expect(refusedJob.attemptsMade).toBe(1);
+    expect(refusedJob.failedReason).toBe('no such account');
+    const attemptRows = async (id: string) => (await lane.getJobLogs(id)).logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(await attemptRows(refused)).toEqual([expect.objectContaining({ attempt: 1, errorClass: 'validation', delayMs: null })]);
+
+    // Retried, but not before the dependency's 4 s: the lane's own 10 ms backoff would be far shorter.
+    await waitUntil(async () => (await lane.getJobState(limited)) === 'delayed', { what: 'the limited job to wait for its retry' });
+    expect((await lane.getJob(limited))!.delay).toBe(4000);
+    expect(await attemptRows(limited)).toEqual([expect.objectContaining({ attempt: 1, errorClass: 'rate_limited', delayMs: 4000 })]);
   });
 });

@@ -92,6 +92,9 @@ describe('an isolated lane and an ordinary lane running the same handler', () =>
     });
     expect(inProcess.outcome).toBe('failed');
     expect(seen(isolated)).toEqual(seen(inProcess));
+    // Judged by the code or status of the cause, in both lanes.
+    if (kind === 'fetchRefused') expect(seen(inProcess)).toMatchObject({ errorClass: 'network', retryable: true });
+    if (kind === 'causeStatus404') expect(seen(inProcess)).toMatchObject({ errorClass: 'http_4xx', retryable: false });
   });
 
   it.each(RETURNED_KINDS)('stores a returned %s as the ordinary lane does', async (kind) => {

@@ -1,7 +1,9 @@
 // The worker as a process: `node apps/worker/dist/main.js` (build it first: npx tsc -b apps/worker).
 // A cluster-wide lane cap across two processes, graceful shutdown on SIGTERM, and a startup
 // configuration error.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { attemptsOf, createLaneQueue, createRedis, decodeLaneEvent, laneEventsKey, LANE_EVENT, loadConfig, wrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
@@ -228,11 +230,130 @@ describe('the worker process', () => {
     expect(worker.stdout()).toContain('"msg":"worker stopped"');
   });
 
+  describe('with handlers that leave errors nothing catches', () => {
+    /** A HANDLERS_DIR with handlers that return at once, leaving behind a rejected promise nothing
+     * awaits (`careless`) or an exception thrown from a timer (`crash`). */
+    function carelessHandlers(): string {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-careless-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(
+        path.join(dir, 'careless.js'),
+        [
+          "const { defineHandler } = require('@bullpen/worker');",
+          "exports.careless = defineHandler({ name: 'careless', run: () => { Promise.reject(new Error('stray rejection')); return 'ok'; } });",
+          "exports.crash = defineHandler({ name: 'crash', run: () => { setTimeout(() => { throw new Error('uncaught boom'); }, 0); return 'ok'; } });",
+        ].join('\n'),
+      );
+      return dir;
+    }
+
+    /** The worker's stdout as JSON lines; throws on a line that is not one. */
+    function jsonLines(worker: WorkerProcess): Array<Record<string, unknown>> {
+      return worker
+        .stdout()
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => {
+          try {
+            return JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            throw new Error(`not a JSON log line: ${line}`);
+          }
+        });
+    }
+
+    it('logs a stray promise rejection as one JSON line, counts it, and goes on running its other jobs', async () => {
+      const { queue, start } = setup({ lanes: { work: { concurrency: 2, maxStalls: 0, lockDurationMs: 5000 } } }, 'work', {
+        HANDLERS_DIR: carelessHandlers(),
+      });
+      const worker = start();
+      await worker.started();
+      const add = async (name: string, data: unknown) => (await queue.add(name, wrapJobData(data, { v: 1, tenant: 't' }))).id!;
+
+      const port = jsonLines(worker).find((l) => l.msg === 'metrics listening')?.port as number;
+      const rejectionsCounted = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return Number(/^bullpen_worker_unhandled_rejections_total (\S+)$/m.exec(text)?.[1]);
+      };
+      expect(await rejectionsCounted()).toBe(0);
+
+      const innocent = await add('sleep', { ms: 1500 });
+      await waitUntil(async () => (await queue.getJobState(innocent)) === 'active', { what: 'the innocent job to start' });
+      const careless = await add('careless', {});
+      const exitedEarly = () => {
+        if (worker.child.exitCode !== null) throw new Error(`worker exited with ${worker.child.exitCode}: ${worker.stderr()}`);
+      };
+      await waitUntil(
+        async () => {
+          exitedEarly();
+          return (await queue.getJobState(careless)) === 'completed';
+        },
+        { what: 'the careless job to complete' },
+      );
+      await waitUntil(
+        async () => {
+          exitedEarly();
+          return (await queue.getJobState(innocent)) === 'completed';
+        },
+        { what: 'the innocent job to complete' },
+      );
+      // Still taking jobs.
+      const after = await add('noop', {});
+      await waitUntil(async () => (await queue.getJobState(after)) === 'completed', { what: 'a later job to complete' });
+
+      expect(worker.child.exitCode).toBeNull();
+      expect(worker.stderr()).toBe('');
+      const line = jsonLines(worker).find((l) => typeof l.msg === 'string' && l.msg.startsWith('unhandled promise rejection'));
+      expect(line).toMatchObject({ level: 'error', service: 'worker', error: 'stray rejection', error_name: 'Error' });
+      expect(line?.stack).toEqual(expect.stringContaining('careless.js'));
+      expect(await rejectionsCounted()).toBe(1);
+    });
+
+    it('logs an uncaught exception as JSON, lets its active jobs finish, and exits 1', async () => {
+      const { queue, start } = setup({ lanes: { work: { concurrency: 2 } } }, 'work', {
+        HANDLERS_DIR: carelessHandlers(),
+        SHUTDOWN_GRACE_MS: '20000',
+      });
+      const worker = start();
+      await worker.started();
+      const add = async (name: string, data: unknown) => (await queue.add(name, wrapJobData(data, { v: 1, tenant: 't' }))).id!;
+
+      const innocent = await add('sleep', { ms: 1500 });
+      await waitUntil(async () => (await queue.getJobState(innocent)) === 'active', { what: 'the innocent job to start' });
+      await add('crash', {});
+
+      expect(await worker.exited).toBe(1);
+      expect(await queue.getJobState(innocent)).toBe('completed');
+      expect(worker.stderr()).toBe('');
+      const lines = jsonLines(worker);
+      expect(lines).toContainEqual(
+        expect.objectContaining({ level: 'error', error: 'uncaught boom', msg: expect.stringMatching(/^uncaught exception/), active_handlers: { work: expect.any(Number) } }),
+      );
+      expect(lines).toContainEqual(expect.objectContaining({ msg: 'shutting down: no new jobs; waiting for active ones', cause: 'uncaught exception' }));
+      expect(lines).toContainEqual(expect.objectContaining({ msg: 'worker stopped', exit_code: 1 }));
+    });
+  });
+
   it('prints a configuration error and exits 1', async () => {
     const worker = spawnWorker({ REDIS_URL: redisUrl(), LANES_FILE: '/nonexistent/lanes.json' });
     workers.push(worker);
     expect(await worker.exited).toBe(1);
     expect(worker.stderr()).toMatch(/^bullpen worker: LANES_FILE \(\/nonexistent\/lanes.json\): expected a readable JSON file/);
+  });
+
+  it.each([
+    ['in a folder whose package.json says "type": "module"', true, '"type": "module" in '],
+    ['with import and export statements', false, 'it has import or export statements'],
+  ])('refuses to start on an ES module in HANDLERS_DIR %s, saying that ES modules are not loaded', async (_label, typeModule, why) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-esm-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    if (typeModule) writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+    writeFileSync(path.join(dir, 'job.js'), "import { defineHandler } from '@bullpen/worker';\nexport default defineHandler({ name: 'esm_job', run: () => 1 });\n");
+    const worker = spawnWorker({ REDIS_URL: redisUrl(), HANDLERS_DIR: dir });
+    workers.push(worker);
+    expect(await worker.exited).toBe(1);
+    expect(worker.stderr()).toContain(`bullpen worker: HANDLERS_DIR (${dir}): file job.js is an ES module (${why}`);
+    expect(worker.stderr()).toContain('and ES modules are not loaded: build it to CommonJS (require and module.exports) first');
   });
 
   it('refuses to start when a HANDLERS_DIR handler reuses a built-in name', async () => {

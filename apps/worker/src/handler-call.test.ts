@@ -81,6 +81,64 @@ describe('callHandler', () => {
     expect(lines).toEqual([expect.objectContaining({ msg: 'talking to the mail server', service: 'bullpen-worker', job_id: 'job-7', attempt: 2 })]);
   });
 
+  it('hands an in-process handler a context it can spread: each documented field its own, nothing else', async () => {
+    const { deps, job, lines } = setup();
+    let ctx: HandlerContext | undefined;
+    let copy: Record<string, unknown> = {};
+    const handler = defineHandler({
+      name: 'send',
+      run: (_data, given) => {
+        ctx = given;
+        copy = { ...given };
+        (copy.logger as HandlerContext['logger']).info('from a copy of ctx');
+        return undefined;
+      },
+    });
+
+    await callHandler(deps, job, handler, {}, ref, 1000, new AttemptAbort());
+
+    expect(Object.keys(copy).sort()).toEqual(['attempt', 'jobId', 'jobName', 'lane', 'logger', 'maxAttempts', 'progress', 'signal', 'tenant']);
+    expect(copy).toMatchObject({ jobId: 'job-7', jobName: 'send', lane: 'emails', attempt: 2, maxAttempts: 5, tenant: 'acme' });
+    expect(copy.signal).toBe(ctx!.signal);
+    expect((copy.signal as AbortSignal).aborted).toBe(false);
+    expect(copy.logger).toBe(ctx!.logger);
+    expect(lines).toEqual([expect.objectContaining({ msg: 'from a copy of ctx', job_id: 'job-7', attempt: 2 })]);
+  });
+
+  it("keeps bullpen's fields in a handler's log line, and a field the handler gives the same name under handler_<name>", async () => {
+    const { deps, job, lines } = setup();
+    // As the runtime gives it: the lane's logger.
+    deps.logger = deps.logger.child({ lane: 'emails' });
+    const handler = defineHandler({
+      name: 'send',
+      run: (_data, { logger }) => {
+        logger.info('sent', { lane: 'mine', job_id: 'order-9', attempt: 'third', trace_id: 'abc', msg: 'note', service: 'mailer', ts: 'then', to: 'a@b.c' });
+        return undefined;
+      },
+    });
+
+    await callHandler(deps, job, handler, {}, ref, 1000, new AttemptAbort());
+
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      msg: 'sent',
+      service: 'bullpen-worker',
+      lane: 'emails',
+      job_id: 'job-7',
+      attempt: 2,
+      ts: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
+      to: 'a@b.c',
+      handler_lane: 'mine',
+      handler_job_id: 'order-9',
+      handler_attempt: 'third',
+      handler_trace_id: 'abc',
+      handler_msg: 'note',
+      handler_service: 'mailer',
+      handler_ts: 'then',
+    });
+    expect(lines[0]).not.toHaveProperty('trace_id');
+  });
+
   it('records progress on the job while the attempt runs and ignores it once the attempt is over', async () => {
     const { deps, job, updateProgress } = setup();
     let progress: HandlerContext['progress'] | undefined;

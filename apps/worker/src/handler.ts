@@ -17,7 +17,8 @@ export interface HandlerContext {
   readonly tenant: string | undefined;
   /** Aborts when the attempt times out or the job is cancelled; stop work and throw when it does. */
   readonly signal: AbortSignal;
-  /** A child logger carrying lane, jobId and attempt. */
+  /** A child logger whose lines carry lane, job_id and attempt; a field the handler logs under one
+   * of bullpen's names (those, ts, msg, service, trace_id, span_id) is kept as handler_<name>. */
   readonly logger: Logger;
   /** Records progress on the job (visible to BullMQ clients) as JSON; ignored once the attempt has
    * ended. Rejects with a PermanentError (validation) for a value JSON cannot hold or has no form

@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '@bullpen/core';
 import { defineHandler, isHandler } from './handler';
@@ -22,6 +24,40 @@ describe('loadHandlersDir', () => {
     expect(() => loadHandlersDir(path.join(fixtures, 'no-handler'))).toThrow(
       /HANDLERS_DIR \(.*no-handler\): file helper\.js: expected it to export a handler made by defineHandler/,
     );
+  });
+
+  describe('an ES module among the files', () => {
+    const dirs: string[] = [];
+    afterEach(() => {
+      for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+    });
+    function folder(files: Record<string, string>): string {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-esm-handlers-'));
+      dirs.push(dir);
+      for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+      return dir;
+    }
+    const esm = "import { defineHandler } from '@bullpen/worker';\nexport default defineHandler({ name: 'esm_job', run: () => 1 });\n";
+
+    it('is refused, saying ES modules are not loaded, when its folder\'s package.json says "type": "module"', () => {
+      const dir = folder({ 'package.json': '{"type":"module"}', 'job.js': esm });
+      expect(() => loadHandlersDir(dir)).toThrow(ConfigError);
+      expect(() => loadHandlersDir(dir)).toThrow(
+        `HANDLERS_DIR (${dir}): file job.js is an ES module ("type": "module" in ${path.join(dir, 'package.json')}), and ES modules are not loaded: build it to CommonJS (require and module.exports) first`,
+      );
+    });
+
+    it("that fails to load is named as one, by its import and export statements or Node's ERR_REQUIRE_ESM", () => {
+      const dir = folder({ 'job.js': esm });
+      expect(() => loadHandlersDir(dir)).toThrow(
+        new RegExp(`^HANDLERS_DIR \\(${dir}\\): file job\\.js is an ES module \\(.+\\), and ES modules are not loaded: build it to CommonJS`),
+      );
+    });
+
+    it('leaves a CommonJS file that fails to load with its own error', () => {
+      const dir = folder({ 'job.js': "require('./missing-helper');\n" });
+      expect(() => loadHandlersDir(dir)).toThrow(/file job\.js failed to load: Cannot find module '\.\/missing-helper'/);
+    });
   });
 
   it('names HANDLERS_DIR when the folder cannot be read', () => {

@@ -9,6 +9,7 @@ import { readdirSync, realpathSync } from 'node:fs';
 import Module from 'node:module';
 import path from 'node:path';
 import { ConfigError } from '@bullpen/core';
+import { esModuleByLoadFailure, esModuleByPackageType } from './es-module-check';
 import { isHandler, type Handler } from './handler';
 
 export interface LoadedHandler {
@@ -32,10 +33,14 @@ export function loadHandlersDir(dir: string): LoadedHandler[] {
   const loaded: LoadedHandler[] = [];
   for (const name of entries) {
     const file = path.join(dir, name);
+    const esModule = esModuleByPackageType(file);
+    if (esModule) throw notLoaded(dir, name, esModule);
     let exported: unknown;
     try {
       exported = require(file);
     } catch (err) {
+      const why = esModuleByLoadFailure(file, err);
+      if (why) throw notLoaded(dir, name, why, err);
       throw new ConfigError(`HANDLERS_DIR (${dir}): file ${name} failed to load: ${(err as Error).message}`);
     }
     const handlers = handlersOf(exported);
@@ -47,6 +52,13 @@ export function loadHandlersDir(dir: string): LoadedHandler[] {
     for (const handler of handlers) loaded.push({ handler, file });
   }
   return loaded;
+}
+
+function notLoaded(dir: string, name: string, why: string, err?: unknown): ConfigError {
+  const failure = err === undefined ? '' : ` (loading it failed: ${(err as Error).message})`;
+  return new ConfigError(
+    `HANDLERS_DIR (${dir}): file ${name} is an ES module (${why}), and ES modules are not loaded: build it to CommonJS (require and module.exports) first${failure}`,
+  );
 }
 
 function handlersOf(exported: unknown): Handler[] {

@@ -8,6 +8,19 @@ export { WorkerRuntime, type RuntimeStatus, type WorkerRuntimeOptions, type Work
 export { WorkerMetrics } from './worker-metrics';
 export { MetricsServer, type Health } from './metrics-server';
 export { LIFECYCLE_EVENT } from '@bullpen/core';
+// What a handler throws to say how its attempt failed (README: "Retries that protect
+// dependencies"), and the reason its signal aborts with when its job is cancelled. The same classes
+// the worker classifies with, so `instanceof` holds for a handler loaded from HANDLERS_DIR.
+export {
+  BullpenError,
+  CancelledError,
+  PermanentError,
+  RateLimitedError,
+  RetryableError,
+  TimeoutError,
+  ERROR_CLASSES,
+  type ErrorClass,
+} from '@bullpen/core';
 export type {
   AttemptRef,
   AttemptTimings,

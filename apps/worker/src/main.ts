@@ -1,6 +1,6 @@
 // The worker process: read config, start tracing, build the handler registry (built-ins plus
 // HANDLERS_DIR), serve /metrics and /healthz, run the lanes, and shut down gracefully on
-// SIGTERM/SIGINT.
+// SIGTERM/SIGINT, or after an uncaught exception (see process-faults.ts).
 import {
   ConfigError,
   accessRefusalOf,
@@ -15,6 +15,7 @@ import {
 import { buildRegistry } from './default-registry';
 import { WORKER_SERVICE_NAME } from './lane-worker';
 import { MetricsServer } from './metrics-server';
+import { watchProcessFaults } from './process-faults';
 import type { HandlerRegistry } from './registry';
 import { WorkerRuntime } from './runtime';
 import { WorkerMetrics } from './worker-metrics';
@@ -28,6 +29,19 @@ async function main(): Promise<void> {
     exitOnConfigError(err);
   }
   const logger = createLogger('worker', config.logLevel);
+  // From here on, before handler modules load: one of them may leave a rejection nothing handles.
+  // Until the worker is built, a fault is logged only, and an uncaught exception exits at once.
+  let built: { runtime: WorkerRuntime; metrics: WorkerMetrics; stopAfterFault(): void } | undefined;
+  watchProcessFaults({
+    logger,
+    activeHandlers: () => {
+      const active: Record<string, number> = {};
+      for (const [lane, stats] of Object.entries(built?.runtime.stats().lanes ?? {})) if (stats.activeHandlers > 0) active[lane] = stats.activeHandlers;
+      return active;
+    },
+    onUnhandledRejection: () => built?.metrics.countUnhandledRejection(),
+    onUncaughtException: () => (built ? built.stopAfterFault() : process.exit(1)),
+  });
   // Before anything else is loaded, handler modules included.
   const tracing = startTracing(config.tracing, WORKER_SERVICE_NAME, logger);
   try {
@@ -41,29 +55,37 @@ async function main(): Promise<void> {
   const server = new MetricsServer(metrics.registry, () => ({ ok: runtime.status === 'running', status: runtime.status }));
 
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  let exitCode = 0;
+  /** Stops intake, lets active jobs finish within the grace period, and exits (non-zero after a fault). */
+  const shutdown = (cause: { signal: NodeJS.Signals } | { cause: string }, code: number) => {
+    exitCode = Math.max(exitCode, code);
     if (stopping) {
-      logger.warn('second signal during shutdown; exiting now', { signal });
-      process.exit(1);
+      if ('signal' in cause) {
+        logger.warn('second signal during shutdown; exiting now', cause);
+        process.exit(1);
+      }
+      return;
     }
     stopping = true;
-    logger.info('shutting down: no new jobs; waiting for active ones', { signal, graceMs: config.shutdownGraceMs });
+    logger.info('shutting down: no new jobs; waiting for active ones', { ...cause, graceMs: config.shutdownGraceMs });
     runtime
       .close(config.shutdownGraceMs)
       .then(async () => {
         metrics.close();
         await server.close();
         await tracing.shutdown().catch(() => undefined);
-        logger.info('worker stopped');
-        process.exit(0);
+        logger.info('worker stopped', exitCode === 0 ? {} : { exit_code: exitCode });
+        process.exit(exitCode);
       })
       .catch((err: unknown) => {
         logger.error('shutdown failed', { error: (err as Error).message });
         process.exit(1);
       });
   };
+  const stop = (signal: NodeJS.Signals) => shutdown({ signal }, 0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  built = { runtime, metrics, stopAfterFault: () => shutdown({ cause: 'uncaught exception' }, 1) };
 
   metrics.start();
   const port = await server.listen(config.host, config.workerMetricsPort).catch((err: unknown) => {

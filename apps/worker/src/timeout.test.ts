@@ -109,6 +109,32 @@ describe('runGuarded', () => {
     });
   });
 
+  it('fails an attempt whose handler returns a value after its timeout, with the TimeoutError', async () => {
+    const run = runGuarded(
+      async (abort) => {
+        await new Promise((resolve) => abort.signal.addEventListener('abort', resolve, { once: true }));
+        return { partial: true };
+      },
+      { ...base, timeoutMs: 50 },
+    );
+    await expect(run).rejects.toThrow(TimeoutError);
+    await expect(run).rejects.toThrow('handler "t" timed out after 50 ms');
+  });
+
+  it('fails a cancelled attempt whose handler returns a value once its signal aborts, with the CancelledError', async () => {
+    const abort = new AttemptAbort();
+    const run = runGuarded(
+      async (a) => {
+        await new Promise((resolve) => a.signal.addEventListener('abort', resolve, { once: true }));
+        return { partial: true };
+      },
+      { ...base, timeoutMs: 10_000, abort },
+    );
+    abort.abort(cancelledError('cancel requested'));
+    await expect(run).rejects.toThrow(CancelledError);
+    await expect(run).rejects.toThrow('job cancelled while active: cancel requested');
+  });
+
   it('aborts with a CancelledError when the attempt is cancelled', async () => {
     const abort = new AttemptAbort();
     const run = runGuarded((a) => abortableSleep(10_000, a.signal), { ...base, timeoutMs: 10_000, abort });

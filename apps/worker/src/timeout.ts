@@ -1,7 +1,7 @@
 // Runs one handler call under its attempt's AbortSignal, with a timeout that escalates.
 //
 // At timeoutMs the signal aborts with a TimeoutError. A cooperative handler stops and the attempt
-// fails with that TimeoutError. A handler that ignores its signal is abandoned at
+// fails with that TimeoutError, whether the handler throws or returns. A handler that ignores its signal is abandoned at
 // timeoutMs × escalationFactor: the returned promise rejects so that the caller can free the
 // handler's concurrency slot, and the handler's own promise is left to settle unobserved.
 // A cancellation (the attempt's AttemptAbort aborted from outside) aborts the same way and gets the
@@ -85,8 +85,13 @@ export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, opti
       pending = Promise.reject(err);
     }
     pending.then(
+      // A cooperative handler may stop by returning what it has so far rather than by throwing:
+      // once the attempt was stopped that value is not the job's result, or a cancelled job would
+      // complete and a timed-out one would never be retried. The stop reason ends the attempt.
       (value) => {
-        if (finish()) resolve(value);
+        if (!finish()) return;
+        if (stopError) reject(abort.cancelledLate ?? stopError);
+        else resolve(value);
       },
       // A handler that stops because its signal aborted usually throws an AbortError; the attempt
       // failed because of the timeout or cancellation, so that is what is reported.

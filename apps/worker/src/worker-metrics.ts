@@ -64,6 +64,7 @@ export class WorkerMetrics {
       nearTimeout.inc({ lane }, 0);
     }
     this.metrics.counter('bullpen_worker_event_log_errors_total').inc(0);
+    this.metrics.counter('bullpen_worker_unhandled_rejections_total').inc(0);
     this.metrics.counter('bullpen_worker_event_log_dropped_lines_total').inc(0);
   }
 
@@ -102,6 +103,11 @@ export class WorkerMetrics {
       series.runs.inc();
       if (e.handlerMs >= NEAR_TIMEOUT_SHARE * e.timeoutMs) series.near.inc();
     });
+  }
+
+  /** A promise rejection nothing handled (see process-faults.ts): not the runtime's, so not one of its events. */
+  countUnhandledRejection(): void {
+    this.metrics.counter('bullpen_worker_unhandled_rejections_total').inc();
   }
 
   close(): void {

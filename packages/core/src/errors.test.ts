@@ -1,4 +1,5 @@
-import { classifyError, ConfigError, listenFailure, PermanentError, RateLimitedError, RetryableError, TimeoutError } from './errors';
+import net from 'node:net';
+import { classifyError, ConfigError, errorCodeOf, listenFailure, PermanentError, RateLimitedError, RetryableError, TimeoutError } from './errors';
 
 describe('classifyError', () => {
   it('classifies typed errors by their class', () => {
@@ -36,6 +37,52 @@ describe('classifyError', () => {
 
   it('never reads the message to decide', () => {
     expect(classifyError(new Error('ECONNRESET 404 timeout'))).toEqual({ errorClass: 'handler', retryable: true });
+  });
+
+  describe("an error that wraps the one saying what happened (its cause)", () => {
+    it('classifies by the code or status of its cause when it has none of its own', () => {
+      const refused = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }) });
+      expect(classifyError(refused)).toEqual({ errorClass: 'network', retryable: true });
+      expect(classifyError(new Error('call failed', { cause: { status: 404 } }))).toEqual({ errorClass: 'http_4xx', retryable: false });
+      // Two levels down, as a client wrapping fetch's own error would throw it.
+      expect(classifyError(new Error('sync failed', { cause: refused }))).toEqual({ errorClass: 'network', retryable: true });
+    });
+
+    it("matches a lane's errorRules on the code of the cause", () => {
+      const refused = new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } });
+      expect(classifyError(refused, [{ code: 'ECONNREFUSED', retryable: false, errorClass: 'network' }])).toEqual({
+        errorClass: 'network',
+        retryable: false,
+      });
+    });
+
+    it('prefers the code of the error itself to that of its cause', () => {
+      const err = Object.assign(new Error('x', { cause: { code: 'ECONNRESET' } }), { code: 'E_OWN' });
+      expect(errorCodeOf(err)).toBe('E_OWN');
+    });
+
+    it('looks three causes deep at most, and stops at a cycle', () => {
+      const chain = (depth: number): unknown => (depth === 0 ? { code: 'ECONNRESET' } : new Error(`level ${depth}`, { cause: chain(depth - 1) }));
+      expect(errorCodeOf(chain(3))).toBe('ECONNRESET');
+      expect(errorCodeOf(chain(4))).toBeUndefined();
+      const a = new Error('a');
+      const b = new Error('b', { cause: a });
+      (a as Error & { cause?: unknown }).cause = b;
+      expect(classifyError(a)).toEqual({ errorClass: 'handler', retryable: true });
+    });
+
+    it("classifies the refused connection of Node's own fetch as a retryable network error", async () => {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as net.AddressInfo;
+      await new Promise((resolve) => server.close(resolve));
+      const thrown = await fetch(`http://127.0.0.1:${port}/`).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((thrown as Error).message).toBe('fetch failed');
+      expect(classifyError(thrown)).toEqual({ errorClass: 'network', retryable: true });
+    });
   });
 });
 

@@ -163,13 +163,49 @@ function fieldOf(err: unknown, key: string): unknown {
   return typeof err === 'object' && err !== null ? (err as Record<string, unknown>)[key] : undefined;
 }
 
-/** HTTP status carried by an error, as common clients attach it. */
-function statusOf(err: unknown): number | undefined {
+/** HTTP status carried by an error itself, as common clients attach it. */
+function ownStatusOf(err: unknown): number | undefined {
   const direct = fieldOf(err, 'status') ?? fieldOf(err, 'statusCode');
   if (typeof direct === 'number') return direct;
   const response = fieldOf(err, 'response');
   const nested = fieldOf(response, 'status');
   return typeof nested === 'number' ? nested : undefined;
+}
+
+function ownCodeOf(err: unknown): string | undefined {
+  const code = fieldOf(err, 'code');
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Causes looked through below an error that carries no code or status of its own. */
+const MAX_CAUSE_DEPTH = 3;
+
+/**
+ * The first value `read` finds on an error or, when it has none, on its causes (`err.cause`, up to
+ * MAX_CAUSE_DEPTH deep, a cycle ending the walk). Clients wrap the error that says what happened:
+ * Node's fetch throws `TypeError('fetch failed')` whose cause carries `code: 'ECONNREFUSED'`.
+ */
+function throughCauses<T>(err: unknown, read: (value: unknown) => T | undefined): T | undefined {
+  let current = err;
+  const seen: unknown[] = [];
+  for (let depth = 0; depth <= MAX_CAUSE_DEPTH; depth++) {
+    const found = read(current);
+    if (found !== undefined) return found;
+    seen.push(current);
+    current = fieldOf(current, 'cause');
+    if (typeof current !== 'object' || current === null || seen.includes(current)) return undefined;
+  }
+  return undefined;
+}
+
+/** The error code (`ECONNREFUSED`) a thrown value carries, on itself or on one of its causes. */
+export function errorCodeOf(err: unknown): string | undefined {
+  return throughCauses(err, ownCodeOf);
+}
+
+/** The HTTP status a thrown value carries, on itself or on one of its causes. */
+export function errorStatusOf(err: unknown): number | undefined {
+  return throughCauses(err, ownStatusOf);
 }
 
 export function classifyHttpStatus(status: number): Classification {
@@ -181,11 +217,12 @@ export function classifyHttpStatus(status: number): Classification {
 
 /**
  * Classifies any thrown value. Typed bullpen errors speak for themselves; others are judged by
- * their `code` (network errors) or HTTP status, never by message text. Rules come first.
+ * their `code` (network errors) or HTTP status, their own or else their causes', never by message
+ * text. Rules come first.
  */
 export function classifyError(err: unknown, rules: readonly ClassificationRule[] = []): Classification {
-  const code = fieldOf(err, 'code');
-  const status = statusOf(err);
+  const code = errorCodeOf(err);
+  const status = errorStatusOf(err);
   for (const rule of rules) {
     if ((rule.code !== undefined && rule.code === code) || (rule.status !== undefined && rule.status === status)) {
       return { errorClass: rule.errorClass ?? 'handler', retryable: rule.retryable };
@@ -197,7 +234,7 @@ export function classifyError(err: unknown, rules: readonly ClassificationRule[]
       : { errorClass: 'rate_limited', retryable: true, retryAfterMs: err.retryAfterMs };
   }
   if (err instanceof BullpenError) return { errorClass: err.errorClass, retryable: err.retryable };
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return { errorClass: 'network', retryable: true };
+  if (code !== undefined && NETWORK_CODES.has(code)) return { errorClass: 'network', retryable: true };
   if (status !== undefined && status >= 400) return classifyHttpStatus(status);
   if (fieldOf(err, 'name') === 'AbortError' || fieldOf(err, 'name') === 'TimeoutError') {
     return { errorClass: 'timeout', retryable: true };

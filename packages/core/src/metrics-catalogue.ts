@@ -464,6 +464,13 @@ export const METRIC_CATALOGUE = [
     origin: 'worker',
   },
   {
+    name: 'bullpen_worker_unhandled_rejections_total',
+    type: 'counter',
+    help: 'Promise rejections that nothing handled in this worker process, most likely a promise a handler neither awaited nor caught; each is logged and the worker goes on.',
+    labelNames: [],
+    origin: 'worker',
+  },
+  {
     name: 'bullpen_worker_event_log_errors_total',
     type: 'counter',
     help: 'Failed writes of the lifecycle event log (disk full, permission denied); their lines are dropped and jobs go on.',

@@ -13,6 +13,7 @@ import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { PermanentError, createLogger, extractTraceContext, startTracing } from '@bullpen/core';
 import { buildRegistry } from '../default-registry';
 import type { HandlerContext } from '../handler';
+import { handlerLogger } from '../handler-logger';
 import type { HandlerRegistry } from '../registry';
 import { storedProgress, storedResult } from '../stored-json';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ToThread } from './protocol';
@@ -73,7 +74,7 @@ port.on('message', (message: ToThread) => {
   const context: HandlerContext = {
     ...ctx,
     signal: controller.signal,
-    logger: logger.child({ lane: ctx.lane, job_id: ctx.jobId, attempt: ctx.attempt }),
+    logger: handlerLogger(logger, { thread: threadId, lane: ctx.lane, job_id: ctx.jobId, attempt: ctx.attempt }),
     // Sent as it will be stored (JSON), so that a value an ordinary lane refuses is refused here, as
     // a rejection of this call, and one it stores (a Buffer, an object with a method) can be sent.
     progress: (value) => {
