@@ -198,6 +198,21 @@ function throughCauses<T>(err: unknown, read: (value: unknown) => T | undefined)
   return undefined;
 }
 
+/** Every value `read` finds on an error and its causes, outermost first (same bounds as above). */
+function allAlongCauses<T>(err: unknown, read: (value: unknown) => T | undefined): T[] {
+  const found: T[] = [];
+  let current = err;
+  const seen: unknown[] = [];
+  for (let depth = 0; depth <= MAX_CAUSE_DEPTH; depth++) {
+    const value = read(current);
+    if (value !== undefined) found.push(value);
+    seen.push(current);
+    current = fieldOf(current, 'cause');
+    if (typeof current !== 'object' || current === null || seen.includes(current)) break;
+  }
+  return found;
+}
+
 /** The error code (`ECONNREFUSED`) a thrown value carries, on itself or on one of its causes. */
 export function errorCodeOf(err: unknown): string | undefined {
   return throughCauses(err, ownCodeOf);
@@ -223,9 +238,15 @@ export function classifyHttpStatus(status: number): Classification {
 export function classifyError(err: unknown, rules: readonly ClassificationRule[] = []): Classification {
   const code = errorCodeOf(err);
   const status = errorStatusOf(err);
-  for (const rule of rules) {
-    if ((rule.code !== undefined && rule.code === code) || (rule.status !== undefined && rule.status === status)) {
-      return { errorClass: rule.errorClass ?? 'handler', retryable: rule.retryable };
+  if (rules.length > 0) {
+    // A rule matches a code or status anywhere along the causes: a typed error that wraps what
+    // happened (the http handler's RetryableError around an ECONNREFUSED) has a code of its own.
+    const codes = allAlongCauses(err, ownCodeOf);
+    const statuses = allAlongCauses(err, ownStatusOf);
+    for (const rule of rules) {
+      if ((rule.code !== undefined && codes.includes(rule.code)) || (rule.status !== undefined && statuses.includes(rule.status))) {
+        return { errorClass: rule.errorClass ?? 'handler', retryable: rule.retryable };
+      }
     }
   }
   if (err instanceof RateLimitedError) {

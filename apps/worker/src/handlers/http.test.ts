@@ -2,10 +2,15 @@
 // the deployment's network and returns what it read. It calls public addresses, and loopback,
 // private or link-local ones only when HTTP_HANDLER_ALLOWED_HOSTS names them: checked on the
 // addresses it connects to, and again on every redirect.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import zlib from 'node:zlib';
-import { HttpDestinations, PermanentError, createLogger } from '@bullpen/core';
+import { HttpDestinations, PermanentError, classifyError, createLogger, type ClassificationRule } from '@bullpen/core';
 import type { HandlerContext } from '../handler';
 import { createHttpHandler, type HttpResult } from './http';
 
@@ -20,6 +25,7 @@ describe('the http handler’s destinations', () => {
       if (req.url === '/to-metadata') res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
       else if (req.url === '/to-ok') res.writeHead(302, { location: '/ok' }).end();
       else if (req.url === '/loop') res.writeHead(302, { location: '/loop' }).end();
+      else if (req.url?.startsWith('/status/')) res.writeHead(Number(req.url.slice('/status/'.length))).end('no');
       else if (req.url === '/gzip' && /gzip/.test(String(req.headers['accept-encoding']))) {
         res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(zlib.gzipSync(JSON.stringify({ packed: true })));
       }
@@ -103,6 +109,71 @@ describe('the http handler’s destinations', () => {
     expect((await refusal(['127.0.0.1'], `http://127.0.0.1:${port}/to-metadata`)).message).toMatch(/169\.254\.169\.254 is not a public address/);
     const loop = await call(['127.0.0.1'], `http://127.0.0.1:${port}/loop`).catch((e: unknown) => e as Error);
     expect((loop as Error).message).toMatch(/more than 5 redirects/);
+    // The same loop answers the next attempt: retrying it only sends six more requests.
+    expect(classifyError(loop)).toEqual({ errorClass: 'network', retryable: false });
+  });
+
+  describe("and a lane's errorRules", () => {
+    const failure = (url: string): Promise<unknown> => call(['127.0.0.1'], url).then(() => undefined, (e: unknown) => e);
+
+    it('match the status of an answer the handler failed on', async () => {
+      const notFound = await failure(`http://127.0.0.1:${port}/status/404`);
+      const broken = await failure(`http://127.0.0.1:${port}/status/500`);
+      expect(classifyError(notFound)).toEqual({ errorClass: 'http_4xx', retryable: false });
+      expect(classifyError(broken)).toEqual({ errorClass: 'http_5xx', retryable: true });
+      const rules: ClassificationRule[] = [
+        { status: 404, retryable: true, errorClass: 'http_4xx' },
+        { status: 500, retryable: false },
+      ];
+      expect(classifyError(notFound, rules)).toEqual({ errorClass: 'http_4xx', retryable: true });
+      expect(classifyError(broken, rules)).toEqual({ errorClass: 'handler', retryable: false });
+    });
+
+    it('match the code of a request that got no answer', async () => {
+      const closed = http.createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const closedPort = (closed.address() as AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+      const refused = await failure(`http://127.0.0.1:${closedPort}/x`);
+      expect(classifyError(refused)).toEqual({ errorClass: 'network', retryable: true });
+      expect(classifyError(refused, [{ code: 'ECONNREFUSED', retryable: false, errorClass: 'network' }])).toEqual({ errorClass: 'network', retryable: false });
+    });
+  });
+});
+
+describe('the http handler and a server certificate it refuses', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-http-tls-'));
+  let server: https.Server;
+  let port = 0;
+
+  beforeAll(async () => {
+    const run = spawnSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'],
+      { cwd: dir, encoding: 'utf8' },
+    );
+    if (run.error || run.status !== 0) throw new Error(`openssl is needed for this test (Debian: apt-get install -y openssl): ${run.error?.message ?? run.stderr}`);
+    server = https.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: readFileSync(path.join(dir, 'cert.pem')) }, (_req, res) => res.end('{}'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fails permanently: a self-signed certificate is the same at the next attempt, unless errorRules say otherwise', async () => {
+    const handler = createHttpHandler(new HttpDestinations(['127.0.0.1']));
+    const ctx: HandlerContext = {
+      jobId: 'j', jobName: 'http', lane: 'l', attempt: 1, maxAttempts: 1, tenant: 't',
+      signal: new AbortController().signal, logger: createLogger('worker', 'error'), progress: async () => undefined,
+    };
+    const err = await Promise.resolve(handler.run(handler.parse({ url: `https://127.0.0.1:${port}/` }), ctx)).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/TLS certificate was refused \(DEPTH_ZERO_SELF_SIGNED_CERT\)/);
+    expect(classifyError(err)).toEqual({ errorClass: 'network', retryable: false });
+    expect(classifyError(err, [{ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', retryable: true }])).toEqual({ errorClass: 'handler', retryable: true });
   });
 });
 

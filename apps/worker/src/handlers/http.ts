@@ -196,7 +196,7 @@ async function send(
   const location = answer.headers.location;
   if (!REDIRECTS.has(status) || location === undefined) return { status, headers: toHeaders(answer.headers), body: decoded(answer) };
   answer.resume();
-  if (redirects >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+  if (redirects >= MAX_REDIRECTS) throw Object.assign(new Error(`more than ${MAX_REDIRECTS} redirects`), { code: TOO_MANY_REDIRECTS });
   const next = new URL(location, url);
   if (next.protocol !== 'http:' && next.protocol !== 'https:') throw refusedDestination(`a redirect to ${next.protocol} is not followed`);
   // 303, and 301/302 after a POST, continue as a GET without the body; the rest repeat the request.
@@ -247,10 +247,38 @@ function abortReason(...signals: AbortSignal[]): unknown {
 }
 
 /** A request that got no answer: a destination the handler may not call (permanent), or the network. */
+/** A redirect loop, or a chain longer than MAX_REDIRECTS: the same answer comes at the next attempt. */
+const TOO_MANY_REDIRECTS = 'ERR_TOO_MANY_REDIRECTS';
+
+/**
+ * Node's codes for a server certificate the client refuses. Retrying cannot change a certificate
+ * that is expired, self-signed or for another name before someone replaces it: permanent, unless a
+ * lane's errorRules say otherwise (they match these codes on the error's cause).
+ */
+const TLS_CERTIFICATE_CODES = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The error for a request that got no answer; its cause keeps the code a lane's errorRules match. */
 function requestError(target: string, err: unknown): BullpenError {
   const code = (err as { code?: unknown }).code;
   if (code === DESTINATION_REFUSED) return new PermanentError(`${target}: ${(err as Error).message}`, 'validation');
   const detail = typeof code === 'string' ? code : String((err as Error)?.message ?? err);
+  if (code === TOO_MANY_REDIRECTS) return new PermanentError(`${target}: ${(err as Error).message}`, 'network', { cause: err });
+  if (typeof code === 'string' && TLS_CERTIFICATE_CODES.has(code)) {
+    return new PermanentError(`${target}: the server's TLS certificate was refused (${detail})`, 'network', { cause: err });
+  }
   return new RetryableError(`${target}: request failed (${detail})`, 'network', { cause: err });
 }
 
@@ -259,6 +287,11 @@ function statusError(target: string, response: Answer, text: string): BullpenErr
   const message = `${target}: HTTP ${response.status}${snippet ? ` ${snippet}` : ''}`;
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
   const { status } = response;
+  // The status goes with the error, so that a lane's errorRules can match it.
+  return Object.assign(typedStatusError(message, status, retryAfterMs), { status });
+}
+
+function typedStatusError(message: string, status: number, retryAfterMs: number | undefined): BullpenError {
   if (status === 429) return new RateLimitedError(message, retryAfterMs);
   if (status === 503 && retryAfterMs !== undefined) return new RateLimitedError(message, retryAfterMs);
   if (status === 408) return new RetryableError(message, 'timeout');
