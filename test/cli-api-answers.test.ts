@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bullpen, startStandIn, type StandIn } from './support/cli';
+import { waitUntil } from './support/wait';
 
 const HTML = `<!DOCTYPE html><html><head><title>Welcome</title></head><body>${'<p>portal</p>'.repeat(200)}</body></html>`;
 
@@ -101,6 +102,10 @@ describe('bullpen and answers that are not the API’s', () => {
     const get = await bullpen(['lanes'], env);
     expect(get.code).toBe(1);
     expect(get.stderr).toMatch(/no answer from GET .*\/v1\/lanes within 0\.3 s/);
+    // Both reached the stand-in, which never answered: the CLI may exit before this process has
+    // taken the second request off its socket.
+    const answering = standIn;
+    await waitUntil(() => answering.requests.length >= 2, { what: 'the GET at the stand-in' });
     expect(standIn.requests.map((r) => r.method)).toEqual(['POST', 'GET']);
   });
 
