@@ -7,6 +7,7 @@ import type IORedis from 'ioredis';
 import {
   createLogger,
   createRedis,
+  deadCursorSecretKey,
   formatAttemptLogRow,
   JOB_FIELD,
   jobKeys,
@@ -14,7 +15,7 @@ import {
   laneStateKeys,
   unwrapJobData,
 } from '@bullpen/core';
-import { DeadLetters, decodeDeadCursor, type DeadCursor } from '../apps/api/src/dead-letters';
+import { DeadLetters } from '../apps/api/src/dead-letters';
 import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { RedisGuard } from '../apps/api/src/redis-guard';
 import { KEYS, startTestApi, type TestApi } from '../apps/api/test/harness';
@@ -200,12 +201,12 @@ describe('producer API: dead letters', () => {
       for (const limit of [1, 2, 10]) {
         const ids: string[] = [];
         let pages = 0;
-        let cursor: DeadCursor | undefined;
+        let cursor: string | undefined;
         do {
           const page = await dead.list(LANE, 'acme', cursor ? { limit, cursor } : { limit });
           expect(page.items.length).toBeLessThanOrEqual(limit);
           ids.push(...page.items.map((item) => item.id));
-          cursor = page.nextCursor === null ? undefined : decodeDeadCursor(page.nextCursor);
+          cursor = page.nextCursor ?? undefined;
           pages += 1;
         } while (cursor);
         expect([limit, ids]).toEqual([limit, expected]);
@@ -216,6 +217,60 @@ describe('producer API: dead letters', () => {
     } finally {
       await lanes.close();
     }
+  });
+
+  it("gives a tenant whose page ends among another tenant's dead letters a cursor that reveals none of their ids or failure times, and that only it can use, in that lane", async () => {
+    const beta: string[] = [];
+    for (let i = 0; i < 5; i += 1) beta.push(await submit(KEYS.beta));
+    await kill(beta);
+    const finished = await Promise.all(beta.map(async (id) => String((await jobOf(id)).finishedOn)));
+
+    // acme has no dead letters: a page that may scan 3 entries ends at beta's third newest.
+    const guard = new RedisGuard(api.producer);
+    const lanes = new LaneRegistry(api.config, api.producer, createLogger('api', 'error'));
+    let cursor = '';
+    try {
+      const dead = new DeadLetters({ config: api.config, redis: api.producer, guard, lanes }, { maxScannedPerPage: 3 });
+      const page = await dead.list(LANE, 'acme', { limit: 10 });
+      expect(page.items).toEqual([]);
+      expect(page.nextCursor).toEqual(expect.any(String));
+      cursor = page.nextCursor as string;
+
+      // Read as base64 of any flavour, or as JSON, it names nothing of beta's.
+      const bytes = Buffer.from(cursor, 'base64url');
+      const readings = [cursor, bytes.toString('utf8'), bytes.toString('latin1'), bytes.toString('hex'), Buffer.from(cursor, 'base64').toString('utf8')];
+      for (const text of readings) {
+        for (const secret of [...beta, ...finished]) expect([text, text.includes(secret)]).toEqual([text, false]);
+      }
+      expect(() => JSON.parse(bytes.toString('utf8'))).toThrow();
+
+      // The next page scans the rest of beta's, and ends the listing.
+      expect(await dead.list(LANE, 'acme', { limit: 10, cursor })).toEqual({ items: [], nextCursor: null });
+    } finally {
+      await lanes.close();
+    }
+
+    const refused = async (key: string, lane: string, text: string) => {
+      const reply = await api.request('GET', `/v1/lanes/${lane}/dead?cursor=${encodeURIComponent(text)}`, { key });
+      return [reply.status, reply.body.code, reply.body.errors];
+    };
+    const invalid = [400, 'validation_failed', [{ field: 'query.cursor', message: 'expected the nextCursor of a previous page' }]];
+    // acme's cursor works for acme in this lane ...
+    expect((await api.request('GET', `${DEAD}?cursor=${cursor}`, { key: KEYS.acme })).status).toBe(200);
+    // ... not for beta, not in another lane, and not once a character of it is changed.
+    expect(await refused(KEYS.beta, LANE, cursor)).toEqual(invalid);
+    expect(await refused(KEYS.acme, 'critic', cursor)).toEqual(invalid);
+    const bytes = Buffer.from(cursor, 'base64url');
+    for (const at of [0, Math.floor(bytes.length / 2), bytes.length - 1]) {
+      const tampered = Buffer.from(bytes);
+      tampered[at] = (tampered[at] ?? 0) ^ 1;
+      expect(await refused(KEYS.acme, LANE, tampered.toString('base64url'))).toEqual(invalid);
+    }
+    expect(await refused(KEYS.acme, LANE, cursor.slice(0, -4))).toEqual(invalid);
+    // A Redis that lost the key makes a new one: cursors sealed before are refused the same way.
+    await api.redis.del(deadCursorSecretKey(api.config.prefix));
+    expect(await refused(KEYS.acme, LANE, cursor)).toEqual(invalid);
+    expect((await api.request('GET', DEAD, { key: KEYS.acme })).status).toBe(200);
   });
 
   it('redrives listed dead jobs with fresh attempts and a later deadline, answers not_found and not_dead for the rest, and they then complete', async () => {
@@ -479,6 +534,8 @@ describe('producer API: dead letters', () => {
       ['GET', `${DEAD}?cursor=not*a*cursor`, {}, 400, 'validation_failed', 'query.cursor'],
       ['GET', `${DEAD}?cursor=${json({ score: 1, id: 'x' })}`, {}, 400, 'validation_failed', 'query.cursor'],
       ['GET', `${DEAD}?cursor=${json([1, ''])}`, {}, 400, 'validation_failed', 'query.cursor'],
+      // A position in the clear, as cursors once were, is no cursor.
+      ['GET', `${DEAD}?cursor=${json([Date.now(), a])}`, {}, 400, 'validation_failed', 'query.cursor'],
       ['GET', `${DEAD}?page=2`, {}, 400, 'validation_failed', 'query.page'],
       ['POST', REDRIVE, { body: { ids: [] } }, 400, 'validation_failed', 'body.ids'],
       ['POST', REDRIVE, { body: { ids: [a, 'b', 'c', 42] } }, 400, 'validation_failed', 'body.ids[3]'],

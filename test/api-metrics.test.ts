@@ -45,6 +45,24 @@ describe('API metrics', () => {
     expect(sample(text, 'bullpen_api_admission_rejected_total', { lane: 'tiny', reason: 'queue_full' })).toBe(1);
   });
 
+  it('counts methods other than GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS as method="other", so that no one can multiply its series', async () => {
+    // Node takes some 30 methods; each sent without a key to a few paths once made series of its own.
+    const odd = ['PROPFIND', 'MKCOL', 'SUBSCRIBE', 'PURGE', 'LOCK', 'REPORT', 'SEARCH', 'M-SEARCH', 'MKCALENDAR', 'LINK'];
+    const paths = ['/v1/lanes/tiny/jobs', '/metrics', '/nowhere'];
+    const seriesOf = (text: string) => text.split('\n').filter((line) => line.startsWith('bullpen_api_requests_total{')).length;
+    const before = String((await api.request('GET', '/metrics', { key: null })).body);
+    for (const method of odd) for (const path of paths) await api.request(method, path, { key: null });
+    const text = String((await api.request('GET', '/metrics', { key: null })).body);
+    for (const method of odd) expect([method, text.includes(`method="${method}"`)]).toEqual([method, false]);
+    let others = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('bullpen_api_requests_total{') && line.includes('method="other"')) others += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    expect(others).toBe(odd.length * paths.length);
+    // 30 requests of 10 methods made at most one series per route and status.
+    expect(seriesOf(text) - seriesOf(before)).toBeLessThanOrEqual(2 * paths.length + 1);
+  });
+
   it('publishes admission rejections to the lane event stream for the exporter', async () => {
     const entries = await api.redis.xrange(laneEventsKey(api.config.prefix, 'tiny'), '-', '+');
     const rejected = entries.map(([, fields]) => decodeLaneEvent(fields)).filter((e) => e.event === 'bp:rejected');

@@ -15,7 +15,8 @@ interface Service {
   build?: unknown;
   command?: string[];
   environment?: Record<string, string>;
-  ports?: string[];
+  /** `host_ip:published:target/proto` when bound to an address, else the long form. */
+  ports?: Array<string | { host_ip?: string; published?: number | string; target?: number }>;
   volumes?: string[];
   container_name?: string;
   depends_on?: Record<string, { condition: string }>;
@@ -134,6 +135,19 @@ describe('docker-compose.yml', () => {
     expect(workers?.names).toEqual(['worker']);
     expect(String(workers?.port)).toBe(env('worker').WORKER_METRICS_PORT);
     expect(prometheus.alerting?.alertmanagers[0]?.static_configs[0]?.targets).toEqual(['alertmanager:9093']);
+  });
+
+  it("runs Prometheus without its lifecycle API, and publishes the observability ports on this machine's loopback only unless told", () => {
+    // --web.enable-lifecycle lets any web page a user opens POST /-/quit to Prometheus.
+    expect((services.prometheus?.command ?? []).filter((flag) => /^--web\.enable-(lifecycle|admin-api)/.test(flag))).toEqual([]);
+    const hostsOf = (all: Record<string, Service>, name: string) =>
+      (all[name]?.ports ?? []).map((port) => (typeof port === 'string' ? port.split(':').slice(0, -2).join(':') || '*' : (port.host_ip ?? '*')));
+    const observability = ['exporter', 'prometheus', 'alertmanager', 'grafana', 'jaeger'];
+    for (const name of observability) expect([name, hostsOf(services, name)]).toEqual([name, ['127.0.0.1']]);
+    // The API is what clients call, from anywhere.
+    expect(hostsOf(services, 'api')).toEqual(['*']);
+    const open = resolvedCompose({ OBSERVABILITY_HOST: '0.0.0.0' }).services;
+    for (const name of observability) expect([name, hostsOf(open, name)]).toEqual([name, ['0.0.0.0']]);
   });
 
   it('lets workers scale: no fixed names, no host ports, two replicas by default', () => {

@@ -38,7 +38,7 @@ describe('one trace from the REST request to the handler', () => {
     tracing = startTracing(testConfig().tracing, 'bullpen-test', createLogger('test', 'error'), { exporter });
     config = testConfig({
       // The downstream server listens on loopback, which the http handler calls only when allowed.
-      env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug', HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' },
+      env: { API_KEYS: `acme:${KEY}`, LOG_LEVEL: 'debug', LOG_JOB_PAYLOADS: 'true', HTTP_HANDLER_ALLOWED_HOSTS: '127.0.0.1' },
       lanesFile: {
         lanes: {
           calls: { concurrency: 2, attempts: 3, backoff: { strategy: 'fixed', baseMs: BACKOFF_MS, capMs: 1000 } },
@@ -223,5 +223,34 @@ describe('one trace from the REST request to the handler', () => {
     expect(attr(attempt, 'error.type')).toBe('timeout');
     expect(attr(attempt, 'bullpen.will_retry')).toBe(false);
     expect(attr(attempt, 'bullpen.retry.delay_ms')).toBeUndefined();
+  });
+
+  it("records a pre-signed URL's credentials and signatures as REDACTED, in url.full and in the payload log", async () => {
+    const secrets = ['Pa55word', 'AKIAEXAMPLE1', 'sigv2secret', 'sassecret', 'googsecret', 'amzsecret', 'tok3n', 'apik3y'];
+    const query =
+      'color=blue&AWSAccessKeyId=AKIAEXAMPLE1&Signature=sigv2secret&sig=sassecret&X-Goog-Signature=googsecret' +
+      '&X-Amz-Signature=amzsecret&access_token=tok3n&x-api-key=apik3y&Expires=900';
+    const url = `${downstream.url.replace('//', '//signer:Pa55word@')}/object?${query}`;
+    const created = await stack.call('POST', '/v1/lanes/calls/jobs', { name: 'http', data: { url } });
+    expect(created.status).toBe(201);
+    const jobId = String(created.body.id);
+    expect(await finished('calls', jobId)).toMatchObject({ state: 'completed' });
+    const attempt = () => consumersOf(jobId).at(-1);
+    await waitUntil(() => spans().some((s) => s.kind === SpanKind.CLIENT && s.parentSpanContext?.spanId === attempt()?.spanContext().spanId), {
+      what: 'the client span of the job',
+    });
+
+    const redactedUrl =
+      `${downstream.url.replace('//', '//REDACTED:REDACTED@')}/object?color=blue&AWSAccessKeyId=REDACTED&Signature=REDACTED&sig=REDACTED` +
+      '&X-Goog-Signature=REDACTED&X-Amz-Signature=REDACTED&access_token=REDACTED&x-api-key=REDACTED&Expires=900';
+    const clients = spans().filter((s) => s.kind === SpanKind.CLIENT && consumersOf(jobId).some((c) => c.spanContext().spanId === s.parentSpanContext?.spanId));
+    expect(clients.length).toBeGreaterThan(0);
+    for (const client of clients) expect(attr(client, 'url.full')).toBe(redactedUrl);
+
+    const started = logLines.filter((l) => l.msg === 'attempt started' && l.job_id === jobId);
+    expect(started.length).toBeGreaterThan(0);
+    for (const line of started) expect(line.payload).toEqual({ url: redactedUrl });
+    const text = JSON.stringify([...started, ...clients.map((c) => c.attributes)]);
+    for (const secret of secrets) expect([secret, text.includes(secret)]).toEqual([secret, false]);
   });
 });

@@ -1,6 +1,7 @@
 // bull-board, the queue UI BullMQ users know, at /admin/queues. It shows every lane of every
 // tenant, so it sits behind its own credential (HTTP Basic, ADMIN_UI_USER/ADMIN_UI_PASSWORD),
-// never an API key, and is not mounted at all unless a password is configured.
+// never an API key, and is not mounted at all unless a password is configured. It takes changes
+// only from its own page (admin-ui-guard.ts).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -9,6 +10,7 @@ import type { Queue } from 'bullmq';
 import type { Express, RequestHandler } from 'express';
 import type { RedisClient } from '@bullpen/core';
 import { createLaneQueue, type BullpenConfig } from '@bullpen/core';
+import { adminUiGuard } from './admin-ui-guard';
 
 export const ADMIN_UI_PATH = '/admin/queues';
 
@@ -38,6 +40,11 @@ export function mountAdminUi(app: Express, config: BullpenConfig, redis: RedisCl
     serverAdapter,
     options: { uiConfig: { boardTitle: 'bullpen' } },
   });
-  app.use(ADMIN_UI_PATH, basicAuth(config.adminUiUser, config.adminUiPassword), serverAdapter.getRouter());
+  const board = serverAdapter.getRouter() as Express;
+  // bull-board's sub-app is an Express app of its own, with Express's X-Powered-By back on.
+  board.disable('x-powered-by');
+  // The guard goes first, so that a 401 is marked too, and a cross-site change is refused before
+  // the browser is even asked for credentials.
+  app.use(ADMIN_UI_PATH, adminUiGuard(), basicAuth(config.adminUiUser, config.adminUiPassword), board);
   return queues;
 }

@@ -6,6 +6,7 @@
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { DeadCursorCodec, type DeadCursor } from './dead-cursor';
 import { JobsInFlight, OVERLOADED_RETRY_AFTER_SECONDS } from './jobs-in-flight';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
@@ -34,34 +35,12 @@ export const DEAD_LETTER_CLAIM_MS = 30_000;
  * of eight bulks of 1,000 and timed out half of themselves on a 2-core machine.
  */
 export const DEAD_LETTER_WEIGHT = 5;
+/** What a cursor that this API did not give for this tenant and lane is answered with. */
+export const DEAD_CURSOR_MESSAGE = 'expected the nextCursor of a previous page';
 /** Ids a job may have; anything else (a colon, say) cannot name a job hash (as in job-access.ts). */
 const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
 
-/** A position in the failed set, which is ordered by (finish time, id), both descending here. */
-export interface DeadCursor {
-  /** The failed set's score: the epoch ms at which the job failed. */
-  score: number;
-  id: string;
-}
-
-/** The cursor is opaque to clients; it is the position of the last dead letter they were given. */
-export function encodeDeadCursor(cursor: DeadCursor): string {
-  return Buffer.from(JSON.stringify([cursor.score, cursor.id]), 'utf8').toString('base64url');
-}
-
-export function decodeDeadCursor(text: string): DeadCursor | undefined {
-  if (!/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(value) || value.length !== 2) return undefined;
-  const [score, id] = value as unknown[];
-  if (typeof score !== 'number' || !Number.isFinite(score) || typeof id !== 'string' || id.length === 0) return undefined;
-  return { score, id };
-}
+export type { DeadCursor } from './dead-cursor';
 
 export interface DeadLettersOptions {
   /**
@@ -120,6 +99,7 @@ export class DeadLetters {
   private readonly batchSize: number;
   private readonly maxScannedPerPage: number;
   private readonly inFlight: JobsInFlight;
+  private readonly cursors: DeadCursorCodec;
 
   constructor(
     private readonly deps: DeadLettersDeps,
@@ -128,10 +108,22 @@ export class DeadLetters {
     this.batchSize = options.batchSize ?? 200;
     this.maxScannedPerPage = options.maxScannedPerPage ?? 2000;
     this.inFlight = deps.inFlight ?? new JobsInFlight(deps.config.apiMaxInflightJobs, deps.config.apiInflightWaitMs);
+    this.cursors = new DeadCursorCodec(deps.redis, deps.config.prefix);
   }
 
-  /** Newest first, from just after `cursor`; only `tenant`'s jobs. */
-  async list(lane: string, tenant: string, { limit, cursor }: { limit: number; cursor?: DeadCursor }): Promise<DeadLetterPage> {
+  /**
+   * Newest first, from just after `cursor` (the nextCursor of a previous page of this tenant and
+   * lane); only `tenant`'s jobs. The cursor is sealed (dead-cursor.ts): a page may end at another
+   * tenant's entry, whose id and failure time the client must not learn.
+   */
+  async list(lane: string, tenant: string, { limit, cursor: sealed }: { limit: number; cursor?: string }): Promise<DeadLetterPage> {
+    const scope = { tenant, lane };
+    const cursor = sealed === undefined ? undefined : await this.deps.guard.run(() => this.cursors.open(sealed, scope));
+    if (sealed !== undefined && !cursor) {
+      throw new ProblemError('validation_failed', 'The query is invalid', {
+        errors: [{ field: 'query.cursor', message: DEAD_CURSOR_MESSAGE }],
+      });
+    }
     const queue = this.deps.lanes.queue(lane);
     const items: DeadLetter[] = [];
     let scanned = 0;
@@ -156,7 +148,8 @@ export class DeadLetters {
       if (!stop) continue;
       const through = budget[end - 1];
       const more = !(last && end === entries.length);
-      return { items, nextCursor: more && through ? encodeDeadCursor(through) : null };
+      const nextCursor = more && through ? await this.deps.guard.run(() => this.cursors.seal(through, scope)) : null;
+      return { items, nextCursor };
     }
     return { items, nextCursor: null };
   }

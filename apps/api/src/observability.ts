@@ -69,6 +69,17 @@ export const CLIENT_CLOSED_STATUS = 499;
 /** The server span's error.type for such a request. */
 export const CLIENT_CLOSED_ERROR_TYPE = 'client_closed';
 
+/**
+ * The `method` label's values: the methods the API has routes for or answers (405, OPTIONS). Any
+ * other method Node accepts (PROPFIND, MKCOL, SUBSCRIBE, ... some 30) is counted as `other`: the
+ * label is set before authentication, so anyone could otherwise multiply the API's series.
+ */
+export const METHOD_LABELS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+export function methodLabel(method: string): string {
+  return METHOD_LABELS.has(method) ? method : 'other';
+}
+
 export function observe(metrics: MetricSet): RequestHandler {
   const requests = metrics.counter('bullpen_api_requests_total');
   const duration = metrics.histogram('bullpen_api_request_duration_seconds');
@@ -91,7 +102,7 @@ export function observe(metrics: MetricSet): RequestHandler {
       recorded = true;
       const route = routeOf(req, res);
       const status = String(abandoned ? CLIENT_CLOSED_STATUS : res.statusCode);
-      const labels = { route, method: req.method, status };
+      const labels = { route, method: methodLabel(req.method), status };
       requests.inc(labels);
       duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       if (span.isRecording()) {

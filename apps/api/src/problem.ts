@@ -43,6 +43,7 @@ export const PROBLEMS = {
   unauthorized: { status: 401, title: 'Unauthorized' },
   lane_forbidden: { status: 403, title: 'Lane not allowed for this key' },
   operator_only: { status: 403, title: 'Only an operator tenant may do this' },
+  cross_site_request: { status: 403, title: 'Cross-site request refused' },
   lane_not_found: { status: 404, title: 'Lane not found' },
   job_not_found: { status: 404, title: 'Job not found' },
   route_not_found: { status: 404, title: 'Route not found' },

@@ -15,6 +15,8 @@ export interface ApiKeyEntry {
 export type ApiKeysLayout = 'list' | 'lines';
 
 const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
+/** What a Bearer token can hold and every HTTP client sends unchanged. */
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
 export function hashApiKey(key: string): Buffer {
   return createHash('sha256').update(key, 'utf8').digest();
@@ -88,6 +90,13 @@ function parseEntry(item: string, where: string, knownLanes: ReadonlySet<string>
     keyHash = Buffer.from(hex, 'hex');
   } else {
     if (key.length < 8) throw new ConfigError(`${where}: field "key": expected at least 8 characters`);
+    // A key a client cannot put in an Authorization header would start the API, then fail every
+    // request (Node's fetch refuses such a header outright).
+    if (!VISIBLE_ASCII.test(key)) {
+      throw new ConfigError(
+        `${where}: field "key": expected visible ASCII characters only (no spaces, tabs or characters outside ASCII), which is all an Authorization header carries`,
+      );
+    }
     keyHash = hashApiKey(key);
   }
   let lanes: Set<string> | undefined;

@@ -177,6 +177,35 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses a key no client can send in an Authorization header, naming the entry or line but never the key', () => {
+    for (const key of ['my secret key 1', 'euro\u20ac-secret-key', 'tab\tseparated-key', 'caf\u00e9-secret-key', 'bell\u0007-secret-key']) {
+      const messages = [
+        (() => {
+          try {
+            loadConfig({ API_KEYS: `beta:beta-key-22,acme:${key}` });
+          } catch (err) {
+            return (err as Error).message;
+          }
+          return `API_KEYS with ${JSON.stringify(key)} was accepted`;
+        })(),
+        (() => {
+          try {
+            loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile(`# keys\nbeta:beta-key-22\nacme:${key}:critic\n`));
+          } catch (err) {
+            return (err as Error).message;
+          }
+          return `API_KEYS_FILE with ${JSON.stringify(key)} was accepted`;
+        })(),
+      ];
+      expect(messages[0]).toMatch(/^API_KEYS: entry 2: field "key": expected visible ASCII characters only/);
+      expect(messages[1]).toMatch(/^API_KEYS_FILE \(\/keys.txt\): line 3: field "key": expected visible ASCII characters only/);
+      for (const message of messages) for (const part of [key, key.slice(0, 4), key.slice(-10)]) expect(message).not.toContain(part);
+    }
+    // Every visible ASCII character but the separators is a key's to use.
+    const printable = Array.from({ length: 0x7e - 0x20 }, (_, i) => String.fromCharCode(0x21 + i)).filter((c) => c !== ':' && c !== ',').join('');
+    expect(findApiKey(loadConfig({ API_KEYS: `acme:${printable}` }).apiKeys, printable)?.tenant).toBe('acme');
+  });
+
   it('names API_KEYS_FILE and the line of a malformed entry', () => {
     expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('# keys\n\nacme:acme-key-1\nbeta\n'))).toThrow(
       /^API_KEYS_FILE \(\/keys.txt\): line 4: expected tenant:key/,

@@ -16,6 +16,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** The repo's shipped lanes file; the same path from src/ and dist/. */
 export const DEFAULT_LANES_PATH = path.resolve(__dirname, '../../../config/lanes.json');
 
+/** LOG_REDACT_KEYS's default. */
+export const DEFAULT_LOG_REDACT_KEYS = 'password,token,secret,authorization,apikey,cookie,credential';
+
 /** API_KEEPALIVE_TIMEOUT_MS's default: longer than a load balancer's usual 60 s idle timeout. */
 export const DEFAULT_API_KEEPALIVE_TIMEOUT_MS = 65_000;
 
@@ -40,6 +43,11 @@ export interface TracingConfig {
   readonly protocol: OtlpProtocol;
   /** OpenTelemetry's span limits (OTEL_SPAN_*_LIMIT, OTEL_ATTRIBUTE_*_LIMIT), applied to every span. */
   readonly spanLimits: SpanLimits;
+  /**
+   * LOG_REDACT_KEYS (as logRedactKeys): query parameters of URLs recorded in spans (url.full) whose
+   * key holds one of these have their value redacted, besides url-redaction.ts's fixed list.
+   */
+  readonly urlRedactKeys: ReadonlySet<string>;
 }
 
 /** OpenTelemetry's span limits, resolved as its SDK resolves them from the environment. */
@@ -203,7 +211,7 @@ function boolVar(env: Env, name: string, fallback: boolean): boolean {
   return fail(name, 'true or false', raw);
 }
 
-function tracingConfig(env: Env): TracingConfig {
+function tracingConfig(env: Env): Omit<TracingConfig, 'urlRedactKeys'> {
   const disabled = boolVar(env, 'OTEL_SDK_DISABLED', false);
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (endpoint) {
@@ -324,6 +332,12 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   }
   const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames), keysLayout);
   const apiOperatorTenants = operatorTenants(env, apiKeys);
+  const logRedactKeys: ReadonlySet<string> = new Set(
+    (env.LOG_REDACT_KEYS?.trim() || DEFAULT_LOG_REDACT_KEYS)
+      .split(',')
+      .map((k) => k.trim().toLowerCase())
+      .filter(Boolean),
+  );
 
   const config: BullpenConfig = {
     redis,
@@ -354,14 +368,9 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     eventsMaxLen: intVar(env, 'EVENTS_MAX_LEN', 300_000, 1000, 100_000_000),
     workerMaxRssMb: intVar(env, 'WORKER_MAX_RSS_MB', 512, 16, 1_048_576),
     workerHeapWarnMb: intVar(env, 'WORKER_HEAP_WARN_MB', 400, 16, 1_048_576),
-    tracing: Object.freeze(tracingConfig(env)),
+    tracing: Object.freeze({ ...tracingConfig(env), urlRedactKeys: logRedactKeys }),
     logJobPayloads: boolVar(env, 'LOG_JOB_PAYLOADS', false),
-    logRedactKeys: new Set(
-      (env.LOG_REDACT_KEYS?.trim() || 'password,token,secret,authorization,apikey,cookie,credential')
-        .split(',')
-        .map((k) => k.trim().toLowerCase())
-        .filter(Boolean),
-    ),
+    logRedactKeys,
     httpHandlerAllowedHosts: Object.freeze(allowedHosts(env)),
     eventLogFile: env.EVENT_LOG_FILE ? path.resolve(env.EVENT_LOG_FILE) : undefined,
     eventLogMaxBytes: intVar(env, 'EVENT_LOG_MAX_BYTES', 50 * 1024 * 1024, 1024, 1024 ** 4),

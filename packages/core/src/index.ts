@@ -32,3 +32,4 @@ export * from './repeat-limiter';
 export * from './redis-access';
 export * from './http-destinations';
 export * from './redis-heartbeat';
+export * from './url-redaction';

@@ -92,3 +92,11 @@ export function laneRegistryKey(prefix: string): string {
 export function exporterLeaderKey(prefix: string): string {
   return `${prefix}:bp:exporter:leader`;
 }
+
+/**
+ * The secret with which every API replica seals dead-letter cursors (a string: 32 random bytes in
+ * base64), set once by whichever replica needs it first.
+ */
+export function deadCursorSecretKey(prefix: string): string {
+  return `${prefix}:bp:dead-cursor-secret`;
+}

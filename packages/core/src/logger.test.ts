@@ -45,6 +45,35 @@ describe('logger', () => {
     expect(JSON.stringify(redact(nest(200), keys))).not.toContain('DEEP');
   });
 
+  it('masks the userinfo and the secret query values of URLs in string values, leaving the rest as it was', () => {
+    const keys = loadConfig({}).logRedactKeys;
+    const payload = {
+      url: 'http://user:Pa55word@host.example/x?token=T0KEN&color=blue',
+      signed: 'https://bucket.s3.amazonaws.com/k?X-Amz-Credential=CRED&X-Amz-Signature=AMZSIG&X-Amz-Expires=900',
+      azure: 'https://acct.blob.core.windows.net/c/b?sv=2024&sig=AZSIG',
+      gcs: 'https://storage.googleapis.com/b/o?X-Goog-Signature=GSIG&x-goog-date=1',
+      v2: 'https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIA1&Signature=V2SIG&Expires=1',
+      // A password with a "/" does not parse; what lies before the last "@" is masked all the same.
+      broken: 'redis://:abc/Def+Secret=@10.0.0.5:6379',
+      text: 'call http://svc:hunter2@10.0.0.7:8080/hook?api_key=K3Y and then stop',
+      plain: 'no url here: user:pass',
+      list: ['ftp://anon:ftpsecret@files.example/pub'],
+      count: 3,
+    };
+    expect(redact(payload, keys)).toEqual({
+      url: 'http://REDACTED:REDACTED@host.example/x?token=REDACTED&color=blue',
+      signed: 'https://bucket.s3.amazonaws.com/k?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Expires=900',
+      azure: 'https://acct.blob.core.windows.net/c/b?sv=2024&sig=REDACTED',
+      gcs: 'https://storage.googleapis.com/b/o?X-Goog-Signature=REDACTED&x-goog-date=1',
+      v2: 'https://b.s3.amazonaws.com/k?AWSAccessKeyId=REDACTED&Signature=REDACTED&Expires=1',
+      broken: 'redis://REDACTED@10.0.0.5:6379',
+      text: 'call http://REDACTED:REDACTED@10.0.0.7:8080/hook?api_key=REDACTED and then stop',
+      plain: 'no url here: user:pass',
+      list: ['ftp://REDACTED:REDACTED@files.example/pub'],
+      count: 3,
+    });
+  });
+
   it('redacts keys that contain a configured key, whatever their case and punctuation', () => {
     const keys = loadConfig({}).logRedactKeys;
     const payload = {

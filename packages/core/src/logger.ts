@@ -4,6 +4,7 @@
 import { trace } from '@opentelemetry/api';
 import winston from 'winston';
 import type { LogLevel } from './config';
+import { redactUrlsInText } from './url-redaction';
 
 export type Logger = winston.Logger;
 
@@ -52,12 +53,16 @@ export function redactionForm(key: string): string {
  * replaced. Keys compare in redactionForm, so `token` covers `access_token`, `refreshToken` and
  * `X-Token`, and `apikey` covers `api-key` and `x_api_key`: secrets are named in many ways, and a
  * key missed shows a secret in clear, while a key redacted that need not be costs little.
+ * URLs inside string values lose their userinfo, and the values of query parameters that hold a
+ * secret (url-redaction.ts), to REDACTED.
  */
 export function redact(value: unknown, keys: ReadonlySet<string>, depth = 0): unknown {
   return redactWith(value, [...keys].map(redactionForm).filter(Boolean), depth);
 }
 
 function redactWith(value: unknown, keys: readonly string[], depth: number): unknown {
+  // A URL in a string value may carry a password (http://user:pass@host) or a token in its query.
+  if (typeof value === 'string') return redactUrlsInText(value, keys);
   if (value === null || typeof value !== 'object') return value;
   // Deeper than this is not walked, so it is not shown either: a key it holds could not be redacted.
   if (depth > MAX_REDACT_DEPTH) return '[too deep to redact]';

@@ -344,14 +344,14 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_api_requests_total',
     type: 'counter',
-    help: 'HTTP requests handled, by route template, method and status code; status 499 is a request whose client closed the connection before the whole response was sent.',
+    help: 'HTTP requests handled, by route template, method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or other) and status code; status 499 is a request whose client closed the connection before the whole response was sent.',
     labelNames: ['route', 'method', 'status'],
     origin: 'api',
   },
   {
     name: 'bullpen_api_request_duration_seconds',
     type: 'histogram',
-    help: 'HTTP request handling time, by route template, method and status code (499: until the client closed the connection).',
+    help: 'HTTP request handling time, by route template, method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or other) and status code (499: until the client closed the connection).',
     labelNames: ['route', 'method', 'status'],
     buckets: HTTP_DURATION_BUCKETS_SECONDS,
     origin: 'api',

@@ -81,8 +81,37 @@ describe('loadRedisTarget', () => {
       expect(message).toContain('***');
     }
     expect(() => loadRedisTarget({ REDIS_CLUSTER_NODES: 'redis://:s3cret@a:1,redis://:0ther@b:2' })).toThrow(
-      /got "redis:\/\/:\*\*\*@a:1,redis:\/\/:\*\*\*@b:2"/,
+      /got "redis:\/\/\*\*\*@a:1,redis:\/\/\*\*\*@b:2"/,
     );
+  });
+
+  it.each([
+    ['REDIS_URL', 'redis://:abc/Def+Secret=@127.0.0.1:7850', ['abc', 'Def+Secret'], 'redis://***@127.0.0.1:7850'],
+    ['REDIS_URL', 'redis://bullpen:abc/DefSecret@127.0.0.1:7850/0', ['abc', 'DefSecret'], 'redis://***@127.0.0.1:7850/0'],
+    ['REDIS_URL', 'redis:/:DefSecret@127.0.0.1:7850', ['DefSecret'], 'redis:/***@127.0.0.1:7850'],
+    ['REDIS_URL', 'redis//:DefSecret@127.0.0.1:7850', ['DefSecret'], '***@127.0.0.1:7850'],
+    ['REDIS_URL', 'redis://:p@ss/w:rd@127.0.0.1:7850', ['p@ss', 'w:rd', 'ss/w'], 'redis://***@127.0.0.1:7850'],
+    ['REDIS_URL', 'redis://app:pa#ss?wd@db:6379', ['pa#ss', 'ss?wd'], 'redis://***@db:6379'],
+    ['REDIS_URL', 'redis://app:pa?ss#wd@db:6379/0', ['pa?ss', 'ss#wd'], 'redis://***@db:6379/0'],
+    ['REDIS_URL', 'redis://:NoAtSignSecret', ['NoAtSignSecret'], 'redis://(not shown)'],
+    ['REDIS_URL', 'redis:/:NoAtSignSecret', ['NoAtSignSecret'], 'redis:/(not shown)'],
+    ['REDIS_CLUSTER_NODES', 'redis://:abc/Secret1@a:7000,redis://:abc/Secret1@b:7001', ['abc', 'Secret1'], 'redis://***@a:7000'],
+    ['REDIS_CLUSTER_NODES', 'redis:/:Secret1@a:7000', ['Secret1'], 'redis:/***@a:7000'],
+    ['REDIS_SENTINELS', 'redis://:s#ntinel?pw@s1:26379', ['s#ntinel', 'ntinel?pw'], 'redis://***@s1:26379'],
+  ])('never shows a password that %s does not parse as a URL (%s)', (name, value, secrets, shown) => {
+    let message = '';
+    try {
+      loadRedisTarget({ [name]: value, ...(name === 'REDIS_SENTINELS' ? { REDIS_SENTINEL_MASTER: 'mymaster' } : {}) });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^${name}: expected `));
+    for (const secret of secrets) expect([message, message.includes(secret)]).toEqual([message, false]);
+    expect(message).toContain(JSON.stringify(shown).slice(0, -1));
+  });
+
+  it('still shows a bare host or host:port that is not a URL', () => {
+    expect(() => loadRedisTarget({ REDIS_URL: 'localhost:6379' })).toThrow('REDIS_URL: expected a redis:// or rediss:// URL, got "localhost:6379"');
   });
 
   it('is what loadConfig reports as the redis target, and a prefix with a hash tag of its own is refused', () => {

@@ -32,21 +32,41 @@ export type RedisTarget =
 
 type Env = Record<string, string | undefined>;
 
-function fail(name: string, expected: string, got?: string): never {
-  throw new ConfigError(`${name}: expected ${expected}${got === undefined ? '' : `, got ${JSON.stringify(masked(got))}`}`);
+function fail(name: string, expected: string, got?: string, options: { parsed?: boolean } = {}): never {
+  const shown = got === undefined ? '' : `, got ${JSON.stringify(masked(got, options.parsed ?? true))}`;
+  throw new ConfigError(`${name}: expected ${expected}${shown}`);
 }
 
-/** A Redis URL (or list of them) as an error may show it: passwords, in userinfo or query, masked. */
-function masked(text: string): string {
-  return text.replace(/(\/\/[^:/@\s,]*:)[^@/\s,]*@/g, '$1***@').replace(/([?&](?:password|sentinelPassword)=)[^&\s,]*/gi, '$1***');
+/** What a text that is not a URL may be shown as whole: a bare host or host:port. */
+const BARE_ADDRESS = /^[A-Za-z0-9.-]+(:\d{1,5})?$/;
+
+/**
+ * A Redis URL (or comma-separated list of them) as an error may show it. Everything between the
+ * scheme and the last `@` of each URL is masked, whatever it holds: a password may contain `/`,
+ * `:`, `#`, `?` or `@`, and a URL that does not parse has no userinfo to trust. A text that did
+ * not parse and has no `@` is shown only when it is a bare host[:port]; else it could be a
+ * password with the `@` missing. Passwords given as query parameters (which ioredis takes) are
+ * masked too.
+ */
+function masked(text: string, parsed = true): string {
+  return text
+    .split(',')
+    .map((item) => {
+      const scheme = /^\s*[A-Za-z][A-Za-z0-9+.-]*:\/*/.exec(item)?.[0] ?? '';
+      const at = item.lastIndexOf('@');
+      if (at >= 0) return `${scheme}***${item.slice(at)}`.replace(/([?&](?:password|sentinelPassword)=)[^&\s]*/gi, '$1***');
+      if (!parsed && !BARE_ADDRESS.test(item.trim())) return `${scheme}(not shown)`;
+      return item.replace(/([?&](?:password|sentinelPassword)=)[^&\s]*/gi, '$1***');
+    })
+    .join(',');
 }
 
 function parseUrl(name: string, text: string): URL {
-  if (!/^rediss?:\/\//.test(text)) fail(name, 'a redis:// or rediss:// URL', text);
+  if (!/^rediss?:\/\//.test(text)) fail(name, 'a redis:// or rediss:// URL', text, { parsed: false });
   try {
     return new URL(text);
   } catch {
-    return fail(name, 'a valid URL', text);
+    return fail(name, 'a valid URL (a password with reserved characters such as / @ : # ? percent-encoded)', text, { parsed: false });
   }
 }
 

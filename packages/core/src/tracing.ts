@@ -9,6 +9,7 @@ import type { ReadableSpan, Sampler, SpanExporter } from '@opentelemetry/sdk-tra
 import type { TracingConfig } from './config';
 import type { LeanSpanFactory } from './lean-span';
 import type { Logger } from './logger';
+import { redactUrl } from './url-redaction';
 
 export const TRACER_NAME = 'bullpen';
 
@@ -64,16 +65,28 @@ export function startTracing(settings: TracingConfig, serviceName: string, logge
   const scope = (tracer() as Partial<Pick<ReadableSpan, 'instrumentationScope'>>).instrumentationScope ?? { name: TRACER_NAME };
   const { LeanSpanFactory } = require('./lean-span') as typeof import('./lean-span');
   leanSpanFactory = new LeanSpanFactory({ sampler, idGenerator, processor, resource, scope, limits: settings.spanLimits });
+  urlRedactKeys = settings.urlRedactKeys;
   return {
     enabled: true,
     shutdown: () => {
       leanSpanFactory = undefined;
+      urlRedactKeys = undefined;
       return sdk.shutdown().finally(() => diagnostics.close());
     },
   };
 }
 
 let leanSpanFactory: LeanSpanFactory | undefined;
+/** LOG_REDACT_KEYS of the tracing started, for the URLs spans record. */
+let urlRedactKeys: ReadonlySet<string> | undefined;
+
+/**
+ * `url` as a span records it (url.full): no credentials, and REDACTED for the values of query
+ * parameters that carry secrets (url-redaction.ts: OpenTelemetry's list, and LOG_REDACT_KEYS).
+ */
+export function spanUrl(url: URL | string): string {
+  return redactUrl(url, urlRedactKeys ?? new Set());
+}
 
 /** The sampler OTEL_TRACES_SAMPLER names, as OpenTelemetry's SDK builds it from the same variables. */
 function samplerOf(settings: TracingConfig): Sampler {

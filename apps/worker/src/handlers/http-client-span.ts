@@ -3,7 +3,7 @@
 // service called joins the job's trace. With tracing off the span does not record and nothing is
 // injected.
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Span, type TextMapSetter } from '@opentelemetry/api';
-import { tracer } from '@bullpen/core';
+import { spanUrl, tracer } from '@bullpen/core';
 
 const headerSetter: TextMapSetter<Headers> = {
   set: (headers, key, value) => headers.set(key, value),
@@ -16,7 +16,7 @@ export function startClientSpan(method: string, url: string, headers: Headers): 
     const target = new URL(url);
     span.setAttributes({
       'http.request.method': method,
-      'url.full': withoutCredentials(target),
+      'url.full': spanUrl(target),
       'server.address': target.hostname,
       'server.port': Number(target.port) || (target.protocol === 'https:' ? 443 : 80),
     });
@@ -42,13 +42,4 @@ export function recordRequestError(span: Span, errorType: string, message: strin
   if (!span.isRecording()) return;
   span.setAttribute('error.type', errorType);
   span.setStatus({ code: SpanStatusCode.ERROR, message });
-}
-
-/** The conventions forbid credentials in url.full: they are replaced, the rest kept. */
-function withoutCredentials(url: URL): string {
-  if (url.username === '' && url.password === '') return url.href;
-  const copy = new URL(url.href);
-  copy.username = 'REDACTED';
-  copy.password = copy.password === '' ? '' : 'REDACTED';
-  return copy.href;
 }
