@@ -122,6 +122,32 @@ describe('worker slot sharing', () => {
     expect(harness.runtime.stats().waitingForSlot).toBe(0);
   });
 
+  it('hands back a job that a fetch made under a lane\'s higher lease limit delivers after the limit dropped, instead of holding it for a slot', async () => {
+    const harness = await startWorkerHarness({
+      lanesFile: { maxHandlersPerProcess: 3, lanes: { a: { concurrency: 4 }, b: { concurrency: 4 } } },
+      handlers: [gates.handler('gate')],
+    });
+    harnesses.push(harness);
+    const lanes = () => harness.runtime.stats().lanes;
+    // b runs one job and, its queue empty, keeps a second slot with a blocking fetch open for its next.
+    await harness.add('b', 'gate', { key: 'b-1' });
+    await waitUntil(() => gates.running.has('b-1') && lanes().b!.leaseLimit === 2, { what: 'lane b to wait for its next job in a second slot' });
+    // a gets busy: the slots are shared again, b's limit drops to 1, and a runs two jobs.
+    for (let i = 1; i <= 3; i++) await harness.add('a', 'gate', { key: `a-${i}` });
+    await waitUntil(() => gates.running.has('a-1') && gates.running.has('a-2'), { what: 'lane a to run two jobs' });
+    expect(lanes()).toMatchObject({ a: { leaseLimit: 2 }, b: { leaseLimit: 1 } });
+    // b's fetch, opened under its old limit, still takes the next job of its queue.
+    const id = await harness.add('b', 'gate', { key: 'b-2' });
+    await waitUntil(async () => harness.events['job:started'].some((e) => e.jobId === id), { what: 'b\'s open fetch to lease the job' });
+    // The process leased beyond its slots: the job goes back to wait, where another worker process
+    // (or this one, once a slot is free) takes it, rather than sitting here for a slot.
+    await waitUntil(async () => (await harness.queue('b').getWaitingCount()) === 1, { what: 'the job back in the wait list' });
+    expect(harness.runtime.stats().waitingForSlot).toBe(0);
+    expect(gates.running.has('b-2')).toBe(false);
+    gates.openAll();
+    await harness.waitForEvent('job:completed', (e) => e.jobId === id, 10_000);
+  });
+
   it('starts each retry within a second of its backoff while the lanes share the slots, never after BullMQ\'s 5 s idle wait', async () => {
     if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run npx tsc -b apps/worker first`);
     const backoffMs = 300;

@@ -78,8 +78,9 @@ export class AttemptRunner {
 
   /** The BullMQ processor. `token` is the job's lock token. */
   async process(job: AnyJob, token: string | undefined): Promise<unknown> {
-    if (this.deps.intakeStopped()) {
-      const handedBack = await handBack(this.deps, job, token);
+    const handBackFor = this.deps.intakeStopped() ? 'intake_stopped' : this.deps.slots.leasedBeyondShare() ? 'beyond_share' : undefined;
+    if (handBackFor) {
+      const handedBack = await handBack(this.deps, job, token, handBackFor);
       if (handedBack) throw handedBack;
     }
     const leasedAt = Date.now();
