@@ -1,7 +1,7 @@
 // The retry engine run by a real worker against real Redis: each backoff strategy's delays, Retry-
 // After, rate-limited retries that use no attempt, deadlines, dead letters with their history, the
 // retry budget's defer and fail actions, and the bp: events that go with them.
-import { LANE_EVENT, RateLimitedError, type BackoffStrategyName, type DecodedLaneEvent } from '@bullpen/core';
+import { JOB_FIELD, LANE_EVENT, RateLimitedError, type BackoffStrategyName, type DecodedLaneEvent } from '@bullpen/core';
 import { jobStatusView } from '../apps/api/src/views';
 import { defineHandler } from '../apps/worker/src/handler';
 import { seededRandom } from '../apps/worker/src/random';
@@ -344,6 +344,30 @@ describe('worker retries', () => {
     expect(h.events['job:failed'].filter((e) => e.jobId === id && e.errorClass === 'handler')).toHaveLength(1);
     expect(h.events['job:retry-budget-exhausted'].filter((e) => e.jobId === id).length).toBeGreaterThanOrEqual(2);
     expect((await h.queue('work').getJob(id))?.failedReason).toMatch(/deadline_exceeded/);
+  });
+
+  it('ends a deferred retry cancelled while its attempt was active as cancelled, without waiting for budget', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: {
+        lanes: {
+          work: {
+            concurrency: 1,
+            attempts: 3,
+            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
+            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
+          },
+        },
+      },
+    });
+    const h = harness;
+    const id = await h.add('work', 'fail', { kind: 'retryable' });
+    await h.waitForEvent('job:retrying', (e) => e.jobId === id);
+    // The cancel came as the attempt failed: kept on the job for its next start.
+    await h.redis.hset(h.queue('work').toKey(id), JOB_FIELD.cancelRequested, Date.now());
+    const dead = await h.waitForEvent('job:dead', (e) => e.jobId === id, 15_000);
+
+    expect(dead).toMatchObject({ reason: 'cancelled', errorClass: 'cancelled' });
+    expect(h.events['job:failed'].filter((e) => e.jobId === id && e.errorClass === 'handler')).toHaveLength(1);
   });
 
   it('fails a job whose retry the budget refuses with retry_budget_exhausted on a fail lane, keeping the error class in its row', async () => {

@@ -160,8 +160,9 @@ export class AttemptRunner {
         const started = history ? await history : undefined;
         const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
         if (deadlineAt !== undefined && Date.now() >= deadlineAt) throw new PermanentError('deadline_exceeded', 'deadline_exceeded');
-        // A retry the budget deferred runs only once the budget grants it.
-        await admitDeferredRetry(this.deps, job, token, ref, started, deadlineAt, trace);
+        // A retry the budget deferred runs only once the budget grants it; a cancelled one ends
+        // as the cancellation asked, without waiting for budget.
+        if (!abort.aborted) await admitDeferredRetry(this.deps, job, token, ref, started, deadlineAt, trace);
         const thread = this.deps.pool ? await this.threadFor(this.deps.pool, ref, abort, deadlineAt, trace) : undefined;
         const handlerStart = Date.now();
         trace.executionStarted();
