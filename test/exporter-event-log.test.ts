@@ -20,7 +20,14 @@ import { ENVELOPE, expectRotatedLog, readLogLines, type LogLine } from './suppor
 
 const LANES = {
   lanes: {
-    work: { concurrency: 4, attempts: 3, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } },
+    // A budget that grants the retries of the 300 jobs failing at once below: with the default
+    // (160 retries per 10 s for 300 first attempts) the rest would wait for budget, past the waits.
+    work: {
+      concurrency: 4,
+      attempts: 3,
+      backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 },
+      retryBudget: { ratio: 1, minRetriesPerSecond: 10, windowSeconds: 10, onExhausted: 'defer' },
+    },
     // Rate-limited failures are retried under the same attempt number.
     limited: { concurrency: 4, attempts: 3, rateLimitedConsumesAttempt: false, backoff: { strategy: 'fixed', baseMs: 10, capMs: 100 } },
   },

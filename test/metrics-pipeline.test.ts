@@ -1,7 +1,7 @@
 // The metrics pipeline proven end to end against a real Redis and a real Prometheus, with the
 // real apps as processes: the API (jobs submitted over REST by two tenants), a worker running the
 // built-in handlers, and the exporter. The workload has successes, retries, permanent failures,
-// timeouts, exhausted retries, a retry budget that defers every retry of one lane, admission
+// timeouts, exhausted retries, a retry budget that refuses every retry of one lane, admission
 // rejections, and a stall: a worker SIGKILLed mid-job whose job BullMQ's stall check hands to the
 // other worker. The exporter is SIGKILLed mid-run and restarted; its totals must equal the ground
 // truth exactly (known from the payloads, cross-checked against the jobs' final states in Redis),
@@ -52,14 +52,16 @@ const LOCK_MS = 1000;
 const LANES = {
   // A budget that never runs out.
   alpha: { concurrency: 8, attempts: 3, lockDurationMs: LOCK_MS, backoff, retryBudget: { ratio: 10, minRetriesPerSecond: 100_000 } },
-  // A budget of zero: every retry is refused and deferred to the backoff cap (the same 25 ms).
+  // A budget of zero: every retry is refused and the job fails. (Deferred, a refused retry would
+  // ask again when due and be refused again, so the jobs would never end and the number of
+  // refusals would depend on timing: worker-retry-budget-defer.test.ts covers that action.)
   beta: {
     concurrency: 4,
     attempts: 2,
     lockDurationMs: LOCK_MS,
     maxQueueSize: 100,
     backoff,
-    retryBudget: { ratio: 0, minRetriesPerSecond: 0, onExhausted: 'defer' },
+    retryBudget: { ratio: 0, minRetriesPerSecond: 0, onExhausted: 'fail' },
   },
 } as const;
 type Lane = keyof typeof LANES;
@@ -138,13 +140,16 @@ const add = (map: Partial<Record<ErrorClass, number>>, key: ErrorClass, n: numbe
 /** What one job contributes to the ground truth, from its kind and its lane's policy; its final state. */
 function account(truth: Truth, lane: Lane, kind: Kind, tenantLabel: string, name: string): 'completed' | 'failed' {
   const attempts = LANES[lane].attempts;
-  const deferring = LANES[lane].retryBudget.ratio === 0;
+  const refusing = LANES[lane].retryBudget.ratio === 0;
   const failure = FAILURE[kind];
   let made = 1;
   let retries = 0;
   truth.enqueued += 1;
   if (!failure) truth.completed += 1;
-  else if (!failure.retryable) {
+  else if (!failure.retryable || refusing) {
+    // A retryable failure on a lane whose budget refuses every retry fails the job at once,
+    // with the class of its failure.
+    if (failure.retryable) truth.budget.fail += 1;
     add(truth.failed, failure.errorClass, 1);
     add(truth.attemptsFailed, failure.errorClass, 1);
   } else if (kind === 'flaky') {
@@ -159,11 +164,10 @@ function account(truth: Truth, lane: Lane, kind: Kind, tenantLabel: string, name
     add(truth.attemptsFailed, failure.errorClass, attempts);
   }
   if (failure && retries > 0) add(truth.retried, failure.errorClass, retries);
-  if (deferring) truth.budget.defer += retries;
   truth.attempts += made;
   truth.attemptsByTenant[tenantLabel] = (truth.attemptsByTenant[tenantLabel] ?? 0) + made;
   truth.attemptsByJobName[name] = (truth.attemptsByJobName[name] ?? 0) + made;
-  return failure && (!failure.retryable || kind !== 'flaky') ? 'failed' : 'completed';
+  return failure && (!failure.retryable || refusing || kind !== 'flaky') ? 'failed' : 'completed';
 }
 
 /** The exporter's totals for a lane, in the shape of the ground truth. */

@@ -60,7 +60,8 @@ describe('worker concurrency', () => {
     expect(all.max).toBe(3);
     expect(perLane.a.runs).toBe(8);
     expect(perLane.b.runs).toBe(8);
-    // The lanes leased only within their share of the cap: no lease sat waiting for a slot.
+    // No lease sat waiting for a slot: the lanes lease within their share of the cap, and a job a
+    // fetch from before a lane's share shrank delivers beyond it goes back to wait at once.
     const waited = harness.events['job:completed'].filter((e) => (e.slotWaitMs ?? 0) >= 100);
     expect(waited).toEqual([]);
     expect(harness.runtime.stats()).toMatchObject({ activeHandlers: 0, waitingForSlot: 0 });

@@ -1,7 +1,7 @@
 // The retry engine run by a real worker against real Redis: each backoff strategy's delays, Retry-
 // After, rate-limited retries that use no attempt, deadlines, dead letters with their history, the
 // retry budget's defer and fail actions, and the bp: events that go with them.
-import { LANE_EVENT, RateLimitedError, type BackoffStrategyName, type DecodedLaneEvent } from '@bullpen/core';
+import { JOB_FIELD, LANE_EVENT, RateLimitedError, type BackoffStrategyName, type DecodedLaneEvent } from '@bullpen/core';
 import { jobStatusView } from '../apps/api/src/views';
 import { defineHandler } from '../apps/worker/src/handler';
 import { seededRandom } from '../apps/worker/src/random';
@@ -254,7 +254,7 @@ describe('worker retries', () => {
     expect(harness.events['job:retrying'].filter((e) => e.jobId === id)).toHaveLength(1);
   });
 
-  it('defers a retry the budget refuses to the backoff cap, counting it as exhausted', async () => {
+  it('defers a retry the budget refuses to between half the backoff cap and the cap, and defers it again while the budget still refuses, counting each refusal', async () => {
     harness = await startWorkerHarness({
       lanesFile: {
         lanes: {
@@ -267,29 +267,107 @@ describe('worker retries', () => {
         },
       },
     });
-    const id = await harness.add('work', 'fail', { kind: 'retryable' });
-    const exhausted = await harness.waitForEvent('job:retry-budget-exhausted', (e) => e.jobId === id);
-    const retrying = await harness.waitForEvent('job:retrying', (e) => e.jobId === id);
-    await harness.waitForEvent('job:dead', (e) => e.jobId === id);
-    const [first, second] = harness.events['job:started'].filter((e) => e.jobId === id).map((e) => e.at);
+    const h = harness;
+    const id = await h.add('work', 'fail', { kind: 'retryable' });
+    // A budget that allows nothing refuses the retry after the failure and each time it comes due.
+    await waitUntil(() => h.events['job:retry-budget-exhausted'].filter((e) => e.jobId === id).length >= 3, {
+      timeoutMs: 15_000,
+      what: 'three refusals of the job\'s retry',
+    });
+    const exhausted = h.events['job:retry-budget-exhausted'].filter((e) => e.jobId === id);
+    const retrying = h.events['job:retrying'].filter((e) => e.jobId === id);
+    const starts = h.events['job:started'].filter((e) => e.jobId === id).map((e) => e.at);
 
-    expect(exhausted).toMatchObject({ action: 'defer', errorClass: 'handler', allowedInWindow: 0 });
-    expect(retrying).toMatchObject({ reason: 'budget_deferred', delayMs: 700 });
-    expect(second! - first!).toBeGreaterThanOrEqual(695);
-    expect(bp(await harness.streamEvents('work'), LANE_EVENT.retryBudgetExhausted, id)).toEqual([
-      {
-        event: LANE_EVENT.retryBudgetExhausted,
-        jobId: id,
-        action: 'defer',
-        name: 'fail',
-        errorClass: 'handler',
-        retriesInWindow: exhausted.retriesInWindow,
-        allowedInWindow: 0,
-        tenant: 'acme',
-        attempt: 1,
-        worker: harness.config.workerId,
-      },
+    // The handler ran once: the deferred retry never reached it.
+    expect(h.events['job:failed'].filter((e) => e.jobId === id)).toHaveLength(1);
+    expect(h.events['job:dead'].filter((e) => e.jobId === id)).toHaveLength(0);
+    for (const e of exhausted) expect(e).toMatchObject({ action: 'defer', errorClass: 'handler', allowedInWindow: 0, attempt: 1 });
+    expect(retrying.slice(0, 3).map((e) => [e.reason, e.consumesAttempt, e.nextAttempt])).toEqual([
+      ['budget_deferred', true, 2],
+      ['budget_deferred', false, 2],
+      ['budget_deferred', false, 2],
     ]);
+    for (const e of retrying) {
+      expect(e.delayMs).toBeGreaterThanOrEqual(350);
+      expect(e.delayMs).toBeLessThanOrEqual(700);
+    }
+    expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(retrying[0]!.delayMs - 5);
+    expect(starts[2]! - starts[1]!).toBeGreaterThanOrEqual(retrying[1]!.delayMs - 5);
+    // Deferred again without using an attempt; its history says so.
+    expect((await h.queue('work').getJob(id))?.attemptsMade).toBe(1);
+    const rows = await h.attemptRows('work', id);
+    expect(rows[0]).toMatchObject({ attempt: 1, errorClass: 'handler', delayMs: retrying[0]!.delayMs });
+    expect(rows[0]).not.toHaveProperty('budgetDeferral');
+    expect(rows[1]).toMatchObject({
+      attempt: 1,
+      errorClass: 'handler',
+      delayMs: retrying[1]!.delayMs,
+      budgetDeferral: 2,
+      message: expect.stringContaining('the handler did not run'),
+    });
+    const events = bp(await h.streamEvents('work'), LANE_EVENT.retryBudgetExhausted, id);
+    expect(events.length).toBeGreaterThanOrEqual(3);
+    expect(events[0]).toEqual({
+      event: LANE_EVENT.retryBudgetExhausted,
+      jobId: id,
+      action: 'defer',
+      name: 'fail',
+      errorClass: 'handler',
+      retriesInWindow: exhausted[0]!.retriesInWindow,
+      allowedInWindow: 0,
+      tenant: 'acme',
+      attempt: 1,
+      worker: h.config.workerId,
+    });
+    expect(events[1]).toMatchObject({ action: 'defer', errorClass: 'handler', attempt: 1 });
+  });
+
+  it('fails a job whose deferred retry the budget refuses again past its deadline with deadline_exceeded', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: {
+        lanes: {
+          work: {
+            concurrency: 1,
+            attempts: 5,
+            deadlineMs: 2500,
+            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
+            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
+          },
+        },
+      },
+    });
+    const h = harness;
+    const id = await h.add('work', 'fail', { kind: 'retryable' });
+    const dead = await h.waitForEvent('job:dead', (e) => e.jobId === id, 15_000);
+
+    expect(dead).toMatchObject({ reason: 'deadline_exceeded', errorClass: 'deadline_exceeded' });
+    expect(h.events['job:failed'].filter((e) => e.jobId === id && e.errorClass === 'handler')).toHaveLength(1);
+    expect(h.events['job:retry-budget-exhausted'].filter((e) => e.jobId === id).length).toBeGreaterThanOrEqual(2);
+    expect((await h.queue('work').getJob(id))?.failedReason).toMatch(/deadline_exceeded/);
+  });
+
+  it('ends a deferred retry cancelled while its attempt was active as cancelled, without waiting for budget', async () => {
+    harness = await startWorkerHarness({
+      lanesFile: {
+        lanes: {
+          work: {
+            concurrency: 1,
+            attempts: 3,
+            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
+            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
+          },
+        },
+      },
+    });
+    const h = harness;
+    const id = await h.add('work', 'fail', { kind: 'retryable' });
+    await h.waitForEvent('job:retrying', (e) => e.jobId === id);
+    // The cancel came as the attempt failed: kept on the job for its next start.
+    await h.redis.hset(h.queue('work').toKey(id), JOB_FIELD.cancelRequested, Date.now());
+    const dead = await h.waitForEvent('job:dead', (e) => e.jobId === id, 15_000);
+
+    expect(dead).toMatchObject({ reason: 'cancelled', errorClass: 'cancelled' });
+    expect(h.events['job:failed'].filter((e) => e.jobId === id && e.errorClass === 'handler')).toHaveLength(1);
   });
 
   it('fails a job whose retry the budget refuses with retry_budget_exhausted on a fail lane, keeping the error class in its row', async () => {

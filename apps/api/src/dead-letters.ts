@@ -343,7 +343,7 @@ export class DeadLetters {
       // before is an operator's to run again.
       const key = jobKeys(this.deps.config.prefix, job.queueName, String(job.id)).job;
       await Promise.all([
-        this.deps.redis.hdel(key, JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries, JOB_FIELD.lease, JOB_FIELD.cancelRequested, ...BULLMQ_STALL_FIELDS),
+        this.deps.redis.hdel(key, JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries, JOB_FIELD.lease, JOB_FIELD.cancelRequested, JOB_FIELD.budgetDeferred, ...BULLMQ_STALL_FIELDS),
         this.deps.redis.hset(key, JOB_FIELD.redrivenAt, now),
       ]);
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });

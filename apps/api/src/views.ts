@@ -73,6 +73,13 @@ export const attemptSchema = z
         responseDocs,
         doc('Only on a rate-limited failure retried without using an attempt (rateLimitedConsumesAttempt: false): which of the job\'s free retries it was, from 1. Such rows keep the number of the attempt that is retried.'),
       ),
+    budgetDeferral: z
+      .int()
+      .optional()
+      .register(
+        responseDocs,
+        doc('Only on a start that ran no handler: the retry the lane\'s retry budget had deferred was refused again when it came due and deferred once more, without using an attempt. Which deferral of that retry it was: the failed attempt\'s own deferral is the first, so these count from 2. Such rows keep the number and error class of the attempt whose retry is deferred.'),
+      ),
   })
   .register(responseDocs, { id: 'Attempt', description: 'A failed attempt, as the worker recorded it.' });
 export type AttemptView = z.infer<typeof attemptSchema>;
@@ -237,6 +244,7 @@ export function parseAttempts(rows: readonly string[]): AttemptView[] {
       worker: row.worker || null,
       at: iso(row.ts),
       ...(row.rateLimitedRetry !== undefined ? { rateLimitedRetry: row.rateLimitedRetry } : {}),
+      ...(row.budgetDeferral !== undefined ? { budgetDeferral: row.budgetDeferral } : {}),
     });
   }
   return attempts;

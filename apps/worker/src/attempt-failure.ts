@@ -9,7 +9,7 @@ import type { AttemptDebugLog } from './attempt-debug-log';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import { attemptRetryOf, emitFailure, type FailedAttempt } from './failure-events';
-import { countRateLimitedRetry, eligibleAt, type StartHistory } from './job-history';
+import { countRateLimitedRetry, eligibleAt, markBudgetDeferred, type StartHistory } from './job-history';
 import { planRetry } from './retry-plan';
 
 /** What the attempt runner knows of an attempt when it fails. */
@@ -104,6 +104,8 @@ export class FailureRecorder {
       writes.push(publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen));
     }
     if (!consumesAttempt) writes.push(countRateLimitedRetry(redis, config.prefix, lane, ref.jobId));
+    // A deferred retry has not been granted: it asks the budget again when it comes due.
+    if (plan.kind === 'retry' && plan.budget) writes.push(markBudgetDeferred(redis, config.prefix, lane, ref.jobId));
     // Issued together, so they share one round trip; the row and its event are one script call.
     const results = await Promise.allSettled(writes);
     for (const result of results) {
@@ -147,14 +149,8 @@ export class FailureRecorder {
     return thrown;
   }
 
-  /** Asks the budget; Redis trouble lets the retry through rather than failing healthy jobs. */
-  private async tryRetry(ref: AttemptRef): Promise<RetryBudgetDecision> {
-    try {
-      return await this.deps.budget.tryRetry();
-    } catch (err) {
-      this.deps.logger.warn('retry budget unavailable; allowing the retry', { job_id: ref.jobId, error: (err as Error).message });
-      return { granted: true, retriesInWindow: 0, allowedInWindow: 0 };
-    }
+  private tryRetry(ref: AttemptRef): Promise<RetryBudgetDecision> {
+    return askBudget(this.deps, ref);
   }
 
   /**
@@ -171,6 +167,17 @@ export class FailureRecorder {
       this.deps.logger.warn('could not delay a rate-limited job without using an attempt', { job_id: job.id, error: (err as Error).message });
       return undefined;
     }
+  }
+}
+
+/** Asks the lane's budget for one retry; Redis trouble lets the retry through rather than failing
+ * healthy jobs. */
+export async function askBudget(deps: Pick<AttemptDeps, 'budget' | 'logger'>, ref: AttemptRef): Promise<RetryBudgetDecision> {
+  try {
+    return await deps.budget.tryRetry();
+  } catch (err) {
+    deps.logger.warn('retry budget unavailable; allowing the retry', { job_id: ref.jobId, error: (err as Error).message });
+    return { granted: true, retriesInWindow: 0, allowedInWindow: 0 };
   }
 }
 

@@ -11,9 +11,11 @@ import { countUncountedStart, lostStarts, previousWorker, readStartHistory, type
 /**
  * Why a leased job goes back to the wait list: intake is stopped (BullMQ may hand a paused worker
  * one more job, from a fetch already blocked in Redis when the pause began; it must not run here),
- * or the worker is shutting down and has stopped the job's isolated handler.
+ * the lane leased it beyond its share of the handler slots (from a fetch opened under a higher
+ * lease limit: it would wait here for a slot while another worker process could run it), or the
+ * worker is shutting down and has stopped the job's isolated handler.
  */
-export type HandBackReason = 'intake_stopped' | 'shutdown';
+export type HandBackReason = 'intake_stopped' | 'shutdown' | 'beyond_share';
 
 /**
  * Puts a leased job back at the head of the wait list. The start is counted as using no attempt,
@@ -32,10 +34,11 @@ export async function handBack(
     await job.moveToWait(token);
     return new WaitingError();
   } catch (err) {
-    const failure =
-      reason === 'intake_stopped'
-        ? 'could not hand a job back while intake is stopped; running it'
-        : 'could not hand back a job whose isolated handler the shutdown stopped; it is reclaimed once its lock expires';
+    const failure = {
+      intake_stopped: 'could not hand a job back while intake is stopped; running it',
+      beyond_share: 'could not hand back a job leased beyond the lane\'s share of the handler slots; it waits for a slot',
+      shutdown: 'could not hand back a job whose isolated handler the shutdown stopped; it is reclaimed once its lock expires',
+    }[reason];
     logger.warn(failure, { job_id: job.id, error: (err as Error).message });
     return undefined;
   }

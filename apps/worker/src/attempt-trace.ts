@@ -112,6 +112,15 @@ export class AttemptTrace {
     }
   }
 
+  /** The start ran no handler: the retry budget refused the deferred retry again, which waits
+   * `delayMs` more. */
+  deferredByBudget(delayMs: number): void {
+    if (!this.recording) return;
+    this.span.setAttribute('bullpen.will_retry', true);
+    this.span.setAttribute('bullpen.retry.delay_ms', delayMs);
+    this.span.addEvent(ATTEMPT_EVENT.retryScheduled, { 'bullpen.retry.delay_ms': delayMs, 'bullpen.retry.reason': 'budget_deferred' });
+  }
+
   end(): void {
     this.span.end();
   }

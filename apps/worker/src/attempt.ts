@@ -11,6 +11,7 @@ import { AttemptDebugLog } from './attempt-debug-log';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
 import { FailureRecorder } from './attempt-failure';
 import { detectReclaim, handBack, readHistory } from './attempt-start';
+import { admitDeferredRetry, BudgetDeferredError } from './budget-gate';
 import { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import type { FailedAttempt } from './failure-events';
@@ -78,8 +79,9 @@ export class AttemptRunner {
 
   /** The BullMQ processor. `token` is the job's lock token. */
   async process(job: AnyJob, token: string | undefined): Promise<unknown> {
-    if (this.deps.intakeStopped()) {
-      const handedBack = await handBack(this.deps, job, token);
+    const handBackFor = this.deps.intakeStopped() ? 'intake_stopped' : this.deps.slots.leasedBeyondShare() ? 'beyond_share' : undefined;
+    if (handBackFor) {
+      const handedBack = await handBack(this.deps, job, token, handBackFor);
       if (handedBack) throw handedBack;
     }
     const leasedAt = Date.now();
@@ -156,9 +158,12 @@ export class AttemptRunner {
       this.active += 1;
       try {
         // A job started before may have been cancelled meanwhile: known before its handler runs.
-        if (history) await history;
+        const started = history ? await history : undefined;
         const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
         if (deadlineAt !== undefined && Date.now() >= deadlineAt) throw new PermanentError('deadline_exceeded', 'deadline_exceeded');
+        // A retry the budget deferred runs only once the budget grants it; a cancelled one ends
+        // as the cancellation asked, without waiting for budget.
+        if (!abort.aborted) await admitDeferredRetry(this.deps, job, token, ref, started, deadlineAt, trace);
         const thread = this.deps.pool ? await this.threadFor(this.deps.pool, ref, abort, deadlineAt, trace) : undefined;
         const handlerStart = Date.now();
         trace.executionStarted();
@@ -192,6 +197,7 @@ export class AttemptRunner {
       }
     } catch (err) {
       if (err instanceof ThreadPoolClosedError) throw await this.handBackStopped(job, token, ref);
+      if (err instanceof BudgetDeferredError) throw err;
       timings.durationMs = Date.now() - leasedAt;
       const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
       throw await this.failures.record(job, token, { ref, timings, startedAt, trace }, history, deadlineAt, err);

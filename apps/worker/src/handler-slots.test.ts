@@ -89,6 +89,36 @@ describe('HandlerSlots', () => {
     expect(a.leaseLimit).toBe(1);
   });
 
+  it('tells a lease beyond the lane\'s share, made by a fetch opened under its higher limit, from one the lane has a slot for', () => {
+    const slots = new HandlerSlots(3);
+    const a = lane(slots, 4).slots;
+    const b = lane(slots, 4).slots;
+    // b runs one job and waits for its next with a second slot; a is idle.
+    a.drained();
+    b.leased('b1');
+    b.begun('b1');
+    const b1 = b.tryAcquire()!;
+    b.drained();
+    expect([a.leaseLimit, b.leaseLimit]).toEqual([1, 2]);
+    // a gets busy: b's limit drops to 1 and a takes the slot b kept.
+    a.leased('a1');
+    expect([a.leaseLimit, b.leaseLimit]).toEqual([2, 1]);
+    a.begun('a1');
+    const a1 = a.tryAcquire()!;
+    a.leased('a2');
+    a.begun('a2');
+    expect(a.leasedBeyondShare()).toBe(false);
+    const a2 = a.tryAcquire()!;
+    // b's fetch from before the drop delivers a job: no slot is free and b holds its limit.
+    b.leased('b2');
+    b.begun('b2');
+    expect(b.leasedBeyondShare()).toBe(true);
+    // Once a slot is free, the same lease can run.
+    a2();
+    expect(b.leasedBeyondShare()).toBe(false);
+    for (const release of [a1, b1]) release();
+  });
+
   it('hands a released slot to the waiting lane that runs fewest handlers, before another lane\'s backlog', async () => {
     // More lanes than slots: each lane may still hold one job, which then waits.
     const slots = new HandlerSlots(2);

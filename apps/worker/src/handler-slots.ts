@@ -61,6 +61,16 @@ export class LaneSlots {
     return this.pool.acquire(this, signal);
   }
 
+  /**
+   * Whether a job whose attempt begins now was leased beyond the lane's share: no slot is free and
+   * the lane holds its whole lease limit without it. A limit comes down at once, but a fetch BullMQ
+   * opened under the higher one (a blocking fetch waiting for the lane's next job) can still deliver
+   * a job after it, once the slots it would have used have gone to another lane.
+   */
+  leasedBeyondShare(): boolean {
+    return !this.pool.hasFreeSlot() && this.held() >= this.leaseLimit;
+  }
+
   /** The lane's BullMQ Worker leased a job: its queue has work. */
   leased(jobId: string): void {
     this.unstarted.add(jobId);
@@ -136,8 +146,13 @@ export class HandlerSlots {
     return this.waiters;
   }
 
+  /** Whether a slot can be taken at once (none held by every handler, no lease waiting). */
+  hasFreeSlot(): boolean {
+    return this.held < this.capacity && this.waiters === 0;
+  }
+
   tryAcquire(lane: LaneSlots): Release | undefined {
-    if (this.held >= this.capacity || this.waiters > 0) return undefined;
+    if (!this.hasFreeSlot()) return undefined;
     this.held += 1;
     lane.running += 1;
     return this.releaser(lane);

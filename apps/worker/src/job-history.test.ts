@@ -1,7 +1,7 @@
 import { eligibleAt, isFirstStart, lostStarts, previousWorker, type JobStarts, type StartHistory } from './job-history';
 
 const job = (over: Partial<JobStarts>): JobStarts => ({ attemptsStarted: 1, attemptsMade: 0, timestamp: 1000, opts: {}, ...over });
-const history = (over: Partial<StartHistory>): StartHistory => ({ uncountedStarts: 0, rateLimitedRetries: 0, lease: undefined, lastRow: undefined, cancelRequested: false, ...over });
+const history = (over: Partial<StartHistory>): StartHistory => ({ uncountedStarts: 0, rateLimitedRetries: 0, lease: undefined, lastRow: undefined, cancelRequested: false, budgetDeferrals: 0, ...over });
 
 describe('job history rules', () => {
   it('knows a first start', () => {

@@ -23,6 +23,9 @@ export interface StartHistory {
   lastRow: AttemptLogRow | undefined;
   /** A cancellation was requested while the job was active (JOB_FIELD.cancelRequested). */
   cancelRequested: boolean;
+  /** Deferrals by the lane's retry budget of the retry this start is (JOB_FIELD.budgetDeferred);
+   * 0 when it was not deferred. */
+  budgetDeferrals: number;
 }
 
 /** The BullMQ job fields these rules read. */
@@ -46,8 +49,8 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
   const keys = jobKeys(prefix, lane, jobId);
   // Sent in the same turn, so in one write (write-coalescing.ts); an ioredis pipeline would copy
   // every script defined on the connection onto itself for these two commands.
-  const [[uncounted, rateLimited, lease, cancel], rows] = await Promise.all([
-    redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries, JOB_FIELD.lease, JOB_FIELD.cancelRequested),
+  const [[uncounted, rateLimited, lease, cancel, deferred], rows] = await Promise.all([
+    redis.hmget(keys.job, JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries, JOB_FIELD.lease, JOB_FIELD.cancelRequested, JOB_FIELD.budgetDeferred),
     redis.lrange(keys.logs, -LAST_ROWS_READ, -1),
   ]);
   return {
@@ -59,6 +62,7 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
       .reverse()
       .find((row) => row !== undefined && row.errorClass !== 'stalled'),
     cancelRequested: Boolean(cancel),
+    budgetDeferrals: Number(deferred ?? 0) || 0,
   };
 }
 
@@ -73,6 +77,24 @@ export async function countUncountedStart(redis: RedisClient, prefix: string, la
 export async function countRateLimitedRetry(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
   const key = jobKeys(prefix, lane, jobId).job;
   await Promise.all([redis.hincrby(key, JOB_FIELD.uncountedStarts, 1), redis.hincrby(key, JOB_FIELD.rateLimitedRetries, 1)]);
+}
+
+/** Marks the job's next retry as deferred by the lane's retry budget: its start asks the budget
+ * again before the handler runs (budget-gate.ts). */
+export async function markBudgetDeferred(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
+  await redis.hset(jobKeys(prefix, lane, jobId).job, JOB_FIELD.budgetDeferred, 1);
+}
+
+/** A start whose deferred retry the budget refused again: it used no attempt, and the retry has
+ * been deferred once more. Both are sent in the same turn, so in one write. */
+export async function countBudgetDeferral(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
+  const key = jobKeys(prefix, lane, jobId).job;
+  await Promise.all([redis.hincrby(key, JOB_FIELD.uncountedStarts, 1), redis.hincrby(key, JOB_FIELD.budgetDeferred, 1)]);
+}
+
+/** The budget granted the deferred retry: the job's next failure starts afresh. */
+export async function clearBudgetDeferred(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
+  await redis.hdel(jobKeys(prefix, lane, jobId).job, JOB_FIELD.budgetDeferred);
 }
 
 /**

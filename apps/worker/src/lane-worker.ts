@@ -38,6 +38,18 @@ export const LEASE_RECORD_AFTER_MS = 1000;
 /** An error BullMQ's worker repeats is logged once, then once per this long with its count. */
 export const WORKER_ERROR_LOG_INTERVAL_MS = 30_000;
 
+/**
+ * The longest a lane's idle blocking fetch waits before it asks Redis again (BullMQ's drainDelay,
+ * 5 s by default). A due retry is announced to the fetch by a marker that BullMQ's own bookkeeping
+ * can lose: a fetch may take the marker of a retry just as the attempt's end is recorded, and
+ * BullMQ then clears the wake-up time the fetch read from it (it applies the "nothing fetched"
+ * reply of moving the job to the delayed set). The lane then sleeps for the whole drainDelay, so a
+ * 300 ms backoff became 5 s about once in every few dozen retries, more often while the lanes share
+ * the process's slots (a lane waiting for work keeps a blocking fetch open beside its running job).
+ * One second bounds that, for one blocking call per idle lane per second.
+ */
+export const LANE_DRAIN_DELAY_SECONDS = 1;
+
 /** The service name of the worker's spans, its handler threads' included. */
 export const WORKER_SERVICE_NAME = 'bullpen-worker';
 
@@ -190,6 +202,7 @@ export class LaneWorker {
         // both 30 s); a short test lock gets a correspondingly quick check.
         stalledInterval: policy.lockDurationMs,
         maxStalledCount: policy.maxStalls,
+        drainDelay: LANE_DRAIN_DELAY_SECONDS,
         ...laneRetention(policy),
         // BullMQ stores it as the job's processedBy.
         name: config.workerId,

@@ -53,16 +53,26 @@ describe('planRetry', () => {
     expect(await planRetry(input({ deadlineAt: 1_000_100 }))).toMatchObject({ kind: 'retry', delayMs: 100 });
   });
 
-  it('defers a retry the budget refuses to the backoff cap on a defer lane', async () => {
+  it('defers a retry the budget refuses to a jittered delay between half the backoff cap and the cap on a defer lane', async () => {
     const plan = await planRetry(input({ tryRetry: async () => refused }));
     expect(plan).toEqual({
       kind: 'retry',
-      delayMs: 5000,
+      delayMs: 3750,
       reason: 'budget_deferred',
       source: 'budget_cap',
       consumesAttempt: true,
       budget: { action: 'defer', retriesInWindow: 10, allowedInWindow: 10 },
     });
+  });
+
+  it('spreads the deferred retries of jobs refused together over half the backoff cap', async () => {
+    const delays = await Promise.all(
+      [0, 0.25, 0.999].map(async (r) => {
+        const plan = await planRetry(input({ random: () => r, tryRetry: async () => refused }));
+        return plan.kind === 'retry' ? plan.delayMs : -1;
+      }),
+    );
+    expect(delays).toEqual([2500, 3125, 4998]);
   });
 
   it('stops a deferred retry whose longer delay passes the deadline', async () => {
@@ -96,7 +106,7 @@ describe('planRetry', () => {
     // Still budgeted.
     expect(await planRetry(input({ classification: limited, policy: free, tryRetry: async () => refused }))).toMatchObject({
       reason: 'budget_deferred',
-      delayMs: 5000,
+      delayMs: 3750,
       consumesAttempt: false,
     });
   });

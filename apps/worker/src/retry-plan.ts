@@ -1,7 +1,7 @@
 // The verdict on a failed attempt, lane rules included: the job's own rules (retry-decision.ts),
 // then the bound on rate-limited retries that use no attempt, then the job's deadline (no retry may start after it), then the lane's retry budget shared by all
-// replicas (a refused retry is deferred to the backoff cap or fails the job). Pure apart from the
-// one budget call it is handed.
+// replicas (a refused retry is deferred to about the backoff cap, where it asks the budget again
+// before it runs: budget-gate.ts; or the job fails). Pure apart from the one budget call it is handed.
 import type { Classification, ErrorClass, LanePolicy, RetryBudgetDecision } from '@bullpen/core';
 import type { DeadReason, DelaySource, RetryReason } from './events';
 import type { RandomSource } from './random';
@@ -114,15 +114,25 @@ export async function planRetry(input: RetryPlanInput): Promise<RetryPlan> {
         budget: refusal,
       };
     }
-    // BullMQ's own backoffs cannot be lengthened from here; such jobs keep BullMQ's delay.
+    // BullMQ's own backoffs cannot be lengthened from here; such jobs keep BullMQ's delay (and
+    // ask the budget again when it ends, as every deferred retry does: budget-gate.ts).
     if (input.bullmqDelayMs === undefined) {
-      delayMs = policy.backoff.capMs;
+      delayMs = budgetDeferralDelay(policy.backoff.capMs, input.random);
       source = 'budget_cap';
     }
     if (pastDeadline()) return { ...deadlineStop(), budget: refusal };
   }
   const reason: RetryReason = refusal ? 'budget_deferred' : rateLimited ? 'rate_limited' : 'backoff';
   return { kind: 'retry', delayMs, reason, source, consumesAttempt, ...(refusal ? { budget: refusal } : {}) };
+}
+
+/**
+ * How long a retry the budget refused waits before it asks again: uniform in [capMs/2, capMs], so
+ * that the jobs a refusal catches together (a whole herd failing at once) come back spread out
+ * rather than together at the cap.
+ */
+export function budgetDeferralDelay(capMs: number, random: RandomSource): number {
+  return Math.round(capMs / 2 + random() * (capMs / 2));
 }
 
 function deadlineStop(): Extract<RetryPlan, { kind: 'dead' }> {

@@ -18,6 +18,12 @@ export interface AttemptLogRow {
    * `rateLimitedConsumesAttempt: false`): which of the job's free retries that was, from 1. The
    * row's `attempt` stays the attempt that is retried, so consecutive free retries share it. */
   rateLimitedRetry?: number;
+  /** Set on the row of a start that ran no handler: its retry had been deferred by the lane's
+   * retry budget, which refused it again when it came due, so it was deferred once more without
+   * using an attempt. Which deferral of that retry it was: the failed attempt's own deferral is the
+   * first, so these rows count from 2. The row keeps the number and the error class of the
+   * attempt whose retry is deferred. */
+  budgetDeferral?: number;
 }
 
 /** Longest message kept in a row; longer messages are cut so one log row stays small. */
@@ -35,6 +41,7 @@ export function formatAttemptLogRow(row: Omit<AttemptLogRow, 'type'>): string {
     worker: row.worker,
     ts: row.ts,
     ...(row.rateLimitedRetry !== undefined ? { rateLimitedRetry: row.rateLimitedRetry } : {}),
+    ...(row.budgetDeferral !== undefined ? { budgetDeferral: row.budgetDeferral } : {}),
   };
   return JSON.stringify(full);
 }
@@ -61,5 +68,6 @@ export function parseAttemptLogRow(line: string): AttemptLogRow | undefined {
     worker: typeof r.worker === 'string' ? r.worker : '',
     ts: typeof r.ts === 'number' ? r.ts : 0,
     ...(typeof r.rateLimitedRetry === 'number' ? { rateLimitedRetry: r.rateLimitedRetry } : {}),
+    ...(typeof r.budgetDeferral === 'number' ? { budgetDeferral: r.budgetDeferral } : {}),
   };
 }

@@ -22,6 +22,14 @@ export const JOB_FIELD = {
   /** Epoch ms of a cancellation requested while the job was active (request-cancel.lua): a worker
    * that starts the job again aborts it. A redrive clears it. */
   cancelRequested: 'bp:cancel',
+  /**
+   * Set while the job's next retry is one the lane's retry budget refused and deferred: the start
+   * that comes due asks the budget again before its handler runs, so that a deferred retry reaches
+   * the dependency only once the budget grants it. Its value counts the deferrals of that retry (1
+   * after the failed attempt's, one more per refusal when it came due). Deleted when the budget
+   * grants the retry; a redrive deletes it too.
+   */
+  budgetDeferred: 'bp:budget_deferred',
 } as const;
 
 /** BullMQ's own job fields a redrive resets beside its attempt counters: the stall count (so
