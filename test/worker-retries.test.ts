@@ -262,7 +262,8 @@ describe('worker retries', () => {
             concurrency: 1,
             attempts: 2,
             backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
-            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
+            // Grants no retry below 10,000 first attempts in its window: refuses all of this test's.
+            retryBudget: { ratio: 0.0001, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
           },
         },
       },
@@ -331,7 +332,8 @@ describe('worker retries', () => {
             attempts: 5,
             deadlineMs: 2500,
             backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
-            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
+            // Grants no retry below 10,000 first attempts in its window: refuses all of this test's.
+            retryBudget: { ratio: 0.0001, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
           },
         },
       },
@@ -354,7 +356,8 @@ describe('worker retries', () => {
             concurrency: 1,
             attempts: 3,
             backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
-            retryBudget: { ratio: 0, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
+            // Grants no retry below 10,000 first attempts in its window: refuses all of this test's.
+            retryBudget: { ratio: 0.0001, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
           },
         },
       },

@@ -46,6 +46,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ AUTH_DISABLED: 'true' }).authDisabled).toBe(true);
   });
 
+  it('refuses a retry budget that allows no retry in defer mode, which would hold every retry forever', () => {
+    const budget = (retryBudget: object) => lanes({ lanes: { a: { concurrency: 1, retryBudget } } });
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, budget({ ratio: 0, minRetriesPerSecond: 0 }))).toThrow(
+      /LANES_FILE \(\/x\/lanes.json\): field "lanes.a.retryBudget.onExhausted": a budget of ratio 0 and fewer than one retry per window/,
+    );
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, budget({ ratio: 0, minRetriesPerSecond: 0.05, windowSeconds: 10 }))).toThrow(ConfigError);
+    // No retry, failed at once: allowed; and any budget that grants some may defer.
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, budget({ ratio: 0, minRetriesPerSecond: 0, onExhausted: 'fail' }))).not.toThrow();
+    expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, budget({ ratio: 0, minRetriesPerSecond: 1 }))).not.toThrow();
+  });
+
   it('names the lanes file and the field when a lane policy is invalid', () => {
     const bad = { lanes: { tool_call: { concurrency: 0 } } };
     expect(() => loadConfig({ LANES_FILE: '/x/lanes.json' }, lanes(bad))).toThrow(ConfigError);

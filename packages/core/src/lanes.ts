@@ -61,7 +61,20 @@ export const retryBudgetSchema = z
     /** What happens to a retry over budget: deferred to the lane's backoff cap, or failed; default defer. */
     onExhausted: z.enum(['defer', 'fail']).default('defer'),
   })
-  .strict();
+  .strict()
+  .superRefine((budget, ctx) => {
+    // A deferred retry runs only when the budget grants it: one that grants none holds every retry
+    // of the lane forever (or until each job's deadline).
+    // The allowance is floor(ratio × first attempts + minRetriesPerSecond × windowSeconds).
+    if (budget.ratio === 0 && Math.floor(budget.minRetriesPerSecond * budget.windowSeconds) < 1 && budget.onExhausted === 'defer') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['onExhausted'],
+        message:
+          'a budget of ratio 0 and fewer than one retry per window (minRetriesPerSecond × windowSeconds) allows no retry, so "defer" would hold every retry forever: expected "fail", or a budget that allows some',
+      });
+    }
+  });
 export type RetryBudgetPolicy = z.infer<typeof retryBudgetSchema>;
 
 /** The classes a lane's rule may assign: the worker's own (unknown_handler, deadline_exceeded, …) stay its own. */
