@@ -133,6 +133,32 @@ describe('producer API: a Redis that fills up', () => {
     expect(await oomRefusals(api.redis)).toBe(0);
   });
 
+  it('reads Redis again before a submission whose bytes may use the room left under the limit, however recent the last reading', async () => {
+    api = await startTestApi({ lanesFile, env: { REDIS_URL: redis.url } });
+    const maxBytes = (await info(api.redis, 'memory', 'used_memory')) + 32 * MiB;
+    await api.redis.config('SET', 'maxmemory', String(maxBytes));
+    const fillTo = async (share: number, prefix: string) => {
+      for (let i = 0; (await info(api!.redis, 'memory', 'used_memory')) < share * maxBytes; i++) {
+        await api!.redis.set(`${prefix}:${i}`, 'x'.repeat(256 * 1024));
+      }
+    };
+    // 75% full, 5% under where submissions start to wait for fresh readings (80%).
+    await fillTo(0.75, 'ballast:a');
+    const small = () => api!.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } });
+    expect((await small()).status).toBe(201);
+    expect((await small()).status).toBe(201); // taken on a reading of 75%
+    const backlog = await api.backlog(LANE);
+    // Someone else fills Redis to 95% at once. A bulk of about 0.9 MiB, which alone could take
+    // more than the 1.6 MiB left under 80% at the last reading, must not go on that reading.
+    await fillTo(0.95, 'ballast:b');
+    const jobs = Array.from({ length: 100 }, (_, i) => ({ name: 'noop', data: { i, pad: 'x'.repeat(9000) } }));
+    const reply = await api.request('POST', `/v1/lanes/${LANE}/jobs/bulk`, { body: { jobs } });
+    expectRedisFull(reply);
+    expect(reply.body.detail).toMatch(/API_REDIS_MEMORY_LIMIT/);
+    expect(await api.backlog(LANE)).toBe(backlog);
+    expect(await oomRefusals(api.redis)).toBe(0);
+  });
+
   it('answers 503 redis_full, not 500, when Redis itself refuses the jobs, and enqueues none of them', async () => {
     // The API's own check off: Redis refuses at maxmemory.
     api = await startTestApi({ lanesFile, env: { REDIS_URL: redis.url, API_REDIS_MEMORY_LIMIT: '1' } });

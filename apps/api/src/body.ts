@@ -2,7 +2,7 @@
 // (the error handler maps body-parser's error types). Mounted after auth and lane checks, so a
 // body is never read for a request that is refused anyway.
 import { isUtf8 } from 'node:buffer';
-import express, { type RequestHandler } from 'express';
+import express, { type RequestHandler, type Response } from 'express';
 import { EMPTY_BODY, INVALID_UTF8, ProblemError, bodyRequiredProblem } from './problem';
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -39,7 +39,8 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
     limit: limitBytes,
     strict: false,
     type: () => true,
-    verify: (_req, _res, buf, encoding) => {
+    verify: (_req, res, buf, encoding) => {
+      (res as Response).locals[BODY_BYTES] = buf.length;
       if (buf.length === 0) throw Object.assign(new Error('request body is empty'), { type: EMPTY_BODY, status: 400 });
       if (encoding === 'utf-8' && !isUtf8(buf)) throw Object.assign(new Error('request body is not UTF-8'), { type: INVALID_UTF8, status: 400 });
     },
@@ -51,4 +52,12 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
 function charsetOf(contentType: string | undefined): string | undefined {
   const match = contentType ? /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType) : null;
   return match ? (match[1] ?? '').toLowerCase() : undefined;
+}
+
+const BODY_BYTES = 'bodyBytes';
+
+/** The length of the request body jsonBody read (decompressed), 0 when it read none. */
+export function bodyBytesOf(res: Response): number {
+  const bytes: unknown = res.locals[BODY_BYTES];
+  return typeof bytes === 'number' ? bytes : 0;
 }

@@ -168,7 +168,8 @@ export class JobProducer {
    * the same turn of the event loop (submit-batcher.ts): each is still refused, added or failed on
    * its own.
    */
-  async submit({ lane, policy }: LaneContext, tenant: string, input: JobSubmission): Promise<SubmitOutcome> {
+  /** @param bytes the request's body length, counted against Redis's memory until it is read again */
+  async submit({ lane, policy }: LaneContext, tenant: string, input: JobSubmission, bytes = 0): Promise<SubmitOutcome> {
     const { guard, lanes } = this.deps;
     const prepared = prepareJob(input, { tenant, policy, jobId: randomUUID(), nowMs: Date.now() });
     const queue = lanes.queue(lane);
@@ -176,8 +177,9 @@ export class JobProducer {
     const parent = context.active();
     let span: Span | undefined;
     let failure: unknown;
-    if (this.memory.near) await this.memory.fresh();
+    if (this.memory.near(bytes)) await this.memory.fresh();
     this.checkMemory(lane, 1);
+    this.memory.sent(bytes);
     // Room among the jobs on their way to Redis first: a refusal here sent nothing.
     if (!this.inFlight.tryEnter(1)) await this.waitForRoom(lane, 1);
     try {
@@ -266,7 +268,8 @@ export class JobProducer {
    * item can add no job of its own (same tenant, same lane: the same deduplication id): it takes
    * no room and shares that item's outcome, the same job replayed or the same refusal.
    */
-  async submitBulk({ lane, policy }: LaneContext, tenant: string, items: readonly unknown[]): Promise<BulkOutcome> {
+  /** @param bytes the request's body length, counted against Redis's memory until it is read again */
+  async submitBulk({ lane, policy }: LaneContext, tenant: string, items: readonly unknown[], bytes = 0): Promise<BulkOutcome> {
     const { config, redis, guard, lanes } = this.deps;
     const results: BulkItemResult[] = new Array(items.length);
     const valid: ValidItem[] = [];
@@ -301,8 +304,9 @@ export class JobProducer {
     let refused: ValidItem[] = [];
     if (valid.length > 0) {
       const ids = valid.map((item) => item.prepared.jobId);
-      if (this.memory.near) await this.memory.fresh();
+      if (this.memory.near(bytes)) await this.memory.fresh();
       this.checkMemory(lane, valid.length);
+      this.memory.sent(bytes);
       // Room among the jobs on their way to Redis first: a refusal here sent nothing.
       await this.waitForRoom(lane, valid.length);
       try {

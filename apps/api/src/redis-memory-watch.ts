@@ -7,7 +7,9 @@
 // one of them starts to refresh in the background when it is older than REFRESH_MS (an idle API
 // reads nothing). Within NEAR_LIMIT of it, each waits for a reading taken after it arrived, so that
 // the writes of the submissions before it are counted: a client sending one bulk after another
-// otherwise got two more in past the limit. What slips past all the same (submissions in flight
+// otherwise got two more in past the limit. What was sent since the last reading counts too (its
+// request bytes, times FOOTPRINT): bulks of large jobs sent one after another within one
+// REFRESH_MS could otherwise carry Redis from under NEAR_LIMIT to maxmemory unseen. What slips past all the same (submissions in flight
 // together) and meets Redis's own refusal is answered redis_full too. On a cluster each primary is
 // read, and a lane is judged by the primary that holds its keys.
 import { lanePrefix, memoryRatio, readMemory, serverAddress, serverAddressOfKey, serversOf, type RedisClient } from '@bullpen/core';
@@ -17,6 +19,12 @@ import { RedisGuard } from './redis-guard';
 export const REFRESH_MS = 250;
 /** How far under the limit (a share of maxmemory) each submission waits for a fresh reading. */
 export const NEAR_LIMIT = 0.1;
+/**
+ * Redis memory counted per request byte sent since the last reading: a job's data is stored as the
+ * JSON it arrived as, beside its options and BullMQ's fields, so twice its bytes errs on the side
+ * of reading again.
+ */
+export const FOOTPRINT = 2;
 
 export interface MemoryPastLimit {
   /** used_memory / maxmemory of the server holding the lane. */
@@ -30,6 +38,10 @@ export class RedisMemoryWatch {
   private ratios = new Map<string, number>();
   /** The highest of `ratios`. */
   private highest = 0;
+  /** The least room left before NEAR_LIMIT on any server with a limit, in bytes, at the last reading. */
+  private roomBytes = Number.POSITIVE_INFINITY;
+  /** Memory the submissions sent since the last reading started may have taken (bytes × FOOTPRINT). */
+  private sentBytes = 0;
   private readAtMs = Number.NEGATIVE_INFINITY;
   private reading: Promise<void> | undefined;
   /** Its own bound on its reads, which are no request's calls. */
@@ -44,9 +56,19 @@ export class RedisMemoryWatch {
     this.guard = new RedisGuard(redis);
   }
 
-  /** Whether the last reading is close enough to the limit that a submission waits for a fresh one (fresh()). */
-  get near(): boolean {
-    return this.limit < 1 && this.highest >= this.limit - NEAR_LIMIT;
+  /**
+   * Whether a submission of `bytes` waits for a fresh reading (fresh()): the last one was close
+   * enough to the limit, or what was sent since it, this submission included, may have used the
+   * room that was left.
+   */
+  near(bytes = 0): boolean {
+    if (this.limit >= 1) return false;
+    return this.highest >= this.limit - NEAR_LIMIT || this.sentBytes + bytes * FOOTPRINT >= this.roomBytes;
+  }
+
+  /** Counts a submission of `bytes` that is about to be sent, until a reading started after it. */
+  sent(bytes: number): void {
+    if (this.limit < 1) this.sentBytes += bytes * FOOTPRINT;
   }
 
   /** Resolves once a reading has been taken that started no earlier than this call (or failed). */
@@ -76,16 +98,24 @@ export class RedisMemoryWatch {
   }
 
   private async read(): Promise<void> {
+    // What was sent before this reading started is in it; what is sent meanwhile may not be.
+    const sentBefore = this.sentBytes;
     try {
       const servers = serversOf(this.redis);
       const memories = await this.guard.run(() => Promise.all(servers.map((server) => readMemory(server))));
       const ratios = new Map<string, number>();
+      let roomBytes = Number.POSITIVE_INFINITY;
       servers.forEach((server, i) => {
-        const ratio = memoryRatio(memories[i]!);
-        if (ratio !== undefined) ratios.set(serverAddress(server), ratio);
+        const memory = memories[i]!;
+        const ratio = memoryRatio(memory);
+        if (ratio === undefined) return;
+        ratios.set(serverAddress(server), ratio);
+        roomBytes = Math.min(roomBytes, (this.limit - NEAR_LIMIT) * memory.maxBytes - memory.usedBytes);
       });
       this.ratios = ratios;
       this.highest = Math.max(0, ...ratios.values());
+      this.roomBytes = roomBytes;
+      this.sentBytes = Math.max(0, this.sentBytes - sentBefore);
       this.readAtMs = Date.now();
     } catch {
       // Redis down or slow: the submission's own calls meet the outage and answer it.

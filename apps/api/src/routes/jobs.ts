@@ -2,7 +2,7 @@
 import type { Request, Response } from 'express';
 import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, principalOf } from '../auth';
-import { jsonBody } from '../body';
+import { bodyBytesOf, jsonBody } from '../body';
 import type { JobAccess } from '../job-access';
 import { ProblemError } from '../problem';
 import type { JobProducer } from '../producer';
@@ -35,7 +35,7 @@ export function jobRoutes(router: RouteTable, { config, producer, access }: JobR
           : 'The job is invalid';
       throw new ProblemError(rejection.code, detail, { errors: rejection.errors });
     }
-    const outcome = await producer.submit(context, principalOf(res).tenant, parsed.value);
+    const outcome = await producer.submit(context, principalOf(res).tenant, parsed.value, bodyBytesOf(res));
     if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(outcome.replayed ? 200 : 201).json(outcome.job);
   });
@@ -43,7 +43,7 @@ export function jobRoutes(router: RouteTable, { config, producer, access }: JobR
   router.post('/lanes/:lane/jobs/bulk', lane, ...body, async (req: LaneRequest, res: Response) => {
     const parsed = parseWith(bulkSubmissionSchema, req.body, 'body');
     if (!parsed.ok) throw new ProblemError('validation_failed', 'The batch is invalid', { errors: parsed.errors });
-    const outcome = await producer.submitBulk(laneOf(res), principalOf(res).tenant, parsed.value.jobs);
+    const outcome = await producer.submitBulk(laneOf(res), principalOf(res).tenant, parsed.value.jobs, bodyBytesOf(res));
     if (outcome.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(outcome.retryAfterSeconds));
     res.status(200).json(outcome.result);
   });
