@@ -9,7 +9,7 @@ import type { AttemptDebugLog } from './attempt-debug-log';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import { attemptRetryOf, emitFailure, type FailedAttempt } from './failure-events';
-import { countRateLimitedRetry, eligibleAt, type StartHistory } from './job-history';
+import { eligibleAt, RATE_LIMITED_RETRY_COUNTS, type StartHistory } from './job-history';
 import { planRetry } from './retry-plan';
 
 /** What the attempt runner knows of an attempt when it fails. */
@@ -91,7 +91,8 @@ export class FailureRecorder {
         },
         message,
         // Free retries keep the attempt number: the row says which free retry it was.
-        ...(!consumesAttempt ? { rateLimitedRetry: (history?.rateLimitedRetries ?? 0) + 1 } : {}),
+        // Counted with the row, so never on a job this worker no longer holds or that is gone.
+        ...(!consumesAttempt ? { rateLimitedRetry: (history?.rateLimitedRetries ?? 0) + 1, counts: RATE_LIMITED_RETRY_COUNTS } : {}),
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
         ...(token ? { lockToken: token } : {}),
       }),
@@ -103,7 +104,6 @@ export class FailureRecorder {
       const ev = { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, ...refusal, ...subject };
       writes.push(publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen));
     }
-    if (!consumesAttempt) writes.push(countRateLimitedRetry(redis, config.prefix, lane, ref.jobId));
     // Issued together, so they share one round trip; the row and its event are one script call.
     const results = await Promise.allSettled(writes);
     for (const result of results) {

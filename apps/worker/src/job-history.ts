@@ -6,6 +6,7 @@ import {
   jobKeys,
   parseAttemptLogRow,
   parseLeaseRecord,
+  scriptCommand,
   type AttemptLogRow,
   type LeaseRecord,
 } from '@bullpen/core';
@@ -62,18 +63,23 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
   };
 }
 
-/** Counts one start that used no attempt. Call it before the job leaves the active state, so that
- * a crash in between can only hide a reclaim, never report one that did not happen. */
-export async function countUncountedStart(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
-  await redis.hincrby(jobKeys(prefix, lane, jobId).job, JOB_FIELD.uncountedStarts, 1);
+const COUNT_START = 'bullpenCountStart';
+interface CountStartClient {
+  [COUNT_START](...args: string[]): Promise<number>;
 }
 
-/** Counts one rate-limited retry that uses no attempt: a start that used none, and one of the
- * lane's maxRateLimitedRetries. Both are sent in the same turn, so in one write. */
-export async function countRateLimitedRetry(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
-  const key = jobKeys(prefix, lane, jobId).job;
-  await Promise.all([redis.hincrby(key, JOB_FIELD.uncountedStarts, 1), redis.hincrby(key, JOB_FIELD.rateLimitedRetries, 1)]);
+/** Counts one start that used no attempt. Call it before the job leaves the active state, so that
+ * a crash in between can only hide a reclaim, never report one that did not happen. One script
+ * call (lua/count-start.lua): nothing is counted on a job removed meanwhile, which would come back
+ * as a hash nothing removes, nor on one whose lock another worker holds under another token. */
+export async function countUncountedStart(redis: RedisClient, prefix: string, lane: string, jobId: string, lockToken?: string): Promise<void> {
+  const keys = jobKeys(prefix, lane, jobId);
+  await scriptCommand<CountStartClient>(redis, COUNT_START, 'count-start', 2)[COUNT_START](keys.job, keys.lock, lockToken ?? '', JOB_FIELD.uncountedStarts);
 }
+
+/** What a rate-limited retry that uses no attempt counts on the job hash (recordAttempt's
+ * `counts`, with its row): a start that used none, and one of the lane's maxRateLimitedRetries. */
+export const RATE_LIMITED_RETRY_COUNTS = [JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries] as const;
 
 /**
  * Earlier starts of the job that never finished: BullMQ counts a start when a worker leases the
