@@ -5,7 +5,7 @@
 // job dead must not delete it after a concurrent redrive has put it back to work.
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
-import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, scriptCommand, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import { DeadCursorCodec, type DeadCursor } from './dead-cursor';
 import { JobsInFlight, OVERLOADED_RETRY_AFTER_SECONDS } from './jobs-in-flight';
 import type { LaneRegistry } from './lane-registry';
@@ -30,13 +30,19 @@ const MAX_LOG_ROWS = 200;
 export const DEAD_LETTER_CLAIM_MS = 30_000;
 /**
  * How many submitted jobs one redriven or purged job counts as among the jobs on their way to
- * Redis: a submission is about one call per job (its add), a redrive six (claim, data, fields,
+ * Redis: a submission is about one call per job (its add), a redrive five (claim, data, fields,
  * retry, release) and a purge four. Counted as one, forty redrives of 200 at once took the room
  * of eight bulks of 1,000 and timed out half of themselves on a 2-core machine.
  */
 export const DEAD_LETTER_WEIGHT = 5;
 /** What a cursor that this API did not give for this tenant and lane is answered with. */
 export const DEAD_CURSOR_MESSAGE = 'expected the nextCursor of a previous page';
+
+const REDRIVE_RESET = 'bullpenRedriveReset';
+interface RedriveResetClient {
+  [REDRIVE_RESET](...args: (string | number)[]): Promise<number>;
+}
+
 /** Ids a job may have; anything else (a colon, say) cannot name a job hash (as in job-access.ts). */
 const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
 
@@ -341,11 +347,23 @@ export class DeadLetters {
       // make the first new start look like a reclaim; so does BullMQ's stall count, or a job
       // that died of stalls would fail at its first stall after the redrive; and a job cancelled
       // before is an operator's to run again.
-      const key = jobKeys(this.deps.config.prefix, job.queueName, String(job.id)).job;
-      await Promise.all([
-        this.deps.redis.hdel(key, JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries, JOB_FIELD.lease, JOB_FIELD.cancelRequested, JOB_FIELD.budgetDeferred, ...BULLMQ_STALL_FIELDS),
-        this.deps.redis.hset(key, JOB_FIELD.redrivenAt, now),
-      ]);
+      // Written only while the job is still dead: retention (removeOnFail) may have removed it since
+      // it was found, and a write then would leave a hash behind that nothing ever removes.
+      const { prefix } = this.deps.config;
+      const reset = await scriptCommand<RedriveResetClient>(this.deps.redis, REDRIVE_RESET, 'redrive-reset', 2)[REDRIVE_RESET](
+        jobKeys(prefix, job.queueName, String(job.id)).job,
+        laneStateKeys(prefix, job.queueName).failed,
+        String(job.id),
+        JOB_FIELD.redrivenAt,
+        now,
+        JOB_FIELD.uncountedStarts,
+        JOB_FIELD.rateLimitedRetries,
+        JOB_FIELD.lease,
+        JOB_FIELD.cancelRequested,
+        JOB_FIELD.budgetDeferred,
+        ...BULLMQ_STALL_FIELDS,
+      );
+      if (reset !== 1) return reset === 0 ? 'not_found' : 'not_dead';
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       return 'redriven';
     } catch (err) {

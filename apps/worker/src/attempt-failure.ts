@@ -2,14 +2,14 @@
 // record the attempt row and its event in one Redis call, and hand BullMQ the error that makes it
 // do what the plan says. The failed attempt is kept by that error until BullMQ's 'failed' event
 // and backoff strategy ask for it.
-import { classifyError, describeThrown, publishLaneEvent, recordAttempt, unwrapJobData, LANE_EVENT, type RetryBudgetDecision } from '@bullpen/core';
+import { classifyError, describeThrown, publishLaneEvent, recordAttempt, unwrapJobData, JOB_FIELD, LANE_EVENT, type RetryBudgetDecision } from '@bullpen/core';
 import { Backoffs, DelayedError, UnrecoverableError } from 'bullmq';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
 import type { AttemptDebugLog } from './attempt-debug-log';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, AttemptTimings } from './events';
 import { attemptRetryOf, emitFailure, type FailedAttempt } from './failure-events';
-import { countRateLimitedRetry, eligibleAt, markBudgetDeferred, type StartHistory } from './job-history';
+import { eligibleAt, RATE_LIMITED_RETRY_COUNTS, type StartHistory } from './job-history';
 import { planRetry } from './retry-plan';
 
 /** What the attempt runner knows of an attempt when it fails. */
@@ -69,6 +69,7 @@ export class FailureRecorder {
     const consumesAttempt = plan.kind === 'retry' ? plan.consumesAttempt : true;
     const waitMs = Math.max(0, startedAt - eligibleAt(job, history, unwrapJobData(job.data).meta?.redrivenAt));
     const retry = attemptRetryOf({ ref, classification, plan, strategy: policy.backoff.strategy });
+    const counts = [...(!consumesAttempt ? RATE_LIMITED_RETRY_COUNTS : []), ...(plan.kind === 'retry' && plan.budget ? [JOB_FIELD.budgetDeferred] : [])];
     const writes: Array<Promise<unknown>> = [
       recordAttempt(redis, {
         prefix: config.prefix,
@@ -91,7 +92,10 @@ export class FailureRecorder {
         },
         message,
         // Free retries keep the attempt number: the row says which free retry it was.
+        // Counted with the row, so never on a job this worker no longer holds or that is gone.
         ...(!consumesAttempt ? { rateLimitedRetry: (history?.rateLimitedRetries ?? 0) + 1 } : {}),
+        // A retry the budget deferred is marked so: it asks the budget again when it comes due.
+        ...(counts.length > 0 ? { counts } : {}),
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
         ...(token ? { lockToken: token } : {}),
       }),
@@ -103,9 +107,6 @@ export class FailureRecorder {
       const ev = { event: LANE_EVENT.retryBudgetExhausted, jobId: ref.jobId, ...refusal, ...subject };
       writes.push(publishLaneEvent(redis, config.prefix, lane, ev, config.eventsMaxLen));
     }
-    if (!consumesAttempt) writes.push(countRateLimitedRetry(redis, config.prefix, lane, ref.jobId));
-    // A deferred retry has not been granted: it asks the budget again when it comes due.
-    if (plan.kind === 'retry' && plan.budget) writes.push(markBudgetDeferred(redis, config.prefix, lane, ref.jobId));
     // Issued together, so they share one round trip; the row and its event are one script call.
     const results = await Promise.allSettled(writes);
     for (const result of results) {

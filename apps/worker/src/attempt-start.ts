@@ -30,7 +30,7 @@ export async function handBack(
 ): Promise<Error | undefined> {
   const { redis, config, lane, logger } = deps;
   try {
-    await countUncountedStart(redis, config.prefix, lane, job.id ?? '');
+    await countUncountedStart(redis, config.prefix, lane, job.id ?? '', token);
     await job.moveToWait(token);
     return new WaitingError();
   } catch (err) {

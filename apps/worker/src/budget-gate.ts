@@ -76,7 +76,7 @@ export async function admitDeferredRetry(
     // Counted before the job leaves the active state, as a hand-back is: a crash in between can
     // only hide a reclaim, never report one that did not happen.
     await Promise.all([
-      countBudgetDeferral(redis, config.prefix, lane, ref.jobId),
+      countBudgetDeferral(redis, config.prefix, lane, ref.jobId, token),
       appendAttemptRow(redis, {
         prefix: config.prefix,
         lane,

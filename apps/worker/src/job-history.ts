@@ -6,6 +6,7 @@ import {
   jobKeys,
   parseAttemptLogRow,
   parseLeaseRecord,
+  scriptCommand,
   type AttemptLogRow,
   type LeaseRecord,
 } from '@bullpen/core';
@@ -66,30 +67,35 @@ export async function readStartHistory(redis: RedisClient, prefix: string, lane:
   };
 }
 
+const COUNT_START = 'bullpenCountStart';
+interface CountStartClient {
+  [COUNT_START](...args: string[]): Promise<number>;
+}
+
 /** Counts one start that used no attempt. Call it before the job leaves the active state, so that
- * a crash in between can only hide a reclaim, never report one that did not happen. */
-export async function countUncountedStart(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
-  await redis.hincrby(jobKeys(prefix, lane, jobId).job, JOB_FIELD.uncountedStarts, 1);
+ * a crash in between can only hide a reclaim, never report one that did not happen. One script
+ * call (lua/count-start.lua): nothing is counted on a job removed meanwhile, which would come back
+ * as a hash nothing removes, nor on one whose lock another worker holds under another token. */
+export async function countUncountedStart(redis: RedisClient, prefix: string, lane: string, jobId: string, lockToken?: string): Promise<void> {
+  const keys = jobKeys(prefix, lane, jobId);
+  await scriptCommand<CountStartClient>(redis, COUNT_START, 'count-start', 2)[COUNT_START](keys.job, keys.lock, lockToken ?? '', JOB_FIELD.uncountedStarts);
 }
 
-/** Counts one rate-limited retry that uses no attempt: a start that used none, and one of the
- * lane's maxRateLimitedRetries. Both are sent in the same turn, so in one write. */
-export async function countRateLimitedRetry(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
-  const key = jobKeys(prefix, lane, jobId).job;
-  await Promise.all([redis.hincrby(key, JOB_FIELD.uncountedStarts, 1), redis.hincrby(key, JOB_FIELD.rateLimitedRetries, 1)]);
-}
-
-/** Marks the job's next retry as deferred by the lane's retry budget: its start asks the budget
- * again before the handler runs (budget-gate.ts). */
-export async function markBudgetDeferred(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
-  await redis.hset(jobKeys(prefix, lane, jobId).job, JOB_FIELD.budgetDeferred, 1);
-}
+/** What a rate-limited retry that uses no attempt counts on the job hash (recordAttempt's
+ * `counts`, with its row): a start that used none, and one of the lane's maxRateLimitedRetries. */
+export const RATE_LIMITED_RETRY_COUNTS = [JOB_FIELD.uncountedStarts, JOB_FIELD.rateLimitedRetries] as const;
 
 /** A start whose deferred retry the budget refused again: it used no attempt, and the retry has
- * been deferred once more. Both are sent in the same turn, so in one write. */
-export async function countBudgetDeferral(redis: RedisClient, prefix: string, lane: string, jobId: string): Promise<void> {
-  const key = jobKeys(prefix, lane, jobId).job;
-  await Promise.all([redis.hincrby(key, JOB_FIELD.uncountedStarts, 1), redis.hincrby(key, JOB_FIELD.budgetDeferred, 1)]);
+ * been deferred once more. Counted as countUncountedStart counts, in the same script call. */
+export async function countBudgetDeferral(redis: RedisClient, prefix: string, lane: string, jobId: string, lockToken?: string): Promise<void> {
+  const keys = jobKeys(prefix, lane, jobId);
+  await scriptCommand<CountStartClient>(redis, COUNT_START, 'count-start', 2)[COUNT_START](
+    keys.job,
+    keys.lock,
+    lockToken ?? '',
+    JOB_FIELD.uncountedStarts,
+    JOB_FIELD.budgetDeferred,
+  );
 }
 
 /** The budget granted the deferred retry: the job's next failure starts afresh. */

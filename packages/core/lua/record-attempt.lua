@@ -10,6 +10,11 @@
   the lock (a paused process, a blocked event loop) and another worker has the job now, whose
   history this attempt must not write.
 
+  The job hash's counters (a free rate-limited retry counts a start that used no attempt, and one
+  of the lane's free retries) are counted in the same step, under the same two conditions: never
+  on a job another worker holds, and never on a job removed meanwhile, which HINCRBY would bring
+  back as a hash with only those fields, in no set and with no TTL.
+
     KEYS[1] the job hash, "<prefix>:<lane>:<id>"
     KEYS[2] the job's log list, "<prefix>:<lane>:<id>:logs"
     KEYS[3] the lane's event stream, "<prefix>:<lane>:events"
@@ -19,7 +24,9 @@
     ARGV[2] the log row (JSON), or "" for none
     ARGV[3] keep at most this many log rows; 0 keeps all
     ARGV[4] the lock token the attempt ran under, or "" not to check it
-    ARGV[5..] the event's fields and values, flat
+    ARGV[5] how many job hash fields to count: N, 0 for none
+    ARGV[6..5+N] those fields, each counted up by one
+    ARGV[6+N..] the event's fields and values, flat
 
   Returns the id of the stream entry added, or false when the lock is another's.
 ]]
@@ -37,8 +44,15 @@ if ARGV[2] ~= "" and rcall("EXISTS", KEYS[1]) == 1 then
   end
 end
 
+local counted = tonumber(ARGV[5])
+if counted > 0 and rcall("EXISTS", KEYS[1]) == 1 then
+  for i = 6, 5 + counted do
+    rcall("HINCRBY", KEYS[1], ARGV[i], 1)
+  end
+end
+
 local fields = {}
-for i = 5, #ARGV do
+for i = 6 + counted, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 return rcall("XADD", KEYS[3], "MAXLEN", "~", ARGV[1], "*", unpack(fields))

@@ -32,6 +32,9 @@ export interface RecordAttemptOptions {
   ts?: number;
   /** The job's lock token the attempt ran under: nothing is recorded once another holds the lock. */
   lockToken?: string;
+  /** Job hash fields (JOB_FIELD) counted up by one with the row, only while the job exists and
+   * its lock is not another's. */
+  counts?: readonly string[];
 }
 
 /**
@@ -67,6 +70,8 @@ export async function recordAttempt(redis: RedisClient, options: RecordAttemptOp
     row,
     keepLogs,
     options.lockToken ?? '',
+    options.counts?.length ?? 0,
+    ...(options.counts ?? []),
     ...encodeLaneEvent(ev),
   );
 }
