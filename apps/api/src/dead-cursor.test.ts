@@ -8,11 +8,14 @@ describe('dead-letter cursor', () => {
   it('opens what it sealed, ids with any characters included, and shows neither id nor time', () => {
     for (const cursor of [
       { score: 1_700_000_000_123, id: 'a1b2-c3' },
-      { score: 0, id: 'id with spaces/and:colons' },
+      { score: 1_700_000_000_456, id: 'id with spaces/and:colons' },
+      { score: 0, id: 'x' },
     ]) {
       const text = sealDeadCursor(key, cursor, scope);
       expect(text).toMatch(/^[A-Za-z0-9_-]+$/);
       expect(openDeadCursor(key, text, scope)).toEqual(cursor);
+      // Random bytes hold a short text such as "0" or "x" by chance: only long ones tell.
+      if (cursor.score === 0) continue;
       const plain = Buffer.from(text, 'base64url').toString('latin1');
       expect([plain.includes(cursor.id), plain.includes(String(cursor.score))]).toEqual([false, false]);
     }
