@@ -254,20 +254,23 @@ describe('worker retries', () => {
     expect(harness.events['job:retrying'].filter((e) => e.jobId === id)).toHaveLength(1);
   });
 
-  it('defers a retry the budget refuses to between half the backoff cap and the cap, and defers it again while the budget still refuses, counting each refusal', async () => {
-    harness = await startWorkerHarness({
-      lanesFile: {
-        lanes: {
-          work: {
-            concurrency: 1,
-            attempts: 2,
-            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
-            // Grants no retry below 10,000 first attempts in its window: refuses all of this test's.
-            retryBudget: { ratio: 0.0001, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
-          },
+  /** Lane `work`, whose budget grants no retry below 10,000 first attempts in its window: it refuses
+   * every retry of these tests, which defers each to between 350 and 700 ms. */
+  const refusingBudgetLane = (policy: { attempts: number; deadlineMs?: number }) => ({
+    lanesFile: {
+      lanes: {
+        work: {
+          concurrency: 1,
+          ...policy,
+          backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
+          retryBudget: { ratio: 0.0001, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
         },
       },
-    });
+    },
+  });
+
+  it('defers a retry the budget refuses to between half the backoff cap and the cap, and defers it again while the budget still refuses, counting each refusal', async () => {
+    harness = await startWorkerHarness(refusingBudgetLane({ attempts: 2 }));
     const h = harness;
     const id = await h.add('work', 'fail', { kind: 'retryable' });
     // A budget that allows nothing refuses the retry after the failure and each time it comes due.
@@ -324,20 +327,7 @@ describe('worker retries', () => {
   });
 
   it('fails a job whose deferred retry the budget refuses again past its deadline with deadline_exceeded', async () => {
-    harness = await startWorkerHarness({
-      lanesFile: {
-        lanes: {
-          work: {
-            concurrency: 1,
-            attempts: 5,
-            deadlineMs: 2500,
-            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
-            // Grants no retry below 10,000 first attempts in its window: refuses all of this test's.
-            retryBudget: { ratio: 0.0001, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
-          },
-        },
-      },
-    });
+    harness = await startWorkerHarness(refusingBudgetLane({ attempts: 5, deadlineMs: 2500 }));
     const h = harness;
     const id = await h.add('work', 'fail', { kind: 'retryable' });
     const dead = await h.waitForEvent('job:dead', (e) => e.jobId === id, 15_000);
@@ -349,19 +339,7 @@ describe('worker retries', () => {
   });
 
   it('ends a deferred retry cancelled while its attempt was active as cancelled, without waiting for budget', async () => {
-    harness = await startWorkerHarness({
-      lanesFile: {
-        lanes: {
-          work: {
-            concurrency: 1,
-            attempts: 3,
-            backoff: { strategy: 'fixed', baseMs: 10, capMs: 700 },
-            // Grants no retry below 10,000 first attempts in its window: refuses all of this test's.
-            retryBudget: { ratio: 0.0001, minRetriesPerSecond: 0, windowSeconds: 10, onExhausted: 'defer' },
-          },
-        },
-      },
-    });
+    harness = await startWorkerHarness(refusingBudgetLane({ attempts: 3 }));
     const h = harness;
     const id = await h.add('work', 'fail', { kind: 'retryable' });
     await h.waitForEvent('job:retrying', (e) => e.jobId === id);
