@@ -299,14 +299,22 @@ describe('worker retries', () => {
     expect(starts[2]! - starts[1]!).toBeGreaterThanOrEqual(retrying[1]!.delayMs - 5);
     // Deferred again without using an attempt; its history says so.
     expect((await h.queue('work').getJob(id))?.attemptsMade).toBe(1);
+    // The failed attempt's row, and one row for its deferred retry that counts the deferrals: the
+    // refusals of a long outage do not add a row each.
     const rows = await h.attemptRows('work', id);
+    expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject({ attempt: 1, errorClass: 'handler', delayMs: retrying[0]!.delayMs });
     expect(rows[0]).not.toHaveProperty('budgetDeferral');
+    const deferrals = (rows[1] as { budgetDeferral?: number }).budgetDeferral ?? 0;
+    expect(deferrals).toBeGreaterThanOrEqual(3);
+    // The row is written before its events: the n-th deferral's is retrying[n - 1].
+    await waitUntil(() => h.events['job:retrying'].filter((e) => e.jobId === id).length >= deferrals, { what: 'the events of the deferral in the row' });
+    const deferredRetry = h.events['job:retrying'].filter((e) => e.jobId === id)[deferrals - 1]!;
     expect(rows[1]).toMatchObject({
       attempt: 1,
       errorClass: 'handler',
-      delayMs: retrying[1]!.delayMs,
-      budgetDeferral: 2,
+      delayMs: deferredRetry.delayMs,
+      budgetDeferral: deferrals,
       message: expect.stringContaining('the handler did not run'),
     });
     const events = bp(await h.streamEvents('work'), LANE_EVENT.retryBudgetExhausted, id);

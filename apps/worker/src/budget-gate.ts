@@ -92,6 +92,8 @@ export async function admitDeferredRetry(
           budgetDeferral: deferrals + 1,
         },
         ...(job.opts.keepLogs !== undefined ? { keepLogs: job.opts.keepLogs } : {}),
+        // One row per deferred retry, whose count goes up: not one per refusal through an outage.
+        replaceDeferralRow: true,
       }),
     ]);
     await job.moveToDelayed(now + delayMs, token);

@@ -88,6 +88,11 @@ export interface AppendAttemptRowOptions {
   row: Omit<AttemptLogRow, 'type'>;
   /** Keep at most this many log rows per job (BullMQ keepLogs); default all. */
   keepLogs?: number;
+  /**
+   * For a retry-budget deferral row: replace the last row instead of appending when it is a
+   * deferral row of the same attempt (one row per deferred retry, counting its deferrals).
+   */
+  replaceDeferralRow?: boolean;
 }
 
 /**
@@ -98,5 +103,6 @@ export interface AppendAttemptRowOptions {
 export async function appendAttemptRow(redis: RedisClient, options: AppendAttemptRowOptions): Promise<boolean> {
   const keys = jobKeys(options.prefix, options.lane, options.jobId);
   const client = scriptCommand<AppendAttemptRowClient>(redis, APPEND_ATTEMPT_ROW, 'append-attempt-row', 2);
-  return (await client[APPEND_ATTEMPT_ROW](keys.job, keys.logs, formatAttemptLogRow(options.row), options.keepLogs ?? 0)) === 1;
+  const replaceOf = options.replaceDeferralRow ? String(options.row.attempt) : '';
+  return (await client[APPEND_ATTEMPT_ROW](keys.job, keys.logs, formatAttemptLogRow(options.row), options.keepLogs ?? 0, replaceOf)) === 1;
 }
