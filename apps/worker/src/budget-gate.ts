@@ -70,8 +70,8 @@ export async function admitDeferredRetry(
     );
   }
   const message =
-    `retry deferred again by the lane's retry budget (${decision.retriesInWindow} retries in the window, ` +
-    `${decision.allowedInWindow} allowed); the handler did not run`;
+    `retry deferred again by the lane's retry budget (${decision.retriesInWindow} retries in the window ` +
+    `already, of ${decision.allowedInWindow} allowed); the handler did not run`;
   try {
     // Counted before the job leaves the active state, as a hand-back is: a crash in between can
     // only hide a reclaim, never report one that did not happen.
