@@ -181,46 +181,39 @@ function ownCodeOf(err: unknown): string | undefined {
 const MAX_CAUSE_DEPTH = 3;
 
 /**
- * The first value `read` finds on an error or, when it has none, on its causes (`err.cause`, up to
- * MAX_CAUSE_DEPTH deep, a cycle ending the walk). Clients wrap the error that says what happened:
+ * An error and its causes (`err.cause`, up to MAX_CAUSE_DEPTH deep, a cycle or a cause that is no
+ * object ending the chain), outermost first. Clients wrap the error that says what happened:
  * Node's fetch throws `TypeError('fetch failed')` whose cause carries `code: 'ECONNREFUSED'`.
  */
-function throughCauses<T>(err: unknown, read: (value: unknown) => T | undefined): T | undefined {
+function causeChain(err: unknown): unknown[] {
+  const chain = [err];
   let current = err;
-  const seen: unknown[] = [];
-  for (let depth = 0; depth <= MAX_CAUSE_DEPTH; depth++) {
-    const found = read(current);
-    if (found !== undefined) return found;
-    seen.push(current);
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH; depth++) {
     current = fieldOf(current, 'cause');
-    if (typeof current !== 'object' || current === null || seen.includes(current)) return undefined;
+    if (typeof current !== 'object' || current === null || chain.includes(current)) break;
+    chain.push(current);
   }
-  return undefined;
+  return chain;
 }
 
-/** Every value `read` finds on an error and its causes, outermost first (same bounds as above). */
-function allAlongCauses<T>(err: unknown, read: (value: unknown) => T | undefined): T[] {
+/** Every value `read` finds along a cause chain, outermost first. */
+function foundAlong<T>(chain: readonly unknown[], read: (value: unknown) => T | undefined): T[] {
   const found: T[] = [];
-  let current = err;
-  const seen: unknown[] = [];
-  for (let depth = 0; depth <= MAX_CAUSE_DEPTH; depth++) {
-    const value = read(current);
+  for (const link of chain) {
+    const value = read(link);
     if (value !== undefined) found.push(value);
-    seen.push(current);
-    current = fieldOf(current, 'cause');
-    if (typeof current !== 'object' || current === null || seen.includes(current)) break;
   }
   return found;
 }
 
 /** The error code (`ECONNREFUSED`) a thrown value carries, on itself or on one of its causes. */
 export function errorCodeOf(err: unknown): string | undefined {
-  return throughCauses(err, ownCodeOf);
+  return foundAlong(causeChain(err), ownCodeOf)[0];
 }
 
 /** The HTTP status a thrown value carries, on itself or on one of its causes. */
 export function errorStatusOf(err: unknown): number | undefined {
-  return throughCauses(err, ownStatusOf);
+  return foundAlong(causeChain(err), ownStatusOf)[0];
 }
 
 export function classifyHttpStatus(status: number): Classification {
@@ -236,13 +229,15 @@ export function classifyHttpStatus(status: number): Classification {
  * text. Rules come first.
  */
 export function classifyError(err: unknown, rules: readonly ClassificationRule[] = []): Classification {
-  const code = errorCodeOf(err);
-  const status = errorStatusOf(err);
+  const chain = causeChain(err);
+  const codes = foundAlong(chain, ownCodeOf);
+  const statuses = foundAlong(chain, ownStatusOf);
+  // The error's own, else its nearest cause's.
+  const code = codes[0];
+  const status = statuses[0];
+  // A rule matches a code or status anywhere along the causes: a typed error that wraps what
+  // happened (the http handler's RetryableError around an ECONNREFUSED) has a code of its own.
   if (rules.length > 0) {
-    // A rule matches a code or status anywhere along the causes: a typed error that wraps what
-    // happened (the http handler's RetryableError around an ECONNREFUSED) has a code of its own.
-    const codes = allAlongCauses(err, ownCodeOf);
-    const statuses = allAlongCauses(err, ownStatusOf);
     for (const rule of rules) {
       if ((rule.code !== undefined && codes.includes(rule.code)) || (rule.status !== undefined && statuses.includes(rule.status))) {
         return { errorClass: rule.errorClass ?? 'handler', retryable: rule.retryable };
