@@ -9,8 +9,9 @@
 // the writes of the submissions before it are counted: a client sending one bulk after another
 // otherwise got two more in past the limit. What was sent since the last reading counts too (its
 // request bytes, times FOOTPRINT): bulks of large jobs sent one after another within one
-// REFRESH_MS could otherwise carry Redis from under NEAR_LIMIT to maxmemory unseen. What slips past all the same (submissions in flight
-// together) and meets Redis's own refusal is answered redis_full too. On a cluster each primary is
+// REFRESH_MS could otherwise carry Redis from under NEAR_LIMIT to maxmemory unseen. What slips
+// past all the same (submissions in flight together) and meets Redis's own refusal is answered
+// redis_full too. On a cluster each primary is
 // read, and a lane is judged by the primary that holds its keys.
 import { lanePrefix, memoryRatio, readMemory, serverAddress, serverAddressOfKey, serversOf, type RedisClient } from '@bullpen/core';
 import { RedisGuard } from './redis-guard';
