@@ -303,8 +303,11 @@ describe('capacity on the dashboards, with a worker whose process-wide cap holds
     await waitUntil(async () => (await prometheus.vector('count(bullpen_worker_slot_share{lane="alpha"})')).at(0)?.value === 2, {
       what: 'both workers to be scraped',
     });
-    // 4 from the uncapped worker, 1 from the capped one (not 4 × 2 = 8).
-    expect((await prometheus.vector(panelExpr('Active jobs and capacity', 'B'))).map((r) => r.value)).toEqual([5]);
+    // 4 from the uncapped worker, 1 from the capped one (not 4 × 2 = 8). The panel reads a
+    // recording rule, which the next rule evaluation after both scrapes brings up to date.
+    const capacity = async () => (await prometheus.vector(panelExpr('Active jobs and capacity', 'B'))).map((r) => r.value);
+    await waitUntil(async () => (await capacity())[0] === 5, { what: 'the capacity rule evaluated on both workers\' shares' }).catch(() => undefined);
+    expect(await capacity()).toEqual([5]);
     const slots = await prometheus.vector(panelExpr('Worker active handlers', 'B'));
     expect(slots.find((r) => r.metric.instance === cappedInstance)?.value).toBe(1);
   });
