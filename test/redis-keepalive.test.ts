@@ -7,7 +7,7 @@ import { TCP_KEEPALIVE_MS } from '@bullpen/core';
 import { writeLanesFile } from './fixtures/worker-process';
 import { spawnApi, spawnExporter, spawnWorkerApp, type AppProcess } from './support/prometheus';
 import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
-import { testPrefix } from './support/wait';
+import { testPrefix, waitUntil } from './support/wait';
 
 /** Each established connection to `port`: the pid that owns it and its keepalive timer in seconds, if any. */
 function connectionsTo(port: number): Array<{ pid: number; keepaliveSeconds: number | undefined }> {
@@ -44,6 +44,14 @@ describe('connections to Redis', () => {
   it('send TCP keepalive probes after 30 s idle, from every app', async () => {
     const env = { REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('keepalive'), LANES_FILE: lanesFile.file, API_KEYS: 'acme:keepalive-key' };
     apps.push(...(await Promise.all([spawnApi(env), spawnWorkerApp(env), spawnExporter(env)])));
+    // A socket with a request in flight shows its retransmission timer instead (`timer:(on,…)`),
+    // and the workers' blocking fetches go out every second: read until every one shows its
+    // keepalive timer at once.
+    const ownedByApps = (c: { pid: number }) => apps.some((app) => app.pid === c.pid);
+    await waitUntil(() => connectionsTo(redis.port).filter(ownedByApps).every((c) => c.keepaliveSeconds !== undefined), {
+      timeoutMs: 10_000,
+      what: 'every connection of the apps to show its keepalive timer',
+    }).catch(() => undefined);
     const connections = connectionsTo(redis.port);
     for (const app of apps) {
       const own = connections.filter((c) => c.pid === app.pid);
