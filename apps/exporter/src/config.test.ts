@@ -23,6 +23,8 @@ describe('loadExporterConfig', () => {
 
   it('names the variable and what was expected for a bad value', () => {
     expect(() => loadExporterConfig({ EXPORTER_JOB_NAMES: 'ok,not ok' })).toThrow(/EXPORTER_JOB_NAMES: expected job names .*got "not ok"/);
+    // Naming no job would label every job `other`.
+    expect(() => loadExporterConfig({ EXPORTER_JOB_NAMES: ',' })).toThrow(/^EXPORTER_JOB_NAMES: expected one or more comma-separated job names, or unset, got ","/);
     expect(() => loadExporterConfig({ EXPORTER_BATCH_SIZE: '0' })).toThrow(/EXPORTER_BATCH_SIZE: expected an integer from 1 to 100000/);
     expect(() => loadExporterConfig({ EXPORTER_PORT: 'x' })).toThrow(/EXPORTER_PORT/);
     expect(loadExporterConfig({ EXPORTER_LEADER_LEASE_MS: '2500' }).leaderLeaseMs).toBe(2500);

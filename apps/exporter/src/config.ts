@@ -1,6 +1,6 @@
 // The exporter's configuration: bullpen's shared settings (loadConfig) plus its own variables.
 // The one place the exporter reads its environment.
-import { configuredTenants, ConfigError, defaultMetricJobNames, intVar, JOB_NAME, loadConfig, type BullpenConfig } from '@bullpen/core';
+import { configuredTenants, defaultMetricJobNames, failConfig, intVar, JOB_NAME, listVar, loadConfig, type BullpenConfig } from '@bullpen/core';
 
 export interface ExporterConfig {
   readonly core: BullpenConfig;
@@ -24,15 +24,10 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadExporterConfig(env: Env, options?: Parameters<typeof loadConfig>[1]): ExporterConfig {
   const core = loadConfig(env, options);
-  let jobNames = defaultMetricJobNames(core);
-  const rawNames = env.EXPORTER_JOB_NAMES;
-  if (rawNames !== undefined && rawNames.trim() !== '') {
-    jobNames = [...new Set(rawNames.split(',').map((s) => s.trim()).filter(Boolean))];
-    for (const name of jobNames) {
-      if (!JOB_NAME.test(name)) {
-        throw new ConfigError(`EXPORTER_JOB_NAMES: expected job names matching ${JOB_NAME.source}, got ${JSON.stringify(name)}`);
-      }
-    }
+  // Naming no job at all would count every job as `other`.
+  const jobNames = listVar(env, 'EXPORTER_JOB_NAMES', 'job names') ?? defaultMetricJobNames(core);
+  for (const name of jobNames) {
+    if (!JOB_NAME.test(name)) failConfig('EXPORTER_JOB_NAMES', `job names matching ${JOB_NAME.source}`, name);
   }
   const batchSize = intVar(env, 'EXPORTER_BATCH_SIZE', 1000, 1, 100_000);
   const leaderLeaseMs = intVar(env, 'EXPORTER_LEADER_LEASE_MS', 10_000, 1000, 600_000);

@@ -104,7 +104,7 @@ describe('loadConfig', () => {
   });
 
   it('refuses a WORKER_LANES that names no lane, rather than start a worker serving nothing', () => {
-    expect(() => loadConfig({ WORKER_LANES: ',' })).toThrow(/^WORKER_LANES: expected one or more lanes from .*, or \* for all, got ","/);
+    expect(() => loadConfig({ WORKER_LANES: ',' })).toThrow(/^WORKER_LANES: expected one or more comma-separated lanes from .*, or \* for all, or unset, got ","/);
     expect(loadConfig({ WORKER_LANES: 'critic,' }).workerLanes).toEqual(['critic']);
   });
 

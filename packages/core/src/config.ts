@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import { boolVar, failConfig, intVar, listVar, numberVar, type Env } from './env-vars';
 import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
 import { parseApiKeys, type ApiKeyEntry, type ApiKeysLayout } from './api-keys';
 import { invalidAllowedHost } from './http-destinations';
@@ -151,7 +152,8 @@ export interface BullpenConfig {
   /**
    * LOG_REDACT_KEYS: comma-separated keys whose values are redacted in logged payloads, matched
    * inside longer keys, ignoring case and punctuation (logger.ts redact); default
-   * password,token,secret,authorization,apikey,cookie,credential. Empty is the default.
+   * password,token,secret,authorization,apikey,cookie,credential. Empty is the default; commas alone
+   * are refused (they would redact nothing).
    */
   readonly logRedactKeys: ReadonlySet<string>;
   /**
@@ -174,41 +176,8 @@ export interface BullpenConfig {
   readonly adminUiUser: string;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
 export interface LoadConfigOptions {
   readFile?: (file: string) => string;
-}
-
-function fail(source: string, expected: string, got?: string): never {
-  throw new ConfigError(`${source}: expected ${expected}${got === undefined ? '' : `, got ${JSON.stringify(got)}`}`);
-}
-
-/** The integer variable `name` from `min` to `max`; `fallback` when unset. Throws a ConfigError naming it. */
-export function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) fail(name, `an integer from ${min} to ${max}`, raw);
-  const value = Number(raw.trim());
-  if (value < min || value > max) fail(name, `an integer from ${min} to ${max}`, raw);
-  return value;
-}
-
-/** The decimal variable `name` from `min` to `max`; `fallback` when unset. Throws a ConfigError naming it. */
-function numberVar(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-  if (!(value >= min && value <= max)) fail(name, `a number from ${min} to ${max}`, raw);
-  return value;
-}
-
-function boolVar(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = raw.trim().toLowerCase();
-  if (v === 'true' || v === '1' || v === 'yes') return true;
-  if (v === 'false' || v === '0' || v === 'no') return false;
-  return fail(name, 'true or false', raw);
 }
 
 function tracingConfig(env: Env): Omit<TracingConfig, 'urlRedactKeys'> {
@@ -218,7 +187,7 @@ function tracingConfig(env: Env): Omit<TracingConfig, 'urlRedactKeys'> {
     try {
       new URL(endpoint);
     } catch {
-      fail(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT', 'an http(s) URL', endpoint);
+      failConfig(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT', 'an http(s) URL', endpoint);
     }
   }
   const { sampler, ratio } = samplerFromEnv(env);
@@ -254,14 +223,14 @@ function otlpProtocol(env: Env): OtlpProtocol {
   if (raw === undefined || raw === '') return 'http/protobuf';
   const value = raw.trim();
   // grpc is a protocol of OTLP too, but bullpen ships only the HTTP exporters.
-  if (!(OTLP_PROTOCOLS as readonly string[]).includes(value)) fail(name, `${OTLP_PROTOCOLS.join(' or ')} (grpc is not supported)`, raw);
+  if (!(OTLP_PROTOCOLS as readonly string[]).includes(value)) failConfig(name, `${OTLP_PROTOCOLS.join(' or ')} (grpc is not supported)`, raw);
   return value as OtlpProtocol;
 }
 
 function adminPassword(env: Env): string | undefined {
   const password = env.ADMIN_UI_PASSWORD;
   if (password === undefined || password === '') return undefined;
-  if (password.length < 12) fail('ADMIN_UI_PASSWORD', 'at least 12 characters');
+  if (password.length < 12) failConfig('ADMIN_UI_PASSWORD', 'at least 12 characters');
   return password;
 }
 
@@ -297,22 +266,21 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
 
   const prefix = env.BULLPEN_PREFIX || 'bullpen';
   // No braces: bullpen adds the lane's hash tag itself (keys.ts), and a second tag would win.
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) fail('BULLPEN_PREFIX', 'letters, digits, _ . - (1-64 chars)', prefix);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) failConfig('BULLPEN_PREFIX', 'letters, digits, _ . - (1-64 chars)', prefix);
 
   const { file: lanesFile, parsed } = readLanes(env, readFile);
   const laneNames = Object.keys(parsed.lanes);
 
   const logLevel = (env.LOG_LEVEL || 'info').toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) fail('LOG_LEVEL', LOG_LEVELS.join(' | '), env.LOG_LEVEL);
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) failConfig('LOG_LEVEL', LOG_LEVELS.join(' | '), env.LOG_LEVEL);
 
   let workerLanes = laneNames;
-  if (env.WORKER_LANES && env.WORKER_LANES.trim() !== '' && env.WORKER_LANES.trim() !== '*') {
-    workerLanes = env.WORKER_LANES.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.WORKER_LANES?.trim() !== '*') {
     // A value naming no lane (`,`) would start a worker that serves nothing.
-    if (workerLanes.length === 0) fail('WORKER_LANES', `one or more lanes from ${lanesFile}, or * for all`, env.WORKER_LANES);
+    workerLanes = listVar(env, 'WORKER_LANES', `lanes from ${lanesFile}, or * for all`) ?? laneNames;
     for (const lane of workerLanes) {
       if (!LANE_NAME.test(lane) || !parsed.lanes[lane]) {
-        fail('WORKER_LANES', `lanes from ${lanesFile} (${laneNames.join(', ')})`, lane);
+        failConfig('WORKER_LANES', `lanes from ${lanesFile} (${laneNames.join(', ')})`, lane);
       }
     }
   }
@@ -321,7 +289,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   let keysSource = 'API_KEYS';
   let keysLayout: ApiKeysLayout = 'list';
   if (env.API_KEYS_FILE) {
-    if (env.API_KEYS) fail('API_KEYS_FILE', 'API_KEYS or API_KEYS_FILE, not both');
+    if (env.API_KEYS) failConfig('API_KEYS_FILE', 'API_KEYS or API_KEYS_FILE, not both');
     keysSource = `API_KEYS_FILE (${env.API_KEYS_FILE})`;
     keysLayout = 'lines';
     try {
@@ -333,10 +301,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames), keysLayout);
   const apiOperatorTenants = operatorTenants(env, apiKeys);
   const logRedactKeys: ReadonlySet<string> = new Set(
-    (env.LOG_REDACT_KEYS?.trim() || DEFAULT_LOG_REDACT_KEYS)
-      .split(',')
-      .map((k) => k.trim().toLowerCase())
-      .filter(Boolean),
+    (listVar(env, 'LOG_REDACT_KEYS', 'keys') ?? DEFAULT_LOG_REDACT_KEYS.split(',')).map((k) => k.toLowerCase()),
   );
 
   const config: BullpenConfig = {
@@ -384,15 +349,13 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
 
 /** API_OPERATOR_TENANTS: each must be the tenant of a configured key, or it names no one. */
 function operatorTenants(env: Env, apiKeys: readonly ApiKeyEntry[]): ReadonlySet<string> | undefined {
-  const text = env.API_OPERATOR_TENANTS?.trim();
-  if (!text) return undefined;
-  const tenants = new Set(text.split(',').map((t) => t.trim()).filter(Boolean));
-  // Blank entries are ignored as in the other lists, but a value naming no tenant at all would
-  // quietly mean that no one may operate lanes, which unset does not.
-  if (tenants.size === 0) fail('API_OPERATOR_TENANTS', 'one or more comma-separated tenants, or unset', env.API_OPERATOR_TENANTS);
+  // A value naming no tenant at all would quietly mean that no one may operate lanes, which unset does not.
+  const listed = listVar(env, 'API_OPERATOR_TENANTS', 'tenants');
+  if (!listed) return undefined;
+  const tenants = new Set(listed);
   const known = new Set(apiKeys.map((k) => k.tenant));
   for (const tenant of tenants) {
-    if (apiKeys.length > 0 && !known.has(tenant)) fail('API_OPERATOR_TENANTS', `tenants of API_KEYS (${[...known].join(', ')})`, tenant);
+    if (apiKeys.length > 0 && !known.has(tenant)) failConfig('API_OPERATOR_TENANTS', `tenants of API_KEYS (${[...known].join(', ')})`, tenant);
   }
   return tenants;
 }

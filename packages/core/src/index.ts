@@ -1,5 +1,6 @@
 export * from './api-keys';
 export * from './config';
+export * from './env-vars';
 export * from './envelope';
 export * from './errors';
 export * from './keys';

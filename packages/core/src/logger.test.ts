@@ -92,6 +92,9 @@ describe('logger', () => {
     expect(shown).toContain('"ann"');
     // Empty means the default, as for every other variable; it does not turn redaction off.
     expect([...loadConfig({ LOG_REDACT_KEYS: '' }).logRedactKeys]).toEqual([...keys]);
+    // Commas alone would name no key and redact nothing at all: refused, naming the variable.
+    expect(() => loadConfig({ LOG_REDACT_KEYS: ' , ,' })).toThrow(/^LOG_REDACT_KEYS: expected one or more comma-separated keys, or unset, got " , ,"/);
+    expect([...loadConfig({ LOG_REDACT_KEYS: 'pin,' }).logRedactKeys]).toEqual(['pin']);
     expect(redact({ session_id: 'x', sessionId: 'y' }, loadConfig({ LOG_REDACT_KEYS: 'Session-ID' }).logRedactKeys)).toEqual({
       session_id: '[redacted]',
       sessionId: '[redacted]',
