@@ -561,6 +561,10 @@ describe('producer API: dead letters', () => {
       ['GET', `${DEAD}?limit=501`, {}, 400, 'validation_failed', 'query.limit'],
       ['GET', `${DEAD}?limit=ten`, {}, 400, 'validation_failed', 'query.limit'],
       ['GET', `${DEAD}?limit=1&limit=2`, {}, 400, 'validation_failed', 'query.limit'],
+      // Number() would read these as 16, 100 and 5.
+      ['GET', `${DEAD}?limit=0x10`, {}, 400, 'validation_failed', 'query.limit'],
+      ['GET', `${DEAD}?limit=1e2`, {}, 400, 'validation_failed', 'query.limit'],
+      ['GET', `${DEAD}?limit=%205`, {}, 400, 'validation_failed', 'query.limit'],
       ['GET', `${DEAD}?cursor=not*a*cursor`, {}, 400, 'validation_failed', 'query.cursor'],
       ['GET', `${DEAD}?cursor=${json({ score: 1, id: 'x' })}`, {}, 400, 'validation_failed', 'query.cursor'],
       ['GET', `${DEAD}?cursor=${json([1, ''])}`, {}, 400, 'validation_failed', 'query.cursor'],

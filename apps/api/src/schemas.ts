@@ -116,14 +116,19 @@ const CURSOR_MAX_CHARS = 1024;
 const limitMessage = `expected an integer from 1 to ${DEAD_PAGE_MAX}`;
 const cursorMessage = DEAD_CURSOR_MESSAGE;
 
-/** Query of GET /v1/lanes/:lane/dead. Query values arrive as strings; limit is coerced. */
+/** Query of GET /v1/lanes/:lane/dead. Query values arrive as strings; limit is read as decimal
+ * digits only (Number() would also take `0x10`, `1e2` and ` 5`). */
 export const deadLetterQuerySchema = z.strictObject({
-  limit: z.coerce
-    .number({ error: limitMessage })
-    .int({ error: limitMessage })
-    .min(1, { error: limitMessage })
-    .max(DEAD_PAGE_MAX, { error: limitMessage })
-    .default(DEAD_PAGE_DEFAULT)
+  limit: z
+    .preprocess(
+      (v) => (typeof v === 'string' && /^[0-9]{1,16}$/.test(v) ? Number(v) : v),
+      z
+        .number({ error: limitMessage })
+        .int({ error: limitMessage })
+        .min(1, { error: limitMessage })
+        .max(DEAD_PAGE_MAX, { error: limitMessage })
+        .default(DEAD_PAGE_DEFAULT),
+    )
     .register(requestDocs, doc(`Dead letters per page, 1 to ${DEAD_PAGE_MAX}; default ${DEAD_PAGE_DEFAULT}.`)),
   cursor: z
     .string({ error: cursorMessage })
