@@ -1,5 +1,5 @@
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { SpanKind, context, trace } from '@opentelemetry/api';
+import { SpanKind, context, metrics, propagation, trace } from '@opentelemetry/api';
 import { loadConfig } from './config';
 import { createLogger } from './logger';
 import { extractTraceContext, injectTraceContext, startTracing, tracer } from './tracing';
@@ -54,5 +54,23 @@ describe('tracing', () => {
     expect(spans[0]?.spanContext().traceId).toBe(parent.spanContext().traceId);
     expect(spans[0]?.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
     await tracing.shutdown();
+  });
+
+  it("starts no metrics pipeline of the SDK's, whatever OTEL_METRICS_EXPORTER says", async () => {
+    // The SDK reads these from the environment itself: `console` would write its own lines to
+    // the app's stdout, `prometheus` open a listener of its own.
+    const saved = process.env.OTEL_METRICS_EXPORTER;
+    process.env.OTEL_METRICS_EXPORTER = 'console';
+    // The case before registered its SDK as the global one.
+    for (const api of [trace, context, propagation]) api.disable();
+    try {
+      const tracing = startTracing(loadConfig({}).tracing, 'bullpen-test', createLogger('test'), { exporter: new InMemorySpanExporter() });
+      expect(metrics.getMeterProvider().constructor.name).toBe('NoopMeterProvider');
+      await tracing.shutdown();
+    } finally {
+      if (saved === undefined) delete process.env.OTEL_METRICS_EXPORTER;
+      else process.env.OTEL_METRICS_EXPORTER = saved;
+      metrics.disable();
+    }
   });
 });

@@ -57,6 +57,12 @@ export function startTracing(settings: TracingConfig, serviceName: string, logge
     idGenerator,
     spanLimits: { ...settings.spanLimits },
     instrumentations: [],
+    // Tracing only: left to themselves, the SDK's metrics and logs pipelines start from
+    // OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER (an OTLP push by default; `prometheus` opens an
+    // unauthenticated listener on every interface, `console` writes non-JSON lines to stdout).
+    // bullpen's metrics are served by each app's /metrics, and its logs are its own.
+    metricReaders: [],
+    logRecordProcessors: [],
   });
   diagnostics.install();
   sdk.start();
