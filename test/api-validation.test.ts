@@ -68,13 +68,14 @@ const cases: Case[] = [
   {
     // Past BullMQ's own bound, BullMQ would refuse the job after admission; past Node's longest
     // timer, the attempt would time out after 1 ms.
-    what: 'a priority BullMQ refuses and a timeout no timer can keep',
+    what: 'a priority BullMQ refuses, a timeout no timer can keep and a deadline past exact integers',
     path: jobs,
-    request: { body: { name: 'noop', priority: 2 ** 21, timeoutMs: 2 ** 31 } },
+    request: { body: { name: 'noop', priority: 2 ** 21, timeoutMs: 2 ** 31, deadlineMs: 1e20 } },
     status: 400,
     code: 'validation_failed',
     errors: [
       { field: 'body.priority', message: 'expected an integer from 1 to 2097151' },
+      { field: 'body.deadlineMs', message: 'expected an integer from 1 to 9007199254740991' },
       { field: 'body.timeoutMs', message: 'expected an integer from 1 to 2147483647' },
     ],
   },

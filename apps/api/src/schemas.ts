@@ -81,7 +81,8 @@ export const jobSubmissionSchema = z
     attempts: integer(1, 100)
       .optional()
       .register(requestDocs, doc("Attempts including the first; default the lane's attempts.")),
-    deadlineMs: integer(1)
+    // Bounded only where a number stops being an exact integer, so that 1e20 is told so.
+    deadlineMs: integer(1, Number.MAX_SAFE_INTEGER)
       .optional()
       .register(requestDocs, doc("No attempt starts later than this after submission; default the lane's deadlineMs, if any.")),
     timeoutMs: integer(1, MAX_TIMER_MS)
