@@ -162,7 +162,7 @@ describe('the worker process', () => {
   });
 
   /** A started worker with a short grace period (unless given) on a Redis of its own, for the test to stop or freeze. */
-  async function workerOnOwnRedis(graceMs = 300): Promise<{ redis: RedisProcess; worker: WorkerProcess; queue: Queue }> {
+  async function workerOnOwnRedis(graceMs = 300, extraEnv: Record<string, string> = {}): Promise<{ redis: RedisProcess; worker: WorkerProcess; queue: Queue }> {
     const redis = await startRedis();
     cleanups.push(async () => {
       redis.child.kill('SIGCONT');
@@ -171,7 +171,7 @@ describe('the worker process', () => {
     });
     const lanesFile = writeLanesFile({ lanes: { work: { concurrency: 1 } } });
     cleanups.push(lanesFile.cleanup);
-    const env = { REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file, SHUTDOWN_GRACE_MS: String(graceMs) };
+    const env = { REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file, SHUTDOWN_GRACE_MS: String(graceMs), ...extraEnv };
     const worker = spawnWorker(env);
     workers.push(worker);
     await worker.started();
@@ -202,21 +202,59 @@ describe('the worker process', () => {
     expect(worker.stdout()).toContain('"msg":"worker stopped"');
   });
 
+  /**
+   * A HANDLERS_DIR with a handler `gated` that runs until the file named in its payload exists: the
+   * test decides when it ends, whatever the machine's load makes of the time in between.
+   */
+  function gatedHandlers(): { dir: string; gate: string } {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bullpen-gated-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      path.join(dir, 'gated.js'),
+      [
+        "const { existsSync } = require('node:fs');",
+        "const { defineHandler } = require('@bullpen/worker');",
+        'exports.gated = defineHandler({',
+        "  name: 'gated',",
+        '  run: ({ file }, { signal }) =>',
+        '    new Promise((resolve, reject) => {',
+        "      const poll = setInterval(() => existsSync(file) && (clearInterval(poll), resolve('opened')), 10);",
+        "      signal.addEventListener('abort', () => (clearInterval(poll), reject(signal.reason)), { once: true });",
+        '    }),',
+        '});',
+      ].join('\n'),
+    );
+    return { dir, gate: path.join(dir, 'open') };
+  }
+
   it('waits out the grace period while Redis is down when a job it ran has no stored outcome yet', async () => {
     const graceMs = 4000;
-    const { redis, worker, queue } = await workerOnOwnRedis(graceMs);
-    const id = (await queue.add('sleep', wrapJobData({ ms: 1500 }, { v: 1, tenant: 'acme' }))).id!;
-    await waitUntil(async () => (await queue.getJobState(id)) === 'active', { what: 'the worker to take the job' });
+    const handlers = gatedHandlers();
+    // LOG_LEVEL=debug for the attempt's "attempt started" and "attempt succeeded" lines.
+    const { redis, worker, queue } = await workerOnOwnRedis(graceMs, { HANDLERS_DIR: handlers.dir, LOG_LEVEL: 'debug' });
+    await queue.add('gated', wrapJobData({ file: handlers.gate }, { v: 1, tenant: 'acme' }));
+    // Its handler running, and kept running until the gate opens: a handler that ended (and had its
+    // outcome stored) before Redis stopped would leave the lane holding nothing, and the worker would
+    // rightly exit at once.
+    await waitUntil(async () => worker.stdout().includes('"msg":"attempt started"'), { what: "the job's attempt to start" });
     await redis.stop();
     await waitUntil(async () => worker.stdout().includes('"msg":"cannot reach redis"'), { what: 'the worker to lose Redis' });
 
     const signalledAt = Date.now();
-    expect(await worker.stop('SIGTERM')).toBe(0);
+    worker.child.kill('SIGTERM');
+    await waitUntil(async () => worker.stdout().includes('"msg":"shutting down: no new jobs; waiting for active ones"'), {
+      what: 'the worker to begin its shutdown',
+    });
     // The handler ends within the grace period, but its outcome cannot be stored: the lane still
     // holds the job, so the worker gives Redis the whole grace period to come back.
+    writeFileSync(handlers.gate, '');
+    expect(await worker.exited).toBe(0);
     expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(graceMs);
+    expect(worker.stdout()).toContain('"msg":"attempt succeeded"');
+    // The time alone does not tell: a lane that let go of the job when its handler returned would
+    // stop at once, and the worker would then spend its teardown bound (5 s) on its unstored writes.
     expect(worker.stdout()).not.toContain('lane holds no job and Redis is out of reach');
-    expect(worker.stdout()).toContain('shutdown grace period ended');
+    expect(worker.stdout()).toContain('shutdown grace period ended before the lanes stopped taking jobs; no handler was running');
   });
 
   it('exits on SIGTERM while Redis hangs, dropping the connections it cannot close', async () => {
