@@ -13,6 +13,7 @@ import { FailureRecorder } from './attempt-failure';
 import { detectReclaim, handBack, readHistory } from './attempt-start';
 import { admitDeferredRetry, BudgetDeferredError } from './budget-gate';
 import { AttemptTrace } from './attempt-trace';
+import { EarlyCancels } from './early-cancels';
 import type { AttemptRef, AttemptTimings } from './events';
 import type { FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
@@ -32,6 +33,8 @@ export class AttemptRunner {
   private readonly completions = new WeakMap<object, CompletedAttempt>();
   /** How to stop each attempt running now, by job id (cancellations). */
   private readonly aborts = new Map<string, AttemptAbort>();
+  /** Cancellations that came before their attempt registered in `aborts`. */
+  private readonly earlyCancels: EarlyCancels;
 
   private readonly callDeps: HandlerCallDeps;
   private readonly debugLog: AttemptDebugLog;
@@ -46,6 +49,7 @@ export class AttemptRunner {
     this.callDeps = { logger, escalationFactor: policy.timeoutEscalationFactor, emit, abandon, ignoredSignalTotal };
     this.debugLog = new AttemptDebugLog(logger, { include: config.logJobPayloads, redactKeys: config.logRedactKeys });
     this.failures = new FailureRecorder(deps, this.debugLog);
+    this.earlyCancels = new EarlyCancels({ ttlMs: deps.policy.lockDurationMs });
   }
 
   failureOf(err: unknown): FailedAttempt | undefined {
@@ -57,10 +61,14 @@ export class AttemptRunner {
   }
 
   /** Cancels the attempt of `jobId` running here: its signal aborts and it fails with a
-   * CancelledError. False when no attempt of that job runs here. */
+   * CancelledError. False when no attempt of that job runs here; the cancellation is then kept
+   * briefly for an attempt of the job that starts here next (early-cancels.ts). */
   cancel(jobId: string, reason: string): boolean {
     const abort = this.aborts.get(jobId);
-    if (!abort) return false;
+    if (!abort) {
+      this.earlyCancels.note(jobId, reason);
+      return false;
+    }
     abort.abort(cancelledError(reason));
     return true;
   }
@@ -100,6 +108,10 @@ export class AttemptRunner {
     // outbound calls are its children.
     const attemptTrace = AttemptTrace.start(ref, meta?.trace);
     this.aborts.set(ref.jobId, abort);
+    // In the same turn as the registration, so that a cancel message is either kept before it or
+    // finds the attempt after it: none comes in between.
+    const early = this.earlyCancels.take(ref.jobId);
+    if (early !== undefined) abort.abort(cancelledError(early));
     try {
       return await attemptTrace.run(() => this.attempt(job, token, abort, { ref, data, meta, leasedAt, trace: attemptTrace }));
     } finally {
@@ -141,6 +153,8 @@ export class AttemptRunner {
 
     const timings: AttemptTimings = { durationMs: 0, slotWaitMs: null, handlerMs: null };
     try {
+      // Cancelled before it began: it ends as the cancellation asked, whatever its handler or payload.
+      if (abort.reason instanceof CancelledError) throw abort.reason;
       const handler = registry.get(job.name);
       if (!handler) {
         throw new PermanentError(`no handler registered for job name "${job.name}" in lane "${ref.lane}"`, 'unknown_handler');

@@ -1,6 +1,7 @@
 // Listens on the cancel channel, where the API asks workers to abort an active job. Every worker
 // hears every message; the one running the job aborts the job's signal and the attempt fails
-// permanently with errorClass `cancelled`.
+// permanently with errorClass `cancelled`. A message that comes before the job's attempt has
+// registered is kept briefly for it (early-cancels.ts).
 import { cancelChannel, createRedis, type BullpenConfig, type Logger } from '@bullpen/core';
 import type { RedisClient } from '@bullpen/core';
 import { z } from 'zod';
