@@ -110,7 +110,7 @@ export class AttemptRunner {
     this.aborts.set(ref.jobId, abort);
     // In the same turn as the registration, so that a cancel message is either kept before it or
     // finds the attempt after it: none comes in between.
-    const early = this.earlyCancels.take(ref.jobId);
+    const early = this.earlyCancels.take(ref.jobId, job.processedOn ?? 0);
     if (early !== undefined) abort.abort(cancelledError(early));
     try {
       return await attemptTrace.run(() => this.attempt(job, token, abort, { ref, data, meta, leasedAt, trace: attemptTrace }));

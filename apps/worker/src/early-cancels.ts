@@ -20,7 +20,7 @@ export const EARLY_CANCELS_MAX_ENTRIES = 10_000;
 
 export class EarlyCancels {
   /** By job id, in the order the messages came (Map keeps insertion order), so oldest first. */
-  private readonly byJob = new Map<string, { reason: string; expiresAt: number }>();
+  private readonly byJob = new Map<string, { reason: string; at: number; expiresAt: number }>();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
@@ -40,7 +40,7 @@ export class EarlyCancels {
   note(jobId: string, reason: string): void {
     const now = this.now();
     this.byJob.delete(jobId);
-    this.byJob.set(jobId, { reason, expiresAt: now + this.ttlMs });
+    this.byJob.set(jobId, { reason, at: now, expiresAt: now + this.ttlMs });
     // Expired ones are dropped as new ones come; nothing else adds to the map, so it needs no timer.
     for (const [id, entry] of this.byJob) {
       if (entry.expiresAt > now && this.byJob.size <= this.maxEntries) break;
@@ -48,13 +48,17 @@ export class EarlyCancels {
     }
   }
 
-  /** The reason of a cancellation of `jobId` that came before its attempt, once; undefined when none
-   * did (or it expired). */
-  take(jobId: string): string | undefined {
+  /**
+   * The reason of a cancellation of `jobId` that came before its attempt, once; undefined when none
+   * did (or it expired). `activeSince` is when the job became active for this attempt (BullMQ's
+   * processedOn, stamped by this process's clock as it leased the job): a message older than that
+   * was for an earlier run of the job (one cancelled and then redriven within the ttl), not this one.
+   */
+  take(jobId: string, activeSince: number): string | undefined {
     if (this.byJob.size === 0) return undefined;
     const entry = this.byJob.get(jobId);
     if (!entry) return undefined;
     this.byJob.delete(jobId);
-    return entry.expiresAt > this.now() ? entry.reason : undefined;
+    return entry.expiresAt > this.now() && entry.at >= activeSince ? entry.reason : undefined;
   }
 }
