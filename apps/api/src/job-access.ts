@@ -4,6 +4,7 @@ import { Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { cancelChannel, markCancelRequested, unwrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { LaneRegistry } from './lane-registry';
+import { removeJob, type RemovableState } from './job-removal';
 import { ProblemError, writeOutcomeUnknown } from './problem';
 import type { RedisGuard } from './redis-guard';
 import { jobStatusView, type JobStateView, type JobStatus } from './views';
@@ -12,6 +13,8 @@ import { jobStatusView, type JobStateView, type JobStatus } from './views';
 const MAX_LOG_ROWS = 200;
 /** Ids a job may have; anything else (a colon, a BullMQ key name) cannot name a job hash. */
 const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
+/** Every state but active: a running job is asked to abort instead. */
+const CANCEL_REMOVES: readonly RemovableState[] = ['waiting', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'];
 
 export interface JobAccessDeps {
   config: BullpenConfig;
@@ -53,21 +56,19 @@ export class JobAccess {
 
   /**
    * Removes a job that is not running. A running job cannot be removed (its worker holds the
-   * lock), so its worker is asked to abort it; the job then fails or completes as usual.
+   * lock), so its worker is asked to abort it; the job then fails or completes as usual. A removed
+   * job's idempotency key goes on naming it (job-removal.ts).
    */
   async cancel(lane: string, id: string, tenant: string): Promise<CancelOutcome> {
-    const { guard } = this.deps;
+    const { guard, config, redis } = this.deps;
     const queue = this.deps.lanes.queue(lane);
     await this.findVisible(queue, lane, id, tenant);
-    const state = (await guard.run(() => queue.getJobState(id))) as JobStateView;
-    if (state === 'unknown') throw notFound(lane, id);
-    if (state !== 'active') {
-      const removed = await guard.run(() => queue.remove(id)).catch((err: unknown) => {
-        throw writeOutcomeUnknown(err, `the removal of job ${id}`);
-      });
-      if (removed === 1) return { kind: 'removed', body: { id, lane, state: 'removed', previousState: state } };
-      // 0: locked, so a worker took it between the two calls.
-    }
+    const target = { redis, queue, prefix: config.prefix, lane, eventsMaxLen: config.eventsMaxLen };
+    const removal = await guard.run(() => removeJob(target, id, CANCEL_REMOVES)).catch((err: unknown) => {
+      throw writeOutcomeUnknown(err, `the removal of job ${id}`);
+    });
+    if (removal.kind === 'not_found') throw notFound(lane, id);
+    if (removal.kind === 'removed') return { kind: 'removed', body: { id, lane, state: 'removed', previousState: removal.previousState } };
     // Marked on the job first: a worker that starts it later (its worker died, or the message
     // reached no one) aborts it too.
     const marked = await guard.run(() => markCancelRequested(this.deps.redis, this.deps.config.prefix, lane, id)).catch((err: unknown) => {
