@@ -1,9 +1,11 @@
 // Removing a job for a cancel or a purge without forgetting its idempotency key (lua/remove-job.lua).
 // BullMQ's own removal deletes the key: a client that repeats its submission after the job was
-// cancelled or purged, as a client retrying a redis_timeout does, would add the work again.
+// cancelled or purged, as a client retrying a redis_timeout does, would add the work again. The
+// job's state is read and acted on in one step, so a job that finished or started meanwhile is
+// never removed.
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
-import { jobChildKeys, jobKeys, laneEventsKey, laneStateKeys, scriptCommand } from '@bullpen/core';
+import { JOB_FIELD, jobChildKeys, jobKeys, laneEventsKey, laneStateKeys, scriptCommand } from '@bullpen/core';
 import type { JobStateView } from './views';
 
 const REMOVE_JOB = 'bullpenRemoveJob';
@@ -17,7 +19,7 @@ export type RemovableState = 'waiting' | 'delayed' | 'prioritized' | 'waiting-ch
 export type RemovalOutcome =
   /** Removed; its idempotency key goes on naming it until the key expires. */
   | { kind: 'removed'; previousState: RemovableState }
-  /** In a state not asked for (`active` included); nothing was changed. */
+  /** In a state not asked for (`active` included); nothing was changed but the cancel mark. */
   | { kind: 'kept'; state: JobStateView }
   /** No such job, or one in no state. */
   | { kind: 'not_found' };
@@ -31,8 +33,34 @@ export interface RemovalTarget {
   eventsMaxLen: number;
 }
 
-/** Removes job `id` if it is in one of `states`, deciding on its state in Redis in the same step. */
-export async function removeJob({ redis, queue, prefix, lane, eventsMaxLen }: RemovalTarget, id: string, states: readonly RemovableState[]): Promise<RemovalOutcome> {
+export interface RemovalOptions {
+  /**
+   * When the job is active, mark it as cancelled on request (JOB_FIELD.cancelRequested) at this
+   * epoch ms, so that a worker that starts it again aborts it too; default: no mark.
+   */
+  cancelRequestedAt?: number;
+}
+
+/** BullMQ's removal of a linked job found it taken by a worker this many times in a row: give up. */
+const MAX_LINKED_ROUNDS = 3;
+
+/**
+ * Removes job `id` if it is in one of `states`, deciding on its state in Redis in the same step.
+ * A job linked to others (lua/remove-job.lua) is removed by BullMQ, which forgets its key.
+ */
+export async function removeJob(target: RemovalTarget, id: string, states: readonly RemovableState[], options: RemovalOptions = {}): Promise<RemovalOutcome> {
+  for (let round = 1; ; round += 1) {
+    const outcome = await decide(target, id, states, options);
+    if (outcome.kind !== 'linked') return outcome;
+    if ((await target.queue.remove(id)) === 1) return { kind: 'removed', previousState: outcome.state };
+    // 0: a worker took it between the two calls; decided again, it is marked or found finished.
+    // (BullMQ removes a job in any state but active: one that finished between the two calls is
+    // removed all the same, as before bullpen decided cancels itself; only linked jobs.)
+    if (round === MAX_LINKED_ROUNDS) throw new Error(`job ${id} of lane ${target.lane} was taken by a worker at each of ${round} removals`);
+  }
+}
+
+async function decide({ redis, prefix, lane, eventsMaxLen }: RemovalTarget, id: string, states: readonly RemovableState[], options: RemovalOptions): Promise<RemovalOutcome | { kind: 'linked'; state: RemovableState }> {
   const job = jobKeys(prefix, lane, id);
   const children = jobChildKeys(prefix, lane, id);
   const lanes = laneStateKeys(prefix, lane);
@@ -55,6 +83,8 @@ export async function removeJob({ redis, queue, prefix, lane, eventsMaxLen }: Re
     laneEventsKey(prefix, lane),
     id,
     eventsMaxLen,
+    options.cancelRequestedAt === undefined ? '' : JOB_FIELD.cancelRequested,
+    options.cancelRequestedAt ?? '',
     ...states,
   );
   switch (outcome) {
@@ -64,8 +94,8 @@ export async function removeJob({ redis, queue, prefix, lane, eventsMaxLen }: Re
       return { kind: 'kept', state: state as JobStateView };
     case 'linked':
       // A job of a BullMQ flow or job scheduler (a plain BullMQ producer's): BullMQ keeps the jobs
-      // linked to it consistent, and forgets its deduplication key. 0: a worker took it meanwhile.
-      return (await queue.remove(id)) === 1 ? { kind: 'removed', previousState: state as RemovableState } : { kind: 'kept', state: 'active' };
+      // linked to it consistent.
+      return { kind: 'linked', state: state as RemovableState };
     case 'not_found':
       return { kind: 'not_found' };
     default:

@@ -158,13 +158,17 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         delete: {
           summary: 'Cancel a job',
           description:
-            'A job that is not running (waiting, delayed, prioritized, completed, failed) is removed: 200; its idempotency key ' +
+            'A job that has not started (waiting, delayed, prioritized) is removed: 200; its idempotency key ' +
             "still names it (a repeat adds nothing) until the lane's idempotencyTtlMs runs out. " +
-            'A running job cannot be removed: its worker is asked to abort it (the handler\'s AbortSignal fires): 202.',
+            'A running job cannot be removed: its worker is asked to abort it (the handler\'s AbortSignal fires): 202. ' +
+            'A job that has finished is left as it is, with its result: 409 job_finished, whose state says completed or failed ' +
+            '(a failed job is a dead letter: DELETE /v1/lanes/{lane}/dead removes it). The three are told apart on the ' +
+            "job's state at one instant, so a job that finishes just before the cancel is never removed.",
           parameters: [laneParam, idParam],
           responses: {
             '200': { description: 'Removed.', content: json('JobRemoved') },
             '202': { description: 'Running: cancellation requested.', content: json('JobCancelRequested') },
+            '409': problem('job_finished: the job has completed or failed; nothing was cancelled or removed.'),
             ...common,
           },
         },

@@ -50,6 +50,10 @@ export const problemSchema = z
         responseDocs,
         doc('For api_overloaded or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
       ),
+    state: z
+      .enum(['completed', 'failed'])
+      .optional()
+      .register(responseDocs, doc('For job_finished: the state the job finished in.')),
   })
   .register(responseDocs, { id: 'Problem', description: 'RFC 9457 problem details.' });
 

@@ -4,7 +4,8 @@
   removal deletes that key, and a client repeating a submission after its job was cancelled or
   purged would then add the work again within idempotencyTtlMs. The state is read and the job
   removed in one step, so no worker can take the job, and no submission can take the key, between
-  the two.
+  the two. A cancel also marks a job it finds active, in the same step, so that only a job that is
+  running when the cancel is decided is ever marked.
 
   A job linked to other jobs (a parent or children of a BullMQ flow, or a job scheduler's job:
   bullpen makes none, plain BullMQ producers may) is left to BullMQ's removal, which keeps the
@@ -26,12 +27,14 @@
 
     ARGV[1] the job id
     ARGV[2] the event stream's approximate maximum length
-    ARGV[3..] the states the job may be removed in: waiting, delayed, prioritized,
+    ARGV[3] a field to set on the job when it is active (JOB_FIELD.cancelRequested), or "" for none
+    ARGV[4] its value: when the cancellation was requested, epoch ms
+    ARGV[5..] the states the job may be removed in: waiting, delayed, prioritized,
               waiting-children, completed, failed (an active job is never removed)
 
   Returns {outcome, state}, state being the job's as the API names it:
     {"removed", state}    removed; a "removed" event was added to the stream
-    {"kept", state}       in a state not named
+    {"kept", state}       in a state not named (an active job marked with ARGV[3] if given)
     {"linked", state}     in a state named, but linked to other jobs: nothing was changed
     {"not_found", ""}     no such job, or one in no state
 ]]
@@ -51,7 +54,10 @@ elseif rcall("ZSCORE", KEYS[15], jobId) then
   state, prev, from = "failed", "failed", KEYS[15]
 elseif rcall("EXISTS", KEYS[3]) == 1 or rcall("LPOS", KEYS[13], jobId) then
   -- A worker holds it, or took it and lost its lock: a stalled job stays active until the stall
-  -- checker moves it.
+  -- checker moves it. The mark reaches a worker that starts it again after that.
+  if ARGV[3] ~= "" then
+    rcall("HSET", jobKey, ARGV[3], ARGV[4])
+  end
   return {"kept", "active"}
 elseif rcall("ZSCORE", KEYS[10], jobId) then
   state, prev, from = "delayed", "delayed", KEYS[10]
@@ -68,7 +74,7 @@ else
 end
 
 local removable = false
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   if ARGV[i] == state then
     removable = true
   end
