@@ -95,11 +95,69 @@ describe('producer API: idempotency', () => {
     expect(await api.backlog(LANE)).toBe(0);
   });
 
-  it('takes a key again once its job was deleted', async () => {
-    const first = await submit({ name: 'noop', idempotencyKey: 'again' });
-    expect((await api.request('DELETE', `/v1/lanes/${LANE}/jobs/${first.body.id}`)).status).toBe(200);
-    const second = await submit({ name: 'noop', idempotencyKey: 'again' });
-    expect(second.status).toBe(201);
-    expect(second.body.id).not.toBe(first.body.id);
+  it('keeps naming a cancelled job: a resubmission of its key adds nothing and answers its id as unknown', async () => {
+    const first = await submit({ name: 'noop', delayMs: 60_000, idempotencyKey: 'cancelled-once' });
+    expect(first.status).toBe(201);
+    // Resubmissions racing the cancel: each finds the key naming the job, before or after its removal.
+    const [cancel, ...racing] = await Promise.all([
+      api.request('DELETE', `/v1/lanes/${LANE}/jobs/${first.body.id}`),
+      ...Array.from({ length: 10 }, () => submit({ name: 'noop', delayMs: 60_000, idempotencyKey: 'cancelled-once' })),
+    ]);
+    expect(cancel?.status).toBe(200);
+    const again = await submit({ name: 'noop', delayMs: 60_000, idempotencyKey: 'cancelled-once' });
+    for (const reply of [...racing, again]) {
+      expect(reply.status).toBe(200);
+      expect(reply.headers.get('idempotent-replayed')).toBe('true');
+      expect(reply.body.id).toBe(first.body.id);
+    }
+    expect(again.body).toEqual({ id: first.body.id, lane: LANE, name: 'noop', state: 'unknown', createdAt: null });
+    expect((await api.request('GET', `/v1/lanes/${LANE}/jobs/${first.body.id}`)).status).toBe(404);
+    expect(await api.backlog(LANE)).toBe(0);
+  });
+
+  it('keeps naming a purged dead letter: a resubmission of its key adds nothing', async () => {
+    const first = await submit({ name: 'noop', attempts: 1, idempotencyKey: 'purged-once' });
+    const connection = createRedis(standaloneUrl(api.config), 'worker');
+    const worker = new Worker(
+      LANE,
+      async () => {
+        throw new Error('refused');
+      },
+      { connection, prefix: lanePrefix(api.config.prefix, LANE) },
+    );
+    worker.on('error', () => undefined);
+    try {
+      await waitUntil(
+        async () => (await api.request('GET', `/v1/lanes/${LANE}/jobs/${first.body.id}`)).body.state === 'failed',
+        { what: 'the job to fail' },
+      );
+    } finally {
+      await worker.close();
+      connection.disconnect();
+    }
+    const purge = await api.request('DELETE', `/v1/lanes/${LANE}/dead`, { body: { ids: [first.body.id] } });
+    expect(purge.body.results).toEqual([{ id: first.body.id, status: 'purged' }]);
+    const again = await submit({ name: 'noop', attempts: 1, idempotencyKey: 'purged-once' });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ id: first.body.id, lane: LANE, name: 'noop', state: 'unknown', createdAt: null });
+    expect(await api.backlog(LANE)).toBe(0);
+  });
+
+  it('takes a key again once it expired, after its job was cancelled', async () => {
+    const short = await startTestApi({ lanesFile: { lanes: { [LANE]: { concurrency: 1, idempotencyTtlMs: 300 }, critic: { concurrency: 1 } } } });
+    try {
+      const first = await short.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', delayMs: 60_000, idempotencyKey: 'ttl' } });
+      expect((await short.request('DELETE', `/v1/lanes/${LANE}/jobs/${first.body.id}`)).status).toBe(200);
+      const second = await waitUntil(
+        async () => {
+          const reply = await short.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop', delayMs: 60_000, idempotencyKey: 'ttl' } });
+          return reply.status === 201 ? reply : undefined;
+        },
+        { what: 'the key to expire' },
+      );
+      expect(second.body.id).not.toBe(first.body.id);
+    } finally {
+      await short.stop();
+    }
   });
 });

@@ -3,6 +3,7 @@
 import { Job, Queue, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
 import {
+  JOB_FIELD,
   cancelChannel,
   createRedis,
   formatAttemptLogRow,
@@ -177,6 +178,70 @@ describe('producer API: jobs', () => {
       release.resolve();
     } finally {
       subscriber.disconnect();
+    }
+  });
+
+  it('leaves a completed job and its result on DELETE: 409 job_finished naming its state, and no cancel mark', async () => {
+    const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'echo', data: { n: 1 } } });
+    startWorker(async () => ({ done: true }));
+    await waitUntil(async () => (await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`)).body.state === 'completed', {
+      what: 'the job to complete',
+    });
+    const cancel = await api.request('DELETE', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+    expect(cancel.status).toBe(409);
+    expect(cancel.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(cancel.body).toMatchObject({ code: 'job_finished', state: 'completed', type: 'urn:bullpen:problem:job_finished' });
+    const read = await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+    expect(read.body).toMatchObject({ state: 'completed', returnValue: { done: true } });
+    expect(await api.redis.hget(jobKeys(api.config.prefix, LANE, created.body.id).job, JOB_FIELD.cancelRequested)).toBeNull();
+  });
+
+  it('leaves a dead letter on DELETE of the job, for a purge to remove: 409 job_finished, state failed', async () => {
+    const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'flaky', attempts: 1 } });
+    startWorker(async () => {
+      throw new Error('upstream 502');
+    });
+    await waitUntil(async () => (await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`)).body.state === 'failed', {
+      what: 'the job to fail',
+    });
+    const cancel = await api.request('DELETE', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+    expect(cancel.status).toBe(409);
+    expect(cancel.body).toMatchObject({ code: 'job_finished', state: 'failed' });
+    expect(cancel.body.detail).toContain(`/v1/lanes/${LANE}/dead`);
+    const dead = await api.request('GET', `/v1/lanes/${LANE}/dead`);
+    expect(dead.body.items.map((item: { id: string }) => item.id)).toEqual([created.body.id]);
+  });
+
+  it('never removes a job that finishes as its cancel arrives: each cancel either signals it running or finds it finished', async () => {
+    let release = deferred();
+    let started = deferred<string>();
+    startWorker(async (job) => {
+      started.resolve(String(job.id));
+      await release.promise;
+      return { id: job.id };
+    });
+    for (let i = 0; i < 20; i += 1) {
+      const created = await api.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'quick' } });
+      expect(await started.promise).toBe(created.body.id);
+      const finishing = release;
+      started = deferred<string>();
+      release = deferred();
+      // The job completes while the cancel is on its way: let go 0 to 4 ms after the request is
+      // sent, so that the cancel finds it running in some rounds and finished in others.
+      const cancelling = api.request('DELETE', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+      setTimeout(() => finishing.resolve(), i % 5);
+      const cancel = await cancelling;
+      const read = await waitUntil(
+        async () => {
+          const reply = await api.request('GET', `/v1/lanes/${LANE}/jobs/${created.body.id}`);
+          return reply.body.state === 'completed' ? reply : undefined;
+        },
+        { what: `job ${i} to complete` },
+      );
+      expect(read.body.returnValue).toEqual({ id: created.body.id });
+      const mark = await api.redis.hget(jobKeys(api.config.prefix, LANE, created.body.id).job, JOB_FIELD.cancelRequested);
+      // A mark only when the cancel found the job running.
+      expect({ status: cancel.status, marked: mark !== null }).toEqual(cancel.status === 202 ? { status: 202, marked: true } : { status: 409, marked: false });
     }
   });
 

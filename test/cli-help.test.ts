@@ -55,6 +55,16 @@ describe('bullpen help', () => {
     }
     expect(api.requests).toEqual([]);
   });
+
+  it('refuses an empty --idempotency-key (exit 2, naming the flag) instead of enqueueing without one', async () => {
+    const env = { BULLPEN_API_URL: api.url, BULLPEN_API_KEY: 'k' };
+    for (const key of ['', 'k'.repeat(201)]) {
+      const run = await bullpen(['enqueue', 'tool_call', 'noop', '--idempotency-key', key], env);
+      expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 2, stdout: '' });
+      expect(run.stderr).toMatch(/--idempotency-key: expected 1 to 200 characters/);
+    }
+    expect(api.requests).toEqual([]);
+  });
 });
 
 describe('the bullpen commands docs/runbooks.md gives', () => {

@@ -7,6 +7,7 @@ import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, scriptCommand, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import { DeadCursorCodec, type DeadCursor } from './dead-cursor';
+import { removeJob } from './job-removal';
 import { JobsInFlight, OVERLOADED_RETRY_AFTER_SECONDS } from './jobs-in-flight';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
@@ -31,8 +32,9 @@ export const DEAD_LETTER_CLAIM_MS = 30_000;
 /**
  * How many submitted jobs one redriven or purged job counts as among the jobs on their way to
  * Redis: a submission is about one call per job (its add), a redrive five (claim, data, fields,
- * retry, release) and a purge four. Counted as one, forty redrives of 200 at once took the room
- * of eight bulks of 1,000 and timed out half of themselves on a 2-core machine.
+ * retry, release) and a purge three (claim, removal, release). Counted as one, forty redrives of
+ * 200 at once took the room of eight bulks of 1,000 and timed out half of themselves on a 2-core
+ * machine.
  */
 export const DEAD_LETTER_WEIGHT = 5;
 /** What a cursor that this API did not give for this tenant and lane is answered with. */
@@ -173,15 +175,19 @@ export class DeadLetters {
     return { lane, redriven: count('redriven'), notFound: count('not_found'), notDead: count('not_dead'), results };
   }
 
-  /** Removes dead jobs with their history. Without `ids`, every dead letter of `tenant`. */
+  /**
+   * Removes dead jobs with their history; their idempotency keys go on naming them
+   * (job-removal.ts). Without `ids`, every dead letter of `tenant`.
+   */
   async purge(lane: string, tenant: string, ids?: readonly string[]): Promise<PurgeResult> {
-    const queue = this.deps.lanes.queue(lane);
+    const { redis, config } = this.deps;
+    const target = { redis, queue: this.deps.lanes.queue(lane), prefix: config.prefix, lane, eventsMaxLen: config.eventsMaxLen };
     const results = await this.apply<PurgeStatus>(lane, tenant, ids, 'purge', (job) =>
       this.claimed(lane, job, async () => {
-        // Found dead before the claim; a redrive may have taken it back to work since.
-        if ((await this.deps.redis.zscore(laneStateKeys(this.deps.config.prefix, lane).failed, String(job.id))) === null) return 'not_dead';
-        // 0: locked, so the job was redriven and taken by a worker since it was found dead.
-        return (await queue.remove(String(job.id))) === 1 ? 'purged' : 'not_dead';
+        // Found dead before the claim: removed only while still dead, as a redrive may have taken
+        // it back to work since, and retention may have removed it.
+        const removal = await removeJob(target, String(job.id), ['failed']);
+        return removal.kind === 'removed' ? 'purged' : removal.kind === 'kept' ? 'not_dead' : 'not_found';
       }),
     );
     const count = (status: PurgeStatus) => results.filter((r) => r.status === status).length;

@@ -123,7 +123,9 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
           responses: {
             '201': { description: 'Added.', content: json('JobCreated') },
             '200': {
-              description: 'The idempotency key was seen before: the original job, nothing added.',
+              description:
+                'The idempotency key was seen before: the original job, nothing added. A job removed since (cancelled, ' +
+                'purged or by retention) is answered with its id, state unknown and createdAt null.',
               headers: { 'Idempotent-Replayed': { schema: { type: 'string', const: 'true' } } },
               content: json('JobCreated'),
             },
@@ -156,12 +158,17 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         delete: {
           summary: 'Cancel a job',
           description:
-            'A job that is not running (waiting, delayed, prioritized, completed, failed) is removed: 200. ' +
-            'A running job cannot be removed: its worker is asked to abort it (the handler\'s AbortSignal fires): 202.',
+            'A job that has not started (waiting, delayed, prioritized) is removed: 200; its idempotency key ' +
+            "still names it (a repeat adds nothing) until the lane's idempotencyTtlMs runs out. " +
+            'A running job cannot be removed: its worker is asked to abort it (the handler\'s AbortSignal fires): 202. ' +
+            'A job that has finished is left as it is, with its result: 409 job_finished, whose state says completed or failed ' +
+            '(a failed job is a dead letter: DELETE /v1/lanes/{lane}/dead removes it). The three are told apart on the ' +
+            "job's state at one instant, so a job that finishes just before the cancel is never removed.",
           parameters: [laneParam, idParam],
           responses: {
             '200': { description: 'Removed.', content: json('JobRemoved') },
             '202': { description: 'Running: cancellation requested.', content: json('JobCancelRequested') },
+            '409': problem('job_finished: the job has completed or failed; nothing was cancelled or removed.'),
             ...common,
           },
         },
@@ -188,7 +195,8 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
             `Send \`{}\` or no body at all (no Content-Type and no bytes) for every dead letter of this tenant in the ` +
             `lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). A body sent with a Content-Type must be a JSON object: ` +
             'an empty one, `null` or another value is refused with 400 naming `body`, never read as "all". ' +
-            'Purged jobs are removed with their history. Each id gets a result: purged, ' +
+            'Purged jobs are removed with their history; their idempotency keys still name them (a repeat adds nothing) ' +
+            "until the lane's idempotencyTtlMs runs out. Each id gets a result: purged, " +
             'not_found (no such job for this tenant) or not_dead (the job exists but is not dead, or a concurrent ' +
             'redrive or purge holds it). The whole body is validated before anything is removed.',
           parameters: [laneParam],

@@ -30,6 +30,8 @@ export interface Problem {
   jobIds?: string[];
   /** With api_overloaded or redis_timeout from a redrive or purge: what its batches before that did. */
   results?: ActionResult<string>[];
+  /** With job_finished: the state the job finished in. */
+  state?: 'completed' | 'failed';
 }
 
 /** What a redrive or purge did with one dead letter. */
@@ -48,6 +50,7 @@ export const PROBLEMS = {
   job_not_found: { status: 404, title: 'Job not found' },
   route_not_found: { status: 404, title: 'Route not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  job_finished: { status: 409, title: 'Job already finished' },
   bad_request: { status: 400, title: 'Bad request' },
   malformed_json: { status: 400, title: 'Malformed JSON' },
   validation_failed: { status: 400, title: 'Validation failed' },
@@ -74,7 +77,13 @@ export class ProblemError extends Error {
   constructor(
     readonly code: ProblemCode,
     readonly detail: string,
-    readonly options: { errors?: FieldError[]; headers?: Record<string, string>; jobIds?: string[]; results?: ActionResult<string>[] } = {},
+    readonly options: {
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+      jobIds?: string[];
+      results?: ActionResult<string>[];
+      state?: 'completed' | 'failed';
+    } = {},
   ) {
     super(detail);
     this.status = PROBLEMS[code].status;
@@ -91,6 +100,7 @@ export class ProblemError extends Error {
     if (this.options.errors) problem.errors = this.options.errors;
     if (this.options.jobIds) problem.jobIds = this.options.jobIds;
     if (this.options.results) problem.results = this.options.results;
+    if (this.options.state) problem.state = this.options.state;
     return problem;
   }
 }

@@ -66,7 +66,9 @@ export const jobSubmissionSchema = z
         requestDocs,
         doc(
           "Repeating a key (per tenant and lane, within the lane's idempotencyTtlMs) returns the original job " +
-            'with 200 and Idempotent-Replayed: true instead of adding another.',
+            'with 200 and Idempotent-Replayed: true instead of adding another. The key names that job for the whole ' +
+            'idempotencyTtlMs, also once the job was cancelled, purged or removed by retention: the repeat then answers ' +
+            'its id with state unknown and createdAt null (GET answers 404), and adds nothing.',
         ),
       ),
     priority: integer(1, MAX_PRIORITY)

@@ -1,5 +1,6 @@
+import type { Job } from 'bullmq';
 import { formatAttemptLogRow } from '@bullpen/core';
-import { parseAttempts } from './views';
+import { jobStatusView, parseAttempts, type JobStateView } from './views';
 
 const row = (fields: Record<string, unknown>) => JSON.stringify({ type: 'attempt', ...fields });
 
@@ -30,5 +31,32 @@ describe('parseAttempts', () => {
     expect(parseAttempts([line])).toEqual([
       { attempt: 2, errorClass: 'rate_limited', message: 'slow down', delayMs: 5000, worker: 'w', at: '2023-11-14T22:13:20.000Z' },
     ]);
+  });
+});
+
+describe('jobStatusView', () => {
+  // BullMQ leaves the reason of the last failed attempt on the job when it is retried, redriven
+  // or completes.
+  const retried = {
+    id: 'j1',
+    name: 'fetch',
+    timestamp: 1_700_000_000_000,
+    attemptsMade: 2,
+    failedReason: 'upstream 502',
+    returnvalue: { ok: true },
+  } as unknown as Job;
+  const history = [formatAttemptLogRow({ attempt: 1, errorClass: 'http_5xx', message: 'upstream 502', delayMs: 300, worker: 'w', ts: 1_700_000_000_500 })];
+
+  it('shows no failure on a job that is not failed: its earlier failures are in its attempts', () => {
+    for (const state of ['completed', 'waiting', 'delayed', 'active'] as JobStateView[]) {
+      const view = jobStatusView(retried, 'tool_call', state, history);
+      expect({ state, failedReason: view.failedReason, errorClass: view.errorClass }).toEqual({ state, failedReason: null, errorClass: null });
+      expect(view.attempts).toEqual([expect.objectContaining({ attempt: 1, errorClass: 'http_5xx', message: 'upstream 502' })]);
+    }
+  });
+
+  it("shows a failed job's reason and the error class of its last attempt", () => {
+    const view = jobStatusView(retried, 'tool_call', 'failed', history);
+    expect(view).toMatchObject({ state: 'failed', failedReason: 'upstream 502', errorClass: 'http_5xx' });
   });
 });

@@ -50,6 +50,10 @@ export const problemSchema = z
         responseDocs,
         doc('For api_overloaded or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
       ),
+    state: z
+      .enum(['completed', 'failed'])
+      .optional()
+      .register(responseDocs, doc('For job_finished: the state the job finished in.')),
   })
   .register(responseDocs, { id: 'Problem', description: 'RFC 9457 problem details.' });
 
@@ -94,8 +98,14 @@ export const jobStatusSchema = z
     createdAt: timestamp,
     processedAt: timestamp,
     finishedAt: timestamp,
-    failedReason: z.string().nullable(),
-    errorClass: z.enum(ERROR_CLASSES).nullable().register(responseDocs, doc('Error class of the last failed attempt.')),
+    failedReason: z
+      .string()
+      .nullable()
+      .register(responseDocs, doc('Why the job failed, when its state is failed; null in any other state (attempts lists earlier failures).')),
+    errorClass: z
+      .enum(ERROR_CLASSES)
+      .nullable()
+      .register(responseDocs, doc('Error class of the failure, when the state is failed; null in any other state (attempts lists earlier failures).')),
     returnValue: z.unknown(),
     progress: z.unknown(),
     attempts: z.array(attemptSchema),
@@ -261,8 +271,10 @@ export function jobStatusView(job: Job, lane: string, state: JobStateView, logRo
     createdAt: iso(job.timestamp),
     processedAt: iso(job.processedOn),
     finishedAt: iso(job.finishedOn),
-    failedReason: job.failedReason || null,
-    errorClass: (state === 'failed' ? terminalErrorClass(job.failedReason, attempts.at(-1)?.errorClass) : attempts.at(-1)?.errorClass) ?? null,
+    // BullMQ keeps the reason of a failed attempt on the job after it is retried, redriven or
+    // completed: only a failed job's is its outcome; earlier failures are in `attempts`.
+    failedReason: state === 'failed' ? job.failedReason || null : null,
+    errorClass: state === 'failed' ? (terminalErrorClass(job.failedReason, attempts.at(-1)?.errorClass) ?? null) : null,
     returnValue: job.returnvalue ?? null,
     progress: job.progress ?? 0,
     attempts,

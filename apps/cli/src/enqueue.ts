@@ -14,7 +14,8 @@ export const ENQUEUE_USAGE = `enqueue <lane> <name> [--data JSON] [--idempotency
 /** The API's most jobs in one bulk request. */
 const MAX_BATCH_JOBS = 1000;
 /** The API's idempotency keys are at most 200 characters; `:<line>` takes up to 11 of them. */
-const MAX_PREFIX_CHARS = 189;
+const MAX_KEY_CHARS = 200;
+const MAX_PREFIX_CHARS = MAX_KEY_CHARS - 11;
 
 export async function enqueue(args: string[], client: ApiClient, io: Out): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -63,6 +64,11 @@ export async function enqueue(args: string[], client: ApiClient, io: Out): Promi
   }
   if (!name) throw new UsageError('enqueue: expected a job name (or --file)');
   if (extra.length > 0) throw new UsageError(`enqueue: unexpected ${JSON.stringify(extra[0])} (the payload goes in --data)`);
+  const key = values['idempotency-key'];
+  // An empty key (a script's unset variable) would send the job without one: each run would add it again.
+  if (key !== undefined && (key === '' || key.length > MAX_KEY_CHARS)) {
+    throw new UsageError(`--idempotency-key: expected 1 to ${MAX_KEY_CHARS} characters, got ${key === '' ? 'an empty key' : key.length}`);
+  }
   let data: unknown = {};
   if (values.data !== undefined) {
     try {
@@ -71,12 +77,12 @@ export async function enqueue(args: string[], client: ApiClient, io: Out): Promi
       throw new UsageError('--data: expected JSON');
     }
   }
-  const body = { name, data, ...(values['idempotency-key'] ? { idempotencyKey: values['idempotency-key'] } : {}) };
+  const body = { name, data, ...(key !== undefined ? { idempotencyKey: key } : {}) };
   const res = await client.request<{ id?: unknown }>('POST', `/v1/lanes/${encodeURIComponent(lane)}/jobs`, body);
   io.out(JSON.stringify(res.body, null, 2));
   // The API answers a new job 201, and a repeated idempotency key 200 with the job it names.
   if (res.status === 200) {
-    io.err(`enqueue ${lane}: replayed: idempotency key ${JSON.stringify(values['idempotency-key'])} names job ${String(res.body?.id)}, already enqueued; nothing was added\n`);
+    io.err(`enqueue ${lane}: replayed: idempotency key ${JSON.stringify(key)} names job ${String(res.body?.id)}, already enqueued; nothing was added\n`);
   }
   return 0;
 }

@@ -23,7 +23,6 @@ export * from './lane-events';
 export * from './publish-lane-event';
 export * from './record-attempt';
 export * from './job-fields';
-export * from './cancel-request';
 export * from './tracing';
 export * from './otel-env';
 export * from './process-metrics';

@@ -19,8 +19,8 @@ export const JOB_FIELD = {
   /** Epoch ms of the job's last redrive from the dead letters: from then on it waits in line again,
    * so the exporter's oldest-waiting age counts from it rather than from the enqueue. */
   redrivenAt: 'bp:redriven',
-  /** Epoch ms of a cancellation requested while the job was active (request-cancel.lua): a worker
-   * that starts the job again aborts it. A redrive clears it. */
+  /** Epoch ms of a cancellation requested while the job was active (remove-job.lua, for a
+   * cancel): a worker that starts the job again aborts it. A redrive clears it. */
   cancelRequested: 'bp:cancel',
   /**
    * Set while the job's next retry is one the lane's retry budget refused and deferred: the start

@@ -1,4 +1,4 @@
-import { admissionGroupsKey, admissionKey, exporterStateKey, jobKeys, laneEventsKey, lanePrefix, laneStateKeys, retryBudgetBucketKey } from './keys';
+import { admissionGroupsKey, admissionKey, exporterStateKey, jobChildKeys, jobKeys, laneEventsKey, lanePrefix, laneStateKeys, retryBudgetBucketKey } from './keys';
 
 /** The part of a key Redis Cluster hashes: the first non-empty {...} section, else the whole key. */
 function hashTag(key: string): string {
@@ -17,6 +17,7 @@ describe('lane keys', () => {
       retryBudgetBucketKey('bp', 'emails', 1_700_000_000),
       exporterStateKey('bp', 'emails'),
       ...Object.values(jobKeys('bp', 'emails', '42')),
+      ...Object.values(jobChildKeys('bp', 'emails', '42')),
       // BullMQ builds its keys as <prefix>:<queue name>:<suffix>.
       `${lanePrefix('bp', 'emails')}:emails:de:some-key`,
     ];

@@ -75,6 +75,16 @@ export function jobKeys(prefix: string, lane: string, jobId: string) {
   return { job, logs: `${job}${JOB_LOGS_SUFFIX}`, lock: `${job}:lock`, deadLetterClaim: `${job}:bp:dead-claim` } as const;
 }
 
+/**
+ * BullMQ's keys of a parent job's children (flows). bullpen never makes flows, but a plain BullMQ
+ * producer may; a job that has any of them, or a parent, is removed by BullMQ's own removal, which
+ * keeps the parent and its children consistent.
+ */
+export function jobChildKeys(prefix: string, lane: string, jobId: string) {
+  const { job } = jobKeys(prefix, lane, jobId);
+  return { dependencies: `${job}:dependencies`, processed: `${job}:processed`, failed: `${job}:failed`, unsuccessful: `${job}:unsuccessful` } as const;
+}
+
 /** The exporter's persisted totals and stream position for one lane (a hash). */
 export function exporterStateKey(prefix: string, lane: string): string {
   return `${laneQualifiedName(prefix, lane)}:bp:exporter`;
