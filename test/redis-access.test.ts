@@ -207,7 +207,7 @@ describe('bullpen against a Redis that refuses its access', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const stop = lines.find((l) => l.msg === 'cannot start');
     expect(stop).toMatchObject({ level: 'error' });
-    expect(stop!.error).toMatch(/Redis user in REDIS_URL .*NOPERM.*'info'.*ACL SETUSER <user> .*\+info/);
+    expect(stop!.error).toMatch(/Redis user "noinfo" in REDIS_URL .*NOPERM.*'info'.*ACL SETUSER noinfo .*\+info/);
     expect(worker.stderr).not.toMatch(/ReplyError/);
 
     // Connected (ioredis skips its INFO ready check when refused), though BullMQ cannot start.
