@@ -207,7 +207,7 @@ describe('bullpen against a Redis that refuses its access', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const stop = lines.find((l) => l.msg === 'cannot start');
     expect(stop).toMatchObject({ level: 'error' });
-    expect(stop!.error).toMatch(/Redis user in REDIS_URL .*NOPERM.*'info'.*ACL SETUSER <user> .*\+info/);
+    expect(stop!.error).toMatch(/Redis user "noinfo" in REDIS_URL .*NOPERM.*'info'.*ACL SETUSER noinfo .*\+info/);
     expect(worker.stderr).not.toMatch(/ReplyError/);
 
     // Connected (ioredis skips its INFO ready check when refused), though BullMQ cannot start.
@@ -224,5 +224,48 @@ describe('bullpen against a Redis that refuses its access', () => {
     expect(await sample(exporter, 'bullpen_exporter_redis_up')).toBe(0);
     await waitUntil(async () => refusals(exporter).length > 0, { what: 'the exporter to log the refusal' });
     expect(refusals(exporter)[0]!.error).toMatch(/NOPERM.*'info'/);
+  }, 120_000);
+
+  it('names XREAD when Redis refuses the exporter its stream reads, once however often it retries, and does not claim to read', async () => {
+    const prefix = testPrefix('noxread');
+    await aclUser('noxread', 'pw', prefix, ['-xread']);
+    const base = env('noxread', 'pw', prefix);
+    const leading: LogCondition = (logs) => logs.some((l) => String(l.msg).startsWith('this exporter holds the leadership lease'));
+    const [api, worker, exporter] = await Promise.all([spawnApi(base), spawnWorkerApp(base), spawnExporter(base, undefined, { until: leading })]);
+    apps.push(api, worker, exporter);
+    const job = await call(api, 'POST', '/v1/lanes/work/jobs', { name: 'noop' });
+    expect(job.status).toBe(201);
+    await waitUntil(async () => (await jobState(api, job.body.id as string)) === 'completed', { what: 'the job to complete' });
+
+    // Redis counts the XREADs it refused (ACL LOG): the exporter has retried several times by then.
+    const refusedReads = async () => {
+      const entries = (await admin.call('ACL', 'LOG')) as unknown[][];
+      const fields = entries.map((e) => Object.fromEntries(e.flatMap((v, i) => (i % 2 === 0 ? [[v, e[i + 1]]] : []))));
+      return fields.filter((f) => f.username === 'noxread' && f.object === 'xread').reduce((n, f) => n + Number(f.count), 0);
+    };
+    await waitUntil(async () => (await refusedReads()) >= 5, { what: 'the exporter to retry its stream read' });
+    await waitUntil(() => refusals(exporter).length > 0, { what: 'the exporter to log the refusal' });
+    const lines = refusals(exporter);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'error' });
+    expect(lines[0]!.error).toMatch(/Redis user "noxread" in REDIS_URL .*NOPERM.*'xread'.*ACL SETUSER noxread resetkeys/);
+    expect(exporter.logs().filter((l) => String(l.msg).startsWith('reading lane streams failed'))).toEqual([]);
+
+    // Redis answers the scrapes, but the exporter does not read on from its totals, and says why.
+    const health = await fetch(`${exporter.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, role: 'leader', reading: false, refused: expect.stringMatching(/'xread'/) });
+    expect(await sample(exporter, 'bullpen_exporter_up')).toBe(0);
+    expect(await sample(exporter, 'bullpen_exporter_redis_up')).toBe(1);
+    expect(await sample(exporter, 'bullpen_jobs_completed_total', { lane: 'work' })).toBe(0);
+
+    // Granted, it reads on by itself and counts the job.
+    await admin.call('ACL', 'SETUSER', 'noxread', '+xread');
+    await waitUntil(async () => (await sample(exporter, 'bullpen_jobs_completed_total', { lane: 'work' })) === 1, {
+      what: 'the exporter to count the job once it may read',
+    });
+    expect(await (await fetch(`${exporter.url}/healthz`)).json()).toEqual({ ok: true, role: 'leader', reading: true, redis: 'ready' });
+    expect(await sample(exporter, 'bullpen_exporter_up')).toBe(1);
+    expect(exporter.exitCode()).toBeNull();
   }, 120_000);
 });

@@ -3,8 +3,10 @@
 // A batch whose commit fails is retried; one that conflicts (another exporter got there first)
 // is dropped and the lane's state reloaded, so a count is never applied twice. With an event log,
 // a batch's lines are written just before its commit (event-log-feed.ts).
-// Entries trimmed away before they were read are counted as lost (loss-recorder.ts).
-import type { RedisClient, RedisTarget } from '@bullpen/core';
+// Entries trimmed away before they were read are counted as lost (loss-recorder.ts). A Redis that
+// refuses the reader's access (an ACL user without XREAD) is said through the connection watch, not
+// as one more retried error: retrying does not fix it, and the reader is not reading meanwhile.
+import type { RedisClient, RedisConnectionWatch, RedisTarget } from '@bullpen/core';
 import {
   createRedis,
   decodeLaneEventBuffers,
@@ -53,8 +55,12 @@ export interface EventReaderOptions {
   onRead?: (entries: number) => void;
   /** The lifecycle event log (EVENT_LOG_FILE), when it is on. */
   eventLog?: BatchLog;
-  /** Watches the reader's connections' errors (the exporter's RedisConnectionWatch). */
-  watch?: (client: RedisClient) => void;
+  /**
+   * Watches the reader's connections' errors, and is told of the access refusals among its
+   * commands' errors, which it logs (once, then once per interval with a count). Without it, those
+   * are warned of like any other error.
+   */
+  access?: RedisConnectionWatch;
 }
 
 /** How long close() lets a batch in flight finish before abandoning it. */
@@ -99,8 +105,10 @@ export class EventReader {
   private readonly stopped = stopSignal();
   /** Settles when close() gives up waiting: abandons Redis calls stuck behind an outage. */
   private readonly abandoned = stopSignal();
-  private loaded = false;
+  private stateLoaded = false;
   private failed = false;
+  /** What Redis refused the reader's last attempt, explained; cleared by the next that succeeds. */
+  private refused: string | undefined;
 
   constructor(private readonly options: EventReaderOptions) {
     this.batchSize = options.batchSize ?? 1000;
@@ -117,9 +125,19 @@ export class EventReader {
     this.byKey = new Map(this.cursors.map((c) => [c.key, c]));
   }
 
-  /** True once every lane's state is loaded and the read loop runs. */
+  /** True once every lane's state is loaded and the read loop runs: the saved totals can be served. */
+  get loaded(): boolean {
+    return this.stateLoaded && !this.failed && !this.stopping;
+  }
+
+  /** True while the totals are loaded and the streams being read: Redis does not refuse the reads. */
   get up(): boolean {
-    return this.loaded && !this.failed && !this.stopping;
+    return this.loaded && this.refused === undefined;
+  }
+
+  /** Why Redis refuses the reader's reads or commits (explainAccessRefusal), until one succeeds again. */
+  get refusal(): string | undefined {
+    return this.refused;
   }
 
   /** False only when the read loop died of an unexpected error (the process should be restarted). */
@@ -136,8 +154,8 @@ export class EventReader {
     if (this.running) return;
     this.reader = createRedis(this.options.redis, 'events', 'bullpen-exporter-reader');
     this.writer = createRedis(this.options.redis, 'events', 'bullpen-exporter');
-    this.options.watch?.(this.reader);
-    this.options.watch?.(this.writer);
+    this.options.access?.watch(this.reader);
+    this.options.access?.watch(this.writer);
     this.state = new LaneStateStore(this.writer, this.options.prefix);
     const { store, logger } = this.options;
     this.loss = new LossRecorder({ state: this.state, store, logger, reload: (cursor) => this.reload(cursor) });
@@ -167,7 +185,7 @@ export class EventReader {
       await this.retrying(`loading the state of lane ${cursor.lane}`, () => this.loadLane(cursor));
       if (this.stopping) return;
     }
-    this.loaded = true;
+    this.stateLoaded = true;
     this.options.logger.info('reading lane event streams', {
       lanes: this.cursors.map((c) => ({ lane: c.lane, position: c.position, read: c.read })),
     });
@@ -193,10 +211,11 @@ export class EventReader {
         ))) as XReadReply | null;
       } catch (err) {
         if (this.stopping) return;
-        this.options.logger.warn('reading lane streams failed; retrying', { err: (err as Error).message });
+        this.failedWith('reading lane streams', err);
         await this.pause();
         continue;
       }
+      this.refused = undefined;
       lastFull = reply?.some(([, entries]) => entries.length >= this.batchSize) ?? false;
       if (reply) {
         this.options.onRead?.(reply.reduce((sum, [, entries]) => sum + entries.length, 0));
@@ -211,13 +230,28 @@ export class EventReader {
     while (!this.stopping) {
       try {
         await this.abandoned.race(step());
+        this.refused = undefined;
         return;
       } catch (err) {
         if (this.stopping) return;
-        this.options.logger.warn(`${what} failed; retrying`, { err: (err as Error).message });
+        this.failedWith(what, err);
         await this.pause();
       }
     }
+  }
+
+  /**
+   * Says why a step failed before it is retried. An access refusal goes to the connection watch,
+   * which names the command or key and what to grant, once per interval however often the reader
+   * retries; anything else (an outage, a timeout) is warned of here.
+   */
+  private failedWith(what: string, err: unknown): void {
+    const refused = this.options.access?.note(err);
+    if (refused !== undefined) {
+      this.refused = refused;
+      return;
+    }
+    this.options.logger.warn(`${what} failed; retrying`, { err: (err as Error).message });
   }
 
   private pause(): Promise<void> {

@@ -57,6 +57,8 @@ export interface ExporterMetricsOptions {
   store: SeriesStore;
   /** A scrape-time snapshot of the lanes (shared by the gauges of one scrape). */
   sample: () => Promise<QueueSnapshot>;
+  /** Whether the saved totals are loaded, to be served (also while Redis refuses reading on from them). */
+  loaded: () => boolean;
   /** Whether the saved totals are loaded and the streams being read. */
   up: () => boolean;
   /** Whether this exporter holds the leadership lease. */
@@ -76,7 +78,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
   const { config, labels, store } = options;
   const registry = new Registry();
   for (const def of metricsOf('exporter-events')) {
-    registry.registerMetric(new StoredMetricView(def, store, options.up) as unknown as Metric);
+    registry.registerMetric(new StoredMetricView(def, store, options.loaded) as unknown as Metric);
   }
 
   let lastSample: { ok: true; snapshot: QueueSnapshot } | { ok: false } = { ok: false };
@@ -156,7 +158,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
       },
       bullpen_exporter_last_event_timestamp_seconds: (gauge) => {
         gauge.reset();
-        if (!options.up()) return;
+        if (!options.loaded()) return;
         for (const lane of config.laneNames) gauge.set({ lane }, streamIdTimeMs(options.position(lane)) / 1000);
       },
     },

@@ -31,6 +31,11 @@ import { QueueSampler, type QueueSnapshot } from './queue-sampler';
 import { START_POSITION } from './stream-loss';
 import { SeriesStore } from './stored-series';
 
+/** /healthz's `refused` field: what Redis refuses the exporter, explained, when it refuses something. */
+function refusedBy(refusal: string | undefined): { refused?: string } {
+  return refusal === undefined ? {} : { refused: refusal };
+}
+
 /** A reason scrapes fail is logged once, then once per this long with its count. */
 export const SAMPLE_ERROR_LOG_INTERVAL_MS = 30_000;
 
@@ -101,7 +106,7 @@ export class Exporter {
         batchSize: config.batchSize,
         onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
         onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
-        watch: (client) => this.redisWatch.watch(client),
+        access: this.redisWatch,
         ...(feed ? { eventLog: feed } : {}),
       });
       for (const lane of lanes) this.readerOf.set(lane, reader);
@@ -117,6 +122,7 @@ export class Exporter {
         this.warnOfUnconfiguredLanes(snapshot);
         return snapshot;
       },
+      loaded: () => this.readers.every((r) => r.loaded),
       up: () => this.readers.every((r) => r.up),
       leading: () => this.leading,
       position: (lane) => this.position(lane),
@@ -129,8 +135,15 @@ export class Exporter {
       () => (this.leading ? this.metrics.registry : this.standbyRegistry),
       () => {
         const redis = this.sampleRedis?.status ?? 'not started';
-        if (!this.leading) return { ok: true, role: 'standby', reading: false, redis };
-        return { ok: this.readers.every((r) => r.healthy), role: 'leader', reading: this.readers.every((r) => r.up), redis };
+        // A refusal is not a reason to restart the process (ok): it goes on by itself once granted.
+        if (!this.leading) return { ok: true, role: 'standby', reading: false, redis, ...refusedBy(this.lease?.refusal) };
+        return {
+          ok: this.readers.every((r) => r.healthy),
+          role: 'leader',
+          reading: this.readers.every((r) => r.up),
+          redis,
+          ...refusedBy(this.readers.find((r) => r.refusal !== undefined)?.refusal),
+        };
       },
     );
   }

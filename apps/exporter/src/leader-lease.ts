@@ -45,6 +45,8 @@ export class LeaderLease {
   private held = false;
   private unreachableLogged = false;
   private standbyLogged = false;
+  /** What Redis refused the last lease call, explained; cleared by the next that succeeds. */
+  private refused: string | undefined;
 
   constructor(private readonly options: LeaderLeaseOptions) {
     this.redis = scriptCommand<LeaseClient>(options.redis, 'exporterLease', 'exporter-lease', 1);
@@ -53,6 +55,11 @@ export class LeaderLease {
 
   get leading(): boolean {
     return this.held;
+  }
+
+  /** Why Redis refuses this exporter the lease (explainAccessRefusal), until a lease call succeeds again. */
+  get refusal(): string | undefined {
+    return this.refused;
   }
 
   /** Tries for the lease now, then renews it every third of its duration, or tries again. */
@@ -77,6 +84,7 @@ export class LeaderLease {
       await whenReady(this.redis, leaseMs / 3);
       const holds = (await this.redis.exporterLease(this.key, id, 'hold', leaseMs)) === 1;
       this.unreachableLogged = false;
+      this.refused = undefined;
       if (this.stopped) {
         // Taken just as close() was called: close() releases what is held.
         this.held = holds;
@@ -94,11 +102,12 @@ export class LeaderLease {
         logger.info('another exporter holds the leadership lease: standing by', { id });
       }
     } catch (err) {
+      const refused = this.options.access?.note(err);
+      if (refused !== undefined) this.refused = refused;
       if (!this.unreachableLogged) {
         this.unreachableLogged = true;
         // A lease held already is extended without growing Redis; taking it is a write that a Redis
         // at maxmemory refuses, so an exporter started then serves nothing until memory is freed.
-        const refused = this.options.access?.note(err);
         const message = isOutOfMemoryReply(err)
           ? 'Redis is out of memory (maxmemory) and refused the leadership lease: no job metrics until memory is freed; trying again'
           : refused

@@ -33,7 +33,16 @@ describe('Redis refusing access', () => {
     expect(explainAccessRefusal(wrongPass(), cluster, 'bullpen')).toMatch(/in REDIS_CLUSTER_NODES/);
     const permission = explainAccessRefusal(noInfo(), standalone, 'jobs');
     expect(permission).toContain("(NOPERM this user has no permissions to run the 'info' command)");
-    expect(permission).toContain(`ACL SETUSER <user> ${requiredAclRules('jobs')}`);
+    expect(permission).toContain(`ACL SETUSER bullpen ${requiredAclRules('jobs')}`);
+    expect(permission).toMatch(/^the Redis user "bullpen" in REDIS_URL may not run/);
+    expect(permission).not.toContain('secret');
+    // No user in the URLs: Redis's default user.
+    expect(explainAccessRefusal(noInfo(), cluster, 'jobs')).toMatch(/^the Redis user "default" in REDIS_CLUSTER_NODES .*ACL SETUSER default /);
+    const named = { mode: 'standalone', url: 'redis://jobs%2Drunner:secret@localhost:6379' } as const;
+    expect(explainAccessRefusal(noInfo(), named, 'jobs')).toMatch(/^the Redis user "jobs-runner" in REDIS_URL .*ACL SETUSER jobs-runner resetkeys/);
+    expect(explainAccessRefusal(noInfo(), { ...cluster, auth: { username: 'ops', tls: false } }, 'jobs')).toMatch(
+      /^the Redis user "ops" in REDIS_CLUSTER_NODES .*ACL SETUSER ops /,
+    );
     expect(requiredAclRules('jobs')).toBe('resetkeys ~jobs:* resetchannels &jobs:* +@all -@dangerous +info +client|list');
   });
 

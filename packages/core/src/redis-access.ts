@@ -51,6 +51,20 @@ export function credentialsSetting(target: RedisTarget): string {
 }
 
 /**
+ * The ACL user bullpen presents to the servers that hold its data: the one its URL names, else
+ * Redis's `default` (a URL with a password alone, or none). Redis's NOPERM does not name it
+ * before Redis 7.2, and with several apps and users the operator has to know whom to grant.
+ */
+export function redisUser(target: RedisTarget): string {
+  if (target.mode !== 'standalone') return target.auth.username ?? 'default';
+  try {
+    return decodeURIComponent(new URL(target.url).username) || 'default';
+  } catch {
+    return 'default';
+  }
+}
+
+/**
  * One sentence for the log, a 503 or a startup error: what Redis refused, where the credentials
  * come from and what to do. `err` must be an access refusal (accessRefusalOf).
  */
@@ -60,9 +74,10 @@ export function explainAccessRefusal(err: Error, target: RedisTarget, prefix: st
   if (accessRefusalOf(err) === 'credentials') {
     return `Redis refused the user and password in ${setting} (${said}); fix them there or on the Redis server`;
   }
+  const user = redisUser(target);
   return (
-    `the Redis user in ${setting} may not run a command or use a key that bullpen needs (${said}); ` +
-    `grant it: ACL SETUSER <user> ${requiredAclRules(prefix)}`
+    `the Redis user ${JSON.stringify(user)} in ${setting} may not run a command or use a key that bullpen needs (${said}); ` +
+    `grant it: ACL SETUSER ${user} ${requiredAclRules(prefix)}`
   );
 }
 
