@@ -111,4 +111,16 @@ describe('bullpen against a Redis that speaks TLS', () => {
     expect(refused.status).toBe(503);
     expect(refused.body.detail).toMatch(/^Redis is (reconnecting|connecting): self[- ]signed certificate/);
   }, 60_000);
+
+  it('says that a rediss:// URL may name a port that does not speak TLS, rather than only that it timed out', async () => {
+    // The plain port takes the TLS handshake for the start of a command and never answers it.
+    const unreachable: LogCondition = (logs) => logs.some((l) => l.msg === 'cannot reach redis');
+    const api = await spawnApi({ ...env(), REDIS_URL: `rediss://127.0.0.1:${redis.port}` }, undefined, { until: unreachable });
+    apps.push(api);
+    const hint = /ETIMEDOUT \(the URL is rediss:\/\/: if this Redis port does not speak TLS, it never answers the TLS handshake; use redis:\/\/ for it\)/;
+    expect(api.logs().find((l) => l.msg === 'cannot reach redis')?.error).toMatch(hint);
+    const refused = await submit(api);
+    expect(refused.status).toBe(503);
+    expect(refused.body.detail).toMatch(hint);
+  }, 60_000);
 });

@@ -89,6 +89,21 @@ export interface RedisConnectionWatchOptions {
   logIntervalMs?: number;
 }
 
+/** Whether the connections to `target` speak TLS (rediss:// URLs). */
+function usesTls(target: RedisTarget): boolean {
+  return target.mode === 'standalone' ? target.url.trim().toLowerCase().startsWith('rediss:') : target.auth.tls;
+}
+
+/**
+ * `err`'s message, with a hint when it is a connect timeout over TLS: a Redis that does not speak
+ * TLS on that port takes the handshake for a command it waits to see the end of, and never
+ * answers, which looks like a host that cannot be reached.
+ */
+function withTlsHint(err: Error, target: RedisTarget): string {
+  if (!usesTls(target) || !/ETIMEDOUT/.test(err.message)) return err.message;
+  return `${err.message} (the URL is rediss://: if this Redis port does not speak TLS, it never answers the TLS handshake; use redis:// for it)`;
+}
+
 /**
  * Watches connections for the errors that keep them from Redis and says what they are: each
  * message is logged once, then once per interval with its count (a client retrying gets one a
@@ -153,8 +168,9 @@ export class RedisConnectionWatch {
   private connectionError(err: Error): void {
     if (this.note(err) !== undefined || this.seen.has(err)) return;
     this.seen.add(err);
-    this.latest = err.message;
-    if (this.failures.admit(err.message)) this.options.logger.warn('cannot reach redis', { error: err.message });
+    const message = withTlsHint(err, this.options.target);
+    this.latest = message;
+    if (this.failures.admit(message)) this.options.logger.warn('cannot reach redis', { error: message });
   }
 
   close(): void {
