@@ -184,6 +184,30 @@ describe('the worker process', () => {
     return { redis, worker, queue };
   }
 
+  it("writes BullMQ's own console warnings as JSON lines on stdout, a repeated one once", async () => {
+    // BullMQ warns with console.warn, on every connection it opens, that an evicting Redis may lose jobs.
+    const redis = await startRedis(['--maxmemory', '100mb', '--maxmemory-policy', 'allkeys-lru']);
+    cleanups.push(async () => {
+      await redis.stop();
+      removeDir(redis.dir);
+    });
+    const lanesFile = writeLanesFile({ lanes: { a: { concurrency: 1 }, b: { concurrency: 1 } } });
+    cleanups.push(lanesFile.cleanup);
+    const worker = spawnWorker({ REDIS_URL: redis.url, BULLPEN_PREFIX: testPrefix('wp'), LANES_FILE: lanesFile.file });
+    workers.push(worker);
+    await worker.started();
+    const bullmqWarning = 'IMPORTANT! Eviction policy is allkeys-lru';
+    await waitUntil(() => worker.stdout().includes(bullmqWarning), { what: "BullMQ's warning in the worker's log" });
+    expect(worker.stderr()).not.toContain(bullmqWarning);
+    const lines = worker
+      .stdout()
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const warnings = lines.filter((l) => String(l.msg).startsWith(bullmqWarning));
+    expect(warnings).toEqual([expect.objectContaining({ level: 'warn', service: 'worker', source: 'console' })]);
+  });
+
   it('exits 0 on SIGTERM at once while Redis is down and it holds no job, without waiting out the grace period', async () => {
     const graceMs = 60_000;
     const { redis, worker } = await workerOnOwnRedis(graceMs);

@@ -1,5 +1,5 @@
 // The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, RedisHeartbeat, createLogger, describeConfig, describeRedisTarget, listenFailure, loadConfig, registerLanes, startTracing } from '@bullpen/core';
+import { ConfigError, RedisHeartbeat, captureConsole, createLogger, describeConfig, describeRedisTarget, listenFailure, loadConfig, registerLanes, startTracing } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
 import { createApiRedis } from './redis-guard';
 import { listen } from './server';
@@ -7,6 +7,8 @@ import { listen } from './server';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger('api', config.logLevel);
+  // BullMQ's and ioredis's own warnings become JSON lines too, each repeat counted once.
+  captureConsole(logger);
   const tracing = startTracing(config.tracing, 'bullpen-api', logger);
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
   const redis = createApiRedis(config.redis, 'bullpen-api');

@@ -1,12 +1,14 @@
 // The metrics sidecar: counts every lane's event stream into Prometheus counters and histograms
 // that survive restarts, and reads queue state at scrape time. Wiring only.
-import { ConfigError, createLogger, describeConfig, listenFailure, startTracing } from '@bullpen/core';
+import { ConfigError, captureConsole, createLogger, describeConfig, listenFailure, startTracing } from '@bullpen/core';
 import { loadExporterConfig } from './config';
 import { Exporter } from './exporter';
 
 async function main(): Promise<void> {
   const config = loadExporterConfig(process.env);
   const logger = createLogger('exporter', config.core.logLevel);
+  // BullMQ's and ioredis's own warnings become JSON lines too, each repeat counted once.
+  captureConsole(logger);
   const tracing = startTracing(config.core.tracing, 'bullpen-exporter', logger);
   logger.info('starting', {
     config: describeConfig(config.core),

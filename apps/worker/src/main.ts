@@ -4,6 +4,7 @@
 import {
   ConfigError,
   accessRefusalOf,
+  captureConsole,
   createLogger,
   describeConfig,
   explainAccessRefusal,
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
     exitOnConfigError(err);
   }
   const logger = createLogger('worker', config.logLevel);
+  // BullMQ's and ioredis's own warnings become JSON lines too, each repeat counted once.
+  captureConsole(logger);
   // From here on, before handler modules load: one of them may leave a rejection nothing handles.
   // Until the worker is built, a fault is logged only, and an uncaught exception exits at once.
   let built: { runtime: WorkerRuntime; metrics: WorkerMetrics; stopAfterFault(): void } | undefined;

@@ -33,3 +33,4 @@ export * from './redis-access';
 export * from './http-destinations';
 export * from './redis-heartbeat';
 export * from './url-redaction';
+export * from './console-capture';
