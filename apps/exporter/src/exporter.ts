@@ -62,6 +62,7 @@ export class Exporter {
   private readonly sampleErrorLog: RepeatLimiter;
   /** Unconfigured lanes already warned of (warnOfUnconfiguredLanes). */
   private readonly unconfiguredWarned = new Set<string>();
+  private readonly labels: MetricLabels;
 
   constructor(
     private readonly config: ExporterConfig,
@@ -76,6 +77,7 @@ export class Exporter {
         logger.warn('reading the queues for /metrics failed', { error, repeats, interval_ms: SAMPLE_ERROR_LOG_INTERVAL_MS }),
     });
     const labels = new MetricLabels({ jobNames: config.jobNames, tenants: config.tenants });
+    this.labels = labels;
     if (core.eventLogFile) {
       this.eventLog = new LifecycleLog({
         file: core.eventLogFile,
@@ -133,6 +135,14 @@ export class Exporter {
         return { ok: this.readers.every((r) => r.healthy), role: 'leader', reading: this.readers.every((r) => r.up), redis };
       },
     );
+  }
+
+  /**
+   * The tenants counted under a `tenant` label of their own from now on (API_KEYS_FILE reloaded);
+   * attempts already counted keep the label they got. No tenant series is created ahead of events.
+   */
+  replaceTenants(tenants: readonly string[]): void {
+    this.labels.replaceTenants(tenants);
   }
 
   /** Whether this exporter holds the leadership lease (and so reads and serves). */
