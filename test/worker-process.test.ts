@@ -97,6 +97,27 @@ describe('the worker process', () => {
     expect(worker.stdout()).toContain('"msg":"worker stopped"');
   });
 
+  it('rides out SIGHUP, which reloads the other apps: the running job completes and new ones are taken', async () => {
+    const { queue, start } = setup({ lanes: { work: { concurrency: 1 } } }, 'work');
+    const worker = start();
+    await worker.started();
+    const running = (await queue.add('sleep', wrapJobData({ ms: 500 }, { v: 1, tenant: 't' }))).id!;
+    await waitUntil(async () => (await queue.getJobState(running)) === 'active', { what: 'the job to be active' });
+
+    worker.child.kill('SIGHUP');
+    await waitUntil(
+      () => {
+        if (worker.child.exitCode !== null || worker.child.signalCode !== null) throw new Error(`worker exited: ${worker.stderr()}${worker.stdout()}`);
+        return worker.stdout().includes('"msg":"SIGHUP: the worker has nothing to reload');
+      },
+      { what: 'the worker to log SIGHUP' },
+    );
+    await waitUntil(async () => (await queue.getJobState(running)) === 'completed', { what: 'the running job to complete' });
+    const next = (await queue.add('sleep', wrapJobData({ ms: 10 }, { v: 1, tenant: 't' }))).id!;
+    await waitUntil(async () => (await queue.getJobState(next)) === 'completed', { what: 'a job sent after SIGHUP to complete' });
+    expect(await worker.stop('SIGTERM')).toBe(0);
+  });
+
   it('exits 0 after the grace period even when a job is still running, leaving it to be reclaimed', async () => {
     // LOG_LEVEL=debug for the attempt's "attempt started" line.
     const { queue, start } = setup({ lanes: { work: { concurrency: 1, lockDurationMs: 5000 } } }, 'work', {

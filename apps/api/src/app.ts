@@ -7,6 +7,7 @@ import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
 import { DeadLetters } from './dead-letters';
 import { JobAccess } from './job-access';
+import { ApiKeyTable } from './key-table';
 import { LaneRegistry } from './lane-registry';
 import { createApiMetrics, markMount, metricsHandler, observe } from './observability';
 import { buildOpenApiDocument } from './openapi';
@@ -28,13 +29,15 @@ export interface ApiAppOptions {
 
 export interface ApiApp {
   app: Express;
+  /** The API keys in force: main.ts replaces them when API_KEYS_FILE is reloaded. */
+  keys: ApiKeyTable;
   /** Closes the BullMQ handles; the HTTP server and the Redis connection belong to the caller. */
   close(): Promise<void>;
 }
 
 /** Throws ConfigError when authentication is on but no API key is configured. */
 export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
-  assertAuthConfigured(config);
+  assertAuthConfigured(config, config.apiKeys);
   if (config.authDisabled) {
     logger.warn('authentication is disabled (AUTH_DISABLED=true): every request acts as tenant "default"');
   }
@@ -59,7 +62,8 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   // against each layer in turn. Each path is one layer whose routes authenticate and run the rest
   // of their middleware themselves (route-table.ts); another method on it is authenticated too,
   // then answered 405 with Allow (OPTIONS: 204 with Allow).
-  const auth = authenticate(config);
+  const keys = new ApiKeyTable(config);
+  const auth = authenticate(config, keys);
   const v1 = routeTable(app, '/v1', [auth]);
   jobRoutes(v1, { config, producer, access });
   laneRoutes(v1, { config, guard, lanes });
@@ -89,6 +93,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
 
   return {
     app,
+    keys,
     close: async () => {
       await Promise.all([lanes.close(), ...adminQueues.map((q) => q.close().catch(() => undefined))]);
     },

@@ -1,21 +1,22 @@
 // Who is calling: a Bearer key from configuration binds the request to a tenant and, optionally,
 // to a set of lanes. With AUTH_DISABLED every request is the tenant "default".
 import type { RequestHandler, Response } from 'express';
-import { ConfigError, DEFAULT_TENANT, findApiKey, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { ConfigError, DEFAULT_TENANT, mayOperateLanes, type ApiKeyEntry, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import type { ApiKeyTable, Principal } from './key-table';
 import { ProblemError } from './problem';
 
-export interface Principal {
-  readonly tenant: string;
-  /** Lanes the key may use; undefined = all. */
-  readonly lanes?: ReadonlySet<string>;
-}
+export type { Principal } from './key-table';
 
-/** Refuses to start an API nobody could call, unless authentication is explicitly off. */
-export function assertAuthConfigured(config: BullpenConfig): void {
-  if (!config.authDisabled && config.apiKeys.length === 0) {
-    throw new ConfigError(
-      'API_KEYS: expected at least one tenant:key entry (or API_KEYS_FILE); set AUTH_DISABLED=true to run without authentication',
-    );
+/**
+ * Refuses to start an API nobody could call, unless authentication is explicitly off; and, on a
+ * reload of API_KEYS_FILE, keys that would lock every caller out (a file emptied by mistake).
+ */
+export function assertAuthConfigured(config: Pick<BullpenConfig, 'authDisabled' | 'apiKeysFile'>, apiKeys: readonly ApiKeyEntry[]): void {
+  if (!config.authDisabled && apiKeys.length === 0) {
+    const expected = config.apiKeysFile
+      ? `API_KEYS_FILE (${config.apiKeysFile}): expected at least one tenant:key entry`
+      : 'API_KEYS: expected at least one tenant:key entry (or API_KEYS_FILE)';
+    throw new ConfigError(`${expected}; set AUTH_DISABLED=true to run without authentication`);
   }
 }
 
@@ -25,18 +26,15 @@ function unauthorized(detail: string, challenge: string): ProblemError {
   return new ProblemError('unauthorized', detail, { headers: { 'WWW-Authenticate': challenge } });
 }
 
-export function authenticate(config: BullpenConfig): RequestHandler {
+/** Authenticates each request against the keys `keys` holds when it comes in. */
+export function authenticate(config: BullpenConfig, keys: ApiKeyTable): RequestHandler {
   if (config.authDisabled) {
-    const anonymous: Principal = { tenant: DEFAULT_TENANT };
+    const anonymous: Principal = { tenant: DEFAULT_TENANT, operator: mayOperateLanes(config, DEFAULT_TENANT) };
     return (_req, res, next) => {
       res.locals.principal = anonymous;
       next();
     };
   }
-  // Keys already proven valid, each with its principal: the digest and the constant-time
-  // comparison run once per key and process, not per request. Only valid keys are kept, so the
-  // map holds at most one entry per configured key whatever callers send.
-  const verified = new Map<string, Principal>();
   return (req, res, next) => {
     const match = BEARER.exec(req.headers.authorization ?? '');
     const presented = match?.[1];
@@ -44,15 +42,10 @@ export function authenticate(config: BullpenConfig): RequestHandler {
       next(unauthorized('Send Authorization: Bearer <key>', 'Bearer realm="bullpen"'));
       return;
     }
-    let principal = verified.get(presented);
+    const principal = keys.current.principalOf(presented);
     if (!principal) {
-      const entry = findApiKey(config.apiKeys, presented);
-      if (!entry) {
-        next(unauthorized('The API key is not valid', 'Bearer realm="bullpen", error="invalid_token"'));
-        return;
-      }
-      principal = entry.lanes ? { tenant: entry.tenant, lanes: entry.lanes } : { tenant: entry.tenant };
-      if (verified.size < config.apiKeys.length) verified.set(presented, principal);
+      next(unauthorized('The API key is not valid', 'Bearer realm="bullpen", error="invalid_token"'));
+      return;
     }
     res.locals.principal = principal;
     next();

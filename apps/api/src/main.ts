@@ -1,6 +1,20 @@
-// The producer API process: read config, connect, serve, and stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, RedisHeartbeat, captureConsole, createLogger, describeConfig, describeRedisTarget, listenFailure, loadConfig, registerLanes, startTracing } from '@bullpen/core';
+// The producer API process: read config, connect, serve, re-read API_KEYS_FILE on SIGHUP, and stop
+// cleanly on SIGTERM/SIGINT.
+import {
+  ConfigError,
+  RedisHeartbeat,
+  captureConsole,
+  createLogger,
+  describeConfig,
+  describeRedisTarget,
+  listenFailure,
+  loadConfig,
+  registerLanes,
+  reloadApiKeysFile,
+  startTracing,
+} from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
+import { assertAuthConfigured } from './auth';
 import { createApiRedis } from './redis-guard';
 import { listen } from './server';
 
@@ -60,6 +74,18 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  // Rotating keys needs no restart: requests already authenticated keep going, new ones meet the new keys.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    reloadApiKeysFile({
+      config,
+      logger,
+      apply: (keys) => {
+        assertAuthConfigured(config, keys);
+        api.keys.replace(keys);
+      },
+    });
+  });
 }
 
 main().catch((err: unknown) => {

@@ -9,7 +9,10 @@ export interface ExporterConfig {
    * other name is counted as `other`. Default: the lanes' jobNames plus the built-in handlers.
    */
   readonly jobNames: readonly string[];
-  /** Tenants that appear as `tenant` label values: those of API_KEYS / API_KEYS_FILE. */
+  /**
+   * Tenants that appear as `tenant` label values: those of API_KEYS / API_KEYS_FILE at start (SIGHUP
+   * re-reads API_KEYS_FILE: Exporter.replaceTenants).
+   */
   readonly tenants: readonly string[];
   /** EXPORTER_BATCH_SIZE: stream entries read per lane per XREAD; default 1000. */
   readonly batchSize: number;

@@ -67,6 +67,7 @@ export class Exporter {
   private readonly sampleErrorLog: RepeatLimiter;
   /** Unconfigured lanes already warned of (warnOfUnconfiguredLanes). */
   private readonly unconfiguredWarned = new Set<string>();
+  private readonly labels: MetricLabels;
 
   constructor(
     private readonly config: ExporterConfig,
@@ -81,6 +82,7 @@ export class Exporter {
         logger.warn('reading the queues for /metrics failed', { error, repeats, interval_ms: SAMPLE_ERROR_LOG_INTERVAL_MS }),
     });
     const labels = new MetricLabels({ jobNames: config.jobNames, tenants: config.tenants });
+    this.labels = labels;
     if (core.eventLogFile) {
       this.eventLog = new LifecycleLog({
         file: core.eventLogFile,
@@ -146,6 +148,14 @@ export class Exporter {
         };
       },
     );
+  }
+
+  /**
+   * The tenants counted under a `tenant` label of their own from now on (API_KEYS_FILE reloaded);
+   * attempts already counted keep the label they got. No tenant series is created ahead of events.
+   */
+  replaceTenants(tenants: readonly string[]): void {
+    this.labels.replaceTenants(tenants);
   }
 
   /** Whether this exporter holds the leadership lease (and so reads and serves). */

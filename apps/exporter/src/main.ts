@@ -1,6 +1,7 @@
 // The metrics sidecar: counts every lane's event stream into Prometheus counters and histograms
-// that survive restarts, and reads queue state at scrape time. Wiring only.
-import { ConfigError, captureConsole, createLogger, describeConfig, listenFailure, startTracing } from '@bullpen/core';
+// that survive restarts, and reads queue state at scrape time; re-reads API_KEYS_FILE's tenants on
+// SIGHUP. Wiring only.
+import { ConfigError, captureConsole, configuredTenants, createLogger, describeConfig, listenFailure, reloadApiKeysFile, startTracing } from '@bullpen/core';
 import { loadExporterConfig } from './config';
 import { Exporter } from './exporter';
 
@@ -48,6 +49,19 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // The tenants of new keys get a `tenant` label of their own without a restart.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    reloadApiKeysFile({
+      config: config.core,
+      logger,
+      apply: (apiKeys) => {
+        const tenants = configuredTenants({ apiKeys, authDisabled: config.core.authDisabled });
+        exporter.replaceTenants(tenants);
+        return { tenantLabels: tenants };
+      },
+    });
+  });
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,7 @@
 // The worker process: read config, start tracing, build the handler registry (built-ins plus
 // HANDLERS_DIR), serve /metrics and /healthz, run the lanes, and shut down gracefully on
-// SIGTERM/SIGINT, or after an uncaught exception (see process-faults.ts).
+// SIGTERM/SIGINT, or after an uncaught exception (see process-faults.ts). SIGHUP, which reloads
+// the API keys of the API and the exporter, is logged and otherwise ignored.
 import {
   ConfigError,
   accessRefusalOf,
@@ -88,6 +89,11 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals) => shutdown({ signal }, 0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Node's default for SIGHUP is to exit at once, dropping active jobs without the drain above:
+  // a `kill -HUP` meant for all of bullpen's apps must not do that to the worker.
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: the worker has nothing to reload (it reads its configuration at start); carrying on');
+  });
   built = { runtime, metrics, stopAfterFault: () => shutdown({ cause: 'uncaught exception' }, 1) };
 
   metrics.start();

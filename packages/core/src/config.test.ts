@@ -1,5 +1,5 @@
 import { ConfigError } from './errors';
-import { loadConfig, mayOperateLanes } from './config';
+import { loadConfig, mayOperateLanes, reloadApiKeys } from './config';
 import { findApiKey, hashApiKey } from './api-keys';
 
 const lanes = (body: unknown) => ({ readFile: () => JSON.stringify(body) });
@@ -224,6 +224,55 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ API_KEYS_FILE: '/keys.txt' }, keysFile('acme:acme-key-1\nbeta:beta-key-22,beta:short\n'))).toThrow(
       /^API_KEYS_FILE \(\/keys.txt\): line 2, entry 2: field "key": expected at least 8 characters/,
     );
+  });
+});
+
+describe('reloadApiKeys', () => {
+  const fromFile = (text: string, env: Record<string, string> = {}) => loadConfig({ API_KEYS_FILE: '/keys.txt', ...env }, keysFile(text));
+  const reading = (text: string) => ({ readFile: (file: string) => (file === '/keys.txt' ? text : '') });
+  const messageOf = (reload: () => unknown): string => {
+    try {
+      reload();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('expected the reload to throw');
+  };
+
+  it('re-reads API_KEYS_FILE: a revoked key is gone, an added one is there with its lanes', () => {
+    const config = fromFile('acme:acme-key-old\n');
+    expect(config.apiKeysFile).toBe('/keys.txt');
+    const keys = reloadApiKeys(config, reading('# acme:acme-key-old revoked\nacme:acme-key-new\nbeta:beta-key-1:critic\n')) ?? [];
+    expect(findApiKey(keys, 'acme-key-old')).toBeUndefined();
+    expect(findApiKey(keys, 'acme-key-new')?.tenant).toBe('acme');
+    expect([...(findApiKey(keys, 'beta-key-1')?.lanes ?? [])]).toEqual(['critic']);
+    expect(Object.isFrozen(keys)).toBe(true);
+  });
+
+  it('has nothing to re-read when the keys come from API_KEYS', () => {
+    const config = loadConfig({ API_KEYS: 'acme:acme-key-1' });
+    expect(config.apiKeysFile).toBeUndefined();
+    expect(reloadApiKeys(config, reading('beta:beta-key-1'))).toBeUndefined();
+  });
+
+  it('refuses a file that loadConfig would refuse, naming the file and the line but never a key', () => {
+    const config = fromFile('acme:acme-key-1\nbeta:beta-key-1\n', { API_OPERATOR_TENANTS: 'acme' });
+    expect(messageOf(() => reloadApiKeys(config, reading('acme:acme-key-1\nbeta:short\n')))).toMatch(
+      /^API_KEYS_FILE \(\/keys.txt\): line 2: field "key": expected at least 8 characters/,
+    );
+    expect(messageOf(() => reloadApiKeys(config, reading('acme:acme-key-1:nope\n')))).toMatch(/^API_KEYS_FILE \(\/keys.txt\): line 1: field "lanes": unknown lane "nope"/);
+    const duplicate = messageOf(() => reloadApiKeys(config, reading('acme:acme-key-1\nbeta:acme-key-1\n')));
+    expect(duplicate).toMatch(/line 2 \(tenant beta\) has the same key as line 1/);
+    expect(duplicate).not.toContain('acme-key-1');
+    // The operator tenant must still hold a key.
+    expect(messageOf(() => reloadApiKeys(config, reading('beta:beta-key-1\n')))).toMatch(
+      /^API_OPERATOR_TENANTS: expected tenants of API_KEYS_FILE \(beta\), got "acme"/,
+    );
+    const unreadable = () => {
+      throw new Error('ENOENT: no such file or directory');
+    };
+    expect(messageOf(() => reloadApiKeys(config, { readFile: unreadable }))).toMatch(/^API_KEYS_FILE \(\/keys.txt\): expected a readable file \(ENOENT/);
   });
 });
 

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors';
 import { boolVar, failConfig, intVar, listVar, numberVar, type Env } from './env-vars';
 import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
-import { parseApiKeys, type ApiKeyEntry, type ApiKeysLayout } from './api-keys';
+import { parseApiKeys, type ApiKeyEntry } from './api-keys';
 import { invalidAllowedHost } from './http-destinations';
 import { describeRedisTarget, loadRedisTarget, type RedisTarget } from './redis-target';
 import { otelLogLevelFromEnv, resourceAttributesFromEnv, samplerFromEnv, type OtelLogLevel, type TracesSampler } from './otel-env';
@@ -88,8 +88,13 @@ export interface BullpenConfig {
   readonly laneNames: readonly string[];
   /** From the lanes file, or WORKER_MAX_HANDLERS; default 32. */
   readonly maxHandlersPerProcess: number;
-  /** API_KEYS / API_KEYS_FILE. */
+  /**
+   * API_KEYS / API_KEYS_FILE, as read at start. The API and the exporter re-read API_KEYS_FILE on
+   * SIGHUP (reloadApiKeys), so what they use is in their own holder, not here.
+   */
   readonly apiKeys: readonly ApiKeyEntry[];
+  /** API_KEYS_FILE, resolved: the file reloadApiKeys re-reads; undefined when the keys come from API_KEYS (or none). */
+  readonly apiKeysFile: string | undefined;
   /** AUTH_DISABLED=true turns authentication off (logged as a warning); default false. */
   readonly authDisabled: boolean;
   /**
@@ -285,21 +290,17 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     }
   }
 
-  let keysText = env.API_KEYS ?? '';
-  let keysSource = 'API_KEYS';
-  let keysLayout: ApiKeysLayout = 'list';
+  let apiKeys: ApiKeyEntry[];
+  let apiKeysFile: string | undefined;
   if (env.API_KEYS_FILE) {
     if (env.API_KEYS) failConfig('API_KEYS_FILE', 'API_KEYS or API_KEYS_FILE, not both');
-    keysSource = `API_KEYS_FILE (${env.API_KEYS_FILE})`;
-    keysLayout = 'lines';
-    try {
-      keysText = readFile(path.resolve(env.API_KEYS_FILE));
-    } catch (err) {
-      throw new ConfigError(`${keysSource}: expected a readable file (${(err as Error).message})`);
-    }
+    apiKeysFile = path.resolve(env.API_KEYS_FILE);
+    apiKeys = readApiKeysFile(apiKeysFile, `API_KEYS_FILE (${env.API_KEYS_FILE})`, laneNames, readFile);
+  } else {
+    apiKeys = parseApiKeys(env.API_KEYS ?? '', 'API_KEYS', new Set(laneNames), 'list');
   }
-  const apiKeys = parseApiKeys(keysText, keysSource, new Set(laneNames), keysLayout);
-  const apiOperatorTenants = operatorTenants(env, apiKeys);
+  const apiOperatorTenants = listedOperatorTenants(env);
+  checkOperatorTenants(apiOperatorTenants, apiKeys, apiKeysFile ? 'API_KEYS_FILE' : 'API_KEYS');
   const logRedactKeys: ReadonlySet<string> = new Set(
     (listVar(env, 'LOG_REDACT_KEYS', 'keys') ?? DEFAULT_LOG_REDACT_KEYS.split(',')).map((k) => k.toLowerCase()),
   );
@@ -314,6 +315,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     laneNames: Object.freeze([...laneNames]),
     maxHandlersPerProcess: intVar(env, 'WORKER_MAX_HANDLERS', parsed.maxHandlersPerProcess, 1, 10_000),
     apiKeys: Object.freeze(apiKeys),
+    apiKeysFile,
     authDisabled: boolVar(env, 'AUTH_DISABLED', false),
     apiOperatorTenants,
     workerLanes: Object.freeze([...workerLanes]),
@@ -347,17 +349,48 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   return Object.freeze(config);
 }
 
-/** API_OPERATOR_TENANTS: each must be the tenant of a configured key, or it names no one. */
-function operatorTenants(env: Env, apiKeys: readonly ApiKeyEntry[]): ReadonlySet<string> | undefined {
+/** API_OPERATOR_TENANTS as listed; undefined when unset. */
+function listedOperatorTenants(env: Env): ReadonlySet<string> | undefined {
   // A value naming no tenant at all would quietly mean that no one may operate lanes, which unset does not.
   const listed = listVar(env, 'API_OPERATOR_TENANTS', 'tenants');
-  if (!listed) return undefined;
-  const tenants = new Set(listed);
+  return listed ? new Set(listed) : undefined;
+}
+
+/** API_OPERATOR_TENANTS: each must be the tenant of a configured key, or it names no one. */
+function checkOperatorTenants(tenants: ReadonlySet<string> | undefined, apiKeys: readonly ApiKeyEntry[], keysVariable: string): void {
+  if (!tenants || apiKeys.length === 0) return;
   const known = new Set(apiKeys.map((k) => k.tenant));
   for (const tenant of tenants) {
-    if (apiKeys.length > 0 && !known.has(tenant)) failConfig('API_OPERATOR_TENANTS', `tenants of API_KEYS (${[...known].join(', ')})`, tenant);
+    if (!known.has(tenant)) failConfig('API_OPERATOR_TENANTS', `tenants of ${keysVariable} (${[...known].join(', ')})`, tenant);
   }
-  return tenants;
+}
+
+function readApiKeysFile(file: string, source: string, laneNames: readonly string[], readFile: (file: string) => string): ApiKeyEntry[] {
+  let text: string;
+  try {
+    text = readFile(file);
+  } catch (err) {
+    throw new ConfigError(`${source}: expected a readable file (${(err as Error).message})`);
+  }
+  return parseApiKeys(text, source, new Set(laneNames), 'lines');
+}
+
+/**
+ * Re-reads API_KEYS_FILE (config.apiKeysFile) by the rules loadConfig read it with at start, the
+ * lanes of lane-bound keys and API_OPERATOR_TENANTS included: the keys to use from now on. Throws a
+ * ConfigError naming the file and what is wrong with it, and never showing a key. Undefined when
+ * the keys come from API_KEYS, which only a restart re-reads.
+ */
+export function reloadApiKeys(
+  config: Pick<BullpenConfig, 'apiKeysFile' | 'laneNames' | 'apiOperatorTenants'>,
+  options: LoadConfigOptions = {},
+): readonly ApiKeyEntry[] | undefined {
+  const file = config.apiKeysFile;
+  if (file === undefined) return undefined;
+  const readFile = options.readFile ?? ((name: string) => readFileSync(name, 'utf8'));
+  const apiKeys = readApiKeysFile(file, `API_KEYS_FILE (${file})`, config.laneNames, readFile);
+  checkOperatorTenants(config.apiOperatorTenants, apiKeys, 'API_KEYS_FILE');
+  return Object.freeze(apiKeys);
 }
 
 /**
@@ -385,6 +418,7 @@ export function describeConfig(config: BullpenConfig): Record<string, unknown> {
     authDisabled: config.authDisabled,
     apiOperatorTenants: config.apiOperatorTenants ? [...config.apiOperatorTenants] : null,
     apiKeys: config.apiKeys.map((k) => ({ tenant: k.tenant, key: '***', lanes: k.lanes ? [...k.lanes] : 'all' })),
+    apiKeysFile: config.apiKeysFile ?? null,
     logLevel: config.logLevel,
     bodyLimitBytes: config.bodyLimitBytes,
     apiMaxInflightJobs: config.apiMaxInflightJobs,

@@ -1,4 +1,5 @@
 export * from './api-keys';
+export * from './api-keys-reload';
 export * from './config';
 export * from './env-vars';
 export * from './envelope';

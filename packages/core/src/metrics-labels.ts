@@ -33,7 +33,8 @@ const ERROR_CLASS_SET: ReadonlySet<string> = new Set(ERROR_CLASSES);
 
 export class MetricLabels {
   private readonly jobNames: ReadonlySet<string>;
-  private readonly tenants: ReadonlySet<string>;
+  /** Replaced whole when API_KEYS_FILE is reloaded (replaceTenants). */
+  private tenants: ReadonlySet<string>;
 
   constructor(options: { jobNames: Iterable<string>; tenants: Iterable<string> }) {
     this.jobNames = new Set(options.jobNames);
@@ -47,6 +48,11 @@ export class MetricLabels {
 
   jobName(name: string | undefined): string {
     return name !== undefined && this.jobNames.has(name) ? name : OTHER_LABEL_VALUE;
+  }
+
+  /** The tenants counted under their own label from now on; others go on counting as `other`. */
+  replaceTenants(tenants: Iterable<string>): void {
+    this.tenants = new Set(tenants);
   }
 
   tenant(tenant: string | undefined): string {

@@ -2,10 +2,11 @@
 // every tenant, and its counts are of every tenant's jobs: they tell one tenant how much the
 // others submit, how much of it fails and how far behind they are, which the rest of the API
 // (another tenant's job is "not found", dead letters are each tenant's own) never shows. So only
-// an operator tenant (mayOperateLanes), who runs the deployment for all of them, gets the counts.
+// an operator tenant (mayOperateLanes, decided when the request is authenticated), who runs the
+// deployment for all of them, gets the counts.
 import type { JobType } from 'bullmq';
 import type { Response } from 'express';
-import { mayOperateLanes, type BullpenConfig } from '@bullpen/core';
+import type { BullpenConfig } from '@bullpen/core';
 import { laneAccess, laneOf, mayUseLane, principalOf } from '../auth';
 import { ProblemError } from '../problem';
 import type { LaneRegistry } from '../lane-registry';
@@ -39,14 +40,14 @@ export function laneRoutes(router: RouteTable, { config, guard, lanes }: LaneRou
   router.get('/lanes', async (_req, res: Response) => {
     const principal = principalOf(res);
     const visible = config.laneNames.filter((name) => mayUseLane(principal, name));
-    const withCounts = mayOperateLanes(config, principal.tenant);
+    const withCounts = principal.operator;
     res.status(200).json({ lanes: await Promise.all(visible.map((name) => laneStatus(name, withCounts))) });
   });
 
   /** Pausing stops a lane for every tenant: an operator's action (API_OPERATOR_TENANTS). */
   function assertOperator(res: Response, action: string): void {
-    const { tenant } = principalOf(res);
-    if (mayOperateLanes(config, tenant)) return;
+    const { tenant, operator } = principalOf(res);
+    if (operator) return;
     throw new ProblemError(
       'operator_only',
       `Tenant ${tenant} may not ${action} lanes: a lane is ${action}d for every tenant, so only the tenants API_OPERATOR_TENANTS names may`,
