@@ -14,6 +14,7 @@ import { errorHandler, methodNotAllowedHandler, notFoundHandler, sendProblem, un
 import { JobProducer } from './producer';
 import { JobsInFlight } from './jobs-in-flight';
 import { RedisGuard } from './redis-guard';
+import { RedisMemoryWatch } from './redis-memory-watch';
 import { routeTable } from './route-table';
 import { deadLetterRoutes } from './routes/dead';
 import { jobRoutes } from './routes/jobs';
@@ -28,6 +29,12 @@ export interface ApiAppOptions {
 
 export interface ApiApp {
   app: Express;
+  /**
+   * Takes the first reading of Redis's memory (redis-memory-watch.ts), so that a Redis already
+   * past API_REDIS_MEMORY_LIMIT refuses the very first submission; resolves when it is taken or
+   * has failed. Call it before listening.
+   */
+  start(): Promise<void>;
   /** Closes the BullMQ handles; the HTTP server and the Redis connection belong to the caller. */
   close(): Promise<void>;
 }
@@ -45,7 +52,8 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const lanes = new LaneRegistry(config, redis, logger);
   const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
   const metrics = createApiMetrics(inFlight, config.laneNames);
-  const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight });
+  const memory = new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit);
+  const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight, memory });
   const access = new JobAccess({ config, redis, guard, lanes });
   const deadLetters = new DeadLetters({ config, redis, guard, lanes, inFlight });
   let openApi: string | undefined;
@@ -89,7 +97,9 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
 
   return {
     app,
+    start: () => memory.start(),
     close: async () => {
+      await memory.close();
       await Promise.all([lanes.close(), ...adminQueues.map((q) => q.close().catch(() => undefined))]);
     },
   };

@@ -13,6 +13,9 @@
 // past all the same (submissions in flight together) and meets Redis's own refusal is answered
 // redis_full too. On a cluster each primary is
 // read, and a lane is judged by the primary that holds its keys.
+//
+// No submission is judged without a reading: start() takes the first before the API listens, and
+// until one has been taken each submission waits for one, as near the limit.
 import { lanePrefix, memoryRatio, readMemory, serverAddress, serverAddressOfKey, serversOf, type RedisClient } from '@bullpen/core';
 import { RedisGuard } from './redis-guard';
 
@@ -48,6 +51,8 @@ export class RedisMemoryWatch {
   /** Its own bound on its reads, which are no request's calls. */
   private readonly guard: RedisGuard;
 
+  private readonly onReady = () => this.refresh();
+
   /** @param limit share of maxmemory past which lanes are refused; 1 turns the check off */
   constructor(
     private readonly redis: RedisClient,
@@ -58,12 +63,29 @@ export class RedisMemoryWatch {
   }
 
   /**
+   * Takes the first reading (resolves once it is taken or has failed), and another each time the
+   * connection is ready again, as a Redis restarted may come back with another configuration.
+   */
+  async start(): Promise<void> {
+    this.redis.on('ready', this.onReady);
+    await this.fresh();
+  }
+
+  /** Stops reading on reconnects and waits for a reading in flight. */
+  async close(): Promise<void> {
+    this.redis.off('ready', this.onReady);
+    await this.reading;
+  }
+
+  /**
    * Whether a submission of `bytes` waits for a fresh reading (fresh()): the last one was close
    * enough to the limit, or what was sent since it, this submission included, may have used the
    * room that was left.
    */
   near(bytes = 0): boolean {
     if (this.limit >= 1) return false;
+    // No reading yet (the first failed, or a submission came before it): wait for one.
+    if (this.readAtMs === Number.NEGATIVE_INFINITY) return true;
     return this.highest >= this.limit - NEAR_LIMIT || this.sentBytes + bytes * FOOTPRINT >= this.roomBytes;
   }
 
@@ -72,10 +94,14 @@ export class RedisMemoryWatch {
     if (this.limit < 1) this.sentBytes += bytes * FOOTPRINT;
   }
 
-  /** Resolves once a reading has been taken that started no earlier than this call (or failed). */
+  /**
+   * Resolves once a reading has been taken that started no earlier than this call (or failed); with
+   * none taken yet, once the first is.
+   */
   async fresh(): Promise<void> {
     // A reading in flight may have been sent before the writes this caller must see: wait it out.
-    if (this.reading) await this.reading;
+    // Unless there is no reading yet: then the first one, on its way, will do.
+    if (this.reading && this.readAtMs !== Number.NEGATIVE_INFINITY) await this.reading;
     this.refresh();
     await this.reading;
   }
