@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import { RedisConnectionWatch, type RedisClient } from '@bullpen/core';
+import { EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
@@ -30,9 +30,9 @@ export interface ApiAppOptions {
 export interface ApiApp {
   app: Express;
   /**
-   * Takes the first reading of Redis's memory (redis-memory-watch.ts), so that a Redis already
-   * past API_REDIS_MEMORY_LIMIT refuses the very first submission; resolves when it is taken or
-   * has failed. Call it before listening.
+   * Takes the first reading of Redis's memory and policy (redis-memory-watch.ts), so that Redis
+   * past API_REDIS_MEMORY_LIMIT refuses the very first submission and an evicting policy is
+   * logged at start; resolves when it is taken or has failed. Call it before listening.
    */
   start(): Promise<void>;
   /** Closes the BullMQ handles; the HTTP server and the Redis connection belong to the caller. */
@@ -52,7 +52,8 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const lanes = new LaneRegistry(config, redis, logger);
   const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
   const metrics = createApiMetrics(inFlight, config.laneNames);
-  const memory = new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit);
+  const policies = new EvictionPolicyWatch(logger);
+  const memory = new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit, policies);
   const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight, memory });
   const access = new JobAccess({ config, redis, guard, lanes });
   const deadLetters = new DeadLetters({ config, redis, guard, lanes, inFlight });
@@ -81,8 +82,11 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   root.get('/healthz', (_req, res) => {
     res.status(200).json({ status: 'ok' });
   });
+  // An evicting maxmemory-policy leaves the API ready (Redis takes and keeps jobs until it is
+  // full), but the answer says it, as the log does.
   root.get('/readyz', async (_req, res) => {
-    if (await guard.ping()) res.status(200).json({ status: 'ready' });
+    const evicting = policies.evictingPolicy();
+    if (await guard.ping()) res.status(200).json({ status: 'ready', ...(evicting ? { warnings: [evictingPolicyMessage(evicting)] } : {}) });
     else sendProblem(res, unavailableProblem(guard.ready ? 'Redis did not answer PING within 1 s' : guard.notReadyReason()));
   });
   root.get('/openapi.json', (_req, res) => {

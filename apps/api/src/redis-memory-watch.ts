@@ -15,8 +15,19 @@
 // read, and a lane is judged by the primary that holds its keys.
 //
 // No submission is judged without a reading: start() takes the first before the API listens, and
-// until one has been taken each submission waits for one, as near the limit.
-import { lanePrefix, memoryRatio, readMemory, serverAddress, serverAddressOfKey, serversOf, type RedisClient } from '@bullpen/core';
+// until one has been taken each submission waits for one, as near the limit. Each reading also
+// records the servers' maxmemory-policy (eviction-policy.ts): an evicting one is logged, and named
+// in the API's redis_full refusals and /readyz.
+import {
+  lanePrefix,
+  memoryRatio,
+  readMemory,
+  serverAddress,
+  serverAddressOfKey,
+  serversOf,
+  type EvictionPolicyWatch,
+  type RedisClient,
+} from '@bullpen/core';
 import { RedisGuard } from './redis-guard';
 
 /** How old a reading may get before a submission starts a new one in the background. */
@@ -35,6 +46,8 @@ export interface MemoryPastLimit {
   ratio: number;
   /** The limit it is past (API_REDIS_MEMORY_LIMIT). */
   limit: number;
+  /** The server's maxmemory-policy when it is one that evicts keys, which bullpen must not run on. */
+  evictingPolicy?: string;
 }
 
 export class RedisMemoryWatch {
@@ -53,11 +66,15 @@ export class RedisMemoryWatch {
 
   private readonly onReady = () => this.refresh();
 
-  /** @param limit share of maxmemory past which lanes are refused; 1 turns the check off */
+  /**
+   * @param limit share of maxmemory past which lanes are refused; 1 turns the check off
+   * @param policies where each reading's maxmemory-policy goes (logged when it evicts)
+   */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     readonly limit: number,
+    readonly policies: EvictionPolicyWatch,
   ) {
     this.guard = new RedisGuard(redis);
   }
@@ -69,6 +86,12 @@ export class RedisMemoryWatch {
   async start(): Promise<void> {
     this.redis.on('ready', this.onReady);
     await this.fresh();
+  }
+
+  /** The evicting maxmemory-policy of the server holding `lane`'s keys, as last read; undefined if it does not evict. */
+  evictingPolicyOf(lane: string): string | undefined {
+    const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
+    return address === undefined ? undefined : this.policies.evictingPolicy(address);
   }
 
   /** Stops reading on reconnects and waits for a reading in flight. */
@@ -114,7 +137,9 @@ export class RedisMemoryWatch {
     if (this.highest < this.limit) return undefined;
     const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
     const ratio = address === undefined ? undefined : this.ratios.get(address);
-    return ratio !== undefined && ratio >= this.limit ? { ratio, limit: this.limit } : undefined;
+    if (ratio === undefined || ratio < this.limit) return undefined;
+    const evictingPolicy = this.policies.evictingPolicy(address!);
+    return evictingPolicy === undefined ? { ratio, limit: this.limit } : { ratio, limit: this.limit, evictingPolicy };
   }
 
   /** One reading of every primary at a time; a failed one keeps the last (the guard answers outages). */
@@ -134,6 +159,7 @@ export class RedisMemoryWatch {
       let roomBytes = Number.POSITIVE_INFINITY;
       servers.forEach((server, i) => {
         const memory = memories[i]!;
+        this.policies.observe(serverAddress(server), memory.policy);
         const ratio = memoryRatio(memory);
         if (ratio === undefined) return;
         ratios.set(serverAddress(server), ratio);

@@ -141,6 +141,14 @@ export class AttemptRunner {
 
     const timings: AttemptTimings = { durationMs: 0, slotWaitMs: null, handlerMs: null };
     try {
+      // A job hash Redis evicted (a maxmemory-policy other than noeviction) is left an id with no fields.
+      if (job.name === undefined) {
+        throw new PermanentError(
+          `job ${ref.jobId} of lane "${ref.lane}" has no name or data in Redis: its hash was lost, most likely evicted ` +
+            "(Redis's maxmemory-policy must be noeviction)",
+          'unknown',
+        );
+      }
       const handler = registry.get(job.name);
       if (!handler) {
         throw new PermanentError(`no handler registered for job name "${job.name}" in lane "${ref.lane}"`, 'unknown_handler');
