@@ -4,7 +4,10 @@
 // redis_full, not 500: Redis refuses before it changes anything, so nothing was enqueued. Each
 // test runs its own redis-server, whose maxmemory it sets.
 import { createLogger } from '@bullpen/core';
-import type IORedis from 'ioredis';
+import IORedis from 'ioredis';
+import { LaneRegistry } from '../apps/api/src/lane-registry';
+import { JobProducer } from '../apps/api/src/producer';
+import { RedisGuard } from '../apps/api/src/redis-guard';
 import { builtinHandlers } from '../apps/worker/src/handlers';
 import { HandlerRegistry } from '../apps/worker/src/registry';
 import { WorkerRuntime } from '../apps/worker/src/runtime';
@@ -55,15 +58,33 @@ describe('producer API: a Redis that fills up', () => {
   let api: TestApi | undefined;
   let runtime: WorkerRuntime | undefined;
 
+  /** The test's own connection, for setting Redis up before the API starts. */
+  let admin: IORedis;
+
   beforeEach(async () => {
     redis = await startRedis();
+    admin = new IORedis(redis.url);
   });
+
+  /** Writes 256 KiB values under `prefix` until Redis holds `share` of `maxBytes`. */
+  const fillTo = async (share: number, maxBytes: number, prefix: string) => {
+    for (let i = 0; (await info(admin, 'memory', 'used_memory')) < share * maxBytes; i++) {
+      await admin.set(`${prefix}:${i}`, 'x'.repeat(256 * 1024));
+    }
+  };
+  /** Gives Redis a maxmemory of what it holds plus 32 MiB, and returns it. */
+  const limitMemory = async () => {
+    const maxBytes = (await info(admin, 'memory', 'used_memory')) + 32 * MiB;
+    await admin.config('SET', 'maxmemory', String(maxBytes));
+    return maxBytes;
+  };
 
   afterEach(async () => {
     await runtime?.close(5000);
     runtime = undefined;
     await api?.stop();
     api = undefined;
+    admin.disconnect();
     await redis.stop();
     removeDir(redis.dir);
   });
@@ -110,23 +131,37 @@ describe('producer API: a Redis that fills up', () => {
     expect(await oomRefusals(api.redis)).toBe(0);
   });
 
-  it('judges a submission near the limit by what Redis holds when it arrives, not by a reading taken before', async () => {
+  it('refuses the very first submission of an API started against a Redis already past the limit', async () => {
+    await fillTo(0.95, await limitMemory(), 'ballast');
+    // The API takes its first reading before it listens.
     api = await startTestApi({ lanesFile, env: { REDIS_URL: redis.url } });
-    const maxBytes = (await info(api.redis, 'memory', 'used_memory')) + 32 * MiB;
-    await api.redis.config('SET', 'maxmemory', String(maxBytes));
+    const first = await bulk(api, 0);
+    expectRedisFull(first);
+    expect(first.body.detail).toMatch(/API_REDIS_MEMORY_LIMIT/);
+    // A producer whose watch has no reading yet waits for one rather than admitting on none.
+    const { config, producer: redisClient } = api;
+    const lanes = new LaneRegistry(config, redisClient, createLogger('api', 'error'));
+    const producer = new JobProducer({ config, redis: redisClient, guard: new RedisGuard(redisClient), lanes });
+    try {
+      const submitted = producer.submit({ lane: LANE, policy: config.lanes[LANE]! }, 'acme', { name: 'noop', data: {} });
+      await expect(submitted).rejects.toMatchObject({ code: 'redis_full' });
+    } finally {
+      await lanes.close();
+    }
+    expect(await api.backlog(LANE)).toBe(0);
+    expect(await oomRefusals(api.redis)).toBe(0);
+  });
+
+  it('judges a submission near the limit by what Redis holds when it arrives, not by a reading taken before', async () => {
+    const maxBytes = await limitMemory();
+    // 85% full: near the limit (within 10% of it), but under it; the API's first reading sees it.
+    await fillTo(0.85, maxBytes, 'ballast:a');
+    api = await startTestApi({ lanesFile, env: { REDIS_URL: redis.url } });
     const submit = () => api!.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } });
-    /** Writes 256 KiB values under `prefix` until Redis holds `share` of its maxmemory. */
-    const fillTo = async (share: number, prefix: string) => {
-      for (let i = 0; (await info(api!.redis, 'memory', 'used_memory')) < share * maxBytes; i++) {
-        await api!.redis.set(`${prefix}:${i}`, 'x'.repeat(256 * 1024));
-      }
-    };
-    // 85% full: near the limit (within 10% of it), but under it.
-    await fillTo(0.85, 'ballast:a');
     expect((await submit()).status).toBe(201);
     expect((await submit()).status).toBe(201); // taken on a reading of 85%
     // Someone else (another API, a script) fills Redis to 95% at once; the next submission must see it.
-    await fillTo(0.95, 'ballast:b');
+    await fillTo(0.95, maxBytes, 'ballast:b');
     expectRedisFull(await submit());
     await api.redis.del(...(await api.redis.keys('ballast:b:*')));
     expect((await submit()).status).toBe(201);
@@ -134,23 +169,18 @@ describe('producer API: a Redis that fills up', () => {
   });
 
   it('reads Redis again before a submission whose bytes may use the room left under the limit, however recent the last reading', async () => {
+    const maxBytes = await limitMemory();
+    // 75% full, 5% under where submissions start to wait for fresh readings (80%); the API's
+    // first reading sees it.
+    await fillTo(0.75, maxBytes, 'ballast:a');
     api = await startTestApi({ lanesFile, env: { REDIS_URL: redis.url } });
-    const maxBytes = (await info(api.redis, 'memory', 'used_memory')) + 32 * MiB;
-    await api.redis.config('SET', 'maxmemory', String(maxBytes));
-    const fillTo = async (share: number, prefix: string) => {
-      for (let i = 0; (await info(api!.redis, 'memory', 'used_memory')) < share * maxBytes; i++) {
-        await api!.redis.set(`${prefix}:${i}`, 'x'.repeat(256 * 1024));
-      }
-    };
-    // 75% full, 5% under where submissions start to wait for fresh readings (80%).
-    await fillTo(0.75, 'ballast:a');
     const small = () => api!.request('POST', `/v1/lanes/${LANE}/jobs`, { body: { name: 'noop' } });
     expect((await small()).status).toBe(201);
     expect((await small()).status).toBe(201); // taken on a reading of 75%
     const backlog = await api.backlog(LANE);
     // Someone else fills Redis to 95% at once. A bulk of about 0.9 MiB, which alone could take
     // more than the 1.6 MiB left under 80% at the last reading, must not go on that reading.
-    await fillTo(0.95, 'ballast:b');
+    await fillTo(0.95, maxBytes, 'ballast:b');
     const jobs = Array.from({ length: 100 }, (_, i) => ({ name: 'noop', data: { i, pad: 'x'.repeat(9000) } }));
     const reply = await api.request('POST', `/v1/lanes/${LANE}/jobs/bulk`, { body: { jobs } });
     expectRedisFull(reply);

@@ -46,6 +46,7 @@ export async function startApiAndWorker(options: ApiAndWorkerOptions): Promise<A
   };
   try {
     api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
+    await api.start();
     server = await listen(api.app, '127.0.0.1', 0);
     runtime = new WorkerRuntime({ config, logger: options.workerLogger ?? createLogger('worker', 'error'), registry });
     await runtime.start();

@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import { RedisConnectionWatch, type RedisClient } from '@bullpen/core';
+import { EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
@@ -15,6 +15,7 @@ import { errorHandler, methodNotAllowedHandler, notFoundHandler, sendProblem, un
 import { JobProducer } from './producer';
 import { JobsInFlight } from './jobs-in-flight';
 import { RedisGuard } from './redis-guard';
+import { RedisMemoryWatch } from './redis-memory-watch';
 import { routeTable } from './route-table';
 import { deadLetterRoutes } from './routes/dead';
 import { jobRoutes } from './routes/jobs';
@@ -31,6 +32,12 @@ export interface ApiApp {
   app: Express;
   /** The API keys in force: main.ts replaces them when API_KEYS_FILE is reloaded. */
   keys: ApiKeyTable;
+  /**
+   * Takes the first reading of Redis's memory and policy (redis-memory-watch.ts), so that Redis
+   * past API_REDIS_MEMORY_LIMIT refuses the very first submission and an evicting policy is
+   * logged at start; resolves when it is taken or has failed. Call it before listening.
+   */
+  start(): Promise<void>;
   /** Closes the BullMQ handles; the HTTP server and the Redis connection belong to the caller. */
   close(): Promise<void>;
 }
@@ -48,7 +55,9 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const lanes = new LaneRegistry(config, redis, logger);
   const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
   const metrics = createApiMetrics(inFlight, config.laneNames);
-  const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight });
+  const policies = new EvictionPolicyWatch(logger);
+  const memory = new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit, policies);
+  const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight, memory });
   const access = new JobAccess({ config, redis, guard, lanes });
   const deadLetters = new DeadLetters({ config, redis, guard, lanes, inFlight });
   let openApi: string | undefined;
@@ -77,8 +86,11 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   root.get('/healthz', (_req, res) => {
     res.status(200).json({ status: 'ok' });
   });
+  // An evicting maxmemory-policy leaves the API ready (Redis takes and keeps jobs until it is
+  // full), but the answer says it, as the log does.
   root.get('/readyz', async (_req, res) => {
-    if (await guard.ping()) res.status(200).json({ status: 'ready' });
+    const evicting = policies.evictingPolicy();
+    if (await guard.ping()) res.status(200).json({ status: 'ready', ...(evicting ? { warnings: [evictingPolicyMessage(evicting)] } : {}) });
     else sendProblem(res, unavailableProblem(guard.ready ? 'Redis did not answer PING within 1 s' : guard.notReadyReason()));
   });
   root.get('/openapi.json', (_req, res) => {
@@ -94,7 +106,9 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   return {
     app,
     keys,
+    start: () => memory.start(),
     close: async () => {
+      await memory.close();
       await Promise.all([lanes.close(), ...adminQueues.map((q) => q.close().catch(() => undefined))]);
     },
   };

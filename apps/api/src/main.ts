@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     redis.disconnect();
     throw err;
   }
+  await api.start();
   const server = await listen(api.app, config.host, config.port, { keepAliveTimeoutMs: config.apiKeepAliveTimeoutMs }).catch(async (err: unknown) => {
     await api.close();
     await heartbeat.close();

@@ -252,7 +252,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         get: {
           summary: 'Redis answers PING within 1 s',
           security: noAuth,
-          responses: { '200': { description: 'Ready.' }, '503': problem('redis_unavailable.') },
+          responses: {
+            '200': { description: 'Ready. `warnings` is there when Redis may evict jobs (its maxmemory-policy is not noeviction).' },
+            '503': problem('redis_unavailable.'),
+          },
         },
       },
       '/openapi.json': {

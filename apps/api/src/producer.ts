@@ -7,7 +7,9 @@ import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { SpanKind, SpanStatusCode, context, trace, type Context, type Link, type Span } from '@opentelemetry/api';
 import {
+  EvictionPolicyWatch,
   LANE_EVENT,
+  evictingPolicyMessage,
   injectTraceContext,
   isOutOfMemoryReply,
   laneJobOptions,
@@ -143,6 +145,14 @@ function repeatOf(index: number, first: BulkItemResult): BulkItemResult {
   throw new Error(`bulk item ${index} repeats item ${first.index}, which has neither a job nor a refusal`);
 }
 
+/**
+ * What a redis_full refusal adds when Redis evicts keys: a Redis shared with a cache under an LRU
+ * policy sits near maxmemory for good, and the refusals go on until its policy is fixed.
+ */
+function evictionNote(policy: string | undefined): string {
+  return policy === undefined ? '' : `. ${evictingPolicyMessage(policy)}`;
+}
+
 function queueFull(lane: string, backlog: number, maxQueueSize: number): ProblemError {
   return new ProblemError('queue_full', `Lane ${lane} holds ${backlog} of at most ${maxQueueSize} jobs; retry later`, {
     headers: { 'Retry-After': String(QUEUE_FULL_RETRY_AFTER_SECONDS) },
@@ -160,7 +170,8 @@ export class JobProducer {
     this.replicas = new ReplicaWait(redis, config);
     this.batcher = new SubmitBatcher({ ...deps, replicas: this.replicas });
     this.inFlight = deps.inFlight ?? new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
-    this.memory = deps.memory ?? new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit);
+    this.memory =
+      deps.memory ?? new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit, new EvictionPolicyWatch(deps.logger));
   }
 
   /**
@@ -228,14 +239,18 @@ export class JobProducer {
     this.deps.metrics?.counter('bullpen_api_admission_rejected_total').inc({ lane, reason: 'redis_full' }, jobs);
     throw redisFullProblem(
       `Redis is at ${Math.floor(past.ratio * 100)}% of its maxmemory, past the ${Math.round(past.limit * 100)}% ` +
-        'the API fills (API_REDIS_MEMORY_LIMIT); nothing was enqueued. The rest is kept for the jobs already queued; retry later',
+        'the API fills (API_REDIS_MEMORY_LIMIT); nothing was enqueued. The rest is kept for the jobs already queued; retry later' +
+        evictionNote(past.evictingPolicy),
     );
   }
 
   /** Redis refused a write for memory: it refuses before changing anything, so nothing was enqueued. */
   private refusedForMemory(lane: string, jobs: number): ProblemError {
     this.deps.metrics?.counter('bullpen_api_admission_rejected_total').inc({ lane, reason: 'redis_full' }, jobs);
-    return redisFullProblem('Redis is out of memory (maxmemory) and refused the jobs; nothing was enqueued. Retry later');
+    return redisFullProblem(
+      'Redis is out of memory (maxmemory) and refused the jobs; nothing was enqueued. Retry later' +
+        evictionNote(this.memory.evictingPolicyOf(lane)),
+    );
   }
 
   /** Waits for room among the jobs on their way to Redis; a refusal is counted as api_overloaded. */

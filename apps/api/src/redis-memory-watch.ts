@@ -13,7 +13,21 @@
 // past all the same (submissions in flight together) and meets Redis's own refusal is answered
 // redis_full too. On a cluster each primary is
 // read, and a lane is judged by the primary that holds its keys.
-import { lanePrefix, memoryRatio, readMemory, serverAddress, serverAddressOfKey, serversOf, type RedisClient } from '@bullpen/core';
+//
+// No submission is judged without a reading: start() takes the first before the API listens, and
+// until one has been taken each submission waits for one, as near the limit. Each reading also
+// records the servers' maxmemory-policy (eviction-policy.ts): an evicting one is logged, and named
+// in the API's redis_full refusals and /readyz.
+import {
+  lanePrefix,
+  memoryRatio,
+  readMemory,
+  serverAddress,
+  serverAddressOfKey,
+  serversOf,
+  type EvictionPolicyWatch,
+  type RedisClient,
+} from '@bullpen/core';
 import { RedisGuard } from './redis-guard';
 
 /** How old a reading may get before a submission starts a new one in the background. */
@@ -32,6 +46,8 @@ export interface MemoryPastLimit {
   ratio: number;
   /** The limit it is past (API_REDIS_MEMORY_LIMIT). */
   limit: number;
+  /** The server's maxmemory-policy when it is one that evicts keys, which bullpen must not run on. */
+  evictingPolicy?: string;
 }
 
 export class RedisMemoryWatch {
@@ -48,13 +64,40 @@ export class RedisMemoryWatch {
   /** Its own bound on its reads, which are no request's calls. */
   private readonly guard: RedisGuard;
 
-  /** @param limit share of maxmemory past which lanes are refused; 1 turns the check off */
+  private readonly onReady = () => this.refresh();
+
+  /**
+   * @param limit share of maxmemory past which lanes are refused; 1 turns the check off
+   * @param policies where each reading's maxmemory-policy goes (logged when it evicts)
+   */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     readonly limit: number,
+    readonly policies: EvictionPolicyWatch,
   ) {
     this.guard = new RedisGuard(redis);
+  }
+
+  /**
+   * Takes the first reading (resolves once it is taken or has failed), and another each time the
+   * connection is ready again, as a Redis restarted may come back with another configuration.
+   */
+  async start(): Promise<void> {
+    this.redis.on('ready', this.onReady);
+    await this.fresh();
+  }
+
+  /** The evicting maxmemory-policy of the server holding `lane`'s keys, as last read; undefined if it does not evict. */
+  evictingPolicyOf(lane: string): string | undefined {
+    const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
+    return address === undefined ? undefined : this.policies.evictingPolicy(address);
+  }
+
+  /** Stops reading on reconnects and waits for a reading in flight. */
+  async close(): Promise<void> {
+    this.redis.off('ready', this.onReady);
+    await this.reading;
   }
 
   /**
@@ -64,6 +107,8 @@ export class RedisMemoryWatch {
    */
   near(bytes = 0): boolean {
     if (this.limit >= 1) return false;
+    // No reading yet (the first failed, or a submission came before it): wait for one.
+    if (this.readAtMs === Number.NEGATIVE_INFINITY) return true;
     return this.highest >= this.limit - NEAR_LIMIT || this.sentBytes + bytes * FOOTPRINT >= this.roomBytes;
   }
 
@@ -72,10 +117,14 @@ export class RedisMemoryWatch {
     if (this.limit < 1) this.sentBytes += bytes * FOOTPRINT;
   }
 
-  /** Resolves once a reading has been taken that started no earlier than this call (or failed). */
+  /**
+   * Resolves once a reading has been taken that started no earlier than this call (or failed); with
+   * none taken yet, once the first is.
+   */
   async fresh(): Promise<void> {
     // A reading in flight may have been sent before the writes this caller must see: wait it out.
-    if (this.reading) await this.reading;
+    // Unless there is no reading yet: then the first one, on its way, will do.
+    if (this.reading && this.readAtMs !== Number.NEGATIVE_INFINITY) await this.reading;
     this.refresh();
     await this.reading;
   }
@@ -88,7 +137,9 @@ export class RedisMemoryWatch {
     if (this.highest < this.limit) return undefined;
     const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
     const ratio = address === undefined ? undefined : this.ratios.get(address);
-    return ratio !== undefined && ratio >= this.limit ? { ratio, limit: this.limit } : undefined;
+    if (ratio === undefined || ratio < this.limit) return undefined;
+    const evictingPolicy = this.policies.evictingPolicy(address!);
+    return evictingPolicy === undefined ? { ratio, limit: this.limit } : { ratio, limit: this.limit, evictingPolicy };
   }
 
   /** One reading of every primary at a time; a failed one keeps the last (the guard answers outages). */
@@ -108,6 +159,7 @@ export class RedisMemoryWatch {
       let roomBytes = Number.POSITIVE_INFINITY;
       servers.forEach((server, i) => {
         const memory = memories[i]!;
+        this.policies.observe(serverAddress(server), memory.policy);
         const ratio = memoryRatio(memory);
         if (ratio === undefined) return;
         ratios.set(serverAddress(server), ratio);

@@ -74,6 +74,7 @@ export async function startTestApi(options: TestConfigOptions & { waitForRedis?:
   const redis = createRedis(standaloneUrl(config), 'worker');
   if (options.waitForRedis !== false) await Promise.all([whenReady(producer), whenReady(redis)]);
   const api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });
+  await api.start();
   const server = await listen(api.app, '127.0.0.1', 0);
 
   const testApi: TestApi = {

@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import {
   createMetrics,
   createRedis,
+  EvictionPolicyWatch,
   LifecycleLog,
   METRIC_CATALOGUE,
   MetricLabels,
@@ -65,6 +66,9 @@ export class Exporter {
   private readonly redisWatch: RedisConnectionWatch;
   /** Why scrapes read no queue state (bullpen_exporter_redis_up 0), each reason once per interval. */
   private readonly sampleErrorLog: RepeatLimiter;
+  /** Says in the log when Redis may evict jobs: read at each (re)connect and at each scrape. */
+  private readonly policies: EvictionPolicyWatch;
+  private stopPolicyWatch: (() => void) | undefined;
   /** Unconfigured lanes already warned of (warnOfUnconfiguredLanes). */
   private readonly unconfiguredWarned = new Set<string>();
   private readonly labels: MetricLabels;
@@ -76,6 +80,7 @@ export class Exporter {
   ) {
     const { core } = config;
     this.redisWatch = new RedisConnectionWatch({ target: core.redis, prefix: core.prefix, logger });
+    this.policies = new EvictionPolicyWatch(logger);
     this.sampleErrorLog = new RepeatLimiter({
       intervalMs: SAMPLE_ERROR_LOG_INTERVAL_MS,
       onRepeats: (error, repeats) =>
@@ -122,6 +127,7 @@ export class Exporter {
         if (!this.sampler) throw new Error('exporter not started');
         const snapshot = await this.sampler.sample();
         this.warnOfUnconfiguredLanes(snapshot);
+        for (const { address, memory } of snapshot.servers) this.policies.observe(address, memory.policy);
         return snapshot;
       },
       loaded: () => this.readers.every((r) => r.loaded),
@@ -172,6 +178,8 @@ export class Exporter {
     // Fail-fast like the API's, and idle between scrapes and lease renewals: kept open below
     // Redis's idle timeout, so that neither meets it closed (redis-heartbeat.ts).
     this.heartbeat = new RedisHeartbeat(this.sampleRedis).start();
+    // Standbys too: each exporter process says what it finds.
+    this.stopPolicyWatch = this.policies.watchConnection(this.sampleRedis);
     this.sampler = new QueueSampler(
       this.sampleRedis,
       core.prefix,
@@ -248,6 +256,7 @@ export class Exporter {
     // After the readers: the lines of their last batches are written before the log closes.
     await this.eventLog?.close();
     await this.heartbeat?.close();
+    this.stopPolicyWatch?.();
     this.sampleRedis?.disconnect();
     this.sampleErrorLog.close();
     this.redisWatch.close();

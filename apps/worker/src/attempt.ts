@@ -155,6 +155,14 @@ export class AttemptRunner {
     try {
       // Cancelled before it began: it ends as the cancellation asked, whatever its handler or payload.
       if (abort.reason instanceof CancelledError) throw abort.reason;
+      // A job hash Redis evicted (a maxmemory-policy other than noeviction) is left an id with no fields.
+      if (job.name === undefined) {
+        throw new PermanentError(
+          `job ${ref.jobId} of lane "${ref.lane}" has no name or data in Redis: its hash was lost, most likely evicted ` +
+            "(Redis's maxmemory-policy must be noeviction)",
+          'unknown',
+        );
+      }
       const handler = registry.get(job.name);
       if (!handler) {
         throw new PermanentError(`no handler registered for job name "${job.name}" in lane "${ref.lane}"`, 'unknown_handler');

@@ -4,6 +4,7 @@
 import {
   createLaneQueue,
   createRedis,
+  EvictionPolicyWatch,
   LifecycleLog,
   RedisConnectionWatch,
   registerLanes,
@@ -88,6 +89,9 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   private readonly redisWatch: RedisConnectionWatch;
   /** The lane queues' other errors, each repeated message logged once per interval. */
   private readonly queueErrorLog: RepeatLimiter;
+  /** Says in the log when Redis may evict jobs (read each time the admin connection is ready). */
+  private readonly policies: EvictionPolicyWatch;
+  private stopPolicyWatch: (() => void) | undefined;
   private ignoredSignalTotal = 0;
   private abandonedRunning = 0;
   private state: RuntimeStatus = 'new';
@@ -107,6 +111,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     }
     this.slots = new HandlerSlots(this.config.maxHandlersPerProcess);
     this.redisWatch = new RedisConnectionWatch({ target: this.config.redis, prefix: this.config.prefix, logger: this.logger });
+    this.policies = new EvictionPolicyWatch(this.logger);
     this.queueErrorLog = new RepeatLimiter({
       intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
       onRepeats: (error, repeats) =>
@@ -178,6 +183,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     // Not blocking: bullpen's own writes (attempt rows, lane events, retry budget, leases) share it.
     this.connection = createRedis(config.redis, 'worker', 'bullpen:worker:admin');
     this.redisWatch.watch(this.connection);
+    this.stopPolicyWatch = this.policies.watchConnection(this.connection);
     // A Redis that restarted without its data has lost the caps (and the lane registry): put them
     // back on every reconnect, or each replica would run its lane's full concurrency unnoticed.
     let connectedOnce = false;
@@ -369,6 +375,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       this.connection?.disconnect();
     }
     this.stopLifecycleLog?.();
+    this.stopPolicyWatch?.();
     await this.lifecycleLog?.close();
     this.queueErrorLog.close();
     this.redisWatch.close();

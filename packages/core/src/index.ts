@@ -29,6 +29,7 @@ export * from './otel-env';
 export * from './process-metrics';
 export * from './config-variables';
 export * from './redis-memory';
+export * from './eviction-policy';
 export * from './repeat-limiter';
 export * from './redis-access';
 export * from './http-destinations';
