@@ -135,9 +135,11 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
           for (const state of QUEUE_JOB_STATES) if (state !== 'completed') gauge.set({ lane, state }, jobs[state]);
         }
       }),
+      // Both times are the lane's Redis's: a skewed exporter clock neither fakes a lag nor hides one.
       bullpen_exporter_event_lag_seconds: perLane((gauge, lane, snapshot) => {
-        const unread = laneOf(snapshot, lane)?.firstUnreadId;
-        gauge.set({ lane }, unread ? Math.max(0, snapshot.takenAtMs - streamIdTimeMs(unread)) / 1000 : 0);
+        const s = laneOf(snapshot, lane);
+        const unread = s?.firstUnreadId;
+        gauge.set({ lane }, s && unread ? Math.max(0, s.redisTimeMs - streamIdTimeMs(unread)) / 1000 : 0);
       }),
       bullpen_redis_memory_used_bytes: perServer((gauge, { address, memory }) => gauge.set({ server: address }, memory.usedBytes)),
       bullpen_redis_memory_max_bytes: perServer((gauge, { address, memory }) => gauge.set({ server: address }, memory.maxBytes)),
