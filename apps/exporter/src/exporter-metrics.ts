@@ -22,11 +22,12 @@ import { streamIdTimeMs } from './stream-loss';
 /**
  * A metric whose values come from the persisted totals. prom-client cannot load a histogram's
  * buckets from storage, so these are served through the registry's `get()` contract directly.
+ * The one gauge among them is the time of the last loss, persisted with the loss's commit.
  */
 class StoredMetricView {
   readonly name: string;
   readonly help: string;
-  readonly type: 'counter' | 'histogram';
+  readonly type: 'counter' | 'gauge' | 'histogram';
   readonly aggregator = 'sum' as const;
 
   constructor(
@@ -34,7 +35,6 @@ class StoredMetricView {
     private readonly store: SeriesStore,
     private readonly ready: () => boolean,
   ) {
-    if (def.type === 'gauge') throw new Error(`metric ${def.name}: gauges are not stored`);
     this.name = def.name;
     this.help = def.help;
     this.type = def.type;
@@ -186,6 +186,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     store.ensure(lane, M.completed, { lane });
     store.ensure(lane, M.stalled, { lane });
     store.ensure(lane, M.lost, { lane });
+    store.ensure(lane, M.lostAt, { lane });
     for (const jobName of labels.jobNameValues()) store.ensure(lane, M.enqueued, { lane, job_name: jobName });
     for (const errorClass of METRIC_ERROR_CLASSES) {
       for (const def of [M.failed, M.deadLettered, M.attemptsFailed, M.retried]) {
