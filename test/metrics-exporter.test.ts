@@ -79,6 +79,7 @@ describe('the exporter process', () => {
       has('bullpen_jobs_completed_total', { lane }, 0);
       has('bullpen_jobs_stalled_total', { lane }, 0);
       has('bullpen_exporter_events_lost_total', { lane }, 0);
+      has('bullpen_exporter_events_lost_last_timestamp_seconds', { lane }, 0);
       has('bullpen_jobs_rejected_total', { lane, reason: 'queue_full' }, 0);
       has('bullpen_retry_budget_exhausted_total', { lane, action: 'defer' }, 0);
       has('bullpen_retry_budget_exhausted_total', { lane, action: 'fail' }, 0);
@@ -220,6 +221,10 @@ describe('the exporter process', () => {
   });
 
   it('counts events trimmed from a stream before it read them as lost, says so in a log line, and loses nothing else', async () => {
+    const redisNow = async () => {
+      const [seconds, micros] = await redis.time();
+      return Number(seconds) + Number(micros) / 1e6;
+    };
     const alpha = queue('alpha', 200);
     let exporter = await start();
     await alpha.addBulk(Array.from({ length: 10 }, () => ({ name: 'noop', data: {} })));
@@ -232,6 +237,7 @@ describe('the exporter process', () => {
     for (let i = 0; i < 10; i += 1) await alpha.addBulk(Array.from({ length: 100 }, () => ({ name: 'noop', data: {} })));
     expect(await redis.xlen(laneEventsKey(prefix, 'alpha'))).toBeLessThan(1000);
 
+    const restartedAt = await redisNow();
     exporter = await start();
     const added = await entriesAdded('alpha');
     const samples = await waitUntil(
@@ -250,6 +256,25 @@ describe('the exporter process', () => {
     const warning = exporter.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('events lost'));
     expect(warning).toMatchObject({ level: 'warn', lane: 'alpha', lost });
     expect(total(samples, 'bullpen_exporter_events_lost_total', { lane: 'beta' })).toBe(0);
+
+    // The loss was counted before the first scrape, so the counter shows Prometheus no rise: the
+    // time it was found, on Redis's clock, is what alerts on it...
+    const lostAt = total(samples, 'bullpen_exporter_events_lost_last_timestamp_seconds', { lane: 'alpha' });
+    expect(lostAt).toBeGreaterThanOrEqual(Math.floor(restartedAt * 1000) / 1000);
+    expect(lostAt).toBeLessThanOrEqual(await redisNow());
+    expect(total(samples, 'bullpen_exporter_events_lost_last_timestamp_seconds', { lane: 'beta' })).toBe(0);
+    // ...and an exporter that comes back after it (or another taking over) serves it from Redis.
+    await exporter.kill('SIGKILL');
+    exporter = await start();
+    const again = await waitUntil(
+      async () => {
+        const s = await exporter.samples();
+        return total(s, 'bullpen_exporter_events_lost_total', { lane: 'alpha' }) === lost ? s : undefined;
+      },
+      { what: 'the restarted exporter to serve the saved totals' },
+    );
+    expect(total(again, 'bullpen_exporter_events_lost_last_timestamp_seconds', { lane: 'alpha' })).toBe(lostAt);
+    expect(total(again, 'bullpen_exporter_events_lost_total', { lane: 'alpha' })).toBe(lost);
   });
 
   it('serves after a restart in place histogram sums no lower than before it, as Redis keeps them', async () => {

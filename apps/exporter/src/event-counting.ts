@@ -35,6 +35,7 @@ const M = {
   backoffDelay: def('bullpen_job_backoff_delay_seconds'),
   processed: def('bullpen_exporter_events_processed_total'),
   lost: def('bullpen_exporter_events_lost_total'),
+  lostAt: def('bullpen_exporter_events_lost_last_timestamp_seconds'),
 } as const;
 export const EVENT_METRICS = M;
 

@@ -22,11 +22,12 @@ import { streamIdTimeMs } from './stream-loss';
 /**
  * A metric whose values come from the persisted totals. prom-client cannot load a histogram's
  * buckets from storage, so these are served through the registry's `get()` contract directly.
+ * The one gauge among them is the time of the last loss, persisted with the loss's commit.
  */
 class StoredMetricView {
   readonly name: string;
   readonly help: string;
-  readonly type: 'counter' | 'histogram';
+  readonly type: 'counter' | 'gauge' | 'histogram';
   readonly aggregator = 'sum' as const;
 
   constructor(
@@ -34,7 +35,6 @@ class StoredMetricView {
     private readonly store: SeriesStore,
     private readonly ready: () => boolean,
   ) {
-    if (def.type === 'gauge') throw new Error(`metric ${def.name}: gauges are not stored`);
     this.name = def.name;
     this.help = def.help;
     this.type = def.type;
@@ -135,9 +135,11 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
           for (const state of QUEUE_JOB_STATES) if (state !== 'completed') gauge.set({ lane, state }, jobs[state]);
         }
       }),
+      // Both times are the lane's Redis's: a skewed exporter clock neither fakes a lag nor hides one.
       bullpen_exporter_event_lag_seconds: perLane((gauge, lane, snapshot) => {
-        const unread = laneOf(snapshot, lane)?.firstUnreadId;
-        gauge.set({ lane }, unread ? Math.max(0, snapshot.takenAtMs - streamIdTimeMs(unread)) / 1000 : 0);
+        const s = laneOf(snapshot, lane);
+        const unread = s?.firstUnreadId;
+        gauge.set({ lane }, s && unread ? Math.max(0, s.redisTimeMs - streamIdTimeMs(unread)) / 1000 : 0);
       }),
       bullpen_redis_memory_used_bytes: perServer((gauge, { address, memory }) => gauge.set({ server: address }, memory.usedBytes)),
       bullpen_redis_memory_max_bytes: perServer((gauge, { address, memory }) => gauge.set({ server: address }, memory.maxBytes)),
@@ -184,6 +186,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     store.ensure(lane, M.completed, { lane });
     store.ensure(lane, M.stalled, { lane });
     store.ensure(lane, M.lost, { lane });
+    store.ensure(lane, M.lostAt, { lane });
     for (const jobName of labels.jobNameValues()) store.ensure(lane, M.enqueued, { lane, job_name: jobName });
     for (const errorClass of METRIC_ERROR_CLASSES) {
       for (const def of [M.failed, M.deadLettered, M.attemptsFailed, M.retried]) {

@@ -58,8 +58,9 @@ export class LaneStateStore {
 
   /**
    * Commits several lanes in one round trip. Per lane: undefined on conflict; when committed, the
-   * new totals of the batch's float fields (histogram sums) as Redis keeps them, to be adopted
-   * (SeriesStore.adoptTotals) so that the served sums are the ones a restart reloads.
+   * new totals of the batch's float fields (histogram sums) as Redis keeps them and the time
+   * Redis stamped its stamp fields with, to be adopted (SeriesStore.adoptTotals) so that what is
+   * served is what a restart reloads.
    */
   async commit(commits: readonly LaneCommit[]): Promise<Array<ReadonlyMap<string, number> | undefined>> {
     if (commits.length === 0) return [];
@@ -71,15 +72,26 @@ export class LaneStateStore {
       if (err) throw new Error(`committing lane ${c.lane}: ${err.message}`);
       if (!Array.isArray(reply) || Number(reply[0]) !== 1) return undefined;
       const fields = c.delta ? [...c.delta.floats.keys()] : [];
-      return new Map(fields.map((field, k) => [field, Number(reply[k + 1])]));
+      const totals = new Map(fields.map((field, k) => [field, Number(reply[k + 1])]));
+      for (const field of c.delta?.stamps ?? []) totals.set(field, Number(reply[fields.length + 1]));
+      return totals;
     });
   }
 
   private addCommit(pipeline: ChainableCommander, c: LaneCommit): void {
     const ints = c.delta ? [...c.delta.ints] : [];
     const floats = c.delta ? [...c.delta.floats] : [];
-    const args: (string | number)[] = [exporterStateKey(this.prefix, c.lane), c.expected, c.position, c.readDelta, ints.length];
+    const stamps = c.delta ? [...c.delta.stamps] : [];
+    const args: (string | number)[] = [
+      exporterStateKey(this.prefix, c.lane),
+      c.expected,
+      c.position,
+      c.readDelta,
+      ints.length,
+      stamps.length,
+    ];
     for (const [field, by] of ints) args.push(field, by);
+    args.push(...stamps);
     for (const [field, by] of floats) args.push(field, by);
     (pipeline as unknown as CommitCommand)[COMMIT](...args);
   }

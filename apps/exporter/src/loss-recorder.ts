@@ -1,5 +1,8 @@
 // Acts on what stream-loss.ts finds when a lane's stream is compared with the reader's cursor:
-// counts the entries lost, in the caller's batch when it has one, else in a commit of its own.
+// counts the entries lost, in the caller's batch when it has one, else in a commit of its own,
+// and stamps the lane's time of the last loss with the same commit. A loss found at start (after
+// an outage longer than the stream holds) is committed before the first scrape, so the counter
+// never shows it rising; the time is what alerts on it, whichever exporter serves it.
 import type { Logger } from '@bullpen/core';
 import { EVENT_METRICS } from './event-counting';
 import type { Cursor } from './lane-cursor';
@@ -51,11 +54,11 @@ export class LossRecorder {
     if (verdict.kind === 'none') return { lost: 0, reset: false, conflict: false };
     if (verdict.kind === 'lost' && delta) {
       this.logTrimmed(cursor, verdict.lost, info);
-      delta.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
+      countLost(delta, cursor.lane, verdict.lost);
       return { lost: verdict.lost, reset: false, conflict: false };
     }
     const own = new LaneDelta();
-    own.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
+    countLost(own, cursor.lane, verdict.lost);
     const position = verdict.kind === 'recreated' ? START_POSITION : cursor.position;
     const read = verdict.kind === 'recreated' ? verdict.read : cursor.read + verdict.lost;
     if (verdict.kind === 'recreated') {
@@ -67,14 +70,15 @@ export class LossRecorder {
     } else {
       this.logTrimmed(cursor, verdict.lost, info);
     }
-    const [ok] = await this.deps.state.commit([
+    const [totals] = await this.deps.state.commit([
       { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
     ]);
-    if (!ok) {
+    if (!totals) {
       await this.deps.reload(cursor);
       return { lost: 0, reset: true, conflict: true };
     }
     this.deps.store.apply(cursor.lane, own);
+    this.deps.store.adoptTotals(cursor.lane, totals);
     Object.assign(cursor, { position, saved: position, read });
     return { lost: verdict.lost, reset: verdict.kind === 'recreated', conflict: false };
   }
@@ -87,4 +91,11 @@ export class LossRecorder {
       firstEntry: info?.firstEntryId,
     });
   }
+}
+
+/** Adds `lost` entries to the lane's count and, when there are any, stamps the time of the loss. */
+function countLost(delta: LaneDelta, lane: string, lost: number): void {
+  if (lost <= 0) return;
+  delta.inc(EVENT_METRICS.lost, { lane }, lost);
+  delta.stamp(EVENT_METRICS.lostAt, { lane });
 }

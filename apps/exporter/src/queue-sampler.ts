@@ -34,6 +34,11 @@ export interface LaneSnapshot {
   oldestWaitingMs: number;
   /** The first stream entry after the exporter's position, if any. */
   firstUnreadId: string | undefined;
+  /**
+   * The time on the clock of the Redis that holds the lane, read with the rest: stream ids are
+   * its times, so the lag is measured against it, whatever the exporter's host clock says.
+   */
+  redisTimeMs: number;
   workers: number;
 }
 
@@ -53,7 +58,6 @@ export interface QueueSnapshot {
   unconfigured: Map<string, Record<QueueJobState, number>>;
   /** Every primary (the server itself when not a cluster). */
   servers: ServerSnapshot[];
-  takenAtMs: number;
   durationSeconds: number;
 }
 
@@ -108,7 +112,7 @@ export class QueueSampler {
     return this.inFlight;
   }
 
-  /** lua/lane-snapshot.lua for one lane: its counts by state, then its paused flag, oldest waiting job and first unread entry. */
+  /** lua/lane-snapshot.lua for one lane: its counts by state, then its paused flag, oldest waiting job, first unread entry and Redis's time. */
   private snapshotOf(lane: string, position: string): Promise<Array<number | string>> {
     const k = laneStateKeys(this.prefix, lane);
     return (this.redis as unknown as SnapshotCommand)[SNAPSHOT].call(
@@ -157,7 +161,6 @@ export class QueueSampler {
       return { list: String(list), server: { address: serverAddress(server), memory } };
     });
     const [results, read, others] = await Promise.all([Promise.all(replies), Promise.all(perServer), unconfigured]);
-    const takenAtMs = Date.now();
     // On a cluster a worker's named connection is on one primary or another: like BullMQ's
     // getWorkers(), count each lane on the primary where it has the most.
     const workers = new Map<string, number>();
@@ -178,10 +181,11 @@ export class QueueSampler {
         paused: Number(values[8]) === 1,
         oldestWaitingMs: Number(values[9] ?? 0),
         firstUnreadId: firstUnread === '' ? undefined : firstUnread,
+        redisTimeMs: Number(values[11] ?? 0),
         workers: workers.get(lane) ?? 0,
       });
     });
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { lanes, unconfigured: others, servers: read.map((r) => r.server), takenAtMs, durationSeconds };
+    return { lanes, unconfigured: others, servers: read.map((r) => r.server), durationSeconds };
   }
 }

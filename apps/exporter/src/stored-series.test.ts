@@ -9,6 +9,7 @@ const def = (name: string): MetricDefinition => {
 const completed = def('bullpen_jobs_completed_total');
 const failed = def('bullpen_jobs_failed_total');
 const run = def('bullpen_job_run_duration_seconds');
+const lostAt = def('bullpen_exporter_events_lost_last_timestamp_seconds');
 
 describe('stored series', () => {
   it('puts an observation in the first bucket whose bound is at least the value, or +Inf', () => {
@@ -145,5 +146,24 @@ describe('stored series', () => {
     store.loadLane('a', { 'bullpen_jobs_completed_total|a': '7' });
     expect(store.counterValue('a', 'bullpen_jobs_completed_total', { lane: 'a' })).toBe(7);
     expect(store.counterValue('b', 'bullpen_jobs_completed_total', { lane: 'b' })).toBe(4);
+  });
+
+  it('serves the time of the last loss as Redis stamped it at the commit, and loads it back', () => {
+    const store = new SeriesStore([completed, lostAt]);
+    store.ensure('a', lostAt, { lane: 'a' });
+    expect(store.values('bullpen_exporter_events_lost_last_timestamp_seconds')).toEqual([{ labels: { lane: 'a' }, value: 0 }]);
+    const delta = new LaneDelta();
+    delta.stamp(lostAt, { lane: 'a' });
+    expect(delta.empty).toBe(false);
+    expect([...delta.stamps]).toEqual(['bullpen_exporter_events_lost_last_timestamp_seconds|a']);
+    // What the commit returns for the stamp is the value; a later loss replaces it.
+    for (const at of [1764000000.123, 1764003600.5]) {
+      store.apply('a', delta);
+      store.adoptTotals('a', new Map([['bullpen_exporter_events_lost_last_timestamp_seconds|a', at]]));
+      expect(store.counterValue('a', 'bullpen_exporter_events_lost_last_timestamp_seconds', { lane: 'a' })).toBe(at);
+    }
+    const reloaded = new SeriesStore([completed, lostAt]);
+    expect(reloaded.loadLane('a', { 'bullpen_exporter_events_lost_last_timestamp_seconds|a': '1764003600.5' })).toEqual([]);
+    expect(reloaded.values('bullpen_exporter_events_lost_last_timestamp_seconds')).toEqual([{ labels: { lane: 'a' }, value: 1764003600.5 }]);
   });
 });

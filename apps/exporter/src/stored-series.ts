@@ -1,9 +1,11 @@
-// The exporter's event-derived counters and histograms, held as plain numbers keyed by the same
-// field names they are persisted under in Redis (one hash per lane), so that a batch's deltas can
-// be committed atomically with the stream position and loaded back after a restart.
+// The exporter's event-derived counters and histograms (and the gauge of when events were last
+// lost), held as plain numbers keyed by the same field names they are persisted under in Redis
+// (one hash per lane), so that a batch's deltas can be committed atomically with the stream
+// position and loaded back after a restart.
 //
 // Field encoding, one field per number:
 //   counter    `<name>|<label values in catalogue order, joined by |>`
+//   gauge      `<name>|<label values>`             a time (Unix seconds) Redis stamped at a commit
 //   histogram  `<name>|le<bound>|<label values>`  observations in the bucket of that upper bound
 //                                                  (not cumulative; `le+Inf` is the overflow)
 //              `<name>|sum|<label values>`         sum of observations
@@ -96,10 +98,14 @@ export function bucketIndex(buckets: readonly number[], value: number): number {
   return buckets.length;
 }
 
-/** A batch's changes for one lane: integer deltas (counts) and float deltas (histogram sums). */
+/**
+ * A batch's changes for one lane: integer deltas (counts), float deltas (histogram sums), and
+ * gauge fields to be set to Redis's time at the commit (the batch found events lost).
+ */
 export class LaneDelta {
   readonly ints = new Map<string, number>();
   readonly floats = new Map<string, number>();
+  readonly stamps = new Set<string>();
 
   // Called several times for every stream entry: the fields are built by concatenation, without
   // the arrays a join would need.
@@ -132,8 +138,14 @@ export class LaneDelta {
     this.floats.set(field, (this.floats.get(field) ?? 0) + sum);
   }
 
+  /** Sets a timestamp gauge to the time of the commit, as Redis tells it (LaneStateStore.commit). */
+  stamp(def: MetricDefinition, labels: Labels): void {
+    if (def.type !== 'gauge') throw new Error(`metric ${def.name}: only gauges are stamped`);
+    this.stamps.add(def.name + labelSuffix(def, labels));
+  }
+
   get empty(): boolean {
-    return this.ints.size === 0 && this.floats.size === 0;
+    return this.ints.size === 0 && this.floats.size === 0 && this.stamps.size === 0;
   }
 }
 
@@ -170,6 +182,7 @@ export class SeriesStore {
     this.series(lane, def, labelValues(def, labels));
   }
 
+  /** Adds a committed batch's deltas; its stamps take their value from adoptTotals. */
   apply(lane: string, delta: LaneDelta): void {
     for (const [field, by] of delta.ints) this.add(lane, field, by);
     for (const [field, by] of delta.floats) this.add(lane, field, by);
@@ -178,18 +191,24 @@ export class SeriesStore {
   /**
    * Sets sum fields to the totals Redis holds after a commit (in place of the exporter's own
    * addition of the deltas, which can differ from them in the last bits): what is served is then
-   * exactly what a restart reloads, and a _sum never steps down across one.
+   * exactly what a restart reloads, and a _sum never steps down across one. Stamped gauges take
+   * the time Redis gave them.
    */
   adoptTotals(lane: string, totals: ReadonlyMap<string, number>): void {
     for (const [field, total] of totals) {
       const parsed = this.parseField(field);
-      if (!parsed || parsed.part !== 'sum' || !Number.isFinite(total)) continue;
+      if (!parsed || !Number.isFinite(total)) continue;
+      if (parsed.def.type === 'gauge') {
+        (this.series(lane, parsed.def, parsed.values) as CounterSeries).value = total;
+        continue;
+      }
+      if (parsed.part !== 'sum') continue;
       const series = this.series(lane, parsed.def, parsed.values);
       if (!('value' in series)) series.sum = total;
     }
   }
 
-  /** Current value of a counter series (tests and logs). */
+  /** Current value of a counter or gauge series (tests and logs). */
   counterValue(lane: string, name: string, labels: Labels): number {
     const def = this.defs.get(name);
     if (!def) return 0;

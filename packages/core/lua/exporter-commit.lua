@@ -10,15 +10,18 @@
     ARGV[1] the position the batch was read after ("" when no state was saved yet)
     ARGV[2] the new position: the id of the batch's last entry
     ARGV[3] entries accounted for by the batch (read, plus any found lost)
-    ARGV[4] n, the number of integer field/delta pairs that follow
-    ARGV[5 .. 4+2n] integer field, delta pairs (HINCRBY)
-    ARGV[5+2n ..] float field, delta pairs (HINCRBYFLOAT)
+    ARGV[4] n, the number of integer field/delta pairs
+    ARGV[5] m, the number of fields to stamp
+    ARGV[6 .. 5+2n] integer field, delta pairs (HINCRBY)
+    ARGV[6+2n .. 5+2n+m] fields set to this server's time, in Unix seconds (when events were lost)
+    ARGV[6+2n+m ..] float field, delta pairs (HINCRBYFLOAT)
 
   Returns 0 when the saved position had moved (nothing written); when committed, { 1, the new
-  total of each float field as Redis keeps it, in the order given }. HINCRBYFLOAT stores its
-  result as text that reads back as a slightly different double than the exporter's own sum of
-  the same deltas: the exporter adopts these totals, so that what it serves is what a restart
-  reloads, and a histogram's _sum never goes down across a restart.
+  total of each float field as Redis keeps it, in the order given, then the time stamped when
+  m > 0 }. HINCRBYFLOAT stores its result as text that reads back as a slightly different double
+  than the exporter's own sum of the same deltas: the exporter adopts these totals, so that what
+  it serves is what a restart reloads, and a histogram's _sum never goes down across a restart.
+  The time is Redis's, the clock the lane streams' ids are written with, not the exporter's.
 ]]
 local rcall = redis.call
 local key = KEYS[1]
@@ -32,15 +35,29 @@ rcall("HSET", key, "pos", ARGV[2])
 rcall("HINCRBY", key, "read", ARGV[3])
 
 local n = tonumber(ARGV[4])
-local i = 5
-local lastInt = 4 + 2 * n
+local m = tonumber(ARGV[5])
+local i = 6
+local lastInt = 5 + 2 * n
 while i < lastInt do
   rcall("HINCRBY", key, ARGV[i], ARGV[i + 1])
   i = i + 2
+end
+local now
+if m > 0 then
+  local t = rcall("TIME")
+  -- As text: a Lua number in a reply is cut to an integer.
+  now = string.format("%d.%03d", tonumber(t[1]), math.floor(tonumber(t[2]) / 1000))
+  for _ = 1, m do
+    rcall("HSET", key, ARGV[i], now)
+    i = i + 1
+  end
 end
 local totals = { 1 }
 while i < #ARGV do
   totals[#totals + 1] = rcall("HINCRBYFLOAT", key, ARGV[i], ARGV[i + 1])
   i = i + 2
+end
+if now then
+  totals[#totals + 1] = now
 end
 return totals

@@ -1,8 +1,9 @@
 --[[
   Reads what the exporter shows of a lane at scrape time, in one round trip and at a cost that
   does not grow with the backlog: the number of jobs in each state, the paused flag, the
-  time the job that has waited longest among those next in line became eligible to run, and the id of the
-  first stream entry the exporter has not counted yet (for its lag).
+  time the job that has waited longest among those next in line became eligible to run, the id of the
+  first stream entry the exporter has not counted yet, and the server's time (for its lag: stream
+  ids are written on this server's clock, so the lag is measured on it, not the exporter's).
 
   The oldest waiting job is the tail of the wait list (BullMQ pushes new jobs at the head and
   takes from the tail), of the legacy paused list, or the head of the prioritized set (the job
@@ -18,7 +19,8 @@
     ARGV[3] suffix of a job's log list after its hash key, ":logs" (its attempt rows)
 
   Returns { wait, paused, delayed, prioritized, active, completed, failed, waitingChildren,
-            pausedFlag (0|1), oldestWaitingTimestampMs (0 when none), firstUnreadId ("" when none) }
+            pausedFlag (0|1), oldestWaitingTimestampMs (0 when none), firstUnreadId ("" when none),
+            serverTimeMs }
 
   Reading the last few log rows of at most three jobs keeps the cost constant.
 ]]
@@ -87,6 +89,7 @@ local unread = rcall("XRANGE", KEYS[10], "(" .. ARGV[2], "+", "COUNT", 1)
 if unread[1] then
   firstUnread = unread[1][1]
 end
+local time = rcall("TIME")
 
 return {
   rcall("LLEN", KEYS[1]),
@@ -100,4 +103,5 @@ return {
   pausedFlag,
   oldest,
   firstUnread,
+  tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000),
 }

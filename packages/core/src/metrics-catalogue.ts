@@ -6,7 +6,7 @@ export type MetricType = 'counter' | 'gauge' | 'histogram';
 
 /** Which process registers a metric, and how the exporter produces it. */
 export type MetricOrigin =
-  /** Exporter: counted from lane event streams, totals persisted in Redis across restarts. */
+  /** Exporter: counted from lane event streams, totals (and the time of the last loss) persisted in Redis across restarts. */
   | 'exporter-events'
   /** Exporter: read from Redis at scrape time. */
   | 'exporter-queue'
@@ -181,6 +181,15 @@ export const METRIC_CATALOGUE = [
     name: 'bullpen_exporter_events_lost_total',
     type: 'counter',
     help: 'Lane stream entries trimmed before the exporter read them; totals undercount by this much.',
+    labelNames: ['lane'],
+    origin: 'exporter-events',
+  },
+  {
+    // The counter alone cannot alert on a loss found at start after a long outage, or by an
+    // exporter under a new instance: its rise happens before its first scrape.
+    name: 'bullpen_exporter_events_lost_last_timestamp_seconds',
+    type: 'gauge',
+    help: 'Time (Unix seconds, Redis clock) the exporter last found lane stream entries trimmed before it read them; 0 before any.',
     labelNames: ['lane'],
     origin: 'exporter-events',
   },
