@@ -11,7 +11,7 @@ export interface LossRecorderDeps {
   state: LaneStateStore;
   store: SeriesStore;
   logger: Logger;
-  /** Reloads a lane whose commit lost to another exporter. */
+  /** Reloads a lane whose commit found its saved position moved (lane-reload.ts). */
   reload: (cursor: Cursor) => Promise<void>;
 }
 
@@ -58,6 +58,15 @@ export class LossRecorder {
     own.inc(EVENT_METRICS.lost, { lane: cursor.lane }, verdict.lost);
     const position = verdict.kind === 'recreated' ? START_POSITION : cursor.position;
     const read = verdict.kind === 'recreated' ? verdict.read : cursor.read + verdict.lost;
+    const [ok] = await this.deps.state.commit([
+      { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
+    ]);
+    if (!ok) {
+      // Not said before the commit: a stream that looks recreated (fewer entries than were read)
+      // is also what Redis shows after losing the exporter's last commits, which reload tells apart.
+      await this.deps.reload(cursor);
+      return { lost: 0, reset: true, conflict: true };
+    }
     if (verdict.kind === 'recreated') {
       logger.warn('the lane stream was deleted or recreated: counting it again from its start', {
         lane: cursor.lane,
@@ -66,13 +75,6 @@ export class LossRecorder {
       });
     } else {
       this.logTrimmed(cursor, verdict.lost, info);
-    }
-    const [ok] = await this.deps.state.commit([
-      { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
-    ]);
-    if (!ok) {
-      await this.deps.reload(cursor);
-      return { lost: 0, reset: true, conflict: true };
     }
     this.deps.store.apply(cursor.lane, own);
     Object.assign(cursor, { position, saved: position, read });
