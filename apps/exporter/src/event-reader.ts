@@ -1,8 +1,9 @@
 // Reads every lane's event stream with one blocking XREAD on a dedicated connection, counts each
 // batch, and commits the counts with the new position before showing them (lane-state-store.ts).
-// A batch whose commit fails is retried; one that conflicts (another exporter got there first)
-// is dropped and the lane's state reloaded, so a count is never applied twice. With an event log,
-// a batch's lines are written just before its commit (event-log-feed.ts).
+// A batch whose commit fails is retried; one that conflicts (another exporter got there first, or
+// Redis lost the exporter's last commits) is dropped and the lane's state reloaded (lane-reload.ts),
+// so a count is never applied twice. With an event log, a batch's lines are written just before
+// its commit (event-log-feed.ts).
 // Entries trimmed away before they were read are counted as lost (loss-recorder.ts). A Redis that
 // refuses the reader's access (an ACL user without XREAD) is said through the connection watch, not
 // as one more retried error: retrying does not fix it, and the reader is not reading meanwhile.
@@ -22,6 +23,7 @@ import {
 import { countFailures, countLaneBatch } from './event-counting';
 import type { BatchLog } from './event-log-feed';
 import type { Cursor } from './lane-cursor';
+import { LaneReload } from './lane-reload';
 import { isNoSuchKey, LaneStateStore, type LaneCommit } from './lane-state-store';
 import { LossRecorder } from './loss-recorder';
 import type { LaneDelta, SeriesStore } from './stored-series';
@@ -49,7 +51,7 @@ export interface EventReaderOptions {
   retryDelayMs?: number;
   /** Called after the lane's state was (re)loaded, to pre-initialise its zero series. */
   onLaneLoaded?: (lane: string) => void;
-  /** Called when a commit lost to another exporter. */
+  /** Called when a commit lost to another exporter (not when Redis lost the exporter's commits). */
   onConflict?: (lane: string) => void;
   /** Called with the number of entries of every XREAD that returned some. */
   onRead?: (entries: number) => void;
@@ -99,6 +101,7 @@ export class EventReader {
   private writer: RedisClient | undefined;
   private state: LaneStateStore | undefined;
   private loss: LossRecorder | undefined;
+  private reloader: LaneReload | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
   /** Settles when close() is called: abandons a blocking XREAD or a retry pause. */
@@ -157,7 +160,8 @@ export class EventReader {
     this.options.access?.watch(this.reader);
     this.options.access?.watch(this.writer);
     this.state = new LaneStateStore(this.writer, this.options.prefix);
-    const { store, logger } = this.options;
+    const { store, logger, onLaneLoaded, onConflict } = this.options;
+    this.reloader = new LaneReload({ state: this.state, store, logger, onLaneLoaded, onConflict });
     this.loss = new LossRecorder({ state: this.state, store, logger, reload: (cursor) => this.reload(cursor) });
     this.running = this.run().catch((err: unknown) => {
       this.failed = true;
@@ -302,16 +306,9 @@ export class EventReader {
     }
   }
 
+  /** After a commit found the saved position moved: see lane-reload.ts. */
   private async reload(cursor: Cursor): Promise<void> {
-    this.options.onConflict?.(cursor.lane);
-    const saved = await this.state!.load(cursor.lane);
-    Object.assign(cursor, {
-      position: saved.position ?? START_POSITION,
-      saved: saved.position ?? '',
-      read: saved.read,
-    });
-    this.options.store.loadLane(cursor.lane, saved.series);
-    this.options.onLaneLoaded?.(cursor.lane);
+    await this.reloader!.reload(cursor);
   }
 
   private async processBatch(reply: XReadReply): Promise<void> {
@@ -387,7 +384,6 @@ export class EventReader {
         this.options.store.adoptTotals(w.cursor.lane, totals);
         Object.assign(w.cursor, { position: commit.position, saved: commit.position, read: w.cursor.read + commit.readDelta });
       } else {
-        this.options.logger.warn('another exporter committed this lane first; reloading its state', { lane: w.cursor.lane });
         await this.reload(w.cursor);
       }
     }

@@ -3,15 +3,19 @@
 import type { RedisClient } from '@bullpen/core';
 import type { ChainableCommander } from 'ioredis';
 import { exporterStateKey, scriptCommand } from '@bullpen/core';
-import type { LaneDelta } from './stored-series';
-import { parseStreamInfo, type StreamInfo } from './stream-loss';
+import type { LaneDelta, LaneShortfall } from './stored-series';
+import { compareStreamIds, parseStreamInfo, type StreamInfo } from './stream-loss';
 
 const COMMIT = 'bullpenExporterCommit';
+const RESTORE = 'bullpenExporterRestore';
 const POSITION_FIELD = 'pos';
 const READ_FIELD = 'read';
 
 interface CommitCommand {
   [COMMIT](...args: (string | number)[]): unknown;
+}
+interface RestoreCommand {
+  [RESTORE](...args: (string | number)[]): Promise<number>;
 }
 
 export interface SavedLaneState {
@@ -32,12 +36,34 @@ export interface LaneCommit {
   delta: LaneDelta | undefined;
 }
 
+/** Totals written back after Redis lost commits of them (lua/exporter-restore.lua). */
+export interface LaneRestore {
+  lane: string;
+  /** The saved position just loaded. */
+  expected: string;
+  position: string;
+  /** Entries accounted for up to `position` (the new value, not a delta). */
+  read: number;
+  shortfall: LaneShortfall;
+}
+
+/** The entries of a stream in a range of ids, and the stream itself, at one instant. */
+export interface StreamSpan {
+  /** The stream; undefined when it does not exist. */
+  info: StreamInfo | undefined;
+  /** How many entries lie after the range's start and at or before its end. */
+  count: number;
+  /** The last of them; undefined when there are none. */
+  last: string | undefined;
+}
+
 export class LaneStateStore {
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     scriptCommand<CommitCommand>(redis, COMMIT, 'exporter-commit', 1);
+    scriptCommand<RestoreCommand>(redis, RESTORE, 'exporter-restore', 1);
   }
 
   async load(lane: string): Promise<SavedLaneState> {
@@ -54,6 +80,32 @@ export class LaneStateStore {
       if (isNoSuchKey(err)) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The entries of stream `key` after `after` and up to `upTo`, with the stream's XINFO, in one
+   * MULTI so that the count and the stream's counters agree. Reads the entries themselves (Redis
+   * has no count of a range): called only after Redis lost commits, where they are the entries
+   * the lost commits had counted that Redis kept, a fraction of a second of events.
+   */
+  async span(key: string, after: string, upTo: string): Promise<StreamSpan> {
+    const results = (await this.redis.multi().xinfo('STREAM', key).xrange(key, after, upTo).exec()) ?? [];
+    const [infoErr, infoReply] = results[0] ?? [new Error('no reply'), null];
+    if (infoErr && !isNoSuchKey(infoErr)) throw infoErr;
+    const [rangeErr, rangeReply] = results[1] ?? [new Error('no reply'), null];
+    if (rangeErr) throw rangeErr;
+    // XRANGE's start is inclusive (its exclusive form needs Redis 6.2): the entry at `after` is not one of them.
+    const ids = (rangeReply as Array<[string, unknown]>).map(([id]) => id).filter((id) => compareStreamIds(id, after) > 0);
+    return { info: infoErr ? undefined : parseStreamInfo(infoReply), count: ids.length, last: ids[ids.length - 1] };
+  }
+
+  /** Writes back totals Redis lost (see LaneRestore); false when the saved position moved meanwhile. */
+  async restore(r: LaneRestore): Promise<boolean> {
+    const ints = [...r.shortfall.ints];
+    const args: (string | number)[] = [exporterStateKey(this.prefix, r.lane), r.expected, r.position, r.read, ints.length];
+    for (const [field, by] of ints) args.push(field, by);
+    for (const [field, total] of r.shortfall.sums) args.push(field, String(total));
+    return Number(await (this.redis as unknown as RestoreCommand)[RESTORE](...args)) === 1;
   }
 
   /**

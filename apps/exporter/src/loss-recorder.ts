@@ -14,7 +14,7 @@ export interface LossRecorderDeps {
   state: LaneStateStore;
   store: SeriesStore;
   logger: Logger;
-  /** Reloads a lane whose commit lost to another exporter. */
+  /** Reloads a lane whose commit found its saved position moved (lane-reload.ts). */
   reload: (cursor: Cursor) => Promise<void>;
 }
 
@@ -61,6 +61,15 @@ export class LossRecorder {
     countLost(own, cursor.lane, verdict.lost);
     const position = verdict.kind === 'recreated' ? START_POSITION : cursor.position;
     const read = verdict.kind === 'recreated' ? verdict.read : cursor.read + verdict.lost;
+    const [totals] = await this.deps.state.commit([
+      { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
+    ]);
+    if (!totals) {
+      // Not said before the commit: a stream that looks recreated (fewer entries than were read)
+      // is also what Redis shows after losing the exporter's last commits, which reload tells apart.
+      await this.deps.reload(cursor);
+      return { lost: 0, reset: true, conflict: true };
+    }
     if (verdict.kind === 'recreated') {
       logger.warn('the lane stream was deleted or recreated: counting it again from its start', {
         lane: cursor.lane,
@@ -69,13 +78,6 @@ export class LossRecorder {
       });
     } else {
       this.logTrimmed(cursor, verdict.lost, info);
-    }
-    const [totals] = await this.deps.state.commit([
-      { lane: cursor.lane, expected: cursor.saved, position, readDelta: read - cursor.read, delta: own },
-    ]);
-    if (!totals) {
-      await this.deps.reload(cursor);
-      return { lost: 0, reset: true, conflict: true };
     }
     this.deps.store.apply(cursor.lane, own);
     this.deps.store.adoptTotals(cursor.lane, totals);

@@ -166,4 +166,43 @@ describe('stored series', () => {
     expect(reloaded.loadLane('a', { 'bullpen_exporter_events_lost_last_timestamp_seconds|a': '1764003600.5' })).toEqual([]);
     expect(reloaded.values('bullpen_exporter_events_lost_last_timestamp_seconds')).toEqual([{ labels: { lane: 'a' }, value: 1764003600.5 }]);
   });
+
+  it('finds a later served loss time than the saved one, to write back as the time itself', () => {
+    const served = new SeriesStore([completed, lostAt]);
+    served.loadLane('a', { 'bullpen_exporter_events_lost_last_timestamp_seconds|a': '1764003600.5' });
+    const shortfall = served.shortfall('a', { 'bullpen_exporter_events_lost_last_timestamp_seconds|a': '1764000000.25' });
+    expect(Object.fromEntries(shortfall.ints)).toEqual({});
+    expect(Object.fromEntries(shortfall.sums)).toEqual({ 'bullpen_exporter_events_lost_last_timestamp_seconds|a': 1764003600.5 });
+    expect(served.shortfall('a', { 'bullpen_exporter_events_lost_last_timestamp_seconds|a': '1764003600.5' }).sums.size).toBe(0);
+  });
+
+  it('finds what saved totals lack of the served ones, also under older bucket fields, and raises them to it', () => {
+    const labels = { lane: 'a', job_name: 'noop', outcome: 'completed' };
+    const served = new SeriesStore([completed, run]);
+    const delta = new LaneDelta();
+    delta.inc(completed, { lane: 'a' }, 5);
+    for (let i = 0; i < 3; i += 1) delta.observe(run, labels, 0.001);
+    delta.observe(run, labels, 7);
+    served.apply('a', delta);
+    // Saved partly by an older exporter (its bucket b0 is le0.005), and behind on all but le10.
+    const saved = {
+      'bullpen_jobs_completed_total|a': '4',
+      'bullpen_job_run_duration_seconds|b0|a|noop|completed': '2',
+      'bullpen_job_run_duration_seconds|le10|a|noop|completed': '1',
+      'bullpen_job_run_duration_seconds|sum|a|noop|completed': '7.002',
+    };
+
+    const shortfall = served.shortfall('a', saved);
+    expect(Object.fromEntries(shortfall.ints)).toEqual({
+      'bullpen_jobs_completed_total|a': 1,
+      'bullpen_job_run_duration_seconds|le0.005|a|noop|completed': 1,
+    });
+    expect(Object.fromEntries(shortfall.sums)).toEqual({ 'bullpen_job_run_duration_seconds|sum|a|noop|completed': 7.003 });
+    expect(served.shortfall('a', { ...saved, 'bullpen_jobs_completed_total|a': '9' }).ints.has('bullpen_jobs_completed_total|a')).toBe(false);
+
+    const before = served.values(run.name);
+    served.loadLaneRaised('a', saved, shortfall);
+    expect(served.counterValue('a', completed.name, { lane: 'a' })).toBe(5);
+    expect(served.values(run.name)).toEqual(before);
+  });
 });

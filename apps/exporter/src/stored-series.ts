@@ -149,6 +149,26 @@ export class LaneDelta {
   }
 }
 
+/**
+ * What a lane's saved totals lack of the totals served: integer fields by how much the saved total
+ * falls short, histogram sums at the served total itself (see SeriesStore.shortfall).
+ */
+export class LaneShortfall {
+  readonly ints = new Map<string, number>();
+  readonly sums = new Map<string, number>();
+
+  get empty(): boolean {
+    return this.ints.size === 0 && this.sums.size === 0;
+  }
+
+  /** The sum of the integer fields of one metric (for logs). */
+  total(def: MetricDefinition): number {
+    let sum = 0;
+    for (const [field, by] of this.ints) if (field.startsWith(def.name + SEP)) sum += by;
+    return sum;
+  }
+}
+
 /** Totals of every event-derived series, across lanes; what the stored metrics export. */
 export class SeriesStore {
   private readonly defs: ReadonlyMap<string, MetricDefinition>;
@@ -206,6 +226,55 @@ export class SeriesStore {
       const series = this.series(lane, parsed.def, parsed.values);
       if (!('value' in series)) series.sum = total;
     }
+  }
+
+  /**
+   * The totals `lane` serves above those of the saved `fields` (in loadLane's form). Commits only
+   * add, so a saved state that descends from this exporter's last commit (another exporter's, say)
+   * holds at least every served total and the shortfall is empty; one that does not means Redis
+   * lost commits that the served totals include.
+   */
+  shortfall(lane: string, fields: Readonly<Record<string, string>>): LaneShortfall {
+    const saved = new SeriesStore([...this.defs.values()]);
+    saved.loadLane(lane, fields);
+    const out = new LaneShortfall();
+    for (const [name, byLabels] of this.lanes.get(lane) ?? []) {
+      const def = this.defs.get(name) as MetricDefinition;
+      for (const series of byLabels.values()) {
+        const suffix = labelSuffix(def, series.labels);
+        const other = saved.series(lane, def, labelValues(def, series.labels));
+        if ('value' in series) {
+          // A stamped gauge (a time) is written back as the value served, as a _sum is.
+          if (def.type === 'gauge') {
+            if (series.value > (other as CounterSeries).value) out.sums.set(def.name + suffix, series.value);
+            continue;
+          }
+          const by = series.value - (other as CounterSeries).value;
+          if (by > 0) out.ints.set(def.name + suffix, by);
+          continue;
+        }
+        const kept = other as HistogramSeries;
+        series.buckets.forEach((count, i) => {
+          const by = count - (kept.buckets[i] ?? 0);
+          if (by > 0) out.ints.set(`${def.name}${SEP}${bucketPart(def, i)}${suffix}`, by);
+        });
+        if (series.sum > kept.sum) out.sums.set(`${def.name}${SEP}sum${suffix}`, series.sum);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Replaces a lane's totals with the saved `fields` raised by `shortfall` (written back into
+   * Redis as the same): every total is then the greater of the saved and the served one.
+   */
+  loadLaneRaised(lane: string, fields: Readonly<Record<string, string>>, shortfall: LaneShortfall): string[] {
+    const unknown = this.loadLane(lane, fields);
+    const delta = new LaneDelta();
+    for (const [field, by] of shortfall.ints) delta.ints.set(field, by);
+    this.apply(lane, delta);
+    this.adoptTotals(lane, shortfall.sums);
+    return unknown;
   }
 
   /** Current value of a counter or gauge series (tests and logs). */
