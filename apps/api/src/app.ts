@@ -28,6 +28,12 @@ export interface ApiAppOptions {
 
 export interface ApiApp {
   app: Express;
+  /**
+   * For a stopping API, before its HTTP server closes: ends the dead-letter redrives and purges
+   * under way after their current batch (each answers 503 api_stopping with its results so far),
+   * refuses new ones, and resolves with how many there were once they have given back their claims.
+   */
+  drain(): Promise<number>;
   /** Closes the BullMQ handles; the HTTP server and the Redis connection belong to the caller. */
   close(): Promise<void>;
 }
@@ -89,6 +95,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
 
   return {
     app,
+    drain: () => deadLetters.stop(),
     close: async () => {
       await Promise.all([lanes.close(), ...adminQueues.map((q) => q.close().catch(() => undefined))]);
     },
