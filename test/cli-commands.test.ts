@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '@bullpen/core';
+import { createLogger, jobKeys } from '@bullpen/core';
 import { startTestApi, KEYS, type TestApi } from '../apps/api/test/harness';
 import { builtinHandlers } from '../apps/worker/src/handlers';
 import { HandlerRegistry } from '../apps/worker/src/registry';
@@ -168,6 +168,27 @@ describe('the bullpen CLI against a running API', () => {
     const purged = await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
     expect(purged.code).toBe(0);
     expect(JSON.parse(purged.stdout)).toMatchObject({ purged: 1, results: [{ id, status: 'purged' }] });
+  });
+
+  it('exits 5, saying when to run it again, when a redrive of all left dead letters held by another call', async () => {
+    await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    const [held, free] = await deadLetters(2);
+    // As if a redrive cut off by an API restart still held it.
+    const claim = jobKeys(api.config.prefix, 'tool_call', held ?? '').deadLetterClaim;
+    await api.redis.set(claim, '1', 'PX', 20_000);
+    try {
+      const run = await bullpen(['dead', 'tool_call', '--redrive', '--all'], env);
+      expect(run.code).toBe(5);
+      expect(JSON.parse(run.stdout)).toMatchObject({ redriven: 1, claimed: 1, results: expect.arrayContaining([{ id: held, status: 'claimed' }, { id: free, status: 'redriven' }]) });
+      expect(run.stderr).toMatch(
+        /^bullpen: dead tool_call --redrive --all: 1 redriven, 1 not \(claimed: 1\): claimed ones are held by another redrive or purge, or by one an API restart cut off; run the same command again in (19|20) s\n$/,
+      );
+      const missing = await bullpen(['dead', 'tool_call', '--purge', '--ids', 'no-such-job'], env);
+      expect(missing.code).toBe(5);
+      expect(missing.stderr).toMatch(/0 purged, 1 not \(not_found: 1\): those ids name no dead letter of yours/);
+    } finally {
+      await api.redis.del(claim);
+    }
   });
 
   it('lists dead letters a page at a time with --limit and --cursor, and every page with --all', async () => {

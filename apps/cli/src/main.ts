@@ -23,7 +23,8 @@ const COMMAND_USAGE: Record<string, string> = {
 
 const FOOTER = `environment: BULLPEN_API_URL (default http://localhost:3000), BULLPEN_API_KEY, BULLPEN_API_TIMEOUT_MS (default 30000)
 exit codes: 0 ok, 1 API error, 2 bad arguments, 3 API unreachable, 4 authentication failed,
-            ${EXIT_LINES_REFUSED} enqueue --file read every line but the API refused some (each is named on stderr)`;
+            ${EXIT_LINES_REFUSED} enqueue --file read every line but the API refused some (each is named on stderr),
+              or dead --redrive|--purge left some dead letters undone (summed up on stderr)`;
 
 const USAGE = `usage: bullpen <command> [options]     (bullpen <command> --help for one command)
 
