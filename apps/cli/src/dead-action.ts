@@ -1,11 +1,22 @@
 // `bullpen dead <lane> --redrive|--purge`: one request to the API, which works through the dead
-// letters in batches. Dead letters left undone (held by another call, or taken out of the dead
-// letters meanwhile) are summed up on stderr with exit code 5.
-import { ApiError, OutcomeUnknownError, type ApiClient } from './api-client';
+// letters in batches. A call the API ended between two batches (api_overloaded, api_stopping) says
+// what it did, and touched nothing after: it is sent again for the rest, after its Retry-After,
+// and what every call did is printed as one answer. Dead letters left undone (held by another call,
+// or taken out of the dead letters meanwhile) are summed up on stderr with exit code 5.
+import { ApiError, ApiUnreachableError, OutcomeUnknownError, type ApiClient } from './api-client';
 import type { Out } from './io';
 
 /** Exit code when the API answered but some of the dead letters were not redriven or purged. */
 export const EXIT_DEAD_LETTERS_LEFT = 5;
+
+/** How many times a redrive or purge is sent again after the API ended it between batches. */
+export const DEAD_ACTION_RETRIES = 30;
+
+/** Refusals after which nothing more than the answer's `results` was done: sending it again is safe. */
+const ENDED_BETWEEN_BATCHES = new Set(['api_overloaded', 'api_stopping']);
+
+/** How long to wait for an API that stopped answering mid-run (it is restarting) before trying again. */
+const RESTART_WAIT_SECONDS = 1;
 
 interface ActionResult {
   id: string;
@@ -24,6 +35,8 @@ export interface DeadActionOptions {
   /** The dead letters to act on; undefined for all of the caller's in the lane (--all). */
   ids: string[] | undefined;
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function isResults(value: unknown): value is ActionResult[] {
   return Array.isArray(value) && value.every((r) => typeof r === 'object' && r !== null && typeof (r as ActionResult).id === 'string' && typeof (r as ActionResult).status === 'string');
@@ -45,6 +58,8 @@ export async function deadAction({ action, lane, ids }: DeadActionOptions, clien
   const flag = `dead ${lane} --${action}${ids ? '' : ' --all'}`;
   const path = `/v1/lanes/${encodeURIComponent(lane)}/dead${action === 'redrive' ? '/redrive' : ''}`;
   const results: ActionResult[] = [];
+  let remaining = ids;
+  let answered = false;
   let last: ActionAnswer | undefined;
   const summary = () => {
     const byStatus = counts(results);
@@ -71,20 +86,46 @@ export async function deadAction({ action, lane, ids }: DeadActionOptions, clien
     );
   };
 
-  try {
-    const body = ids ? { ids } : {};
-    const res = action === 'redrive' ? await client.request<unknown>('POST', path, body) : await client.request<unknown>('DELETE', path, body);
-    if (!isAnswer(res.body)) throw new ApiError(`unexpected answer to ${flag}: ${JSON.stringify(res.body).slice(0, 200)}`, res.status, 1);
-    last = res.body;
-    results.push(...res.body.results);
-  } catch (err) {
-    if (err instanceof OutcomeUnknownError) {
-      throw new OutcomeUnknownError(
-        `${err.message}. The API goes on with a ${action} it received; once it is over, run the same command again: ` +
-          (ids ? `the ids it ${done} are then answered not_dead or not_found` : `it acts only on the dead letters still there`),
-      );
+  for (let retries = 0; ; retries += 1) {
+    try {
+      const body = remaining ? { ids: remaining } : {};
+      const res = action === 'redrive' ? await client.request<unknown>('POST', path, body) : await client.request<unknown>('DELETE', path, body);
+      if (!isAnswer(res.body)) throw new ApiError(`unexpected answer to ${flag}: ${JSON.stringify(res.body).slice(0, 200)}`, res.status, 1);
+      last = res.body;
+      results.push(...res.body.results);
+      break;
+    } catch (err) {
+      const ended = err instanceof ApiError && ENDED_BETWEEN_BATCHES.has(err.code ?? '') && isAnswer(err.body);
+      // Nothing reached an API that answered before: it is restarting, and nothing was done.
+      const gone = err instanceof ApiUnreachableError && answered;
+      if (ended) {
+        const partial = (err.body as ActionAnswer).results;
+        results.push(...partial);
+        answered = true;
+        // Its results are those of the first ids sent, in order; the rest were not touched.
+        if (remaining) remaining = remaining.slice(partial.length);
+        if (remaining?.length === 0) break;
+      }
+      if (err instanceof OutcomeUnknownError) {
+        if (results.length > 0) print();
+        throw new OutcomeUnknownError(
+          `${err.message}. An API still running goes on with it. Running the same command again is safe: ` +
+            (ids ? `ids ${done} already are answered ${action === 'redrive' ? 'not_dead' : 'not_found'}` : 'it acts only on the dead letters still there') +
+            ', and those a call still under way holds are answered claimed',
+        );
+      }
+      if (!(ended || gone) || retries >= DEAD_ACTION_RETRIES) {
+        if (results.length > 0) {
+          print();
+          io.err(`bullpen: ${flag}: ${summary().n} ${done} before this error; the others were not touched\n`);
+        }
+        throw err;
+      }
+      const seconds = ended ? ((err as ApiError).retryAfterSeconds ?? 1) : RESTART_WAIT_SECONDS;
+      const why = ended ? `${(err as ApiError).code} after ${results.length} dead letters (${summary().n} ${done} so far)` : (err as ApiError).message;
+      io.err(`bullpen: ${flag}: ${why}; sending it again for the rest in ${seconds} s (retry ${retries + 1} of ${DEAD_ACTION_RETRIES})\n`);
+      await sleep(seconds * 1000);
     }
-    throw err;
   }
 
   print();
