@@ -90,6 +90,37 @@ describe('the bullpen CLI against a running API', () => {
     expect(run.stderr).toMatch(/operator tenants only \(API_OPERATOR_TENANTS\)/);
   });
 
+  it('pauses and resumes a lane for an operator tenant, and refuses others, an unknown lane and a wrong key with what to do', async () => {
+    const pausedOf = async () => {
+      const lanes = JSON.parse((await bullpen(['lanes'], env)).stdout) as { lanes: Array<{ name: string; paused: boolean }> };
+      return lanes.lanes.find((l) => l.name === 'critic')?.paused;
+    };
+    const paused = await bullpen(['pause', 'critic'], env);
+    expect({ code: paused.code, body: JSON.parse(paused.stdout) }).toEqual({ code: 0, body: { lane: 'critic', paused: true } });
+    expect(paused.stderr).toMatch(/lane critic is paused: workers take no new jobs from it .*`bullpen resume critic` undoes it/);
+    expect(await pausedOf()).toBe(true);
+
+    // beta is a tenant like any other: a lane is paused for every tenant, so only operators may.
+    const refused = await bullpen(['resume', 'critic'], { ...env, BULLPEN_API_KEY: KEYS.beta });
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/^bullpen: 403: operator_only - Tenant beta may not resume lanes.*\(a lane is resumed for every tenant: use the key of a tenant API_OPERATOR_TENANTS names\)\n$/);
+    expect(await pausedOf()).toBe(true);
+
+    const resumed = await bullpen(['resume', 'critic'], env);
+    expect({ code: resumed.code, body: JSON.parse(resumed.stdout) }).toEqual({ code: 0, body: { lane: 'critic', paused: false } });
+    expect(await pausedOf()).toBe(false);
+
+    const unknown = await bullpen(['pause', 'no_such_lane'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/404: lane_not_found .*\(`bullpen lanes` lists the lanes this key may use\)/);
+    const wrongKey = await bullpen(['pause', 'critic'], { ...env, BULLPEN_API_KEY: 'not-a-key-at-all' });
+    expect(wrongKey.code).toBe(4);
+    expect(wrongKey.stderr).toMatch(/401: unauthorized/);
+    expect((await bullpen(['pause'], env)).code).toBe(2);
+    expect(await pausedOf()).toBe(false);
+  });
+
   it('lists, redrives and purges dead letters', async () => {
     const failed = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
     const id = (JSON.parse(failed.stdout) as { id: string }).id;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `bullpen`: the operator CLI. Commands: report, enqueue, job, lanes, dead.
+// `bullpen`: the operator CLI. Commands: report, enqueue, job, lanes, pause, resume, dead.
 import { parseArgs } from 'node:util';
 import { ApiClient, ApiError } from './api-client';
 import { EXIT_LINES_REFUSED } from './bulk-enqueue';
@@ -7,6 +7,7 @@ import { loadCliConfig, UsageError } from './config';
 import { dead, DEAD_USAGE } from './dead';
 import { enqueue, ENQUEUE_USAGE } from './enqueue';
 import type { Out } from './io';
+import { PAUSE_USAGE, RESUME_USAGE, setPaused } from './lane-pause';
 import { report, REPORT_USAGE } from './report-command';
 
 const JOB_USAGE = 'job <lane> <id>                               a job: state, attempts, result';
@@ -18,6 +19,8 @@ const COMMAND_USAGE: Record<string, string> = {
   enqueue: ENQUEUE_USAGE,
   job: JOB_USAGE,
   lanes: LANES_USAGE,
+  pause: PAUSE_USAGE,
+  resume: RESUME_USAGE,
   dead: DEAD_USAGE,
 };
 
@@ -88,6 +91,9 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
         }
         return 0;
       }
+      case 'pause':
+      case 'resume':
+        return await setPaused(command, rest, client, io);
       case 'dead':
         return await dead(rest, client, io);
       default:
