@@ -296,6 +296,7 @@ describe('producer API: dead letters', () => {
       redriven: 2,
       notFound: 2,
       notDead: 1,
+      claimed: 0,
       results: [
         { id: a, status: 'redriven' },
         { id: other, status: 'not_found' },
@@ -415,6 +416,7 @@ describe('producer API: dead letters', () => {
       purged: 1,
       notFound: 2,
       notDead: 1,
+      claimed: 0,
       results: [
         { id: a, status: 'purged' },
         { id: other, status: 'not_found' },
@@ -441,29 +443,35 @@ describe('producer API: dead letters', () => {
     const c = await submit(KEYS.acme);
     await kill([c]);
     const empty = await api.request('DELETE', DEAD, { body: {} });
-    expect(empty.body).toEqual({ lane: LANE, purged: 1, notFound: 0, notDead: 0, results: [{ id: c, status: 'purged' }] });
+    expect(empty.body).toEqual({ lane: LANE, purged: 1, notFound: 0, notDead: 0, claimed: 0, results: [{ id: c, status: 'purged' }] });
     expect(await api.redis.zrange(laneStateKeys(api.config.prefix, LANE).failed, 0, -1)).toEqual([other]);
   });
 
-  it('leaves a job that another redrive or purge holds to that call, answering not_dead', async () => {
+  it('leaves a job that another redrive or purge holds to that call, answering claimed with when to retry, not not_dead', async () => {
     const [a, b] = [await submit(KEYS.acme), await submit(KEYS.acme)];
     await kill([a, b]);
-    // As if another API process were redriving or purging `a` right now.
+    // As if another API process were redriving or purging `a` right now, or had died doing so.
     const claim = jobKeys(api.config.prefix, LANE, a).deadLetterClaim;
-    await api.redis.set(claim, '1', 'PX', 60_000);
+    await api.redis.set(claim, '1', 'PX', 20_000);
 
     const purge = await api.request('DELETE', DEAD, { body: { ids: [a, b] } });
+    expect(purge.body).toMatchObject({ purged: 1, notDead: 0, claimed: 1 });
+    expect(purge.body.retryAfterSeconds).toBeGreaterThanOrEqual(19);
+    expect(purge.body.retryAfterSeconds).toBeLessThanOrEqual(20);
     expect(purge.body.results).toEqual([
-      { id: a, status: 'not_dead' },
+      { id: a, status: 'claimed' },
       { id: b, status: 'purged' },
     ]);
     const redrive = await api.request('POST', REDRIVE, { body: { ids: [a] } });
-    expect(redrive.body.results).toEqual([{ id: a, status: 'not_dead' }]);
+    expect(redrive.body).toMatchObject({ redriven: 0, notDead: 0, claimed: 1, results: [{ id: a, status: 'claimed' }] });
+    const redriveAll = await api.request('POST', REDRIVE, { body: {} });
+    expect(redriveAll.body).toMatchObject({ redriven: 0, notDead: 0, claimed: 1, results: [{ id: a, status: 'claimed' }] });
     expect(await states([a])).toEqual(['failed']);
 
     await api.redis.del(claim);
     const released = await api.request('POST', REDRIVE, { body: { ids: [a] } });
     expect(released.body.results).toEqual([{ id: a, status: 'redriven' }]);
+    expect(released.body).not.toHaveProperty('retryAfterSeconds');
     // Each call gives its claims back.
     expect(await api.redis.exists(claim)).toBe(0);
   });
@@ -531,6 +539,7 @@ describe('producer API: dead letters', () => {
       redriven: 0,
       notFound: 2,
       notDead: 0,
+      claimed: 0,
       results: [
         { id: a, status: 'not_found' },
         { id: b, status: 'not_found' },
@@ -542,7 +551,7 @@ describe('producer API: dead letters', () => {
     const redriveAll = await api.request('POST', REDRIVE, { key: KEYS.beta, body: {} });
     expect(redriveAll.body.results).toEqual([{ id: other, status: 'redriven' }]);
     const purgeAll = await api.request('DELETE', DEAD, { key: KEYS.beta });
-    expect(purgeAll.body).toEqual({ lane: LANE, purged: 0, notFound: 0, notDead: 0, results: [] });
+    expect(purgeAll.body).toEqual({ lane: LANE, purged: 0, notFound: 0, notDead: 0, claimed: 0, results: [] });
 
     expect(await states([a, b])).toEqual(['failed', 'failed']);
     for (const id of [a, b]) {

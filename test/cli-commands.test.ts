@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '@bullpen/core';
+import { createLogger, jobKeys } from '@bullpen/core';
 import { startTestApi, KEYS, type TestApi } from '../apps/api/test/harness';
 import { builtinHandlers } from '../apps/worker/src/handlers';
 import { HandlerRegistry } from '../apps/worker/src/registry';
@@ -90,6 +90,37 @@ describe('the bullpen CLI against a running API', () => {
     expect(run.stderr).toMatch(/operator tenants only \(API_OPERATOR_TENANTS\)/);
   });
 
+  it('pauses and resumes a lane for an operator tenant, and refuses others, an unknown lane and a wrong key with what to do', async () => {
+    const pausedOf = async () => {
+      const lanes = JSON.parse((await bullpen(['lanes'], env)).stdout) as { lanes: Array<{ name: string; paused: boolean }> };
+      return lanes.lanes.find((l) => l.name === 'critic')?.paused;
+    };
+    const paused = await bullpen(['pause', 'critic'], env);
+    expect({ code: paused.code, body: JSON.parse(paused.stdout) }).toEqual({ code: 0, body: { lane: 'critic', paused: true } });
+    expect(paused.stderr).toMatch(/lane critic is paused: workers take no new jobs from it .*`bullpen resume critic` undoes it/);
+    expect(await pausedOf()).toBe(true);
+
+    // beta is a tenant like any other: a lane is paused for every tenant, so only operators may.
+    const refused = await bullpen(['resume', 'critic'], { ...env, BULLPEN_API_KEY: KEYS.beta });
+    expect(refused.code).toBe(4);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/^bullpen: 403: operator_only - Tenant beta may not resume lanes.*\(a lane is resumed for every tenant: use the key of a tenant API_OPERATOR_TENANTS names\)\n$/);
+    expect(await pausedOf()).toBe(true);
+
+    const resumed = await bullpen(['resume', 'critic'], env);
+    expect({ code: resumed.code, body: JSON.parse(resumed.stdout) }).toEqual({ code: 0, body: { lane: 'critic', paused: false } });
+    expect(await pausedOf()).toBe(false);
+
+    const unknown = await bullpen(['pause', 'no_such_lane'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/404: lane_not_found .*\(`bullpen lanes` lists the lanes this key may use\)/);
+    const wrongKey = await bullpen(['pause', 'critic'], { ...env, BULLPEN_API_KEY: 'not-a-key-at-all' });
+    expect(wrongKey.code).toBe(4);
+    expect(wrongKey.stderr).toMatch(/401: unauthorized/);
+    expect((await bullpen(['pause'], env)).code).toBe(2);
+    expect(await pausedOf()).toBe(false);
+  });
+
   it('lists, redrives and purges dead letters', async () => {
     const failed = await bullpen(['enqueue', 'tool_call', 'fail', '--data', '{"kind":"permanent","message":"no"}'], env);
     const id = (JSON.parse(failed.stdout) as { id: string }).id;
@@ -168,6 +199,27 @@ describe('the bullpen CLI against a running API', () => {
     const purged = await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
     expect(purged.code).toBe(0);
     expect(JSON.parse(purged.stdout)).toMatchObject({ purged: 1, results: [{ id, status: 'purged' }] });
+  });
+
+  it('exits 5, saying when to run it again, when a redrive of all left dead letters held by another call', async () => {
+    await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    const [held, free] = await deadLetters(2);
+    // As if a redrive cut off by an API restart still held it.
+    const claim = jobKeys(api.config.prefix, 'tool_call', held ?? '').deadLetterClaim;
+    await api.redis.set(claim, '1', 'PX', 20_000);
+    try {
+      const run = await bullpen(['dead', 'tool_call', '--redrive', '--all'], env);
+      expect(run.code).toBe(5);
+      expect(JSON.parse(run.stdout)).toMatchObject({ redriven: 1, claimed: 1, results: expect.arrayContaining([{ id: held, status: 'claimed' }, { id: free, status: 'redriven' }]) });
+      expect(run.stderr).toMatch(
+        /^bullpen: dead tool_call --redrive --all: 1 redriven, 1 not \(claimed: 1\): claimed ones are held by another redrive or purge, or by one an API restart cut off; run the same command again in (19|20) s\n$/,
+      );
+      const missing = await bullpen(['dead', 'tool_call', '--purge', '--ids', 'no-such-job'], env);
+      expect(missing.code).toBe(5);
+      expect(missing.stderr).toMatch(/0 purged, 1 not \(not_found: 1\): those ids name no dead letter of yours/);
+    } finally {
+      await api.redis.del(claim);
+    }
   });
 
   it('lists dead letters a page at a time with --limit and --cursor, and every page with --all', async () => {

@@ -20,6 +20,8 @@ describe('bullpen help', () => {
       [['enqueue', 'tool_call', 'noop', '--help'], /^usage: bullpen enqueue <lane> <name>/],
       [['dead', 'tool_call', '--purge', '--all', '--help'], /^usage: bullpen dead <lane>/],
       [['report', '--help'], /^usage: bullpen report <events\.jsonl\.\.\.>/],
+      [['pause', 'critic', '--help'], /^usage: bullpen pause <lane> /],
+      [['resume', '-h'], /^usage: bullpen resume <lane> /],
       [['help', 'dead'], /^usage: bullpen dead <lane>/],
     ] as Array<[string[], RegExp]>) {
       const run = await bullpen(args, env);
@@ -49,7 +51,7 @@ describe('bullpen help', () => {
 
   it('refuses arguments a command does not take (exit 2), without calling the API', async () => {
     const env = { BULLPEN_API_URL: api.url, BULLPEN_API_KEY: 'k' };
-    for (const args of [['lanes', 'tool_call'], ['lanes', '--all'], ['job', 'tool_call', '1', '2'], ['help', 'frobnicate']]) {
+    for (const args of [['lanes', 'tool_call'], ['lanes', '--all'], ['job', 'tool_call', '1', '2'], ['help', 'frobnicate'], ['pause'], ['resume', 'a', 'b'], ['pause', '--all', 'a']]) {
       const run = await bullpen(args, env);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });
     }

@@ -38,6 +38,12 @@ export interface ApiApp {
    * logged at start; resolves when it is taken or has failed. Call it before listening.
    */
   start(): Promise<void>;
+  /**
+   * For a stopping API, before its HTTP server closes: ends the dead-letter redrives and purges
+   * under way after their current batch (each answers 503 api_stopping with its results so far),
+   * refuses new ones, and resolves with how many there were once they have given back their claims.
+   */
+  drain(): Promise<number>;
   /** Closes the BullMQ handles; the HTTP server and the Redis connection belong to the caller. */
   close(): Promise<void>;
 }
@@ -107,6 +113,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
     app,
     keys,
     start: () => memory.start(),
+    drain: () => deadLetters.stop(),
     close: async () => {
       await memory.close();
       await Promise.all([lanes.close(), ...adminQueues.map((q) => q.close().catch(() => undefined))]);

@@ -2,7 +2,9 @@
 // terminal failures. Each tenant lists, redrives and purges only its own; another tenant's job is
 // "not found", exactly as in job-access.ts. A redrive or purge claims each job first, so that two
 // calls never act on one job at once: BullMQ removes a job in any state, and a purge that found a
-// job dead must not delete it after a concurrent redrive has put it back to work.
+// job dead must not delete it after a concurrent redrive has put it back to work. A job another call
+// holds is answered `claimed`, never passed over as if it were no dead letter: the caller must
+// know to come back for it. When the API stops, a call under way ends after its batch (stop()).
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, scriptCommand, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
@@ -11,7 +13,7 @@ import { removeJob } from './job-removal';
 import { JobsInFlight, OVERLOADED_RETRY_AFTER_SECONDS } from './jobs-in-flight';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
-import { ProblemError, writeOutcomeUnknown, type ActionResult } from './problem';
+import { ProblemError, STOPPING_RETRY_AFTER_SECONDS, writeOutcomeUnknown, type ActionResult } from './problem';
 import {
   deadLetterView,
   type DeadLetter,
@@ -26,7 +28,8 @@ import {
 const MAX_LOG_ROWS = 200;
 /**
  * How long a redrive or purge holds its claim on a job at most; each acts within the API's 1 s
- * Redis bound, so a claim outlives its call only when the API died holding it.
+ * Redis bound, so a claim outlives its call only when the API died holding it (SIGKILL, or a
+ * connection to Redis lost before the claim was given back).
  */
 export const DEAD_LETTER_CLAIM_MS = 30_000;
 /**
@@ -108,6 +111,10 @@ export class DeadLetters {
   private readonly maxScannedPerPage: number;
   private readonly inFlight: JobsInFlight;
   private readonly cursors: DeadCursorCodec;
+  /** Set by stop(): each redrive or purge under way ends after its batch, and new ones are refused. */
+  private stopping = false;
+  /** The redrives and purges under way, which stop() waits for. */
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(
     private readonly deps: DeadLettersDeps,
@@ -170,9 +177,21 @@ export class DeadLetters {
   async redrive(lane: string, tenant: string, ids?: readonly string[]): Promise<RedriveResult> {
     const policy = this.deps.config.lanes[lane];
     if (!policy) throw new Error(`unknown lane ${lane}`);
-    const results = await this.apply<RedriveStatus>(lane, tenant, ids, 'redrive', (job) => this.claimed(lane, job, () => this.redriveOne(job, policy)));
-    const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
-    return { lane, redriven: count('redriven'), notFound: count('not_found'), notDead: count('not_dead'), results };
+    return this.track(async () => {
+      const results = await this.apply<RedriveStatus>(lane, tenant, ids, 'redrive', (job) => this.claimed(lane, job, () => this.redriveOne(job, policy)));
+      const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
+      const claimed = count('claimed');
+      const retryAfterSeconds = claimed > 0 ? await this.claimsEndIn(lane, results) : undefined;
+      return {
+        lane,
+        redriven: count('redriven'),
+        notFound: count('not_found'),
+        notDead: count('not_dead'),
+        claimed,
+        ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+        results,
+      };
+    });
   }
 
   /**
@@ -182,16 +201,60 @@ export class DeadLetters {
   async purge(lane: string, tenant: string, ids?: readonly string[]): Promise<PurgeResult> {
     const { redis, config } = this.deps;
     const target = { redis, queue: this.deps.lanes.queue(lane), prefix: config.prefix, lane, eventsMaxLen: config.eventsMaxLen };
-    const results = await this.apply<PurgeStatus>(lane, tenant, ids, 'purge', (job) =>
-      this.claimed(lane, job, async () => {
-        // Found dead before the claim: removed only while still dead, as a redrive may have taken
-        // it back to work since, and retention may have removed it.
-        const removal = await removeJob(target, String(job.id), ['failed']);
-        return removal.kind === 'removed' ? 'purged' : removal.kind === 'kept' ? 'not_dead' : 'not_found';
-      }),
-    );
-    const count = (status: PurgeStatus) => results.filter((r) => r.status === status).length;
-    return { lane, purged: count('purged'), notFound: count('not_found'), notDead: count('not_dead'), results };
+    return this.track(async () => {
+      const results = await this.apply<PurgeStatus>(lane, tenant, ids, 'purge', (job) =>
+        this.claimed(lane, job, async () => {
+          // Found dead before the claim: removed only while still dead, as a redrive may have taken
+          // it back to work since, and retention may have removed it.
+          const removal = await removeJob(target, String(job.id), ['failed']);
+          return removal.kind === 'removed' ? 'purged' : removal.kind === 'kept' ? 'not_dead' : 'not_found';
+        }),
+      );
+      const count = (status: PurgeStatus) => results.filter((r) => r.status === status).length;
+      const claimed = count('claimed');
+      const retryAfterSeconds = claimed > 0 ? await this.claimsEndIn(lane, results) : undefined;
+      return {
+        lane,
+        purged: count('purged'),
+        notFound: count('not_found'),
+        notDead: count('not_dead'),
+        claimed,
+        ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+        results,
+      };
+    });
+  }
+
+  /**
+   * For a stopping API: ends each redrive and purge under way after the batch it is on (it answers
+   * api_stopping with the results so far) and refuses new ones; resolves, with how many were under
+   * way, once each has ended and given back its claims. A call cut off mid-batch instead (the HTTP
+   * server's grace is over, the process exits) would leave its claims to expire, and the dead
+   * letters they hold would be answered claimed to every call for DEAD_LETTER_CLAIM_MS.
+   */
+  async stop(): Promise<number> {
+    this.stopping = true;
+    const running = [...this.running];
+    await Promise.allSettled(running);
+    return running.length;
+  }
+
+  private async track<T>(call: () => Promise<T>): Promise<T> {
+    const running = call();
+    this.running.add(running);
+    try {
+      return await running;
+    } finally {
+      this.running.delete(running);
+    }
+  }
+
+  /** Seconds until the claims on the dead letters answered claimed in `results` have all ended, at the latest (at least 1). */
+  private async claimsEndIn(lane: string, results: readonly ActionResult<string>[]): Promise<number> {
+    const { redis, guard, config } = this.deps;
+    const held = results.filter((r) => r.status === 'claimed').map((r) => jobKeys(config.prefix, lane, r.id).deadLetterClaim);
+    const ttls = await guard.run(() => Promise.all(held.map((key) => redis.pttl(key)))).catch(() => [DEAD_LETTER_CLAIM_MS]);
+    return Math.max(1, ...ttls.map((ms) => Math.ceil(ms / 1000)));
   }
 
   /**
@@ -245,15 +308,16 @@ export class DeadLetters {
    * found). Each batch is done whole before the next starts, and takes its room among the jobs on
    * their way to Redis before it reads anything: a batch that gets none in time ends the call with
    * api_overloaded, which lists the results of the batches done before it (none touched after).
+   * A stopping API (stop()) ends the call the same way between batches, with api_stopping.
    */
   private async apply<S extends string>(
     lane: string,
     tenant: string,
     ids: readonly string[] | undefined,
     action: 'redrive' | 'purge',
-    act: (job: Job) => Promise<S | 'not_found' | 'not_dead'>,
-  ): Promise<ActionResult<S | 'not_found' | 'not_dead'>[]> {
-    const results: ActionResult<S | 'not_found' | 'not_dead'>[] = [];
+    act: (job: Job) => Promise<S | 'not_found' | 'not_dead' | 'claimed'>,
+  ): Promise<ActionResult<S | 'not_found' | 'not_dead' | 'claimed'>[]> {
+    const results: ActionResult<S | 'not_found' | 'not_dead' | 'claimed'>[] = [];
     const run = async (selected: readonly Selected[]) => {
       const outcomes = await this.deps.guard
         .run(() => Promise.all(selected.map(async (item) => ({ id: item.id, status: 'job' in item ? await act(item.job) : item.status }))))
@@ -263,6 +327,7 @@ export class DeadLetters {
       results.push(...outcomes);
     };
     const withRoom = async <T>(jobs: number, step: () => Promise<T>): Promise<T> => {
+      if (this.stopping) throw stopped(action, results);
       const weight = jobs * DEAD_LETTER_WEIGHT;
       try {
         await this.inFlight.enter(weight);
@@ -270,6 +335,8 @@ export class DeadLetters {
         throw overloaded(action, this.inFlight.limit, results);
       }
       try {
+        // The API may have begun to stop while this batch waited for room.
+        if (this.stopping) throw stopped(action, results);
         return await step();
       } finally {
         this.inFlight.leave(weight);
@@ -327,12 +394,17 @@ export class DeadLetters {
 
   /**
    * Runs `act` holding the job's dead-letter claim. A job another call holds is left to it and
-   * answered not_dead: it is being redriven or purged.
+   * answered claimed: that call may redrive or purge it, or may have died holding it, in which
+   * case it is still dead once the claim expires.
    */
-  private async claimed<S extends string>(lane: string, job: Job, act: () => Promise<S | 'not_dead' | 'not_found'>): Promise<S | 'not_dead' | 'not_found'> {
+  private async claimed<S extends string>(
+    lane: string,
+    job: Job,
+    act: () => Promise<S | 'not_dead' | 'not_found'>,
+  ): Promise<S | 'not_dead' | 'not_found' | 'claimed'> {
     const { redis, config } = this.deps;
     const claim = jobKeys(config.prefix, lane, String(job.id)).deadLetterClaim;
-    if ((await redis.set(claim, '1', 'PX', DEAD_LETTER_CLAIM_MS, 'NX')) !== 'OK') return 'not_dead';
+    if ((await redis.set(claim, '1', 'PX', DEAD_LETTER_CLAIM_MS, 'NX')) !== 'OK') return 'claimed';
     try {
       return await act();
     } finally {
@@ -391,6 +463,20 @@ function overloaded(action: 'redrive' | 'purge', limit: number, results: readonl
         `the others were not touched: retry shortly to ${action} them.`;
   return new ProblemError('api_overloaded', `The API has ${limit} jobs on their way to Redis and no room for this ${action} in time. ${before}`, {
     headers: { 'Retry-After': String(OVERLOADED_RETRY_AFTER_SECONDS) },
+    results: [...results],
+  });
+}
+
+/** The API is stopping: says what the batches before now did, and that nothing after was touched. */
+function stopped(action: 'redrive' | 'purge', results: readonly ActionResult<string>[]): ProblemError {
+  const done = action === 'redrive' ? 'redriven' : 'purged';
+  const before =
+    results.length === 0
+      ? `No dead letter was ${done}.`
+      : `The ${results.length} dead letters listed in results were looked at (${results.filter((r) => r.status === done).length} ${done}); ` +
+        'the others were not touched.';
+  return new ProblemError('api_stopping', `The API is stopping and ended this ${action} between two batches. ${before} Send it again to ${action} the rest.`, {
+    headers: { 'Retry-After': String(STOPPING_RETRY_AFTER_SECONDS) },
     results: [...results],
   });
 }

@@ -32,7 +32,8 @@ const common = {
       'in time: the jobs named in jobIds may or may not exist; GET them or retry with the same idempotencyKey. ' +
       'api_overloaded (submissions, dead-letter redrives and purges): the API had API_MAX_INFLIGHT_JOBS jobs on their ' +
       'way to Redis and no room came in time; nothing (more) was sent: a redrive or purge cut short lists what its ' +
-      'batches before did in results, and touched nothing after. redis_full (submissions and other writes): Redis ' +
+      'batches before did in results, and touched nothing after. api_stopping (dead-letter redrives and purges): the ' +
+      'API process is stopping and ended the call between two batches, with the same results; send it again. redis_full (submissions and other writes): Redis ' +
       'is past API_REDIS_MEMORY_LIMIT of its maxmemory, or refused the write at maxmemory; nothing was changed.',
     retryAfter,
   ),
@@ -197,8 +198,9 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
             'an empty one, `null` or another value is refused with 400 naming `body`, never read as "all". ' +
             'Purged jobs are removed with their history; their idempotency keys still name them (a repeat adds nothing) ' +
             "until the lane's idempotencyTtlMs runs out. Each id gets a result: purged, " +
-            'not_found (no such job for this tenant) or not_dead (the job exists but is not dead, or a concurrent ' +
-            'redrive or purge holds it). The whole body is validated before anything is removed.',
+            'not_found (no such job for this tenant), not_dead (the job exists but is not dead) or claimed (held by another ' +
+            'redrive or purge, or by one an API process was killed during, for at most 30 s: left untouched; retry after ' +
+            'retryAfterSeconds). The whole body is validated before anything is removed.',
           parameters: [laneParam],
           requestBody: { required: false, content: json('DeadLetterSelection') },
           responses: { '200': { description: 'Per-id results.', content: json('PurgeResult') }, ...selectionErrors, ...common },
@@ -213,8 +215,10 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
             'Each redriven job goes back to the lane with fresh attempts (attemptsMade 0) and a fresh deadline ' +
             '(as long from now as it first had from its enqueue, however often it is redriven); its attempt history is kept. Admission control ' +
             '(maxQueueSize) does not apply: a redrive is an operator\'s action and is never refused with 429. ' +
-            'Each id gets a result: redriven, not_found (no such job for this tenant) or not_dead (not dead, or a ' +
-            'concurrent redrive or purge holds it). The whole body is validated before anything is redriven.',
+            'Each id gets a result: redriven, not_found (no such job for this tenant), not_dead (not dead) or claimed ' +
+            '(held by another redrive or purge, or by one an API process was killed during, for at most 30 s: left ' +
+            'untouched; retry after retryAfterSeconds). The whole body is validated before anything is redriven. ' +
+            'The call is one request however many dead letters it acts on, done in batches of 200.',
           parameters: [laneParam],
           requestBody: { required: true, content: json('DeadLetterSelection') },
           responses: { '200': { description: 'Per-id results.', content: json('RedriveResult') }, ...selectionErrors, ...common },

@@ -28,7 +28,7 @@ export interface Problem {
   errors?: FieldError[];
   /** With redis_timeout: the ids of the jobs the request was adding, whose fate is unknown. */
   jobIds?: string[];
-  /** With api_overloaded or redis_timeout from a redrive or purge: what its batches before that did. */
+  /** With api_overloaded, api_stopping or redis_timeout from a redrive or purge: what its batches before that did. */
   results?: ActionResult<string>[];
   /** With job_finished: the state the job finished in. */
   state?: 'completed' | 'failed';
@@ -61,6 +61,7 @@ export const PROBLEMS = {
   redis_unavailable: { status: 503, title: 'Redis unavailable' },
   redis_timeout: { status: 503, title: 'Redis did not answer; the outcome is unknown' },
   api_overloaded: { status: 503, title: 'Too many jobs on their way to Redis; nothing more was sent' },
+  api_stopping: { status: 503, title: 'The API is stopping' },
   redis_full: { status: 503, title: 'Redis is (nearly) out of memory' },
   internal: { status: 500, title: 'Internal error' },
 } as const;
@@ -109,6 +110,9 @@ export function sendProblem(res: Response, error: ProblemError): void {
   for (const [name, value] of Object.entries(error.options.headers ?? {})) res.setHeader(name, value);
   res.status(error.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(error.toProblem()));
 }
+
+/** Seconds a client should wait after api_stopping: about what an API process takes to restart. */
+export const STOPPING_RETRY_AFTER_SECONDS = 2;
 
 /** Seconds a client should wait before retrying after a 503 from an outage. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;

@@ -82,3 +82,38 @@ describe('idle client connections', () => {
     }
   });
 });
+
+describe('closing', () => {
+  it('answers the requests under way with Connection: close, so that a client opens a new connection for its next one', async () => {
+    const app = express();
+    let arrived: () => void = () => undefined;
+    const inFlight = new Promise<void>((resolve) => (arrived = resolve));
+    let finish: () => void = () => undefined;
+    app.get('/slow', (_req, res) => {
+      arrived();
+      finish = () => res.status(200).json({ ok: true });
+    });
+    const running = await listen(app, '127.0.0.1', 0);
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const answer = new Promise<{ connection: string | undefined; socketClosed: Promise<void> }>((resolve, reject) => {
+        const req = http.get(`${running.url}/slow`, { agent }, (res) => {
+          res.resume();
+          const socketClosed = new Promise<void>((done) => req.socket?.once('close', () => done()));
+          res.on('end', () => resolve({ connection: res.headers.connection, socketClosed }));
+        });
+        req.on('error', reject);
+      });
+      await inFlight;
+      const closed = running.close(60_000);
+      finish();
+      const { connection, socketClosed } = await answer;
+      expect(connection).toBe('close');
+      await socketClosed;
+      // Nothing is left open: close() is done long before its grace.
+      await closed;
+    } finally {
+      agent.destroy();
+    }
+  });
+});

@@ -33,7 +33,11 @@ export interface RunningServer {
   server: http.Server;
   /** e.g. http://127.0.0.1:3000 */
   url: string;
-  /** Stops accepting; in-flight requests get `graceMs` to finish before connections are cut. */
+  /**
+   * Stops accepting; in-flight requests get `graceMs` to finish before connections are cut. Their
+   * answers close their connections, so that a client's next request goes to a new connection
+   * (another replica, or this API once restarted) instead of one that only closes at the grace's end.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -55,6 +59,20 @@ export async function listen(
 ): Promise<RunningServer> {
   const server = createHttpServer(app);
   server.keepAliveTimeout = keepAliveTimeoutMs;
+  // Node's close() ends only the connections idle at that moment: one whose answer was still under
+  // way stayed open, and the client sent its next request on it to a stopping API (a redrive sent
+  // again after api_stopping was answered api_stopping until the grace was over). So the answers
+  // under way, and any that come after, say Connection: close.
+  const open = new Set<http.ServerResponse>();
+  let closing = false;
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (closing) {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
+      return;
+    }
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
   server.listen(port, host);
   await once(server, 'listening');
   const { port: bound } = server.address() as AddressInfo;
@@ -63,6 +81,8 @@ export async function listen(
     server,
     url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${bound}`,
     async close(graceMs = 5000) {
+      closing = true;
+      for (const res of open) if (!res.headersSent) res.setHeader('Connection', 'close');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       try {

@@ -48,7 +48,7 @@ export const problemSchema = z
       .optional()
       .register(
         responseDocs,
-        doc('For api_overloaded or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
+        doc('For api_overloaded, api_stopping or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
       ),
     state: z
       .enum(['completed', 'failed'])
@@ -202,13 +202,26 @@ export const deadLetterPageSchema = z
   .register(responseDocs, { id: 'DeadLetterPage' });
 export type DeadLetterPage = z.infer<typeof deadLetterPageSchema>;
 
-export const REDRIVE_STATUSES = ['redriven', 'not_found', 'not_dead'] as const;
+export const REDRIVE_STATUSES = ['redriven', 'not_found', 'not_dead', 'claimed'] as const;
 export type RedriveStatus = (typeof REDRIVE_STATUSES)[number];
-export const PURGE_STATUSES = ['purged', 'not_found', 'not_dead'] as const;
+export const PURGE_STATUSES = ['purged', 'not_found', 'not_dead', 'claimed'] as const;
 export type PurgeStatus = (typeof PURGE_STATUSES)[number];
 
 const notFoundCount = z.int().register(responseDocs, doc("Ids that name no job of this tenant in the lane (another tenant's job included)."));
 const notDeadCount = z.int().register(responseDocs, doc('Ids of jobs that exist but are not dead (waiting, active, completed, ...).'));
+const claimedCount = z
+  .int()
+  .register(
+    responseDocs,
+    doc(
+      'Dead letters held by another redrive or purge (or by one an API process was killed during, for at most 30 s): ' +
+        'left untouched, and still dead unless that call acts on them; retry after retryAfterSeconds.',
+    ),
+  );
+const claimRetryAfter = z
+  .int()
+  .optional()
+  .register(responseDocs, doc('Only when claimed is not 0: seconds after which those holds have ended, at the latest.'));
 
 export const redriveResultSchema = z
   .object({
@@ -216,6 +229,8 @@ export const redriveResultSchema = z
     redriven: z.int(),
     notFound: notFoundCount,
     notDead: notDeadCount,
+    claimed: claimedCount,
+    retryAfterSeconds: claimRetryAfter,
     results: z.array(z.object({ id: z.string(), status: z.enum(REDRIVE_STATUSES) })),
   })
   .register(responseDocs, { id: 'RedriveResult', description: 'One result per id, in request order (for "all": per dead letter found).' });
@@ -227,6 +242,8 @@ export const purgeResultSchema = z
     purged: z.int(),
     notFound: notFoundCount,
     notDead: notDeadCount,
+    claimed: claimedCount,
+    retryAfterSeconds: claimRetryAfter,
     results: z.array(z.object({ id: z.string(), status: z.enum(PURGE_STATUSES) })),
   })
   .register(responseDocs, { id: 'PurgeResult', description: 'One result per id, in request order (for "all": per dead letter found).' });

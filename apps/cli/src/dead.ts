@@ -4,11 +4,14 @@
 import { parseArgs } from 'node:util';
 import { ApiError, type ApiClient } from './api-client';
 import { UsageError } from './config';
+import { deadAction, EXIT_DEAD_LETTERS_LEFT } from './dead-action';
 import type { Out } from './io';
 
 export const DEAD_USAGE = `dead <lane> [--limit N] [--cursor C] [--all]  list dead letters, newest first (--all: every page)
   dead <lane> --redrive|--purge --ids id1,id2   redrive or purge these dead letters
-  dead <lane> --redrive|--purge --all           ... every dead letter of yours in the lane`;
+  dead <lane> --redrive|--purge --all           ... every dead letter of yours in the lane
+                                                (a call the API ends early, overloaded or stopping, is sent again for
+                                                the rest; exit ${EXIT_DEAD_LETTERS_LEFT} when some were not done, e.g. held by another call)`;
 
 /** The API's largest page of dead letters. */
 const PAGE_MAX = 500;
@@ -66,12 +69,7 @@ export async function dead(args: string[], client: ApiClient, io: Out): Promise<
     if (!ids && !values.all) {
       throw new UsageError(`dead ${action}: name the dead letters with --ids id1,id2, or pass --all for every dead letter of yours in lane ${lane}`);
     }
-    const body = ids ? { ids } : {};
-    const res = values.redrive
-      ? await client.request<unknown>('POST', `${base}/redrive`, body)
-      : await client.request<unknown>('DELETE', base, body);
-    io.out(JSON.stringify(res.body, null, 2));
-    return 0;
+    return deadAction({ action: values.redrive ? 'redrive' : 'purge', lane, ids }, client, io);
   }
 
   if (ids) throw new UsageError('dead: --ids selects dead letters to --redrive or --purge');

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `bullpen`: the operator CLI. Commands: report, enqueue, job, lanes, dead.
+// `bullpen`: the operator CLI. Commands: report, enqueue, job, lanes, pause, resume, dead.
 import { parseArgs } from 'node:util';
 import { ApiClient, ApiError } from './api-client';
 import { EXIT_LINES_REFUSED } from './bulk-enqueue';
@@ -7,6 +7,7 @@ import { loadCliConfig, UsageError } from './config';
 import { dead, DEAD_USAGE } from './dead';
 import { enqueue, ENQUEUE_USAGE } from './enqueue';
 import type { Out } from './io';
+import { PAUSE_USAGE, RESUME_USAGE, setPaused } from './lane-pause';
 import { report, REPORT_USAGE } from './report-command';
 
 const JOB_USAGE = 'job <lane> <id>                               a job: state, attempts, result';
@@ -18,12 +19,15 @@ const COMMAND_USAGE: Record<string, string> = {
   enqueue: ENQUEUE_USAGE,
   job: JOB_USAGE,
   lanes: LANES_USAGE,
+  pause: PAUSE_USAGE,
+  resume: RESUME_USAGE,
   dead: DEAD_USAGE,
 };
 
 const FOOTER = `environment: BULLPEN_API_URL (default http://localhost:3000), BULLPEN_API_KEY, BULLPEN_API_TIMEOUT_MS (default 30000)
 exit codes: 0 ok, 1 API error, 2 bad arguments, 3 API unreachable, 4 authentication failed,
-            ${EXIT_LINES_REFUSED} enqueue --file read every line but the API refused some (each is named on stderr)`;
+            ${EXIT_LINES_REFUSED} enqueue --file read every line but the API refused some (each is named on stderr),
+              or dead --redrive|--purge left some dead letters undone (summed up on stderr)`;
 
 const USAGE = `usage: bullpen <command> [options]     (bullpen <command> --help for one command)
 
@@ -87,6 +91,9 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
         }
         return 0;
       }
+      case 'pause':
+      case 'resume':
+        return await setPaused(command, rest, client, io);
       case 'dead':
         return await dead(rest, client, io);
       default:
