@@ -345,7 +345,11 @@ export class LaneWorker {
     for (const jobId of jobIds) {
       this.held.letGo(jobId);
       const stopped = this.runner.leaseLost(jobId);
-      this.deps.logger.warn('lost the lock of a running job: its handler is stopped, and another worker may run the job', {
+      // Its handler may have ended already, its outcome not yet stored (Redis was out of reach).
+      const msg = stopped
+        ? 'lost the lock of a running job: its handler is stopped, and another worker may run the job'
+        : 'lost the lock of a job whose handler had ended here: another worker may run the job again';
+      this.deps.logger.warn(msg, {
         lane: this.deps.lane,
         job_id: jobId,
         handler_stopped: stopped,
