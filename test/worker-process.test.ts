@@ -7,8 +7,9 @@ import path from 'node:path';
 import { attemptsOf, createLaneQueue, createRedis, decodeLaneEvent, laneEventsKey, LANE_EVENT, loadConfig, wrapJobData, type BullpenConfig } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
+import { TEARDOWN_BOUND_MS } from '../apps/worker/src/runtime';
 import { cleanupPrefix, standaloneUrl } from './support/config';
-import { removeDir, startRedis, type RedisProcess } from './support/redis-server';
+import { APPEND_ONLY_ALWAYS, removeDir, startRedis, type RedisProcess } from './support/redis-server';
 import { redisUrl, testPrefix, waitUntil } from './support/wait';
 import { FIXTURE_HANDLERS_DIR, WORKER_MAIN, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
 
@@ -118,7 +119,7 @@ describe('the worker process', () => {
     expect(await worker.stop('SIGTERM')).toBe(0);
   });
 
-  it('exits 0 after the grace period even when a job is still running, leaving it to be reclaimed', async () => {
+  it('exits 0 after the grace period even when a job is still running, handing the job back to the wait list', async () => {
     // LOG_LEVEL=debug for the attempt's "attempt started" line.
     const { queue, start } = setup({ lanes: { work: { concurrency: 1, lockDurationMs: 5000 } } }, 'work', {
       SHUTDOWN_GRACE_MS: '300',
@@ -135,9 +136,15 @@ describe('the worker process', () => {
     const signalledAt = Date.now();
     expect(await worker.stop('SIGTERM')).toBe(0);
     expect(Date.now() - signalledAt).toBeLessThan(5000);
-    // Not failed: the job stays active until its lock expires and a worker reclaims it.
-    expect(await queue.getJobState(id)).toBe('active');
+    // Not failed, and not left active until its lock expires: its handler was stopped, and the job
+    // went back to wait at once, with no attempt used and nothing recorded.
+    expect(await queue.getJobState(id)).toBe('waiting');
+    const job = (await queue.getJob(id))!;
+    expect(job.attemptsMade).toBe(0);
+    expect(job.failedReason).toBeUndefined();
+    expect((await queue.getJobLogs(id)).logs).toEqual([]);
     expect(worker.stdout()).toContain('shutdown grace period ended with handlers still running');
+    expect(worker.stdout()).toContain('shutdown stopped a handler still running when the grace period ended; its job goes back to the wait list');
   });
 
   it('hands an isolated lane\'s running job back after the grace period, recording no failed attempt', async () => {
@@ -183,8 +190,12 @@ describe('the worker process', () => {
   });
 
   /** A started worker with a short grace period (unless given) on a Redis of its own, for the test to stop or freeze. */
-  async function workerOnOwnRedis(graceMs = 300, extraEnv: Record<string, string> = {}): Promise<{ redis: RedisProcess; worker: WorkerProcess; queue: Queue }> {
-    const redis = await startRedis();
+  async function workerOnOwnRedis(
+    graceMs = 300,
+    extraEnv: Record<string, string> = {},
+    redisArgs: readonly string[] = [],
+  ): Promise<{ redis: RedisProcess; worker: WorkerProcess; queue: Queue }> {
+    const redis = await startRedis(redisArgs);
     cleanups.push(async () => {
       redis.child.kill('SIGCONT');
       await redis.stop();
@@ -245,6 +256,27 @@ describe('the worker process', () => {
     expect(worker.stdout()).not.toContain('shutdown grace period ended');
     expect(worker.stdout()).not.toContain('handlers still running');
     expect(worker.stdout()).toContain('"msg":"worker stopped"');
+  });
+
+  it('leaves a job still running at the end of the grace period to be reclaimed when Redis is down, and exits within the bound on its teardown', async () => {
+    // LOG_LEVEL=debug for the attempt's "attempt started" line; a Redis that keeps the job across its restart.
+    const { redis, worker, queue } = await workerOnOwnRedis(300, { LOG_LEVEL: 'debug' }, APPEND_ONLY_ALWAYS);
+    const id = (await queue.add('sleep', wrapJobData({ ms: 60_000 }, { v: 1, tenant: 't' }))).id!;
+    await waitUntil(async () => worker.stdout().includes('"msg":"attempt started"'), { what: "the job's attempt to start" });
+    await redis.stop();
+    await waitUntil(async () => worker.stdout().includes('"msg":"cannot reach redis"'), { what: 'the worker to lose Redis' });
+
+    const signalledAt = Date.now();
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    // The grace period, then at most the teardown's bound on what Redis never takes.
+    expect(Date.now() - signalledAt).toBeLessThan(300 + TEARDOWN_BOUND_MS + 2000);
+    expect(worker.stdout()).toContain('Redis is out of reach: a job the shutdown stopped is left to be reclaimed once its lock expires');
+    expect(worker.stdout()).toContain('"msg":"worker stopped"');
+    // Nothing recorded against it: it is still active, for BullMQ's stalled-job recovery.
+    await redis.restart();
+    expect(await queue.getJobState(id)).toBe('active');
+    expect((await queue.getJob(id))!.attemptsMade).toBe(0);
+    expect((await queue.getJobLogs(id)).logs).toEqual([]);
   });
 
   /**

@@ -1,5 +1,5 @@
 // What an attempt does about the job's earlier starts before its handler runs: a lease taken while
-// intake is stopped is handed back (as is one whose isolated handler a shutdown stopped), and a job
+// intake is stopped is handed back (as is one whose handler a shutdown stopped), and a job
 // started before has its start history read, from which an earlier start that never finished is
 // reported as a reclaim.
 import { LANE_EVENT } from '@bullpen/core';
@@ -13,7 +13,7 @@ import { countUncountedStart, lostStarts, previousWorker, readStartHistory, type
  * one more job, from a fetch already blocked in Redis when the pause began; it must not run here),
  * the lane leased it beyond its share of the handler slots (from a fetch opened under a higher
  * lease limit: it would wait here for a slot while another worker process could run it), or the
- * worker is shutting down and has stopped the job's isolated handler.
+ * worker's shutdown grace period ended with the job's handler still running (shutdown-hand-back.ts).
  */
 export type HandBackReason = 'intake_stopped' | 'shutdown' | 'beyond_share';
 
@@ -37,7 +37,7 @@ export async function handBack(
     const failure = {
       intake_stopped: 'could not hand a job back while intake is stopped; running it',
       beyond_share: 'could not hand back a job leased beyond the lane\'s share of the handler slots; it waits for a slot',
-      shutdown: 'could not hand back a job whose isolated handler the shutdown stopped; it is reclaimed once its lock expires',
+      shutdown: 'could not hand back a job whose handler the shutdown stopped; it is reclaimed once its lock expires',
     }[reason];
     logger.warn(failure, { job_id: job.id, error: (err as Error).message });
     return undefined;

@@ -5,7 +5,6 @@
 // looks at the job's earlier starts; on failure, attempt-failure.ts plans the retry and records the
 // attempt before BullMQ records the outcome. The attempt runs inside its CONSUMER span (attempt-trace.ts).
 import { CancelledError, MAX_TIMER_MS, PermanentError, TimeoutError, unwrapJobData, type JobMeta } from '@bullpen/core';
-import { WaitingError } from 'bullmq';
 import { AttemptAbort } from './attempt-abort';
 import { AttemptDebugLog } from './attempt-debug-log';
 import type { AnyJob, AttemptDeps } from './attempt-deps';
@@ -19,6 +18,7 @@ import type { FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import { ThreadPoolClosedError, type ThreadLease, type ThreadPool } from './isolation/thread-pool';
 import { eligibleAt, isFirstStart } from './job-history';
+import { ShutdownHandBacks } from './shutdown-hand-back';
 import { resultJson } from './stored-json';
 import { cancelledError } from './timeout';
 
@@ -41,8 +41,8 @@ export class AttemptRunner {
   private readonly failures: FailureRecorder;
   /** Handlers of this lane holding a slot now. */
   private active = 0;
-  /** Jobs whose isolated handler a shutdown stopped, on their way back to the wait list. */
-  private readonly handingBack = new Set<Promise<Error>>();
+  /** The attempts running now, for a shutdown to stop and hand their jobs back. */
+  private readonly shutdown: ShutdownHandBacks;
 
   constructor(private readonly deps: AttemptDeps) {
     const { config, logger, policy, emit, abandon, ignoredSignalTotal } = deps;
@@ -50,6 +50,7 @@ export class AttemptRunner {
     this.debugLog = new AttemptDebugLog(logger, { include: config.logJobPayloads, redactKeys: config.logRedactKeys });
     this.failures = new FailureRecorder(deps, this.debugLog);
     this.earlyCancels = new EarlyCancels({ ttlMs: deps.policy.lockDurationMs });
+    this.shutdown = new ShutdownHandBacks(deps);
   }
 
   failureOf(err: unknown): FailedAttempt | undefined {
@@ -108,6 +109,7 @@ export class AttemptRunner {
     // outbound calls are its children.
     const attemptTrace = AttemptTrace.start(ref, meta?.trace);
     this.aborts.set(ref.jobId, abort);
+    this.shutdown.track({ job, token, ref, abort });
     // In the same turn as the registration, so that a cancel message is either kept before it or
     // finds the attempt after it: none comes in between.
     const early = this.earlyCancels.take(ref.jobId, job.processedOn ?? 0);
@@ -116,6 +118,7 @@ export class AttemptRunner {
       return await attemptTrace.run(() => this.attempt(job, token, abort, { ref, data, meta, leasedAt, trace: attemptTrace }));
     } finally {
       this.aborts.delete(ref.jobId);
+      this.shutdown.untrack(ref.jobId);
       attemptTrace.end();
     }
   }
@@ -218,8 +221,15 @@ export class AttemptRunner {
         release();
       }
     } catch (err) {
-      if (err instanceof ThreadPoolClosedError) throw await this.handBackStopped(job, token, ref);
-      if (err instanceof BudgetDeferredError) throw err;
+      // Moved to the delayed set already, to ask the budget again.
+      if (err instanceof BudgetDeferredError) {
+        this.shutdown.untrack(ref.jobId);
+        throw err;
+      }
+      // The shutdown stopped the handler: it did not fail, and nothing is recorded.
+      if (err instanceof ThreadPoolClosedError) throw await this.shutdown.handBack(job, token, ref, 'isolated');
+      if (this.shutdown.stopped(ref.jobId, abort)) throw await this.shutdown.handBack(job, token, ref, 'stopped');
+      this.shutdown.untrack(ref.jobId);
       timings.durationMs = Date.now() - leasedAt;
       const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
       throw await this.failures.record(job, token, { ref, timings, startedAt, trace }, history, deadlineAt, err);
@@ -265,27 +275,26 @@ export class AttemptRunner {
   }
 
   /**
-   * Resolves once the jobs whose isolated handler the shutdown stopped are back in the wait list.
-   * Called after the lane's thread pool has closed: the pool fails its calls before its threads
-   * exit, so every such attempt has begun its hand-back by the time close() returns.
+   * The shutdown's grace period ended with attempts still running: their handlers' signals abort
+   * (an isolated lane's handlers are stopped instead when its thread pool closes). A handler that
+   * stops has its job handed back to the wait list at once; see handBackStopped for the others.
    */
-  async handBacksSettled(): Promise<void> {
-    await Promise.allSettled([...this.handingBack]);
+  stopForShutdown(): void {
+    if (!this.deps.pool) this.shutdown.stopAll();
   }
 
   /**
-   * The worker is shutting down and took the attempt's thread (an isolated lane's handler still
-   * running when the grace period ended). The handler did not fail: nothing is recorded, and the
-   * job goes back to the wait list without using an attempt, as a job leased during shutdown does,
-   * for this worker's successor or another one. A job that cannot be moved stays active and is
-   * reclaimed once its lock expires, as an in-process handler still running at exit is.
+   * Hands back the jobs of the attempts the shutdown stopped: none of them failed, so nothing is
+   * recorded, and each job goes back to the wait list without using an attempt or counting a
+   * stall, as a job leased during shutdown does, for this worker's successor or another one. An
+   * in-process handler that ignores its signal runs on until the process exits; its job is handed
+   * back now, so call this last before the lane's connections close. Resolves once all are back
+   * (or, when one cannot be moved, left to be reclaimed once its lock expires). Called after the
+   * lane's thread pool has closed: the pool fails its calls before its threads exit, so every
+   * isolated attempt has begun its hand-back by then.
    */
-  private handBackStopped(job: AnyJob, token: string | undefined, ref: AttemptRef): Promise<Error> {
-    this.deps.logger.info('shutdown stopped an isolated handler; its job goes back to the wait list', { job_id: ref.jobId, attempt: ref.attempt });
-    const handing = handBack(this.deps, job, token, 'shutdown').then((handedBack) => handedBack ?? new WaitingError());
-    this.handingBack.add(handing);
-    void handing.finally(() => this.handingBack.delete(handing));
-    return handing;
+  handBackStopped(): Promise<void> {
+    return this.shutdown.settle();
   }
 
   /** BullMQ's `settings.backoffStrategy`: the delay was decided when the attempt failed. */

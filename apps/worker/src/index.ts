@@ -21,6 +21,8 @@ export {
   ERROR_CLASSES,
   type ErrorClass,
 } from '@bullpen/core';
+// The reason a handler's signal aborts with when the worker's shutdown grace period ends before it.
+export { WorkerStoppingError } from './shutdown-hand-back';
 export type {
   AttemptRef,
   AttemptTimings,

@@ -277,6 +277,15 @@ export class LaneWorker {
     }
   }
 
+  /**
+   * The shutdown's grace period ended: aborts the signals of the lane's handlers still running (an
+   * isolated lane's are stopped when close() terminates their threads). Their jobs go back to the
+   * wait list, at the latest in close().
+   */
+  stopRunning(): void {
+    this.runner.stopForShutdown();
+  }
+
   /** Closes the worker, its threads and its connections; `force` does not wait for active jobs. */
   async close(force: boolean): Promise<void> {
     const worker = this.worker;
@@ -296,10 +305,12 @@ export class LaneWorker {
     }
     await this.leases.close();
     await this.pool?.close();
-    // The jobs whose handlers that stopped go back to wait on this lane's connections.
-    await this.runner.handBacksSettled();
     await this.budget.close();
     await Promise.allSettled([...this.writes]);
+    // The jobs whose handlers the shutdown stopped go back to wait on this lane's connection, last
+    // before it closes: an in-process handler that ignored its signal runs on until the process
+    // exits, and may overlap with the job's next run from the moment its job is back.
+    await this.runner.handBackStopped();
     this.connection?.disconnect();
     this.errorLog.close();
   }

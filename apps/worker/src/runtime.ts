@@ -328,9 +328,12 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
 
   /**
    * Stops taking jobs, lets active ones finish for up to graceMs, then closes every connection.
-   * Jobs still running when the grace period ends are left to BullMQ's stalled-job recovery:
-   * their locks expire and another worker takes them over. In an isolated lane their threads are
-   * terminated and the jobs handed back to the wait list at once.
+   * Jobs still running when the grace period ends go back to the wait list, using no attempt and
+   * counting no stall: in process, their handlers' signals abort with a WorkerStoppingError, and a
+   * job whose handler ignores it is handed back last before the connections close (the handler runs
+   * on until the process exits); in an isolated lane their threads are terminated. With Redis out
+   * of reach they cannot be moved, and are left to BullMQ's stalled-job recovery: their locks
+   * expire and another worker takes them over.
    */
   close(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
     this.closing ??= this.doClose(graceMs);
@@ -354,7 +357,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     const drained = Promise.all(workers.map((w) => w.drain()));
     const inTime = await settlesWithin(drained, graceMs);
     if (!inTime && this.slots.inUse > 0) {
-      this.logger.warn('shutdown grace period ended with handlers still running; their jobs will be reclaimed', {
+      this.logger.warn('shutdown grace period ended with handlers still running; they are stopped and their jobs go back to the wait list', {
         graceMs,
         activeHandlers: this.slots.inUse,
       });
@@ -362,6 +365,9 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       // No job was running: BullMQ's pause was waiting on Redis (unreachable while stopping).
       this.logger.warn('shutdown grace period ended before the lanes stopped taking jobs; no handler was running', { graceMs });
     }
+    // Handlers still running are told at once (their signals abort); their jobs go back to the
+    // wait list as each stops, or at the latest as its lane closes.
+    if (!inTime) for (const worker of workers) worker.stopRunning();
     const teardown = this.closeAll(workers, !inTime);
     // Closing waits for Redis to take the last writes and QUITs; with Redis unreachable or refusing
     // the credentials (a worker that never got started, say) that never comes: drop the rest.
