@@ -12,7 +12,10 @@ export function captureConsole(logger: Logger, options: { intervalMs?: number } 
   const original = { warn: console.warn, error: console.error };
   const limiter = new RepeatLimiter({
     ...(options.intervalMs !== undefined ? { intervalMs: options.intervalMs } : {}),
-    onRepeats: (message, repeats) => logger.warn('console output repeated', { message, repeats, source: 'console' }),
+    // Distinct messages (a handler naming each job it prints about) are all written, as they would
+    // have been printed: only repeats are counted.
+    beyondMaxKeys: 'admitted',
+    onRepeats: (output, repeats) => logger.warn('console output repeated', { output, repeats, source: 'console' }),
   });
   const route = (level: 'warn' | 'error') => (...args: unknown[]) => {
     const message = format(...args);

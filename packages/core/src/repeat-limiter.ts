@@ -8,6 +8,13 @@ export interface RepeatLimiterOptions {
   intervalMs?: number;
   /** Messages tracked at once; beyond it, new messages are counted under OTHER_MESSAGES. Default 50. */
   maxKeys?: number;
+  /**
+   * What becomes of a new message while maxKeys are tracked: `counted` under OTHER_MESSAGES (so
+   * that varying messages cannot flood the log either), or `admitted`, tracked in the place of the
+   * oldest message that has not repeated (for text that would otherwise be printed anyway, where
+   * dropping it would lose more than flooding). Default `counted`.
+   */
+  beyondMaxKeys?: 'counted' | 'admitted';
   /** Called at the end of a window in which `key` was suppressed `repeats` times. */
   onRepeats: (key: string, repeats: number) => void;
 }
@@ -33,6 +40,13 @@ export class RepeatLimiter {
     if (seen !== undefined) {
       this.repeats.set(key, seen + 1);
       return false;
+    }
+    if (this.repeats.size >= this.maxKeys && this.options.beyondMaxKeys === 'admitted') {
+      // Room is made by forgetting the oldest message that has not repeated (its next occurrence
+      // is then written again, as after a quiet interval); with none, the new one goes untracked.
+      const unrepeated = [...this.repeats].find(([, count]) => count === 0);
+      if (!unrepeated) return true;
+      this.repeats.delete(unrepeated[0]);
     }
     if (this.repeats.size >= this.maxKeys) {
       this.repeats.set(OTHER_MESSAGES, (this.repeats.get(OTHER_MESSAGES) ?? 0) + 1);
