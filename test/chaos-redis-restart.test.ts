@@ -256,6 +256,11 @@ describe('chaos: Redis SIGKILLed and restarted mid-run', () => {
       // The same processes, still up, and every worker ran jobs after the restart.
       expect([api, exporter, ...workers].map((p) => [(p as AppProcess).pid, (p as AppProcess).exitCode()])).toEqual(pids.map((pid) => [pid, null]));
       expect([...(await workersRunningSince(restartingAt))].sort()).toEqual([...WORKER_IDS].sort());
+      // Redis came back with its data: no app says it lost any (test/redis-data-loss.test.ts has the loss).
+      for (const app of [api, exporter, ...workers] as AppProcess[]) {
+        expect(app.logs().filter((l) => l.msg === 'redis lost bullpen data')).toEqual([]);
+        expect(total(await app.samples(), 'bullpen_redis_data_lost_total')).toBe(0);
+      }
 
       // The exporter: its totals equal a recount of the streams and of the jobs in Redis.
       const recount = await Promise.all(

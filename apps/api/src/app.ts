@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import { EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, type RedisClient } from '@bullpen/core';
+import { EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, RedisDataLossWatch, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { assertAuthConfigured, authenticate } from './auth';
@@ -63,6 +63,13 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const metrics = createApiMetrics(inFlight, config.laneNames);
   const policies = new EvictionPolicyWatch(logger);
   const memory = new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit, policies);
+  // Says when Redis comes back without bullpen's data: read at each (re)connect, never per job.
+  const dataLoss = new RedisDataLossWatch({
+    prefix: config.prefix,
+    logger,
+    onLoss: () => metrics.counter('bullpen_redis_data_lost_total').inc(),
+  });
+  let stopDataLossWatch: (() => void) | undefined;
   const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight, memory });
   const access = new JobAccess({ config, redis, guard, lanes });
   const deadLetters = new DeadLetters({ config, redis, guard, lanes, inFlight });
@@ -112,9 +119,13 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   return {
     app,
     keys,
-    start: () => memory.start(),
+    start: async () => {
+      stopDataLossWatch = dataLoss.watchConnection(redis);
+      await memory.start();
+    },
     drain: () => deadLetters.stop(),
     close: async () => {
+      stopDataLossWatch?.();
       await memory.close();
       await Promise.all([lanes.close(), ...adminQueues.map((q) => q.close().catch(() => undefined))]);
     },

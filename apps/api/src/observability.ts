@@ -19,7 +19,7 @@ export function createApiMetrics(inFlight: JobsInFlight, lanes: readonly string[
   collectProcessMetrics(registry);
   const metrics = createMetrics(
     registry,
-    METRIC_CATALOGUE.filter((def) => def.origin === 'api'),
+    METRIC_CATALOGUE.filter((def) => def.origin === 'api' || def.origin === 'every-process'),
     {
       collectors: {
         bullpen_api_jobs_in_flight: (gauge) => gauge.set(inFlight.current),
@@ -29,6 +29,7 @@ export function createApiMetrics(inFlight: JobsInFlight, lanes: readonly string[
   );
   const rejected = metrics.counter('bullpen_api_admission_rejected_total');
   for (const lane of lanes) for (const reason of ADMISSION_REJECT_REASONS) rejected.inc({ lane, reason }, 0);
+  metrics.counter('bullpen_redis_data_lost_total').inc(0);
   return metrics;
 }
 

@@ -53,6 +53,8 @@ export interface EventReaderOptions {
   onLaneLoaded?: (lane: string) => void;
   /** Called when a commit lost to another exporter (not when Redis lost the exporter's commits). */
   onConflict?: (lane: string) => void;
+  /** A lane's saved state was gone from Redis: it lost its data (lane-reload.ts). */
+  onGone?: (lane: string) => void;
   /** Called with the number of entries of every XREAD that returned some. */
   onRead?: (entries: number) => void;
   /** The lifecycle event log (EVENT_LOG_FILE), when it is on. */
@@ -160,8 +162,8 @@ export class EventReader {
     this.options.access?.watch(this.reader);
     this.options.access?.watch(this.writer);
     this.state = new LaneStateStore(this.writer, this.options.prefix);
-    const { store, logger, onLaneLoaded, onConflict } = this.options;
-    this.reloader = new LaneReload({ state: this.state, store, logger, onLaneLoaded, onConflict });
+    const { store, logger, onLaneLoaded, onConflict, onGone } = this.options;
+    this.reloader = new LaneReload({ state: this.state, store, logger, onLaneLoaded, onConflict, onGone });
     this.loss = new LossRecorder({ state: this.state, store, logger, reload: (cursor) => this.reload(cursor) });
     this.running = this.run().catch((err: unknown) => {
       this.failed = true;

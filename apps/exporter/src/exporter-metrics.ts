@@ -112,7 +112,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     });
   const laneOf = (snapshot: QueueSnapshot, lane: string) => snapshot.lanes.get(lane);
 
-  const metrics = createMetrics(registry, metricsOf('exporter-queue', 'exporter-redis', 'exporter-self'), {
+  const metrics = createMetrics(registry, metricsOf('exporter-queue', 'exporter-redis', 'exporter-self', 'every-process'), {
     collectors: {
       bullpen_queue_jobs: perLane((gauge, lane, snapshot) => {
         const s = laneOf(snapshot, lane);
@@ -180,6 +180,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
   metrics.counter('bullpen_exporter_commit_conflicts_total').inc(0);
   metrics.counter('bullpen_exporter_event_log_errors_total').inc(0);
   metrics.counter('bullpen_exporter_event_log_dropped_lines_total').inc(0);
+  metrics.counter('bullpen_redis_data_lost_total').inc(0);
 
   const ensureLaneSeries = (lane: string): void => {
     const M = EVENT_METRICS;

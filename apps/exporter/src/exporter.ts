@@ -16,6 +16,7 @@ import {
   MetricLabels,
   metricsOf,
   RedisConnectionWatch,
+  RedisDataLossWatch,
   RedisHeartbeat,
   registerLanes,
   RepeatLimiter,
@@ -69,6 +70,9 @@ export class Exporter {
   /** Says in the log when Redis may evict jobs: read at each (re)connect and at each scrape. */
   private readonly policies: EvictionPolicyWatch;
   private stopPolicyWatch: (() => void) | undefined;
+  /** Says when Redis comes back without bullpen's data: read at each (re)connect, and when a lane's state is gone. */
+  private readonly dataLoss: RedisDataLossWatch;
+  private stopDataLossWatch: (() => void) | undefined;
   /** Unconfigured lanes already warned of (warnOfUnconfiguredLanes). */
   private readonly unconfiguredWarned = new Set<string>();
   private readonly labels: MetricLabels;
@@ -81,6 +85,13 @@ export class Exporter {
     const { core } = config;
     this.redisWatch = new RedisConnectionWatch({ target: core.redis, prefix: core.prefix, logger });
     this.policies = new EvictionPolicyWatch(logger);
+    // A standby logs a loss too, and counts it in the registry it serves once it leads (it serves
+    // no other metric while it stands by, so that a sum() over the exporters is the truth).
+    this.dataLoss = new RedisDataLossWatch({
+      prefix: core.prefix,
+      logger,
+      onLoss: () => this.metrics.metrics.counter('bullpen_redis_data_lost_total').inc(),
+    });
     this.sampleErrorLog = new RepeatLimiter({
       intervalMs: SAMPLE_ERROR_LOG_INTERVAL_MS,
       onRepeats: (error, repeats) =>
@@ -113,6 +124,11 @@ export class Exporter {
         batchSize: config.batchSize,
         onLaneLoaded: (lane) => this.metrics.ensureLaneSeries(lane),
         onConflict: () => this.metrics.metrics.counter('bullpen_exporter_commit_conflicts_total').inc(),
+        // Said by the marker's watch, once however many lanes find their state gone (and also
+        // after a flush, which no reconnect shows).
+        onGone: () => {
+          if (this.sampleRedis) void this.dataLoss.check(this.sampleRedis);
+        },
         access: this.redisWatch,
         ...(feed ? { eventLog: feed } : {}),
       });
@@ -180,6 +196,7 @@ export class Exporter {
     this.heartbeat = new RedisHeartbeat(this.sampleRedis).start();
     // Standbys too: each exporter process says what it finds.
     this.stopPolicyWatch = this.policies.watchConnection(this.sampleRedis);
+    this.stopDataLossWatch = this.dataLoss.watchConnection(this.sampleRedis);
     this.sampler = new QueueSampler(
       this.sampleRedis,
       core.prefix,
@@ -257,6 +274,7 @@ export class Exporter {
     await this.eventLog?.close();
     await this.heartbeat?.close();
     this.stopPolicyWatch?.();
+    this.stopDataLossWatch?.();
     this.sampleRedis?.disconnect();
     this.sampleErrorLog.close();
     this.redisWatch.close();

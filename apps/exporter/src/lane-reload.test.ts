@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream';
 import IORedis from 'ioredis';
+import winston from 'winston';
 import { createLogger, exporterStateKey, laneEventsKey, metricDefinition, metricsOf, type MetricDefinition } from '@bullpen/core';
 import type { Cursor } from './lane-cursor';
 import { LaneReload } from './lane-reload';
@@ -14,6 +16,7 @@ const def = (name: string): MetricDefinition => {
 };
 const completed = def('bullpen_jobs_completed_total');
 const wait = def('bullpen_job_wait_duration_seconds');
+const processed = def('bullpen_exporter_events_processed_total');
 const LANE = 'alpha';
 const waitLabels = { lane: LANE, job_name: 'noop' };
 const SUM_FIELD = `bullpen_job_wait_duration_seconds|sum|${LANE}|noop`;
@@ -107,14 +110,44 @@ describe('reloading a lane whose saved position moved', () => {
     expect(conflicts).toBe(1);
   });
 
-  it('counts the lane again from 0 when Redis holds no state of it at all', async () => {
+  it('counts the lane again from 0 when Redis holds no state of it at all, and says Redis lost it', async () => {
     const cursor = await servedPastWhatRedisKept();
+    // As the reader's store has: entries counted by event name (a label the lane alone does not fill).
+    const counted = new LaneDelta();
+    counted.inc(processed, { lane: LANE, event: 'completed' }, cursor.read);
+    store.apply(LANE, counted);
     await redis.del(exporterStateKey(prefix, LANE));
+    const gone: string[] = [];
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('exporter', 'info');
+    logger.clear();
+    logger.add(
+      new winston.transports.Stream({
+        stream: new Writable({
+          write(chunk, _enc, done) {
+            lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+            done();
+          },
+        }),
+      }),
+    );
+    reload = new LaneReload({ state, store, logger, onConflict: () => (conflicts += 1), onGone: (lane) => gone.push(lane) });
 
     expect(await reload.reload(cursor)).toBe('gone');
 
     expect(cursor).toEqual({ lane: LANE, key, position: '0-0', saved: '', read: 0 });
     expect(store.counterValue(LANE, completed.name, { lane: LANE })).toBe(0);
     expect(conflicts).toBe(0);
+    expect(gone).toEqual([LANE]);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: "Redis lost the exporter's saved state of this lane (it came back empty or was flushed): counting the lane stream again from 0",
+        lane: LANE,
+        position: '5-0',
+        entriesCounted: 5,
+        completedCounted: 5,
+      }),
+    ]);
   });
 });

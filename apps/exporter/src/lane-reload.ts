@@ -7,8 +7,9 @@
 //    some saved total is below the one served. The served totals are kept and written back, as
 //    a total that steps down reads to Prometheus as a counter reset, and rate() and increase()
 //    would count the lane's whole total again;
-//  - the state is gone (Redis came back empty, or from before the exporter first counted the
-//    lane): the lane is counted again from 0, a clean reset that Prometheus handles.
+//  - the state is gone (Redis came back empty or was flushed, or from before the exporter first
+//    counted the lane): the lane is counted again from 0, a clean reset that Prometheus handles,
+//    and the caller is told (onGone), to say that Redis lost bullpen's data.
 import { type Logger } from '@bullpen/core';
 import { EVENT_METRICS } from './event-counting';
 import type { Cursor } from './lane-cursor';
@@ -24,6 +25,8 @@ export interface LaneReloadDeps {
   onLaneLoaded?: (lane: string) => void;
   /** Called when another exporter had committed the lane first. */
   onConflict?: (lane: string) => void;
+  /** Called when the lane's saved state is gone from Redis (it lost its data), after the lane starts over. */
+  onGone?: (lane: string) => void;
 }
 
 export type ReloadOutcome = 'adopted' | 'restored' | 'gone';
@@ -63,14 +66,16 @@ export class LaneReload {
   }
 
   private startOver(cursor: Cursor): void {
-    this.deps.logger.warn("the exporter's saved state of this lane is gone from Redis (it came back empty): counting the lane stream again from 0", {
+    this.deps.logger.warn("Redis lost the exporter's saved state of this lane (it came back empty or was flushed): counting the lane stream again from 0", {
       lane: cursor.lane,
       position: cursor.position,
-      processed: this.deps.store.counterValue(cursor.lane, EVENT_METRICS.processed.name, { lane: cursor.lane }),
+      entriesCounted: cursor.read,
+      completedCounted: this.deps.store.counterValue(cursor.lane, EVENT_METRICS.completed.name, { lane: cursor.lane }),
     });
     Object.assign(cursor, { position: START_POSITION, saved: '', read: 0 });
     this.deps.store.loadLane(cursor.lane, {});
     this.deps.onLaneLoaded?.(cursor.lane);
+    this.deps.onGone?.(cursor.lane);
   }
 
   /**

@@ -1,6 +1,6 @@
 // The worker's lifecycle events: what the metrics and tracing layers consume. One payload object
 // per event, named `domain:verb`.
-import type { BackoffStrategyName, ErrorClass } from '@bullpen/core';
+import type { BackoffStrategyName, ErrorClass, RedisDataLoss } from '@bullpen/core';
 
 /** Identifies one attempt of one job. */
 export interface AttemptRef {
@@ -184,6 +184,9 @@ export interface WorkerEventMap {
   /** Redis refused a write of the lane because it is at `maxmemory` (an OOM reply): the lane's
    * intake pauses, for longer after each refusal in a row, until Redis accepts writes again. */
   'redis:oom-refused': { lane: string; error: string };
+  /** Redis came back without bullpen's data (its marker key gone or replaced after a reconnect):
+   * jobs acknowledged before may be gone. Logged at error when emitted; once per loss. */
+  'redis:data-lost': RedisDataLoss;
   /** Lifecycle event log lines could not be written (disk full, permission denied): they were
    * dropped. Jobs are not affected. Emitted after a write attempt that failed. */
   'event-log:write-failed': {

@@ -7,6 +7,7 @@ import {
   EvictionPolicyWatch,
   LifecycleLog,
   RedisConnectionWatch,
+  RedisDataLossWatch,
   registerLanes,
   RepeatLimiter,
   type BullpenConfig,
@@ -92,6 +93,9 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
   /** Says in the log when Redis may evict jobs (read each time the admin connection is ready). */
   private readonly policies: EvictionPolicyWatch;
   private stopPolicyWatch: (() => void) | undefined;
+  /** Says when Redis comes back without bullpen's data (read each time the admin connection is ready). */
+  private readonly dataLoss: RedisDataLossWatch;
+  private stopDataLossWatch: (() => void) | undefined;
   private ignoredSignalTotal = 0;
   private abandonedRunning = 0;
   private state: RuntimeStatus = 'new';
@@ -112,6 +116,11 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     this.slots = new HandlerSlots(this.config.maxHandlersPerProcess);
     this.redisWatch = new RedisConnectionWatch({ target: this.config.redis, prefix: this.config.prefix, logger: this.logger });
     this.policies = new EvictionPolicyWatch(this.logger);
+    this.dataLoss = new RedisDataLossWatch({
+      prefix: this.config.prefix,
+      logger: this.logger,
+      onLoss: (loss) => this.emit('redis:data-lost', loss),
+    });
     this.queueErrorLog = new RepeatLimiter({
       intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
       onRepeats: (error, repeats) =>
@@ -184,6 +193,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     this.connection = createRedis(config.redis, 'worker', 'bullpen:worker:admin');
     this.redisWatch.watch(this.connection);
     this.stopPolicyWatch = this.policies.watchConnection(this.connection);
+    this.stopDataLossWatch = this.dataLoss.watchConnection(this.connection);
     // A Redis that restarted without its data has lost the caps (and the lane registry): put them
     // back on every reconnect, or each replica would run its lane's full concurrency unnoticed.
     let connectedOnce = false;
@@ -382,6 +392,7 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     }
     this.stopLifecycleLog?.();
     this.stopPolicyWatch?.();
+    this.stopDataLossWatch?.();
     await this.lifecycleLog?.close();
     this.queueErrorLog.close();
     this.redisWatch.close();

@@ -1,6 +1,6 @@
-// The worker process's own metrics, registered from the catalogue's 'worker' entries into a
-// registry of its own (plus prom-client's default process metrics). Gauges are read from the
-// runtime at scrape time; counters follow the runtime's events.
+// The worker process's own metrics, registered from the catalogue's 'worker' and 'every-process'
+// entries into a registry of its own (plus prom-client's default process metrics). Gauges are read
+// from the runtime at scrape time; counters follow the runtime's events.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Registry, type Counter } from 'prom-client';
 import { INTAKE_PAUSE_REASONS, collectProcessMetrics, createMetrics, metricsOf, type MetricSet } from '@bullpen/core';
@@ -25,7 +25,7 @@ export class WorkerMetrics {
     const registry = new Registry();
     collectProcessMetrics(registry);
     this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
-    this.metrics = createMetrics(registry, metricsOf('worker'), {
+    this.metrics = createMetrics(registry, metricsOf('worker', 'every-process'), {
       collectors: {
         bullpen_worker_active_handlers: (gauge) => {
           for (const [lane, stats] of Object.entries(runtime.stats().lanes)) gauge.set({ lane }, stats.activeHandlers);
@@ -66,6 +66,7 @@ export class WorkerMetrics {
     this.metrics.counter('bullpen_worker_event_log_errors_total').inc(0);
     this.metrics.counter('bullpen_worker_unhandled_rejections_total').inc(0);
     this.metrics.counter('bullpen_worker_event_log_dropped_lines_total').inc(0);
+    this.metrics.counter('bullpen_redis_data_lost_total').inc(0);
   }
 
   get registry(): Registry {
@@ -87,6 +88,8 @@ export class WorkerMetrics {
     this.listen('event-log:lines-dropped', (e) => eventLogDropped.inc(e.lines));
     const redisOom = this.metrics.counter('bullpen_worker_redis_oom_total');
     this.listen('redis:oom-refused', (e) => redisOom.inc({ lane: e.lane }));
+    const dataLost = this.metrics.counter('bullpen_redis_data_lost_total');
+    this.listen('redis:data-lost', () => dataLost.inc());
     // Each attempt against its own timeout, which the run-time histogram cannot do: its buckets
     // are shared by every lane and job, and a quantile interpolated within one says nothing exact
     // about 80% of a timeout that is not a bound.

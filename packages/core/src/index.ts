@@ -30,6 +30,7 @@ export * from './process-metrics';
 export * from './config-variables';
 export * from './redis-memory';
 export * from './eviction-policy';
+export * from './redis-data-loss';
 export * from './repeat-limiter';
 export * from './redis-access';
 export * from './http-destinations';

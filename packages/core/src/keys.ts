@@ -110,3 +110,12 @@ export function exporterLeaderKey(prefix: string): string {
 export function deadCursorSecretKey(prefix: string): string {
   return `${prefix}:bp:dead-cursor-secret`;
 }
+
+/**
+ * A random id that the first bullpen process to reach this Redis writes once (a string, no TTL;
+ * redis-data-loss.ts). Every process remembers it; finding it gone or replaced after a reconnect
+ * means Redis lost bullpen's data.
+ */
+export function redisMarkerKey(prefix: string): string {
+  return `${prefix}:bp:marker`;
+}

@@ -15,7 +15,9 @@ export type MetricOrigin =
   /** Exporter: about the exporter itself. */
   | 'exporter-self'
   | 'api'
-  | 'worker';
+  | 'worker'
+  /** Every process (API, workers, exporter): what each one finds of Redis through its own connection. */
+  | 'every-process';
 
 export interface MetricDefinition {
   readonly name: string;
@@ -506,6 +508,15 @@ export const METRIC_CATALOGUE = [
     help: '1 while the lane takes no new jobs in this worker process for the reason (memory_guard, redis_oom), else 0.',
     labelNames: ['lane', 'reason'],
     origin: 'worker',
+  },
+
+  // ── Every process ────────────────────────────────────────────────────────────────────────
+  {
+    name: 'bullpen_redis_data_lost_total',
+    type: 'counter',
+    help: "Times this process found that Redis lost bullpen's data (restarted without persistence, flushed, failed over to a replica without it): its marker key was gone or replaced when read again (at each reconnect; the exporter also when a lane's saved state is gone). Jobs acknowledged before may be gone.",
+    labelNames: [],
+    origin: 'every-process',
   },
 ] as const satisfies readonly MetricDefinition[];
 

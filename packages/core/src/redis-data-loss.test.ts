@@ -1,0 +1,96 @@
+import { Writable } from 'node:stream';
+import IORedis from 'ioredis';
+import winston from 'winston';
+import { cleanupPrefix } from '../../../test/support/config';
+import { redisUrl, testPrefix } from '../../../test/support/wait';
+import { redisMarkerKey } from './keys';
+import { createLogger } from './logger';
+import { RedisDataLossWatch, type RedisDataLoss } from './redis-data-loss';
+
+function capture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger('api', 'info');
+  logger.clear();
+  logger.add(
+    new winston.transports.Stream({
+      stream: new Writable({
+        write(chunk, _enc, done) {
+          lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+          done();
+        },
+      }),
+    }),
+  );
+  return { logger, lines };
+}
+
+describe('RedisDataLossWatch', () => {
+  const prefix = testPrefix('data-loss');
+  const key = redisMarkerKey(prefix);
+  let redis: IORedis;
+
+  beforeAll(() => {
+    redis = new IORedis(redisUrl());
+  });
+  beforeEach(() => cleanupPrefix(prefix));
+  afterAll(async () => {
+    await cleanupPrefix(prefix);
+    await redis.quit();
+  });
+
+  function watch() {
+    const { logger, lines } = capture();
+    const losses: RedisDataLoss[] = [];
+    const w = new RedisDataLossWatch({ prefix, logger, onLoss: (loss) => losses.push(loss) });
+    return { w, lines, losses, errors: () => lines.filter((l) => l.level === 'error') };
+  }
+
+  it('writes the marker once and finds nothing lost while Redis keeps it', async () => {
+    const a = watch();
+    const b = watch();
+    expect(await a.w.check(redis)).toBeUndefined();
+    const marker = await redis.get(key);
+    expect(marker).toMatch(/^[0-9a-f-]{36}$/);
+    for (let i = 0; i < 3; i += 1) {
+      expect(await a.w.check(redis)).toBeUndefined();
+      expect(await b.w.check(redis)).toBeUndefined();
+    }
+    expect(await redis.get(key)).toBe(marker);
+    expect([...a.errors(), ...b.errors()]).toEqual([]);
+    expect([...a.losses, ...b.losses]).toEqual([]);
+  });
+
+  it('says once per process that Redis lost the data when the marker is gone, whoever writes the new one', async () => {
+    const a = watch();
+    const b = watch();
+    await a.w.check(redis);
+    await b.w.check(redis);
+    await redis.del(key); // as a flush or an empty restart leaves it (other tests share this Redis)
+
+    // Readings at once in one process (the exporter's reconnect and a lane found empty) say it once.
+    const [first, second] = await Promise.all([a.w.check(redis), a.w.check(redis)]);
+    expect(first).toEqual({ redis: expect.stringMatching(/:\d+$/), key, marker: 'missing' });
+    expect(second).toBeUndefined();
+    expect(await b.w.check(redis)).toEqual({ redis: first!.redis, key, marker: 'replaced' });
+    expect(await b.w.check(redis)).toBeUndefined();
+
+    for (const p of [a, b]) {
+      expect(p.losses).toHaveLength(1);
+      expect(p.errors()).toHaveLength(1);
+      expect(p.errors()[0]).toMatchObject({ msg: 'redis lost bullpen data', key, prefix });
+      expect(String(p.errors()[0]!.error)).toMatch(/Redis lost bullpen's data.*acknowledged before may be gone.*appendonly yes/);
+    }
+  });
+
+  it('tells nothing from a reading that failed, and the next one tells', async () => {
+    const a = watch();
+    await a.w.check(redis);
+    const down = new IORedis(1, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+    down.on('error', () => undefined);
+    await redis.del(key);
+    expect(await a.w.check(down)).toBeUndefined();
+    expect(a.losses).toEqual([]);
+    expect(await a.w.check(redis)).toMatchObject({ marker: 'missing' });
+    down.disconnect();
+  });
+});
