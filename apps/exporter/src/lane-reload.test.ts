@@ -1,12 +1,11 @@
-import { Writable } from 'node:stream';
 import IORedis from 'ioredis';
-import winston from 'winston';
 import { createLogger, exporterStateKey, laneEventsKey, metricDefinition, metricsOf, type MetricDefinition } from '@bullpen/core';
 import type { Cursor } from './lane-cursor';
 import { LaneReload } from './lane-reload';
 import { LaneStateStore } from './lane-state-store';
 import { LaneDelta, SeriesStore } from './stored-series';
 import { cleanupPrefix } from '../../../test/support/config';
+import { captureLogs } from '../../../test/support/logs';
 import { redisUrl, testPrefix } from '../../../test/support/wait';
 
 const def = (name: string): MetricDefinition => {
@@ -118,19 +117,8 @@ describe('reloading a lane whose saved position moved', () => {
     store.apply(LANE, counted);
     await redis.del(exporterStateKey(prefix, LANE));
     const gone: string[] = [];
-    const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger('exporter', 'info');
-    logger.clear();
-    logger.add(
-      new winston.transports.Stream({
-        stream: new Writable({
-          write(chunk, _enc, done) {
-            lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-            done();
-          },
-        }),
-      }),
-    );
+    const lines = captureLogs(logger);
     reload = new LaneReload({ state, store, logger, onConflict: () => (conflicts += 1), onGone: (lane) => gone.push(lane) });
 
     expect(await reload.reload(cursor)).toBe('gone');

@@ -1,18 +1,11 @@
-import { Writable } from 'node:stream';
-import winston from 'winston';
+import { captureLogs } from '../../../test/support/logs';
 import { captureConsole } from './console-capture';
+import { createLogger, type Logger } from './logger';
 
 describe('captureConsole', () => {
-  function collectingLogger(): { logger: winston.Logger; lines: Array<Record<string, unknown>> } {
-    const lines: Array<Record<string, unknown>> = [];
-    const stream = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    });
-    const logger = winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream })] });
-    return { logger, lines };
+  function collectingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+    const logger = createLogger('worker', 'debug');
+    return { logger, lines: captureLogs(logger) };
   }
 
   it('writes every distinct message as a log line at its level, and counts a repeated one', () => {
@@ -25,14 +18,14 @@ describe('captureConsole', () => {
     } finally {
       restore();
     }
-    const failed = lines.filter((l) => String(l.message).startsWith('job '));
+    const failed = lines.filter((l) => String(l.msg).startsWith('job '));
     expect(failed).toHaveLength(120);
-    expect(failed[119]).toMatchObject({ level: 'error', message: 'job 119 failed', source: 'console' });
-    expect(lines.filter((l) => l.message === 'IMPORTANT! Eviction policy is allkeys-lru')).toEqual([
+    expect(failed[119]).toMatchObject({ level: 'error', msg: 'job 119 failed', source: 'console' });
+    expect(lines.filter((l) => l.msg === 'IMPORTANT! Eviction policy is allkeys-lru')).toEqual([
       expect.objectContaining({ level: 'warn', source: 'console' }),
     ]);
     expect(lines).toContainEqual(
-      expect.objectContaining({ message: 'console output repeated', output: 'IMPORTANT! Eviction policy is allkeys-lru', repeats: 4 }),
+      expect.objectContaining({ msg: 'console output repeated', output: 'IMPORTANT! Eviction policy is allkeys-lru', repeats: 4 }),
     );
   });
 

@@ -1,23 +1,10 @@
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { EvictionPolicyWatch, isEvictingPolicy } from './eviction-policy';
 import { createLogger } from './logger';
+import { captureLogs } from '../../../test/support/logs';
 
 function capture() {
-  const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger('worker', 'info');
-  logger.clear();
-  logger.add(
-    new winston.transports.Stream({
-      stream: new Writable({
-        write(chunk, _enc, done) {
-          lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-          done();
-        },
-      }),
-    }),
-  );
-  return { logger, lines };
+  return { logger, lines: captureLogs(logger) };
 }
 
 describe('EvictionPolicyWatch', () => {

@@ -1,27 +1,14 @@
-import { Writable } from 'node:stream';
 import IORedis from 'ioredis';
-import winston from 'winston';
 import { cleanupPrefix } from '../../../test/support/config';
 import { redisUrl, testPrefix } from '../../../test/support/wait';
 import { redisMarkerKey } from './keys';
 import { createLogger } from './logger';
+import { captureLogs } from '../../../test/support/logs';
 import { RedisDataLossWatch, type RedisDataLoss } from './redis-data-loss';
 
 function capture() {
-  const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger('api', 'info');
-  logger.clear();
-  logger.add(
-    new winston.transports.Stream({
-      stream: new Writable({
-        write(chunk, _enc, done) {
-          lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-          done();
-        },
-      }),
-    }),
-  );
-  return { logger, lines };
+  return { logger, lines: captureLogs(logger) };
 }
 
 describe('RedisDataLossWatch', () => {
