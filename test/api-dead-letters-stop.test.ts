@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import IORedis from 'ioredis';
 import { createLogger, lanePrefix, laneBacklogKeys, laneStateKeys, wrapJobData } from '@bullpen/core';
 import { DeadLetters } from '../apps/api/src/dead-letters';
@@ -97,6 +97,62 @@ describe('dead-letter redrives and purges when the API stops', () => {
       }
     });
   }
+
+  it('redrives each dead letter once when a redrive of all ended by stop is sent again with its failedBefore, though the jobs it redrove have died again', async () => {
+    const config = testConfig({ lanesFile, prefix, env: { API_KEYS: `${TENANT}:${KEY}` } });
+    const ids = await seedDead(redis, prefix, 6);
+    const failedKey = laneStateKeys(prefix, LANE).failed;
+    const lanes = new LaneRegistry(config, redis, createLogger('api', 'error'));
+    // A worker that fails every job it takes, as the lane's did: each job redriven dies again.
+    const connection = new IORedis(redisUrl(), { maxRetriesPerRequest: null });
+    const worker = new Worker(
+      LANE,
+      async () => {
+        throw new UnrecoverableError('still broken');
+      },
+      { connection, prefix: lanePrefix(prefix, LANE) },
+    );
+    worker.on('error', () => undefined);
+    let first: DeadLetters | undefined;
+    class StopAtSecondBatch extends JobsInFlight {
+      private entered = 0;
+      override enter(jobs: number): Promise<void> {
+        this.entered += 1;
+        if (this.entered === 2) void first?.stop();
+        return super.enter(jobs);
+      }
+    }
+    try {
+      first = new DeadLetters({ config, redis, guard: new RedisGuard(redis), lanes, inFlight: new StopAtSecondBatch(1000, 0) }, { batchSize: 2 });
+      const refusal = await first.redrive(LANE, TENANT).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refusal).toBeInstanceOf(ProblemError);
+      const problem = (refusal as ProblemError).toProblem();
+      expect(problem).toMatchObject({ code: 'api_stopping', results: ids.slice(0, 2).map((id) => ({ id, status: 'redriven' })) });
+      const { failedBefore } = problem;
+      expect(typeof failedBefore).toBe('number');
+      expect(problem.detail).toContain(`Send it again with failedBefore ${failedBefore} to redrive the rest.`);
+      // Both redriven jobs have died again, and are dead letters once more.
+      await waitUntil(async () => (await redis.zcard(failedKey)) === ids.length, { what: 'the redriven jobs to die again' });
+
+      // The restarted API, sent the same call with the bound the first answered.
+      const second = new DeadLetters({ config, redis, guard: new RedisGuard(redis), lanes }, { batchSize: 2 });
+      const rest = await second.redrive(LANE, TENANT, undefined, failedBefore);
+      expect(rest).toMatchObject({ redriven: ids.length - 2, notFound: 0, notDead: 0, claimed: 0, failedBefore });
+      expect(rest.results).toEqual(ids.slice(2).map((id) => ({ id, status: 'redriven' })));
+      // Each dead letter redriven once: the two from the first call are dead again, not back at work.
+      const all = [...(problem.results ?? []), ...rest.results].map((r) => r.id);
+      expect([...all].sort()).toEqual([...ids].sort());
+      expect(await redis.zscore(failedKey, ids[0] as string)).not.toBeNull();
+      expect(await redis.zscore(failedKey, ids[1] as string)).not.toBeNull();
+    } finally {
+      await worker.close();
+      connection.disconnect();
+      await lanes.close();
+    }
+  });
 
   describe('in the API process', () => {
     let dir: string;

@@ -389,6 +389,34 @@ describe('producer API: dead letters', () => {
     expect((await api.request('GET', DEAD)).body).toEqual({ items: [], nextCursor: null });
   });
 
+  it('redrives and purges with failedBefore only the dead letters that failed at or before it, and answers every call of all with the bound it used', async () => {
+    const older = [await submit(KEYS.acme), await submit(KEYS.acme)];
+    await kill(older);
+    const bound = Math.max(...(await Promise.all(older.map(async (id) => (await jobOf(id)).finishedOn ?? 0))));
+    const newer = await submit(KEYS.acme);
+    // Failed after the bound, as a job redriven by the first call of a redrive that died again has.
+    await waitUntil(() => Date.now() > bound, { what: 'a later millisecond' });
+    await kill([newer]);
+    expect((await jobOf(newer)).finishedOn).toBeGreaterThan(bound);
+
+    const redrive = await api.request('POST', REDRIVE, { body: { failedBefore: bound } });
+    expect(redrive.status).toBe(200);
+    expect(redrive.body).toMatchObject({ redriven: 2, failedBefore: bound });
+    expect(redrive.body.results.map((r: { id: string }) => r.id).sort()).toEqual([...older].sort());
+    expect(await states([...older, newer])).toEqual(['waiting', 'waiting', 'failed']);
+
+    const before = Date.now();
+    const purge = await api.request('DELETE', DEAD, { body: { failedBefore: bound } });
+    expect(purge.body).toMatchObject({ purged: 0, results: [], failedBefore: bound });
+    // Without one, the bound is the call's start.
+    const all = await api.request('DELETE', DEAD);
+    expect(all.body).toMatchObject({ purged: 1, results: [{ id: newer, status: 'purged' }] });
+    expect(all.body.failedBefore).toBeGreaterThanOrEqual(before);
+    expect(all.body.failedBefore).toBeLessThanOrEqual(Date.now());
+    // A call of listed ids has no bound.
+    expect((await api.request('POST', REDRIVE, { body: { ids: [newer] } })).body).not.toHaveProperty('failedBefore');
+  });
+
   it('redrives even when the lane is full: admission does not apply to an operator action', async () => {
     await stopApi();
     await useApi({ lanesFile: { lanes: { [LANE]: { concurrency: 1, maxQueueSize: 1 }, critic: { concurrency: 1 } } } });
@@ -443,7 +471,7 @@ describe('producer API: dead letters', () => {
     const c = await submit(KEYS.acme);
     await kill([c]);
     const empty = await api.request('DELETE', DEAD, { body: {} });
-    expect(empty.body).toEqual({ lane: LANE, purged: 1, notFound: 0, notDead: 0, claimed: 0, results: [{ id: c, status: 'purged' }] });
+    expect(empty.body).toEqual({ lane: LANE, purged: 1, notFound: 0, notDead: 0, claimed: 0, failedBefore: expect.any(Number), results: [{ id: c, status: 'purged' }] });
     expect(await api.redis.zrange(laneStateKeys(api.config.prefix, LANE).failed, 0, -1)).toEqual([other]);
   });
 
@@ -551,7 +579,7 @@ describe('producer API: dead letters', () => {
     const redriveAll = await api.request('POST', REDRIVE, { key: KEYS.beta, body: {} });
     expect(redriveAll.body.results).toEqual([{ id: other, status: 'redriven' }]);
     const purgeAll = await api.request('DELETE', DEAD, { key: KEYS.beta });
-    expect(purgeAll.body).toEqual({ lane: LANE, purged: 0, notFound: 0, notDead: 0, claimed: 0, results: [] });
+    expect(purgeAll.body).toEqual({ lane: LANE, purged: 0, notFound: 0, notDead: 0, claimed: 0, failedBefore: expect.any(Number), results: [] });
 
     expect(await states([a, b])).toEqual(['failed', 'failed']);
     for (const id of [a, b]) {
@@ -585,6 +613,12 @@ describe('producer API: dead letters', () => {
       ['POST', REDRIVE, { body: { ids: [a, 'b', a] } }, 400, 'validation_failed', 'body.ids[2]'],
       ['POST', REDRIVE, { body: { ids: [a, ...tooMany] } }, 400, 'validation_failed', 'body.ids'],
       ['POST', REDRIVE, { body: { ids: [a], all: true } }, 400, 'validation_failed', 'body.all'],
+      // The bound is of a call for all, a time in ms.
+      ['POST', REDRIVE, { body: { ids: [a], failedBefore: Date.now() } }, 400, 'validation_failed', 'body.failedBefore'],
+      ['POST', REDRIVE, { body: { failedBefore: '2026-01-01' } }, 400, 'validation_failed', 'body.failedBefore'],
+      ['POST', REDRIVE, { body: { failedBefore: 1.5 } }, 400, 'validation_failed', 'body.failedBefore'],
+      ['DELETE', DEAD, { body: { failedBefore: -1 } }, 400, 'validation_failed', 'body.failedBefore'],
+      ['DELETE', DEAD, { body: { ids: [a], failedBefore: 0 } }, 400, 'validation_failed', 'body.failedBefore'],
       ['POST', REDRIVE, { body: [a] }, 400, 'validation_failed', 'body'],
       ['POST', REDRIVE, {}, 400, 'validation_failed', 'body'],
       // null, or an empty body sent as JSON (Content-Length: 0), is a lost body, never "all".

@@ -62,10 +62,10 @@ async function startStandIn(answers: Answer[], port = 0): Promise<StandIn> {
   };
 }
 
-const problem = (code: string, results: { id: string; status: string }[], retryAfter = '0'): Answer => ({
+const problem = (code: string, results: { id: string; status: string }[], retryAfter = '0', extra: Record<string, unknown> = {}): Answer => ({
   status: 503,
   retryAfter,
-  body: { type: `urn:bullpen:problem:${code}`, title: code, status: 503, code, detail: `${code} detail`, results },
+  body: { type: `urn:bullpen:problem:${code}`, title: code, status: 503, code, detail: `${code} detail`, results, ...extra },
 });
 const redriven = (...ids: string[]) => ids.map((id) => ({ id, status: 'redriven' }));
 
@@ -105,6 +105,30 @@ describe('bullpen dead --redrive|--purge, when the API ends the call early', () 
     expect(api.received.map((r) => [r.method, r.url, r.body])).toEqual(Array(3).fill(['POST', '/v1/lanes/tool_call/dead/redrive', '{}']));
     expect(result.stderr).toMatch(/api_overloaded after 2 dead letters \(2 redriven so far\); sending it again for the rest in 0 s \(retry 1 of 30\)/);
     expect(result.stderr).toMatch(/api_stopping after 3 dead letters \(3 redriven so far\); sending it again for the rest in 0 s \(retry 2 of 30\)/);
+  });
+
+  it('sends a redrive or purge of all again with the failedBefore of the first answer, so that jobs redriven and dead again since are left alone', async () => {
+    // The bound the API took at the first call's start; the later answers echo what they were sent.
+    const failedBefore = 1_764_000_000_000;
+    const api = await standIn([
+      problem('api_stopping', redriven('a', 'b'), '0', { failedBefore }),
+      problem('api_overloaded', [], '0', { failedBefore }),
+      { status: 200, body: { lane: 'tool_call', redriven: 1, notFound: 0, notDead: 0, claimed: 0, failedBefore, results: redriven('c') } },
+    ]);
+    const result = await bullpen(['dead', 'tool_call', '--redrive', '--all'], api.url);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ redriven: 3, results: redriven('a', 'b', 'c') });
+    expect(api.received.map((r) => r.body)).toEqual(['{}', JSON.stringify({ failedBefore }), JSON.stringify({ failedBefore })]);
+
+    const purge = await standIn([
+      problem('api_stopping', [{ id: 'a', status: 'purged' }], '0', { failedBefore }),
+      { status: 200, body: { lane: 'tool_call', purged: 1, notFound: 0, notDead: 0, claimed: 0, failedBefore, results: [{ id: 'b', status: 'purged' }] } },
+    ]);
+    expect((await bullpen(['dead', 'tool_call', '--purge', '--all'], purge.url)).code).toBe(0);
+    expect(purge.received.map((r) => [r.method, r.body])).toEqual([
+      ['DELETE', '{}'],
+      ['DELETE', JSON.stringify({ failedBefore })],
+    ]);
   });
 
   it('sends a purge of listed ids again for the ids the API did not reach', async () => {

@@ -5,6 +5,9 @@
 // job dead must not delete it after a concurrent redrive has put it back to work. A job another call
 // holds is answered `claimed`, never passed over as if it were no dead letter: the caller must
 // know to come back for it. When the API stops, a call under way ends after its batch (stop()).
+// A call for all is bounded by failure time (failedBefore, its start by default) and says the bound
+// in every answer: sent again with it, a call ended early does the rest and nothing twice, as the
+// jobs it redrove that died again since have failed after the bound.
 import { ErrorCode, Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, scriptCommand, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
@@ -172,13 +175,17 @@ export class DeadLetters {
   /**
    * Puts dead jobs back in the lane with fresh attempts and a fresh deadline; their attempt
    * history stays. Admission (maxQueueSize) does not apply: this is an operator's action.
-   * Without `ids`, every dead letter of `tenant` present when the call starts.
+   * Without `ids`, every dead letter of `tenant` that failed at or before `failedBefore` (ms since
+   * the epoch; default: when the call starts).
    */
-  async redrive(lane: string, tenant: string, ids?: readonly string[]): Promise<RedriveResult> {
+  async redrive(lane: string, tenant: string, ids?: readonly string[], failedBefore?: number): Promise<RedriveResult> {
     const policy = this.deps.config.lanes[lane];
     if (!policy) throw new Error(`unknown lane ${lane}`);
+    const bound = ids ? undefined : (failedBefore ?? Date.now());
     return this.track(async () => {
-      const results = await this.apply<RedriveStatus>(lane, tenant, ids, 'redrive', (job) => this.claimed(lane, job, () => this.redriveOne(job, policy)));
+      const results = await this.apply<RedriveStatus>(lane, tenant, ids, bound, 'redrive', (job) =>
+        this.claimed(lane, job, () => this.redriveOne(job, policy)),
+      );
       const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
       const claimed = count('claimed');
       const retryAfterSeconds = claimed > 0 ? await this.claimsEndIn(lane, results) : undefined;
@@ -189,6 +196,7 @@ export class DeadLetters {
         notDead: count('not_dead'),
         claimed,
         ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+        ...(bound !== undefined ? { failedBefore: bound } : {}),
         results,
       };
     });
@@ -196,13 +204,15 @@ export class DeadLetters {
 
   /**
    * Removes dead jobs with their history; their idempotency keys go on naming them
-   * (job-removal.ts). Without `ids`, every dead letter of `tenant`.
+   * (job-removal.ts). Without `ids`, every dead letter of `tenant` that failed at or before
+   * `failedBefore` (default: when the call starts).
    */
-  async purge(lane: string, tenant: string, ids?: readonly string[]): Promise<PurgeResult> {
+  async purge(lane: string, tenant: string, ids?: readonly string[], failedBefore?: number): Promise<PurgeResult> {
     const { redis, config } = this.deps;
     const target = { redis, queue: this.deps.lanes.queue(lane), prefix: config.prefix, lane, eventsMaxLen: config.eventsMaxLen };
+    const bound = ids ? undefined : (failedBefore ?? Date.now());
     return this.track(async () => {
-      const results = await this.apply<PurgeStatus>(lane, tenant, ids, 'purge', (job) =>
+      const results = await this.apply<PurgeStatus>(lane, tenant, ids, bound, 'purge', (job) =>
         this.claimed(lane, job, async () => {
           // Found dead before the claim: removed only while still dead, as a redrive may have taken
           // it back to work since, and retention may have removed it.
@@ -220,6 +230,7 @@ export class DeadLetters {
         notDead: count('not_dead'),
         claimed,
         ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+        ...(bound !== undefined ? { failedBefore: bound } : {}),
         results,
       };
     });
@@ -258,7 +269,9 @@ export class DeadLetters {
   }
 
   /**
-   * The failed set newest first, in batches of at most batchSize, from just after `after`. Each
+   * The failed set newest first, in batches of at most batchSize, from just after `after`, or from
+   * the newest that failed at or before `failedBefore` (the bound is Redis's, not a filter on what
+   * was read: the newer entries are never read, however many there are). Each
    * read continues strictly after the last entry given, by (score, id), never by an offset: an
    * offset counts entries already passed, and shifts when another call removes some of them.
    * Redis cannot start a read after an id within a score, so the rest of the last entry's score
@@ -266,7 +279,7 @@ export class DeadLetters {
    * a failure time (BullMQ's stalled-job checker fails many jobs in one millisecond), and a run
    * of n of them costs one reply of n ids, read once per walk (once per page when listing).
    */
-  private async *scan(lane: string, after: DeadCursor | undefined): AsyncGenerator<EntryBatch> {
+  private async *scan(lane: string, after: DeadCursor | undefined, failedBefore?: number): AsyncGenerator<EntryBatch> {
     const { redis, guard, config } = this.deps;
     const key = laneStateKeys(config.prefix, lane).failed;
     let position = after;
@@ -275,7 +288,7 @@ export class DeadLetters {
       const [tied, older] = await guard.run(() =>
         Promise.all([
           from ? redis.zrevrangebyscore(key, from.score, from.score) : Promise.resolve([]),
-          redis.zrevrangebyscore(key, from ? `(${from.score}` : '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, this.batchSize),
+          redis.zrevrangebyscore(key, from ? `(${from.score}` : (failedBefore ?? '+inf'), '-inf', 'WITHSCORES', 'LIMIT', 0, this.batchSize),
         ]),
       );
       const entries: Entry[] = from ? tied.map((id) => ({ id, score: from.score })).filter((entry) => isAfter(entry, from)) : [];
@@ -309,11 +322,13 @@ export class DeadLetters {
    * their way to Redis before it reads anything: a batch that gets none in time ends the call with
    * api_overloaded, which lists the results of the batches done before it (none touched after).
    * A stopping API (stop()) ends the call the same way between batches, with api_stopping.
+   * Without `ids`, the dead letters that failed at or before `failedBefore`.
    */
   private async apply<S extends string>(
     lane: string,
     tenant: string,
     ids: readonly string[] | undefined,
+    failedBefore: number | undefined,
     action: 'redrive' | 'purge',
     act: (job: Job) => Promise<S | 'not_found' | 'not_dead' | 'claimed'>,
   ): Promise<ActionResult<S | 'not_found' | 'not_dead' | 'claimed'>[]> {
@@ -327,16 +342,16 @@ export class DeadLetters {
       results.push(...outcomes);
     };
     const withRoom = async <T>(jobs: number, step: () => Promise<T>): Promise<T> => {
-      if (this.stopping) throw stopped(action, results);
+      if (this.stopping) throw stopped(action, results, failedBefore);
       const weight = jobs * DEAD_LETTER_WEIGHT;
       try {
         await this.inFlight.enter(weight);
       } catch {
-        throw overloaded(action, this.inFlight.limit, results);
+        throw overloaded(action, this.inFlight.limit, results, failedBefore);
       }
       try {
         // The API may have begun to stop while this batch waited for room.
-        if (this.stopping) throw stopped(action, results);
+        if (this.stopping) throw stopped(action, results, failedBefore);
         return await step();
       } finally {
         this.inFlight.leave(weight);
@@ -350,7 +365,7 @@ export class DeadLetters {
       return results;
     }
     const queue = this.deps.lanes.queue(lane);
-    const pages = this.scan(lane, undefined);
+    const pages = this.scan(lane, undefined, failedBefore);
     try {
       // A page holds at most batchSize dead letters: its room is taken before it is read.
       while (
@@ -453,31 +468,38 @@ export class DeadLetters {
   }
 }
 
+/** How to send a call ended early again for the rest: for all, with the bound it used. */
+function sendAgain(failedBefore: number | undefined): string {
+  return failedBefore === undefined ? '' : ` with failedBefore ${failedBefore}`;
+}
+
 /** No room came in time for a batch: says what the batches before it did, and that nothing after was touched. */
-function overloaded(action: 'redrive' | 'purge', limit: number, results: readonly ActionResult<string>[]): ProblemError {
+function overloaded(action: 'redrive' | 'purge', limit: number, results: readonly ActionResult<string>[], failedBefore: number | undefined): ProblemError {
   const done = action === 'redrive' ? 'redriven' : 'purged';
   const before =
     results.length === 0
-      ? `No dead letter was ${done}; retry shortly.`
+      ? `No dead letter was ${done}; retry shortly${sendAgain(failedBefore)}.`
       : `Only the ${results.length} dead letters listed in results were looked at (${results.filter((r) => r.status === done).length} ${done}); ` +
-        `the others were not touched: retry shortly to ${action} them.`;
+        `the others were not touched: retry shortly${sendAgain(failedBefore)} to ${action} them.`;
   return new ProblemError('api_overloaded', `The API has ${limit} jobs on their way to Redis and no room for this ${action} in time. ${before}`, {
     headers: { 'Retry-After': String(OVERLOADED_RETRY_AFTER_SECONDS) },
     results: [...results],
+    ...(failedBefore !== undefined ? { failedBefore } : {}),
   });
 }
 
 /** The API is stopping: says what the batches before now did, and that nothing after was touched. */
-function stopped(action: 'redrive' | 'purge', results: readonly ActionResult<string>[]): ProblemError {
+function stopped(action: 'redrive' | 'purge', results: readonly ActionResult<string>[], failedBefore: number | undefined): ProblemError {
   const done = action === 'redrive' ? 'redriven' : 'purged';
   const before =
     results.length === 0
       ? `No dead letter was ${done}.`
       : `The ${results.length} dead letters listed in results were looked at (${results.filter((r) => r.status === done).length} ${done}); ` +
         'the others were not touched.';
-  return new ProblemError('api_stopping', `The API is stopping and ended this ${action} between two batches. ${before} Send it again to ${action} the rest.`, {
+  return new ProblemError('api_stopping', `The API is stopping and ended this ${action} between two batches. ${before} Send it again${sendAgain(failedBefore)} to ${action} the rest.`, {
     headers: { 'Retry-After': String(STOPPING_RETRY_AFTER_SECONDS) },
     results: [...results],
+    ...(failedBefore !== undefined ? { failedBefore } : {}),
   });
 }
 

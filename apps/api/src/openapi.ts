@@ -33,7 +33,8 @@ const common = {
       'api_overloaded (submissions, dead-letter redrives and purges): the API had API_MAX_INFLIGHT_JOBS jobs on their ' +
       'way to Redis and no room came in time; nothing (more) was sent: a redrive or purge cut short lists what its ' +
       'batches before did in results, and touched nothing after. api_stopping (dead-letter redrives and purges): the ' +
-      'API process is stopping and ended the call between two batches, with the same results; send it again. redis_full (submissions and other writes): Redis ' +
+      'API process is stopping and ended the call between two batches, with the same results; send it again. Both, for a ' +
+      'call of all, give the failedBefore it used: sent again with it, the call does the rest and redrives no job twice. redis_full (submissions and other writes): Redis ' +
       'is past API_REDIS_MEMORY_LIMIT of its maxmemory, or refused the write at maxmemory; nothing was changed.',
     retryAfter,
   ),
@@ -194,7 +195,8 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
           summary: 'Purge dead letters: all of this tenant\'s in the lane, or the listed ids',
           description:
             `Send \`{}\` or no body at all (no Content-Type and no bytes) for every dead letter of this tenant in the ` +
-            `lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). A body sent with a Content-Type must be a JSON object: ` +
+            `lane (\`{"failedBefore": <ms>}\`: those that failed at or before then; the answer gives the bound used), ` +
+            `or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}). A body sent with a Content-Type must be a JSON object: ` +
             'an empty one, `null` or another value is refused with 400 naming `body`, never read as "all". ' +
             'Purged jobs are removed with their history; their idempotency keys still name them (a repeat adds nothing) ' +
             "until the lane's idempotencyTtlMs runs out. Each id gets a result: purged, " +
@@ -210,7 +212,9 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
         post: {
           summary: 'Redrive dead letters: all of this tenant\'s in the lane, or the listed ids',
           description:
-            `Send \`{}\` for every dead letter of this tenant in the lane, or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}); ` +
+            `Send \`{}\` for every dead letter of this tenant in the lane (\`{"failedBefore": <ms>}\`: those that failed at ` +
+            'or before then; the answer gives the bound used, the start of the call when none was sent, to send a call ' +
+            `ended early again with), or \`{"ids": [...]}\` (1 to ${MAX_DEAD_IDS}); ` +
             'a missing or empty body, `null` or another value that is not an object is refused with 400 naming `body`. ' +
             'Each redriven job goes back to the lane with fresh attempts (attemptsMade 0) and a fresh deadline ' +
             '(as long from now as it first had from its enqueue, however often it is redriven); its attempt history is kept. Admission control ' +

@@ -30,6 +30,11 @@ export interface Problem {
   jobIds?: string[];
   /** With api_overloaded, api_stopping or redis_timeout from a redrive or purge: what its batches before that did. */
   results?: ActionResult<string>[];
+  /**
+   * With api_overloaded or api_stopping from a redrive or purge of all: the bound on failure times
+   * the call used, to send again with it for the rest.
+   */
+  failedBefore?: number;
   /** With job_finished: the state the job finished in. */
   state?: 'completed' | 'failed';
 }
@@ -83,6 +88,7 @@ export class ProblemError extends Error {
       headers?: Record<string, string>;
       jobIds?: string[];
       results?: ActionResult<string>[];
+      failedBefore?: number;
       state?: 'completed' | 'failed';
     } = {},
   ) {
@@ -101,6 +107,7 @@ export class ProblemError extends Error {
     if (this.options.errors) problem.errors = this.options.errors;
     if (this.options.jobIds) problem.jobIds = this.options.jobIds;
     if (this.options.results) problem.results = this.options.results;
+    if (this.options.failedBefore !== undefined) problem.failedBefore = this.options.failedBefore;
     if (this.options.state) problem.state = this.options.state;
     return problem;
   }

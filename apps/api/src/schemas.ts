@@ -144,6 +144,7 @@ export const deadLetterQuerySchema = z.strictObject({
 export type DeadLetterQuery = z.output<typeof deadLetterQuerySchema>;
 
 const idsMessage = `expected an array of 1 to ${MAX_DEAD_IDS} job ids`;
+const failedBeforeMessage = 'expected a time in ms since the epoch: an integer of at least 0';
 const idMessage = `expected a job id: a string of 1 to ${MAX_JOB_ID_CHARS} characters`;
 
 /** Body of redrive and purge: `{}` selects all of the caller's dead letters in the lane. */
@@ -166,10 +167,29 @@ export const deadLetterSelectionSchema = z
       })
       .optional()
       .register(requestDocs, doc(`Up to ${MAX_DEAD_IDS} job ids, each at most once; omit for all of this tenant's dead letters in the lane.`)),
+    failedBefore: z
+      .int({ error: failedBeforeMessage })
+      .min(0, { error: failedBeforeMessage })
+      .optional()
+      .register(
+        requestDocs,
+        doc(
+          'Only without ids: all of the dead letters that failed at or before this time (ms since the epoch). Every answer to a ' +
+            'call for all gives the bound it used (its start time when none was sent): a call ended early is sent again with it, ' +
+            'so that the jobs it redrove that died again since are not redriven a second time.',
+        ),
+      ),
+  })
+  .superRefine((selection, ctx) => {
+    if (selection.ids !== undefined && selection.failedBefore !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['failedBefore'], message: 'expected no failedBefore with ids: it bounds the selection of all' });
+    }
   })
   .register(requestDocs, {
     id: 'DeadLetterSelection',
-    description: "Which dead letters: `{}` for all of this tenant's dead letters in the lane, or `{\"ids\": [...]}`.",
+    description:
+      "Which dead letters: `{}` for all of this tenant's dead letters in the lane, `{\"failedBefore\": <ms>}` for all of those " +
+      'that failed at or before then, or `{"ids": [...]}`.',
   });
 export type DeadLetterSelection = z.output<typeof deadLetterSelectionSchema>;
 

@@ -50,6 +50,13 @@ export const problemSchema = z
         responseDocs,
         doc('For api_overloaded, api_stopping or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
       ),
+    failedBefore: z
+      .int()
+      .optional()
+      .register(
+        responseDocs,
+        doc('For api_overloaded or api_stopping from a redrive or purge of all: the failedBefore it used; send the call again with it for the rest.'),
+      ),
     state: z
       .enum(['completed', 'failed'])
       .optional()
@@ -218,6 +225,13 @@ const claimedCount = z
         'left untouched, and still dead unless that call acts on them; retry after retryAfterSeconds.',
     ),
   );
+const allBound = z
+  .int()
+  .optional()
+  .register(
+    responseDocs,
+    doc('Only for all: the failedBefore the call used (its start time when none was sent); the dead letters that failed after it were not looked at.'),
+  );
 const claimRetryAfter = z
   .int()
   .optional()
@@ -231,6 +245,7 @@ export const redriveResultSchema = z
     notDead: notDeadCount,
     claimed: claimedCount,
     retryAfterSeconds: claimRetryAfter,
+    failedBefore: allBound,
     results: z.array(z.object({ id: z.string(), status: z.enum(REDRIVE_STATUSES) })),
   })
   .register(responseDocs, { id: 'RedriveResult', description: 'One result per id, in request order (for "all": per dead letter found).' });
@@ -244,6 +259,7 @@ export const purgeResultSchema = z
     notDead: notDeadCount,
     claimed: claimedCount,
     retryAfterSeconds: claimRetryAfter,
+    failedBefore: allBound,
     results: z.array(z.object({ id: z.string(), status: z.enum(PURGE_STATUSES) })),
   })
   .register(responseDocs, { id: 'PurgeResult', description: 'One result per id, in request order (for "all": per dead letter found).' });

@@ -1,7 +1,9 @@
 // `bullpen dead <lane> --redrive|--purge`: one request to the API, which works through the dead
 // letters in batches. A call the API ended between two batches (api_overloaded, api_stopping) says
 // what it did, and touched nothing after: it is sent again for the rest, after its Retry-After,
-// and what every call did is printed as one answer. Dead letters left undone (held by another call,
+// and what every call did is printed as one answer. For --all it is sent with the bound on failure
+// times the first call used (failedBefore), so that the jobs that call redrove, and that have died
+// again since, are not redriven a second time. Dead letters left undone (held by another call,
 // or taken out of the dead letters meanwhile) are summed up on stderr with exit code 5.
 import { ApiError, ApiUnreachableError, OutcomeUnknownError, type ApiClient } from './api-client';
 import type { Out } from './io';
@@ -26,6 +28,8 @@ interface ActionResult {
 interface ActionAnswer {
   lane?: string;
   retryAfterSeconds?: number;
+  /** For all: the bound on failure times the call used. */
+  failedBefore?: number;
   results: ActionResult[];
 }
 
@@ -59,6 +63,8 @@ export async function deadAction({ action, lane, ids }: DeadActionOptions, clien
   const path = `/v1/lanes/${encodeURIComponent(lane)}/dead${action === 'redrive' ? '/redrive' : ''}`;
   const results: ActionResult[] = [];
   let remaining = ids;
+  /** For --all, once an answer gave it: the first call's bound, which every call sent again keeps. */
+  let failedBefore: number | undefined;
   let answered = false;
   let last: ActionAnswer | undefined;
   const summary = () => {
@@ -88,7 +94,7 @@ export async function deadAction({ action, lane, ids }: DeadActionOptions, clien
 
   for (let retries = 0; ; retries += 1) {
     try {
-      const body = remaining ? { ids: remaining } : {};
+      const body = remaining ? { ids: remaining } : failedBefore !== undefined ? { failedBefore } : {};
       const res = action === 'redrive' ? await client.request<unknown>('POST', path, body) : await client.request<unknown>('DELETE', path, body);
       if (!isAnswer(res.body)) throw new ApiError(`unexpected answer to ${flag}: ${JSON.stringify(res.body).slice(0, 200)}`, res.status, 1);
       last = res.body;
@@ -99,8 +105,9 @@ export async function deadAction({ action, lane, ids }: DeadActionOptions, clien
       // Nothing reached an API that answered before: it is restarting, and nothing was done.
       const gone = err instanceof ApiUnreachableError && answered;
       if (ended) {
-        const partial = (err.body as ActionAnswer).results;
+        const { results: partial, failedBefore: bound } = err.body as ActionAnswer;
         results.push(...partial);
+        if (!remaining && failedBefore === undefined && Number.isSafeInteger(bound)) failedBefore = bound;
         answered = true;
         // Its results are those of the first ids sent, in order; the rest were not touched.
         if (remaining) remaining = remaining.slice(partial.length);

@@ -9,9 +9,9 @@ import type { Out } from './io';
 
 export const DEAD_USAGE = `dead <lane> [--limit N] [--cursor C] [--all]  list dead letters, newest first (--all: every page)
   dead <lane> --redrive|--purge --ids id1,id2   redrive or purge these dead letters
-  dead <lane> --redrive|--purge --all           ... every dead letter of yours in the lane
+  dead <lane> --redrive|--purge --all           ... every dead letter of yours in the lane that failed before it started
                                                 (a call the API ends early, overloaded or stopping, is sent again for
-                                                the rest; exit ${EXIT_DEAD_LETTERS_LEFT} when some were not done, e.g. held by another call)`;
+                                                the rest, and never redrives twice a job that died again meanwhile; exit ${EXIT_DEAD_LETTERS_LEFT} when some were not done, e.g. held by another call)`;
 
 /** The API's largest page of dead letters. */
 const PAGE_MAX = 500;

@@ -52,13 +52,13 @@ export function deadLetterRoutes(router: RouteTable, { config, deadLetters }: De
   });
 
   router.post('/lanes/:lane/dead/redrive', lane, ...jsonBody(config.bodyLimitBytes), async (req: LaneRequest, res: Response) => {
-    const { ids } = selection(req.body);
-    res.status(200).json(await deadLetters.redrive(laneOf(res).lane, principalOf(res).tenant, ids));
+    const { ids, failedBefore } = selection(req.body);
+    res.status(200).json(await deadLetters.redrive(laneOf(res).lane, principalOf(res).tenant, ids, failedBefore));
   });
 
   router.delete('/lanes/:lane/dead', lane, ...optionalJsonBody(config.bodyLimitBytes), async (req: LaneRequest, res: Response) => {
     // Only a request without any body means "all"; a body of null is refused like any non-object.
-    const { ids } = selection(hasNoBody(req) ? {} : req.body);
-    res.status(200).json(await deadLetters.purge(laneOf(res).lane, principalOf(res).tenant, ids));
+    const { ids, failedBefore } = selection(hasNoBody(req) ? {} : req.body);
+    res.status(200).json(await deadLetters.purge(laneOf(res).lane, principalOf(res).tenant, ids, failedBefore));
   });
 }
