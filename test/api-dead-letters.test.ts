@@ -17,6 +17,7 @@ import {
   type LanePolicy,
 } from '@bullpen/core';
 import { DeadLetters } from '../apps/api/src/dead-letters';
+import { redriveDeadLetter } from '../apps/api/src/dead-letter-redrive';
 import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { RedisGuard } from '../apps/api/src/redis-guard';
 import { KEYS, startTestApi, type TestApi } from '../apps/api/test/harness';
@@ -530,28 +531,21 @@ describe('producer API: dead letters', () => {
     // A job a plain BullMQ producer added: no envelope, so the redrive writes no data to it.
     const c = String((await queue.add('plain', { n: 1 })).id);
     await kill([a, b, c]);
-    const guard = new RedisGuard(api.producer);
-    const lanes = new LaneRegistry(api.config, api.producer, createLogger('api', 'error'));
-    try {
-      const dead = new DeadLetters({ config: api.config, redis: api.producer, guard, lanes });
-      const redriveOne = (job: Job): Promise<string> =>
-        (dead as unknown as { redriveOne(job: Job, policy: LanePolicy): Promise<string> }).redriveOne(job, api.config.lanes[LANE] as LanePolicy);
-      // a: removed as BullMQ's removeOnFail removes it, just after the redrive wrote its envelope.
-      const jobA = await jobOf(a);
-      const updateData = jobA.updateData.bind(jobA);
-      jobA.updateData = async (data) => {
-        await updateData(data);
-        await queue.remove(a);
-      };
-      // b and c: removed after they were found dead, before their redrive began.
-      const [jobB, jobC] = [await jobOf(b), await jobOf(c)];
-      await Promise.all([queue.remove(b), queue.remove(c)]);
+    const redriveOne = (job: Job): Promise<string> =>
+      redriveDeadLetter({ config: api.config, redis: api.producer }, job, api.config.lanes[LANE] as LanePolicy);
+    // a: removed as BullMQ's removeOnFail removes it, just after the redrive wrote its envelope.
+    const jobA = await jobOf(a);
+    const updateData = jobA.updateData.bind(jobA);
+    jobA.updateData = async (data) => {
+      await updateData(data);
+      await queue.remove(a);
+    };
+    // b and c: removed after they were found dead, before their redrive began.
+    const [jobB, jobC] = [await jobOf(b), await jobOf(c)];
+    await Promise.all([queue.remove(b), queue.remove(c)]);
 
-      expect([await redriveOne(jobA), await redriveOne(jobB), await redriveOne(jobC)]).toEqual(['not_found', 'not_found', 'not_found']);
-      for (const id of [a, b, c]) expect([id, await api.redis.keys(`${jobKeys(api.config.prefix, LANE, id).job}*`)]).toEqual([id, []]);
-    } finally {
-      await lanes.close();
-    }
+    expect([await redriveOne(jobA), await redriveOne(jobB), await redriveOne(jobC)]).toEqual(['not_found', 'not_found', 'not_found']);
+    for (const id of [a, b, c]) expect([id, await api.redis.keys(`${jobKeys(api.config.prefix, LANE, id).job}*`)]).toEqual([id, []]);
   });
 
   it("lets another tenant neither list, redrive nor purge a tenant's dead jobs", async () => {

@@ -1,4 +1,4 @@
-import { freshDeadline } from './dead-letters';
+import { freshDeadline } from './dead-letter-redrive';
 
 describe('freshDeadline', () => {
   const job = { timestamp: 1_000 };

@@ -8,15 +8,17 @@
 // A call for all is bounded by failure time (failedBefore, its start by default) and says the bound
 // in every answer: sent again with it, a call ended early does the rest and nothing twice, as the
 // jobs it redrove that died again since have failed after the bound.
-import { ErrorCode, Job, type Queue } from 'bullmq';
+import { Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
-import { BULLMQ_STALL_FIELDS, JOB_FIELD, jobKeys, laneStateKeys, scriptCommand, unwrapJobData, wrapJobData, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { jobKeys, laneStateKeys, unwrapJobData, type BullpenConfig } from '@bullpen/core';
 import { DeadCursorCodec, type DeadCursor } from './dead-cursor';
+import { overloaded, stopped } from './dead-letter-problems';
+import { redriveDeadLetter } from './dead-letter-redrive';
 import { removeJob } from './job-removal';
-import { JobsInFlight, OVERLOADED_RETRY_AFTER_SECONDS } from './jobs-in-flight';
+import { JobsInFlight } from './jobs-in-flight';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
-import { ProblemError, STOPPING_RETRY_AFTER_SECONDS, writeOutcomeUnknown, type ActionResult } from './problem';
+import { ProblemError, writeOutcomeUnknown, type ActionResult } from './problem';
 import {
   deadLetterView,
   type DeadLetter,
@@ -45,11 +47,6 @@ export const DEAD_LETTER_CLAIM_MS = 30_000;
 export const DEAD_LETTER_WEIGHT = 5;
 /** What a cursor that this API did not give for this tenant and lane is answered with. */
 export const DEAD_CURSOR_MESSAGE = 'expected the nextCursor of a previous page';
-
-const REDRIVE_RESET = 'bullpenRedriveReset';
-interface RedriveResetClient {
-  [REDRIVE_RESET](...args: (string | number)[]): Promise<number>;
-}
 
 /** Ids a job may have; anything else (a colon, say) cannot name a job hash (as in job-access.ts). */
 const JOB_ID = /^[A-Za-z0-9_.-]{1,256}$/;
@@ -103,10 +100,6 @@ function compareIds(a: string, b: string): number {
 /** Whether `entry` comes after `position` in newest-first order. */
 function isAfter(entry: Entry, position: DeadCursor): boolean {
   return entry.score < position.score || (entry.score === position.score && compareIds(entry.id, position.id) < 0);
-}
-
-function errorCode(err: unknown): unknown {
-  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 }
 
 export class DeadLetters {
@@ -184,7 +177,7 @@ export class DeadLetters {
     const bound = ids ? undefined : (failedBefore ?? Date.now());
     return this.track(async () => {
       const results = await this.apply<RedriveStatus>(lane, tenant, ids, bound, 'redrive', (job) =>
-        this.claimed(lane, job, () => this.redriveOne(job, policy)),
+        this.claimed(lane, job, () => redriveDeadLetter(this.deps, job, policy)),
       );
       const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
       const claimed = count('claimed');
@@ -427,98 +420,4 @@ export class DeadLetters {
       await redis.del(claim).catch(() => undefined);
     }
   }
-
-  private async redriveOne(job: Job, policy: LanePolicy): Promise<RedriveStatus> {
-    try {
-      const { data, meta } = unwrapJobData(job.data);
-      const now = Date.now();
-      const deadlineAt = freshDeadline(job, meta, policy, now);
-      // Before the retry, so that no worker can take the job with its spent deadline. The worker
-      // counts the job's wait for a slot from redrivenAt, not from its enqueue.
-      if (meta) await job.updateData(wrapJobData(data, { ...meta, ...(deadlineAt !== undefined ? { deadlineAt } : {}), redrivenAt: now }));
-      // The worker's own start bookkeeping goes with BullMQ's counters, or a stale lease would
-      // make the first new start look like a reclaim; so does BullMQ's stall count, or a job
-      // that died of stalls would fail at its first stall after the redrive; and a job cancelled
-      // before is an operator's to run again.
-      // Written only while the job is still dead: retention (removeOnFail) may have removed it since
-      // it was found, and a write then would leave a hash behind that nothing ever removes.
-      const { prefix } = this.deps.config;
-      const reset = await scriptCommand<RedriveResetClient>(this.deps.redis, REDRIVE_RESET, 'redrive-reset', 2)[REDRIVE_RESET](
-        jobKeys(prefix, job.queueName, String(job.id)).job,
-        laneStateKeys(prefix, job.queueName).failed,
-        String(job.id),
-        JOB_FIELD.redrivenAt,
-        now,
-        JOB_FIELD.uncountedStarts,
-        JOB_FIELD.rateLimitedRetries,
-        JOB_FIELD.lease,
-        JOB_FIELD.cancelRequested,
-        JOB_FIELD.budgetDeferred,
-        ...BULLMQ_STALL_FIELDS,
-      );
-      if (reset !== 1) return reset === 0 ? 'not_found' : 'not_dead';
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      return 'redriven';
-    } catch (err) {
-      // Redriven or purged by another call since it was found dead.
-      if (errorCode(err) === ErrorCode.JobNotExist) return 'not_found';
-      if (errorCode(err) === ErrorCode.JobNotInState) return 'not_dead';
-      throw err;
-    }
-  }
-}
-
-/** How to send a call ended early again for the rest: for all, with the bound it used. */
-function sendAgain(failedBefore: number | undefined): string {
-  return failedBefore === undefined ? '' : ` with failedBefore ${failedBefore}`;
-}
-
-/** No room came in time for a batch: says what the batches before it did, and that nothing after was touched. */
-function overloaded(action: 'redrive' | 'purge', limit: number, results: readonly ActionResult<string>[], failedBefore: number | undefined): ProblemError {
-  const done = action === 'redrive' ? 'redriven' : 'purged';
-  const before =
-    results.length === 0
-      ? `No dead letter was ${done}; retry shortly${sendAgain(failedBefore)}.`
-      : `Only the ${results.length} dead letters listed in results were looked at (${results.filter((r) => r.status === done).length} ${done}); ` +
-        `the others were not touched: retry shortly${sendAgain(failedBefore)} to ${action} them.`;
-  return new ProblemError('api_overloaded', `The API has ${limit} jobs on their way to Redis and no room for this ${action} in time. ${before}`, {
-    headers: { 'Retry-After': String(OVERLOADED_RETRY_AFTER_SECONDS) },
-    results: [...results],
-    ...(failedBefore !== undefined ? { failedBefore } : {}),
-  });
-}
-
-/** The API is stopping: says what the batches before now did, and that nothing after was touched. */
-function stopped(action: 'redrive' | 'purge', results: readonly ActionResult<string>[], failedBefore: number | undefined): ProblemError {
-  const done = action === 'redrive' ? 'redriven' : 'purged';
-  const before =
-    results.length === 0
-      ? `No dead letter was ${done}.`
-      : `The ${results.length} dead letters listed in results were looked at (${results.filter((r) => r.status === done).length} ${done}); ` +
-        'the others were not touched.';
-  return new ProblemError('api_stopping', `The API is stopping and ended this ${action} between two batches. ${before} Send it again${sendAgain(failedBefore)} to ${action} the rest.`, {
-    headers: { 'Retry-After': String(STOPPING_RETRY_AFTER_SECONDS) },
-    results: [...results],
-    ...(failedBefore !== undefined ? { failedBefore } : {}),
-  });
-}
-
-/**
- * The deadline a redriven job gets: as long from now as it first had from its enqueue, at every
- * redrive. A job without one in its envelope, in a lane with deadlineMs, would have the lane's
- * deadline counted from its original enqueue by the worker (and fail at once), so it gets the
- * lane's from now.
- * Jobs without an envelope (plain BullMQ producers) are left as they are.
- */
-export function freshDeadline(
-  job: Pick<Job, 'timestamp'>,
-  meta: ReturnType<typeof unwrapJobData>['meta'],
-  policy: Pick<LanePolicy, 'deadlineMs'>,
-  nowMs: number,
-): number | undefined {
-  if (!meta) return undefined;
-  // After a redrive deadlineAt is counted from redrivenAt, not from the enqueue: counting a later
-  // redrive's budget from the enqueue would add every wait in between to it.
-  if (meta.deadlineAt !== undefined) return nowMs + Math.max(0, meta.deadlineAt - (meta.redrivenAt ?? job.timestamp));
-  return policy.deadlineMs !== undefined ? nowMs + policy.deadlineMs : undefined;
 }
