@@ -1,6 +1,6 @@
 // Rotating the keys of API_KEYS_FILE without a restart: on SIGHUP the API re-reads the file and
 // swaps its keys (a request already authenticated finishes), keeps them when the new file is bad,
-// and the exporter counts the new tenants under their own label.
+// and the exporter counts the new tenants under their own label, keeping them on a file the API refuses.
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -142,7 +142,7 @@ describe('rotating API_KEYS_FILE without a restart', () => {
     expect(api.exitCode()).toBeNull();
   });
 
-  it("counts a new tenant's attempts under its own label in the exporter after SIGHUP", async () => {
+  it("counts a new tenant's attempts under its own label in the exporter after SIGHUP, and keeps the labels on an emptied file", async () => {
     writeFileSync(keysFile, `acme:${OLD_KEY}\n`);
     const exporter = await spawnExporter({ REDIS_URL: redisUrl(), BULLPEN_PREFIX: prefix, API_KEYS_FILE: keysFile });
     apps.push(exporter);
@@ -164,6 +164,19 @@ describe('rotating API_KEYS_FILE without a restart', () => {
       await attempt('j2');
       await waitUntil(async () => (await attempts('beta')) === 1, { what: "beta's second attempt counted as beta" });
       expect(await attempts('other')).toBe(1);
+
+      // A file emptied by mistake, which the API refuses, leaves the exporter's tenants as they were.
+      writeFileSync(keysFile, '# nothing yet\n');
+      hangUp(exporter);
+      expect(await logged(exporter, 'api keys not reloaded: keeping the keys in force')).toMatchObject({
+        level: 'error',
+        file: keysFile,
+        error: expect.stringMatching(/expected at least one tenant:key entry/),
+      });
+      await attempt('j3');
+      await waitUntil(async () => (await attempts('beta')) === 2, { what: "beta's third attempt counted as beta" });
+      expect(await attempts('other')).toBe(1);
+      expect(exporter.logs().filter((line) => line.msg === 'api keys reloaded')).toHaveLength(1);
       expect(exporter.exitCode()).toBeNull();
     } finally {
       redis.disconnect();

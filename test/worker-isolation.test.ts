@@ -4,8 +4,8 @@
 // The threads use the built worker (npx tsc -b apps/worker).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { waitUntil } from './support/wait';
-import { FIXTURE_HANDLERS_DIR, REPO_ROOT } from './fixtures/worker-process';
+import { redisUrl, waitUntil } from './support/wait';
+import { FIXTURE_HANDLERS_DIR, REPO_ROOT, spawnWorker, writeLanesFile, type WorkerProcess } from './fixtures/worker-process';
 import { startWorkerHarness, type WorkerHarness } from './fixtures/worker-harness';
 
 const THREAD_MAIN = path.join(REPO_ROOT, 'apps/worker/dist/isolation/thread-main.js');
@@ -90,5 +90,41 @@ describe('isolated lanes', () => {
     expect(failed).toMatchObject({ errorClass: 'rate_limited', retryable: true, message: 'slow down' });
     const payloadError = await harness.add('iso', 'sleep', { ms: 'soon' });
     expect(await harness.waitForEvent('job:failed', (e) => e.jobId === payloadError)).toMatchObject({ errorClass: 'validation' });
+  });
+});
+
+describe('console output of a handler in an isolated lane', () => {
+  const lanes = { lanes: { iso: { concurrency: 1, attempts: 1, isolated: true, timeoutMs: 30_000 } } };
+  const lanesFile = writeLanesFile(lanes);
+  let harness: WorkerHarness;
+  let worker: WorkerProcess;
+  beforeAll(async () => {
+    // The harness only adds jobs; the worker process runs them, as production does.
+    harness = await startWorkerHarness({ lanesFile: lanes, start: false });
+    worker = spawnWorker({ REDIS_URL: redisUrl(), BULLPEN_PREFIX: harness.config.prefix, LANES_FILE: lanesFile.file, HANDLERS_DIR: FIXTURE_HANDLERS_DIR });
+    await worker.started();
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await harness?.close();
+    lanesFile.cleanup();
+  });
+
+  it('comes out as JSON lines with source "console" and the job it came from, not as raw text on stderr', async () => {
+    const id = await harness.add('iso', 'noisy', { word: 'from-the-thread' });
+    const lines = () =>
+      worker
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.source === 'console');
+    const said = await waitUntil(() => lines().find((l) => String(l.msg).startsWith('noisy handler says')), {
+      timeoutMs: 20_000,
+      what: "the handler's console.error as a JSON line",
+    });
+    expect(said).toMatchObject({ level: 'error', msg: 'noisy handler says from-the-thread { n: 1 }', lane: 'iso', job_id: id, handler: 'noisy', attempt: 1 });
+    expect(lines().find((l) => l.msg === 'noisy handler warns: from-the-thread')).toMatchObject({ level: 'warn', lane: 'iso', job_id: id });
+    expect(worker.stderr()).not.toContain('noisy handler');
   });
 });

@@ -1,10 +1,10 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import { EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, RedisDataLossWatch, type RedisClient } from '@bullpen/core';
+import { assertAuthConfigured, EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, RedisDataLossWatch, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
-import { assertAuthConfigured, authenticate } from './auth';
+import { authenticate } from './auth';
 import { DeadLetters } from './dead-letters';
 import { JobAccess } from './job-access';
 import { ApiKeyTable } from './key-table';

@@ -1,24 +1,11 @@
 // Who is calling: a Bearer key from configuration binds the request to a tenant and, optionally,
 // to a set of lanes. With AUTH_DISABLED every request is the tenant "default".
 import type { RequestHandler, Response } from 'express';
-import { ConfigError, DEFAULT_TENANT, mayOperateLanes, type ApiKeyEntry, type BullpenConfig, type LanePolicy } from '@bullpen/core';
+import { DEFAULT_TENANT, mayOperateLanes, type BullpenConfig, type LanePolicy } from '@bullpen/core';
 import type { ApiKeyTable, Principal } from './key-table';
 import { ProblemError } from './problem';
 
 export type { Principal } from './key-table';
-
-/**
- * Refuses to start an API nobody could call, unless authentication is explicitly off; and, on a
- * reload of API_KEYS_FILE, keys that would lock every caller out (a file emptied by mistake).
- */
-export function assertAuthConfigured(config: Pick<BullpenConfig, 'authDisabled' | 'apiKeysFile'>, apiKeys: readonly ApiKeyEntry[]): void {
-  if (!config.authDisabled && apiKeys.length === 0) {
-    const expected = config.apiKeysFile
-      ? `API_KEYS_FILE (${config.apiKeysFile}): expected at least one tenant:key entry`
-      : 'API_KEYS: expected at least one tenant:key entry (or API_KEYS_FILE)';
-    throw new ConfigError(`${expected}; set AUTH_DISABLED=true to run without authentication`);
-  }
-}
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
 

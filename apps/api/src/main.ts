@@ -14,7 +14,6 @@ import {
   startTracing,
 } from '@bullpen/core';
 import { createApiApp, type ApiApp } from './app';
-import { assertAuthConfigured } from './auth';
 import { createApiRedis } from './redis-guard';
 import { listen } from './server';
 
@@ -87,7 +86,6 @@ async function main(): Promise<void> {
       config,
       logger,
       apply: (keys) => {
-        assertAuthConfigured(config, keys);
         api.keys.replace(keys);
       },
     });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadExporterConfig } from './config';
 
@@ -19,6 +20,15 @@ describe('loadExporterConfig', () => {
   it('counts jobs of an API without authentication under its tenant "default", not "other"', () => {
     expect(loadExporterConfig({ AUTH_DISABLED: 'true' }).tenants).toEqual(['default']);
     expect(loadExporterConfig({ AUTH_DISABLED: 'false', API_KEYS: 'acme:acme-key-1' }).tenants).toEqual(['acme']);
+  });
+
+  it('refuses an API_KEYS_FILE without any key, as the API does, unless authentication is off', () => {
+    const reading = (text: string) => ({ readFile: (file: string) => (file === '/keys.txt' ? text : readFileSync(file, 'utf8')) });
+    expect(() => loadExporterConfig({ API_KEYS_FILE: '/keys.txt' }, reading('# acme:acme-key-1\n'))).toThrow(
+      /^API_KEYS_FILE \(\/keys.txt\): expected at least one tenant:key entry; set AUTH_DISABLED=true/,
+    );
+    expect(loadExporterConfig({ API_KEYS_FILE: '/keys.txt' }, reading('acme:acme-key-1\n')).tenants).toEqual(['acme']);
+    expect(loadExporterConfig({ API_KEYS_FILE: '/keys.txt', AUTH_DISABLED: 'true' }, reading('')).tenants).toEqual(['default']);
   });
 
   it('names the variable and what was expected for a bad value', () => {

@@ -1,6 +1,6 @@
 // The exporter's configuration: bullpen's shared settings (loadConfig) plus its own variables.
 // The one place the exporter reads its environment.
-import { configuredTenants, defaultMetricJobNames, failConfig, intVar, JOB_NAME, listVar, loadConfig, type BullpenConfig } from '@bullpen/core';
+import { assertAuthConfigured, configuredTenants, defaultMetricJobNames, failConfig, intVar, JOB_NAME, listVar, loadConfig, type BullpenConfig } from '@bullpen/core';
 
 export interface ExporterConfig {
   readonly core: BullpenConfig;
@@ -27,6 +27,10 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadExporterConfig(env: Env, options?: Parameters<typeof loadConfig>[1]): ExporterConfig {
   const core = loadConfig(env, options);
+  // Without keys at all the exporter runs, counting every tenant as `other`; but API_KEYS_FILE is
+  // judged as the API judges it, at start as on SIGHUP (reloadApiKeys): a file without a key, which
+  // the API refuses, is refused here too rather than flattening every tenant into `other`.
+  if (core.apiKeysFile !== undefined) assertAuthConfigured(core, core.apiKeys);
   // Naming no job at all would count every job as `other`.
   const jobNames = listVar(env, 'EXPORTER_JOB_NAMES', 'job names') ?? defaultMetricJobNames(core);
   for (const name of jobNames) {

@@ -12,6 +12,7 @@ describe('loadHandlersDir', () => {
   it('loads every handler exported by the .js files of the folder', () => {
     const loaded = loadHandlersDir(path.join(fixtures, 'handlers'));
     expect(loaded.map(({ handler, file }) => [handler.name, path.basename(file)])).toEqual([
+      ['noisy', 'noisy.js'],
       ['probe', 'probe.js'],
       ['report_progress', 'report-progress.js'],
       ['stray', 'stray.js'],

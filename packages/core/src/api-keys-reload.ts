@@ -1,12 +1,12 @@
 // SIGHUP in the apps that use the API keys (api, exporter): API_KEYS_FILE is read again by the
-// rules it was read with at start, and the new keys take effect; a file that fails them leaves
+// rules it was read with at start (reloadApiKeys, the same for both apps), and the new keys take effect; a file that fails them leaves
 // the keys in force as they were. Either way one log line says what happened, never a key.
 import type { ApiKeyEntry } from './api-keys';
 import { reloadApiKeys, type BullpenConfig, type LoadConfigOptions } from './config';
 import type { Logger } from './logger';
 
 export interface ApiKeysReload {
-  config: Pick<BullpenConfig, 'apiKeysFile' | 'laneNames' | 'apiOperatorTenants'>;
+  config: Pick<BullpenConfig, 'apiKeysFile' | 'laneNames' | 'apiOperatorTenants' | 'authDisabled'>;
   logger: Logger;
   /**
    * Puts the new keys in force; returns fields for the log line. May throw (a ConfigError saying

@@ -274,6 +274,16 @@ describe('reloadApiKeys', () => {
     };
     expect(messageOf(() => reloadApiKeys(config, { readFile: unreadable }))).toMatch(/^API_KEYS_FILE \(\/keys.txt\): expected a readable file \(ENOENT/);
   });
+
+  it('refuses a file without any key unless authentication is off, for every app that reloads it', () => {
+    const config = fromFile('acme:acme-key-1\n');
+    expect(messageOf(() => reloadApiKeys(config, reading('# acme:acme-key-1 revoked\n')))).toMatch(
+      /^API_KEYS_FILE \(\/keys.txt\): expected at least one tenant:key entry; set AUTH_DISABLED=true/,
+    );
+    expect(messageOf(() => reloadApiKeys(config, reading('')))).toMatch(/expected at least one tenant:key entry/);
+    const open = fromFile('acme:acme-key-1\n', { AUTH_DISABLED: 'true' });
+    expect(reloadApiKeys(open, reading(''))).toEqual([]);
+  });
 });
 
 describe('describeConfig', () => {

@@ -376,13 +376,28 @@ function readApiKeysFile(file: string, source: string, laneNames: readonly strin
 }
 
 /**
+ * Refuses keys nobody could call with, unless authentication is explicitly off: at the API's start,
+ * and on every reload of API_KEYS_FILE (a file emptied by mistake would lock every caller out of
+ * the API, and turn every tenant of the exporter into `other`).
+ */
+export function assertAuthConfigured(config: Pick<BullpenConfig, 'authDisabled' | 'apiKeysFile'>, apiKeys: readonly ApiKeyEntry[]): void {
+  if (!config.authDisabled && apiKeys.length === 0) {
+    const expected = config.apiKeysFile
+      ? `API_KEYS_FILE (${config.apiKeysFile}): expected at least one tenant:key entry`
+      : 'API_KEYS: expected at least one tenant:key entry (or API_KEYS_FILE)';
+    throw new ConfigError(`${expected}; set AUTH_DISABLED=true to run without authentication`);
+  }
+}
+
+/**
  * Re-reads API_KEYS_FILE (config.apiKeysFile) by the rules loadConfig read it with at start, the
- * lanes of lane-bound keys and API_OPERATOR_TENANTS included: the keys to use from now on. Throws a
+ * lanes of lane-bound keys and API_OPERATOR_TENANTS included, and at least one key unless
+ * AUTH_DISABLED (assertAuthConfigured): the keys to use from now on. Throws a
  * ConfigError naming the file and what is wrong with it, and never showing a key. Undefined when
  * the keys come from API_KEYS, which only a restart re-reads.
  */
 export function reloadApiKeys(
-  config: Pick<BullpenConfig, 'apiKeysFile' | 'laneNames' | 'apiOperatorTenants'>,
+  config: Pick<BullpenConfig, 'apiKeysFile' | 'laneNames' | 'apiOperatorTenants' | 'authDisabled'>,
   options: LoadConfigOptions = {},
 ): readonly ApiKeyEntry[] | undefined {
   const file = config.apiKeysFile;
@@ -390,6 +405,7 @@ export function reloadApiKeys(
   const readFile = options.readFile ?? ((name: string) => readFileSync(name, 'utf8'));
   const apiKeys = readApiKeysFile(file, `API_KEYS_FILE (${file})`, config.laneNames, readFile);
   checkOperatorTenants(config.apiOperatorTenants, apiKeys, 'API_KEYS_FILE');
+  assertAuthConfigured(config, apiKeys);
   return Object.freeze(apiKeys);
 }
 

@@ -9,6 +9,7 @@ import {
   TimeoutError,
   ERROR_CLASSES,
   describeThrown,
+  type ConsoleLevel,
   type ErrorClass,
   type LogLevel,
   type TracingConfig,
@@ -61,6 +62,9 @@ export type FromThread =
   /** An error no handler call caught (a rejection or a throw after the call ended), and the job
    * of the last call that started in the thread, its likely source. */
   | { type: 'stray'; error: SerializedError; jobId: string | undefined; handler: string | undefined }
+  /** What code in the thread printed with console.warn or console.error, formatted as the console
+   * formats it, and the call that was running then or, between calls, the last one that started. */
+  | { type: 'console'; level: ConsoleLevel; message: string; jobId: string | undefined; handler: string | undefined; attempt: number | undefined }
   | { type: 'progress'; taskId: number; value: JobProgress }
   /** `value` is the result's stored (JSON) form, made in the thread. */
   | { type: 'done'; taskId: number; ok: true; value: unknown }

@@ -8,6 +8,7 @@
 // OpenTelemetry SDK under the worker's settings, and each call runs in the context of the attempt
 // span it was sent, so the handler's spans (the http handler's outbound call) are that span's
 // children and its traceparent goes downstream.
+import { format } from 'node:util';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { PermanentError, createLogger, extractTraceContext, startTracing } from '@bullpen/core';
@@ -22,6 +23,18 @@ const port = parentPort;
 if (!port) throw new Error('thread-main must run in a worker thread');
 const data = workerData as ThreadData;
 const post = (message: FromThread) => port.postMessage(message);
+/** The last call that started here: what the thread prints, or an error no call caught, most likely comes from it. */
+let lastCall: { jobId: string; handler: string; attempt: number } | undefined;
+
+// A thread's console writes to the process's stderr directly, past the JSON logger the worker
+// routes its console through (captureConsole): what a handler prints is sent to the pool instead,
+// which logs it as the worker logs its own console output. Installed before the handlers load, so
+// that what they print then is sent too.
+const forward = (level: 'warn' | 'error') => (...args: unknown[]) => {
+  post({ type: 'console', level, message: format(...args), jobId: lastCall?.jobId, handler: lastCall?.handler, attempt: lastCall?.attempt });
+};
+console.warn = forward('warn');
+console.error = forward('error');
 
 let registry: HandlerRegistry | undefined;
 try {
@@ -32,8 +45,6 @@ try {
 const logger = createLogger('worker', data.logLevel).child({ thread: threadId });
 const tracing = startTracing(data.tracing, data.serviceName, logger);
 const running = new Map<number, AbortController>();
-/** The last call that started here: an error no call caught most likely comes from it. */
-let lastCall: { jobId: string; handler: string } | undefined;
 
 // Node would end the thread on such an error, failing whatever call runs in it then, most often
 // the next job's. It is reported instead, and the pool retires this thread once its call is done.
@@ -62,7 +73,7 @@ port.on('message', (message: ToThread) => {
   }
   if (!registry) return; // 'fatal' was sent; the pool stops this thread
   const { taskId, name, payload, ctx, trace } = message;
-  lastCall = { jobId: ctx.jobId, handler: name };
+  lastCall = { jobId: ctx.jobId, handler: name, attempt: ctx.attempt };
   const handler = registry.get(name);
   if (!handler) {
     const err = new PermanentError(`no handler named "${name}" in isolated threads (built-ins and HANDLERS_DIR)`, 'unknown_handler');

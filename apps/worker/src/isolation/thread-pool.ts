@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { Logger } from '@bullpen/core';
+import { ConsoleRouter, type Logger } from '@bullpen/core';
 import type { JobProgress } from 'bullmq';
 import { deserializeError, serializeError, type FromThread, type ThreadData, type ThreadTaskContext, type ToThread } from './protocol';
 import { ThreadStartError } from './thread-start-error';
@@ -108,8 +108,12 @@ export class ThreadPool {
   private started = 0;
   private terminated = 0;
   private closed = false;
+  /** Logs what the threads' handlers print, as the worker logs its own console output. */
+  private readonly console: ConsoleRouter;
 
-  constructor(private readonly options: ThreadPoolOptions) {}
+  constructor(private readonly options: ThreadPoolOptions) {
+    this.console = new ConsoleRouter(options.logger);
+  }
 
   /** Starts the lane's threads, so that they are likely ready when its first jobs come; it does not wait for them. */
   start(): void {
@@ -190,6 +194,7 @@ export class ThreadPool {
         await thread.exited;
       }),
     );
+    this.console.close();
   }
 
   private lease(thread: PoolThread): ThreadLease {
@@ -337,6 +342,14 @@ export class ThreadPool {
         cause: err,
       });
       void thread.worker.terminate();
+      return;
+    }
+    if (message.type === 'console') {
+      this.console.route(message.level, message.message, {
+        lane: this.options.lane,
+        thread: thread.worker.threadId,
+        ...(message.jobId !== undefined ? { job_id: message.jobId, handler: message.handler, attempt: message.attempt } : {}),
+      });
       return;
     }
     if (message.type === 'stray') {
