@@ -179,19 +179,8 @@ export class DeadLetters {
       const results = await this.apply<RedriveStatus>(lane, tenant, ids, bound, 'redrive', (job) =>
         this.claimed(lane, job, () => redriveDeadLetter(this.deps, job, policy)),
       );
-      const count = (status: RedriveStatus) => results.filter((r) => r.status === status).length;
-      const claimed = count('claimed');
-      const retryAfterSeconds = claimed > 0 ? await this.claimsEndIn(lane, results) : undefined;
-      return {
-        lane,
-        redriven: count('redriven'),
-        notFound: count('not_found'),
-        notDead: count('not_dead'),
-        claimed,
-        ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
-        ...(bound !== undefined ? { failedBefore: bound } : {}),
-        results,
-      };
+      const { count, rest } = await this.tally(lane, results, bound);
+      return { lane, redriven: count('redriven'), ...rest, results };
     });
   }
 
@@ -213,19 +202,8 @@ export class DeadLetters {
           return removal.kind === 'removed' ? 'purged' : removal.kind === 'kept' ? 'not_dead' : 'not_found';
         }),
       );
-      const count = (status: PurgeStatus) => results.filter((r) => r.status === status).length;
-      const claimed = count('claimed');
-      const retryAfterSeconds = claimed > 0 ? await this.claimsEndIn(lane, results) : undefined;
-      return {
-        lane,
-        purged: count('purged'),
-        notFound: count('not_found'),
-        notDead: count('not_dead'),
-        claimed,
-        ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
-        ...(bound !== undefined ? { failedBefore: bound } : {}),
-        results,
-      };
+      const { count, rest } = await this.tally(lane, results, bound);
+      return { lane, purged: count('purged'), ...rest, results };
     });
   }
 
@@ -251,6 +229,24 @@ export class DeadLetters {
     } finally {
       this.running.delete(running);
     }
+  }
+
+  /**
+   * What a redrive or purge answers beside its own count and its results: the other statuses
+   * counted, when the claims other calls hold end, and the bound of a call for all.
+   */
+  private async tally<S extends string>(lane: string, results: readonly ActionResult<S>[], bound: number | undefined) {
+    const count = (status: S | 'not_found' | 'not_dead' | 'claimed') => results.filter((r) => r.status === status).length;
+    const claimed = count('claimed');
+    const retryAfterSeconds = claimed > 0 ? await this.claimsEndIn(lane, results) : undefined;
+    const rest = {
+      notFound: count('not_found'),
+      notDead: count('not_dead'),
+      claimed,
+      ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+      ...(bound !== undefined ? { failedBefore: bound } : {}),
+    };
+    return { count, rest };
   }
 
   /** Seconds until the claims on the dead letters answered claimed in `results` have all ended, at the latest (at least 1). */
