@@ -119,6 +119,21 @@ describe('bullpen and answers that are not the API’s', () => {
     expect(run.stderr).toMatch(/cannot reach the API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED: /);
   });
 
+  it('prints a next-page hint that works as pasted, even for a cursor that begins with a dash', async () => {
+    // An API from before cursors were kept from beginning with a dash still hands them out.
+    standIn = await startStandIn((req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], nextCursor: req.url.includes('cursor=') ? null : '-Zm9v_' })),
+    );
+    const env = { BULLPEN_API_URL: standIn.url, BULLPEN_API_KEY: 'k' };
+    const first = await bullpen(['dead', 'tool_call', '--limit', '1'], env);
+    expect(first.code).toBe(0);
+    const hint = /pass (--cursor\S+) for the next page/.exec(first.stderr)?.[1];
+    expect(hint).toBeDefined();
+    const next = await bullpen(['dead', 'tool_call', '--limit', '1', hint ?? ''], env);
+    expect({ code: next.code, stderr: next.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(standIn.requests.map((r) => r.url)).toEqual(['/v1/lanes/tool_call/dead?limit=1', '/v1/lanes/tool_call/dead?limit=1&cursor=-Zm9v_']);
+  });
+
   it('refuses a BULLPEN_API_URL that is not http(s), and a bad BULLPEN_API_TIMEOUT_MS (exit 2)', async () => {
     for (const url of ['localhost:3000', 'ftp://localhost:3000', 'not a url']) {
       const run = await bullpen(['lanes'], { BULLPEN_API_URL: url, BULLPEN_API_KEY: 'k' });

@@ -230,7 +230,7 @@ describe('the bullpen CLI against a running API', () => {
     const page = JSON.parse(first.stdout) as { items: Array<{ id: string }>; nextCursor: string | null };
     expect(page.items).toHaveLength(2);
     expect(page.nextCursor).toEqual(expect.any(String));
-    expect(first.stderr).toContain(`--cursor ${page.nextCursor}`);
+    expect(first.stderr).toContain(`--cursor=${page.nextCursor}`);
     const second = JSON.parse((await bullpen(['dead', 'tool_call', '--limit', '2', '--cursor', page.nextCursor ?? ''], env)).stdout) as {
       items: Array<{ id: string }>;
       nextCursor: string | null;

@@ -28,9 +28,22 @@ function additionalData({ tenant, lane }: DeadCursorScope): Buffer {
   return Buffer.from(`bullpen dead cursor\0${tenant}\0${lane}`, 'utf8');
 }
 
+/**
+ * A random IV whose base64url text does not begin with `-` or `_` (a first byte of 0xf8 or more):
+ * a cursor that began with a dash is taken for an option when pasted after `--cursor` on a
+ * command line. Drawing again keeps the IV uniform over the rest; cursors stay the same format,
+ * so replicas before and after this opened each other's.
+ */
+function cursorIv(): Buffer {
+  for (;;) {
+    const iv = randomBytes(IV_BYTES);
+    if ((iv[0] ?? 0) < 0xf8) return iv;
+  }
+}
+
 /** Seals `cursor` for `scope` with `key`: base64url of iv | ciphertext | tag. */
 export function sealDeadCursor(key: Buffer, cursor: DeadCursor, scope: DeadCursorScope): string {
-  const iv = randomBytes(IV_BYTES);
+  const iv = cursorIv();
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(additionalData(scope));
   const body = Buffer.concat([cipher.update(JSON.stringify([cursor.score, cursor.id]), 'utf8'), cipher.final()]);

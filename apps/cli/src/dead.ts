@@ -86,7 +86,7 @@ export async function dead(args: string[], client: ApiClient, io: Out): Promise<
   if (!values.all) {
     const first = await page(values.cursor);
     io.out(JSON.stringify(first, null, 2));
-    if (first.nextCursor !== null) io.err(`bullpen: more dead letters: pass --cursor ${first.nextCursor} for the next page, or --all for every page\n`);
+    if (first.nextCursor !== null) io.err(`bullpen: more dead letters: pass --cursor=${first.nextCursor} for the next page, or --all for every page\n`);
     return 0;
   }
   const items: unknown[] = [];
