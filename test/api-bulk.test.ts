@@ -16,7 +16,9 @@ describe('producer API: bulk submission', () => {
   let api: TestApi;
 
   beforeEach(async () => {
-    api = await startTestApi({ lanesFile });
+    // These bulks are about which items are taken. On a contended machine Redis may take longer
+    // than the 1 s default bound to add 1,000 jobs (a 503 redis_timeout, which is right there).
+    api = await startTestApi({ lanesFile, env: { API_REDIS_TIMEOUT_MS: '10000' } });
   });
 
   afterEach(async () => {

@@ -8,10 +8,11 @@ import { LaneRegistry } from '../apps/api/src/lane-registry';
 import { ProblemError } from '../apps/api/src/problem';
 import { JobProducer } from '../apps/api/src/producer';
 import { RedisGuard, RedisTimeoutError, createApiRedis } from '../apps/api/src/redis-guard';
+import { startLatencyProxy, startTestApi, type TestApi } from '../apps/api/test/harness';
 import { standaloneUrl } from './support/config';
 import { startCuttingProxy } from './support/cutting-proxy';
 import { startProducerSide, type ProducerSide } from './support/producer';
-import { redisUrl, waitUntil } from './support/wait';
+import { redisUrl, testPrefix, waitUntil } from './support/wait';
 
 /** A guard whose n-th call is sent and applied by Redis, but answered too late. */
 class LateGuard extends RedisGuard {
@@ -150,6 +151,28 @@ describe('an answer that arrives while the API is busy past the bound', () => {
       await expect(call).resolves.toBe('PONG');
     } finally {
       redis.disconnect();
+    }
+  });
+});
+
+describe('API_REDIS_TIMEOUT_MS', () => {
+  it('bounds each Redis call of a request: past it the answer is a 503, within it the job is taken', async () => {
+    // Every call round-trips in at least 0.6 s: past a bound of 200 ms, well within 5 s.
+    const proxy = await startLatencyProxy(new URL(redisUrl()), 300);
+    const prefix = testPrefix('slow');
+    const apis: TestApi[] = [];
+    try {
+      for (const timeout of ['200', '5000']) apis.push(await startTestApi({ prefix, env: { REDIS_URL: proxy.url, API_REDIS_TIMEOUT_MS: timeout } }));
+      const [bounded, patient] = apis as [TestApi, TestApi];
+      const late = await bounded.request('POST', '/v1/lanes/tool_call/jobs', { body: { name: 'noop', idempotencyKey: 'late' } });
+      // Its first call, before any write, ran out of time: nothing was sent that could add the job.
+      expect([late.status, late.body.code, late.body.detail]).toEqual([503, 'redis_unavailable', 'Redis did not answer within 200 ms']);
+      const taken = await patient.request('POST', '/v1/lanes/tool_call/jobs', { body: { name: 'noop', idempotencyKey: 'patient' } });
+      expect(taken.status).toBe(201);
+      expect((await patient.request('GET', `/v1/lanes/tool_call/jobs/${taken.body.id}`)).status).toBe(200);
+    } finally {
+      for (const api of apis) await api.stop();
+      await proxy.close();
     }
   });
 });

@@ -57,7 +57,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
 
   // Why Redis cannot be reached, or what it refuses, is logged and said in the 503s it causes.
   const redisWatch = new RedisConnectionWatch({ target: config.redis, prefix: config.prefix, logger }).watch(redis);
-  const guard = new RedisGuard(redis, undefined, redisWatch);
+  const guard = new RedisGuard(redis, config.apiRedisTimeoutMs, redisWatch);
   const lanes = new LaneRegistry(config, redis, logger);
   const inFlight = new JobsInFlight(config.apiMaxInflightJobs, config.apiInflightWaitMs);
   const metrics = createApiMetrics(inFlight, config.laneNames);

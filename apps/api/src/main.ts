@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   captureConsole(logger);
   const tracing = startTracing(config.tracing, 'bullpen-api', logger);
   logger.info('starting', { config: describeConfig(config), tracing: tracing.enabled });
-  const redis = createApiRedis(config.redis, 'bullpen-api');
+  const redis = createApiRedis(config.redis, 'bullpen-api', config.apiRedisTimeoutMs);
   // An API with nothing to do must not have its connection closed by Redis's idle timeout: the
   // requests that found it reconnecting would be answered 503 (redis-heartbeat.ts).
   const heartbeat = new RedisHeartbeat(redis).start();

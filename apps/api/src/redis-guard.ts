@@ -1,21 +1,21 @@
 // Bounds every Redis call a request makes, so that an outage answers 503 at once (or within the
 // timeout when Redis hangs) instead of holding the request: the producer connection does not
 // queue commands offline, and BullMQ's own waits on its client are cut short here.
-import { UnavailableError, createRedis, type RedisConnectionWatch, type RedisClient, type RedisTarget } from '@bullpen/core';
+import { DEFAULT_API_REDIS_TIMEOUT_MS, UnavailableError, createRedis, type RedisConnectionWatch, type RedisClient, type RedisTarget } from '@bullpen/core';
 import type IORedis from 'ioredis';
 import { ReplyError } from 'ioredis';
 
-/** Default per-call bound; the proof asks for a 503 within 2 s. */
-export const REDIS_CALL_TIMEOUT_MS = 1000;
+/** Default per-call bound (API_REDIS_TIMEOUT_MS); the proof asks for a 503 within 2 s. */
+export const REDIS_CALL_TIMEOUT_MS = DEFAULT_API_REDIS_TIMEOUT_MS;
 
 /**
  * The API's producer connection: fails fast, queues nothing offline. Its own per-command timeout
  * is only a backstop behind the guard's bound, which decides for a request.
  */
-export function createApiRedis(url: string, name?: string): IORedis;
-export function createApiRedis(target: RedisTarget | string, name?: string): RedisClient;
-export function createApiRedis(target: RedisTarget | string, name?: string): RedisClient {
-  return createRedis(target, 'producer', name, { commandTimeoutMs: 5 * REDIS_CALL_TIMEOUT_MS });
+export function createApiRedis(url: string, name?: string, callTimeoutMs?: number): IORedis;
+export function createApiRedis(target: RedisTarget | string, name?: string, callTimeoutMs?: number): RedisClient;
+export function createApiRedis(target: RedisTarget | string, name?: string, callTimeoutMs = REDIS_CALL_TIMEOUT_MS): RedisClient {
+  return createRedis(target, 'producer', name, { commandTimeoutMs: 5 * callTimeoutMs });
 }
 
 /** The error classes (redis-errors, ioredis) of a connection aborted, refused or garbled. */

@@ -5,7 +5,7 @@
 // API cannot vouch for (the jobs are on the primary and may or may not survive it), answered as
 // redis_timeout with the jobs' ids.
 import { lanePrefix, waitForReplicas, type BullpenConfig, type RedisClient } from '@bullpen/core';
-import { REDIS_CALL_TIMEOUT_MS, RedisGuard, RedisOutcomeUnknownError } from './redis-guard';
+import { RedisGuard, RedisOutcomeUnknownError } from './redis-guard';
 
 /** Fewer replicas than configured acknowledged the writes in time. */
 export class NotReplicatedError extends RedisOutcomeUnknownError {
@@ -30,7 +30,7 @@ export class ReplicaWait {
   ) {
     this.replicas = config.apiRedisWaitReplicas;
     this.timeoutMs = config.apiRedisWaitTimeoutMs;
-    this.guard = new RedisGuard(redis, this.timeoutMs + REDIS_CALL_TIMEOUT_MS);
+    this.guard = new RedisGuard(redis, this.timeoutMs + config.apiRedisTimeoutMs);
   }
 
   /** Whether submissions wait for replicas at all. */

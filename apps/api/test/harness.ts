@@ -70,7 +70,7 @@ export async function whenReady(redis: IORedis): Promise<void> {
 export async function startTestApi(options: TestConfigOptions & { waitForRedis?: boolean } = {}): Promise<TestApi> {
   // acme operates the lanes (pause, resume); beta is a tenant like any other.
   const config = testConfig({ ...options, env: { API_KEYS, API_OPERATOR_TENANTS: 'acme', ...options.env } });
-  const producer = createApiRedis(standaloneUrl(config));
+  const producer = createApiRedis(standaloneUrl(config), undefined, config.apiRedisTimeoutMs);
   const redis = createRedis(standaloneUrl(config), 'worker');
   if (options.waitForRedis !== false) await Promise.all([whenReady(producer), whenReady(redis)]);
   const api = createApiApp({ config, redis: producer, logger: createLogger('api', 'error') });

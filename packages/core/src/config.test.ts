@@ -26,6 +26,7 @@ describe('loadConfig', () => {
     expect(config.workerLanes).toEqual(config.laneNames);
     expect(config.authDisabled).toBe(false);
     expect(config.apiRedisMemoryLimit).toBe(0.9);
+    expect(config.apiRedisTimeoutMs).toBe(1000);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -38,6 +39,8 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ API_REDIS_MEMORY_LIMIT: '90%' })).toThrow(/API_REDIS_MEMORY_LIMIT: expected a number from 0.1 to 1, got "90%"/);
     expect(() => loadConfig({ API_REDIS_MEMORY_LIMIT: '1.5' })).toThrow(/API_REDIS_MEMORY_LIMIT: expected a number from 0.1 to 1/);
     expect(loadConfig({ API_REDIS_MEMORY_LIMIT: '0.75' }).apiRedisMemoryLimit).toBe(0.75);
+    expect(() => loadConfig({ API_REDIS_TIMEOUT_MS: '10' })).toThrow(/API_REDIS_TIMEOUT_MS: expected an integer from 50 to 60000, got "10"/);
+    expect(loadConfig({ API_REDIS_TIMEOUT_MS: '3000' }).apiRedisTimeoutMs).toBe(3000);
   });
 
   it('does not read a malformed boolean as true', () => {

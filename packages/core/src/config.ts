@@ -22,6 +22,8 @@ export const DEFAULT_LOG_REDACT_KEYS = 'password,token,secret,authorization,apik
 
 /** API_KEEPALIVE_TIMEOUT_MS's default: longer than a load balancer's usual 60 s idle timeout. */
 export const DEFAULT_API_KEEPALIVE_TIMEOUT_MS = 65_000;
+/** API_REDIS_TIMEOUT_MS's default: an outage answers 503 within 2 s, as the API promises. */
+export const DEFAULT_API_REDIS_TIMEOUT_MS = 1000;
 
 export interface TracingConfig {
   /** On when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) and OTEL_SDK_DISABLED is not true. */
@@ -119,6 +121,12 @@ export interface BullpenConfig {
    * never closes one just as the balancer sends a request on it (Node's own 5 s would).
    */
   readonly apiKeepAliveTimeoutMs: number;
+  /**
+   * API_REDIS_TIMEOUT_MS: how long the API waits for Redis to answer one call of a request (a
+   * bulk submission's whole transaction included) before it answers 503 redis_timeout; default
+   * 1000. A Redis far away or on a contended host may need more for bulks of 1,000 jobs.
+   */
+  readonly apiRedisTimeoutMs: number;
   /**
    * API_REDIS_WAIT_REPLICAS: replicas that must hold a job before the API answers 201 (Redis's
    * WAIT); default 0, the primary's acknowledgement alone. API_REDIS_WAIT_TIMEOUT_MS: how long the
@@ -324,6 +332,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     apiMaxInflightJobs: intVar(env, 'API_MAX_INFLIGHT_JOBS', 2000, 1, 1_000_000),
     apiInflightWaitMs: intVar(env, 'API_INFLIGHT_WAIT_MS', 5000, 0, 600_000),
     apiKeepAliveTimeoutMs: intVar(env, 'API_KEEPALIVE_TIMEOUT_MS', DEFAULT_API_KEEPALIVE_TIMEOUT_MS, 1000, 3_600_000),
+    apiRedisTimeoutMs: intVar(env, 'API_REDIS_TIMEOUT_MS', DEFAULT_API_REDIS_TIMEOUT_MS, 50, 60_000),
     apiRedisWaitReplicas: intVar(env, 'API_REDIS_WAIT_REPLICAS', 0, 0, 16),
     apiRedisWaitTimeoutMs: intVar(env, 'API_REDIS_WAIT_TIMEOUT_MS', 500, 1, 10_000),
     apiRedisMemoryLimit: numberVar(env, 'API_REDIS_MEMORY_LIMIT', 0.9, 0.1, 1),
