@@ -104,7 +104,7 @@ describe('the bullpen CLI against a running API', () => {
     const refused = await bullpen(['resume', 'critic'], { ...env, BULLPEN_API_KEY: KEYS.beta });
     expect(refused.code).toBe(4);
     expect(refused.stdout).toBe('');
-    expect(refused.stderr).toMatch(/^bullpen: 403: operator_only - Tenant beta may not resume lanes.*\(a lane is resumed for every tenant: use the key of a tenant API_OPERATOR_TENANTS names\)\n$/);
+    expect(refused.stderr).toMatch(/^bullpen: 403: operator_only - Tenant beta may not resume lanes.*\(use the key of a tenant API_OPERATOR_TENANTS names\)\n$/);
     expect(await pausedOf()).toBe(true);
 
     const resumed = await bullpen(['resume', 'critic'], env);

@@ -104,7 +104,7 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   root.get('/readyz', async (_req, res) => {
     const evicting = policies.evictingPolicy();
     if (await guard.ping()) res.status(200).json({ status: 'ready', ...(evicting ? { warnings: [evictingPolicyMessage(evicting)] } : {}) });
-    else sendProblem(res, unavailableProblem(guard.ready ? 'Redis did not answer PING within 1 s' : guard.notReadyReason()));
+    else sendProblem(res, unavailableProblem(guard.ready ? `Redis did not answer PING within ${config.apiRedisTimeoutMs} ms` : guard.notReadyReason()));
   });
   root.get('/openapi.json', (_req, res) => {
     openApi ??= JSON.stringify(buildOpenApiDocument(config));

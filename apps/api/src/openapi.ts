@@ -258,7 +258,7 @@ export function buildOpenApiDocument(config: BullpenConfig): JsonObject {
       },
       '/readyz': {
         get: {
-          summary: 'Redis answers PING within 1 s',
+          summary: 'Redis answers PING within API_REDIS_TIMEOUT_MS (1 s by default)',
           security: noAuth,
           responses: {
             '200': { description: 'Ready. `warnings` is there when Redis may evict jobs (its maxmemory-policy is not noeviction).' },

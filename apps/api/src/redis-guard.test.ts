@@ -1,5 +1,6 @@
 import IORedis, { ReplyError } from 'ioredis';
-import { isConnectionFailure } from './redis-guard';
+import type { RedisClient } from '@bullpen/core';
+import { RedisGuard, isConnectionFailure } from './redis-guard';
 
 describe('isConnectionFailure', () => {
   it('knows the errors of a connection that is down, lost or too slow', async () => {
@@ -21,5 +22,20 @@ describe('isConnectionFailure', () => {
     expect(isConnectionFailure(new RangeError('Maximum call stack size exceeded'))).toBe(false);
     expect(isConnectionFailure(new TypeError('x is undefined'))).toBe(false);
     expect(isConnectionFailure('Connection is closed.')).toBe(false);
+  });
+});
+
+describe('RedisGuard.notReadyReason', () => {
+  it('names the connection state in words, not as ioredis spells its status', () => {
+    const reasons = ['wait', 'connecting', 'connect', 'reconnecting', 'end'].map((status) =>
+      new RedisGuard({ status } as unknown as RedisClient).notReadyReason(),
+    );
+    expect(reasons).toEqual([
+      'Redis is not connected yet; retry shortly',
+      'Redis is connecting; retry shortly',
+      'Redis is connecting; retry shortly',
+      'Redis is reconnecting; retry shortly',
+      'Redis is disconnected; retry shortly',
+    ]);
   });
 });

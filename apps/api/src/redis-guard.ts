@@ -69,6 +69,16 @@ export class RedisTimeoutError extends RedisOutcomeUnknownError {}
  */
 export class RedisConnectionLostError extends RedisOutcomeUnknownError {}
 
+/** ioredis's connection status as a state a reader can take in ("connect" is connected, not yet ready). */
+const CONNECTION_STATES: Readonly<Record<string, string>> = {
+  wait: 'not connected yet',
+  connecting: 'connecting',
+  connect: 'connecting',
+  reconnecting: 'reconnecting',
+  close: 'disconnected',
+  end: 'disconnected',
+};
+
 export class RedisGuard {
   /** @param watch says why the connection is down (a connection error, refused credentials) */
   constructor(
@@ -115,7 +125,8 @@ export class RedisGuard {
   /** Why calls are refused while the connection is not ready. */
   notReadyReason(): string {
     const why = this.watch?.downReason;
-    return why ? `Redis is ${this.redis.status}: ${why}` : `Redis is ${this.redis.status}; retry shortly`;
+    const state = CONNECTION_STATES[this.redis.status] ?? this.redis.status;
+    return why ? `Redis is ${state}: ${why}` : `Redis is ${state}; retry shortly`;
   }
 
   /** PING within the bound; false instead of throwing. */

@@ -13,7 +13,7 @@ describe('ReplicaWait', () => {
     try {
       const err = await new ReplicaWait(down, config('1')).confirm('tool_call').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RedisOutcomeUnknownError);
-      expect((err as Error).message).toMatch(/^the replicas could not be asked: Redis is wait/);
+      expect((err as Error).message).toMatch(/^the replicas could not be asked: Redis is not connected yet/);
     } finally {
       down.disconnect();
     }

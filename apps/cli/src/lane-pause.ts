@@ -21,10 +21,10 @@ function isLanePaused(body: unknown): body is LanePaused {
 }
 
 /** What to do about a refusal, added to the API's own words. */
-function advice(err: ApiError, command: 'pause' | 'resume'): string | undefined {
+function advice(err: ApiError): string | undefined {
   switch (err.code) {
     case 'operator_only':
-      return `a lane is ${command}d for every tenant: use the key of a tenant API_OPERATOR_TENANTS names`;
+      return `use the key of a tenant API_OPERATOR_TENANTS names`;
     case 'lane_forbidden':
     case 'lane_not_found':
       return '`bullpen lanes` lists the lanes this key may use';
@@ -44,7 +44,7 @@ export async function setPaused(command: 'pause' | 'resume', args: string[], cli
   try {
     body = (await client.request<unknown>('POST', path)).body;
   } catch (err) {
-    const hint = err instanceof ApiError ? advice(err, command) : undefined;
+    const hint = err instanceof ApiError ? advice(err) : undefined;
     if (hint && err instanceof ApiError) throw new ApiError(`${err.message} (${hint})`, err.status, err.exitCode, err.body, err.retryAfterSeconds);
     throw err;
   }
