@@ -1,13 +1,14 @@
 // The exporter's lifecycle event log with real jobs: a worker runs them, the exporter process reads
 // the lane streams and writes the same lines as the worker's own log (same envelope and fields;
 // null for what the streams do not carry), `bullpen report` reads it, it rotates at
-// EVENT_LOG_MAX_BYTES, a SIGKILL loses no line, and a path that cannot be written does not stop
-// the exporter counting: the failed writes are counted in a metric and logged once.
+// EVENT_LOG_MAX_BYTES, a SIGKILL loses no line, a path that cannot be written does not stop
+// the exporter counting (the failed writes are counted in a metric and logged once), and entries
+// trimmed before it read them are said in an events_lost line that `bullpen report` warns of.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLaneQueue, createLogger, createRedis, wrapJobData } from '@bullpen/core';
+import { createLaneQueue, createLogger, createRedis, laneEventsKey, wrapJobData } from '@bullpen/core';
 import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
 import { buildReport } from '../apps/cli/src/report';
@@ -228,6 +229,52 @@ describe("the exporter's lifecycle event log", () => {
     expect(report.groups).toEqual([
       expect.objectContaining({ lane: 'work', tenant: 'acme', started: ids.length, succeeded: ids.length, failed: 0, retried: before.length }),
     ]);
+  });
+
+  it('writes an events_lost line for entries trimmed from a lane stream while it was away, and bullpen report warns that its figures miss them', async () => {
+    const file = path.join(dir, 'exporter.jsonl');
+    let exporter = await startExporter({ EVENT_LOG_FILE: file });
+    let worker = await startWorker();
+    const t0 = Date.now();
+    const before = await run(Array.from({ length: 3 }, () => ({ name: 'noop', data: {} })));
+    await waitUntil(async () => (await attemptsCounted(exporter)) === before.length, { what: 'the exporter to count the first jobs' });
+    await exporter.kill('SIGTERM');
+    // While the exporter is away, 10 jobs run and their entries are trimmed (what EVENTS_MAX_LEN
+    // does in an outage longer than the stream holds). The worker is closed first, so that its
+    // last batched entry is in the stream when it is trimmed.
+    const away = await run(Array.from({ length: 10 }, () => ({ name: 'noop', data: {} })));
+    await worker.close();
+    expect(await redis.xtrim(laneEventsKey(prefix, 'work'), 'MAXLEN', 0)).toBeGreaterThan(0);
+
+    exporter = await startExporter({ EVENT_LOG_FILE: file });
+    worker = await startWorker();
+    const after = await run(Array.from({ length: 3 }, () => ({ name: 'noop', data: {} })));
+    await waitUntil(async () => (await attemptsCounted(exporter)) === before.length + after.length, { what: 'the restarted exporter to count the last jobs' });
+    const lost = total(await exporter.samples(), 'bullpen_exporter_events_lost_total', { lane: 'work' });
+    await exporter.kill('SIGTERM');
+
+    const lines = readLogLines(file);
+    const losses = lines.filter((l) => l.event === 'events_lost');
+    expect(losses).toHaveLength(1);
+    const [loss] = losses as [LogLine];
+    expect(Object.keys(loss)).toEqual(['ts', 'event', 'lane', 'lost', 'from_ts', 'from_stream_id', 'entries_before', 'to_stream_id']);
+    // Four entries a job at least (BullMQ's added, waiting, active, completed) and bullpen's own.
+    expect(loss).toMatchObject({ lane: 'work', lost, to_stream_id: null });
+    expect(lost).toBeGreaterThanOrEqual(4 * away.length);
+    // The loss runs from the entry the exporter had counted up to: after the first jobs' lines,
+    // before the last ones'.
+    const streamIdsOf = (ids: string[]) => lines.filter((l) => ids.includes(String(l.job_id))).map((l) => String(l.stream_id));
+    const ms = (id: string) => Number(id.split('-')[0]);
+    const from = String(loss.from_stream_id);
+    for (const id of streamIdsOf(before)) expect(ms(id)).toBeLessThanOrEqual(ms(from));
+    for (const id of streamIdsOf(after)) expect(ms(id)).toBeGreaterThanOrEqual(Date.parse(String(loss.ts)));
+    expect(loss.from_ts).toBe(new Date(ms(from)).toISOString());
+    expect(streamIdsOf(away)).toEqual([]);
+
+    const report = await buildReport([file], { from: t0 - 1000, to: Date.now() + 1000 });
+    expect(report).toMatchObject({ corruptLines: 0, duplicateLines: 0 });
+    expect(report.groups).toEqual([expect.objectContaining({ lane: 'work', tenant: 'acme', started: before.length + after.length })]);
+    expect(report.eventsLost).toEqual([{ lane: 'work', lost, from: loss.from_ts, to: loss.ts }]);
   });
 
   it('keeps counting while the disk is stuck: the lines its full buffer drops are counted in a metric and logged once', async () => {

@@ -1,5 +1,5 @@
-// `bullpen report`: the command's options, and the warning when the files do not reach back to
-// the start of the window.
+// `bullpen report`: the command's options, the warning when the files do not reach back to the
+// start of the window, and the one when events were lost before the exporter read them.
 import { parseArgs } from 'node:util';
 import { parseDuration, parseTime } from './args';
 import { UsageError } from './config';
@@ -33,7 +33,18 @@ export async function report(args: string[], io: Out): Promise<number> {
   io.out(values.json ? JSON.stringify(result, null, 2) : formatReport(result));
   const warning = coverageWarning(result);
   if (warning !== undefined) io.err(`bullpen: warning: ${warning}\n`);
+  for (const loss of lossWarnings(result)) io.err(`bullpen: warning: ${loss}\n`);
   return 0;
+}
+
+/** Per lane, the events lost before the exporter read them: the figures miss their jobs. */
+function lossWarnings(result: Report): string[] {
+  return result.eventsLost.map(
+    ({ lane, lost, from, to }) =>
+      `lane ${lane}: the figures miss ${lost} lane stream event${lost === 1 ? '' : 's'} (each job makes several), ` +
+      `trimmed from the stream before the exporter read them, from ${from ?? 'the stream start'} to ${to}: ` +
+      `its jobs of that time are undercounted (bullpen_exporter_events_lost_total; raise EVENTS_MAX_LEN)`,
+  );
 }
 
 /** What the figures leave out of the window, when the files do not cover all of it. */

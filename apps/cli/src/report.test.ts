@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EventLog, LIFECYCLE_EVENT, lifecycleLine } from '@bullpen/core';
-import { buildReport, formatReport, percentile, ReportBuilder } from './report';
+import { buildReport, formatReport, percentile, ReportBuilder, type Report } from './report';
 import { run } from './main';
 
 const fixture = path.join(__dirname, '..', 'fixtures', 'events.jsonl');
@@ -89,6 +89,44 @@ describe('bullpen report', () => {
     expect(code).toBe(0);
     const parsed = JSON.parse(out.join('')) as { groups: { lane: string; started: number; failed: number }[] };
     expect(parsed.groups.find((g) => g.lane === 'tool_call')).toMatchObject({ started: 2, failed: 1 });
+  });
+
+  it("warns that the figures miss the events the exporter lost, per lane, and gives them in --json, without counting its events_lost lines as jobs or corrupt", async () => {
+    // An exporter log: 3 jobs, then an outage in which 10 jobs (55 stream entries) were trimmed
+    // unread (its line written twice, as when its batch is counted again after a failed commit,
+    // the trim having gone on meanwhile), then 3 jobs; and a loss of another lane the day before.
+    const lostFixture = path.join(__dirname, '..', 'fixtures', 'events-lost.jsonl');
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (s: string) => out.push(s), err: (s: string) => err.push(s) };
+    expect(await run(['report', lostFixture, '--json', '--since', '2026-01-01T00:00:00Z', '--until', '2026-01-02T00:00:00Z'], {}, io)).toBe(0);
+    const parsed = JSON.parse(out.join('')) as Report;
+    expect(parsed.eventsLost).toEqual([{ lane: 'file_read', lost: 55, from: '2026-01-01T10:00:03.002Z', to: '2026-01-01T10:05:00.000Z' }]);
+    expect(parsed).toMatchObject({ linesRead: 15, corruptLines: 0, outsideWindow: 1, duplicateLines: 0 });
+    expect(parsed.groups).toEqual([expect.objectContaining({ lane: 'file_read', tenant: 'acme', started: 6, succeeded: 6 })]);
+    expect(err.join('')).toBe(
+      'bullpen: warning: lane file_read: the figures miss 55 lane stream events (each job makes several), trimmed from the stream ' +
+        'before the exporter read them, from 2026-01-01T10:00:03.002Z to 2026-01-01T10:05:00.000Z: its jobs of that time are ' +
+        'undercounted (bullpen_exporter_events_lost_total; raise EVENTS_MAX_LEN)\n',
+    );
+
+    // A window that ends before the loss began: nothing missed, nothing said.
+    err.length = 0;
+    out.length = 0;
+    expect(await run(['report', lostFixture, '--json', '--since', '2026-01-01T10:00:00Z', '--until', '2026-01-01T10:00:03.001Z'], {}, io)).toBe(0);
+    expect((JSON.parse(out.join('')) as Report).eventsLost).toEqual([]);
+    expect(err.join('')).toBe('');
+    // A second loss from the same position (nothing was read between two outages) is another loss.
+    const builder = new ReportBuilder(window);
+    const lostLine = (lost: number, entriesBefore: number, ts: string) =>
+      JSON.stringify({ ts, event: 'events_lost', lane: 'a', lost, from_ts: null, from_stream_id: '0-0', entries_before: entriesBefore, to_stream_id: null });
+    builder.addLine(lostLine(4, 0, '2026-01-01T10:00:00.000Z'));
+    builder.addLine(lostLine(6, 4, '2026-01-01T11:00:00.000Z'));
+    expect(builder.build()).toMatchObject({ eventsLost: [{ lane: 'a', lost: 10, from: null, to: '2026-01-01T11:00:00.000Z' }], groups: [], corruptLines: 0 });
+    // The other lane's loss, in its own window, with a start it cannot know.
+    expect((await buildReport([lostFixture], { from: Date.parse('2025-12-31T00:00:00Z'), to: Date.parse('2026-01-01T00:00:00Z') })).eventsLost).toEqual([
+      { lane: 'critic', lost: 7, from: null, to: '2025-12-31T12:00:00.000Z' },
+    ]);
   });
 
   it('exits 2 with a clear message on bad arguments', async () => {

@@ -3,6 +3,7 @@
 // bounded memory apart from the run times of the window, kept for percentiles.
 import { createInterface } from 'node:readline';
 import { UsageError } from './config';
+import { LostEvents, type LaneLoss } from './lost-events';
 import { openLogFiles } from './report-files';
 import { RepeatLeases } from './repeat-leases';
 import { ReplayedLines } from './replayed-lines';
@@ -42,6 +43,9 @@ export interface Report {
    * again after a crash. */
   duplicateLines: number;
   groups: GroupReport[];
+  /** Per lane, lane stream entries trimmed before the exporter read them (its events_lost lines)
+   * in the window: they gave no lines, so the figures miss their jobs. Empty when none. */
+  eventsLost: LaneLoss[];
 }
 
 interface Group {
@@ -72,6 +76,7 @@ export class ReportBuilder {
   newestMs = -Infinity;
   private readonly copies: ReplayedLines;
   private readonly repeats: RepeatLeases;
+  private readonly lost = new LostEvents();
 
   constructor(
     private readonly window: ReportWindow,
@@ -106,6 +111,11 @@ export class ReportBuilder {
     }
     if (ts < this.oldestMs) this.oldestMs = ts;
     if (ts > this.newestMs) this.newestMs = ts;
+    // About a lane, not a job: neither a start nor a group, and never a copy of a job's line.
+    if (event.event === 'events_lost') {
+      if (!this.lost.add(event.lane, ts, event, this.window)) this.outsideWindow += 1;
+      return;
+    }
     // Read before anything is skipped: a retry outside the window still makes its lease inside a
     // repeat, and a line written twice repeats its effect on this state harmlessly.
     const jobId = String(event.job_id);
@@ -192,6 +202,7 @@ export class ReportBuilder {
       outsideWindow: this.outsideWindow,
       duplicateLines: this.duplicateLines,
       groups,
+      eventsLost: this.lost.build(),
     };
   }
 }

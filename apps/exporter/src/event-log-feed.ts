@@ -2,13 +2,16 @@
 // lines are written before its position is committed, so a crash between the two writes them again
 // after the restart (at least once; stream_id tells the copies apart) rather than losing them. The
 // wait for the disk is bounded: a disk that does not answer delays counting once, by maxWaitMs,
-// and is not waited for again until it has answered.
-import type { DecodedLaneEvent, LifecycleLog } from '@bullpen/core';
+// and is not waited for again until it has answered. Entries trimmed before they were read are
+// said in an events_lost line.
+import { eventsLostLine, type DecodedLaneEvent, type EventsLost, type LifecycleLog } from '@bullpen/core';
 import { laneEventLines } from './lifecycle-lines';
 
 export interface BatchLog {
   /** Queues the lines of one lane's entries; never throws. */
   append(lane: string, entries: ReadonlyArray<readonly [id: string, event: DecodedLaneEvent]>): void;
+  /** Queues the events_lost line of entries trimmed before they were read; never throws. */
+  lost(loss: EventsLost): void;
   /** Resolves once the queued lines are written (or dropped on error), or after a bounded wait. Never rejects. */
   written(): Promise<void>;
 }
@@ -27,6 +30,10 @@ export class EventLogFeed implements BatchLog {
     for (const [id, event] of entries) {
       for (const line of laneEventLines(lane, id, event)) this.log.write(line);
     }
+  }
+
+  lost(loss: EventsLost): void {
+    this.log.write(eventsLostLine(loss));
   }
 
   async written(): Promise<void> {

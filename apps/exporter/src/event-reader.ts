@@ -17,6 +17,7 @@ import {
   terminalErrorClass,
   type DecodedLaneEvent,
   type ErrorClass,
+  type EventsLost,
   type Logger,
   type MetricLabels,
 } from '@bullpen/core';
@@ -90,6 +91,8 @@ interface LaneWork {
   delta: LaneDelta;
   failedJobIds: string[];
   failedReasons: string[];
+  /** Entries trimmed after the batch, before they were read. */
+  lost?: EventsLost;
 }
 
 export class EventReader {
@@ -164,7 +167,8 @@ export class EventReader {
     this.state = new LaneStateStore(this.writer, this.options.prefix);
     const { store, logger, onLaneLoaded, onConflict, onGone } = this.options;
     this.reloader = new LaneReload({ state: this.state, store, logger, onLaneLoaded, onConflict, onGone });
-    this.loss = new LossRecorder({ state: this.state, store, logger, reload: (cursor) => this.reload(cursor) });
+    const { eventLog } = this.options;
+    this.loss = new LossRecorder({ state: this.state, store, logger, reload: (cursor) => this.reload(cursor), ...(eventLog ? { eventLog } : {}) });
     this.running = this.run().catch((err: unknown) => {
       this.failed = true;
       this.options.logger.error('event reader stopped', { err: String((err as Error).stack ?? err) });
@@ -369,12 +373,16 @@ export class EventReader {
         readDelta: ids.length + loss.lost,
         delta: w.delta,
       });
+      if (loss.found) w.lost = loss.found;
       committed.push(w);
     }
 
     const { eventLog } = this.options;
     if (eventLog && committed.length > 0) {
-      for (const w of committed) eventLog.append(w.cursor.lane, w.ids.map((id, i) => [id, w.events[i] as DecodedLaneEvent] as const));
+      for (const w of committed) {
+        eventLog.append(w.cursor.lane, w.ids.map((id, i) => [id, w.events[i] as DecodedLaneEvent] as const));
+        if (w.lost) eventLog.lost(w.lost);
+      }
       await eventLog.written();
     }
     const outcomes = await this.state!.commit(commits);

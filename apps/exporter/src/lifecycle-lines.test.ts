@@ -1,5 +1,5 @@
-import { decodeLaneEvent, encodeLaneEvent, LANE_EVENT, type BullpenLaneEvent } from '@bullpen/core';
-import { laneEventLines } from './lifecycle-lines';
+import { decodeLaneEvent, encodeLaneEvent, eventsLostLine, LANE_EVENT, type BullpenLaneEvent } from '@bullpen/core';
+import { eventsLost, laneEventLines } from './lifecycle-lines';
 
 const AT = Date.parse('2026-01-02T03:04:05.678Z');
 const id = `${AT}-3`;
@@ -97,5 +97,27 @@ describe('lifecycle lines from lane stream entries', () => {
     expect(laneEventLines('critic', id, decodeLaneEvent(['event', 'added', 'jobId', '7', 'name', 'http']))).toEqual([]);
     expect(laneEventLines('critic', id, decodeLaneEvent(['event', 'completed', 'jobId', '7']))).toEqual([]);
     expect(laneEventLines('critic', id, decodeLaneEvent(['event', 'bp:attempt']))).toEqual([]);
+  });
+
+  it('says entries trimmed before they were read in an events_lost line about the lane, with no job fields', () => {
+    const stream = { length: 2, lastGeneratedId: `${AT + 9000}-0`, firstEntryId: `${AT + 5000}-1`, entriesAdded: 60 };
+    expect(eventsLostLine(eventsLost('critic', 40, id, 18, stream))).toEqual({
+      ts: new Date(AT + 5000).toISOString(),
+      event: 'events_lost',
+      lane: 'critic',
+      lost: 40,
+      from_ts: new Date(AT).toISOString(),
+      from_stream_id: id,
+      entries_before: 18,
+      to_stream_id: `${AT + 5000}-1`,
+    });
+    // A stream trimmed empty from its start: they end at its last entry, and began who knows when.
+    const emptied = { ...stream, length: 0, firstEntryId: undefined };
+    expect(eventsLostLine(eventsLost('critic', 60, '0-0', 0, emptied))).toMatchObject({
+      ts: new Date(AT + 9000).toISOString(),
+      from_ts: null,
+      from_stream_id: '0-0',
+      to_stream_id: null,
+    });
   });
 });

@@ -8,9 +8,36 @@
 // died) leaves no line, and the worker that takes the job over, under the same attempt number,
 // publishes bp:reclaimed (a reclaim_winner line). What only the worker process knows (where an
 // attempt's time went, BullMQ's count of starts) is null, as is what an older worker did not
-// publish.
-import { attemptsOf, LANE_EVENT, LIFECYCLE_EVENT as E, lifecycleLine, type DecodedLaneEvent, type LifecycleLine, type LifecycleSubject } from '@bullpen/core';
-import { streamIdTimeMs } from './stream-loss';
+// publish. Entries trimmed before the exporter read them give an events_lost line instead.
+import {
+  attemptsOf,
+  LANE_EVENT,
+  LIFECYCLE_EVENT as E,
+  lifecycleLine,
+  type DecodedLaneEvent,
+  type EventsLost,
+  type LifecycleLine,
+  type LifecycleSubject,
+} from '@bullpen/core';
+import { START_POSITION, streamIdTimeMs, type StreamInfo } from './stream-loss';
+
+/**
+ * `lost` entries trimmed after `fromStreamId` (the `entriesBefore`th entry the stream ever had) and
+ * before the stream's first entry now (or, when it holds none, up to its last id): what their
+ * events_lost line says.
+ */
+export function eventsLost(lane: string, lost: number, fromStreamId: string, entriesBefore: number, info: StreamInfo): EventsLost {
+  const to = info.firstEntryId;
+  return {
+    lane,
+    lost,
+    fromMs: fromStreamId === START_POSITION ? null : streamIdTimeMs(fromStreamId),
+    toMs: streamIdTimeMs(to ?? info.lastGeneratedId),
+    fromStreamId,
+    entriesBefore,
+    toStreamId: to ?? null,
+  };
+}
 
 export function laneEventLines(lane: string, entryId: string, ev: DecodedLaneEvent): LifecycleLine[] {
   const at = streamIdTimeMs(entryId);

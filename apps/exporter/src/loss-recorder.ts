@@ -2,13 +2,17 @@
 // counts the entries lost, in the caller's batch when it has one, else in a commit of its own,
 // and stamps the lane's time of the last loss with the same commit. A loss found at start (after
 // an outage longer than the stream holds) is committed before the first scrape, so the counter
-// never shows it rising; the time is what alerts on it, whichever exporter serves it.
-import type { Logger } from '@bullpen/core';
+// never shows it rising; the time is what alerts on it, whichever exporter serves it. With an event
+// log, a loss is also written there as an events_lost line, so that `bullpen report` can say what
+// its figures miss: by the caller with its batch's lines, or here once a commit of its own counted it.
+import type { EventsLost, Logger } from '@bullpen/core';
 import { EVENT_METRICS } from './event-counting';
+import type { BatchLog } from './event-log-feed';
 import type { Cursor } from './lane-cursor';
+import { eventsLost } from './lifecycle-lines';
 import type { LaneStateStore } from './lane-state-store';
 import { LaneDelta, type SeriesStore } from './stored-series';
-import { assessLoss, START_POSITION, type StreamInfo } from './stream-loss';
+import { assessLoss, compareStreamIds, START_POSITION, type StreamInfo } from './stream-loss';
 
 export interface LossRecorderDeps {
   state: LaneStateStore;
@@ -16,6 +20,8 @@ export interface LossRecorderDeps {
   logger: Logger;
   /** Reloads a lane whose commit found its saved position moved (lane-reload.ts). */
   reload: (cursor: Cursor) => Promise<void>;
+  /** The lifecycle event log (EVENT_LOG_FILE), when it is on. */
+  eventLog?: BatchLog;
 }
 
 export interface LossCheck {
@@ -25,6 +31,8 @@ export interface LossCheck {
   reset: boolean;
   /** Another exporter committed first; the lane was reloaded. */
   conflict: boolean;
+  /** The loss found in the caller's `delta`, for its events_lost line with the batch's lines. */
+  found?: EventsLost;
 }
 
 export class LossRecorder {
@@ -55,7 +63,11 @@ export class LossRecorder {
     if (verdict.kind === 'lost' && delta) {
       this.logTrimmed(cursor, verdict.lost, info);
       countLost(delta, cursor.lane, verdict.lost);
-      return { lost: verdict.lost, reset: false, conflict: false };
+      // Every entry of the batch before the stream's first one was read; the lost ones follow them.
+      const first = info?.firstEntryId;
+      const held = first === undefined ? heldIds : heldIds.filter((id) => compareStreamIds(id, first) < 0);
+      const found = info && eventsLost(cursor.lane, verdict.lost, held[held.length - 1] ?? cursor.position, cursor.read + held.length, info);
+      return { lost: verdict.lost, reset: false, conflict: false, ...(found ? { found } : {}) };
     }
     const own = new LaneDelta();
     countLost(own, cursor.lane, verdict.lost);
@@ -81,6 +93,14 @@ export class LossRecorder {
     }
     this.deps.store.apply(cursor.lane, own);
     this.deps.store.adoptTotals(cursor.lane, totals);
+    const { eventLog } = this.deps;
+    if (eventLog && verdict.lost > 0 && info) {
+      // Written once the commit says the loss is this exporter's to count (a stream that looks
+      // recreated may be a Redis that lost commits, see above); waited for as a batch's lines are.
+      const recreated = verdict.kind === 'recreated';
+      eventLog.lost(eventsLost(cursor.lane, verdict.lost, recreated ? START_POSITION : cursor.position, recreated ? 0 : cursor.read, info));
+      await eventLog.written();
+    }
     Object.assign(cursor, { position, saved: position, read });
     return { lost: verdict.lost, reset: verdict.kind === 'recreated', conflict: false };
   }

@@ -4,7 +4,9 @@
 // (apps/cli/src/report.ts) reads these names and fields: lease_created with attempt 1 is a started
 // job (unless it repeats the attempt: attempts_started above 1, or a retry_scheduled before it
 // naming the same attempt as next_attempt), completed (run_ms) a success, failed with final true a
-// failure, retry_scheduled a retry.
+// failure, retry_scheduled a retry. One line is about a lane rather than a job: events_lost, which
+// the exporter writes when lane stream entries were trimmed before it read them, so that a report
+// over its log can say what its figures miss.
 import { EventLog } from './event-log';
 import type { Logger } from './logger';
 
@@ -78,6 +80,58 @@ export function lifecycleLine<K extends LifecycleEventName>(
     ...extra,
   };
 }
+
+export const EVENTS_LOST = 'events_lost';
+
+/**
+ * Lane stream entries trimmed before the exporter read them: they give no lines. The envelope is
+ * {ts, event, lane} only (no job fields: the entries are unknown). `ts` is the newest time a lost
+ * entry can have (the time of to_stream_id, or of the stream's last entry when it kept none after
+ * them); `from_ts` the time of from_stream_id, null when the loss runs from the stream's start.
+ */
+export type EventsLostLine = Record<string, unknown> & {
+  ts: string;
+  event: typeof EVENTS_LOST;
+  lane: string;
+  /** How many entries (not jobs: one job makes several). */
+  lost: number;
+  from_ts: string | null;
+  /** The last entry accounted for before them ('0-0': the stream's start). */
+  from_stream_id: string;
+  /** How many entries the stream had had before them: with from_stream_id, which loss this is
+   * (the same loss written again has the same two). */
+  entries_before: number;
+  /** The first entry the stream kept after them; null when it kept none. */
+  to_stream_id: string | null;
+};
+
+export interface EventsLost {
+  lane: string;
+  lost: number;
+  /** Epoch ms of from_stream_id; null when unknown (the stream's start). */
+  fromMs: number | null;
+  /** Epoch ms of the newest entry the loss can include. */
+  toMs: number;
+  fromStreamId: string;
+  entriesBefore: number;
+  toStreamId: string | null;
+}
+
+export function eventsLostLine(loss: EventsLost): EventsLostLine {
+  return {
+    ts: new Date(loss.toMs).toISOString(),
+    event: EVENTS_LOST,
+    lane: loss.lane,
+    lost: loss.lost,
+    from_ts: loss.fromMs === null ? null : new Date(loss.fromMs).toISOString(),
+    from_stream_id: loss.fromStreamId,
+    entries_before: loss.entriesBefore,
+    to_stream_id: loss.toStreamId,
+  };
+}
+
+/** Any line of a lifecycle event log. */
+export type EventLogLine = LifecycleLine | EventsLostLine;
 
 /** How long close() waits for the last lines to be written. */
 export const CLOSE_BOUND_MS = 5000;
@@ -176,7 +230,7 @@ export class LifecycleLog {
   }
 
   /** Queues one line; never throws. */
-  write(line: LifecycleLine): void {
+  write(line: EventLogLine): void {
     this.log.write(line);
   }
 
