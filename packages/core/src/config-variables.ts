@@ -46,6 +46,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, readonly AppName[]>> = {
   HTTP_HANDLER_ALLOWED_HOSTS: ['worker'],
   LOG_REDACT_KEYS: ['worker'],
   EVENTS_MAX_LEN: ALL,
+  REDIS_MARKER_CHECK_INTERVAL_MS: ALL,
   EXPORTER_PORT: ['exporter'],
   EXPORTER_JOB_NAMES: ['exporter'],
   EXPORTER_BATCH_SIZE: ['exporter'],
