@@ -2,7 +2,8 @@
 // over to an empty replica) answers as if nothing happened: jobs it acknowledged are simply gone.
 // The API, the worker and the exporter, as real processes, must each say so once, in the log and
 // in bullpen_redis_data_lost_total; a Redis restart that keeps the data must say nothing of it.
-// A flush drops no connection: the exporter finds it by its lanes' state, the others cannot.
+// A flush drops no connection: the exporter finds it by its lanes' state at once, and every app
+// on its marker reading interval (redis-data-loss-flush.test.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, realpathSync } from 'node:fs';
 import os from 'node:os';
@@ -20,7 +21,8 @@ const KEY = 'data-loss-key';
 const LANE = 'work';
 
 const lossLines = (app: AppProcess) => app.logs().filter((l) => l.msg === 'redis lost bullpen data');
-const markerReads = (app: AppProcess) => app.logs().filter((l) => l.msg === 'redis marker read').length;
+// Readings at a (re)connect, not the ones every REDIS_MARKER_CHECK_INTERVAL_MS.
+const markerReads = (app: AppProcess) => app.logs().filter((l) => l.msg === 'redis marker read' && l.on === 'ready').length;
 const lostTotal = async (app: AppProcess) => total(await app.samples(), 'bullpen_redis_data_lost_total');
 
 /** A redis-server without persistence on `port`, in a fresh directory: what comes back empty. */
@@ -145,7 +147,7 @@ describe('Redis that loses bullpen data', () => {
     }
 
     // A flush drops no connection: the exporter finds it as its lane's state is gone at the next
-    // events, and says it; the API and the worker have nothing to notice it by until they reconnect.
+    // events, and says it at once, before its next interval reading of the marker would.
     const flusher = new IORedis(redis.url);
     try {
       await flusher.flushall();

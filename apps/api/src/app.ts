@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import { assertAuthConfigured, EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, RedisDataLossWatch, type RedisClient } from '@bullpen/core';
+import { assertAuthConfigured, EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, RedisDataLossWatch, registerLanes, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { authenticate } from './auth';
@@ -63,11 +63,17 @@ export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   const metrics = createApiMetrics(inFlight, config.laneNames);
   const policies = new EvictionPolicyWatch(logger);
   const memory = new RedisMemoryWatch(redis, config.prefix, config.apiRedisMemoryLimit, policies);
-  // Says when Redis comes back without bullpen's data: read at each (re)connect, never per job.
+  // Says when Redis lost bullpen's data: read at each (re)connect and every
+  // REDIS_MARKER_CHECK_INTERVAL_MS (a flush drops no connection), never per job.
   const dataLoss = new RedisDataLossWatch({
     prefix: config.prefix,
     logger,
-    onLoss: () => metrics.counter('bullpen_redis_data_lost_total').inc(),
+    intervalMs: config.redisMarkerCheckIntervalMs,
+    onLoss: () => {
+      metrics.counter('bullpen_redis_data_lost_total').inc();
+      // The lane registry went with the data; main.ts writes it at each reconnect, which a flush is not.
+      void registerLanes(redis, config.prefix, config.laneNames, logger);
+    },
   });
   let stopDataLossWatch: (() => void) | undefined;
   const producer = new JobProducer({ config, redis, guard, lanes, metrics, logger, inFlight, memory });

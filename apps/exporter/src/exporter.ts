@@ -70,7 +70,7 @@ export class Exporter {
   /** Says in the log when Redis may evict jobs: read at each (re)connect and at each scrape. */
   private readonly policies: EvictionPolicyWatch;
   private stopPolicyWatch: (() => void) | undefined;
-  /** Says when Redis comes back without bullpen's data: read at each (re)connect, and when a lane's state is gone. */
+  /** Says when Redis lost bullpen's data: read at each (re)connect, every REDIS_MARKER_CHECK_INTERVAL_MS, and when a lane's state is gone. */
   private readonly dataLoss: RedisDataLossWatch;
   private stopDataLossWatch: (() => void) | undefined;
   /** Unconfigured lanes already warned of (warnOfUnconfiguredLanes). */
@@ -90,7 +90,12 @@ export class Exporter {
     this.dataLoss = new RedisDataLossWatch({
       prefix: core.prefix,
       logger,
-      onLoss: () => this.metrics.metrics.counter('bullpen_redis_data_lost_total').inc(),
+      intervalMs: core.redisMarkerCheckIntervalMs,
+      onLoss: () => {
+        this.metrics.metrics.counter('bullpen_redis_data_lost_total').inc();
+        // The lane registry went with the data; the leader writes it back, as when it was elected.
+        if (this.leading && this.sampleRedis) void registerLanes(this.sampleRedis, core.prefix, core.laneNames, this.logger);
+      },
     });
     this.sampleErrorLog = new RepeatLimiter({
       intervalMs: SAMPLE_ERROR_LOG_INTERVAL_MS,

@@ -184,8 +184,9 @@ export interface WorkerEventMap {
   /** Redis refused a write of the lane because it is at `maxmemory` (an OOM reply): the lane's
    * intake pauses, for longer after each refusal in a row, until Redis accepts writes again. */
   'redis:oom-refused': { lane: string; error: string };
-  /** Redis came back without bullpen's data (its marker key gone or replaced after a reconnect):
-   * jobs acknowledged before may be gone. Logged at error when emitted; once per loss. */
+  /** Redis lost bullpen's data (its marker key gone or replaced, read at a reconnect or on the
+   * REDIS_MARKER_CHECK_INTERVAL_MS): jobs acknowledged before may be gone. Logged at error when
+   * emitted; once per loss. The runtime writes the lanes' caps and registry back. */
   'redis:data-lost': RedisDataLoss;
   /** Lifecycle event log lines could not be written (disk full, permission denied): they were
    * dropped. Jobs are not affected. Emitted after a write attempt that failed. */

@@ -119,7 +119,12 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     this.dataLoss = new RedisDataLossWatch({
       prefix: this.config.prefix,
       logger: this.logger,
-      onLoss: (loss) => this.emit('redis:data-lost', loss),
+      intervalMs: this.config.redisMarkerCheckIntervalMs,
+      onLoss: (loss) => {
+        this.emit('redis:data-lost', loss);
+        // A flush drops no connection, so no reconnect puts the lanes' caps back: the loss does.
+        this.restoreLaneSettings('after Redis lost bullpen\'s data');
+      },
     });
     this.queueErrorLog = new RepeatLimiter({
       intervalMs: WORKER_ERROR_LOG_INTERVAL_MS,
@@ -196,15 +201,14 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
     this.stopDataLossWatch = this.dataLoss.watchConnection(this.connection);
     // A Redis that restarted without its data has lost the caps (and the lane registry): put them
     // back on every reconnect, or each replica would run its lane's full concurrency unnoticed.
+    // (A flush, which no reconnect follows, is the marker's watch's to find: see above.)
     let connectedOnce = false;
     this.connection.on('ready', () => {
       if (!connectedOnce) {
         connectedOnce = true;
         return;
       }
-      this.applyLaneSettings().catch((err: unknown) =>
-        this.logger.error('could not restore the lanes\' global concurrency after reconnecting', { error: (err as Error).message }),
-      );
+      this.restoreLaneSettings('after reconnecting');
     });
     this.completedEvents = new AttemptEventBuffer({
       redis: this.connection,
@@ -270,6 +274,14 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
       else await queue.removeGlobalConcurrency();
     }
     await registerLanes(this.connection as RedisClient, config.prefix, this.lanes, this.logger);
+  }
+
+  /** applyLaneSettings again; a failure is logged (the next reconnect or loss tries again). */
+  private restoreLaneSettings(when: string): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.applyLaneSettings().catch((err: unknown) =>
+      this.logger.error(`could not restore the lanes' global concurrency ${when}`, { error: (err as Error).message }),
+    );
   }
 
   /** The lifecycle event log, when EVENT_LOG_FILE is set: written from this runtime's events. */

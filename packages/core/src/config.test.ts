@@ -27,6 +27,7 @@ describe('loadConfig', () => {
     expect(config.authDisabled).toBe(false);
     expect(config.apiRedisMemoryLimit).toBe(0.9);
     expect(config.apiRedisTimeoutMs).toBe(1000);
+    expect(config.redisMarkerCheckIntervalMs).toBe(30_000);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -37,6 +38,8 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AUTH_DISABLED: 'maybe' })).toThrow(/AUTH_DISABLED: expected true or false/);
     expect(() => loadConfig({ WORKER_LANES: 'tool_call,nope' })).toThrow(/WORKER_LANES: expected lanes from .*got "nope"/);
     expect(() => loadConfig({ API_REDIS_MEMORY_LIMIT: '90%' })).toThrow(/API_REDIS_MEMORY_LIMIT: expected a number from 0.1 to 1, got "90%"/);
+    expect(() => loadConfig({ REDIS_MARKER_CHECK_INTERVAL_MS: '30s' })).toThrow(/REDIS_MARKER_CHECK_INTERVAL_MS: expected an integer from 100 to 3600000, got "30s"/);
+    expect(() => loadConfig({ REDIS_MARKER_CHECK_INTERVAL_MS: '0' })).toThrow(/REDIS_MARKER_CHECK_INTERVAL_MS: expected an integer from 100/);
     expect(() => loadConfig({ API_REDIS_MEMORY_LIMIT: '1.5' })).toThrow(/API_REDIS_MEMORY_LIMIT: expected a number from 0.1 to 1/);
     expect(loadConfig({ API_REDIS_MEMORY_LIMIT: '0.75' }).apiRedisMemoryLimit).toBe(0.75);
     expect(() => loadConfig({ API_REDIS_TIMEOUT_MS: '10' })).toThrow(/API_REDIS_TIMEOUT_MS: expected an integer from 50 to 60000, got "10"/);

@@ -8,6 +8,7 @@ import { boolVar, failConfig, intVar, listVar, numberVar, type Env } from './env
 import { DEFAULT_LANES_FILE, LANE_NAME, lanesFileSchema, type LanePolicy } from './lanes';
 import { parseApiKeys, type ApiKeyEntry } from './api-keys';
 import { invalidAllowedHost } from './http-destinations';
+import { DEFAULT_MARKER_CHECK_INTERVAL_MS } from './redis-data-loss';
 import { describeRedisTarget, loadRedisTarget, type RedisTarget } from './redis-target';
 import { otelLogLevelFromEnv, resourceAttributesFromEnv, samplerFromEnv, type OtelLogLevel, type TracesSampler } from './otel-env';
 
@@ -115,6 +116,12 @@ export interface BullpenConfig {
   readonly apiMaxInflightJobs: number;
   /** API_INFLIGHT_WAIT_MS: how long a submission waits for room among them; default 5000. */
   readonly apiInflightWaitMs: number;
+  /**
+   * REDIS_MARKER_CHECK_INTERVAL_MS: how often every app reads bullpen's marker key between
+   * reconnects, so that a flush of Redis is said (and a worker's lane caps written back) within
+   * this long; default 30000 (redis-data-loss.ts).
+   */
+  readonly redisMarkerCheckIntervalMs: number;
   /**
    * API_KEEPALIVE_TIMEOUT_MS: how long the API keeps an idle client connection open; default
    * 65000, past the 60 s for which load balancers (AWS ALB, nginx) keep theirs, so that the API
@@ -331,6 +338,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     bodyLimitBytes: intVar(env, 'API_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     apiMaxInflightJobs: intVar(env, 'API_MAX_INFLIGHT_JOBS', 2000, 1, 1_000_000),
     apiInflightWaitMs: intVar(env, 'API_INFLIGHT_WAIT_MS', 5000, 0, 600_000),
+    redisMarkerCheckIntervalMs: intVar(env, 'REDIS_MARKER_CHECK_INTERVAL_MS', DEFAULT_MARKER_CHECK_INTERVAL_MS, 100, 3_600_000),
     apiKeepAliveTimeoutMs: intVar(env, 'API_KEEPALIVE_TIMEOUT_MS', DEFAULT_API_KEEPALIVE_TIMEOUT_MS, 1000, 3_600_000),
     apiRedisTimeoutMs: intVar(env, 'API_REDIS_TIMEOUT_MS', DEFAULT_API_REDIS_TIMEOUT_MS, 50, 60_000),
     apiRedisWaitReplicas: intVar(env, 'API_REDIS_WAIT_REPLICAS', 0, 0, 16),

@@ -514,7 +514,7 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_redis_data_lost_total',
     type: 'counter',
-    help: "Times this process found that Redis lost bullpen's data (restarted without persistence, flushed, failed over to a replica without it): its marker key was gone or replaced when read again (at each reconnect; the exporter also when a lane's saved state is gone). Jobs acknowledged before may be gone.",
+    help: "Times this process found that Redis lost bullpen's data (restarted without persistence, flushed, failed over to a replica without it): its marker key was gone or replaced when read again (at each reconnect and every REDIS_MARKER_CHECK_INTERVAL_MS; the exporter also when a lane's saved state is gone). Jobs acknowledged before may be gone.",
     labelNames: [],
     origin: 'every-process',
   },

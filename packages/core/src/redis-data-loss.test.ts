@@ -1,6 +1,6 @@
 import IORedis from 'ioredis';
 import { cleanupPrefix } from '../../../test/support/config';
-import { redisUrl, testPrefix } from '../../../test/support/wait';
+import { redisUrl, testPrefix, waitUntil } from '../../../test/support/wait';
 import { redisMarkerKey } from './keys';
 import { createLogger } from './logger';
 import { captureLogs } from '../../../test/support/logs';
@@ -37,7 +37,9 @@ describe('RedisDataLossWatch', () => {
     const b = watch();
     expect(await a.w.check(redis)).toBeUndefined();
     const marker = await redis.get(key);
-    expect(marker).toMatch(/^[0-9a-f-]{36}$/);
+    // A random id and when it was written, by Redis's clock.
+    expect(marker).toMatch(/^[0-9a-f-]{36}@\d{13}$/);
+    expect(Math.abs(Number(marker!.split('@')[1]) - Date.now())).toBeLessThan(60_000);
     for (let i = 0; i < 3; i += 1) {
       expect(await a.w.check(redis)).toBeUndefined();
       expect(await b.w.check(redis)).toBeUndefined();
@@ -56,9 +58,9 @@ describe('RedisDataLossWatch', () => {
 
     // Readings at once in one process (the exporter's reconnect and a lane found empty) say it once.
     const [first, second] = await Promise.all([a.w.check(redis), a.w.check(redis)]);
-    expect(first).toEqual({ redis: expect.stringMatching(/:\d+$/), key, marker: 'missing' });
+    expect(first).toEqual({ redis: expect.stringMatching(/:\d+$/), key, marker: 'missing', markerWrittenAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
     expect(second).toBeUndefined();
-    expect(await b.w.check(redis)).toEqual({ redis: first!.redis, key, marker: 'replaced' });
+    expect(await b.w.check(redis)).toEqual({ redis: first!.redis, key, marker: 'replaced', markerWrittenAt: first!.markerWrittenAt });
     expect(await b.w.check(redis)).toBeUndefined();
 
     for (const p of [a, b]) {
@@ -66,6 +68,38 @@ describe('RedisDataLossWatch', () => {
       expect(p.errors()).toHaveLength(1);
       expect(p.errors()[0]).toMatchObject({ msg: 'redis lost bullpen data', key, prefix });
       expect(String(p.errors()[0]!.error)).toMatch(/Redis lost bullpen's data.*acknowledged before may be gone.*appendonly yes/);
+    }
+    // Each says what it found: the one that wrote the new marker found it gone, the other replaced.
+    expect(String(a.errors()[0]!.error)).toContain(`the marker ${key} that bullpen wrote to it is gone.`);
+    expect(String(b.errors()[0]!.error)).toContain(
+      `the marker ${key} that bullpen wrote to it was replaced: another bullpen process found it gone and wrote a new one at ${first!.markerWrittenAt}`,
+    );
+    expect(String(b.errors()[0]!.error)).not.toContain('is gone');
+  });
+
+  it('reads the marker on its interval while the connection stays up, so a flush is said without a reconnect, once', async () => {
+    const logger = createLogger('api', 'debug');
+    const lines = captureLogs(logger);
+    const losses: RedisDataLoss[] = [];
+    const w = new RedisDataLossWatch({ prefix, logger, intervalMs: 50, onLoss: (loss) => losses.push(loss) });
+    const reads = () => lines.filter((l) => l.msg === 'redis marker read').length;
+    const client = new IORedis(redisUrl());
+    await client.ping();
+    const stop = w.watchConnection(client);
+    try {
+      await waitUntil(() => reads() >= 2, { what: 'the first readings' });
+      await redis.del(key); // as a flush leaves it, the connection untouched
+      await waitUntil(() => losses.length === 1, { what: 'an interval reading to find the marker gone' });
+      expect(losses[0]).toMatchObject({ key, marker: 'missing' });
+      expect(lines.find((l) => l.msg === 'redis lost bullpen data')).toMatchObject({ on: 'interval' });
+      // Later readings find the marker it wrote: nothing more to say.
+      const after = reads();
+      await waitUntil(() => reads() >= after + 3, { what: 'more interval readings' });
+      expect(losses).toHaveLength(1);
+      expect(lines.filter((l) => l.msg === 'redis marker read').every((l) => l.on === 'ready' || l.on === 'interval')).toBe(true);
+    } finally {
+      stop();
+      client.disconnect();
     }
   });
 
