@@ -3,7 +3,17 @@
 // SIGHUP. Wiring only.
 // First: the modules below take seconds to load, and a signal meanwhile must not be lost or fatal.
 import { handOver } from '@bullpen/core/startup-signals';
-import { ConfigError, captureConsole, configuredTenants, createLogger, describeConfig, listenFailure, reloadApiKeysFile, startTracing } from '@bullpen/core';
+import {
+  ConfigError,
+  captureConsole,
+  configuredTenants,
+  createLogger,
+  describeConfig,
+  listenFailure,
+  reloadApiKeysFile,
+  startTracing,
+  warnOfDemoKey,
+} from '@bullpen/core';
 import { loadExporterConfig } from './config';
 import { Exporter } from './exporter';
 
@@ -20,6 +30,7 @@ async function main(): Promise<void> {
     batchSize: config.batchSize,
     tracing: tracing.enabled,
   });
+  warnOfDemoKey(config.core.apiKeys, logger);
   let stop: (signal: string, exitCode?: number) => void = () => undefined;
   // Restarted, this process stands by until the lease is free again.
   const exporter = new Exporter(config, logger, { onLeadershipLost: () => stop('leadership lost', 1) });
