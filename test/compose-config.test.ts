@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { CONFIG_VARIABLES, DEFAULT_LANES_PATH, loadConfig, readsVariable, type AppName } from '@bullpen/core';
+import { assertAuthConfigured, CONFIG_VARIABLES, DEFAULT_LANES_PATH, DEMO_API_KEY, loadConfig, readsVariable, type AppName } from '@bullpen/core';
 import { loadCliConfig } from '../apps/cli/src/config';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -111,9 +111,23 @@ describe('docker-compose.yml', () => {
 
   it('documents every variable the compose file takes from the environment in .env.example', () => {
     const raw = read('docker-compose.yml');
-    const used = new Set([...raw.matchAll(/\$\{([A-Z0-9_]+)(?::-[^}]*)?\}/g)].map((m) => m[1] as string));
+    const used = new Set([...raw.matchAll(/\$\{([A-Z0-9_]+)(?::?-[^}]*)?\}/g)].map((m) => m[1] as string));
     const example = read('.env.example');
     for (const name of used) expect({ name, documented: new RegExp(`^${name}=`, 'm').test(example) }).toEqual({ name, documented: true });
+  });
+
+  it('falls back to the public demo key only when API_KEYS is unset: an empty one stays empty, and the API refuses to start naming it', () => {
+    // Unset: the README's first try works.
+    for (const app of ['api', 'exporter']) expect(env(app).API_KEYS).toBe(`demo:${DEMO_API_KEY}`);
+    // Set but empty (a CI secret that is missing, a value blanked in .env): no demo key, and no operator tenant `demo`.
+    const blank = resolvedCompose({ API_KEYS: '' }).services;
+    for (const app of ['api', 'exporter']) expect({ app, keys: blank[app]?.environment?.API_KEYS }).toEqual({ app, keys: '' });
+    expect(JSON.stringify(blank)).not.toContain(DEMO_API_KEY);
+    const config = loadConfig(blank.api?.environment ?? {});
+    expect(config.apiKeys).toEqual([]);
+    expect(() => assertAuthConfigured(config, config.apiKeys)).toThrow(/^API_KEYS: expected at least one tenant:key entry/);
+    // Keys of one's own are passed on as given.
+    expect(resolvedCompose({ API_KEYS: 'acme:acme-key-0000001' }).services.api?.environment?.API_KEYS).toBe('acme:acme-key-0000001');
   });
 
   it('points every app at the redis service, which keeps an AOF, has a memory limit and never evicts', () => {

@@ -1,7 +1,7 @@
 // The producer API as an Express app over one shared producer Redis connection. Building it
 // starts no I/O: BullMQ handles are created on first use and the caller owns the connection.
 import express, { type Express } from 'express';
-import { assertAuthConfigured, EvictionPolicyWatch, evictingPolicyMessage, RedisConnectionWatch, RedisDataLossWatch, registerLanes, type RedisClient } from '@bullpen/core';
+import { assertAuthConfigured, EvictionPolicyWatch, warnOfDemoKey, evictingPolicyMessage, RedisConnectionWatch, RedisDataLossWatch, registerLanes, type RedisClient } from '@bullpen/core';
 import type { BullpenConfig, Logger } from '@bullpen/core';
 import { mountAdminUi } from './admin-ui';
 import { authenticate } from './auth';
@@ -51,6 +51,7 @@ export interface ApiApp {
 /** Throws ConfigError when authentication is on but no API key is configured. */
 export function createApiApp({ config, redis, logger }: ApiAppOptions): ApiApp {
   assertAuthConfigured(config, config.apiKeys);
+  warnOfDemoKey(config.apiKeys, logger);
   if (config.authDisabled) {
     logger.warn('authentication is disabled (AUTH_DISABLED=true): every request acts as tenant "default"');
   }

@@ -1,5 +1,7 @@
 // The producer API process: read config, connect, serve, re-read API_KEYS_FILE on SIGHUP, and stop
 // cleanly on SIGTERM/SIGINT.
+// First: the modules below take seconds to load, and a signal meanwhile must not be lost or fatal.
+import { handOver } from '@bullpen/core/startup-signals';
 import {
   ConfigError,
   RedisHeartbeat,
@@ -50,6 +52,21 @@ async function main(): Promise<void> {
     redis.disconnect();
     throw err;
   }
+  let stopping = false;
+  // Rotating keys needs no restart: requests already authenticated keep going, new ones meet the new keys.
+  const reloadKeys = () => {
+    if (stopping) return;
+    reloadApiKeysFile({
+      config,
+      logger,
+      apply: (keys) => {
+        api.keys.replace(keys);
+      },
+    });
+  };
+  process.on('SIGHUP', reloadKeys);
+  // A SIGHUP while starting may have followed an edit of the file made after loadConfig read it.
+  if (handOver('SIGHUP')) reloadKeys();
   await api.start();
   const server = await listen(api.app, config.host, config.port, { keepAliveTimeoutMs: config.apiKeepAliveTimeoutMs }).catch(async (err: unknown) => {
     await api.close();
@@ -60,7 +77,6 @@ async function main(): Promise<void> {
   // url is where this machine reaches it (127.0.0.1 for a wildcard host); host is what it is bound to.
   logger.info('api listening', { url: server.url, host: config.host, lanes: config.laneNames });
 
-  let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -79,17 +95,8 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
-  // Rotating keys needs no restart: requests already authenticated keep going, new ones meet the new keys.
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    reloadApiKeysFile({
-      config,
-      logger,
-      apply: (keys) => {
-        api.keys.replace(keys);
-      },
-    });
-  });
+  handOver('SIGTERM');
+  handOver('SIGINT');
 }
 
 main().catch((err: unknown) => {

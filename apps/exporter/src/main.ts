@@ -1,7 +1,19 @@
 // The metrics sidecar: counts every lane's event stream into Prometheus counters and histograms
 // that survive restarts, and reads queue state at scrape time; re-reads API_KEYS_FILE's tenants on
 // SIGHUP. Wiring only.
-import { ConfigError, captureConsole, configuredTenants, createLogger, describeConfig, listenFailure, reloadApiKeysFile, startTracing } from '@bullpen/core';
+// First: the modules below take seconds to load, and a signal meanwhile must not be lost or fatal.
+import { handOver } from '@bullpen/core/startup-signals';
+import {
+  ConfigError,
+  captureConsole,
+  configuredTenants,
+  createLogger,
+  describeConfig,
+  listenFailure,
+  reloadApiKeysFile,
+  startTracing,
+  warnOfDemoKey,
+} from '@bullpen/core';
 import { loadExporterConfig } from './config';
 import { Exporter } from './exporter';
 
@@ -18,9 +30,27 @@ async function main(): Promise<void> {
     batchSize: config.batchSize,
     tracing: tracing.enabled,
   });
+  warnOfDemoKey(config.core.apiKeys, logger);
   let stop: (signal: string, exitCode?: number) => void = () => undefined;
   // Restarted, this process stands by until the lease is free again.
   const exporter = new Exporter(config, logger, { onLeadershipLost: () => stop('leadership lost', 1) });
+  let stopping = false;
+  // The tenants of new keys get a `tenant` label of their own without a restart.
+  const reloadTenants = () => {
+    if (stopping) return;
+    reloadApiKeysFile({
+      config: config.core,
+      logger,
+      apply: (apiKeys) => {
+        const tenants = configuredTenants({ apiKeys, authDisabled: config.core.authDisabled });
+        exporter.replaceTenants(tenants);
+        return { tenantLabels: tenants };
+      },
+    });
+  };
+  process.on('SIGHUP', reloadTenants);
+  // A SIGHUP while starting may have followed an edit of the file made after loadConfig read it.
+  if (handOver('SIGHUP')) reloadTenants();
   const port = await exporter.start().catch((err: unknown) => {
     throw listenFailure(err, 'EXPORTER_PORT', config.core.exporterPort, config.core.host);
   });
@@ -31,7 +61,6 @@ async function main(): Promise<void> {
     prefix: config.core.prefix,
   });
 
-  let stopping = false;
   stop = (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
@@ -49,19 +78,8 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  // The tenants of new keys get a `tenant` label of their own without a restart.
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    reloadApiKeysFile({
-      config: config.core,
-      logger,
-      apply: (apiKeys) => {
-        const tenants = configuredTenants({ apiKeys, authDisabled: config.core.authDisabled });
-        exporter.replaceTenants(tenants);
-        return { tenantLabels: tenants };
-      },
-    });
-  });
+  handOver('SIGTERM');
+  handOver('SIGINT');
 }
 
 main().catch((err: unknown) => {

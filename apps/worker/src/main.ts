@@ -2,6 +2,8 @@
 // HANDLERS_DIR), serve /metrics and /healthz, run the lanes, and shut down gracefully on
 // SIGTERM/SIGINT, or after an uncaught exception (see process-faults.ts). SIGHUP, which reloads
 // the API keys of the API and the exporter, is logged and otherwise ignored.
+// First: the modules below take seconds to load, and a signal meanwhile must not be lost or fatal.
+import { handOver } from '@bullpen/core/startup-signals';
 import {
   ConfigError,
   accessRefusalOf,
@@ -33,6 +35,10 @@ async function main(): Promise<void> {
   const logger = createLogger('worker', config.logLevel);
   // BullMQ's and ioredis's own warnings become JSON lines too, each repeat counted once.
   captureConsole(logger);
+  // A `kill -HUP` meant for all of bullpen's apps must not stop the worker, nor drop its jobs.
+  const onHangUp = () => logger.info('SIGHUP: the worker has nothing to reload (it reads its configuration at start); carrying on');
+  process.on('SIGHUP', onHangUp);
+  if (handOver('SIGHUP')) onHangUp();
   // From here on, before handler modules load: one of them may leave a rejection nothing handles.
   // Until the worker is built, a fault is logged only, and an uncaught exception exits at once.
   let built: { runtime: WorkerRuntime; metrics: WorkerMetrics; stopAfterFault(): void } | undefined;
@@ -89,11 +95,8 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals) => shutdown({ signal }, 0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // Node's default for SIGHUP is to exit at once, dropping active jobs without the drain above:
-  // a `kill -HUP` meant for all of bullpen's apps must not do that to the worker.
-  process.on('SIGHUP', () => {
-    logger.info('SIGHUP: the worker has nothing to reload (it reads its configuration at start); carrying on');
-  });
+  handOver('SIGTERM');
+  handOver('SIGINT');
   built = { runtime, metrics, stopAfterFault: () => shutdown({ cause: 'uncaught exception' }, 1) };
 
   metrics.start();

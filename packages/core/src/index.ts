@@ -1,5 +1,6 @@
 export * from './api-keys';
 export * from './api-keys-reload';
+export * from './demo-key';
 export * from './config';
 export * from './env-vars';
 export * from './envelope';
