@@ -212,7 +212,7 @@ describe('the bullpen CLI against a running API', () => {
       expect(run.code).toBe(5);
       expect(JSON.parse(run.stdout)).toMatchObject({ redriven: 1, claimed: 1, results: expect.arrayContaining([{ id: held, status: 'claimed' }, { id: free, status: 'redriven' }]) });
       expect(run.stderr).toMatch(
-        /^bullpen: dead tool_call --redrive --all: 1 redriven, 1 not \(claimed: 1\): claimed ones are held by another redrive or purge, or by one an API restart cut off; run the same command again in (19|20) s\n$/,
+        /^bullpen: dead tool_call --redrive --all: 1 redriven, 1 not \(claimed: 1\): claimed ones are held by another redrive or purge, or by one an API restart cut off; run bullpen dead tool_call --redrive --all --failed-before \d+ in (19|20) s\n$/,
       );
       const missing = await bullpen(['dead', 'tool_call', '--purge', '--ids', 'no-such-job'], env);
       expect(missing.code).toBe(5);
@@ -220,6 +220,23 @@ describe('the bullpen CLI against a running API', () => {
     } finally {
       await api.redis.del(claim);
     }
+  });
+
+  it('purges more ids than the API takes in one call, in several, and sums them up as one answer', async () => {
+    await bullpen(['dead', 'tool_call', '--purge', '--all'], env);
+    const [id = ''] = await deadLetters(1);
+    // 1,500 ids no job has, and between them one dead letter: the API takes 1,000 ids a call.
+    const ids = Array.from({ length: 1500 }, (_, i) => `no-such-job-${i}`);
+    ids.splice(1200, 0, id);
+    const run = await bullpen(['dead', 'tool_call', '--purge', '--ids', ids.join(',')], env);
+    expect(run.code).toBe(5);
+    const answer = JSON.parse(run.stdout) as { purged: number; notFound: number; results: Array<{ id: string; status: string }> };
+    expect(answer).toMatchObject({ purged: 1, notFound: 1500, notDead: 0, claimed: 0 });
+    expect(answer.results.map((r) => r.id)).toEqual(ids);
+    expect(answer.results[1200]).toEqual({ id, status: 'purged' });
+    expect(run.stderr).toBe('bullpen: dead tool_call --purge: 1 purged, 1500 not (not_found: 1500): those ids name no dead letter of yours (not_found: no job of yours; not_dead: a job that is not dead)\n');
+    const twice = await bullpen(['dead', 'tool_call', '--purge', '--ids', `${id},x,${id}`], env);
+    expect({ code: twice.code, stdout: twice.stdout, stderr: twice.stderr }).toEqual({ code: 2, stdout: '', stderr: `bullpen: --ids: "${id}" is given twice\n` });
   });
 
   it('lists dead letters a page at a time with --limit and --cursor, and every page with --all', async () => {

@@ -6,7 +6,8 @@
 // real API to those answers).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEAD_ACTION_RETRIES } from '../apps/cli/src/dead-action';
+import { MAX_DEAD_IDS } from '../apps/api/src/schemas';
+import { DEAD_ACTION_RETRIES, DEAD_IDS_MAX } from '../apps/cli/src/dead-action';
 import { run } from '../apps/cli/src/main';
 
 interface Received {
@@ -20,18 +21,28 @@ type Answer = { status: number; body: unknown; retryAfter?: string } | 'close';
 interface StandIn {
   url: string;
   port: number;
+  /** The redrives and purges. */
   received: Received[];
+  /** The listings (GET), which a redrive or purge of all reads the API's clock from. */
+  listed: Received[];
   close(): Promise<void>;
 }
 
-/** Answers the n-th request with answers[n] (the last one again past the end). */
+/** Answers the n-th redrive or purge with answers[n] (the last one again past the end), a listing with no dead letter. */
 async function startStandIn(answers: Answer[], port = 0): Promise<StandIn> {
   const received: Received[] = [];
+  const listed: Received[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ method: req.method ?? '', url: req.url ?? '', body: Buffer.concat(chunks).toString('utf8') });
+      const request = { method: req.method ?? '', url: req.url ?? '', body: Buffer.concat(chunks).toString('utf8') };
+      if (request.method === 'GET') {
+        listed.push(request);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], nextCursor: null }));
+        return;
+      }
+      received.push(request);
       const answer = answers[Math.min(received.length, answers.length) - 1];
       if (!answer || answer === 'close') {
         res.destroy();
@@ -39,7 +50,9 @@ async function startStandIn(answers: Answer[], port = 0): Promise<StandIn> {
       }
       const problem = answer.status >= 400;
       // As the real API's answers while it stops: the client's next request takes a new connection.
+      // The API closed its idle connections (the one a listing used, say) when it began to stop.
       const stopping = problem && (answer.body as { code?: string }).code === 'api_stopping';
+      if (stopping) server.closeIdleConnections();
       res.writeHead(answer.status, {
         'content-type': problem ? 'application/problem+json' : 'application/json',
         ...(answer.retryAfter !== undefined ? { 'retry-after': answer.retryAfter } : {}),
@@ -54,6 +67,7 @@ async function startStandIn(answers: Answer[], port = 0): Promise<StandIn> {
     url: `http://127.0.0.1:${bound}`,
     port: bound,
     received,
+    listed,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -117,7 +131,7 @@ describe('bullpen dead --redrive|--purge, when the API ends the call early', () 
     ]);
     const result = await bullpen(['dead', 'tool_call', '--redrive', '--all'], api.url);
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ redriven: 3, results: redriven('a', 'b', 'c') });
+    expect(JSON.parse(result.stdout)).toMatchObject({ redriven: 3, failedBefore, results: redriven('a', 'b', 'c') });
     expect(api.received.map((r) => r.body)).toEqual(['{}', JSON.stringify({ failedBefore }), JSON.stringify({ failedBefore })]);
 
     const purge = await standIn([
@@ -150,6 +164,27 @@ describe('bullpen dead --redrive|--purge, when the API ends the call early', () 
     expect(result.stderr).toMatch(/dead tool_call --purge: 2 purged, 1 not \(not_found: 1\): those ids name no dead letter of yours/);
   });
 
+  it(`sends more ids than the API takes at once in calls of ${DEAD_IDS_MAX}, the ids a call ended early did not reach again, and prints one answer`, async () => {
+    expect(DEAD_IDS_MAX).toBe(MAX_DEAD_IDS);
+    const ids = Array.from({ length: 2200 }, (_, i) => `j${i}`);
+    const purged = (from: number, to: number) => ids.slice(from, to).map((id) => ({ id, status: 'purged' }));
+    const answer = (results: { id: string; status: string }[]): Answer => ({ status: 200, body: { lane: 'tool_call', results } });
+    const api = await standIn([
+      answer(purged(0, 1000)),
+      // The second call ends after 300 of its ids.
+      problem('api_stopping', purged(1000, 1300)),
+      answer([...purged(1300, 2199), { id: 'j2199', status: 'not_found' }]),
+    ]);
+    const result = await bullpen(['dead', 'tool_call', '--purge', '--ids', ids.join(',')], api.url);
+    const sent = api.received.map((r) => (JSON.parse(r.body) as { ids: string[] }).ids);
+    expect(sent).toEqual([ids.slice(0, 1000), ids.slice(1000, 2000), ids.slice(1300)]);
+    expect(api.listed).toEqual([]);
+    expect(JSON.parse(result.stdout)).toEqual({ lane: 'tool_call', purged: 2199, notFound: 1, notDead: 0, claimed: 0, results: [...purged(0, 2199), { id: 'j2199', status: 'not_found' }] });
+    expect(result.code).toBe(5);
+    expect(result.stderr).toMatch(/api_stopping after 1300 dead letters \(1300 purged so far\); sending it again for the rest in 0 s \(retry 1 of 30\)/);
+    expect(result.stderr).toMatch(/dead tool_call --purge: 2199 purged, 1 not \(not_found: 1\): those ids name no dead letter of yours/);
+  });
+
   it(`gives up after ${DEAD_ACTION_RETRIES} retries, printing what the calls did and exiting 1`, async () => {
     // The first call redrives a; every later one gets no room.
     const sequence = await standIn([problem('api_overloaded', redriven('a')), problem('api_overloaded', [])]);
@@ -157,17 +192,20 @@ describe('bullpen dead --redrive|--purge, when the API ends the call early', () 
     expect(result.code).toBe(1);
     expect(sequence.received).toHaveLength(DEAD_ACTION_RETRIES + 1);
     expect(JSON.parse(result.stdout)).toMatchObject({ redriven: 1, results: redriven('a') });
-    expect(result.stderr).toMatch(/1 redriven before this error; the others were not touched/);
+    expect(result.stderr).toMatch(/1 redriven before this error; the others were not touched: to redrive them, run bullpen dead tool_call --redrive --all --failed-before \d+000\n/);
     expect(result.stderr).toMatch(/503: api_overloaded/);
   });
 
-  it('prints what the calls before did when the connection breaks during one, and says a rerun is safe', async () => {
-    const api = await standIn([problem('api_stopping', redriven('a')), 'close']);
+  it('prints what the calls before did when the connection breaks during one, and the command to run again with their bound', async () => {
+    const failedBefore = 1_764_000_000_000;
+    const api = await standIn([problem('api_stopping', redriven('a'), '0', { failedBefore }), 'close']);
     const result = await bullpen(['dead', 'tool_call', '--redrive', '--all'], api.url);
     expect(result.code).toBe(1);
     expect(api.received).toHaveLength(2);
-    expect(JSON.parse(result.stdout)).toMatchObject({ redriven: 1, results: redriven('a') });
-    expect(result.stderr).toMatch(/the outcome of POST is unknown\. An API still running goes on with it\. Running the same command again is safe: it acts only on the dead letters still there/);
+    expect(JSON.parse(result.stdout)).toMatchObject({ redriven: 1, failedBefore, results: redriven('a') });
+    expect(result.stderr).toMatch(
+      /the outcome of POST is unknown\. An API still running goes on with it\. To redrive the rest, run bullpen dead tool_call --redrive --all --failed-before 1764000000000: it acts only on the dead letters that failed by then and are still there, so no job this call redrove that has failed again since is redriven twice/,
+    );
   });
 
   it('waits for an API that stops during the redrive to come back and sends it again for the rest, but not for one that never answered', async () => {

@@ -90,6 +90,9 @@ export interface ApiAnswer<T> {
   body: T;
   /** The answer's Retry-After, in seconds, when it had one. */
   retryAfterSeconds: number | undefined;
+  /** The answer's Date: the API host's clock when it answered, in ms since the epoch, rounded down
+   * to the second (HTTP dates have no finer unit); undefined when it had none. */
+  dateMs: number | undefined;
 }
 
 export class ApiClient {
@@ -138,7 +141,8 @@ export class ApiClient {
     if (res.status >= 400) {
       throw new ApiError(`${res.status}: ${describe(parsed as Problem)}`, res.status, exitCode, parsed, retryAfterSeconds);
     }
-    return { status: res.status, body: parsed as T, retryAfterSeconds };
+    const date = Date.parse(res.headers.get('date') ?? '');
+    return { status: res.status, body: parsed as T, retryAfterSeconds, dateMs: Number.isFinite(date) ? date : undefined };
   }
 
   private failure(method: string, url: string, err: unknown): ApiError {

@@ -4,14 +4,18 @@
 import { parseArgs } from 'node:util';
 import { ApiError, type ApiClient } from './api-client';
 import { UsageError } from './config';
-import { deadAction, EXIT_DEAD_LETTERS_LEFT } from './dead-action';
+import { DEAD_IDS_MAX, deadAction, EXIT_DEAD_LETTERS_LEFT } from './dead-action';
 import type { Out } from './io';
 
 export const DEAD_USAGE = `dead <lane> [--limit N] [--cursor C] [--all]  list dead letters, newest first (--all: every page)
-  dead <lane> --redrive|--purge --ids id1,id2   redrive or purge these dead letters
-  dead <lane> --redrive|--purge --all           ... every dead letter of yours in the lane that failed before it started
-                                                (a call the API ends early, overloaded or stopping, is sent again for
-                                                the rest, and never redrives twice a job that died again meanwhile; exit ${EXIT_DEAD_LETTERS_LEFT} when some were not done, e.g. held by another call)`;
+  dead <lane> --redrive|--purge --ids id1,id2   redrive or purge these dead letters (over ${DEAD_IDS_MAX}: in several calls)
+  dead <lane> --redrive|--purge --all [--failed-before MS]
+                                                ... every dead letter of yours in the lane that failed before it started
+                                                (--failed-before: at or before MS, in ms since the epoch). A call the API
+                                                ends early (overloaded, stopping) is sent again for the rest with the same
+                                                bound; a command that ends before its answer (timeout, error) prints the
+                                                command to run again, with --failed-before: neither redrives twice a job
+                                                that died again meanwhile. Exit ${EXIT_DEAD_LETTERS_LEFT}: some were not done (e.g. held by another call)`;
 
 /** The API's largest page of dead letters. */
 const PAGE_MAX = 500;
@@ -28,7 +32,22 @@ export function parseIds(text: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
   if (ids.length === 0) throw new UsageError(`--ids: expected one or more comma-separated job ids, got ${JSON.stringify(text)}`);
+  // The API refuses an id twice in one call; split over several calls, it would be acted on twice.
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (seen.has(id)) throw new UsageError(`--ids: ${JSON.stringify(id)} is given twice`);
+    seen.add(id);
+  }
   return ids;
+}
+
+/** --failed-before: a time in ms since the epoch, as the API takes it (an integer of at least 0). */
+export function parseFailedBefore(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`--failed-before: expected a time in ms since the epoch (an integer of at least 0, as a redrive or purge of all prints it), got ${JSON.stringify(text)}`);
+  }
+  return n;
 }
 
 function parseLimit(text: string): number {
@@ -53,6 +72,7 @@ export async function dead(args: string[], client: ApiClient, io: Out): Promise<
       all: { type: 'boolean' },
       limit: { type: 'string' },
       cursor: { type: 'string' },
+      'failed-before': { type: 'string' },
     },
   });
   const [lane, ...extra] = positionals;
@@ -69,8 +89,11 @@ export async function dead(args: string[], client: ApiClient, io: Out): Promise<
     if (!ids && !values.all) {
       throw new UsageError(`dead ${action}: name the dead letters with --ids id1,id2, or pass --all for every dead letter of yours in lane ${lane}`);
     }
-    return deadAction({ action: values.redrive ? 'redrive' : 'purge', lane, ids }, client, io);
+    if (ids && values['failed-before'] !== undefined) throw new UsageError(`dead ${action}: --failed-before bounds --all, not --ids`);
+    const failedBefore = values['failed-before'] === undefined ? undefined : parseFailedBefore(values['failed-before']);
+    return deadAction({ action: values.redrive ? 'redrive' : 'purge', lane, ids, failedBefore }, client, io);
   }
+  if (values['failed-before'] !== undefined) throw new UsageError('dead: --failed-before bounds a --redrive or --purge of --all');
 
   if (ids) throw new UsageError('dead: --ids selects dead letters to --redrive or --purge');
   const limit = values.limit === undefined ? undefined : parseLimit(values.limit);

@@ -117,19 +117,38 @@ export async function run(argv: string[], env: Readonly<Record<string, string | 
   }
 }
 
-/** Runs the command line of this process and exits with its code (the `bullpen` bin calls this). */
+/**
+ * Runs the command line of this process and exits with its code (the `bullpen` bin calls this).
+ * It exits only once stdout and stderr have handed everything to the OS: a write to a pipe (`| jq`,
+ * `$(...)`) completes asynchronously, and exiting at once cut a long answer short with exit code 0.
+ */
 export function main(): void {
+  // A reader that went away (`| head`) can take no more: the command still ends with its own code.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', ignoreClosedReader);
   run(process.argv.slice(2), process.env, {
     out: (s) => process.stdout.write(`${s}\n`),
     err: (s) => process.stderr.write(s),
     tty: process.stderr.isTTY === true,
-  }).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
+  })
+    .catch((err: unknown) => {
       process.stderr.write(`bullpen: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
+      return 1;
+    })
+    .then(async (code) => {
+      process.exitCode = code;
+      await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+      // Nothing of the command is left to wait for; a kept-alive connection must not hold the exit.
+      process.exit(code);
+    });
+}
+
+/** Resolves once everything written to `stream` before has been handed to the OS (or failed). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+function ignoreClosedReader(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
 }
 
 if (require.main === module) main();
