@@ -80,6 +80,7 @@ describe('the exporter process', () => {
       has('bullpen_jobs_stalled_total', { lane }, 0);
       has('bullpen_exporter_events_lost_total', { lane }, 0);
       has('bullpen_exporter_events_lost_last_timestamp_seconds', { lane }, 0);
+      has('bullpen_exporter_negative_timings_total', { lane }, 0);
       has('bullpen_jobs_rejected_total', { lane, reason: 'queue_full' }, 0);
       has('bullpen_retry_budget_exhausted_total', { lane, action: 'defer' }, 0);
       has('bullpen_retry_budget_exhausted_total', { lane, action: 'fail' }, 0);

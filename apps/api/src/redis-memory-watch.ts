@@ -59,6 +59,8 @@ export class RedisMemoryWatch {
   private roomBytes = Number.POSITIVE_INFINITY;
   /** Memory the submissions sent since the last reading started may have taken (bytes × FOOTPRINT). */
   private sentBytes = 0;
+  /** When the last reading was taken, on the monotonic clock: with the wall clock, a step back
+   * stopped the readings for as long as the step, and submissions were judged on a stale one. */
   private readAtMs = Number.NEGATIVE_INFINITY;
   private reading: Promise<void> | undefined;
   /** Its own bound on its reads, which are no request's calls. */
@@ -132,7 +134,7 @@ export class RedisMemoryWatch {
   /** Whether new jobs for `lane` must be refused, and why, by the last reading; undefined when they may go in. */
   check(lane: string): MemoryPastLimit | undefined {
     if (this.limit >= 1) return undefined;
-    if (Date.now() - this.readAtMs >= REFRESH_MS) this.refresh();
+    if (performance.now() - this.readAtMs >= REFRESH_MS) this.refresh();
     // The usual case, no server past the limit (or none with one): no need to find the lane's.
     if (this.highest < this.limit) return undefined;
     const address = serverAddressOfKey(this.redis, lanePrefix(this.prefix, lane));
@@ -169,7 +171,7 @@ export class RedisMemoryWatch {
       this.highest = Math.max(0, ...ratios.values());
       this.roomBytes = roomBytes;
       this.sentBytes = Math.max(0, this.sentBytes - sentBefore);
-      this.readAtMs = Date.now();
+      this.readAtMs = performance.now();
     } catch {
       // Redis down or slow: the submission's own calls meet the outage and answer it.
     }

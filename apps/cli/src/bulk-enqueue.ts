@@ -84,8 +84,9 @@ export class BulkEnqueue {
   private sent = 0;
   private readonly reasons = new Map<string, number>();
   private readonly enqueued = new LineRanges();
-  /** When the lane last took a job (or the run began): queue_full lines wait from here. */
-  private lastProgressAt = Date.now();
+  /** When the lane last took a job (or the run began), on the monotonic clock (a wall-clock step
+   * would lengthen or cut the --full-wait): queue_full lines wait from here. */
+  private lastProgressAt = performance.now();
   private progressShown = false;
   private readonly path: string;
 
@@ -152,7 +153,7 @@ export class BulkEnqueue {
     let waiting = await this.deliver(batch);
     let told = false;
     while (waiting.items.length > 0) {
-      const left = this.options.fullWaitMs - (Date.now() - this.lastProgressAt);
+      const left = this.options.fullWaitMs - (performance.now() - this.lastProgressAt);
       if (left <= 0) {
         const waited = this.options.fullWaitMs / 1000;
         for (const item of waiting.items) this.reject(item.line, 'queue_full', `lane ${this.options.lane} took no job for ${waited} s (--full-wait)`);
@@ -238,7 +239,7 @@ export class BulkEnqueue {
     this.accepted += 1;
     if (replayed) this.replayed += 1;
     this.enqueued.add(item.line);
-    this.lastProgressAt = Date.now();
+    this.lastProgressAt = performance.now();
   }
 
   private reject(line: number, code: string, detail: string | undefined, item?: Item): void {

@@ -152,6 +152,20 @@ describe('counting a lane batch', () => {
     expect(get('bullpen_exporter_events_processed_total', { event: 'bp:dead' })).toBe(1);
   });
 
+  it('counts every attempt of an entry with a negative run time, read as 0, and a row that does not parse as malformed', () => {
+    // 120 completed jobs were counted as 116 attempts: a worker whose clock stepped back wrote a
+    // negative run time, and its entry was dropped whole.
+    const rows = ['["1","noop","acme",1,20,5]', '["2","noop","acme",1,-1850,0]', '["3","noop","acme",1,40,-3]', '["4","noop","acme",1]'];
+    const { get, store } = count([['event', LANE_EVENT.completedAttempts, 'worker', 'w', 'attempts', `[${rows.join(',')}]`], attempt({ runMs: -700 })]);
+    expect(get('bullpen_job_attempts_total', { job_name: 'noop', tenant: 'acme', outcome: 'completed' })).toBe(4);
+    expect(get('bullpen_exporter_negative_timings_total', {})).toBe(3);
+    expect(get('bullpen_exporter_events_processed_total', { event: 'bp:completed_attempts' })).toBe(1);
+    expect(get('bullpen_exporter_events_processed_total', { event: 'malformed' })).toBe(1);
+    const runs = store.values('bullpen_job_run_duration_seconds');
+    expect(runs.filter((v) => v.metricName?.endsWith('_count')).reduce((a, v) => a + v.value, 0)).toBe(4);
+    expect(runs.filter((v) => v.metricName?.endsWith('_sum')).reduce((a, v) => a + v.value, 0)).toBeCloseTo(0.06);
+  });
+
   it('counts malformed entries as processed and nothing else', () => {
     const { get, store } = count([['event', 'completed'], ['no-event', 'x']]);
     expect(get('bullpen_exporter_events_processed_total', { event: 'malformed' })).toBe(2);

@@ -34,6 +34,7 @@ const M = {
   waitDuration: def('bullpen_job_wait_duration_seconds'),
   backoffDelay: def('bullpen_job_backoff_delay_seconds'),
   processed: def('bullpen_exporter_events_processed_total'),
+  negativeDurations: def('bullpen_exporter_negative_timings_total'),
   lost: def('bullpen_exporter_events_lost_total'),
   lostAt: def('bullpen_exporter_events_lost_last_timestamp_seconds'),
 } as const;
@@ -61,6 +62,7 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
   const processed = new Map<string, number>();
   const attempts = new AttemptTally();
   let completed = 0;
+  let negativeDurations = 0;
   for (const ev of events) {
     const eventLabel = ev.event === 'other' || ev.event === 'malformed' || COUNTED_EVENTS.has(ev.event) ? ev.event : 'other';
     processed.set(eventLabel, (processed.get(eventLabel) ?? 0) + 1);
@@ -81,6 +83,7 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
       case LANE_EVENT.attempt: {
         const jobName = labels.jobName(ev.name);
         attempts.add(jobName, labels.tenant(ev.tenant), ev.outcome, ev.runMs, ev.waitMs);
+        negativeDurations += ev.negativeDurations ?? 0;
         if (ev.outcome === 'failed') {
           const errorClass = labels.errorClass(ev.errorClass);
           delta.inc(M.attemptsFailed, { lane, error_class: errorClass });
@@ -95,6 +98,9 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
         for (const row of ev.attempts) {
           attempts.add(labels.jobName(row.name), labels.tenant(row.tenant), 'completed', row.runMs, row.waitMs);
         }
+        negativeDurations += ev.negativeDurations ?? 0;
+        // Rows that did not parse are counted as malformed entries would be; the entry's others count.
+        if (ev.malformedRows) processed.set('malformed', (processed.get('malformed') ?? 0) + ev.malformedRows);
         break;
       case LANE_EVENT.retryBudgetExhausted:
         delta.inc(M.budgetExhausted, { lane, action: ev.action });
@@ -117,6 +123,7 @@ export function countLaneBatch(lane: string, events: readonly DecodedLaneEvent[]
   }
   for (const [event, count] of processed) delta.inc(M.processed, { lane, event }, count);
   delta.inc(M.completed, { lane }, completed);
+  if (negativeDurations > 0) delta.inc(M.negativeDurations, { lane }, negativeDurations);
   attempts.addTo(delta, lane);
   return { delta, failedJobIds, failedReasons };
 }

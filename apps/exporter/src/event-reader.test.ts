@@ -57,4 +57,37 @@ describe('EventReader pacing', () => {
     await waitUntil(() => next.reduce((a, b) => a + b, 0) === 45, { what: 'the second reader to read every entry' });
     expect(next).toEqual([20, 20, 5]);
   });
+
+  it('keeps reading at its interval when the wall clock steps back', async () => {
+    await reader?.close();
+    const realNow = Date.now.bind(Date);
+    const stepMs = 120_000;
+    const reads: number[] = [];
+    reader = new EventReader({
+      redis: { mode: 'standalone', url: redisUrl() },
+      prefix,
+      lanes: ['stepped'],
+      labels: new MetricLabels({ jobNames: [], tenants: [] }),
+      store: new SeriesStore(metricsOf('exporter-events')),
+      logger: createLogger('exporter', 'error'),
+      readIntervalMs: 100,
+      onRead: (entries) => {
+        reads.push(entries);
+        // Between a read and the wait before the next one: the next wait is measured against a
+        // read begun before the step, as happens when NTP steps the clock of a busy exporter.
+        if (reads.length === 1) jest.spyOn(Date, 'now').mockImplementation(() => realNow() - stepMs);
+      },
+    });
+    try {
+      reader.start();
+      await waitUntil(() => reader?.up, { what: 'the reader to start' });
+      await add('stepped', 0);
+      await waitUntil(() => reads.length === 1, { what: 'the entry before the step to be read' });
+      await add('stepped', 1);
+      // Far less than the step: a reader that waited it out would not read this in time.
+      await waitUntil(() => reads.length === 2, { what: 'the entry after the step to be read', timeoutMs: 5000 });
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
 });

@@ -199,15 +199,18 @@ export class EventReader {
     this.options.logger.info('reading lane event streams', {
       lanes: this.cursors.map((c) => ({ lane: c.lane, position: c.position, read: c.read })),
     });
-    let lastReadAt = 0;
+    // A monotonic clock: with the wall clock, a step back (NTP, a VM resumed) lengthened the wait
+    // by the step, and the reader stopped reading for as long, while the streams filled and were
+    // trimmed past it.
+    let lastReadAt = Number.NEGATIVE_INFINITY;
     let lastFull = false;
     while (!this.stopping) {
       if (!lastFull) {
-        const wait = lastReadAt + this.readIntervalMs - Date.now();
+        const wait = lastReadAt + this.readIntervalMs - performance.now();
         if (wait > 0) await this.wait(wait);
         if (this.stopping) return;
       }
-      lastReadAt = Date.now();
+      lastReadAt = performance.now();
       let reply: XReadReply | null;
       try {
         reply = (await this.stopped.race(this.reader!.xreadBuffer(

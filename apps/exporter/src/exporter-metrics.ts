@@ -188,6 +188,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     store.ensure(lane, M.stalled, { lane });
     store.ensure(lane, M.lost, { lane });
     store.ensure(lane, M.lostAt, { lane });
+    store.ensure(lane, M.negativeDurations, { lane });
     for (const jobName of labels.jobNameValues()) store.ensure(lane, M.enqueued, { lane, job_name: jobName });
     for (const errorClass of METRIC_ERROR_CLASSES) {
       for (const def of [M.failed, M.deadLettered, M.attemptsFailed, M.retried]) {

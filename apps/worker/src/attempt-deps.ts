@@ -34,7 +34,7 @@ export interface AttemptDeps {
   /** Whether leases must be handed back (memory guard over its limit, or shutting down). */
   intakeStopped(): boolean;
   /** A start began / ended: for the lease records. */
-  onStart(jobId: string, attemptsStarted: number, leasedAt: number): void;
+  onStart(jobId: string, attemptsStarted: number): void;
   onEnd(jobId: string): void;
   /** Adds a bullpen event to the lane stream without waiting for it (close() does). */
   publish(ev: BullpenLaneEvent): void;

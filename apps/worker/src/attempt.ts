@@ -17,6 +17,7 @@ import type { AttemptRef, AttemptTimings } from './events';
 import type { FailedAttempt } from './failure-events';
 import { callHandler, type HandlerCallDeps } from './handler-call';
 import { ThreadPoolClosedError, type ThreadLease, type ThreadPool } from './isolation/thread-pool';
+import { elapsedMs } from './elapsed';
 import { eligibleAt, isFirstStart } from './job-history';
 import { ShutdownHandBacks } from './shutdown-hand-back';
 import { resultJson } from './stored-json';
@@ -93,7 +94,9 @@ export class AttemptRunner {
       const handedBack = await handBack(this.deps, job, token, handBackFor);
       if (handedBack) throw handedBack;
     }
+    // A wall-clock time, for the job's history and events; durations are measured from `leasedClock`.
     const leasedAt = Date.now();
+    const leasedClock = performance.now();
     const abort = new AttemptAbort();
     const { data, meta } = unwrapJobData(job.data);
     const ref: AttemptRef = {
@@ -115,7 +118,7 @@ export class AttemptRunner {
     const early = this.earlyCancels.take(ref.jobId, job.processedOn ?? 0);
     if (early !== undefined) abort.abort(cancelledError(early));
     try {
-      return await attemptTrace.run(() => this.attempt(job, token, abort, { ref, data, meta, leasedAt, trace: attemptTrace }));
+      return await attemptTrace.run(() => this.attempt(job, token, abort, { ref, data, meta, leasedAt, leasedClock, trace: attemptTrace }));
     } finally {
       this.aborts.delete(ref.jobId);
       this.shutdown.untrack(ref.jobId);
@@ -132,7 +135,14 @@ export class AttemptRunner {
     job: AnyJob,
     token: string | undefined,
     abort: AttemptAbort,
-    { ref, data, meta, leasedAt, trace }: { ref: AttemptRef; data: unknown; meta: JobMeta | undefined; leasedAt: number; trace: AttemptTrace },
+    {
+      ref,
+      data,
+      meta,
+      leasedAt,
+      leasedClock,
+      trace,
+    }: { ref: AttemptRef; data: unknown; meta: JobMeta | undefined; leasedAt: number; leasedClock: number; trace: AttemptTrace },
   ): Promise<unknown> {
     const { policy, registry, slots } = this.deps;
     const startedAt = job.processedOn ?? leasedAt;
@@ -140,7 +150,7 @@ export class AttemptRunner {
     if (first) this.deps.budget.recordFirstAttempt();
     // Read while the handler runs; awaited only when the attempt is recorded.
     const history = first ? undefined : readHistory(this.deps, ref.jobId);
-    this.deps.onStart(ref.jobId, job.attemptsStarted, leasedAt);
+    this.deps.onStart(ref.jobId, job.attemptsStarted);
     if (this.deps.listens('job:started')) {
       this.deps.emit('job:started', { ...ref, enqueuedAt: job.timestamp, startedAt: leasedAt, attemptsStarted: job.attemptsStarted });
     }
@@ -178,7 +188,7 @@ export class AttemptRunner {
         (await slots.acquire(abort.signal).catch(() => {
           throw slotWaitCancelled();
         }));
-      timings.slotWaitMs = Date.now() - leasedAt;
+      timings.slotWaitMs = elapsedMs(leasedClock);
       trace.slotAcquired(timings.slotWaitMs);
       this.active += 1;
       try {
@@ -190,7 +200,10 @@ export class AttemptRunner {
         // as the cancellation asked, without waiting for budget.
         if (!abort.aborted) await admitDeferredRetry(this.deps, job, token, ref, started, deadlineAt, trace);
         const thread = this.deps.pool ? await this.threadFor(this.deps.pool, ref, abort, deadlineAt, trace) : undefined;
+        // The deadline is a wall-clock time (set by the API's host); the handler's run is timed on
+        // the monotonic clock, which a step of the wall clock (NTP, a VM resumed) does not move.
         const handlerStart = Date.now();
+        const handlerClock = performance.now();
         trace.executionStarted();
         // The deadline bounds the running attempt too, as a schedule-to-close timeout does: it
         // stops at whichever of its timeout and the deadline comes first.
@@ -205,15 +218,15 @@ export class AttemptRunner {
             throw err;
           });
           resultJson(handler.name, result);
-          timings.handlerMs = Date.now() - handlerStart;
-          timings.durationMs = Date.now() - leasedAt;
+          timings.handlerMs = elapsedMs(handlerClock);
+          timings.durationMs = elapsedMs(leasedClock);
           trace.executionSucceeded(timings.handlerMs);
           const waitMs = Math.max(0, startedAt - eligibleAt(job, history ? await history : undefined, meta?.redrivenAt));
           this.completions.set(job, { ref, timings, waitMs });
           this.debugLog.succeeded(ref, timings, result);
           return result;
         } finally {
-          timings.handlerMs ??= Date.now() - handlerStart;
+          timings.handlerMs ??= elapsedMs(handlerClock);
           this.deps.emit('handler:finished', { lane: ref.lane, handlerMs: timings.handlerMs, timeoutMs: configuredTimeoutMs });
         }
       } finally {
@@ -230,7 +243,7 @@ export class AttemptRunner {
       if (err instanceof ThreadPoolClosedError) throw await this.shutdown.handBack(job, token, ref, 'isolated');
       if (this.shutdown.stopped(ref.jobId, abort)) throw await this.shutdown.handBack(job, token, ref, 'stopped');
       this.shutdown.untrack(ref.jobId);
-      timings.durationMs = Date.now() - leasedAt;
+      timings.durationMs = elapsedMs(leasedClock);
       const deadlineAt = this.deadlineOf(job, meta?.deadlineAt);
       throw await this.failures.record(job, token, { ref, timings, startedAt, trace }, history, deadlineAt, err);
     } finally {
@@ -247,6 +260,7 @@ export class AttemptRunner {
    */
   private async threadFor(pool: ThreadPool, ref: AttemptRef, abort: AttemptAbort, deadlineAt: number | undefined, trace: AttemptTrace): Promise<ThreadLease> {
     const waitStart = Date.now();
+    const waitClock = performance.now();
     let thread = pool.tryAcquire();
     if (!thread) {
       if (abort.aborted) throw threadWaitStopped(abort.reason);
@@ -270,7 +284,7 @@ export class AttemptRunner {
         abort.signal.removeEventListener('abort', onAbort);
       }
     }
-    trace.threadAcquired(Date.now() - waitStart);
+    trace.threadAcquired(elapsedMs(waitClock));
     return thread;
   }
 

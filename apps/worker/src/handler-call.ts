@@ -9,6 +9,7 @@ import type { AttemptAbort } from './attempt-abort';
 import type { AttemptTrace } from './attempt-trace';
 import type { AttemptRef, WorkerEventMap } from './events';
 import type { Handler, HandlerContext } from './handler';
+import { elapsedMs as elapsedSince } from './elapsed';
 import { handlerLogger } from './handler-logger';
 import type { IsolatedRun, ThreadLease } from './isolation/thread-pool';
 import { storedProgress } from './stored-json';
@@ -42,7 +43,7 @@ export async function callHandler(
   let childLogger: Logger | undefined;
   const log = (): Logger => (childLogger ??= handlerLogger(deps.logger, { lane: ref.lane, job_id: ref.jobId, attempt: ref.attempt }));
   const isolated = thread !== undefined;
-  const startedAt = Date.now();
+  const startedAt = performance.now();
   let attemptOver = false;
   // A handler abandoned after its timeout must not write to a job it no longer owns. What is written
   // is the value's JSON form, checked here as an isolated handler's thread checks it.
@@ -83,7 +84,7 @@ export async function callHandler(
         label: `handler "${job.name}"`,
         abort,
         onTimeout: () => {
-          const elapsedMs = Date.now() - startedAt;
+          const elapsedMs = elapsedSince(startedAt);
           log().warn('handler timed out; its abort signal was fired', { job_name: job.name, timeout_ms: timeoutMs, elapsed_ms: elapsedMs });
           trace?.timeoutWarning(timeoutMs, elapsedMs);
           deps.emit('handler:timeout-warning', { ...ref, timeoutMs, elapsedMs, isolated });

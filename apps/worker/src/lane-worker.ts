@@ -115,9 +115,9 @@ export class LaneWorker {
       budget: this.budget,
       pool: this.pool,
       intakeStopped: () => this.intakeHolds.size > 0 || this.draining,
-      onStart: (jobId, attemptsStarted, leasedAt) => {
+      onStart: (jobId, attemptsStarted) => {
         this.starts.set(jobId, attemptsStarted);
-        this.leases.track(jobId, attemptsStarted, leasedAt);
+        this.leases.track(jobId, attemptsStarted);
       },
       onEnd: (jobId) => {
         this.starts.delete(jobId);

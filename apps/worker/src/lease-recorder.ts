@@ -32,9 +32,11 @@ export class LeaseRecorder {
     this.timer.unref();
   }
 
-  /** A start began: `ats` is BullMQ's attemptsStarted for it. */
-  track(jobId: string, ats: number, since: number): void {
-    this.pending.set(jobId, { ats, since });
+  /** A start began now: `ats` is BullMQ's attemptsStarted for it. */
+  track(jobId: string, ats: number): void {
+    // On the monotonic clock: a start timed on the wall clock went unrecorded for as long as the
+    // clock stepped back, and a crash meanwhile left its reclaim unable to name this worker.
+    this.pending.set(jobId, { ats, since: performance.now() });
   }
 
   /** The start ended (or was recorded). */
@@ -44,7 +46,7 @@ export class LeaseRecorder {
 
   private sweep(): void {
     const due: Array<[string, number]> = [];
-    const cutoff = Date.now() - this.options.recordAfterMs;
+    const cutoff = performance.now() - this.options.recordAfterMs;
     for (const [jobId, lease] of this.pending) {
       if (lease.since <= cutoff) due.push([jobId, lease.ats]);
     }

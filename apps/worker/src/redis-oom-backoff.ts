@@ -19,7 +19,7 @@ export interface RedisOomBackoffOptions {
   /** A new run of refusals within this long of the last one's first line is logged as a
    * continuation (warn), not as news (error); default 30000 ms. */
   quietMs?: number;
-  /** Clock, for tests; default Date.now. */
+  /** Clock of the pauses' durations and quiet time, for tests; default performance.now (a wall-clock step does not move it). */
   now?: () => number;
 }
 
@@ -49,7 +49,7 @@ export class RedisOomBackoff {
     this.firstPauseMs = options.firstPauseMs ?? 1000;
     this.maxPauseMs = options.maxPauseMs ?? 30_000;
     this.quietMs = options.quietMs ?? 30_000;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? (() => performance.now());
   }
 
   /** True while the lane's intake is paused by this backoff. */

@@ -8,6 +8,7 @@
 // same grace before abandonment.
 import { CancelledError, MAX_TIMER_MS, TimeoutError } from '@bullpen/core';
 import { AttemptAbort } from './attempt-abort';
+import { elapsedMs } from './elapsed';
 
 export type StopKind = 'timeout' | 'cancelled';
 
@@ -32,7 +33,7 @@ export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, opti
   // Node fires a timer past MAX_TIMER_MS at once; a timeout that long (from a job stored by an
   // older API or another BullMQ client) waits the longest timer Node keeps instead.
   const graceMs = Math.min(MAX_TIMER_MS, Math.max(0, Math.round(timeoutMs * (escalationFactor - 1))));
-  const startedAt = Date.now();
+  const startedAt = performance.now();
 
   if (abort.aborted) return Promise.reject(asCancelled(abort.reason));
 
@@ -57,7 +58,7 @@ export function runGuarded<T>(run: (abort: AttemptAbort) => T | Promise<T>, opti
       abort.abort(error);
       hardTimer = setTimeout(() => {
         if (!finish()) return;
-        const afterMs = Date.now() - startedAt;
+        const afterMs = elapsedMs(startedAt);
         options.onEscalated?.(kind, afterMs);
         const failure =
           kind === 'timeout'

@@ -12,6 +12,7 @@ export * from './logger';
 export * from './redis';
 export * from './redis-target';
 export * from './lua';
+export * from './retry-allowance';
 export * from './retry-budget';
 export * from './admission';
 export * from './cancelled-error';

@@ -6,6 +6,7 @@ import {
   type AttemptEvent,
   type AttemptRetry,
   type CompletedAttemptRow,
+  type CompletedAttemptsEvent,
   type DeadEvent,
   type DecodedLaneEvent,
   type ReclaimedEvent,
@@ -61,6 +62,24 @@ function nonNegative(map: EntryFields, key: string): number {
   return value;
 }
 
+/**
+ * A run or wait time. One measured across a backward step of the worker's wall clock (workers
+ * before bullpen timed attempts on the monotonic clock) is negative: the attempt still happened,
+ * so it is read as 0 and counted in `negative`, not refused with its entry.
+ */
+function duration(value: unknown, negative: { count: number }): number | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+  if (value >= 0) return value;
+  negative.count += 1;
+  return 0;
+}
+
+function durationField(map: EntryFields, key: string, negative: { count: number }): number {
+  const value = duration(Number(str(map, key)), negative);
+  if (value === undefined) throw new Malformed(`${key} is not a number`);
+  return value;
+}
+
 /** An optional count: absent (older writers) is undefined, present must parse. */
 function optionalCount(map: EntryFields, key: string): number | undefined {
   return map.has(key) ? nonNegative(map, key) : undefined;
@@ -95,6 +114,7 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
       const outcome = str(map, 'outcome');
       if (outcome !== 'completed' && outcome !== 'failed') throw new Malformed('outcome is not completed|failed');
       const willRetry = map.get('willRetry') === '1';
+      const negative = { count: 0 };
       const ev: AttemptEvent = {
         event: LANE_EVENT.attempt,
         jobId: str(map, 'jobId'),
@@ -103,10 +123,11 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
         attempt: nonNegative(map, 'attempt'),
         outcome,
         willRetry,
-        runMs: nonNegative(map, 'runMs'),
-        waitMs: nonNegative(map, 'waitMs'),
+        runMs: durationField(map, 'runMs', negative),
+        waitMs: durationField(map, 'waitMs', negative),
         worker: map.get('worker') ?? '',
       };
+      if (negative.count > 0) ev.negativeDurations = negative.count;
       if (outcome === 'failed') ev.errorClass = errorClassOf(map);
       if (willRetry && map.has('delayMs')) ev.delayMs = nonNegative(map, 'delayMs');
       if (outcome === 'failed' && map.has('retryable')) ev.retryable = map.get('retryable') === '1';
@@ -118,8 +139,13 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
       }
       return ev;
     }
-    case LANE_EVENT.completedAttempts:
-      return { event: LANE_EVENT.completedAttempts, worker: map.get('worker') ?? '', attempts: decodeCompletedAttempts(str(map, 'attempts')) };
+    case LANE_EVENT.completedAttempts: {
+      const { attempts, malformedRows, negativeDurations } = decodeCompletedAttempts(str(map, 'attempts'));
+      const ev: CompletedAttemptsEvent = { event: LANE_EVENT.completedAttempts, worker: map.get('worker') ?? '', attempts };
+      if (malformedRows > 0) ev.malformedRows = malformedRows;
+      if (negativeDurations > 0) ev.negativeDurations = negativeDurations;
+      return ev;
+    }
     case LANE_EVENT.retryBudgetExhausted: {
       const action = str(map, 'action');
       if (action !== 'defer' && action !== 'fail') throw new Malformed('action is not defer|fail');
@@ -162,7 +188,11 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
   }
 }
 
-function decodeCompletedAttempts(text: string): CompletedAttemptRow[] {
+/**
+ * The rows of a bp:completed_attempts entry. An entry holds up to a flush's worth of attempts (200),
+ * so one row that does not parse is left out and counted, not the whole entry with it.
+ */
+function decodeCompletedAttempts(text: string): { attempts: CompletedAttemptRow[]; malformedRows: number; negativeDurations: number } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -170,22 +200,33 @@ function decodeCompletedAttempts(text: string): CompletedAttemptRow[] {
     throw new Malformed('attempts is not JSON');
   }
   if (!Array.isArray(parsed)) throw new Malformed('attempts is not an array');
-  return parsed.map((row: unknown, i) => {
-    if (!Array.isArray(row) || row.length < 6) throw new Malformed(`attempts[${i}] is not a row of 6`);
-    const [jobId, name, tenant, attempt, runMs, waitMs] = row as unknown[];
-    if (typeof jobId !== 'string' || jobId === '') throw new Malformed(`attempts[${i}] has no jobId`);
-    for (const [key, value] of [['attempt', attempt], ['runMs', runMs], ['waitMs', waitMs]] as const) {
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Malformed(`attempts[${i}].${key} is not a non-negative number`);
-    }
-    return {
-      jobId,
-      name: typeof name === 'string' ? name : '',
-      tenant: typeof tenant === 'string' ? tenant : '',
-      attempt: attempt as number,
-      runMs: runMs as number,
-      waitMs: waitMs as number,
-    };
-  });
+  const attempts: CompletedAttemptRow[] = [];
+  const negative = { count: 0 };
+  let malformedRows = 0;
+  for (const row of parsed as unknown[]) {
+    const decoded = Array.isArray(row) ? decodeCompletedAttemptRow(row, negative) : undefined;
+    if (decoded) attempts.push(decoded);
+    else malformedRows += 1;
+  }
+  return { attempts, malformedRows, negativeDurations: negative.count };
+}
+
+/** One row [jobId, name, tenant, attempt, runMs, waitMs]; undefined when it does not parse. */
+function decodeCompletedAttemptRow(row: readonly unknown[], negative: { count: number }): CompletedAttemptRow | undefined {
+  if (row.length < 6) return undefined;
+  const [jobId, name, tenant, attempt] = row;
+  if (typeof jobId !== 'string' || jobId === '') return undefined;
+  if (typeof attempt !== 'number' || !Number.isFinite(attempt) || attempt < 0) return undefined;
+  // Both times are checked before either negative one is counted: a row left out counts nothing else.
+  if (duration(row[4], { count: 0 }) === undefined || duration(row[5], { count: 0 }) === undefined) return undefined;
+  return {
+    jobId,
+    name: typeof name === 'string' ? name : '',
+    tenant: typeof tenant === 'string' ? tenant : '',
+    attempt,
+    runMs: duration(row[4], negative) as number,
+    waitMs: duration(row[5], negative) as number,
+  };
 }
 
 /**

@@ -36,6 +36,8 @@ export interface AttemptEvent {
   retryable?: boolean;
   /** How the retry was decided, when willRetry (absent in entries of older workers). */
   retry?: AttemptRetry;
+  /** Set by the decoder: how many of runMs and waitMs were negative on the stream and read as 0. */
+  negativeDurations?: number;
 }
 
 /** How a failed attempt's retry was decided: what the worker logs as backoff_applied and
@@ -87,6 +89,10 @@ export interface CompletedAttemptsEvent {
   /** WORKER_ID of the worker that ran the attempts. */
   worker: string;
   attempts: CompletedAttemptRow[];
+  /** Set by the decoder: rows that did not parse, left out of `attempts` (the others are kept). */
+  malformedRows?: number;
+  /** Set by the decoder: run and wait times of the rows that were negative on the stream and read as 0. */
+  negativeDurations?: number;
 }
 
 /** The lane retry budget refused a retry; the worker deferred it or failed the job instead. */

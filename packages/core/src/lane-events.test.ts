@@ -106,7 +106,7 @@ describe('lane events', () => {
     expect(decodeLaneEvent([])).toMatchObject({ event: 'malformed', problem: 'no event field' });
     expect(decodeLaneEvent(['event', 'completed'])).toMatchObject({ event: 'malformed', name: 'completed', problem: 'missing jobId' });
     const bad = encodeLaneEvent(attempt).map((v, i, a) => (a[i - 1] === 'runMs' ? 'fast' : v));
-    expect(decodeLaneEvent(bad)).toMatchObject({ event: 'malformed', problem: 'runMs is not a non-negative number' });
+    expect(decodeLaneEvent(bad)).toMatchObject({ event: 'malformed', problem: 'runMs is not a number' });
     expect(decodeLaneEvent(['event', 'bp:rejected', 'count', '-1', 'reason', 'queue_full'])).toMatchObject({ event: 'malformed' });
     expect(decodeLaneEvent(['event', 'bp:retry_budget_exhausted', 'jobId', '1', 'action', 'explode'])).toMatchObject({
       event: 'malformed',
@@ -138,13 +138,47 @@ describe('lane events', () => {
     expect(attemptsOf(decodeLaneEvent(['event', 'stalled', 'jobId', '3']))).toEqual([]);
   });
 
-  it('reports a bp:completed_attempts entry whose rows do not parse as malformed', () => {
+  it('reports a bp:completed_attempts entry whose attempts field does not parse as malformed', () => {
     const entry = (attempts: string) => ['event', LANE_EVENT.completedAttempts, 'worker', 'w', 'attempts', attempts];
     expect(decodeLaneEvent(entry('not json'))).toMatchObject({ event: 'malformed', problem: 'attempts is not JSON' });
     expect(decodeLaneEvent(entry('{}'))).toMatchObject({ event: 'malformed', problem: 'attempts is not an array' });
-    expect(decodeLaneEvent(entry('[["1","n","t",1,2]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0] is not a row of 6' });
-    expect(decodeLaneEvent(entry('[["1","n","t",1,-2,0]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0].runMs is not a non-negative number' });
     expect(decodeLaneEvent(['event', LANE_EVENT.completedAttempts, 'worker', 'w'])).toMatchObject({ event: 'malformed', problem: 'missing attempts' });
+  });
+
+  it('keeps the other rows of a bp:completed_attempts entry when one does not parse, and counts it', () => {
+    const entry = (attempts: string) => ['event', LANE_EVENT.completedAttempts, 'worker', 'w', 'attempts', attempts];
+    const ev = decodeLaneEvent(entry('[["1","n","t",1,2],["2","n","t",1,5,0],"row",["","n","t",1,5,0],["3","n","t",1,"x",0]]'));
+    expect(ev).toEqual({
+      event: LANE_EVENT.completedAttempts,
+      worker: 'w',
+      attempts: [{ jobId: '2', name: 'n', tenant: 't', attempt: 1, runMs: 5, waitMs: 0 }],
+      malformedRows: 4,
+    });
+  });
+
+  it('reads a negative run time among valid rows as 0, keeping every attempt of the entry, and counts it', () => {
+    // A worker whose wall clock stepped back while it timed job b (before attempts were timed on
+    // the monotonic clock): the entry's other attempts happened all the same.
+    const fields = encodeLaneEvent({
+      event: LANE_EVENT.completedAttempts,
+      worker: 'w1',
+      attempts: [
+        { jobId: 'a', name: 'noop', tenant: 'acme', attempt: 1, runMs: 12, waitMs: 3 },
+        { jobId: 'b', name: 'noop', tenant: 'acme', attempt: 1, runMs: -1850, waitMs: 0 },
+        { jobId: 'c', name: 'noop', tenant: 'acme', attempt: 1, runMs: 40, waitMs: -2 },
+      ],
+    });
+    const ev = decodeLaneEvent(fields);
+    expect(ev).toMatchObject({ event: LANE_EVENT.completedAttempts, negativeDurations: 2 });
+    expect(ev).not.toHaveProperty('malformedRows');
+    expect(attemptsOf(ev).map((a) => [a.jobId, a.runMs, a.waitMs])).toEqual([
+      ['a', 12, 3],
+      ['b', 0, 0],
+      ['c', 40, 0],
+    ]);
+    // A bp:attempt (a failed attempt) timed across the step is read the same way.
+    const failed = encodeLaneEvent(attempt).map((v, i, a) => (a[i - 1] === 'runMs' ? '-700' : v));
+    expect(decodeLaneEvent(failed)).toMatchObject({ event: LANE_EVENT.attempt, runMs: 0, negativeDurations: 1 });
   });
 
   describe('read as Buffers (decodeLaneEventBuffers)', () => {

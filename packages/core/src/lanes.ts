@@ -1,5 +1,6 @@
 // Lane policies: the schema of the lanes file, its defaults, and the built-in default lanes.
 import { z } from 'zod';
+import { retryAllowance } from './retry-allowance';
 
 /** Lane names become BullMQ queue names, Redis key parts and URL segments: keep them plain. */
 export const LANE_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -66,7 +67,7 @@ export const retryBudgetSchema = z
     // A deferred retry runs only when the budget grants it: one that grants none holds every retry
     // of the lane forever (or until each job's deadline).
     // The allowance is floor(ratio × first attempts + minRetriesPerSecond × windowSeconds).
-    if (budget.ratio === 0 && Math.floor(budget.minRetriesPerSecond * budget.windowSeconds) < 1 && budget.onExhausted === 'defer') {
+    if (budget.ratio === 0 && retryAllowance(0, 0, budget.minRetriesPerSecond * budget.windowSeconds) < 1 && budget.onExhausted === 'defer') {
       ctx.addIssue({
         code: 'custom',
         path: ['onExhausted'],

@@ -175,8 +175,15 @@ export const METRIC_CATALOGUE = [
   {
     name: 'bullpen_exporter_events_processed_total',
     type: 'counter',
-    help: 'Lane stream entries the exporter has counted, by event name.',
+    help: 'Lane stream entries the exporter has counted, by event name; malformed also counts the rows of bp:completed_attempts entries left out for not parsing.',
     labelNames: ['lane', 'event'],
+    origin: 'exporter-events',
+  },
+  {
+    name: 'bullpen_exporter_negative_timings_total',
+    type: 'counter',
+    help: "Attempt run and wait times read from the lane stream as negative (the worker's wall clock stepped back while it timed them) and counted as 0.",
+    labelNames: ['lane'],
     origin: 'exporter-events',
   },
   {

@@ -30,7 +30,7 @@ type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export interface OtelDiagnosticsOptions {
   /** Default OTEL_REPORT_INTERVAL_MS. */
   reportIntervalMs?: number;
-  /** Default Date.now. */
+  /** Clock of the outage's duration and report interval; default performance.now (a wall-clock step does not move it). */
   now?: () => number;
 }
 
@@ -56,7 +56,7 @@ export class OtelDiagnostics {
     options: OtelDiagnosticsOptions = {},
   ) {
     this.reportIntervalMs = options.reportIntervalMs ?? OTEL_REPORT_INTERVAL_MS;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? (() => performance.now());
     this.repeats = new RepeatLimiter({
       intervalMs: this.reportIntervalMs,
       onRepeats: (key, repeats) => {

@@ -50,4 +50,38 @@ describe('RetryBudget', () => {
     expect(results.filter((d) => d.granted)).toHaveLength(30);
     await Promise.all([one.close(), two.close()]);
   });
+
+  it.each([
+    [0.7, 90, 63],
+    [0.29, 100, 29],
+    [0.58, 50, 29],
+  ])('grants exactly the decimal allowance: ratio %p of %p first attempts allows %p retries', async (ratio, firsts, allowed) => {
+    // Each product is an integer in decimals and just below it in binary floating point.
+    const now = 3_000_000_000;
+    const budget = new RetryBudget(a, prefix, `exact-${ratio}`, { ...policy, ratio, minRetriesPerSecond: 0 }, { now: () => now });
+    for (let i = 0; i < firsts; i += 1) budget.recordFirstAttempt();
+    let granted = 0;
+    let last = await budget.tryRetry();
+    while (last.granted) {
+      granted += 1;
+      last = await budget.tryRetry();
+    }
+    expect(granted).toBe(allowed);
+    expect(last).toEqual({ granted: false, retriesInWindow: allowed, allowedInWindow: allowed });
+    await budget.close();
+  });
+
+  it('adds a fractional minimum exactly: 0.29 a second over 100 s is 29 retries', async () => {
+    const now = 4_000_000_000;
+    const budget = new RetryBudget(a, prefix, 'exact-min', { ...policy, ratio: 0, minRetriesPerSecond: 0.29, windowSeconds: 100 }, { now: () => now });
+    let last = await budget.tryRetry();
+    let granted = 0;
+    while (last.granted) {
+      granted += 1;
+      last = await budget.tryRetry();
+    }
+    expect(granted).toBe(29);
+    expect(last.allowedInWindow).toBe(29);
+    await budget.close();
+  });
 });

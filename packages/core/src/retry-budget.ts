@@ -5,6 +5,7 @@ import type { RedisClient } from './redis';
 import { retryBudgetBucketKey } from './keys';
 import type { RetryBudgetPolicy } from './lanes';
 import { scriptCommand } from './lua';
+import { inMillionths } from './retry-allowance';
 
 export interface RetryBudgetDecision {
   granted: boolean;
@@ -86,8 +87,8 @@ export class RetryBudget {
     const [granted, retries, allowed] = await (this.redis as unknown as BudgetRedis).bullpenRetryBudget(
       keys.length,
       ...keys,
-      this.policy.ratio,
-      minInWindow,
+      inMillionths(this.policy.ratio),
+      inMillionths(minInWindow),
       this.policy.windowSeconds + 2,
     );
     return { granted: granted === 1, retriesInWindow: retries, allowedInWindow: allowed };
