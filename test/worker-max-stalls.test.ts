@@ -88,9 +88,11 @@ describe("a lane's maxStalls", () => {
   });
 
   it('writes one row for a start a stall lost, then the row of the attempt that reran it', async () => {
-    // One loss, within maxStalls: the rerun times out, and with one attempt the job is dead.
-    const { queue, id } = await loseItsWorker({ maxStalls: 1, attempts: 1, timeoutMs: 3000 }, 1);
-    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 20_000, what: 'the rerun to time out' });
+    // One loss, within maxStalls: the rerun times out, and with one attempt the job is dead. The
+    // timeout outlasts starting the second worker (seconds on a busy machine), which comes before
+    // the first is killed: a first run that timed out first would leave no stall to write.
+    const { queue, id } = await loseItsWorker({ maxStalls: 1, attempts: 1, timeoutMs: 10_000 }, 1);
+    await waitUntil(async () => (await queue.getJobState(id)) === 'failed', { timeoutMs: 30_000, what: 'the rerun to time out' });
     const rows = jobStatusView((await queue.getJob(id))!, 'work', 'failed', (await queue.getJobLogs(id)).logs).attempts;
     expect(rows.map((r) => [r.attempt, r.errorClass, r.worker])).toEqual([
       [1, 'stalled', 'worker-1'],
