@@ -2,6 +2,7 @@
 // sends are dropped with the client's connection, and the proxy stops listening, so reconnecting
 // is refused. The command was applied, its answer never arrives, and Redis looks dead: what a
 // client sees when Redis is killed between doing a write and answering it. heal() listens again.
+// cutAfter() loses the reply to a chosen request instead, say a write in the middle of a sequence.
 // It can also stand for an endpoint that follows the primary, as a managed Redis's DNS name does:
 // after switchTo(), new connections reach another server while those already open stay where they are.
 import net from 'node:net';
@@ -10,6 +11,8 @@ export interface CuttingProxy {
   url: string;
   /** Drop the next reply with its connection, and refuse connections until heal(). */
   cut(): void;
+  /** As cut(), for the reply to the first request from now on whose bytes `matches` accepts. */
+  cutAfter(matches: (request: Buffer) => boolean): void;
   /** Accept connections again (on the same port). */
   heal(): Promise<void>;
   /** Send new connections to this Redis port from now on. */
@@ -20,6 +23,7 @@ export interface CuttingProxy {
 export async function startCuttingProxy(redisPort: number): Promise<CuttingProxy> {
   let target = redisPort;
   let cutting = false;
+  let cutsAfter: ((request: Buffer) => boolean) | undefined;
   const sockets = new Set<net.Socket>();
   const track = (socket: net.Socket) => {
     sockets.add(socket);
@@ -30,7 +34,13 @@ export async function startCuttingProxy(redisPort: number): Promise<CuttingProxy
     track(client);
     const upstream = net.connect(target, '127.0.0.1');
     track(upstream);
-    client.on('data', (chunk) => upstream.write(chunk));
+    client.on('data', (chunk: Buffer) => {
+      if (cutsAfter?.(chunk)) {
+        cutsAfter = undefined;
+        cutting = true;
+      }
+      upstream.write(chunk);
+    });
     upstream.on('data', (chunk) => {
       if (!cutting) {
         client.write(chunk);
@@ -52,6 +62,9 @@ export async function startCuttingProxy(redisPort: number): Promise<CuttingProxy
     url: `redis://127.0.0.1:${port}`,
     cut() {
       cutting = true;
+    },
+    cutAfter(matches) {
+      cutsAfter = matches;
     },
     heal: () => listen(port),
     switchTo(next) {

@@ -4,7 +4,8 @@
 // calls never act on one job at once: BullMQ removes a job in any state, and a purge that found a
 // job dead must not delete it after a concurrent redrive has put it back to work. A job another call
 // holds is answered `claimed`, never passed over as if it were no dead letter: the caller must
-// know to come back for it. When the API stops, a call under way ends after its batch (stop()).
+// know to come back for it. When the API stops, a call under way ends after its batch (stop());
+// when Redis fails it, it answers with what its batches did as well (redisFailed()).
 // A call for all is bounded by failure time (failedBefore, its start by default) and says the bound
 // in every answer: sent again with it, a call ended early does the rest and nothing twice, as the
 // jobs it redrove that died again since have failed after the bound.
@@ -12,13 +13,13 @@ import { Job, type Queue } from 'bullmq';
 import type { RedisClient } from '@bullpen/core';
 import { jobKeys, laneStateKeys, unwrapJobData, type BullpenConfig } from '@bullpen/core';
 import { DeadCursorCodec, type DeadCursor } from './dead-cursor';
-import { overloaded, stopped } from './dead-letter-problems';
+import { overloaded, redisFailed, stopped } from './dead-letter-problems';
 import { redriveDeadLetter } from './dead-letter-redrive';
 import { removeJob } from './job-removal';
 import { JobsInFlight } from './jobs-in-flight';
 import type { LaneRegistry } from './lane-registry';
 import type { RedisGuard } from './redis-guard';
-import { ProblemError, writeOutcomeUnknown, type ActionResult } from './problem';
+import { ProblemError, type ActionResult } from './problem';
 import {
   deadLetterView,
   type DeadLetter,
@@ -310,8 +311,9 @@ export class DeadLetters {
    * found). Each batch is done whole before the next starts, and takes its room among the jobs on
    * their way to Redis before it reads anything: a batch that gets none in time ends the call with
    * api_overloaded, which lists the results of the batches done before it (none touched after).
-   * A stopping API (stop()) ends the call the same way between batches, with api_stopping.
-   * Without `ids`, the dead letters that failed at or before `failedBefore`.
+   * A stopping API (stop()) ends the call the same way between batches, with api_stopping, and so
+   * does Redis failing it (redisFailed()), which also says that the batch it cut short may or may
+   * not have been done. Without `ids`, the dead letters that failed at or before `failedBefore`.
    */
   private async apply<S extends string>(
     lane: string,
@@ -322,12 +324,14 @@ export class DeadLetters {
     act: (job: Job) => Promise<S | 'not_found' | 'not_dead' | 'claimed'>,
   ): Promise<ActionResult<S | 'not_found' | 'not_dead' | 'claimed'>[]> {
     const results: ActionResult<S | 'not_found' | 'not_dead' | 'claimed'>[] = [];
+    /** The dead letters of the batch whose writes are under way; 0 between batches and while reading. */
+    let pending = 0;
     const run = async (selected: readonly Selected[]) => {
-      const outcomes = await this.deps.guard
-        .run(() => Promise.all(selected.map(async (item) => ({ id: item.id, status: 'job' in item ? await act(item.job) : item.status }))))
-        .catch((err: unknown) => {
-          throw writeOutcomeUnknown(err, `the ${selected.length} dead letters of this batch (the ${results.length} before it are listed in results)`, results);
-        });
+      const outcomes = await this.deps.guard.run(() => {
+        pending = selected.length;
+        return Promise.all(selected.map(async (item) => ({ id: item.id, status: 'job' in item ? await act(item.job) : item.status })));
+      });
+      pending = 0;
       results.push(...outcomes);
     };
     const withRoom = async <T>(jobs: number, step: () => Promise<T>): Promise<T> => {
@@ -346,31 +350,38 @@ export class DeadLetters {
         this.inFlight.leave(weight);
       }
     };
-    if (ids) {
-      for (let start = 0; start < ids.length; start += this.batchSize) {
-        const batch = ids.slice(start, start + this.batchSize);
-        await withRoom(batch.length, async () => run(await this.select(lane, tenant, batch)));
-      }
-      return results;
-    }
-    const queue = this.deps.lanes.queue(lane);
-    const pages = this.scan(lane, undefined, failedBefore);
     try {
-      // A page holds at most batchSize dead letters: its room is taken before it is read.
-      while (
-        await withRoom(this.batchSize, async () => {
-          const page = await pages.next();
-          if (page.done) return false;
-          const jobs = await this.load(queue, page.value.entries.map((entry) => entry.id));
-          const selected: Selected[] = [];
-          for (const job of jobs) if (job && this.visible(job, tenant)) selected.push({ id: String(job.id), job });
-          await run(selected);
-          return true;
-        })
-      );
-      return results;
-    } finally {
-      await pages.return(undefined);
+      if (ids) {
+        for (let start = 0; start < ids.length; start += this.batchSize) {
+          const batch = ids.slice(start, start + this.batchSize);
+          await withRoom(batch.length, async () => run(await this.select(lane, tenant, batch)));
+        }
+        return results;
+      }
+      const queue = this.deps.lanes.queue(lane);
+      const pages = this.scan(lane, undefined, failedBefore);
+      try {
+        // A page holds at most batchSize dead letters: its room is taken before it is read.
+        while (
+          await withRoom(this.batchSize, async () => {
+            const page = await pages.next();
+            if (page.done) return false;
+            const jobs = await this.load(queue, page.value.entries.map((entry) => entry.id));
+            const selected: Selected[] = [];
+            for (const job of jobs) if (job && this.visible(job, tenant)) selected.push({ id: String(job.id), job });
+            await run(selected);
+            return true;
+          })
+        );
+        return results;
+      } finally {
+        await pages.return(undefined);
+      }
+    } catch (err) {
+      // Answered as an outage alone, this would read "nothing was done" and give no bound: the
+      // client's only resend, `{}`, would redrive again the jobs these batches redrove that have
+      // died since.
+      throw redisFailed(action, err, pending, results, failedBefore);
     }
   }
 

@@ -28,11 +28,14 @@ export interface Problem {
   errors?: FieldError[];
   /** With redis_timeout: the ids of the jobs the request was adding, whose fate is unknown. */
   jobIds?: string[];
-  /** With api_overloaded, api_stopping or redis_timeout from a redrive or purge: what its batches before that did. */
+  /**
+   * With api_overloaded, api_stopping, redis_unavailable, redis_timeout or redis_full from a redrive
+   * or purge: what its batches before that did.
+   */
   results?: ActionResult<string>[];
   /**
-   * With api_overloaded or api_stopping from a redrive or purge of all: the bound on failure times
-   * the call used, to send again with it for the rest.
+   * With any of those from a redrive or purge of all: the bound on failure times the call used, to
+   * send again with it for the rest.
    */
   failedBefore?: number;
   /** With job_finished: the state the job finished in. */
@@ -161,17 +164,15 @@ export function outcomeUnknownProblem(lane: string, jobIds: readonly string[], c
 }
 
 /**
- * A cancel, redrive or purge sent but not answered may have been applied: the answer says so
- * instead of the outage's "retry shortly", which would imply that nothing was done. `results`: what
- * the batches of a redrive or purge before the unanswered one did.
+ * A cancel sent but not answered may have been applied: the answer says so instead of the
+ * outage's "retry shortly", which would imply that nothing was done. (A redrive or purge says it
+ * with what its batches did: dead-letter-problems.ts.)
  */
-export function writeOutcomeUnknown(err: unknown, what: string, results?: readonly ActionResult<string>[]): unknown {
+export function writeOutcomeUnknown(err: unknown, what: string): unknown {
   if (!(err instanceof RedisOutcomeUnknownError)) return err;
-  return new ProblemError(
-    'redis_timeout',
-    `Redis did not answer: ${what} may or may not have been done. Look at the job before retrying.`,
-    { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, ...(results ? { results: [...results] } : {}) },
-  );
+  return new ProblemError('redis_timeout', `Redis did not answer: ${what} may or may not have been done. Look at the job before retrying.`, {
+    headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
+  });
 }
 
 /** What a 503 says of each of Redis's transient refusals. */
@@ -199,15 +200,25 @@ function bodyParserType(err: unknown): string | undefined {
   return typeof type === 'string' ? type : undefined;
 }
 
-/** Maps anything thrown to a problem; undefined means an unexpected failure (a 500). */
-export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemError | undefined {
-  if (err instanceof ProblemError) return err;
+/**
+ * What a 503 says of a Redis outage, a call Redis did not answer, or a command it refused for want
+ * of memory or for a while; undefined for any other error.
+ */
+export function redisProblemOf(err: unknown): ProblemError | undefined {
   if (err instanceof UnavailableError) return unavailableProblem(err.message);
   // Redis refuses a write at maxmemory before it changes anything (a script at its first write).
   if (isOutOfMemoryReply(err)) return redisFullProblem('Redis is out of memory (maxmemory) and refused the write; retry later');
   // Refused before running, for a while (a failover, a long script, loading): nothing was done.
   const refusal = transientRefusalOf(err);
   if (refusal) return unavailableProblem(`${TRANSIENT_REFUSAL_DETAILS[refusal]}; nothing was written, retry shortly`);
+  return undefined;
+}
+
+/** Maps anything thrown to a problem; undefined means an unexpected failure (a 500). */
+export function toProblemError(err: unknown, bodyLimitBytes: number): ProblemError | undefined {
+  if (err instanceof ProblemError) return err;
+  const redis = redisProblemOf(err);
+  if (redis) return redis;
   switch (bodyParserType(err)) {
     case 'entity.parse.failed':
       return new ProblemError('malformed_json', 'The request body is not valid JSON');

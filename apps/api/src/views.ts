@@ -48,14 +48,14 @@ export const problemSchema = z
       .optional()
       .register(
         responseDocs,
-        doc('For api_overloaded, api_stopping or redis_timeout from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched.'),
+        doc('For api_overloaded, api_stopping, redis_unavailable, redis_timeout or redis_full from a redrive or purge: the dead letters its batches before that did, as in RedriveResult and PurgeResult; none after them was touched, but for the batch a redis_timeout names, which may or may not have been done.'),
       ),
     failedBefore: z
       .int()
       .optional()
       .register(
         responseDocs,
-        doc('For api_overloaded or api_stopping from a redrive or purge of all: the failedBefore it used; send the call again with it for the rest.'),
+        doc('For any of those from a redrive or purge of all: the failedBefore it used; send the call again with it for the rest, and no job it redrove is redriven twice.'),
       ),
     state: z
       .enum(['completed', 'failed'])

@@ -1,7 +1,8 @@
 // `bullpen dead <lane> --redrive|--purge`: requests to the API, which works through the dead
-// letters in batches. A call the API ended between two batches (api_overloaded, api_stopping) says
-// what it did, and touched nothing after: it is sent again for the rest, after its Retry-After,
-// and what every call did is printed as one answer. --ids beyond what one call takes are sent in
+// letters in batches. A call the API ended between two batches (api_overloaded, api_stopping, or
+// Redis failing, redis_unavailable) says what it did, and touched nothing after: it is sent again
+// for the rest, after its Retry-After (so is one for all whose batch Redis did not answer), and
+// what every call did is printed as one answer. --ids beyond what one call takes are sent in
 // several calls, one after the other. A call for --all is bounded by failure time (failedBefore):
 // the API's clock when the first call started, which every call sent again keeps, so that the
 // jobs an earlier call redrove, and that have died again since, are not redriven a second time.
@@ -21,7 +22,14 @@ export const DEAD_ACTION_RETRIES = 30;
 export const DEAD_IDS_MAX = 1000;
 
 /** Refusals after which nothing more than the answer's `results` was done: sending it again is safe. */
-const ENDED_BETWEEN_BATCHES = new Set(['api_overloaded', 'api_stopping']);
+const ENDED_BETWEEN_BATCHES = new Set(['api_overloaded', 'api_stopping', 'redis_unavailable']);
+
+/**
+ * Redis did not answer the writes of a batch, which may or may not have been done: sending again
+ * ids it may have redriven could redrive twice a job that has died since, but a call for all sent
+ * again with its bound (failedBefore) leaves such a job alone.
+ */
+const BATCH_UNANSWERED = 'redis_timeout';
 
 /** How long to wait for an API that stopped answering mid-run (it is restarting) before trying again. */
 const RESTART_WAIT_SECONDS = 1;
@@ -147,7 +155,10 @@ export async function deadAction({ action, lane, ids, failedBefore: given }: Dea
       if (remaining && batch) remaining = remaining.slice(batch.length);
       if (!remaining || remaining.length === 0) break;
     } catch (err) {
-      const ended = err instanceof ApiError && ENDED_BETWEEN_BATCHES.has(err.code ?? '') && isAnswer(err.body);
+      const ended =
+        err instanceof ApiError &&
+        isAnswer(err.body) &&
+        (ENDED_BETWEEN_BATCHES.has(err.code ?? '') || (err.code === BATCH_UNANSWERED && !ids && Number.isSafeInteger(err.body.failedBefore)));
       // Nothing reached an API that answered before: it is restarting, and nothing was done.
       const gone = err instanceof ApiUnreachableError && answered;
       if (ended) {
