@@ -22,6 +22,8 @@ export interface AttemptDeps {
   random: RandomSource;
   /** A non-blocking connection for bullpen's own writes (attempt rows, events, budget). */
   redis: RedisClient;
+  /** The lane's connection, on which BullMQ moves its jobs; undefined until the lane has started. */
+  jobConnection(): RedisClient | undefined;
   budget: { recordFirstAttempt(): void; tryRetry(): Promise<RetryBudgetDecision> };
   /** The lane's handler threads when it is isolated. */
   pool: ThreadPool | undefined;

@@ -53,7 +53,7 @@ export const LANE_DRAIN_DELAY_SECONDS = 1;
 /** The service name of the worker's spans, its handler threads' included. */
 export const WORKER_SERVICE_NAME = 'bullpen-worker';
 
-export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish' | 'slots'> & {
+export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'jobConnection' | 'intakeStopped' | 'onStart' | 'onEnd' | 'publish' | 'slots'> & {
   /** The process-wide handler cap, shared by all lanes. */
   slots: HandlerSlots;
   completedEvents: AttemptEventBuffer;
@@ -114,6 +114,7 @@ export class LaneWorker {
       slots: this.slots,
       budget: this.budget,
       pool: this.pool,
+      jobConnection: () => this.connection,
       intakeStopped: () => this.intakeHolds.size > 0 || this.draining,
       onStart: (jobId, attemptsStarted) => {
         this.starts.set(jobId, attemptsStarted);

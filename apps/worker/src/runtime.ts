@@ -355,7 +355,8 @@ export class WorkerRuntime extends TypedEmitter<WorkerEventMap> {
    * job whose handler ignores it is handed back last before the connections close (the handler runs
    * on until the process exits); in an isolated lane their threads are terminated. With Redis out
    * of reach they cannot be moved, and are left to BullMQ's stalled-job recovery: their locks
-   * expire and another worker takes them over.
+   * expire and another worker takes them over. A connection found down is first made to reconnect
+   * at once and waited for (shutdown-hand-back.ts HAND_BACK_REDIS_WAIT_MS), within TEARDOWN_BOUND_MS.
    */
   close(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
     this.closing ??= this.doClose(graceMs);

@@ -1,5 +1,8 @@
+import type IORedis from 'ioredis';
 import { ReplyError } from 'ioredis';
-import { isReadOnlyReply, transientRefusalOf } from './redis';
+import { startOutageProxy, type OutageProxy } from '../../../test/support/outage-proxy';
+import { redisUrl, waitUntil } from '../../../test/support/wait';
+import { createRedis, isReadOnlyReply, reconnectNow, transientRefusalOf, whenReady } from './redis';
 import { isOutOfMemoryReply } from './redis-memory';
 
 const aborted = (...previousErrors: Error[]) =>
@@ -20,5 +23,43 @@ describe("Redis's refusals", () => {
     expect(transientRefusalOf(new ReplyError("OOM command not allowed when used memory > 'maxmemory'."))).toBeUndefined();
     expect(transientRefusalOf(new ReplyError('ERR unknown command'))).toBeUndefined();
     expect(transientRefusalOf(new Error('BUSY'))).toBeUndefined();
+  });
+});
+
+describe('reconnectNow', () => {
+  const name = 'bullpen:test:reconnect-now';
+  let proxy: OutageProxy;
+  let client: IORedis;
+
+  beforeEach(async () => {
+    proxy = await startOutageProxy(Number(new URL(redisUrl()).port));
+    client = createRedis(proxy.url, 'worker', name);
+    await whenReady(client, 5000);
+  });
+  afterEach(async () => {
+    client.disconnect();
+    await proxy.close();
+  });
+
+  it('makes a connection waiting out its reconnect delay after Redis came back try at once', async () => {
+    proxy.down();
+    // Four attempts failed: the delay before the next is 1.6 s or more.
+    await waitUntil(() => proxy.dropped(name) >= 4, { what: 'the connection to retry a few times' });
+    await proxy.nextDropped(name, () => proxy.up());
+    await waitUntil(() => client.status === 'reconnecting', { what: 'the connection to wait out its delay' });
+
+    const calledAt = Date.now();
+    reconnectNow(client);
+    await whenReady(client, 1000);
+    expect(Date.now() - calledAt).toBeLessThan(1000);
+    expect(await client.ping()).toBe('PONG');
+    // The attempt it had planned is dropped with its timer: none comes after this one.
+    expect((client as unknown as { reconnectTimeout: unknown }).reconnectTimeout).toBeNull();
+  });
+
+  it('leaves a ready connection alone', async () => {
+    reconnectNow(client);
+    expect(client.status).toBe('ready');
+    expect(await client.ping()).toBe('PONG');
   });
 });
