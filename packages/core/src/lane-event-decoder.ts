@@ -6,7 +6,9 @@ import {
   type AttemptEvent,
   type AttemptRetry,
   type CompletedAttemptRow,
+  type CompletedAttemptsEvent,
   type DeadEvent,
+  type FlushToken,
   type DecodedLaneEvent,
   type ReclaimedEvent,
   type RetryBudgetExhaustedEvent,
@@ -118,8 +120,12 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
       }
       return ev;
     }
-    case LANE_EVENT.completedAttempts:
-      return { event: LANE_EVENT.completedAttempts, worker: map.get('worker') ?? '', attempts: decodeCompletedAttempts(str(map, 'attempts')) };
+    case LANE_EVENT.completedAttempts: {
+      const ev: CompletedAttemptsEvent = { event: LANE_EVENT.completedAttempts, worker: map.get('worker') ?? '', attempts: decodeCompletedAttempts(str(map, 'attempts')) };
+      const flush = map.get('flush');
+      if (flush !== undefined) ev.flush = decodeFlushToken(flush);
+      return ev;
+    }
     case LANE_EVENT.retryBudgetExhausted: {
       const action = str(map, 'action');
       if (action !== 'defer' && action !== 'fail') throw new Malformed('action is not defer|fail');
@@ -160,6 +166,13 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
     default:
       return { event: 'other', name };
   }
+}
+
+function decodeFlushToken(text: string): FlushToken {
+  const at = text.lastIndexOf(':');
+  const seq = Number(text.slice(at + 1));
+  if (at <= 0 || !Number.isSafeInteger(seq) || seq < 0) throw new Malformed('flush is not <writer>:<seq>');
+  return { writer: text.slice(0, at), seq };
 }
 
 function decodeCompletedAttempts(text: string): CompletedAttemptRow[] {

@@ -36,6 +36,7 @@ describe('lane events', () => {
           { jobId: '2', name: 'with "quotes"\tand tabs', tenant: '', attempt: 3, runMs: 12.5, waitMs: 0 },
         ],
       },
+      { event: LANE_EVENT.completedAttempts, worker: 'host:1', attempts: [], flush: { writer: '0f3a', seq: 17 } },
       { event: LANE_EVENT.retryBudgetExhausted, jobId: '7', action: 'defer' },
       { event: LANE_EVENT.dead, jobId: '9', name: 'fail', errorClass: 'deadline_exceeded', reason: 'deadline_exceeded' },
       {
@@ -145,6 +146,8 @@ describe('lane events', () => {
     expect(decodeLaneEvent(entry('[["1","n","t",1,2]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0] is not a row of 6' });
     expect(decodeLaneEvent(entry('[["1","n","t",1,-2,0]]'))).toMatchObject({ event: 'malformed', problem: 'attempts[0].runMs is not a non-negative number' });
     expect(decodeLaneEvent(['event', LANE_EVENT.completedAttempts, 'worker', 'w'])).toMatchObject({ event: 'malformed', problem: 'missing attempts' });
+    expect(decodeLaneEvent([...entry('[]'), 'flush', 'nocolon'])).toMatchObject({ event: 'malformed', problem: 'flush is not <writer>:<seq>' });
+    expect(decodeLaneEvent([...entry('[]'), 'flush', 'w:-1'])).toMatchObject({ event: 'malformed', problem: 'flush is not <writer>:<seq>' });
   });
 
   describe('read as Buffers (decodeLaneEventBuffers)', () => {
