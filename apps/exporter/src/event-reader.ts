@@ -2,7 +2,8 @@
 // batch, and commits the counts with the new position before showing them (lane-state-store.ts).
 // A batch whose commit fails is retried; one that conflicts (another exporter got there first, or
 // Redis lost the exporter's last commits) is dropped and the lane's state reloaded (lane-reload.ts),
-// so a count is never applied twice. With an event log, a batch's lines are written just before
+// so a count is never applied twice. A worker's entry that its connection wrote twice (a lost
+// reply, the write sent again) is counted once (resent-flushes.ts). With an event log, a batch's lines are written just before
 // its commit (event-log-feed.ts).
 // Entries trimmed away before they were read are counted as lost (loss-recorder.ts). A Redis that
 // refuses the reader's access (an ACL user without XREAD) is said through the connection watch, not
@@ -27,6 +28,7 @@ import type { Cursor } from './lane-cursor';
 import { LaneReload } from './lane-reload';
 import { isNoSuchKey, LaneStateStore, type LaneCommit } from './lane-state-store';
 import { LossRecorder } from './loss-recorder';
+import { ResentFlushes } from './resent-flushes';
 import type { LaneDelta, SeriesStore } from './stored-series';
 import { stopSignal } from './stop-signal';
 import { compareStreamIds, parseStreamInfo, START_POSITION } from './stream-loss';
@@ -93,11 +95,15 @@ interface LaneWork {
   failedReasons: string[];
   /** Entries trimmed after the batch, before they were read. */
   lost?: EventsLost;
+  /** What the lane's ResentFlushes learns once the batch is committed. */
+  flushes: Map<string, number>;
 }
 
 export class EventReader {
   private readonly cursors: Cursor[];
   private readonly byKey: Map<string, Cursor>;
+  /** By lane: the entries workers' connections wrote twice. */
+  private readonly resent = new Map<string, ResentFlushes>();
   private readonly batchSize: number;
   private readonly blockMs: number;
   private readonly readIntervalMs: number;
@@ -315,6 +321,15 @@ export class EventReader {
     }
   }
 
+  private resentOf(lane: string): ResentFlushes {
+    let resent = this.resent.get(lane);
+    if (!resent) {
+      resent = new ResentFlushes();
+      this.resent.set(lane, resent);
+    }
+    return resent;
+  }
+
   /** After a commit found the saved position moved: see lane-reload.ts. */
   private async reload(cursor: Cursor): Promise<void> {
     await this.reloader!.reload(cursor);
@@ -329,16 +344,18 @@ export class EventReader {
       const first = all[0];
       const unread = first && compareStreamIds(first[0].toString(), cursor.position) > 0;
       const ids: string[] = [];
-      const events: DecodedLaneEvent[] = [];
+      const decoded: DecodedLaneEvent[] = [];
       for (const [id, fields] of all) {
         const text = id.toString();
         if (!unread && compareStreamIds(text, cursor.position) <= 0) continue;
         ids.push(text);
-        events.push(decodeLaneEventBuffers(fields));
+        decoded.push(decodeLaneEventBuffers(fields));
       }
       if (ids.length === 0) continue;
+      const { events, resent, seen } = this.resentOf(cursor.lane).screen(decoded);
+      if (resent > 0) this.options.logger.debug('completed-attempt entries written twice by a worker counted once', { lane: cursor.lane, entries: resent });
       const { delta, failedJobIds, failedReasons } = countLaneBatch(cursor.lane, events, this.options.labels);
-      work.push({ cursor, ids, events, delta, failedJobIds, failedReasons });
+      work.push({ cursor, ids, events, delta, failedJobIds, failedReasons, flushes: seen });
     }
     if (work.length === 0) return;
 
@@ -395,6 +412,7 @@ export class EventReader {
       if (totals) {
         this.options.store.apply(w.cursor.lane, w.delta);
         this.options.store.adoptTotals(w.cursor.lane, totals);
+        this.resentOf(w.cursor.lane).adopt(w.flushes);
         Object.assign(w.cursor, { position: commit.position, saved: commit.position, read: w.cursor.read + commit.readDelta });
       } else {
         await this.reload(w.cursor);

@@ -100,13 +100,33 @@ describe('reloading a lane whose saved position moved', () => {
     await state.commit([{ lane: LANE, expected: '', position: '3-0', readDelta: 3, delta: jobs(3, 0.1) }]);
     store.loadLane(LANE, (await state.load(LANE)).series);
     const cursor: Cursor = { lane: LANE, key, position: '3-0', saved: '3-0', read: 3 };
-    await state.commit([{ lane: LANE, expected: '3-0', position: '4-0', readDelta: 1, delta: jobs(1, 0.2) }]);
+    const another = new LaneStateStore(redis, prefix);
+    await another.commit([{ lane: LANE, expected: '3-0', position: '4-0', readDelta: 1, delta: jobs(1, 0.2) }]);
 
     expect(await reload.reload(cursor)).toBe('adopted');
 
     expect(cursor).toEqual({ lane: LANE, key, position: '4-0', saved: '4-0', read: 4 });
     expect(store.counterValue(LANE, completed.name, { lane: LANE })).toBe(4);
     expect(conflicts).toBe(1);
+  });
+
+  it('adopts its own commit, sent again after its reply was lost, as no conflict', async () => {
+    const logger = createLogger('exporter', 'info');
+    const lines = captureLogs(logger);
+    reload = new LaneReload({ state, store, logger, onConflict: () => (conflicts += 1) });
+    const commit = { lane: LANE, expected: '', position: '3-0', readDelta: 3, delta: jobs(3, 0.1) };
+    // Redis stored the commit; the connection dropped before its reply, and sent it again.
+    await state.commit([commit]);
+    const [resent] = await state.commit([commit]);
+    expect(resent).toBeUndefined();
+    const cursor: Cursor = { lane: LANE, key, position: '0-0', saved: '', read: 0 };
+
+    expect(await reload.reload(cursor)).toBe('adopted');
+
+    expect(cursor).toEqual({ lane: LANE, key, position: '3-0', saved: '3-0', read: 3 });
+    expect(store.counterValue(LANE, completed.name, { lane: LANE })).toBe(3);
+    expect(conflicts).toBe(0);
+    expect(lines.filter((line) => line.level !== 'info')).toEqual([]);
   });
 
   it('counts the lane again from 0 when Redis holds no state of it at all, and says Redis lost it', async () => {

@@ -2,6 +2,8 @@
 // that state elsewhere than the reader left it. What Redis holds tells the causes apart:
 //  - another exporter committed after this one: its totals include every one served here
 //    (commits only add), so its state is adopted;
+//  - this exporter committed it: a commit whose reply a dropped connection lost was sent again,
+//    and found the position it had moved itself. Its state is adopted too, as no conflict;
 //  - Redis lost this exporter's last commits (it restarted from an older RDB snapshot, or from an
 //    append-only file fsynced every second after a crash, or a replica that lagged was promoted):
 //    some saved total is below the one served. The served totals are kept and written back, as
@@ -54,12 +56,13 @@ export class LaneReload {
   }
 
   private adopt(cursor: Cursor, saved: SavedLaneState): void {
-    this.deps.onConflict?.(cursor.lane);
-    this.deps.logger.warn('another exporter committed this lane first; its state is adopted', {
-      lane: cursor.lane,
-      position: cursor.position,
-      savedPosition: saved.position,
-    });
+    const details = { lane: cursor.lane, position: cursor.position, savedPosition: saved.position };
+    if (saved.writer === this.deps.state.writer) {
+      this.deps.logger.info("the reply to this exporter's commit was lost with its connection; the commit had been stored", details);
+    } else {
+      this.deps.onConflict?.(cursor.lane);
+      this.deps.logger.warn('another exporter committed this lane first; its state is adopted', details);
+    }
     Object.assign(cursor, { position: saved.position ?? START_POSITION, saved: saved.position ?? '', read: saved.read });
     this.deps.store.loadLane(cursor.lane, saved.series);
     this.deps.onLaneLoaded?.(cursor.lane);

@@ -1,5 +1,6 @@
 // Where the exporter keeps, per lane, its stream position together with the totals counted up to
 // it (lua/exporter-commit.lua), so that a restart, even after SIGKILL, resumes exactly there.
+import { randomBytes } from 'node:crypto';
 import type { RedisClient } from '@bullpen/core';
 import type { ChainableCommander } from 'ioredis';
 import { exporterStateKey, scriptCommand } from '@bullpen/core';
@@ -10,6 +11,7 @@ const COMMIT = 'bullpenExporterCommit';
 const RESTORE = 'bullpenExporterRestore';
 const POSITION_FIELD = 'pos';
 const READ_FIELD = 'read';
+const WRITER_FIELD = 'writer';
 
 interface CommitCommand {
   [COMMIT](...args: (string | number)[]): unknown;
@@ -23,6 +25,8 @@ export interface SavedLaneState {
   position: string | undefined;
   /** Entries accounted for up to the position. */
   read: number;
+  /** The writer id of the exporter that committed the position (absent before writers were saved). */
+  writer: string | undefined;
   /** Persisted series fields (everything besides position and read). */
   series: Record<string, string>;
 }
@@ -61,6 +65,8 @@ export class LaneStateStore {
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
+    /** Saved with each commit: names this exporter's commits, new with each start. */
+    readonly writer: string = randomBytes(8).toString('hex'),
   ) {
     scriptCommand<CommitCommand>(redis, COMMIT, 'exporter-commit', 1);
     scriptCommand<RestoreCommand>(redis, RESTORE, 'exporter-restore', 1);
@@ -68,8 +74,8 @@ export class LaneStateStore {
 
   async load(lane: string): Promise<SavedLaneState> {
     const fields = await this.redis.hgetall(exporterStateKey(this.prefix, lane));
-    const { [POSITION_FIELD]: position, [READ_FIELD]: read, ...series } = fields;
-    return { position, read: Number(read ?? 0), series };
+    const { [POSITION_FIELD]: position, [READ_FIELD]: read, [WRITER_FIELD]: writer, ...series } = fields;
+    return { position, read: Number(read ?? 0), writer, series };
   }
 
   /** XINFO STREAM of a lane stream; undefined when the stream does not exist. */
@@ -139,6 +145,7 @@ export class LaneStateStore {
       c.expected,
       c.position,
       c.readDelta,
+      this.writer,
       ints.length,
       stamps.length,
     ];

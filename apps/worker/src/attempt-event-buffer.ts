@@ -9,7 +9,13 @@
 // count of bullpen_job_attempts_total for the last ≤ maxDelayMs of work. Failed attempts are never
 // buffered: their bp:attempt event is written with their attempt row before BullMQ records the
 // outcome.
-import { encodeCompletedAttempts, laneEventsKey, LANE_EVENT, type CompletedAttemptRow, type Logger } from '@bullpen/core';
+//
+// What a lost reply does: the connection sends again, once it is back, every command whose reply
+// it had not read, and an XADD that Redis applied before the connection dropped is then applied
+// twice. Each entry carries a flush token (this buffer's writer id and a sequence number) that the
+// exporter counts once, so the resend keeps the count exact where dropping the write would lose it.
+import { randomBytes } from 'node:crypto';
+import { encodeCompletedAttempts, encodeFlushToken, laneEventsKey, LANE_EVENT, type CompletedAttemptRow, type Logger } from '@bullpen/core';
 import type { RedisClient } from '@bullpen/core';
 
 export interface AttemptEventBufferOptions {
@@ -35,6 +41,10 @@ export class AttemptEventBuffer {
   private readonly maxBatch: number;
   private readonly maxDelayMs: number;
   private dropped = 0;
+  /** Names this buffer's entries: new with each buffer, so a restarted worker's numbers start afresh. */
+  private readonly writer = randomBytes(8).toString('hex');
+  /** The number of the last entry written; one connection sends them in this order. */
+  private seq = 0;
 
   constructor(private readonly options: AttemptEventBufferOptions) {
     this.maxBatch = options.maxBatch ?? 200;
@@ -89,6 +99,8 @@ export class AttemptEventBuffer {
             workerId,
             'attempts',
             encodeCompletedAttempts(rows),
+            'flush',
+            encodeFlushToken({ writer: this.writer, seq: (this.seq += 1) }),
           )
           .then(
             () => 0,

@@ -18,7 +18,7 @@ import {
   type RedisConnectionWatch,
   type RedisClient,
 } from '@bullpen/core';
-import { Worker, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import { AttemptRunner } from './attempt';
 import type { AttemptDeps } from './attempt-deps';
 import type { AttemptEventBuffer } from './attempt-event-buffer';
@@ -28,6 +28,7 @@ import { wakeFetchLoop } from './fetch-loop';
 import type { HandlerSlots, LaneSlots } from './handler-slots';
 import { ThreadPool, type ThreadPoolStats } from './isolation/thread-pool';
 import { HeldJobs } from './held-jobs';
+import { LaneBullWorker } from './lane-bull-worker';
 import { LeaseRecorder } from './lease-recorder';
 import { RedisOomBackoff } from './redis-oom-backoff';
 import { reportStall } from './stall-report';
@@ -62,7 +63,7 @@ export type LaneWorkerDeps = Omit<AttemptDeps, 'budget' | 'pool' | 'jobConnectio
 };
 
 export class LaneWorker {
-  private worker: Worker | undefined;
+  private worker: LaneBullWorker | undefined;
   private readonly runner: AttemptRunner;
   private readonly budget: RetryBudget;
   private readonly leases: LeaseRecorder;
@@ -179,7 +180,7 @@ export class LaneWorker {
     const connection = createRedis(config.redis, 'worker', `bullpen:worker:${lane}`);
     this.connection = connection;
     this.deps.redisWatch?.watch(connection);
-    const worker = new Worker(
+    const worker = new LaneBullWorker(
       lane,
       // Two parameters: BullMQ makes a per-job AbortController (for its cancelJob) only for a
       // processor that declares a third. The runner cancels its attempts itself (cancel()), with
@@ -208,6 +209,9 @@ export class LaneWorker {
         // BullMQ stores it as the job's processedBy.
         name: config.workerId,
         settings: { backoffStrategy: (_attemptsMade, _type, err) => this.runner.delayFor(err) },
+        // Redis stored the completion; only its answer was lost with the connection.
+        onLostCompletionReply: ({ jobId, attemptsStarted }) =>
+          logger.info('the reply to a job\'s completion was lost with the connection; Redis had stored it', { lane, job_id: jobId, attempts_started: attemptsStarted }),
       },
     );
     this.worker = worker;

@@ -10,11 +10,13 @@
     ARGV[1] the position the batch was read after ("" when no state was saved yet)
     ARGV[2] the new position: the id of the batch's last entry
     ARGV[3] entries accounted for by the batch (read, plus any found lost)
-    ARGV[4] n, the number of integer field/delta pairs
-    ARGV[5] m, the number of fields to stamp
-    ARGV[6 .. 5+2n] integer field, delta pairs (HINCRBY)
-    ARGV[6+2n .. 5+2n+m] fields set to this server's time, in Unix seconds (when events were lost)
-    ARGV[6+2n+m ..] float field, delta pairs (HINCRBYFLOAT)
+    ARGV[4] the committing exporter's writer id, saved with the position: a commit sent again after
+            its reply was lost finds the position moved by itself, not by another exporter
+    ARGV[5] n, the number of integer field/delta pairs
+    ARGV[6] m, the number of fields to stamp
+    ARGV[7 .. 6+2n] integer field, delta pairs (HINCRBY)
+    ARGV[7+2n .. 6+2n+m] fields set to this server's time, in Unix seconds (when events were lost)
+    ARGV[7+2n+m ..] float field, delta pairs (HINCRBYFLOAT)
 
   Returns 0 when the saved position had moved (nothing written); when committed, { 1, the new
   total of each float field as Redis keeps it, in the order given, then the time stamped when
@@ -31,13 +33,13 @@ if (saved or "") ~= ARGV[1] then
   return 0
 end
 
-rcall("HSET", key, "pos", ARGV[2])
+rcall("HSET", key, "pos", ARGV[2], "writer", ARGV[4])
 rcall("HINCRBY", key, "read", ARGV[3])
 
-local n = tonumber(ARGV[4])
-local m = tonumber(ARGV[5])
-local i = 6
-local lastInt = 5 + 2 * n
+local n = tonumber(ARGV[5])
+local m = tonumber(ARGV[6])
+local i = 7
+local lastInt = 6 + 2 * n
 while i < lastInt do
   rcall("HINCRBY", key, ARGV[i], ARGV[i + 1])
   i = i + 2

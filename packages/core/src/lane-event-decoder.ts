@@ -8,6 +8,7 @@ import {
   type CompletedAttemptRow,
   type CompletedAttemptsEvent,
   type DeadEvent,
+  type FlushToken,
   type DecodedLaneEvent,
   type ReclaimedEvent,
   type RetryBudgetExhaustedEvent,
@@ -144,6 +145,8 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
       const ev: CompletedAttemptsEvent = { event: LANE_EVENT.completedAttempts, worker: map.get('worker') ?? '', attempts };
       if (malformedRows > 0) ev.malformedRows = malformedRows;
       if (negativeDurations > 0) ev.negativeDurations = negativeDurations;
+      const flush = map.get('flush');
+      if (flush !== undefined) ev.flush = decodeFlushToken(flush);
       return ev;
     }
     case LANE_EVENT.retryBudgetExhausted: {
@@ -186,6 +189,13 @@ function decodeKnown(name: string, map: EntryFields): DecodedLaneEvent {
     default:
       return { event: 'other', name };
   }
+}
+
+function decodeFlushToken(text: string): FlushToken {
+  const at = text.lastIndexOf(':');
+  const seq = Number(text.slice(at + 1));
+  if (at <= 0 || !Number.isSafeInteger(seq) || seq < 0) throw new Malformed('flush is not <writer>:<seq>');
+  return { writer: text.slice(0, at), seq };
 }
 
 /**

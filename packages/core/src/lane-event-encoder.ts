@@ -1,6 +1,6 @@
 // Bullpen's own lane events as the flat field/value pairs XADD takes; lane-event-decoder.ts reads
 // them back.
-import { LANE_EVENT, type BullpenLaneEvent, type CompletedAttemptRow, type LaneEventSubject } from './lane-event-types';
+import { LANE_EVENT, type BullpenLaneEvent, type CompletedAttemptRow, type FlushToken, type LaneEventSubject } from './lane-event-types';
 
 const num = (n: number): string => String(n);
 
@@ -33,8 +33,11 @@ export function encodeLaneEvent(ev: BullpenLaneEvent): string[] {
       }
       return fields;
     }
-    case LANE_EVENT.completedAttempts:
-      return ['event', ev.event, 'worker', ev.worker, 'attempts', encodeCompletedAttempts(ev.attempts)];
+    case LANE_EVENT.completedAttempts: {
+      const fields = ['event', ev.event, 'worker', ev.worker, 'attempts', encodeCompletedAttempts(ev.attempts)];
+      if (ev.flush) fields.push('flush', encodeFlushToken(ev.flush));
+      return fields;
+    }
     case LANE_EVENT.retryBudgetExhausted: {
       const fields = ['event', ev.event, 'jobId', ev.jobId, 'action', ev.action];
       optional(fields, 'name', ev.name);
@@ -65,4 +68,9 @@ export type CompletedAttemptTuple = [jobId: string, name: string, tenant: string
 /** The `attempts` field of a bp:completed_attempts entry. */
 export function encodeCompletedAttempts(rows: readonly CompletedAttemptRow[]): string {
   return JSON.stringify(rows.map((r): CompletedAttemptTuple => [r.jobId, r.name, r.tenant, r.attempt, r.runMs, r.waitMs]));
+}
+
+/** The `flush` field of a bp:completed_attempts entry: `<writer>:<seq>`. */
+export function encodeFlushToken(token: FlushToken): string {
+  return `${token.writer}:${token.seq}`;
 }

@@ -93,6 +93,19 @@ export interface CompletedAttemptsEvent {
   malformedRows?: number;
   /** Set by the decoder: run and wait times of the rows that were negative on the stream and read as 0. */
   negativeDurations?: number;
+  /** Which write of which writer this entry is (absent from older workers): see FlushToken. */
+  flush?: FlushToken;
+}
+
+/**
+ * Names one bp:completed_attempts write. A worker's connection sends again the commands whose
+ * replies a dropped connection lost, and an XADD that Redis had applied is then added twice: the
+ * copy carries the same token, so a reader counts it once. `writer` is new with each worker's
+ * buffer, and its `seq` grows with each write, in the order the writes reach a lane's stream.
+ */
+export interface FlushToken {
+  writer: string;
+  seq: number;
 }
 
 /** The lane retry budget refused a retry; the worker deferred it or failed the job instead. */

@@ -36,6 +36,7 @@ describe('lane events', () => {
           { jobId: '2', name: 'with "quotes"\tand tabs', tenant: '', attempt: 3, runMs: 12.5, waitMs: 0 },
         ],
       },
+      { event: LANE_EVENT.completedAttempts, worker: 'host:1', attempts: [], flush: { writer: '0f3a', seq: 17 } },
       { event: LANE_EVENT.retryBudgetExhausted, jobId: '7', action: 'defer' },
       { event: LANE_EVENT.dead, jobId: '9', name: 'fail', errorClass: 'deadline_exceeded', reason: 'deadline_exceeded' },
       {
@@ -143,6 +144,8 @@ describe('lane events', () => {
     expect(decodeLaneEvent(entry('not json'))).toMatchObject({ event: 'malformed', problem: 'attempts is not JSON' });
     expect(decodeLaneEvent(entry('{}'))).toMatchObject({ event: 'malformed', problem: 'attempts is not an array' });
     expect(decodeLaneEvent(['event', LANE_EVENT.completedAttempts, 'worker', 'w'])).toMatchObject({ event: 'malformed', problem: 'missing attempts' });
+    expect(decodeLaneEvent([...entry('[]'), 'flush', 'nocolon'])).toMatchObject({ event: 'malformed', problem: 'flush is not <writer>:<seq>' });
+    expect(decodeLaneEvent([...entry('[]'), 'flush', 'w:-1'])).toMatchObject({ event: 'malformed', problem: 'flush is not <writer>:<seq>' });
   });
 
   it('keeps the other rows of a bp:completed_attempts entry when one does not parse, and counts it', () => {
