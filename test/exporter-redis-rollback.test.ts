@@ -162,7 +162,10 @@ describe('the exporter when Redis comes back with older data', () => {
         timeoutMs: 30_000,
         what: 'the jobs after the restore to complete',
       });
-      await waitUntil(async () => (await served(exporter)) === BEFORE + LOST + AFTER, {
+      // A job's completion is counted from its own event; its wait time comes with the worker's
+      // next flush of completed attempts, which may be read in a later batch.
+      const waited = async () => total(await exporter.samples(), 'bullpen_job_wait_duration_seconds_count', { lane: LANE });
+      await waitUntil(async () => (await served(exporter)) === BEFORE + LOST + AFTER && (await waited()) === BEFORE + LOST + AFTER, {
         timeoutMs: 15_000,
         what: 'the exporter to count the jobs after the restore on top of what it served',
       }).catch(() => undefined);
