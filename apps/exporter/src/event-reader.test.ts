@@ -1,5 +1,5 @@
 import IORedis from 'ioredis';
-import { createLogger, laneEventsKey, MetricLabels, metricsOf } from '@bullpen/core';
+import { createLogger, encodeLaneEvent, exporterStateKey, LANE_EVENT, laneEventsKey, MetricLabels, metricsOf } from '@bullpen/core';
 import { EventReader } from './event-reader';
 import { SeriesStore } from './stored-series';
 import { cleanupPrefix } from '../../../test/support/config';
@@ -89,5 +89,57 @@ describe('EventReader pacing', () => {
     } finally {
       jest.restoreAllMocks();
     }
+  });
+});
+
+describe('EventReader when the saved state of a lane is gone but its stream is not', () => {
+  const prefix = testPrefix('reader-gone');
+  const LANE = 'regone';
+  let redis: IORedis;
+  let reader: EventReader | undefined;
+
+  beforeAll(() => {
+    redis = new IORedis(redisUrl());
+  });
+  afterAll(async () => {
+    await reader?.close();
+    await cleanupPrefix(prefix);
+    await redis.quit();
+  });
+
+  it('counts every completed attempt again from the start of the stream, flush tokens already seen included', async () => {
+    const store = new SeriesStore(metricsOf('exporter-events'));
+    reader = new EventReader({
+      redis: { mode: 'standalone', url: redisUrl() },
+      prefix,
+      lanes: [LANE],
+      labels: new MetricLabels({ jobNames: [], tenants: [] }),
+      store,
+      logger: createLogger('exporter', 'error'),
+      readIntervalMs: 20,
+    });
+    const attempts = () => store.values('bullpen_job_attempts_total').reduce((sum, s) => sum + s.value, 0);
+    const flush = (seq: number) =>
+      redis.xadd(
+        laneEventsKey(prefix, LANE),
+        '*',
+        ...encodeLaneEvent({
+          event: LANE_EVENT.completedAttempts,
+          worker: 'w1',
+          attempts: [{ jobId: String(seq), name: 'noop', tenant: 'acme', attempt: 1, runMs: 5, waitMs: 1 }],
+          flush: { writer: 'buffer-1', seq },
+        }),
+      );
+    reader.start();
+    await waitUntil(() => reader?.up, { what: 'the reader to start' });
+    await flush(1);
+    await flush(2);
+    await waitUntil(() => attempts() === 2, { what: 'both flushes to be counted' });
+    // The state is lost (evicted, or a Redis restored from before the lane's first commit) while
+    // the stream stays: the reader starts the lane over from 0 and reads both entries again.
+    await waitUntil(async () => (await redis.exists(exporterStateKey(prefix, LANE))) === 1, { what: 'the first commit' });
+    await redis.del(exporterStateKey(prefix, LANE));
+    await flush(3);
+    await waitUntil(() => attempts() === 3, { what: 'the lane to be counted again from the start of its stream' });
   });
 });

@@ -332,7 +332,9 @@ export class EventReader {
 
   /** After a commit found the saved position moved: see lane-reload.ts. */
   private async reload(cursor: Cursor): Promise<void> {
-    await this.reloader!.reload(cursor);
+    // Started over from the stream's first entry: every entry is counted again, and the flush
+    // numbers seen before would take those still in the stream for copies.
+    if ((await this.reloader!.reload(cursor)) === 'gone') this.resent.delete(cursor.lane);
   }
 
   private async processBatch(reply: XReadReply): Promise<void> {
