@@ -39,8 +39,9 @@ export class LaneBullWorker extends Worker {
       job.attemptsMade = stored.attemptsMade;
       this.onLostCompletionReply?.({ jobId: job.id ?? '', attemptsStarted: job.attemptsStarted });
       this.emit('completed', job, result, 'active');
-      // The next job, which the lost reply may have carried, is fetched as usual (a job the stored
-      // completion leased goes back to wait once its lock expires).
+      // The next job is fetched as usual. One the stored completion leased for this worker came in
+      // the lost reply: no one runs it, and stall recovery takes it back once its lock expires,
+      // counting a stall against it (a job at its lane's maxStalls fails as stalled).
       return undefined as unknown as Job;
     }
   }
@@ -53,7 +54,7 @@ export class LaneBullWorker extends Worker {
   private async completedByThisStart(job: Job): Promise<Job | undefined> {
     if (!job.id) return undefined;
     const stored = await Job.fromId(this, job.id);
-    if (!stored?.finishedOn || stored.attemptsStarted !== job.attemptsStarted) return undefined;
+    if (!stored?.finishedOn || stored.attemptsStarted !== job.attemptsStarted || stored.processedOn !== job.processedOn) return undefined;
     return (await stored.getState()) === 'completed' ? stored : undefined;
   }
 }
