@@ -47,8 +47,9 @@ export function stopped(action: 'redrive' | 'purge', results: readonly ActionRes
  * Redis failed the call partway (down, no answer in time, a refusal): answered with the code that
  * failure has on its own, and with what the batches before did and, for all, the bound to send it
  * again with. `pending`: the dead letters of the batch whose writes were under way, which may or
- * may not have been done (redis_timeout when Redis did not answer them); 0 when Redis failed a read
- * or before a batch, when nothing after `results` was touched. Any other error is returned as it is.
+ * may not have been done (then redis_timeout, whether Redis did not answer them or refused one);
+ * 0 when Redis failed a read or before a batch, when nothing after `results` was touched. Any
+ * other error is returned as it is.
  */
 export function redisFailed(
   action: 'redrive' | 'purge',
@@ -81,7 +82,10 @@ export function redisFailed(
       : pending === 0
         ? `Send the ids after those listed in results again to ${action} them.`
         : `Look at the ${pending} ids after those listed in results before sending them again; the ids after those were not touched.`;
-  return new ProblemError(unanswered ? 'redis_timeout' : problem.code, `${failure} ${before} ${again}`, {
+  // A batch cut off partway, whether Redis did not answer or refused one of its writes, may be
+  // partly done: its code says the outcome is unknown, so that no client sends those ids again
+  // as though they were untouched.
+  return new ProblemError(pending > 0 ? 'redis_timeout' : problem.code, `${failure} ${before} ${again}`, {
     ...(problem.options.headers ? { headers: problem.options.headers } : {}),
     results: [...results],
     ...(failedBefore !== undefined ? { failedBefore } : {}),
