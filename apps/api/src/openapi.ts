@@ -35,7 +35,7 @@ const common = {
       'batches before did in results, and touched nothing after. api_stopping (dead-letter redrives and purges): the ' +
       'API process is stopping and ended the call between two batches, with the same results; send it again. A redrive or ' +
       'purge that Redis fails partway answers redis_unavailable (or redis_full) with the same results, nothing after them ' +
-      'touched, or redis_timeout when Redis did not answer the writes of a batch, which may or may not have been done. All of ' +
+      'touched, or redis_timeout when Redis did not answer or refused the writes of a batch, which may or may not have been done. All of ' +
       'these, for a call of all, give the failedBefore it used: sent again with it, the call does the rest and redrives no job twice. redis_full (submissions and other writes): Redis ' +
       'is past API_REDIS_MEMORY_LIMIT of its maxmemory, or refused the write at maxmemory; nothing was changed.',
     retryAfter,
