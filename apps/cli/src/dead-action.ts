@@ -25,7 +25,7 @@ export const DEAD_IDS_MAX = 1000;
 const ENDED_BETWEEN_BATCHES = new Set(['api_overloaded', 'api_stopping', 'redis_unavailable']);
 
 /**
- * Redis did not answer the writes of a batch, which may or may not have been done: sending again
+ * Redis did not answer (or refused partway) the writes of a batch, which may or may not have been done: sending again
  * ids it may have redriven could redrive twice a job that has died since, but a call for all sent
  * again with its bound (failedBefore) leaves such a job alone.
  */
