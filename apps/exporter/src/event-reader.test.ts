@@ -5,7 +5,7 @@ import { SeriesStore } from './stored-series';
 import { cleanupPrefix } from '../../../test/support/config';
 import { redisUrl, testPrefix, waitUntil } from '../../../test/support/wait';
 
-describe('EventReader pacing', () => {
+describe('EventReader', () => {
   const prefix = testPrefix('reader-pacing');
   let redis: IORedis;
   let reader: EventReader | undefined;
@@ -19,19 +19,22 @@ describe('EventReader pacing', () => {
     await redis.quit();
   });
 
-  function start(lane: string, readIntervalMs: number, batchSize: number): number[] {
-    const reads: number[] = [];
-    reader = new EventReader({
+  /** A reader of `lanes` as the exporter makes one, but for `options`. */
+  function newReader(lanes: string[], options: Partial<ConstructorParameters<typeof EventReader>[0]>): EventReader {
+    return new EventReader({
       redis: { mode: 'standalone', url: redisUrl() },
       prefix,
-      lanes: [lane],
+      lanes,
       labels: new MetricLabels({ jobNames: [], tenants: [] }),
       store: new SeriesStore(metricsOf('exporter-events')),
       logger: createLogger('exporter', 'error'),
-      batchSize,
-      readIntervalMs,
-      onRead: (entries) => reads.push(entries),
+      ...options,
     });
+  }
+
+  function start(lane: string, readIntervalMs: number, batchSize: number): number[] {
+    const reads: number[] = [];
+    reader = newReader([lane], { batchSize, readIntervalMs, onRead: (entries) => reads.push(entries) });
     reader.start();
     return reads;
   }
@@ -63,13 +66,7 @@ describe('EventReader pacing', () => {
     const realNow = Date.now.bind(Date);
     const stepMs = 120_000;
     const reads: number[] = [];
-    reader = new EventReader({
-      redis: { mode: 'standalone', url: redisUrl() },
-      prefix,
-      lanes: ['stepped'],
-      labels: new MetricLabels({ jobNames: [], tenants: [] }),
-      store: new SeriesStore(metricsOf('exporter-events')),
-      logger: createLogger('exporter', 'error'),
+    reader = newReader(['stepped'], {
       readIntervalMs: 100,
       onRead: (entries) => {
         reads.push(entries);
@@ -90,34 +87,12 @@ describe('EventReader pacing', () => {
       jest.restoreAllMocks();
     }
   });
-});
-
-describe('EventReader when the saved state of a lane is gone but its stream is not', () => {
-  const prefix = testPrefix('reader-gone');
-  const LANE = 'regone';
-  let redis: IORedis;
-  let reader: EventReader | undefined;
-
-  beforeAll(() => {
-    redis = new IORedis(redisUrl());
-  });
-  afterAll(async () => {
-    await reader?.close();
-    await cleanupPrefix(prefix);
-    await redis.quit();
-  });
 
   it('counts every completed attempt again from the start of the stream, flush tokens already seen included', async () => {
+    await reader?.close();
+    const LANE = 'regone';
     const store = new SeriesStore(metricsOf('exporter-events'));
-    reader = new EventReader({
-      redis: { mode: 'standalone', url: redisUrl() },
-      prefix,
-      lanes: [LANE],
-      labels: new MetricLabels({ jobNames: [], tenants: [] }),
-      store,
-      logger: createLogger('exporter', 'error'),
-      readIntervalMs: 20,
-    });
+    reader = newReader([LANE], { store, readIntervalMs: 20 });
     const attempts = () => store.values('bullpen_job_attempts_total').reduce((sum, s) => sum + s.value, 0);
     const flush = (seq: number) =>
       redis.xadd(
@@ -135,9 +110,9 @@ describe('EventReader when the saved state of a lane is gone but its stream is n
     await flush(1);
     await flush(2);
     await waitUntil(() => attempts() === 2, { what: 'both flushes to be counted' });
-    // The state is lost (evicted, or a Redis restored from before the lane's first commit) while
-    // the stream stays: the reader starts the lane over from 0 and reads both entries again.
     await waitUntil(async () => (await redis.exists(exporterStateKey(prefix, LANE))) === 1, { what: 'the first commit' });
+    // The state is lost while the stream stays (an evicted state hash, a Redis restored from before
+    // the lane's first commit): the reader starts the lane over from 0 and reads both entries again.
     await redis.del(exporterStateKey(prefix, LANE));
     await flush(3);
     await waitUntil(() => attempts() === 3, { what: 'the lane to be counted again from the start of its stream' });
